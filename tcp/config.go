@@ -1,0 +1,189 @@
+package tcp
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/synack/synack/seqnum"
+)
+
+// Tuple names a connection: local and remote address and port.
+type Tuple struct {
+	Local, Remote netip.AddrPort
+}
+
+// Reverse returns the tuple as the peer sees it.
+func (t Tuple) Reverse() Tuple { return Tuple{Local: t.Remote, Remote: t.Local} }
+
+func (t Tuple) String() string { return t.Local.String() + " > " + t.Remote.String() }
+
+// ISNSource chooses initial sequence numbers. The stack passes a keyed
+// generator (see NewISNGenerator, RFC 6528); tests pass a fixed one.
+type ISNSource interface {
+	ISN(t Tuple, now time.Time) seqnum.Value
+}
+
+// FixedISN is an ISNSource that always answers the same number: for tests
+// and conformance scripts only.
+type FixedISN seqnum.Value
+
+// ISN implements ISNSource.
+func (f FixedISN) ISN(Tuple, time.Time) seqnum.Value { return seqnum.Value(f) }
+
+// Defaults. Each is documented where a user meets it: the Config field.
+const (
+	DefaultMSL               = 30 * time.Second // TIME-WAIT lasts 2*MSL = 60 s, as on Linux
+	DefaultInitialRTO        = time.Second      // RFC 6298 section 2.1
+	DefaultMinRTO            = 200 * time.Millisecond
+	DefaultMaxRTO            = 120 * time.Second
+	DefaultDelayedACK        = 40 * time.Millisecond
+	DefaultFinWait2Timeout   = 60 * time.Second
+	DefaultKeepAliveIdle     = 2 * time.Hour
+	DefaultKeepAliveInterval = 75 * time.Second
+	DefaultKeepAliveCount    = 9
+	DefaultBufferSize        = 1 << 20
+	DefaultMaxRetransmits    = 15
+	DefaultSynRetries        = 6
+	DefaultSynAckRetries     = 5
+	DefaultChallengeACKLimit = 100
+)
+
+// Config holds what a connection needs to know about its stack. A zero
+// value field takes the default named in its comment. A Config may be shared
+// by many connections; it must not change while they use it.
+type Config struct {
+	// MSS is the largest segment we can receive, sent in our MSS option:
+	// the path MTU minus the IP and TCP headers (RFC 9293 section 3.7.1,
+	// RFC 6691). Default 1460 (IPv4 on an MTU of 1500) or 1440 (IPv6).
+	MSS uint16
+
+	// SendBufferSize and ReceiveBufferSize bound the bytes buffered in each
+	// direction; the receive buffer is the most window we ever advertise.
+	// Default 1 MiB each. Memory is taken as it is used, not up front.
+	SendBufferSize    int
+	ReceiveBufferSize int
+
+	// MSL is the maximum segment lifetime; TIME-WAIT lasts 2*MSL
+	// (RFC 9293 section 3.4.2). Default 30 s, so TIME-WAIT is 60 s, as Linux.
+	MSL time.Duration
+
+	// InitialRTO, MinRTO and MaxRTO bound the retransmission timeout
+	// (RFC 6298). Defaults 1 s, 200 ms (Linux's floor; RFC 6298 suggests
+	// 1 s, which is also allowed here) and 120 s.
+	InitialRTO, MinRTO, MaxRTO time.Duration
+
+	// MaxRetransmits is how many times a segment is retransmitted by timeout
+	// before the connection is aborted with ETIMEDOUT (like Linux's
+	// tcp_retries2). SynRetries and SynAckRetries do the same for SYN and
+	// SYN,ACK (tcp_syn_retries, tcp_synack_retries). Defaults 15, 6, 5.
+	MaxRetransmits, SynRetries, SynAckRetries int
+
+	// UserTimeout aborts the connection when sent data stays unacknowledged
+	// this long (RFC 9293 section 3.10.8, "USER TIMEOUT"). 0: off, the
+	// retransmission limits above apply.
+	UserTimeout time.Duration
+
+	// DelayedACK is the longest an ACK is held back (RFC 9293 section
+	// 3.8.6.3 says at most 0.5 s; RFC 1122 4.2.3.2). Default 40 ms.
+	DelayedACK time.Duration
+
+	// NoDelay turns Nagle's algorithm off (RFC 9293 section 3.7.4).
+	NoDelay bool
+
+	// NoWindowScale, NoTimestamps and NoSACK stop us from offering those
+	// options (RFC 7323, RFC 2018). All three are offered by default.
+	NoWindowScale, NoTimestamps, NoSACK bool
+
+	// RFC793Reset accepts any RST inside the window, as RFC 793 did, instead
+	// of RFC 5961 section 3's exact-match rule with challenge ACKs.
+	// RFC793SYN resets the connection on a SYN inside the window, as RFC 793
+	// did, instead of RFC 5961 section 4's challenge ACK.
+	RFC793Reset, RFC793SYN bool
+
+	// ChallengeACKLimit is how many challenge ACKs (RFC 5961 section 7) one
+	// connection sends per second at most. Default 100.
+	ChallengeACKLimit int
+
+	// KeepAlive enables keep-alive probes (RFC 9293 section 3.8.4); off by
+	// default. The idle time before the first probe, the interval between
+	// probes and the number of unanswered probes that abort the connection
+	// default to 2 h, 75 s and 9, as on Linux.
+	KeepAlive         bool
+	KeepAliveIdle     time.Duration
+	KeepAliveInterval time.Duration
+	KeepAliveCount    int
+
+	// FinWait2Timeout closes a connection that sits in FIN-WAIT-2 after its
+	// owner has closed it (so nobody could read more data anyway): the peer
+	// never sent its FIN. Default 60 s, as Linux's tcp_fin_timeout.
+	FinWait2Timeout time.Duration
+
+	// NewCongestion makes the congestion controller of a connection.
+	// Default NewReno (RFC 5681, RFC 6582).
+	NewCongestion func(mss int) Congestion
+
+	// ISN chooses initial sequence numbers. Default: a generator keyed with
+	// a fixed all-zero key, which is only fit for tests; stacks must set a
+	// keyed generator (NewISNGenerator) with a random key.
+	ISN ISNSource
+}
+
+// withDefaults returns a copy of c with zero fields set to their defaults.
+func (c Config) withDefaults() Config {
+	if c.SendBufferSize <= 0 {
+		c.SendBufferSize = DefaultBufferSize
+	}
+	if c.ReceiveBufferSize <= 0 {
+		c.ReceiveBufferSize = DefaultBufferSize
+	}
+	if c.MSL <= 0 {
+		c.MSL = DefaultMSL
+	}
+	if c.InitialRTO <= 0 {
+		c.InitialRTO = DefaultInitialRTO
+	}
+	if c.MinRTO <= 0 {
+		c.MinRTO = DefaultMinRTO
+	}
+	if c.MaxRTO <= 0 {
+		c.MaxRTO = DefaultMaxRTO
+	}
+	if c.MaxRetransmits <= 0 {
+		c.MaxRetransmits = DefaultMaxRetransmits
+	}
+	if c.SynRetries <= 0 {
+		c.SynRetries = DefaultSynRetries
+	}
+	if c.SynAckRetries <= 0 {
+		c.SynAckRetries = DefaultSynAckRetries
+	}
+	if c.DelayedACK <= 0 {
+		c.DelayedACK = DefaultDelayedACK
+	}
+	if c.ChallengeACKLimit <= 0 {
+		c.ChallengeACKLimit = DefaultChallengeACKLimit
+	}
+	if c.KeepAliveIdle <= 0 {
+		c.KeepAliveIdle = DefaultKeepAliveIdle
+	}
+	if c.KeepAliveInterval <= 0 {
+		c.KeepAliveInterval = DefaultKeepAliveInterval
+	}
+	if c.KeepAliveCount <= 0 {
+		c.KeepAliveCount = DefaultKeepAliveCount
+	}
+	if c.FinWait2Timeout <= 0 {
+		c.FinWait2Timeout = DefaultFinWait2Timeout
+	}
+	if c.NewCongestion == nil {
+		c.NewCongestion = NewNewReno
+	}
+	if c.ISN == nil {
+		c.ISN = NewISNGenerator([32]byte{})
+	}
+	return c
+}
+
+// Prepare fills in the defaults of a Config once, so that many connections
+// can share it without each copying it.
+func (c *Config) Prepare() { *c = c.withDefaults() }

@@ -1,0 +1,237 @@
+// Package tcp is the TCP connection state machine of RFC 9293: a pure,
+// deterministic transmission control block. It starts no goroutine, takes no
+// lock, reads no clock and touches no socket: time comes in as an argument,
+// segments and state changes go out through a Sink, and Deadline says when
+// the connection next needs attention.
+//
+// The code follows RFC 9293 section 3.10, "Event Processing": the user
+// calls are in user.go (OPEN, SEND, RECEIVE, CLOSE, ABORT, STATUS), SEGMENT
+// ARRIVES is in input.go, in the RFC's order, and the timeouts are in
+// timers.go.
+package tcp
+
+import (
+	"time"
+
+	"github.com/synack/synack/seqnum"
+	"github.com/synack/synack/wire"
+)
+
+// Sink receives what a connection emits. Calls happen synchronously inside
+// the Conn method that caused them; a Sink must not call back into the
+// same Conn.
+type Sink interface {
+	// SendSegment transmits seg. seg and its payload are valid only for the
+	// call: the payload points into the send buffer.
+	SendSegment(c *Conn, seg *Segment)
+	// StateChanged reports a transition.
+	StateChanged(c *Conn, t Transition)
+}
+
+// Transition is one state change, with the cause in words a person reads:
+// "rcv SYN,ACK", "user CLOSE", "rcv FIN", "2MSL timeout", "rcv RST".
+type Transition struct {
+	Time     time.Time
+	From, To State
+	Cause    string
+}
+
+// sender holds the send sequence variables of RFC 9293 section 3.3.1.
+type sender struct {
+	iss seqnum.Value // ISS
+	una seqnum.Value // SND.UNA: oldest unacknowledged
+	nxt seqnum.Value // SND.NXT: next to send (moves back on a timeout)
+	max seqnum.Value // highest SND.NXT ever reached: the RFC's SND.NXT for acceptability tests
+	wnd uint32       // SND.WND, scaled
+	wl1 seqnum.Value // SND.WL1: segment sequence number of the last window update
+	wl2 seqnum.Value // SND.WL2: segment acknowledgment number of the last window update
+
+	maxWnd uint32 // the largest window the peer ever offered (RFC 9293 3.8.6.2.1, RFC 5961 5.2)
+
+	buf      ring         // bytes from bufStart on: unacknowledged and unsent data
+	bufStart seqnum.Value // sequence number of buf's first byte
+
+	finQueued bool // the user called CLOSE: a FIN follows the data
+
+	wscale uint8 // Snd.Wind.Shift of RFC 7323: the peer's window is shifted by this
+
+	// Loss recovery (RFC 5681 section 3.2, RFC 6582).
+	dupAcks    int
+	inRecovery bool
+	recover    seqnum.Value
+
+	// RTT timing without timestamps: one segment at a time (RFC 6298 3).
+	rttSeq    seqnum.Value
+	rttTime   time.Time
+	rttTiming bool
+
+	retransmits int       // consecutive timeouts of the oldest segment
+	firstRtx    time.Time // when the current run of retransmissions began (USER TIMEOUT)
+}
+
+// receiver holds the receive sequence variables of RFC 9293 section 3.3.1.
+type receiver struct {
+	irs seqnum.Value // IRS
+	nxt seqnum.Value // RCV.NXT
+
+	buf  ring       // in-order bytes not yet read, then out-of-order ones at their offsets
+	ooo  reassembly // which out-of-order bytes are held
+	fin  bool       // a FIN arrived out of order and waits at finSeq
+	fseq seqnum.Value
+
+	advEdge seqnum.Value // right edge of the window last advertised: RCV.NXT + RCV.WND then
+	wscale  uint8        // Rcv.Wind.Shift of RFC 7323
+
+	ackPending  bool // an ACK is owed
+	ackNow      bool // and must not wait for the delayed-ACK timer
+	unackedSegs int  // full-sized segments received since the last ACK we sent
+	lastAckSent seqnum.Value
+}
+
+// timers are the connection's deadlines; the zero time means disarmed.
+type timers struct {
+	rtx       time.Time // retransmission (RFC 6298)
+	persist   time.Time // zero-window probe (RFC 9293 3.8.6.1)
+	delack    time.Time // delayed ACK (RFC 9293 3.8.6.3)
+	keepalive time.Time // keep-alive (RFC 9293 3.8.4)
+	timewait  time.Time // 2MSL in TIME-WAIT, or the FIN-WAIT-2 timeout
+}
+
+// Conn is a transmission control block: one connection.
+type Conn struct {
+	cfg  *Config
+	id   Tuple
+	sink Sink
+
+	state State
+	snd   sender
+	rcv   receiver
+	tm    timers
+	rtt   rttEstimator
+	cc    Congestion
+
+	err      error // why the connection ended, for the user's next call
+	passive  bool  // opened by a passive OPEN: RST in SYN-RECEIVED returns to LISTEN
+	released bool  // the owner closed the socket and will never read again
+	haveSYN  bool  // the peer's SYN has been received: IRS and RCV.NXT are set
+	readShut bool  // the owner will not read any more (shutdown SHUT_RD)
+
+	nodelay bool
+
+	// Options negotiated on the handshake.
+	mss       int  // largest payload we put in a segment (peer's MSS less our options)
+	peerMSS   int  // what the peer's MSS option said (or the default)
+	wsOK      bool // window scaling in use both ways (RFC 7323 section 2)
+	tsOK      bool // timestamps in use (RFC 7323 section 3)
+	sackOK    bool // the peer accepts SACK blocks (RFC 2018)
+	tsRecent  uint32
+	tsEpoch   time.Time
+	tsOffset  uint32
+	synOpts   wire.TCPOptions // options of the SYN we answered (passive open)
+	keepAlive bool
+
+	keepAliveProbes int
+	lastRecv        time.Time
+
+	challengeWindow time.Time // start of the current one-second challenge ACK budget
+	challengeCount  int
+
+	out     Segment // reused for every segment handed to the sink
+	scratch []byte  // a segment's payload when it wraps around the ring
+
+	stats Stats
+}
+
+// Stats are per-connection counters.
+type Stats struct {
+	SegsIn, SegsOut       uint64
+	BytesSent             uint64 // payload bytes put on the wire, retransmissions included
+	BytesRetrans          uint64
+	BytesAcked            uint64
+	BytesReceived         uint64 // in-order payload bytes taken into the receive buffer
+	Retransmits           uint64 // segments retransmitted, by timeout or fast retransmit
+	Timeouts              uint64
+	FastRetransmits       uint64
+	DupAcksIn             uint64
+	OutOfOrderSegs        uint64
+	ChallengeACKs         uint64
+	ChallengeACKsLimited  uint64
+	ZeroWindowProbes      uint64
+	KeepAliveProbes       uint64
+	PAWSRejected          uint64
+	UnacceptableSegs      uint64
+	RstsOut               uint64
+	DataAfterCloseResets  uint64
+	WindowUpdates         uint64
+	ResetsReceived        uint64
+	DelayedACKsSent       uint64
+	SACKBlocksSent        uint64
+	SegmentsDroppedNoACK  uint64
+	TimestampRTTSamples   uint64
+	RetransmissionStalled uint64
+}
+
+// NewConn makes a connection in state CLOSED for the 4-tuple id. cfg must
+// have been through Prepare, or be used by this connection alone (NewConn
+// fills in defaults in place then). It emits through sink.
+func NewConn(cfg *Config, id Tuple, sink Sink) *Conn {
+	if cfg.ISN == nil || cfg.NewCongestion == nil || cfg.MSL == 0 {
+		cfg.Prepare()
+	}
+	c := &Conn{cfg: cfg, id: id, sink: sink, nodelay: cfg.NoDelay, keepAlive: cfg.KeepAlive}
+	c.rtt.init(cfg)
+	c.snd.buf.limit = cfg.SendBufferSize
+	c.rcv.buf.limit = cfg.ReceiveBufferSize
+	return c
+}
+
+// ID returns the connection's 4-tuple.
+func (c *Conn) ID() Tuple { return c.id }
+
+// State returns the connection's current state.
+func (c *Conn) State() State { return c.state }
+
+// Err returns why the connection ended (ECONNREFUSED, ECONNRESET,
+// ETIMEDOUT), or nil.
+func (c *Conn) Err() error { return c.err }
+
+// Stats returns the connection's counters.
+func (c *Conn) Stats() Stats { return c.stats }
+
+// setState is the only place the state changes. It checks the transition
+// against RFC 9293 Figure 5 and reports it.
+func (c *Conn) setState(now time.Time, to State, cause string) {
+	from := c.state
+	if from == to {
+		return
+	}
+	if !Legal(from, to) {
+		panic("tcp: illegal transition " + from.String() + " -> " + to.String() + " (" + cause + ")")
+	}
+	c.state = to
+	switch to {
+	case TimeWait, Closed:
+		// A connection in TIME-WAIT keeps only what it needs to answer a
+		// retransmitted FIN; its buffers go (DESIGN: TIME-WAIT is small).
+		c.snd.buf.release()
+		c.rcv.buf.release()
+		c.rcv.ooo = reassembly{}
+		c.scratch = nil
+		c.tm = timers{timewait: c.tm.timewait}
+		if to == Closed {
+			c.tm = timers{}
+		}
+	}
+	if c.sink != nil {
+		c.sink.StateChanged(c, Transition{Time: now, From: from, To: to, Cause: cause})
+	}
+}
+
+// abort ends the connection with err, as the RFC's "enter CLOSED, delete
+// the TCB" steps do.
+func (c *Conn) abort(now time.Time, err error, cause string) {
+	if c.err == nil {
+		c.err = err
+	}
+	c.setState(now, Closed, cause)
+}

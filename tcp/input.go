@@ -1,0 +1,642 @@
+package tcp
+
+import (
+	"time"
+
+	"github.com/synack/synack/seqnum"
+	"github.com/synack/synack/wire"
+)
+
+// HandleSegment is SEGMENT ARRIVES (RFC 9293 section 3.10.7). seg is
+// borrowed for the call only.
+func (c *Conn) HandleSegment(now time.Time, seg *Segment) {
+	c.stats.SegsIn++
+	switch c.state {
+	case Closed:
+		c.segmentClosed(now, seg)
+	case Listen:
+		c.segmentListen(now, seg)
+	case SynSent:
+		c.segmentSynSent(now, seg)
+	default:
+		c.segmentSynchronized(now, seg)
+	}
+}
+
+// segmentClosed: RFC 9293 3.10.7.1. Everything is discarded; anything but
+// an RST is answered with one.
+func (c *Conn) segmentClosed(now time.Time, seg *Segment) {
+	if r, ok := ResetFor(seg); ok {
+		c.out = r
+		c.stats.RstsOut++
+		c.emit(&c.out)
+	}
+}
+
+// segmentListen: RFC 9293 3.10.7.2.
+func (c *Conn) segmentListen(now time.Time, seg *Segment) {
+	// First, check for an RST: an incoming RST is ignored.
+	if seg.has(wire.RST) {
+		return
+	}
+	// Second, check for an ACK: any acknowledgment is bad in LISTEN;
+	// answer <SEQ=SEG.ACK><CTL=RST>.
+	if seg.has(wire.ACK) {
+		c.sendRST(now, seg.Ack)
+		return
+	}
+	// Third, check for a SYN. (The security check does not apply: we
+	// implement no compartments.)
+	if !seg.has(wire.SYN) {
+		return // fourth: other text or control, drop
+	}
+	c.openCommon(now)
+	c.rcv.irs = seg.Seq
+	c.rcv.nxt = seg.Seq + 1
+	c.haveSYN = true
+	c.negotiate(seg)
+	// The window in a SYN is never scaled (RFC 7323 section 2.2).
+	c.updateWindow(seg, uint32(seg.Window))
+	c.lastRecv = now
+	// Data or FIN carried by the SYN is not taken: it is not acknowledged,
+	// so the peer sends it again once the handshake is done.
+	c.setState(now, SynReceived, "rcv SYN")
+	c.sendSYN(now)
+}
+
+// negotiate takes the options of the peer's SYN (RFC 9293 3.7.1 MSS,
+// RFC 7323 window scale and timestamps, RFC 2018 SACK-permitted). An option
+// is in use only when both sides sent it; we always offer ours unless the
+// config says not to.
+func (c *Conn) negotiate(seg *Segment) {
+	o := &seg.Options
+	c.synOpts = *o
+	c.peerMSS = c.defaultPeerMSS()
+	if o.HasMSS && o.MSS > 0 {
+		c.peerMSS = int(o.MSS)
+	}
+	c.wsOK = o.HasWindowScale && !c.cfg.NoWindowScale
+	if c.wsOK {
+		// RFC 7323 section 2.3: a shift above 14 is taken as 14.
+		c.snd.wscale = min(o.WindowScale, 14)
+	} else {
+		c.snd.wscale = 0
+		c.rcv.wscale = 0
+	}
+	c.tsOK = o.HasTimestamps && !c.cfg.NoTimestamps
+	if c.tsOK {
+		c.tsRecent = o.TSVal
+	}
+	c.sackOK = o.SACKPermitted && !c.cfg.NoSACK
+	c.setMSS(min(c.peerMSS, int(c.ourMSS())))
+}
+
+// setMSS sets the payload size of our segments from an MSS value: the
+// options we put in every segment come out of it (RFC 6691 section 2).
+func (c *Conn) setMSS(mss int) {
+	if c.tsOK {
+		mss -= 12 // NOP, NOP, timestamps
+	}
+	c.mss = max(mss, 64)
+	c.cc = c.cfg.NewCongestion(c.mss)
+}
+
+// updateWindow applies the send window update rule of RFC 9293 3.10.7.4
+// (ESTABLISHED, fifth): only a segment newer than the last update moves
+// SND.WND, so old reordered segments cannot shrink it.
+func (c *Conn) updateWindow(seg *Segment, wnd uint32) {
+	c.snd.wnd = wnd
+	c.snd.wl1 = seg.Seq
+	c.snd.wl2 = seg.Ack
+	c.snd.maxWnd = max(c.snd.maxWnd, wnd)
+}
+
+// segmentSynSent: RFC 9293 3.10.7.3.
+func (c *Conn) segmentSynSent(now time.Time, seg *Segment) {
+	// First, check the ACK bit: it must acknowledge our SYN and nothing
+	// beyond.
+	if seg.has(wire.ACK) {
+		if seg.Ack.LessThanEq(c.snd.iss) || seg.Ack.GreaterThan(c.snd.max) {
+			if !seg.has(wire.RST) {
+				c.sendRST(now, seg.Ack)
+			}
+			return
+		}
+	}
+	// Second, check the RST bit: with an acceptable ACK the connection is
+	// refused (RFC 5961 section 3.2 keeps exactly this test in SYN-SENT);
+	// without an ACK it is dropped.
+	if seg.has(wire.RST) {
+		if seg.has(wire.ACK) {
+			c.stats.ResetsReceived++
+			c.abort(now, ErrRefused, "rcv RST")
+		}
+		return
+	}
+	// Fourth, check the SYN bit.
+	if !seg.has(wire.SYN) {
+		return // fifth: neither SYN nor RST, drop
+	}
+	c.rcv.irs = seg.Seq
+	c.rcv.nxt = seg.Seq + 1
+	c.haveSYN = true
+	c.negotiate(seg)
+	c.lastRecv = now
+	if seg.has(wire.ACK) {
+		c.ackAdvance(now, seg)
+	}
+	c.updateWindow(seg, uint32(seg.Window)) // SYN windows are not scaled
+	if c.synAcked() {
+		// Our SYN is acknowledged: ESTABLISHED, and ACK their SYN.
+		c.setState(now, Established, "rcv SYN,ACK")
+		c.armKeepAlive(now)
+		if len(seg.Payload) > 0 || seg.has(wire.FIN) {
+			// Text or FIN with the SYN,ACK: continue with the sixth
+			// step as the RFC says, on the rest of the segment.
+			rest := *seg
+			rest.Flags &^= wire.SYN
+			rest.Seq++
+			c.processText(now, &rest)
+		}
+		c.rcv.ackPending, c.rcv.ackNow = true, true
+		c.output(now)
+		return
+	}
+	// Simultaneous open (RFC 9293 Figure 8): our SYN crossed theirs.
+	c.setState(now, SynReceived, "rcv SYN (simultaneous open)")
+	c.tm.rtx = time.Time{}
+	c.sendSYN(now)
+}
+
+// acceptable is the segment acceptability test of RFC 9293 3.10.7.4
+// ("first"), against the receive window we offer.
+func (c *Conn) acceptable(seg *Segment) bool {
+	n := seg.Len()
+	wnd := seqnum.Size(c.rcvWindow())
+	if c.state == TimeWait || c.state.recvClosed() {
+		// After the peer's FIN the window is irrelevant to what may still
+		// arrive: only retransmissions, which are answered with an ACK.
+		wnd = seqnum.Size(max(c.rcvWindow(), 1))
+	}
+	switch {
+	case n == 0 && wnd == 0:
+		return seg.Seq == c.rcv.nxt
+	case n == 0:
+		return seg.Seq.InWindow(c.rcv.nxt, wnd)
+	case wnd == 0:
+		return false
+	default:
+		return seg.Seq.InWindow(c.rcv.nxt, wnd) ||
+			seg.Seq.Add(n-1).InWindow(c.rcv.nxt, wnd)
+	}
+}
+
+// segmentSynchronized: RFC 9293 3.10.7.4, for SYN-RECEIVED and every
+// synchronized state, in the RFC's order.
+func (c *Conn) segmentSynchronized(now time.Time, seg *Segment) {
+	// A retransmission of the SYN we answered: our SYN,ACK was lost, so
+	// send it again (the sequence test below would only send an ACK, which
+	// a peer in SYN-SENT drops).
+	if c.state == SynReceived && seg.Flags&(wire.SYN|wire.ACK|wire.RST) == wire.SYN && seg.Seq == c.rcv.irs {
+		c.sendSYN(now)
+		return
+	}
+	// RFC 1337: RSTs are ignored in TIME-WAIT, which would otherwise be
+	// cut short by an old duplicate ("TIME-WAIT assassination").
+	if c.state == TimeWait && seg.has(wire.RST) {
+		return
+	}
+
+	// First, check the sequence number. PAWS comes before it (RFC 7323
+	// section 5.3, R1): a segment whose TSval is older than TS.Recent is a
+	// duplicate from an earlier wrap of the sequence space.
+	if c.tsOK && seg.Options.HasTimestamps && !seg.has(wire.RST) &&
+		int32(seg.Options.TSVal-c.tsRecent) < 0 {
+		c.stats.PAWSRejected++
+		c.sendACK(now)
+		return
+	}
+	if !c.acceptable(seg) {
+		// Zero window: "special allowance should be made to accept
+		// valid ACKs, URGs, and RSTs" — a segment at RCV.NXT that only
+		// failed for lack of window still has its ACK processed; its
+		// data is dropped.
+		zeroWindowAtEdge := c.rcvWindow() == 0 && seg.Seq == c.rcv.nxt
+		if !zeroWindowAtEdge {
+			if seg.has(wire.RST) {
+				return
+			}
+			c.stats.UnacceptableSegs++
+			if c.state == TimeWait && seg.has(wire.FIN) {
+				c.startTimeWait(now) // a retransmitted FIN restarts 2MSL
+			}
+			c.sendACK(now)
+			return
+		}
+		trimmed := *seg
+		trimmed.Payload = nil
+		trimmed.Flags &^= wire.FIN | wire.SYN
+		seg = &trimmed
+		c.rcv.ackPending, c.rcv.ackNow = true, true
+	}
+	// TS.Recent follows the newest timestamp of segments that reach the
+	// left edge of the window (RFC 7323 section 4.3, R3).
+	if c.tsOK && seg.Options.HasTimestamps &&
+		int32(seg.Options.TSVal-c.tsRecent) >= 0 && seg.Seq.LessThanEq(c.rcv.lastAckSent) {
+		c.tsRecent = seg.Options.TSVal
+	}
+
+	// Second, check the RST bit.
+	if seg.has(wire.RST) {
+		c.segmentReset(now, seg)
+		return
+	}
+
+	// Third, security and compartment: not implemented (RFC 9293 3.10.7.4
+	// makes it depend on IP security options we do not support).
+
+	// Fourth, check the SYN bit.
+	if seg.has(wire.SYN) {
+		if c.state == SynReceived && c.passive {
+			// "If the connection was initiated with a passive OPEN,
+			// then return this connection to the LISTEN state."
+			c.setState(now, Listen, "rcv SYN")
+			return
+		}
+		if c.cfg.RFC793SYN {
+			// RFC 793: a SYN in the window is an error; reset.
+			c.sendRST(now, c.snd.max)
+			c.abort(now, ErrReset, "rcv SYN")
+			return
+		}
+		// RFC 5961 section 4.2: answer with a challenge ACK whatever the
+		// sequence number, and drop the segment.
+		c.challengeACK(now)
+		return
+	}
+
+	// Fifth, check the ACK field.
+	if !seg.has(wire.ACK) {
+		return // "if the ACK bit is off, drop the segment and return"
+	}
+	if !c.segmentACK(now, seg) {
+		return
+	}
+
+	// Sixth, the URG bit: urgent data is treated as ordinary data (RFC
+	// 6093 recommends applications do not rely on it).
+
+	// Seventh and eighth: segment text, then the FIN bit.
+	c.processText(now, seg)
+
+	c.lastRecv = now
+	c.armKeepAlive(now)
+	c.output(now)
+}
+
+// segmentReset is the second step of 3.10.7.4: an RST in a synchronized
+// state or SYN-RECEIVED.
+func (c *Conn) segmentReset(now time.Time, seg *Segment) {
+	// RFC 5961 section 3.2: only an RST exactly at RCV.NXT resets; one
+	// elsewhere in the window gets a challenge ACK. RFC 793 took any RST
+	// in the window.
+	if !c.cfg.RFC793Reset && seg.Seq != c.rcv.nxt {
+		c.challengeACK(now)
+		return
+	}
+	c.stats.ResetsReceived++
+	switch c.state {
+	case SynReceived:
+		if c.passive {
+			// Return to LISTEN: the stack drops this half-open child.
+			c.setState(now, Listen, "rcv RST")
+			return
+		}
+		c.abort(now, ErrRefused, "rcv RST")
+	case Established, FinWait1, FinWait2, CloseWait:
+		c.abort(now, ErrReset, "rcv RST")
+	case Closing, LastAck:
+		c.abort(now, ErrReset, "rcv RST")
+	}
+}
+
+// segmentACK is the fifth step of 3.10.7.4. It reports whether processing
+// goes on to the segment text.
+func (c *Conn) segmentACK(now time.Time, seg *Segment) bool {
+	if c.state == SynReceived {
+		if !seg.Ack.InRange(c.snd.una+1, c.snd.max+1) {
+			// Not an ACK of our SYN: <SEQ=SEG.ACK><CTL=RST>.
+			c.sendRST(now, seg.Ack)
+			return false
+		}
+		c.setState(now, Established, "rcv ACK of SYN")
+		c.updateWindow(seg, uint32(seg.Window)<<c.snd.wscale)
+	}
+	// "If the ACK acks something not yet sent (SEG.ACK > SND.NXT), then
+	// send an ACK, drop the segment, and return." RFC 5961 section 5.2
+	// also drops an ACK older than the largest window the peer offered
+	// before SND.UNA: it cannot be from this connection's recent past.
+	if seg.Ack.GreaterThan(c.snd.max) ||
+		seg.Ack.LessThan(c.snd.una.Sub(seqnum.Size(c.snd.maxWnd))) {
+		c.sendACK(now)
+		return false
+	}
+	c.ackAdvance(now, seg)
+	if c.state == Closed {
+		return false
+	}
+	// The window update rule: only from a segment newer than the last
+	// one that updated it.
+	if seg.Ack.InRange(c.snd.una, c.snd.max+1) &&
+		(c.snd.wl1.LessThan(seg.Seq) || (c.snd.wl1 == seg.Seq && c.snd.wl2.LessThanEq(seg.Ack))) {
+		c.updateWindow(seg, uint32(seg.Window)<<c.snd.wscale)
+	}
+
+	switch c.state {
+	case FinWait1:
+		// "In addition to the processing for the ESTABLISHED state, if
+		// the FIN segment is now acknowledged, then enter FIN-WAIT-2."
+		// A FIN in order in the same segment takes us from FIN-WAIT-1
+		// straight to TIME-WAIT in the eighth step (Figure 5's "rcv
+		// FIN, snd ACK" with our FIN acknowledged).
+		finFollows := seg.has(wire.FIN) && seg.Seq == c.rcv.nxt
+		if c.finAcked() && !finFollows {
+			c.setState(now, FinWait2, "rcv ACK of FIN")
+			c.tm.rtx = time.Time{}
+			if c.released {
+				c.tm.timewait = now.Add(c.cfg.FinWait2Timeout)
+			}
+		}
+	case Closing:
+		if c.finAcked() {
+			c.setState(now, TimeWait, "rcv ACK of FIN")
+			c.startTimeWait(now)
+		}
+		return false // nothing else can arrive after their FIN
+	case LastAck:
+		if c.finAcked() {
+			c.setState(now, Closed, "rcv ACK of FIN")
+			return false
+		}
+	}
+	return true
+}
+
+// ackAdvance processes SEG.ACK against the send queue: it moves SND.UNA,
+// frees acknowledged bytes, samples the RTT, runs the congestion control
+// and loss detection of RFC 5681 and RFC 6582, and tends the
+// retransmission timer (RFC 6298 section 5).
+func (c *Conn) ackAdvance(now time.Time, seg *Segment) {
+	ack := seg.Ack
+	if !ack.GreaterThan(c.snd.una) {
+		c.maybeDupAck(now, seg)
+		return
+	}
+	acked := int(c.snd.una.Size(ack))
+	if ack.GreaterThan(c.snd.bufStart) {
+		k := min(int(c.snd.bufStart.Size(ack)), c.snd.buf.len())
+		c.snd.buf.discard(k)
+		c.snd.bufStart = c.snd.bufStart.Add(seqnum.Size(k))
+		c.stats.BytesAcked += uint64(k)
+	}
+	c.snd.una = ack
+	if c.snd.nxt.LessThan(ack) {
+		c.snd.nxt = ack // after a timeout moved SND.NXT back
+	}
+
+	// RTT: a timed segment gives the finest sample; otherwise the
+	// timestamp echo does (RFC 7323 section 4.1), which is safe even
+	// after retransmissions.
+	switch {
+	case c.snd.rttTiming && ack.GreaterThan(c.snd.rttSeq):
+		c.rtt.sample(now.Sub(c.snd.rttTime))
+		c.snd.rttTiming = false
+	case c.tsOK && seg.Options.HasTimestamps && seg.Options.TSEcr != 0:
+		ms := c.tsNow(now) - seg.Options.TSEcr
+		if int32(ms) >= 0 {
+			c.rtt.sample(time.Duration(ms) * time.Millisecond)
+			c.stats.TimestampRTTSamples++
+		}
+	}
+	c.snd.retransmits = 0
+	c.rtt.backoff = 0
+
+	if c.cc != nil && c.state != SynSent && c.state != SynReceived {
+		flight := int(c.snd.una.Size(c.snd.max))
+		if c.snd.inRecovery {
+			if ack.GreaterThanEq(c.snd.recover) {
+				// Full acknowledgment (RFC 6582 section 3.2 step 5).
+				c.snd.inRecovery = false
+				c.cc.OnRecoveryEnd(flight)
+			} else {
+				// Partial acknowledgment: the next hole is lost too;
+				// resend it at once and deflate the window.
+				c.cc.OnPartialAck(acked)
+				c.retransmitFirst(now)
+			}
+		} else {
+			c.cc.OnAck(acked, flight)
+		}
+	}
+	c.snd.dupAcks = 0
+
+	// RFC 6298 5.2 and 5.3.
+	if c.snd.una == c.snd.max {
+		c.tm.rtx = time.Time{}
+	} else {
+		c.tm.rtx = now.Add(c.rtt.current())
+	}
+}
+
+// maybeDupAck counts duplicate ACKs as RFC 5681 section 2 defines them and
+// starts fast retransmit on the third (section 3.2, RFC 6582 section 3.2).
+func (c *Conn) maybeDupAck(now time.Time, seg *Segment) {
+	isDup := seg.Ack == c.snd.una && c.snd.una != c.snd.max &&
+		len(seg.Payload) == 0 && !seg.has(wire.SYN|wire.FIN) &&
+		uint32(seg.Window)<<c.snd.wscale == c.snd.wnd
+	if !isDup || c.cc == nil || !c.synAcked() {
+		return
+	}
+	c.snd.dupAcks++
+	c.stats.DupAcksIn++
+	if c.snd.inRecovery {
+		c.cc.OnDupAck()
+		return
+	}
+	// RFC 6582 section 4.1: a fast retransmit only when the ACK covers
+	// more than the recovery point of the last one, so duplicates from a
+	// previous loss episode do not start another.
+	if c.snd.dupAcks == 3 && seg.Ack.Sub(1).GreaterThanEq(c.snd.recover) {
+		c.snd.inRecovery = true
+		c.snd.recover = c.snd.max
+		c.cc.OnFastRetransmit(int(c.snd.una.Size(c.snd.max)))
+		c.stats.FastRetransmits++
+		c.retransmitFirst(now)
+	}
+}
+
+// retransmitFirst sends the segment at SND.UNA again, whatever SND.NXT is.
+func (c *Conn) retransmitFirst(now time.Time) {
+	saved := c.snd.nxt
+	c.snd.nxt = c.snd.una
+	c.sendOneSegment(now)
+	if c.snd.nxt.LessThan(saved) {
+		c.snd.nxt = saved
+	}
+	c.tm.rtx = now.Add(c.rtt.current())
+}
+
+// processText is the seventh and eighth steps of 3.10.7.4: take the data
+// into the receive buffer, then the FIN.
+func (c *Conn) processText(now time.Time, seg *Segment) {
+	if len(seg.Payload) > 0 {
+		switch c.state {
+		case Established, FinWait1, FinWait2:
+			if c.released {
+				// The owner closed the socket: nobody will ever read
+				// this. Reset, as RFC 9293 3.10.4 via RFC 2525 2.17 and
+				// every major stack do.
+				c.stats.DataAfterCloseResets++
+				c.sendRSTACK(now, c.snd.max, seg.Seq.Add(seqnum.Size(len(seg.Payload))))
+				c.abort(now, ErrReset, "data after close")
+				return
+			}
+			c.receiveData(now, seg)
+		default:
+			// CLOSE-WAIT, CLOSING, LAST-ACK, TIME-WAIT: "This should not
+			// occur since a FIN has been received"; ignore the text.
+		}
+	}
+	if seg.has(wire.FIN) {
+		finSeq := seg.Seq.Add(seqnum.Size(len(seg.Payload)))
+		switch {
+		case finSeq == c.rcv.nxt:
+			c.receiveFIN(now)
+		case finSeq.GreaterThan(c.rcv.nxt):
+			// The FIN came ahead of missing data: keep it for when the
+			// gap is filled.
+			c.rcv.fin, c.rcv.fseq = true, finSeq
+			c.rcv.ackPending, c.rcv.ackNow = true, true
+		}
+	}
+}
+
+// receiveData takes payload into the receive buffer, in order or out of
+// order, trimming what was already received and what lies beyond the
+// window, and decides how soon to acknowledge (RFC 9293 3.8.6.3, RFC 5681
+// section 4.2, RFC 1122 4.2.3.2).
+func (c *Conn) receiveData(now time.Time, seg *Segment) {
+	seq, data := seg.Seq, seg.Payload
+	if seq.LessThan(c.rcv.nxt) {
+		d := int(seq.Size(c.rcv.nxt))
+		if d >= len(data) {
+			c.rcv.ackPending, c.rcv.ackNow = true, true // a pure duplicate
+			return
+		}
+		data, seq = data[d:], c.rcv.nxt
+	}
+	wnd := int(c.rcvWindow())
+	off := int(c.rcv.nxt.Size(seq))
+	if off >= wnd {
+		c.rcv.ackPending, c.rcv.ackNow = true, true
+		return
+	}
+	if off+len(data) > wnd {
+		data = data[:wnd-off]
+	}
+	c.rcv.ackPending = true
+	if off > 0 {
+		// Out of order: keep it at its place and send a duplicate ACK
+		// at once, which is what drives the peer's fast retransmit.
+		c.rcv.buf.writeAt(off, data)
+		c.rcv.ooo.add(off, off+len(data))
+		c.stats.OutOfOrderSegs++
+		c.rcv.ackNow = true
+		return
+	}
+	c.rcv.buf.writeAt(0, data)
+	n := len(data)
+	hadHoles := !c.rcv.ooo.empty()
+	for k := n; k > 0; {
+		c.rcv.buf.commit(k)
+		c.rcv.nxt = c.rcv.nxt.Add(seqnum.Size(k))
+		c.stats.BytesReceived += uint64(k)
+		k = c.rcv.ooo.advance(k)
+	}
+	if hadHoles {
+		c.rcv.ackNow = true // a gap was (partly) filled: ACK at once
+	}
+	if c.readShut {
+		c.rcv.buf.discard(c.rcv.buf.len())
+	}
+	// At least every second full-sized segment is acknowledged at once.
+	if n >= c.mss {
+		c.rcv.unackedSegs++
+	}
+	if c.rcv.unackedSegs >= 2 {
+		c.rcv.ackNow = true
+	}
+	if c.rcv.fin && c.rcv.fseq == c.rcv.nxt {
+		c.receiveFIN(now)
+	}
+}
+
+// receiveFIN is the eighth step: the peer's FIN is in order.
+func (c *Conn) receiveFIN(now time.Time) {
+	c.rcv.nxt++
+	c.rcv.fin = false
+	c.rcv.ackPending, c.rcv.ackNow = true, true
+	switch c.state {
+	case SynReceived, Established:
+		c.setState(now, CloseWait, "rcv FIN")
+	case FinWait1:
+		if c.finAcked() {
+			c.setState(now, TimeWait, "rcv FIN")
+			c.startTimeWait(now)
+		} else {
+			c.setState(now, Closing, "rcv FIN")
+		}
+	case FinWait2:
+		c.setState(now, TimeWait, "rcv FIN")
+		c.startTimeWait(now)
+	case TimeWait:
+		c.startTimeWait(now)
+	}
+}
+
+// HandlePacketTooBig lowers the segment size after an ICMP "fragmentation
+// needed" or ICMPv6 "packet too big" for this connection (RFC 1191,
+// RFC 8201), and sends the outstanding data again in smaller segments.
+func (c *Conn) HandlePacketTooBig(now time.Time, mtu int) {
+	hdr := 40 // IPv4 + TCP
+	if !c.id.Remote.Addr().Is4() {
+		hdr = 60
+	}
+	mss := mtu - hdr
+	if mss < 88 || c.mss == 0 {
+		return
+	}
+	opt := 0
+	if c.tsOK {
+		opt = 12
+	}
+	if mss-opt >= c.mss {
+		return
+	}
+	c.mss = mss - opt
+	c.cc.SetMSS(c.mss)
+	if c.state.Synchronized() && c.snd.una != c.snd.max {
+		c.snd.nxt = c.snd.una
+		c.output(now)
+	}
+}
+
+// HandleUnreachable takes an ICMP destination unreachable for this
+// connection. Hard errors (RFC 1122 4.2.3.9: protocol or port unreachable)
+// abort a connection still opening with err; others are only remembered by
+// the caller as a soft error.
+func (c *Conn) HandleUnreachable(now time.Time, err error, hard bool) {
+	if hard && (c.state == SynSent || c.state == SynReceived) {
+		c.abort(now, err, "rcv ICMP unreachable")
+	}
+}

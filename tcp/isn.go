@@ -1,0 +1,50 @@
+package tcp
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"time"
+
+	"github.com/synack/synack/seqnum"
+)
+
+// ISNGenerator chooses initial sequence numbers as RFC 6528 section 3
+// says: ISN = M + F(localip, localport, remoteip, remoteport, secretkey),
+// where M is a timer ticking every 4 microseconds and F a keyed hash. The
+// hash keeps ISNs of different connections unpredictable from outside; the
+// timer keeps successive incarnations of one 4-tuple moving forward, which
+// TIME-WAIT reopening relies on.
+type ISNGenerator struct {
+	key [32]byte
+}
+
+// NewISNGenerator returns a generator keyed with key, which must be secret
+// and random (the stack reads it from crypto/rand).
+func NewISNGenerator(key [32]byte) *ISNGenerator { return &ISNGenerator{key: key} }
+
+// ISN implements ISNSource.
+func (g *ISNGenerator) ISN(t Tuple, now time.Time) seqnum.Value {
+	m := uint32(now.UnixNano() / 4000)
+	return seqnum.Value(m + g.hash(t, 0))
+}
+
+// TimestampOffset is a per-connection random offset for our TSval, as
+// RFC 7323 section 5.4 recommends, so timestamps reveal no uptime.
+func (g *ISNGenerator) TimestampOffset(t Tuple) uint32 { return g.hash(t, 1) }
+
+func (g *ISNGenerator) hash(t Tuple, domain byte) uint32 {
+	var buf [32 + 1 + 2*(16+2)]byte
+	n := copy(buf[:], g.key[:])
+	buf[n] = domain
+	n++
+	l16 := t.Local.Addr().As16()
+	n += copy(buf[n:], l16[:])
+	binary.BigEndian.PutUint16(buf[n:], t.Local.Port())
+	n += 2
+	r16 := t.Remote.Addr().As16()
+	n += copy(buf[n:], r16[:])
+	binary.BigEndian.PutUint16(buf[n:], t.Remote.Port())
+	n += 2
+	sum := sha256.Sum256(buf[:n])
+	return binary.BigEndian.Uint32(sum[:4])
+}

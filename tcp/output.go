@@ -1,0 +1,276 @@
+package tcp
+
+import (
+	"time"
+
+	"github.com/synack/synack/seqnum"
+	"github.com/synack/synack/wire"
+)
+
+// This file decides what to send: data within the windows (with Nagle and
+// sender-side silly window avoidance), the FIN, ACKs (delayed or not),
+// window updates, resets and challenge ACKs.
+
+// rcvWindow is the free room in the receive buffer: RCV.WND before any
+// rounding or silly-window rules.
+func (c *Conn) rcvWindow() uint32 { return uint32(c.rcv.buf.free()) }
+
+// windowField is the window to put in a non-SYN segment, scaled. Receiver
+// side silly window avoidance (RFC 9293 section 3.8.6.2.2): the right edge
+// only moves forward by at least min(half the buffer, one MSS); and it
+// never moves back (RFC 9293 3.8.6, "shrinking the window" is strongly
+// discouraged).
+func (c *Conn) windowField() uint16 {
+	wnd := c.rcvWindow()
+	edge := c.rcv.nxt.Add(seqnum.Size(wnd))
+	adv := c.rcv.advEdge
+	if adv.GreaterThanEq(c.rcv.nxt) {
+		step := seqnum.Size(min(c.cfg.ReceiveBufferSize/2, c.mss))
+		if edge.LessThan(adv.Add(step)) {
+			edge = seqnum.Max(adv, c.rcv.nxt)
+		}
+	}
+	wnd = uint32(c.rcv.nxt.Size(edge))
+	f := wnd >> c.rcv.wscale
+	if f > 0xFFFF {
+		f = 0xFFFF
+	}
+	return uint16(f)
+}
+
+// noteAckSent records that seg, which carries an ACK, is going out: the
+// owed ACK is paid, and the window it advertises is remembered.
+func (c *Conn) noteAckSent(s *Segment) {
+	c.rcv.lastAckSent = s.Ack
+	scale := c.rcv.wscale
+	if s.Flags&wire.SYN != 0 {
+		scale = 0
+	}
+	c.rcv.advEdge = s.Ack.Add(seqnum.Size(uint32(s.Window) << scale))
+	if c.rcv.ackPending && !c.rcv.ackNow {
+		c.stats.DelayedACKsSent++
+	}
+	c.rcv.ackPending = false
+	c.rcv.ackNow = false
+	c.rcv.unackedSegs = 0
+	c.tm.delack = time.Time{}
+}
+
+// finSeq is the sequence number our FIN takes: right after the last byte
+// queued. It is meaningful once the user has called CLOSE.
+func (c *Conn) finSeq() seqnum.Value { return c.snd.bufStart.Add(seqnum.Size(c.snd.buf.len())) }
+
+// finSent reports whether our FIN has gone out at least once.
+func (c *Conn) finSent() bool { return c.snd.finQueued && c.snd.max.GreaterThan(c.finSeq()) }
+
+// finAcked reports whether the peer has acknowledged our FIN.
+func (c *Conn) finAcked() bool { return c.snd.finQueued && c.snd.una.GreaterThan(c.finSeq()) }
+
+// synAcked reports whether our SYN has been acknowledged.
+func (c *Conn) synAcked() bool { return c.snd.una != c.snd.iss }
+
+// output sends whatever the state, the buffers and the windows allow, then
+// any ACK still owed, and arms the timers that follow from it.
+func (c *Conn) output(now time.Time) {
+	switch c.state {
+	case Closed, Listen, SynSent:
+		return
+	}
+	// Until our SYN is acknowledged only the SYN,ACK is outstanding; data
+	// and FIN wait for the handshake (RFC 9293 3.10.2, 3.10.4: queued
+	// until ESTABLISHED). In TIME-WAIT only ACKs go out.
+	if c.synAcked() && c.state != TimeWait {
+		for c.sendOneSegment(now) {
+		}
+	}
+	if c.rcv.ackPending {
+		if c.rcv.ackNow {
+			c.sendACK(now)
+		} else if c.tm.delack.IsZero() {
+			c.tm.delack = now.Add(c.cfg.DelayedACK)
+		}
+	}
+	c.armPersist(now)
+}
+
+// sendOneSegment sends the next data and/or FIN segment if the rules allow,
+// and reports whether it did.
+func (c *Conn) sendOneSegment(now time.Time) bool {
+	off := int(c.snd.bufStart.Size(c.snd.nxt))
+	if c.snd.nxt.LessThan(c.snd.bufStart) {
+		off = 0 // cannot happen once the SYN is acknowledged; be safe
+	}
+	avail := c.snd.buf.len() - off
+	if avail < 0 {
+		avail = 0 // our FIN has been sent: nxt is past the data
+	}
+	finPending := c.snd.finQueued && c.snd.nxt.LessThanEq(c.finSeq())
+	if avail == 0 && !finPending {
+		return false
+	}
+	wnd := min(int64(c.snd.wnd), int64(c.cc.Window()))
+	inflight := int64(c.snd.una.Size(c.snd.nxt))
+	usable := wnd - inflight
+	n := int(min(int64(c.mss), int64(avail), max(usable, 0)))
+	fin := finPending && n == avail
+	if n > 0 {
+		switch {
+		case n == c.mss:
+			// A full segment is always worth sending.
+		case n == avail && (c.nodelay || inflight == 0 || fin):
+			// Everything queued fits: Nagle lets it go when nothing is
+			// outstanding (RFC 9293 3.7.4) or is off; a closing
+			// connection flushes.
+		case c.snd.maxWnd > 0 && n >= int(c.snd.maxWnd/2) && (c.nodelay || inflight == 0):
+			// Sender-side SWS avoidance (RFC 9293 3.8.6.2.1): at least
+			// half of the largest window the peer ever offered.
+		default:
+			return false
+		}
+	} else if !fin {
+		return false
+	}
+	// A FIN with no data is sent whatever the window: it occupies one
+	// sequence number, and a peer with a full buffer drops and ACKs it,
+	// after which the retransmission timer tries again.
+	s := &c.out
+	*s = Segment{Seq: c.snd.nxt, Ack: c.rcv.nxt, Flags: wire.ACK}
+	if n > 0 {
+		if cap(c.scratch) < c.mss {
+			c.scratch = make([]byte, c.mss)
+		}
+		s.Payload = c.snd.buf.peek(off, n, c.scratch)
+		if n == avail {
+			s.Flags |= wire.PSH
+		}
+	}
+	if fin {
+		s.Flags |= wire.FIN
+	}
+	c.fillACKFields(now, s, false)
+	retrans := c.snd.nxt.LessThan(c.snd.max)
+	if retrans {
+		c.stats.Retransmits++
+		c.stats.BytesRetrans += uint64(n)
+	} else if !c.snd.rttTiming && c.snd.retransmits == 0 {
+		// Time this segment (RFC 6298 section 3); Karn's rule keeps
+		// retransmissions out.
+		c.snd.rttTiming, c.snd.rttSeq, c.snd.rttTime = true, c.snd.nxt, now
+	}
+	c.stats.BytesSent += uint64(n)
+	c.snd.nxt = c.snd.nxt.Add(s.Len())
+	if c.snd.max.LessThan(c.snd.nxt) {
+		c.snd.max = c.snd.nxt
+	}
+	if c.tm.rtx.IsZero() {
+		c.tm.rtx = now.Add(c.rtt.current()) // RFC 6298 5.1
+	}
+	c.tm.persist = time.Time{}
+	c.emit(s)
+	return true
+}
+
+// fillACKFields sets the ACK-related fields of an outgoing non-SYN
+// segment: the window, timestamps, and SACK blocks on pure ACKs; then marks
+// the owed ACK as paid.
+func (c *Conn) fillACKFields(now time.Time, s *Segment, pureACK bool) {
+	s.Window = c.windowField()
+	if c.tsOK {
+		s.Options.HasTimestamps = true
+		s.Options.TSVal = c.tsNow(now)
+		s.Options.TSEcr = c.tsRecent
+	}
+	if pureACK && c.sackOK && !c.rcv.ooo.empty() {
+		c.fillSACK(s)
+	}
+	c.noteAckSent(s)
+}
+
+// fillSACK puts the out-of-order blocks held into s (RFC 2018 section 4):
+// the block holding the most recently received segment first, then the
+// others, as many as fit beside the timestamps.
+func (c *Conn) fillSACK(s *Segment) {
+	limit := wire.MaxSACKBlocks
+	if c.tsOK {
+		limit = 3
+	}
+	o := &s.Options
+	add := func(sp span) {
+		if o.NumSACK < limit {
+			o.SACKBlocks[o.NumSACK] = wire.SACKBlock{
+				Start: c.rcv.nxt.Add(seqnum.Size(sp.start)),
+				End:   c.rcv.nxt.Add(seqnum.Size(sp.end)),
+			}
+			o.NumSACK++
+		}
+	}
+	first := -1
+	for i, sp := range c.rcv.ooo.spans {
+		if sp.start <= c.rcv.ooo.last.start && c.rcv.ooo.last.start < sp.end {
+			first = i
+			add(sp)
+		}
+	}
+	for i, sp := range c.rcv.ooo.spans {
+		if i != first {
+			add(sp)
+		}
+	}
+	c.stats.SACKBlocksSent += uint64(o.NumSACK)
+}
+
+// sendACK sends a pure ACK: <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>. Like BSD
+// we use the highest sequence number sent, so that after a timeout has
+// moved SND.NXT back the ACK is not mistaken for old data.
+func (c *Conn) sendACK(now time.Time) {
+	s := &c.out
+	*s = Segment{Seq: c.snd.max, Ack: c.rcv.nxt, Flags: wire.ACK}
+	c.fillACKFields(now, s, true)
+	c.emit(s)
+}
+
+// challengeACK sends the ACK RFC 5961 answers a suspicious RST or SYN
+// with, within the limit of section 7.
+func (c *Conn) challengeACK(now time.Time) {
+	if now.Sub(c.challengeWindow) >= time.Second {
+		c.challengeWindow = now
+		c.challengeCount = 0
+	}
+	if c.challengeCount >= c.cfg.ChallengeACKLimit {
+		c.stats.ChallengeACKsLimited++
+		return
+	}
+	c.challengeCount++
+	c.stats.ChallengeACKs++
+	c.sendACK(now)
+}
+
+// sendRST sends <SEQ=seq><CTL=RST>.
+func (c *Conn) sendRST(now time.Time, seq seqnum.Value) {
+	s := &c.out
+	*s = Segment{Seq: seq, Flags: wire.RST}
+	c.stats.RstsOut++
+	c.emit(s)
+}
+
+// sendRSTACK sends <SEQ=seq><ACK=ack><CTL=RST,ACK>.
+func (c *Conn) sendRSTACK(now time.Time, seq, ack seqnum.Value) {
+	s := &c.out
+	*s = Segment{Seq: seq, Ack: ack, Flags: wire.RST | wire.ACK}
+	c.stats.RstsOut++
+	c.emit(s)
+}
+
+// ResetFor answers a segment that reached no connection, following RFC
+// 9293 section 3.10.7.1 (state CLOSED): an RST is never answered; if the
+// segment has ACK, the reset is <SEQ=SEG.ACK><CTL=RST>; otherwise
+// <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>. It reports whether to send.
+func ResetFor(in *Segment) (Segment, bool) {
+	if in.Flags&wire.RST != 0 {
+		return Segment{}, false
+	}
+	if in.Flags&wire.ACK != 0 {
+		return Segment{Seq: in.Ack, Flags: wire.RST}, true
+	}
+	return Segment{Seq: 0, Ack: in.Seq.Add(in.Len()), Flags: wire.RST | wire.ACK}, true
+}

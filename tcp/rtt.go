@@ -1,0 +1,61 @@
+package tcp
+
+import "time"
+
+// rttEstimator computes the retransmission timeout of RFC 6298.
+type rttEstimator struct {
+	srtt, rttvar time.Duration
+	rto          time.Duration
+	measured     bool
+	backoff      int // exponential backoff shifts applied to rto (RFC 6298 5.5)
+	minRTO       time.Duration
+	maxRTO       time.Duration
+}
+
+func (e *rttEstimator) init(cfg *Config) {
+	e.rto = cfg.InitialRTO // RFC 6298 2.1
+	e.minRTO = cfg.MinRTO
+	e.maxRTO = cfg.MaxRTO
+}
+
+// sample folds in one RTT measurement (RFC 6298 section 2.2 and 2.3; K = 4,
+// alpha = 1/8, beta = 1/4). Callers follow Karn's rule (section 3): no
+// sample is taken from a retransmitted segment, unless timestamps say which
+// transmission the ACK answers (RFC 7323 section 4).
+func (e *rttEstimator) sample(r time.Duration) {
+	if r <= 0 {
+		r = time.Microsecond
+	}
+	if !e.measured {
+		e.srtt = r
+		e.rttvar = r / 2
+		e.measured = true
+	} else {
+		d := e.srtt - r
+		if d < 0 {
+			d = -d
+		}
+		e.rttvar = (3*e.rttvar + d) / 4
+		e.srtt = (7*e.srtt + r) / 8
+	}
+	// RFC 6298 2.3: RTO = SRTT + max(G, K*RTTVAR); our clock granularity G
+	// is as fine as the caller's time, so the max is K*RTTVAR.
+	e.rto = e.srtt + 4*e.rttvar
+	e.backoff = 0 // a new sample ends the backoff (RFC 6298 5.7 note)
+}
+
+// current is the RTO to arm now: clamped to [minRTO, maxRTO] (RFC 6298 2.4,
+// 2.5) and doubled for every timeout since the last sample (5.5).
+func (e *rttEstimator) current() time.Duration {
+	r := e.rto
+	if r < e.minRTO {
+		r = e.minRTO
+	}
+	for i := 0; i < e.backoff && r < e.maxRTO; i++ {
+		r *= 2
+	}
+	if r > e.maxRTO {
+		r = e.maxRTO
+	}
+	return r
+}

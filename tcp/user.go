@@ -1,0 +1,390 @@
+package tcp
+
+import (
+	"io"
+	"time"
+
+	"github.com/synack/synack/seqnum"
+	"github.com/synack/synack/wire"
+)
+
+// This file holds the user calls of RFC 9293 section 3.10.1 to 3.10.6.
+
+// Connect is an active OPEN (RFC 9293 section 3.10.1, CLOSED state): choose
+// the ISS, send a SYN, enter SYN-SENT.
+func (c *Conn) Connect(now time.Time) error {
+	if c.state != Closed || c.err != nil {
+		return ErrAlreadyOpen
+	}
+	c.openCommon(now)
+	c.sendSYN(now)
+	c.setState(now, SynSent, "user CONNECT")
+	return nil
+}
+
+// Listen is a passive OPEN: enter LISTEN and wait for a SYN.
+func (c *Conn) Listen(now time.Time) error {
+	if c.state != Closed || c.err != nil {
+		return ErrAlreadyOpen
+	}
+	c.passive = true
+	c.setState(now, Listen, "user LISTEN")
+	return nil
+}
+
+func (c *Conn) openCommon(now time.Time) {
+	c.snd.iss = c.cfg.ISN.ISN(c.id, now)
+	c.snd.una = c.snd.iss
+	c.snd.nxt = c.snd.iss
+	c.snd.max = c.snd.iss
+	c.snd.bufStart = c.snd.iss + 1
+	c.tsEpoch = now
+	if g, ok := c.cfg.ISN.(interface{ TimestampOffset(Tuple) uint32 }); ok {
+		c.tsOffset = g.TimestampOffset(c.id)
+	}
+	c.lastRecv = now
+	c.rcv.wscale = c.ourWindowShift()
+	c.mss = c.defaultPeerMSS()
+	c.peerMSS = c.mss
+	c.cc = c.cfg.NewCongestion(c.mss)
+}
+
+// ourWindowShift is the smallest shift that lets the receive buffer be
+// advertised whole (RFC 7323 section 2.3: at most 14).
+func (c *Conn) ourWindowShift() uint8 {
+	if c.cfg.NoWindowScale {
+		return 0
+	}
+	var s uint8
+	for s < 14 && c.cfg.ReceiveBufferSize>>s > 0xFFFF {
+		s++
+	}
+	return s
+}
+
+// defaultPeerMSS is what we assume when the peer sends no MSS option: 536
+// for IPv4 (RFC 9293 section 3.7.1), 1220 for IPv6 (RFC 8200 section 8.3).
+func (c *Conn) defaultPeerMSS() int {
+	if c.id.Remote.Addr().Is4() || c.id.Remote.Addr().Is4In6() {
+		return 536
+	}
+	return 1220
+}
+
+// ourMSS is the MSS option we send.
+func (c *Conn) ourMSS() uint16 {
+	if c.cfg.MSS != 0 {
+		return c.cfg.MSS
+	}
+	if c.defaultPeerMSS() == 536 {
+		return 1460
+	}
+	return 1440
+}
+
+// Write is SEND (RFC 9293 section 3.10.2): queue p for transmission and
+// send what the windows allow. It takes what fits in the send buffer and
+// returns ErrWouldBlock when nothing fits.
+func (c *Conn) Write(now time.Time, p []byte) (int, error) {
+	switch c.state {
+	case Closed:
+		if c.err != nil {
+			return 0, c.err
+		}
+		return 0, ErrNotConnected
+	case Listen:
+		// RFC 9293 3.10.2 lets SEND turn a LISTEN into an active open; no
+		// sockets API does that, and we do not either.
+		return 0, ErrNotConnected
+	case SynSent, SynReceived, Established, CloseWait:
+		// Data sent before the handshake completes is queued (3.10.2).
+	default:
+		return 0, ErrClosing // "connection closing"
+	}
+	if c.snd.finQueued {
+		return 0, ErrClosing
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	n := c.snd.buf.write(p)
+	if n == 0 {
+		return 0, ErrWouldBlock
+	}
+	c.output(now)
+	return n, nil
+}
+
+// Read is RECEIVE (RFC 9293 section 3.10.3): copy received bytes into p.
+// It returns io.EOF once the peer's FIN has been reached, ErrWouldBlock
+// when nothing is there yet, and the connection's error after a reset.
+func (c *Conn) Read(now time.Time, p []byte) (int, error) {
+	if c.rcv.buf.len() > 0 {
+		before := c.rcvWindow()
+		n := c.rcv.buf.read(p)
+		c.afterRead(now, before)
+		return n, nil
+	}
+	switch {
+	case c.err != nil:
+		return 0, c.err
+	case c.state.recvClosed():
+		return 0, io.EOF
+	case c.state == Closed || c.state == Listen:
+		return 0, ErrNotConnected
+	case len(p) == 0:
+		return 0, nil
+	}
+	return 0, ErrWouldBlock
+}
+
+// afterRead sends a window update when reading opened the window enough
+// to matter: by two segments or by half the buffer (RFC 9293 3.8.6.2.2,
+// receiver-side silly window avoidance, and RFC 1122 4.2.3.3).
+func (c *Conn) afterRead(now time.Time, before uint32) {
+	if !c.state.Synchronized() || c.state.recvClosed() {
+		return
+	}
+	after := c.rcvWindow()
+	advertised := uint32(c.rcv.nxt.Size(c.rcv.advEdge))
+	if int32(c.rcv.advEdge-c.rcv.nxt) < 0 {
+		advertised = 0
+	}
+	grow := after - advertised
+	if after > advertised && (grow >= uint32(2*c.mss) || grow >= uint32(c.cfg.ReceiveBufferSize/2)) {
+		c.stats.WindowUpdates++
+		c.rcv.ackNow = true
+		c.rcv.ackPending = true
+		c.output(now)
+	}
+	_ = before
+}
+
+// Readable returns how many bytes Read can return now.
+func (c *Conn) Readable() int { return c.rcv.buf.len() }
+
+// Writable returns how many bytes Write can take now.
+func (c *Conn) Writable() int { return c.snd.buf.free() }
+
+// Unsent returns the bytes queued but not yet acknowledged.
+func (c *Conn) Unacked() int { return c.snd.buf.len() }
+
+// EOF reports whether the peer's FIN has been received.
+func (c *Conn) EOF() bool { return c.state.recvClosed() }
+
+// Close is CLOSE (RFC 9293 section 3.10.4): no more data will be sent; a
+// FIN follows the data already queued. The other direction stays open, so
+// this is also the half-close of shutdown(SHUT_WR).
+func (c *Conn) Close(now time.Time) error {
+	switch c.state {
+	case Closed:
+		if c.err != nil {
+			return c.err
+		}
+		return ErrNotConnected
+	case Listen, SynSent:
+		// "Delete the TCB": nothing was synchronized.
+		c.setState(now, Closed, "user CLOSE")
+		return nil
+	case SynReceived, Established, CloseWait:
+		if c.snd.finQueued {
+			return nil
+		}
+		c.snd.finQueued = true
+		switch c.state {
+		case SynReceived:
+			// 3.10.4: with no SENDs pending, form a FIN and go to
+			// FIN-WAIT-1; the FIN leaves once the handshake has a
+			// window to send it into (our output waits for ESTABLISHED
+			// rules only for data, a FIN may go now).
+			c.setState(now, FinWait1, "user CLOSE")
+		case Established:
+			c.setState(now, FinWait1, "user CLOSE")
+		case CloseWait:
+			c.setState(now, LastAck, "user CLOSE")
+		}
+		c.output(now)
+		return nil
+	default:
+		// FIN-WAIT-1, FIN-WAIT-2, CLOSING, LAST-ACK, TIME-WAIT: "error:
+		// connection closing". Closing twice is harmless for a socket.
+		return nil
+	}
+}
+
+// Abort is ABORT (RFC 9293 section 3.10.5): send a RST if the connection is
+// synchronized or in SYN-RECEIVED, drop everything, enter CLOSED.
+func (c *Conn) Abort(now time.Time) {
+	switch c.state {
+	case Closed:
+		return
+	case SynReceived, Established, FinWait1, FinWait2, CloseWait:
+		c.sendRST(now, c.snd.nxt)
+	}
+	c.abort(now, ErrConnectionAbort, "user ABORT")
+}
+
+// Release is what closing a socket means: the owner will neither read
+// nor write again. Unread data, or linger set to zero (abort true), turn it
+// into an ABORT with RST (RFC 9293 section 3.6, RFC 2525 section 2.17);
+// otherwise it is a CLOSE, and afterwards data that still arrives is
+// answered with RST and a FIN-WAIT-2 that lasts too long is ended.
+func (c *Conn) Release(now time.Time, abort bool) {
+	c.released = true
+	if c.state == Closed {
+		return
+	}
+	if abort || c.rcv.buf.len() > 0 || (c.state == Listen) {
+		if c.state == Listen {
+			c.setState(now, Closed, "user CLOSE")
+			return
+		}
+		c.Abort(now)
+		return
+	}
+	c.Close(now)
+	if c.state == FinWait2 {
+		c.tm.timewait = now.Add(c.cfg.FinWait2Timeout)
+	}
+}
+
+// CloseRead is shutdown(SHUT_RD): data already buffered is dropped and
+// what arrives later is acknowledged and discarded.
+func (c *Conn) CloseRead(now time.Time) {
+	c.readShut = true
+	before := c.rcvWindow()
+	c.rcv.buf.discard(c.rcv.buf.len())
+	c.afterRead(now, before)
+}
+
+// SetNoDelay turns Nagle's algorithm off (true) or on.
+func (c *Conn) SetNoDelay(now time.Time, noDelay bool) {
+	c.nodelay = noDelay
+	c.output(now)
+}
+
+// SetKeepAlive turns keep-alive probes on or off (RFC 9293 3.8.4).
+func (c *Conn) SetKeepAlive(now time.Time, on bool) {
+	c.keepAlive = on
+	c.armKeepAlive(now)
+}
+
+// Info is STATUS (RFC 9293 section 3.10.6), shaped like Linux's tcp_info.
+type Info struct {
+	State       State
+	RTT, RTTVar time.Duration // smoothed RTT and its variation (RFC 6298)
+	RTO         time.Duration
+	MSS         int // bytes of payload per segment we send
+	PeerMSS     int
+	CWnd        int // congestion window, bytes
+	SSThresh    int
+	SndWnd      int // the peer's window, scaled
+	RcvWnd      int // our advertised window, scaled
+	SndWScale   uint8
+	RcvWScale   uint8
+	Timestamps  bool
+	SACK        bool
+	Unacked     int // bytes sent and not acknowledged
+	SendQueue   int // bytes in the send buffer
+	RecvQueue   int // bytes waiting to be read
+	ISS, IRS    seqnum.Value
+	SndUna      seqnum.Value
+	SndNxt      seqnum.Value
+	RcvNxt      seqnum.Value
+	Backoff     int // consecutive retransmission timeouts
+	Stats
+}
+
+// Info returns the connection's status.
+func (c *Conn) Info() Info {
+	i := Info{
+		State:      c.state,
+		RTT:        c.rtt.srtt,
+		RTTVar:     c.rtt.rttvar,
+		RTO:        c.rtt.current(),
+		MSS:        c.mss,
+		PeerMSS:    c.peerMSS,
+		SndWnd:     int(c.snd.wnd),
+		RcvWnd:     int(c.rcvWindow()),
+		SndWScale:  c.snd.wscale,
+		RcvWScale:  c.rcv.wscale,
+		Timestamps: c.tsOK,
+		SACK:       c.sackOK,
+		Unacked:    int(c.snd.una.Size(c.snd.max)),
+		SendQueue:  c.snd.buf.len(),
+		RecvQueue:  c.rcv.buf.len(),
+		ISS:        c.snd.iss,
+		IRS:        c.rcv.irs,
+		SndUna:     c.snd.una,
+		SndNxt:     c.snd.nxt,
+		RcvNxt:     c.rcv.nxt,
+		Backoff:    c.snd.retransmits,
+		Stats:      c.stats,
+	}
+	if c.cc != nil {
+		i.CWnd = c.cc.Window()
+		i.SSThresh = c.cc.SlowStartThreshold()
+	}
+	return i
+}
+
+// sendSYN sends our SYN (in SYN-SENT) or SYN,ACK (in SYN-RECEIVED, after a
+// passive or simultaneous open), with the options of RFC 9293 3.7.1,
+// RFC 7323 and RFC 2018. It is also the retransmission of either.
+func (c *Conn) sendSYN(now time.Time) {
+	s := &c.out
+	*s = Segment{Seq: c.snd.iss, Flags: wire.SYN}
+	answer := c.haveSYN
+	if answer {
+		s.Flags |= wire.ACK
+		s.Ack = c.rcv.nxt
+	}
+	// RFC 7323 section 2.2: the window in a SYN is never scaled.
+	s.Window = uint16(min(c.rcvWindow(), 0xFFFF))
+	o := &s.Options
+	o.HasMSS, o.MSS = true, c.ourMSS()
+	// A first SYN offers what the config allows; a SYN,ACK only echoes
+	// what the peer's SYN offered (RFC 7323 sections 2.2 and 3.2, RFC 2018
+	// section 2).
+	peer := &c.synOpts
+	if !c.cfg.NoWindowScale && (!answer || peer.HasWindowScale) {
+		o.HasWindowScale, o.WindowScale = true, c.rcv.wscale
+	}
+	if !c.cfg.NoSACK && (!answer || peer.SACKPermitted) {
+		o.SACKPermitted = true
+	}
+	if !c.cfg.NoTimestamps && (!answer || peer.HasTimestamps) {
+		o.HasTimestamps = true
+		o.TSVal = c.tsNow(now)
+		if answer {
+			o.TSEcr = c.tsRecent
+		}
+	}
+	c.snd.nxt = c.snd.iss + 1
+	if c.snd.max.LessThan(c.snd.nxt) {
+		c.snd.max = c.snd.nxt
+	}
+	if c.tm.rtx.IsZero() {
+		c.tm.rtx = now.Add(c.rtt.current())
+	}
+	if c.snd.retransmits == 0 {
+		c.snd.rttTiming, c.snd.rttSeq, c.snd.rttTime = true, c.snd.iss, now
+	}
+	if answer {
+		c.noteAckSent(s)
+	}
+	c.emit(s)
+}
+
+// tsNow is our TSval clock: milliseconds since the connection began, plus
+// a per-connection offset (RFC 7323 section 5.4).
+func (c *Conn) tsNow(now time.Time) uint32 {
+	return uint32(now.Sub(c.tsEpoch)/time.Millisecond) + c.tsOffset
+}
+
+func (c *Conn) emit(s *Segment) {
+	c.stats.SegsOut++
+	if c.sink != nil {
+		c.sink.SendSegment(c, s)
+	}
+}
