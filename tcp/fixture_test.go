@@ -77,11 +77,11 @@ func newTC(t *testing.T, mods ...func(*Config)) *tconn {
 	t.Helper()
 	tc := &tconn{t: t, now: epoch, peerWin: 8192}
 	tc.cfg = Config{
-		ISN:          FixedISN(iss),
-		MSS:          1000,
-		NoWindowScale: true,
-		NoTimestamps:  true,
-		NoSACK:        true,
+		ISN:               FixedISN(iss),
+		MSS:               1000,
+		NoWindowScale:     true,
+		NoTimestamps:      true,
+		NoSACK:            true,
 		ReceiveBufferSize: 16384,
 		SendBufferSize:    16384,
 		MinRTO:            time.Second,
