@@ -1,0 +1,46 @@
+// Package link defines how the stack meets the network below it: an
+// [Endpoint] that sends batches of bare IP packets and pushes the packets it
+// receives to a [Dispatcher].
+//
+// The stack handles a received packet in the delivering goroutine, under its
+// own lock, and may send replies from there. So the contract is one-way on
+// purpose: WritePackets never calls a Dispatcher (of this link or any other)
+// before it returns, and never waits for a receiver. Implementations:
+// link/memlink (in-memory links and a switch), link/pcap (a recording
+// wrapper), link/tun.
+package link
+
+// Dispatcher receives packets from a link.
+type Dispatcher interface {
+	// DeliverPacket hands over one bare IPv4 or IPv6 packet. pkt is valid
+	// only during the call: the link reuses its memory afterwards, so a
+	// receiver that keeps bytes must copy them. Calls for one Endpoint come
+	// from one goroutine at a time.
+	DeliverPacket(pkt []byte)
+}
+
+// DispatcherFunc adapts a function to a Dispatcher.
+type DispatcherFunc func(pkt []byte)
+
+// DeliverPacket calls f(pkt).
+func (f DispatcherFunc) DeliverPacket(pkt []byte) { f(pkt) }
+
+// Endpoint is one end of a link.
+type Endpoint interface {
+	// MTU is the largest IP packet, in bytes, the link carries.
+	MTU() int
+	// WritePackets sends bare IPv4/IPv6 packets (no link header) and
+	// returns how many it took; it stops at the first packet it refuses and
+	// says why. A packet taken may still be lost on the way, as on a wire.
+	// The link copies what it keeps, so the caller may reuse pkts at once.
+	// It never blocks on the receiver and never calls a Dispatcher
+	// synchronously.
+	WritePackets(pkts [][]byte) (int, error)
+	// Attach sets the receiver and starts delivery. Call it once, before
+	// expecting packets.
+	Attach(d Dispatcher)
+	// Close stops delivery and releases the link's goroutines. After Close
+	// returns no new DeliverPacket call starts (one already running may
+	// finish), so Close may be called from inside DeliverPacket.
+	Close() error
+}

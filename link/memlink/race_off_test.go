@@ -1,0 +1,5 @@
+//go:build !race
+
+package memlink
+
+const raceEnabled = false
