@@ -124,9 +124,15 @@ type reassembly struct {
 	last  span   // the most recently received span, first in SACK (RFC 2018 section 4)
 }
 
-// add records [start, end) and merges it with its neighbours.
-func (q *reassembly) add(start, end int) {
-	q.last = span{start, end}
+// maxOOOSpans bounds the out-of-order islands one connection keeps, so a
+// peer sending one-byte fragments cannot make the list (and the work of
+// keeping it sorted) grow with the window.
+const maxOOOSpans = 64
+
+// add records [start, end) and merges it with its neighbours. It reports
+// false, and records nothing, when the bytes would make a new island
+// beyond maxOOOSpans: the caller drops them, unacknowledged.
+func (q *reassembly) add(start, end int) bool {
 	i := 0
 	for i < len(q.spans) && q.spans[i].end < start {
 		i++
@@ -137,14 +143,21 @@ func (q *reassembly) add(start, end int) {
 		end = max(end, q.spans[j].end)
 		j++
 	}
+	if i == j && len(q.spans) >= maxOOOSpans {
+		return false
+	}
+	q.last = span{start, end}
 	if i == j {
+		// The only allocation on the receive path: the list grows to at
+		// most maxOOOSpans once and is reused after.
 		q.spans = append(q.spans, span{})
 		copy(q.spans[i+1:], q.spans[i:])
 		q.spans[i] = span{start, end}
-		return
+		return true
 	}
 	q.spans[i] = span{start, end}
 	q.spans = append(q.spans[:i+1], q.spans[j:]...)
+	return true
 }
 
 // advance shifts every offset down by k bytes (RCV.NXT moved forward by k)

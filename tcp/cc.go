@@ -87,7 +87,7 @@ func (c *newReno) OnPartialAck(acked int) {
 
 func (c *newReno) OnRecoveryEnd(flight int) {
 	// RFC 6582 section 3.2 step 5, full acknowledgment, option (1).
-	c.cwnd = min(c.ssthresh, max(flight, 0)+c.mss)
+	c.cwnd = min(c.ssthresh, max(flight, c.mss)+c.mss)
 	c.acc = 0
 }
 

@@ -65,8 +65,16 @@ type sender struct {
 	rttTime   time.Time
 	rttTiming bool
 
-	retransmits int       // consecutive timeouts of the oldest segment
-	firstRtx    time.Time // when the current run of retransmissions began (USER TIMEOUT)
+	retransmits int // consecutive timeouts of the oldest segment
+
+	// Persist timer (RFC 9293 3.8.6.1): probes sent into the present zero
+	// window, and those the peer left unanswered.
+	probes, unansweredProbes int
+	override                 bool // sendOneSegment: the SWS override timeout expired
+	// stalled is since when the oldest unacknowledged data has waited
+	// for an acknowledgment: set when data goes out into an empty flight
+	// and whenever SND.UNA advances. USER TIMEOUT counts from it.
+	stalled time.Time
 }
 
 // receiver holds the receive sequence variables of RFC 9293 section 3.3.1.
@@ -114,6 +122,7 @@ type Conn struct {
 	passive  bool  // opened by a passive OPEN: RST in SYN-RECEIVED returns to LISTEN
 	released bool  // the owner closed the socket and will never read again
 	haveSYN  bool  // the peer's SYN has been received: IRS and RCV.NXT are set
+	haveFIN  bool  // the peer's FIN has been received in order: RECEIVE gives EOF, even once CLOSED
 	readShut bool  // the owner will not read any more (shutdown SHUT_RD)
 
 	nodelay bool
@@ -213,8 +222,14 @@ func (c *Conn) setState(now time.Time, to State, cause string) {
 	case TimeWait, Closed:
 		// A connection in TIME-WAIT keeps only what it needs to answer a
 		// retransmitted FIN; its buffers go (DESIGN: TIME-WAIT is small).
+		// Received data the owner has not read yet stays readable,
+		// unless the connection was aborted ("all segment queues should
+		// be flushed", RFC 9293 3.10.7.4 on RST); Read releases the
+		// buffer once it is empty.
 		c.snd.buf.release()
-		c.rcv.buf.release()
+		if c.rcv.buf.len() == 0 || c.err != nil {
+			c.rcv.buf.release()
+		}
 		c.rcv.ooo = reassembly{}
 		c.scratch = nil
 		c.tm = timers{timewait: c.tm.timewait}
@@ -225,6 +240,24 @@ func (c *Conn) setState(now time.Time, to State, cause string) {
 	if c.sink != nil {
 		c.sink.StateChanged(c, Transition{Time: now, From: from, To: to, Cause: cause})
 	}
+}
+
+// returnToListen takes a passive open in SYN-RECEIVED back to LISTEN
+// (RFC 9293 3.10.7.4: on RST, on a SYN, and after the SYN,ACK retries):
+// nothing of the failed handshake (sequence variables, options, timers,
+// backoff) may carry over into the next one.
+func (c *Conn) returnToListen(now time.Time, cause string) {
+	fresh := Conn{
+		cfg: c.cfg, id: c.id, sink: c.sink, state: c.state,
+		passive: true, released: c.released,
+		nodelay: c.nodelay, keepAlive: c.keepAlive,
+		stats: c.stats,
+	}
+	fresh.rtt.init(c.cfg)
+	fresh.snd.buf.limit = c.cfg.SendBufferSize
+	fresh.rcv.buf.limit = c.cfg.ReceiveBufferSize
+	*c = fresh
+	c.setState(now, Listen, cause)
 }
 
 // abort ends the connection with err, as the RFC's "enter CLOSED, delete

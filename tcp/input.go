@@ -105,6 +105,12 @@ func (c *Conn) setMSS(mss int) {
 // (ESTABLISHED, fifth): only a segment newer than the last update moves
 // SND.WND, so old reordered segments cannot shrink it.
 func (c *Conn) updateWindow(seg *Segment, wnd uint32) {
+	if c.snd.wnd == 0 && wnd != 0 && c.snd.probes > 0 {
+		// The window opens after zero-window probing: whatever the probes
+		// carried beyond SND.UNA was dropped, so sending resumes there.
+		c.snd.nxt = seqnum.Max(c.snd.una, c.snd.bufStart)
+		c.snd.probes = 0
+	}
 	c.snd.wnd = wnd
 	c.snd.wl1 = seg.Seq
 	c.snd.wl2 = seg.Ack
@@ -197,9 +203,20 @@ func (c *Conn) segmentSynchronized(now time.Time, seg *Segment) {
 	// A retransmission of the SYN we answered: our SYN,ACK was lost, so
 	// send it again (the sequence test below would only send an ACK, which
 	// a peer in SYN-SENT drops).
-	if c.state == SynReceived && seg.Flags&(wire.SYN|wire.ACK|wire.RST) == wire.SYN && seg.Seq == c.rcv.irs {
-		c.sendSYN(now)
-		return
+	if c.state == SynReceived && seg.has(wire.SYN) && !seg.has(wire.RST) && seg.Seq == c.rcv.irs {
+		if !seg.has(wire.ACK) {
+			c.sendSYN(now)
+			return
+		}
+		// Simultaneous open, RFC 9293 Figure 8 line 6: the peer's
+		// SYN,ACK repeats the SYN we already took, at IRS, which lies
+		// before RCV.NXT. Only its new part is processed (3.10.7.4,
+		// "first": a segment straddling RCV.NXT is trimmed), and what is
+		// new is the ACK of our SYN.
+		trimmed := *seg
+		trimmed.Flags &^= wire.SYN
+		trimmed.Seq++
+		seg = &trimmed
 	}
 	// RFC 1337: RSTs are ignored in TIME-WAIT, which would otherwise be
 	// cut short by an old duplicate ("TIME-WAIT assassination").
@@ -260,7 +277,7 @@ func (c *Conn) segmentSynchronized(now time.Time, seg *Segment) {
 		if c.state == SynReceived && c.passive {
 			// "If the connection was initiated with a passive OPEN,
 			// then return this connection to the LISTEN state."
-			c.setState(now, Listen, "rcv SYN")
+			c.returnToListen(now, "rcv SYN")
 			return
 		}
 		if c.cfg.RFC793SYN {
@@ -288,8 +305,12 @@ func (c *Conn) segmentSynchronized(now time.Time, seg *Segment) {
 
 	// Seventh and eighth: segment text, then the FIN bit.
 	c.processText(now, seg)
+	if c.state == FinWait1 && c.finAcked() {
+		c.enterFinWait2(now) // the FIN that came with the ACK was not taken
+	}
 
 	c.lastRecv = now
+	c.snd.unansweredProbes = 0
 	c.armKeepAlive(now)
 	c.output(now)
 }
@@ -309,7 +330,7 @@ func (c *Conn) segmentReset(now time.Time, seg *Segment) {
 	case SynReceived:
 		if c.passive {
 			// Return to LISTEN: the stack drops this half-open child.
-			c.setState(now, Listen, "rcv RST")
+			c.returnToListen(now, "rcv RST")
 			return
 		}
 		c.abort(now, ErrRefused, "rcv RST")
@@ -359,13 +380,11 @@ func (c *Conn) segmentACK(now time.Time, seg *Segment) bool {
 		// A FIN in order in the same segment takes us from FIN-WAIT-1
 		// straight to TIME-WAIT in the eighth step (Figure 5's "rcv
 		// FIN, snd ACK" with our FIN acknowledged).
+		// If that FIN is not taken after all (it lies beyond the window),
+		// segmentSynchronized enters FIN-WAIT-2 after the text.
 		finFollows := seg.has(wire.FIN) && seg.Seq == c.rcv.nxt
 		if c.finAcked() && !finFollows {
-			c.setState(now, FinWait2, "rcv ACK of FIN")
-			c.tm.rtx = time.Time{}
-			if c.released {
-				c.tm.timewait = now.Add(c.cfg.FinWait2Timeout)
-			}
+			c.enterFinWait2(now)
 		}
 	case Closing:
 		if c.finAcked() {
@@ -382,6 +401,17 @@ func (c *Conn) segmentACK(now time.Time, seg *Segment) bool {
 	return true
 }
 
+// enterFinWait2 is FIN-WAIT-1's "if the FIN segment is now acknowledged,
+// then enter FIN-WAIT-2" (RFC 9293 3.10.7.4, fifth).
+func (c *Conn) enterFinWait2(now time.Time) {
+	c.setState(now, FinWait2, "rcv ACK of FIN")
+	c.tm.rtx = time.Time{}
+	c.tm.persist = time.Time{}
+	if c.released {
+		c.tm.timewait = now.Add(c.cfg.FinWait2Timeout)
+	}
+}
+
 // ackAdvance processes SEG.ACK against the send queue: it moves SND.UNA,
 // frees acknowledged bytes, samples the RTT, runs the congestion control
 // and loss detection of RFC 5681 and RFC 6582, and tends the
@@ -393,6 +423,10 @@ func (c *Conn) ackAdvance(now time.Time, seg *Segment) {
 		return
 	}
 	acked := int(c.snd.una.Size(ack))
+	synAcked := !c.synAcked()
+	if synAcked {
+		acked-- // the SYN is no data: congestion control counts bytes
+	}
 	if ack.GreaterThan(c.snd.bufStart) {
 		k := min(int(c.snd.bufStart.Size(ack)), c.snd.buf.len())
 		c.snd.buf.discard(k)
@@ -400,6 +434,7 @@ func (c *Conn) ackAdvance(now time.Time, seg *Segment) {
 		c.stats.BytesAcked += uint64(k)
 	}
 	c.snd.una = ack
+	c.snd.stalled = now // progress: USER TIMEOUT counts afresh
 	if c.snd.nxt.LessThan(ack) {
 		c.snd.nxt = ack // after a timeout moved SND.NXT back
 	}
@@ -417,6 +452,12 @@ func (c *Conn) ackAdvance(now time.Time, seg *Segment) {
 			c.rtt.sample(time.Duration(ms) * time.Millisecond)
 			c.stats.TimestampRTTSamples++
 		}
+	}
+	if synAcked && c.snd.retransmits > 0 && !c.rtt.measured {
+		// RFC 6298 5.7: the SYN (or SYN,ACK) timed out with an RTO
+		// below 3 s and Karn's rule left no sample, so data transmission
+		// starts with an RTO of 3 s.
+		c.rtt.rto = max(c.rtt.rto, 3*time.Second)
 	}
 	c.snd.retransmits = 0
 	c.rtt.backoff = 0
@@ -444,14 +485,17 @@ func (c *Conn) ackAdvance(now time.Time, seg *Segment) {
 	if c.snd.una == c.snd.max {
 		c.tm.rtx = time.Time{}
 	} else {
-		c.tm.rtx = now.Add(c.rtt.current())
+		c.armRTX(now)
 	}
 }
 
 // maybeDupAck counts duplicate ACKs as RFC 5681 section 2 defines them and
 // starts fast retransmit on the third (section 3.2, RFC 6582 section 3.2).
 func (c *Conn) maybeDupAck(now time.Time, seg *Segment) {
-	isDup := seg.Ack == c.snd.una && c.snd.una != c.snd.max &&
+	// A zero window (persist mode) is left out: what is outstanding is
+	// a probe the peer had no room for, and its answer says nothing of
+	// loss.
+	isDup := seg.Ack == c.snd.una && c.snd.una != c.snd.max && c.snd.wnd != 0 &&
 		len(seg.Payload) == 0 && !seg.has(wire.SYN|wire.FIN) &&
 		uint32(seg.Window)<<c.snd.wscale == c.snd.wnd
 	if !isDup || c.cc == nil || !c.synAcked() {
@@ -483,7 +527,7 @@ func (c *Conn) retransmitFirst(now time.Time) {
 	if c.snd.nxt.LessThan(saved) {
 		c.snd.nxt = saved
 	}
-	c.tm.rtx = now.Add(c.rtt.current())
+	c.armRTX(now)
 }
 
 // processText is the seventh and eighth steps of 3.10.7.4: take the data
@@ -548,8 +592,11 @@ func (c *Conn) receiveData(now time.Time, seg *Segment) {
 	if off > 0 {
 		// Out of order: keep it at its place and send a duplicate ACK
 		// at once, which is what drives the peer's fast retransmit.
+		if !c.rcv.ooo.add(off, off+len(data)) {
+			c.rcv.ackNow = true
+			return
+		}
 		c.rcv.buf.writeAt(off, data)
-		c.rcv.ooo.add(off, off+len(data))
 		c.stats.OutOfOrderSegs++
 		c.rcv.ackNow = true
 		return
@@ -585,6 +632,7 @@ func (c *Conn) receiveData(now time.Time, seg *Segment) {
 func (c *Conn) receiveFIN(now time.Time) {
 	c.rcv.nxt++
 	c.rcv.fin = false
+	c.haveFIN = true
 	c.rcv.ackPending, c.rcv.ackNow = true, true
 	switch c.state {
 	case SynReceived, Established:

@@ -24,7 +24,10 @@ func (c *Conn) windowField() uint16 {
 	wnd := c.rcvWindow()
 	edge := c.rcv.nxt.Add(seqnum.Size(wnd))
 	adv := c.rcv.advEdge
-	if adv.GreaterThanEq(c.rcv.nxt) {
+	// advEdge counts only once a window has been advertised, and only if
+	// it lies within the buffer's reach from RCV.NXT (before our first ACK
+	// it holds nothing meaningful).
+	if adv.GreaterThanEq(c.rcv.nxt) && c.rcv.nxt.Size(adv) <= seqnum.Size(c.cfg.ReceiveBufferSize) {
 		step := seqnum.Size(min(c.cfg.ReceiveBufferSize/2, c.mss))
 		if edge.LessThan(adv.Add(step)) {
 			edge = seqnum.Max(adv, c.rcv.nxt)
@@ -47,9 +50,6 @@ func (c *Conn) noteAckSent(s *Segment) {
 		scale = 0
 	}
 	c.rcv.advEdge = s.Ack.Add(seqnum.Size(uint32(s.Window) << scale))
-	if c.rcv.ackPending && !c.rcv.ackNow {
-		c.stats.DelayedACKsSent++
-	}
 	c.rcv.ackPending = false
 	c.rcv.ackNow = false
 	c.rcv.unackedSegs = 0
@@ -91,6 +91,11 @@ func (c *Conn) output(now time.Time) {
 		}
 	}
 	c.armPersist(now)
+	if c.snd.una != c.snd.max && c.tm.rtx.IsZero() && c.tm.persist.IsZero() {
+		// Something is outstanding and no timer watches it (it went out
+		// as a zero-window probe and the window has opened since).
+		c.armRTX(now)
+	}
 }
 
 // sendOneSegment sends the next data and/or FIN segment if the rules allow,
@@ -124,6 +129,9 @@ func (c *Conn) sendOneSegment(now time.Time) bool {
 		case c.snd.maxWnd > 0 && n >= int(c.snd.maxWnd/2) && (c.nodelay || inflight == 0):
 			// Sender-side SWS avoidance (RFC 9293 3.8.6.2.1): at least
 			// half of the largest window the peer ever offered.
+		case c.snd.override:
+			// The override timeout of 3.8.6.2.1 (4) expired: send what
+			// the window allows.
 		default:
 			return false
 		}
@@ -148,8 +156,16 @@ func (c *Conn) sendOneSegment(now time.Time) bool {
 		s.Flags |= wire.FIN
 	}
 	c.fillACKFields(now, s, false)
+	if c.snd.una == c.snd.max {
+		c.snd.stalled = now // the flight was empty: USER TIMEOUT starts here
+	}
 	retrans := c.snd.nxt.LessThan(c.snd.max)
 	if retrans {
+		// Karn's rule (RFC 6298 section 3) for fast retransmit and
+		// go-back-N as well as timeouts: the ACK that follows cannot say
+		// which transmission it answers, so the timed segment gives no
+		// sample.
+		c.snd.rttTiming = false
 		c.stats.Retransmits++
 		c.stats.BytesRetrans += uint64(n)
 	} else if !c.snd.rttTiming && c.snd.retransmits == 0 {
@@ -163,7 +179,7 @@ func (c *Conn) sendOneSegment(now time.Time) bool {
 		c.snd.max = c.snd.nxt
 	}
 	if c.tm.rtx.IsZero() {
-		c.tm.rtx = now.Add(c.rtt.current()) // RFC 6298 5.1
+		c.armRTX(now) // RFC 6298 5.1
 	}
 	c.tm.persist = time.Time{}
 	c.emit(s)

@@ -46,12 +46,16 @@ func (e *rttEstimator) sample(r time.Duration) {
 
 // current is the RTO to arm now: clamped to [minRTO, maxRTO] (RFC 6298 2.4,
 // 2.5) and doubled for every timeout since the last sample (5.5).
-func (e *rttEstimator) current() time.Duration {
+func (e *rttEstimator) current() time.Duration { return e.withBackoff(e.backoff) }
+
+// withBackoff is the clamped RTO doubled n times: the persist timer backs
+// off on its own count.
+func (e *rttEstimator) withBackoff(n int) time.Duration {
 	r := e.rto
 	if r < e.minRTO {
 		r = e.minRTO
 	}
-	for i := 0; i < e.backoff && r < e.maxRTO; i++ {
+	for i := 0; i < n && r < e.maxRTO; i++ {
 		r *= 2
 	}
 	if r > e.maxRTO {

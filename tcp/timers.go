@@ -59,6 +59,7 @@ func (c *Conn) HandleTimers(now time.Time) {
 	if due(c.tm.delack, now) {
 		c.tm.delack = time.Time{}
 		if c.rcv.ackPending && c.state != TimeWait && c.state != Closed {
+			c.stats.DelayedACKsSent++
 			c.rcv.ackNow = true
 			c.output(now)
 		}
@@ -83,10 +84,7 @@ func (c *Conn) retransmissionTimeout(now time.Time) {
 	case !c.synAcked():
 		limit = c.cfg.SynAckRetries
 	}
-	if c.snd.retransmits == 0 {
-		c.snd.firstRtx = now
-	}
-	userTimedOut := c.cfg.UserTimeout > 0 && now.Sub(c.snd.firstRtx) >= c.cfg.UserTimeout
+	userTimedOut := c.cfg.UserTimeout > 0 && !c.snd.stalled.IsZero() && now.Sub(c.snd.stalled) >= c.cfg.UserTimeout
 	if c.snd.retransmits >= limit || userTimedOut {
 		cause := "retransmission limit"
 		if userTimedOut {
@@ -98,7 +96,7 @@ func (c *Conn) retransmissionTimeout(now time.Time) {
 			c.sendRST(now, c.snd.max)
 		}
 		if c.state == SynReceived && c.passive {
-			c.setState(now, Listen, cause)
+			c.returnToListen(now, cause)
 			return
 		}
 		c.abort(now, ErrTimedOut, cause)
@@ -110,7 +108,7 @@ func (c *Conn) retransmissionTimeout(now time.Time) {
 	c.snd.rttTiming = false // Karn: no sample from what we resend
 	if !c.synAcked() {
 		c.stats.Retransmits++
-		c.tm.rtx = now.Add(c.rtt.current())
+		c.armRTX(now)
 		c.sendSYN(now)
 		return
 	}
@@ -121,7 +119,7 @@ func (c *Conn) retransmissionTimeout(now time.Time) {
 	c.snd.dupAcks = 0
 	c.snd.recover = c.snd.max // RFC 6582 section 4: no fast retransmit for old duplicates
 	c.snd.nxt = c.snd.una
-	c.tm.rtx = now.Add(c.rtt.current())
+	c.armRTX(now)
 	if c.snd.wnd == 0 {
 		// The peer closed its window after we sent: send one byte as
 		// the probe would, ignoring the window.
@@ -133,32 +131,81 @@ func (c *Conn) retransmissionTimeout(now time.Time) {
 	}
 }
 
-// armPersist starts the persist timer when the peer's window is zero,
-// there is something to send, and nothing is in flight that a
-// retransmission timer would watch (RFC 9293 3.8.6.1, RFC 1122 4.2.2.17).
-func (c *Conn) armPersist(now time.Time) {
-	pending := c.snd.buf.len() > int(c.snd.bufStart.Size(c.snd.nxt)) ||
-		(c.snd.finQueued && !c.finSent())
-	if c.snd.wnd != 0 || !pending || c.snd.una != c.snd.max {
-		c.tm.persist = time.Time{}
-		return
+// armRTX (re)starts the retransmission timer one RTO from now (RFC 6298
+// 5.1, 5.3, 5.6). With a USER TIMEOUT the timer fires no later than the
+// moment it expires, so the abort is not put off by a backed-off RTO.
+func (c *Conn) armRTX(now time.Time) {
+	c.tm.rtx = now.Add(c.rtt.current())
+	if c.cfg.UserTimeout > 0 && !c.snd.stalled.IsZero() {
+		if limit := c.snd.stalled.Add(c.cfg.UserTimeout); limit.Before(c.tm.rtx) {
+			c.tm.rtx = limit
+			if limit.Before(now) {
+				c.tm.rtx = now
+			}
+		}
 	}
-	if c.tm.persist.IsZero() {
-		c.tm.persist = now.Add(c.rtt.current())
+}
+
+// armPersist tends the persist timer, which has two uses.
+//
+// A zero window with data waiting: the connection is in persist mode
+// (RFC 9293 3.8.6.1, RFC 1122 4.2.2.17). A closed window is not a loss, so
+// the retransmission timer stops and probes take over; SND.NXT goes back
+// to SND.UNA, since what was in flight beyond the window was dropped and
+// is sent again when the window opens.
+//
+// A window that is open but too small for sender-side silly window
+// avoidance with nothing in flight: the timer is the "override timeout"
+// of 3.8.6.2.1 (4), without which the sender would wait forever.
+func (c *Conn) armPersist(now time.Time) {
+	unsent := c.snd.buf.len() > int(c.snd.bufStart.Size(c.snd.nxt)) && c.snd.nxt.GreaterThanEq(c.snd.bufStart) ||
+		(c.snd.finQueued && !c.finSent())
+	canSend := c.synAcked() && c.state.Synchronized() && c.state != TimeWait
+	switch {
+	case canSend && c.snd.wnd == 0 && (unsent || c.snd.una != c.snd.max):
+		if c.tm.persist.IsZero() {
+			if c.snd.probes == 0 {
+				c.snd.nxt = c.snd.una
+			}
+			c.tm.persist = now.Add(c.rtt.withBackoff(c.snd.probes))
+		}
+		c.tm.rtx = time.Time{}
+	case canSend && unsent && c.snd.una == c.snd.max:
+		c.snd.probes = 0
+		if c.tm.persist.IsZero() {
+			c.tm.persist = now.Add(c.rtt.withBackoff(0))
+		}
+	default:
+		c.snd.probes = 0
+		c.tm.persist = time.Time{}
 	}
 }
 
 func (c *Conn) persistTimeout(now time.Time) {
-	if !c.state.Synchronized() || c.snd.wnd != 0 {
+	if !c.state.Synchronized() {
+		return
+	}
+	if c.snd.wnd != 0 {
+		c.snd.override = true
+		c.sendOneSegment(now)
+		c.snd.override = false
 		c.output(now)
 		return
 	}
+	if c.snd.unansweredProbes >= c.cfg.MaxRetransmits {
+		// The peer stopped answering: RFC 1122 4.2.2.17 forbids giving
+		// up only "as long as the receiving TCP continues to send
+		// acknowledgments in response to the probe segments".
+		c.sendRST(now, c.snd.max)
+		c.abort(now, ErrTimedOut, "retransmission limit")
+		return
+	}
 	c.stats.ZeroWindowProbes++
+	c.snd.unansweredProbes++
 	c.sendProbe(now)
-	// Back off like the retransmission timer, but never give up while
-	// the peer keeps answering (RFC 1122 4.2.2.17).
-	c.rtt.backoff++
-	c.tm.persist = now.Add(c.rtt.current())
+	// Back off like the retransmission timer (RFC 6298 5.5).
+	c.snd.probes++
+	c.tm.persist = now.Add(c.rtt.withBackoff(c.snd.probes))
 }
 
 // sendProbe sends one byte beyond the zero window (or the FIN), as RFC

@@ -17,8 +17,10 @@ func (c *Conn) Connect(now time.Time) error {
 		return ErrAlreadyOpen
 	}
 	c.openCommon(now)
-	c.sendSYN(now)
+	// The state changes first so that whoever watches sees the SYN leave
+	// from SYN-SENT; nothing else happens in between.
 	c.setState(now, SynSent, "user CONNECT")
+	c.sendSYN(now)
 	return nil
 }
 
@@ -37,6 +39,10 @@ func (c *Conn) openCommon(now time.Time) {
 	c.snd.una = c.snd.iss
 	c.snd.nxt = c.snd.iss
 	c.snd.max = c.snd.iss
+	// RFC 6582 3.2 step 1: recover starts at the ISS. (recover here is
+	// one past the highest sequence number sent, so "SEG.ACK covers more
+	// than recover" reads SEG.ACK-1 >= recover.)
+	c.snd.recover = c.snd.iss
 	c.snd.bufStart = c.snd.iss + 1
 	c.tsEpoch = now
 	if g, ok := c.cfg.ISN.(interface{ TimestampOffset(Tuple) uint32 }); ok {
@@ -120,15 +126,17 @@ func (c *Conn) Write(now time.Time, p []byte) (int, error) {
 // when nothing is there yet, and the connection's error after a reset.
 func (c *Conn) Read(now time.Time, p []byte) (int, error) {
 	if c.rcv.buf.len() > 0 {
-		before := c.rcvWindow()
 		n := c.rcv.buf.read(p)
-		c.afterRead(now, before)
+		if c.rcv.buf.len() == 0 && (c.state == TimeWait || c.state == Closed) {
+			c.rcv.buf.release() // kept only for this read (see setState)
+		}
+		c.afterRead(now)
 		return n, nil
 	}
 	switch {
 	case c.err != nil:
 		return 0, c.err
-	case c.state.recvClosed():
+	case c.haveFIN:
 		return 0, io.EOF
 	case c.state == Closed || c.state == Listen:
 		return 0, ErrNotConnected
@@ -139,25 +147,27 @@ func (c *Conn) Read(now time.Time, p []byte) (int, error) {
 }
 
 // afterRead sends a window update when reading opened the window enough
-// to matter: by two segments or by half the buffer (RFC 9293 3.8.6.2.2,
-// receiver-side silly window avoidance, and RFC 1122 4.2.3.3).
-func (c *Conn) afterRead(now time.Time, before uint32) {
+// to matter. windowField already holds the right edge back until it can
+// move by min(half the buffer, one MSS) (RFC 9293 3.8.6.2.2, receiver-side
+// silly window avoidance); the update goes out when the window it would
+// now offer is at least twice the one the peer has, which covers a window
+// reopening from zero (RFC 1122 4.2.3.3; Linux's rule too). Smaller gains
+// ride on the next ACK.
+func (c *Conn) afterRead(now time.Time) {
 	if !c.state.Synchronized() || c.state.recvClosed() {
 		return
 	}
-	after := c.rcvWindow()
-	advertised := uint32(c.rcv.nxt.Size(c.rcv.advEdge))
-	if int32(c.rcv.advEdge-c.rcv.nxt) < 0 {
-		advertised = 0
+	var have uint32 // the window the peer has now
+	if c.rcv.advEdge.GreaterThan(c.rcv.nxt) {
+		have = uint32(c.rcv.nxt.Size(c.rcv.advEdge))
 	}
-	grow := after - advertised
-	if after > advertised && (grow >= uint32(2*c.mss) || grow >= uint32(c.cfg.ReceiveBufferSize/2)) {
+	offer := uint32(c.windowField()) << c.rcv.wscale
+	if offer > have && offer >= 2*have {
 		c.stats.WindowUpdates++
 		c.rcv.ackNow = true
 		c.rcv.ackPending = true
 		c.output(now)
 	}
-	_ = before
 }
 
 // Readable returns how many bytes Read can return now.
@@ -170,7 +180,7 @@ func (c *Conn) Writable() int { return c.snd.buf.free() }
 func (c *Conn) Unacked() int { return c.snd.buf.len() }
 
 // EOF reports whether the peer's FIN has been received.
-func (c *Conn) EOF() bool { return c.state.recvClosed() }
+func (c *Conn) EOF() bool { return c.haveFIN }
 
 // Close is CLOSE (RFC 9293 section 3.10.4): no more data will be sent; a
 // FIN follows the data already queued. The other direction stays open, so
@@ -252,9 +262,8 @@ func (c *Conn) Release(now time.Time, abort bool) {
 // what arrives later is acknowledged and discarded.
 func (c *Conn) CloseRead(now time.Time) {
 	c.readShut = true
-	before := c.rcvWindow()
 	c.rcv.buf.discard(c.rcv.buf.len())
-	c.afterRead(now, before)
+	c.afterRead(now)
 }
 
 // SetNoDelay turns Nagle's algorithm off (true) or on.
@@ -364,8 +373,11 @@ func (c *Conn) sendSYN(now time.Time) {
 	if c.snd.max.LessThan(c.snd.nxt) {
 		c.snd.max = c.snd.nxt
 	}
+	if c.snd.stalled.IsZero() {
+		c.snd.stalled = now // USER TIMEOUT counts from the first SYN
+	}
 	if c.tm.rtx.IsZero() {
-		c.tm.rtx = now.Add(c.rtt.current())
+		c.armRTX(now)
 	}
 	if c.snd.retransmits == 0 {
 		c.snd.rttTiming, c.snd.rttSeq, c.snd.rttTime = true, c.snd.iss, now

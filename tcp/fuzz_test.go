@@ -1,0 +1,142 @@
+package tcp
+
+import (
+	"encoding/binary"
+	"testing"
+	"time"
+
+	"github.com/synack/synack/wire"
+)
+
+var fuzzFixtures = []func(*testing.T, ...func(*Config)) *tconn{
+	newListen, newSynSent, newSynReceived, newEstablished, newFinWait1,
+	newFinWait2, newCloseWait, newLastAck, newClosing, newTimeWait,
+}
+
+// FuzzConn feeds a Conn in any fixture state a sequence of arbitrary
+// segments, time steps and user calls, and checks the invariants after
+// each step. The input is a fixture byte, an options byte, then 8-byte
+// steps.
+func FuzzConn(f *testing.F) {
+	for i := range fuzzFixtures {
+		f.Add([]byte{byte(i), 0, 0, byte(A), 0, 1, 0, 1, 0, 10})
+		f.Add([]byte{byte(i), 1, 0, byte(A | F), 0, 1, 0, 1, 0, 0, 4, 0x80, 0, 0, 0, 0, 0, 0})
+		f.Add([]byte{byte(i), 0, 0, byte(R), 0, 1, 0, 0, 0, 0, 0, byte(S), 0, 3, 0, 0, 0, 0})
+	}
+	f.Add([]byte{3, 0, 5, 200, 0, 0, 0, 0, 0, 0, 4, 0xff, 0, 0, 0, 0, 0, 0, 0, byte(A), 0x10, 0x01, 0, 0, 0, 0})
+	f.Fuzz(func(t *testing.T, in []byte) {
+		if len(in) < 2 {
+			return
+		}
+		mods := []func(*Config){func(c *Config) { c.ReceiveBufferSize, c.SendBufferSize = 4096, 4096 }}
+		o := in[1]
+		if o&1 != 0 {
+			mods = append(mods, withOptions)
+		}
+		if o&2 != 0 {
+			mods = append(mods, withNoDelay)
+		}
+		if o&4 != 0 {
+			mods = append(mods, func(c *Config) { c.RFC793Reset, c.RFC793SYN = true, true })
+		}
+		if o&8 != 0 {
+			mods = append(mods, func(c *Config) { c.KeepAlive, c.KeepAliveIdle = true, 10*time.Second })
+		}
+		if o&16 != 0 {
+			mods = append(mods, func(c *Config) { c.UserTimeout = 5 * time.Second })
+		}
+		tc := fuzzFixtures[int(in[0])%len(fuzzFixtures)](t, mods...)
+		tc.drain()
+		checkInvariants(t, tc)
+		buf := make([]byte, 4096)
+		for steps := in[2:]; len(steps) >= 8; steps = steps[8:] {
+			s := steps[:8]
+			switch op := s[0] % 8; op {
+			case 0, 1, 2, 3: // a segment from the peer
+				seq := irs + 1 + seqv(uint32(int32(int16(binary.BigEndian.Uint16(s[2:])))*int32(1+op)))
+				ack := iss + 1 + seqv(uint32(int32(int16(binary.BigEndian.Uint16(s[4:])))))
+				sg := seg{flags: wire.TCPFlags(s[1]) & (S | A | F | R | P), seq: seq, ack: ack, win: int(s[6]) << 6, zeroWin: s[6] == 0}
+				if n := int(s[7]) * 8; n > 0 {
+					sg.data = buf[:n]
+				}
+				if s[0]&8 != 0 {
+					sg.opts.HasTimestamps = true
+					sg.opts.TSVal = uint32(s[3]) << 8
+					sg.opts.TSEcr = uint32(s[5])
+				}
+				if s[0]&16 != 0 && sg.flags&S != 0 {
+					sg.opts.HasMSS, sg.opts.MSS = true, uint16(s[4])<<4
+					sg.opts.HasWindowScale, sg.opts.WindowScale = true, s[5]&15
+					sg.opts.SACKPermitted = true
+				}
+				tc.in(sg)
+			case 4: // time passes
+				tc.advance(time.Duration(binary.BigEndian.Uint16(s[1:])) * time.Millisecond * 10)
+			case 5:
+				tc.c.Write(tc.now, buf[:int(s[1])*16])
+			case 6:
+				tc.c.Read(tc.now, buf[:int(s[1])*16])
+			case 7:
+				switch s[1] % 8 {
+				case 0:
+					tc.c.Close(tc.now)
+				case 1:
+					tc.c.Release(tc.now, false)
+				case 2:
+					tc.c.Release(tc.now, true)
+				case 3:
+					tc.c.Abort(tc.now)
+				case 4:
+					tc.c.CloseRead(tc.now)
+				case 5:
+					tc.c.SetNoDelay(tc.now, s[2]&1 != 0)
+				case 6:
+					tc.c.SetKeepAlive(tc.now, s[2]&1 != 0)
+				case 7:
+					tc.c.HandlePacketTooBig(tc.now, int(binary.BigEndian.Uint16(s[2:])))
+				}
+			}
+			tc.drain()
+			checkInvariants(t, tc)
+		}
+		// Whatever happened, time running on ends in a quiet state.
+		tc.advance(24 * time.Hour)
+		tc.drain()
+		checkInvariants(t, tc)
+	})
+}
+
+func checkInvariants(t *testing.T, tc *tconn) {
+	t.Helper()
+	c := tc.c
+	if c.state != Closed && c.state != Listen && c.haveSYN || c.state.Synchronized() {
+		if c.snd.nxt.LessThan(c.snd.una) || c.snd.max.LessThan(c.snd.nxt) {
+			t.Fatalf("state %v: SND.UNA %d <= SND.NXT %d <= SND.MAX %d violated", c.state, c.snd.una, c.snd.nxt, c.snd.max)
+		}
+	}
+	if c.snd.buf.len() > c.cfg.SendBufferSize || c.rcv.buf.len() > c.cfg.ReceiveBufferSize || c.rcv.buf.len() < 0 {
+		t.Fatalf("buffers over their limits: snd %d rcv %d", c.snd.buf.len(), c.rcv.buf.len())
+	}
+	if len(c.rcv.ooo.spans) > maxOOOSpans {
+		t.Fatalf("%d out-of-order spans", len(c.rcv.ooo.spans))
+	}
+	for _, sp := range c.rcv.ooo.spans {
+		if sp.start <= 0 || sp.end <= sp.start || sp.end > c.cfg.ReceiveBufferSize {
+			t.Fatalf("bad out-of-order span %+v", sp)
+		}
+	}
+	if dl := c.Deadline(); !dl.IsZero() && dl.Before(tc.now) {
+		t.Fatalf("state %v: deadline %v in the past", c.state, tc.now.Sub(dl))
+	}
+	if c.state == Closed && !c.Deadline().IsZero() {
+		t.Fatalf("CLOSED with a timer armed")
+	}
+	for i, e := range tc.events {
+		if !Legal(e.From, e.To) || e.Cause == "" {
+			t.Fatalf("transition %v -> %v (%q)", e.From, e.To, e.Cause)
+		}
+		if i > 0 && tc.events[i-1].To != e.From {
+			t.Fatalf("transitions do not chain: %v then %v -> %v", tc.events[i-1].To, e.From, e.To)
+		}
+	}
+}

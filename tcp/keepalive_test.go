@@ -1,0 +1,43 @@
+package tcp
+
+import (
+	"testing"
+	"time"
+)
+
+// Keep-alive (RFC 9293 3.8.4, RFC 1122 4.2.3.6).
+
+func TestKeepAliveOffByDefault(t *testing.T) {
+	tc := newEstablished(t)
+	tc.wantNoDeadline("no keep-alive unless asked")
+}
+
+func TestKeepAliveProbesAndAbort(t *testing.T) {
+	tc := newEstablished(t, func(c *Config) {
+		c.KeepAlive, c.KeepAliveIdle, c.KeepAliveInterval, c.KeepAliveCount = true, time.Minute, 10*time.Second, 3
+	})
+	tc.wantDeadlineIn("first probe after the idle time", time.Minute)
+	tc.advanceToDeadline()
+	tc.want("probe: SEQ=SND.NXT-1, no data", seg{flags: A, seq: iss, ack: irs + 1})
+	tc.in(seg{flags: A, seq: irs + 1, ack: iss + 1})
+	tc.wantDeadlineIn("an answer restarts the idle time", time.Minute)
+	for i := range 3 {
+		tc.advanceToDeadline()
+		tc.want("probe", seg{flags: A, seq: iss, ack: irs + 1})
+		if i < 2 {
+			tc.wantDeadlineIn("next probe after the interval", 10*time.Second)
+		}
+	}
+	tc.advanceToDeadline()
+	tc.want("unanswered probes: RST", seg{flags: R, seq: iss + 1})
+	tc.wantState("keep-alive gave up", Closed)
+	tc.wantErr("timed out", ErrTimedOut)
+}
+
+func TestSetKeepAlive(t *testing.T) {
+	tc := newEstablished(t)
+	tc.c.SetKeepAlive(tc.now, true)
+	tc.wantDeadlineIn("default idle", DefaultKeepAliveIdle)
+	tc.c.SetKeepAlive(tc.now, false)
+	tc.wantNoDeadline("off again")
+}
