@@ -1,0 +1,462 @@
+package stack
+
+import (
+	"errors"
+	"io"
+	"net"
+	"os"
+	"syscall"
+	"time"
+
+	"github.com/synack/synack/internal/clock"
+	"github.com/synack/synack/tcp"
+)
+
+// TCPConn is a TCP connection: a net.Conn with what *net.TCPConn offers
+// (CloseWrite, CloseRead, SetLinger, SetKeepAlive, SetKeepAliveConfig,
+// SetNoDelay), plus State and Info. Its methods are safe for concurrent
+// use.
+type TCPConn struct {
+	s       *Stack
+	tcb     *tcp.Conn
+	id      tcp.Tuple
+	cid     uint64
+	nic     *nic
+	cfg     *tcp.Config
+	gate    *clock.Gate // made by the first wait: most connections never block
+	created time.Time
+
+	// Who waits on gate, so settle wakes only those who may care.
+	rwait, wwait, owait int
+	lastState           tcp.State
+
+	timerIdx int // position in s.timers, -1 when not there
+	timerAt  time.Time
+	retrans  uint64 // tcb's Retransmits already added to the counters
+
+	listener          *Listener // until accepted: in its SYN queue or accept queue
+	inSynQ, inAcceptQ bool
+
+	removed     bool // out of the demux table: the core said CLOSED
+	userClosed  bool // Close was called: the stack finishes the connection alone
+	stackClosed bool
+	readShut    bool
+	gotFIN      bool  // the peer's FIN arrived: Read ends with io.EOF
+	linger      int   // SetLinger; -1 is the default (close in the background)
+	dialErr     error // why the connect failed, when the core's Err does not say (ICMP)
+	softErr     error // the last soft ICMP error, reported instead of ETIMEDOUT
+
+	rdl, wdl time.Time // read and write deadlines; zero: none
+}
+
+var _ net.Conn = (*TCPConn)(nil)
+
+// newConn makes a connection on id and enters it in the demux table.
+func (s *Stack) newConn(n *nic, id tcp.Tuple, cfg *tcp.Config, now time.Time) *TCPConn {
+	tc := &TCPConn{
+		s: s, id: id, cid: s.nextConnID(), nic: n, cfg: cfg,
+		created: now, timerIdx: -1, linger: -1,
+	}
+	tc.tcb = tcp.NewConn(cfg, id, (*connSink)(tc))
+	s.conns[id] = tc
+	return tc
+}
+
+// settle brings the stack up to date with what a call into tc's tcp.Conn
+// changed: listen queues, the demux table, the timer queue, counters,
+// and wakes the goroutines waiting on tc. Every call into a tcp.Conn is
+// followed by settle.
+func (s *Stack) settle(tc *TCPConn, now time.Time) {
+	st := tc.tcb.State()
+	if r := tc.tcb.Stats().Retransmits; r != tc.retrans {
+		s.ctr.TCP.RetransSegs.add(r - tc.retrans)
+		tc.retrans = r
+	}
+	if l := tc.listener; l != nil && tc.inSynQ && st != tcp.SynReceived {
+		// The handshake ended one way or the other.
+		tc.inSynQ = false
+		l.synQ--
+		delete(l.children, tc)
+		switch st {
+		case tcp.Listen:
+			// RST in SYN-RECEIVED on a passive open, or SYN,ACK retries
+			// exhausted: the child goes back to LISTEN (RFC 9293
+			// 3.10.7.4), which for us means it is gone.
+			tc.tcb.Release(now, true)
+			st = tc.tcb.State()
+			tc.listener = nil
+		case tcp.Closed:
+			tc.listener = nil
+		default:
+			// ESTABLISHED, or CLOSE-WAIT when the FIN came with the ACK.
+			tc.inAcceptQ = true
+			l.acceptQ = append(l.acceptQ, tc)
+			if l.waiters > 0 {
+				l.gate.Broadcast()
+			}
+		}
+	}
+	if !tc.gotFIN && tc.tcb.EOF() {
+		tc.gotFIN = true
+	}
+	if st == tcp.Closed {
+		s.remove(tc)
+	} else {
+		s.timers.set(tc, tc.tcb.Deadline())
+	}
+	wake := st != tc.lastState
+	if wake && (tc.lastState == tcp.SynSent || tc.lastState == tcp.SynReceived) && st.Synchronized() {
+		s.clampMSS(tc, now)
+	}
+	tc.lastState = st
+	if tc.rwait > 0 && tc.tcb.Readable() > 0 {
+		wake = true
+	}
+	if tc.wwait > 0 && tc.tcb.Writable() >= min(tc.cfg.SendBufferSize/4, 64<<10) {
+		wake = true
+	}
+	if wake && tc.rwait+tc.wwait+tc.owait > 0 {
+		tc.gate.Broadcast()
+	}
+}
+
+// clampMSS keeps the segments we send within the link's MTU when the
+// peer's MSS option allows more than the link carries (a peer on a link
+// with a larger MTU), by telling the core the path MTU is the link's.
+func (s *Stack) clampMSS(tc *TCPConn, now time.Time) {
+	if tc.nic == nil {
+		return
+	}
+	hdr := 40
+	if !tc.id.Remote.Addr().Is4() {
+		hdr = 60
+	}
+	if info := tc.tcb.Info(); info.PeerMSS+hdr > tc.nic.mtu {
+		tc.tcb.HandlePacketTooBig(now, tc.nic.mtu)
+	}
+}
+
+// remove takes a CLOSED connection out of the demux table and the timers.
+func (s *Stack) remove(tc *TCPConn) {
+	if tc.removed {
+		return
+	}
+	tc.removed = true
+	if s.conns[tc.id] == tc {
+		delete(s.conns, tc.id)
+	}
+	s.timers.remove(tc)
+	if l := tc.listener; l != nil && tc.inSynQ {
+		tc.inSynQ = false
+		l.synQ--
+		delete(l.children, tc)
+		tc.listener = nil
+	}
+}
+
+// wait blocks on tc's gate after the caller saw its condition false, with
+// the lock held; it returns with the lock held. counter is rwait, wwait or
+// owait.
+//
+// The ticket is taken here, after the check, which is safe because the
+// lock has been held since the check and every change to a condition is
+// made under the lock (the Broadcasts made after unlocking, by
+// setDeadline and Stack.Close, follow a change made under it). Taking it
+// only when about to wait keeps the fast path free of channel allocation.
+func (tc *TCPConn) wait(counter *int, cancel <-chan struct{}, deadline time.Time) error {
+	s := tc.s
+	if tc.gate == nil {
+		tc.gate = s.clock.NewGate()
+	}
+	ticket := tc.gate.Chan()
+	*counter++
+	s.unlock()
+	err := tc.gate.Wait(ticket, cancel, deadline)
+	s.mu.Lock()
+	*counter--
+	return err
+}
+
+func (tc *TCPConn) opErr(op string, err error) error {
+	return opError(op, syscallFor(op), tc.id.Local, tc.id.Remote, err)
+}
+
+// closedErr reports whether the connection may no longer be used.
+func (tc *TCPConn) closedErr() bool { return tc.userClosed || tc.stackClosed }
+
+// Read reads data the peer sent. It returns io.EOF after the peer's FIN,
+// an error wrapping syscall.ECONNRESET (or ETIMEDOUT) after the connection
+// failed, os.ErrDeadlineExceeded after the read deadline, and net.ErrClosed
+// after Close.
+func (tc *TCPConn) Read(p []byte) (int, error) {
+	s := tc.s
+	s.mu.Lock()
+	for {
+		if tc.closedErr() {
+			s.mu.Unlock()
+			return 0, tc.opErr("read", net.ErrClosed)
+		}
+		now := s.clock.Now()
+		if !tc.rdl.IsZero() && !now.Before(tc.rdl) {
+			s.mu.Unlock()
+			return 0, tc.opErr("read", os.ErrDeadlineExceeded)
+		}
+		if tc.readShut {
+			s.mu.Unlock()
+			return 0, io.EOF
+		}
+		n, err := tc.tcb.Read(now, p)
+		if err == tcp.ErrWouldBlock {
+			if err := tc.wait(&tc.rwait, nil, tc.rdl); err == os.ErrDeadlineExceeded {
+				s.mu.Unlock()
+				return 0, tc.opErr("read", os.ErrDeadlineExceeded)
+			}
+			continue
+		}
+		s.settle(tc, now)
+		s.unlock()
+		if err == tcp.ErrNotConnected && tc.gotFIN {
+			err = io.EOF
+		}
+		return n, tc.opErr("read", err)
+	}
+}
+
+// Write writes p, blocking until all of it is in the send buffer. It
+// returns an error wrapping syscall.EPIPE after CloseWrite, ECONNRESET or
+// ETIMEDOUT after the connection failed, os.ErrDeadlineExceeded after the
+// write deadline (with the count written so far), and net.ErrClosed after
+// Close.
+func (tc *TCPConn) Write(p []byte) (int, error) {
+	s := tc.s
+	s.mu.Lock()
+	total := 0
+	for {
+		if tc.closedErr() {
+			s.mu.Unlock()
+			return total, tc.opErr("write", net.ErrClosed)
+		}
+		now := s.clock.Now()
+		if !tc.wdl.IsZero() && !now.Before(tc.wdl) {
+			s.mu.Unlock()
+			return total, tc.opErr("write", os.ErrDeadlineExceeded)
+		}
+		n, err := tc.tcb.Write(now, p[total:])
+		total += n
+		if n > 0 {
+			s.settle(tc, now)
+		}
+		if err == nil && total < len(p) {
+			err = tcp.ErrWouldBlock
+		}
+		switch err {
+		case nil:
+			s.unlock()
+			return total, nil
+		case tcp.ErrWouldBlock:
+			if err := tc.wait(&tc.wwait, nil, tc.wdl); err == os.ErrDeadlineExceeded {
+				s.unlock()
+				return total, tc.opErr("write", os.ErrDeadlineExceeded)
+			}
+			continue
+		}
+		s.unlock()
+		if err == tcp.ErrNotConnected {
+			err = syscall.EPIPE
+		}
+		return total, tc.opErr("write", err)
+	}
+}
+
+// Close closes the connection. The owner can no longer read or write; the
+// stack sends what is buffered, then the FIN, and finishes the closing
+// handshake (FIN-WAIT, TIME-WAIT, LAST-ACK) on its own. Unread received
+// data, or SetLinger(0), turn it into an abort with RST (RFC 9293 3.6).
+// Blocked Reads and Writes return net.ErrClosed.
+func (tc *TCPConn) Close() error {
+	s := tc.s
+	s.mu.Lock()
+	if tc.closedErr() {
+		s.mu.Unlock()
+		return tc.opErr("close", net.ErrClosed)
+	}
+	tc.userClosed = true
+	now := s.clock.Now()
+	tc.tcb.Release(now, tc.linger == 0)
+	s.settle(tc, now)
+	if tc.rwait+tc.wwait+tc.owait > 0 {
+		tc.gate.Broadcast()
+	}
+	s.unlock()
+	return nil
+}
+
+// CloseWrite shuts down the sending side (a FIN follows the buffered
+// data); reading goes on until the peer's FIN.
+func (tc *TCPConn) CloseWrite() error {
+	return tc.shutdown(func(now time.Time) error {
+		if err := tc.tcb.Close(now); err != nil && err != tcp.ErrNotConnected {
+			return err
+		} else if err == tcp.ErrNotConnected {
+			return syscall.ENOTCONN
+		}
+		return nil
+	})
+}
+
+// CloseRead shuts down the receiving side: buffered data is dropped,
+// what arrives later is acknowledged and discarded, and Read returns
+// io.EOF.
+func (tc *TCPConn) CloseRead() error {
+	return tc.shutdown(func(now time.Time) error {
+		tc.readShut = true
+		tc.tcb.CloseRead(now)
+		return nil
+	})
+}
+
+func (tc *TCPConn) shutdown(f func(now time.Time) error) error {
+	s := tc.s
+	s.mu.Lock()
+	if tc.closedErr() {
+		s.mu.Unlock()
+		return tc.opErr("close", net.ErrClosed)
+	}
+	now := s.clock.Now()
+	err := f(now)
+	s.settle(tc, now)
+	if tc.rwait+tc.wwait > 0 {
+		tc.gate.Broadcast()
+	}
+	s.unlock()
+	return tc.opErr("close", err)
+}
+
+// setOpt runs f under the lock, for the option setters.
+func (tc *TCPConn) setOpt(f func(now time.Time) error) error {
+	s := tc.s
+	s.mu.Lock()
+	if tc.closedErr() {
+		s.mu.Unlock()
+		return opError("set", "setsockopt", tc.id.Local, tc.id.Remote, net.ErrClosed)
+	}
+	now := s.clock.Now()
+	err := f(now)
+	s.settle(tc, now)
+	s.unlock()
+	if err != nil {
+		return opError("set", "setsockopt", tc.id.Local, tc.id.Remote, err)
+	}
+	return nil
+}
+
+// SetLinger sets what Close does with unsent data: sec < 0 (the default)
+// finishes in the background; sec == 0 discards it and resets the
+// connection (RST). sec > 0 is treated as the default for now (Close does
+// not block).
+func (tc *TCPConn) SetLinger(sec int) error {
+	return tc.setOpt(func(time.Time) error { tc.linger = sec; return nil })
+}
+
+// SetNoDelay turns Nagle's algorithm off (true) or on (false).
+func (tc *TCPConn) SetNoDelay(noDelay bool) error {
+	return tc.setOpt(func(now time.Time) error { tc.tcb.SetNoDelay(now, noDelay); return nil })
+}
+
+// SetKeepAlive turns keep-alive probes on or off.
+func (tc *TCPConn) SetKeepAlive(on bool) error {
+	return tc.setOpt(func(now time.Time) error { tc.tcb.SetKeepAlive(now, on); return nil })
+}
+
+// errKeepAliveTiming is returned for keep-alive timings that differ from
+// the connection's configuration.
+//
+// TODO(core): tcp.Conn takes its keep-alive idle time, interval and count
+// from its *tcp.Config, fixed at NewConn and shared between connections.
+// Per-connection timings need an entry point such as
+// tcp.Conn.SetKeepAliveParams(now, idle, interval, count); until then
+// only the stack-wide Options.TCP values can be used.
+var errKeepAliveTiming = errors.New("per-connection keep-alive timing is not supported yet; set Options.TCP.KeepAlive*")
+
+// SetKeepAlivePeriod sets the idle time before the first probe and the
+// interval between probes. Only the stack's configured values are
+// accepted for now (see SetKeepAliveConfig).
+func (tc *TCPConn) SetKeepAlivePeriod(d time.Duration) error {
+	return tc.SetKeepAliveConfig(net.KeepAliveConfig{Enable: true, Idle: d, Interval: d})
+}
+
+// SetKeepAliveConfig sets keep-alive as net.TCPConn's method does. Zero
+// timings keep the current ones and negative ones the defaults (which are
+// the connection's configuration). Timings different from the
+// configuration are not supported yet: the call then enables or disables
+// keep-alive as asked and returns an error.
+func (tc *TCPConn) SetKeepAliveConfig(kc net.KeepAliveConfig) error {
+	return tc.setOpt(func(now time.Time) error {
+		tc.tcb.SetKeepAlive(now, kc.Enable)
+		c := tc.cfg
+		if (kc.Idle > 0 && kc.Idle != c.KeepAliveIdle) ||
+			(kc.Interval > 0 && kc.Interval != c.KeepAliveInterval) ||
+			(kc.Count > 0 && kc.Count != c.KeepAliveCount) {
+			return errKeepAliveTiming
+		}
+		return nil
+	})
+}
+
+// SetDeadline sets the read and write deadlines.
+func (tc *TCPConn) SetDeadline(t time.Time) error { return tc.setDeadline(t, true, true) }
+
+// SetReadDeadline sets the deadline for Read calls, pending ones included.
+func (tc *TCPConn) SetReadDeadline(t time.Time) error { return tc.setDeadline(t, true, false) }
+
+// SetWriteDeadline sets the deadline for Write calls, pending ones
+// included.
+func (tc *TCPConn) SetWriteDeadline(t time.Time) error { return tc.setDeadline(t, false, true) }
+
+func (tc *TCPConn) setDeadline(t time.Time, r, w bool) error {
+	s := tc.s
+	s.mu.Lock()
+	if tc.closedErr() {
+		s.mu.Unlock()
+		return opError("set", "setsockopt", tc.id.Local, tc.id.Remote, net.ErrClosed)
+	}
+	if r {
+		tc.rdl = t
+	}
+	if w {
+		tc.wdl = t
+	}
+	waiting := tc.rwait+tc.wwait > 0
+	s.mu.Unlock()
+	if waiting {
+		// Waiters re-read their deadline.
+		tc.gate.Broadcast()
+	}
+	return nil
+}
+
+// LocalAddr returns the local address, a *net.TCPAddr.
+func (tc *TCPConn) LocalAddr() net.Addr { return net.TCPAddrFromAddrPort(tc.id.Local) }
+
+// RemoteAddr returns the peer's address, a *net.TCPAddr.
+func (tc *TCPConn) RemoteAddr() net.Addr { return net.TCPAddrFromAddrPort(tc.id.Remote) }
+
+// Tuple returns the connection's 4-tuple.
+func (tc *TCPConn) Tuple() tcp.Tuple { return tc.id }
+
+// ID returns the connection's number in events and Connections.
+func (tc *TCPConn) ID() uint64 { return tc.cid }
+
+// State returns the connection's RFC 9293 state.
+func (tc *TCPConn) State() tcp.State {
+	tc.s.mu.Lock()
+	defer tc.s.mu.Unlock()
+	return tc.tcb.State()
+}
+
+// Info returns the connection's status, like Linux's tcp_info.
+func (tc *TCPConn) Info() tcp.Info {
+	tc.s.mu.Lock()
+	defer tc.s.mu.Unlock()
+	return tc.tcb.Info()
+}

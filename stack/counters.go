@@ -1,0 +1,170 @@
+package stack
+
+import (
+	"reflect"
+	"sync/atomic"
+	"time"
+
+	"github.com/synack/synack/tcp"
+)
+
+// Counters is a snapshot of the stack's counters, grouped and named as
+// `netstat -s` prints them: RFC 4293 (IP), RFC 4022 (TCP) and Linux's
+// TcpExt. Every field counts since New, except the gauges noted.
+type Counters struct {
+	IP   IPCounters
+	ICMP ICMPCounters
+	TCP  TCPCounters
+	// EventsDropped counts events not delivered to a subscriber whose
+	// channel was full.
+	EventsDropped uint64
+}
+
+// IPCounters are IPv4 and IPv6 together (RFC 4293 ipSystemStats).
+type IPCounters struct {
+	InReceives      uint64 // packets received from links
+	InHdrErrors     uint64 // malformed headers, bad header checksums
+	InAddrErrors    uint64 // not addressed to us
+	InUnknownProtos uint64 // protocol we do not speak
+	InDelivers      uint64 // handed to TCP or ICMP
+	ReasmReqds      uint64 // fragments received
+	ReasmFails      uint64 // fragments dropped: the stack does not reassemble
+	OutRequests     uint64 // packets built
+	OutNoRoutes     uint64 // dropped for want of a route
+	OutDiscards     uint64 // refused by the link (too big, link down)
+}
+
+// ICMPCounters are ICMPv4 and ICMPv6 together (RFC 4293 icmpStats).
+type ICMPCounters struct {
+	InMsgs          uint64
+	InErrors        uint64 // malformed or bad checksum
+	InEchos         uint64
+	InDestUnreachs  uint64
+	InPktTooBigs    uint64 // IPv4 fragmentation needed, IPv6 packet too big
+	InTimeExcds     uint64
+	InErrorsMatched uint64 // errors quoting a segment of one of our connections
+	OutMsgs         uint64
+	OutEchoReps     uint64
+}
+
+// TCPCounters are RFC 4022's tcp group and the Linux TcpExt fields the
+// stack can know.
+type TCPCounters struct {
+	ActiveOpens  uint64 // CLOSED -> SYN-SENT
+	PassiveOpens uint64 // LISTEN -> SYN-RECEIVED
+	AttemptFails uint64 // SYN-SENT or SYN-RECEIVED -> CLOSED, SYN-RECEIVED -> LISTEN
+	EstabResets  uint64 // ESTABLISHED or CLOSE-WAIT -> CLOSED
+	CurrEstab    uint64 // gauge: connections in ESTABLISHED or CLOSE-WAIT
+	InSegs       uint64 // segments received, errors included
+	OutSegs      uint64 // segments sent, retransmissions included (as Linux)
+	RetransSegs  uint64 // segments retransmitted
+	InErrs       uint64 // segments received in error (checksum, header)
+	InCsumErrors uint64 // of which bad checksums
+	OutRsts      uint64 // segments sent with RST
+	InNoSocket   uint64 // segments that reached no connection and no listener
+
+	ListenOverflows   uint64 // handshakes or SYNs dropped: accept queue full
+	ListenDrops       uint64 // all SYNs and handshakes dropped at a listener
+	SyncookiesSent    uint64 // zero until SYN cookies exist
+	SyncookiesRecv    uint64
+	SyncookiesFailed  uint64
+	TCPTimeWaitReopen uint64 // SYNs that reopened a 4-tuple in TIME-WAIT (RFC 6191)
+}
+
+// ctr64 is one counter, updated atomically so Counters needs no lock.
+type ctr64 struct{ v atomic.Uint64 }
+
+func (c *ctr64) add(n uint64) { c.v.Add(n) }
+func (c *ctr64) dec()         { c.v.Add(^uint64(0)) }
+
+// counters mirrors Counters field by field with atomic counters.
+type counters struct {
+	IP struct {
+		InReceives, InHdrErrors, InAddrErrors, InUnknownProtos, InDelivers ctr64
+		ReasmReqds, ReasmFails                                             ctr64
+		OutRequests, OutNoRoutes, OutDiscards                              ctr64
+	}
+	ICMP struct {
+		InMsgs, InErrors, InEchos, InDestUnreachs, InPktTooBigs, InTimeExcds, InErrorsMatched ctr64
+		OutMsgs, OutEchoReps                                                                  ctr64
+	}
+	TCP struct {
+		ActiveOpens, PassiveOpens, AttemptFails, EstabResets, CurrEstab ctr64
+		InSegs, OutSegs, RetransSegs, InErrs, InCsumErrors, OutRsts     ctr64
+		InNoSocket                                                      ctr64
+		ListenOverflows, ListenDrops                                    ctr64
+		SyncookiesSent, SyncookiesRecv, SyncookiesFailed                ctr64
+		TCPTimeWaitReopen                                               ctr64
+	}
+	EventsDropped ctr64
+}
+
+// Counters returns a snapshot of the counters. It takes no lock; counters
+// read at slightly different instants may disagree by a packet.
+func (s *Stack) Counters() Counters {
+	var out Counters
+	copyCounters(reflect.ValueOf(&out).Elem(), reflect.ValueOf(&s.ctr).Elem())
+	return out
+}
+
+// copyCounters copies src (counters) into dst (Counters) by field name.
+func copyCounters(dst, src reflect.Value) {
+	for i := 0; i < dst.NumField(); i++ {
+		name := dst.Type().Field(i).Name
+		df, sf := dst.Field(i), src.FieldByName(name)
+		if !sf.IsValid() {
+			panic("stack: counter " + name + " has no twin")
+		}
+		if df.Kind() == reflect.Struct {
+			copyCounters(df, sf)
+			continue
+		}
+		df.SetUint(sf.Addr().Interface().(*ctr64).v.Load())
+	}
+}
+
+// StateCounts returns how many connections are in each state, listeners
+// (LISTEN) included.
+func (s *Stack) StateCounts() map[tcp.State]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m := make(map[tcp.State]int)
+	for _, tc := range s.conns {
+		m[tc.tcb.State()]++
+	}
+	for _, ls := range s.lports {
+		m[tcp.Listen] += len(ls)
+	}
+	return m
+}
+
+// ConnInfo is one row of Connections.
+type ConnInfo struct {
+	ID       uint64 // the connection's number in events
+	Tuple    tcp.Tuple
+	State    tcp.State
+	Info     tcp.Info
+	Age      time.Duration // since the connection was created
+	Released bool          // its owner closed it; the stack finishes it alone
+}
+
+// Connections returns a snapshot of every connection in the demux table
+// and every listener (with a zero remote address).
+func (s *Stack) Connections() []ConnInfo {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.clock.Now()
+	out := make([]ConnInfo, 0, len(s.conns)+len(s.lports))
+	for _, ls := range s.lports {
+		for _, l := range ls {
+			out = append(out, ConnInfo{ID: l.cid, Tuple: l.tcb.ID(), State: l.tcb.State(), Info: l.tcb.Info(), Age: now.Sub(l.created)})
+		}
+	}
+	for _, tc := range s.conns {
+		out = append(out, ConnInfo{
+			ID: tc.cid, Tuple: tc.id, State: tc.tcb.State(), Info: tc.tcb.Info(),
+			Age: now.Sub(tc.created), Released: tc.userClosed,
+		})
+	}
+	return out
+}

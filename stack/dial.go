@@ -1,0 +1,240 @@
+package stack
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"net"
+	"net/netip"
+	"strconv"
+	"syscall"
+
+	"github.com/synack/synack/tcp"
+)
+
+// DialContext connects to address ("ip:port") on network "tcp", "tcp4" or
+// "tcp6", like net.Dialer.DialContext. ctx bounds the connect only. The
+// errors wrap syscall.ECONNREFUSED (RST or ICMP port unreachable in answer
+// to the SYN), ETIMEDOUT (no answer after the SYN retries), ENETUNREACH
+// (no route) or ctx's error.
+func (s *Stack) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	raddr, err := parseDialAddr(network, address)
+	if err != nil {
+		return nil, &net.OpError{Op: "dial", Net: network, Err: err}
+	}
+	c, err := s.dial(ctx, netip.AddrPort{}, raddr)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// DialTCP connects to raddr from an address the route chooses and an
+// ephemeral port.
+func (s *Stack) DialTCP(ctx context.Context, raddr netip.AddrPort) (*TCPConn, error) {
+	return s.dial(ctx, netip.AddrPort{}, raddr)
+}
+
+// DialTCPFrom connects to raddr from laddr. A zero address in laddr lets
+// the route choose; port 0 chooses an ephemeral port. Binding a port a
+// listener or an identical connection holds fails with EADDRINUSE.
+func (s *Stack) DialTCPFrom(ctx context.Context, laddr, raddr netip.AddrPort) (*TCPConn, error) {
+	return s.dial(ctx, laddr, raddr)
+}
+
+func splitHostPort(address string) (string, uint16, error) {
+	host, ps, err := net.SplitHostPort(address)
+	if err != nil {
+		return "", 0, err
+	}
+	p, err := strconv.ParseUint(ps, 10, 16)
+	if err != nil {
+		return "", 0, &net.AddrError{Err: "invalid port", Addr: address}
+	}
+	return host, uint16(p), nil
+}
+
+func parseDialAddr(network, address string) (netip.AddrPort, error) {
+	host, port, err := splitHostPort(address)
+	if err != nil {
+		return netip.AddrPort{}, err
+	}
+	a, err := netip.ParseAddr(host)
+	if err != nil {
+		return netip.AddrPort{}, &net.AddrError{Err: "no such host (synack resolves no names)", Addr: host}
+	}
+	a = a.Unmap()
+	switch network {
+	case "tcp":
+	case "tcp4":
+		if !a.Is4() {
+			return netip.AddrPort{}, &net.AddrError{Err: "non-IPv4 address", Addr: address}
+		}
+	case "tcp6":
+		if a.Is4() {
+			return netip.AddrPort{}, &net.AddrError{Err: "non-IPv6 address", Addr: address}
+		}
+	default:
+		return netip.AddrPort{}, net.UnknownNetworkError(network)
+	}
+	return netip.AddrPortFrom(a, port), nil
+}
+
+func (s *Stack) dial(ctx context.Context, laddr, raddr netip.AddrPort) (*TCPConn, error) {
+	raddr = netip.AddrPortFrom(raddr.Addr().Unmap(), raddr.Port())
+	laddr = netip.AddrPortFrom(laddr.Addr().Unmap(), laddr.Port())
+	fail := func(err error) (*TCPConn, error) {
+		return nil, opError("dial", "connect", laddr, raddr, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return fail(err)
+	}
+	ra := raddr.Addr()
+	if !ra.IsValid() || ra.IsUnspecified() || ra.IsMulticast() || raddr.Port() == 0 {
+		return fail(syscall.EINVAL)
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return fail(net.ErrClosed)
+	}
+	n, src, ok := s.routeTo(ra)
+	if !ok {
+		s.mu.Unlock()
+		return fail(syscall.ENETUNREACH)
+	}
+	if la := laddr.Addr(); la.IsValid() && !la.IsUnspecified() {
+		if _, ours := s.local[la]; !ours || la.Is4() != ra.Is4() {
+			s.mu.Unlock()
+			return nil, opError("dial", "bind", laddr, raddr, syscall.EADDRNOTAVAIL)
+		}
+		src = la
+	}
+	port := laddr.Port()
+	if port == 0 {
+		if port, ok = s.pickEphemeral(src, raddr); !ok {
+			s.mu.Unlock()
+			return nil, opError("dial", "connect", laddr, raddr, syscall.EADDRNOTAVAIL)
+		}
+	} else if !s.portFree(src, port, raddr) {
+		s.mu.Unlock()
+		return nil, opError("dial", "bind", laddr, raddr, syscall.EADDRINUSE)
+	}
+	now := s.clock.Now()
+	id := tcp.Tuple{Local: netip.AddrPortFrom(src, port), Remote: raddr}
+	tc := s.newConn(n, id, s.configFor(n, ra, keepAliveParams{}), now)
+	if err := tc.tcb.Connect(now); err != nil {
+		s.remove(tc)
+		s.unlock()
+		return nil, tc.opErr("dial", err)
+	}
+	s.settle(tc, now)
+	for {
+		switch st := tc.tcb.State(); st {
+		case tcp.SynSent, tcp.SynReceived:
+			if s.closed {
+				s.mu.Unlock()
+				return nil, tc.opErr("dial", net.ErrClosed)
+			}
+			if err := tc.wait(&tc.owait, ctx.Done(), zeroTime); err != nil {
+				if ctxErr := ctx.Err(); ctxErr != nil {
+					now := s.clock.Now()
+					tc.userClosed = true
+					tc.tcb.Abort(now)
+					s.settle(tc, now)
+					s.unlock()
+					return nil, tc.opErr("dial", ctxErr)
+				}
+			}
+		case tcp.Closed:
+			if tc.stackClosed {
+				s.mu.Unlock()
+				return nil, tc.opErr("dial", net.ErrClosed)
+			}
+			err := tc.dialErr
+			if err == nil {
+				err = tc.tcb.Err()
+				if err == tcp.ErrTimedOut && tc.softErr != nil {
+					err = tc.softErr // EHOSTUNREACH rather than ETIMEDOUT, as Linux
+				}
+			}
+			if err == nil {
+				err = syscall.ECONNABORTED
+			}
+			tc.userClosed = true
+			s.unlock()
+			return nil, tc.opErr("dial", err)
+		default:
+			// ESTABLISHED, or later if the peer was quick to close.
+			s.unlock()
+			return tc, nil
+		}
+	}
+}
+
+// portFree reports whether local port port on src can be used to reach
+// raddr: the 4-tuple is unused, and no listener holds the port (a
+// connection would otherwise steal its SYNs' replies; Linux refuses the
+// same). A port held only by connections to other peers, TIME-WAIT ones
+// included, is free: the 4-tuple tells them apart.
+func (s *Stack) portFree(src netip.Addr, port uint16, raddr netip.AddrPort) bool {
+	if len(s.lports[port]) > 0 {
+		return false
+	}
+	_, used := s.conns[tcp.Tuple{Local: netip.AddrPortFrom(src, port), Remote: raddr}]
+	return !used
+}
+
+// pickEphemeral chooses a local port for a connection from src to raddr
+// with RFC 6056 section 3.3.4, Algorithm 4 ("Double-Hash Port Selection"):
+// a keyed hash of the connection's addresses gives a starting offset, and a
+// per-bucket counter moves on from it, so ports are hard to guess from
+// outside while successive connections to one peer do not reuse a port
+// soon.
+func (s *Stack) pickEphemeral(src netip.Addr, raddr netip.AddrPort) (uint16, bool) {
+	first, last := uint32(s.opts.FirstEphemeral), uint32(s.opts.LastEphemeral)
+	num := last - first + 1
+	var buf [32 + 16 + 16 + 2]byte
+	k := copy(buf[:], s.portKey[:])
+	a := src.As16()
+	k += copy(buf[k:], a[:])
+	b := raddr.Addr().As16()
+	k += copy(buf[k:], b[:])
+	binary.BigEndian.PutUint16(buf[k:], raddr.Port())
+	sum := sha256.Sum256(buf[:])
+	offset := binary.BigEndian.Uint32(sum[:4]) // F()
+	idx := sum[4]                              // G(), a different part of the hash
+	for range num {
+		port := uint16(first + (offset+uint32(s.portTab[idx]))%num)
+		s.portTab[idx]++
+		if s.portFree(src, port, raddr) {
+			return port, true
+		}
+	}
+	return 0, false
+}
+
+// pickListenPort chooses a port for a listener on port 0: one no listener
+// and no connection of ours uses.
+func (s *Stack) pickListenPort(a netip.Addr) (uint16, bool) {
+	first, last := uint32(s.opts.FirstEphemeral), uint32(s.opts.LastEphemeral)
+	num := last - first + 1
+	used := make(map[uint16]bool)
+	for id := range s.conns {
+		used[id.Local.Port()] = true
+	}
+	var buf [32 + 16]byte
+	k := copy(buf[:], s.portKey[:])
+	aa := a.As16()
+	copy(buf[k:], aa[:])
+	sum := sha256.Sum256(buf[:])
+	offset := binary.BigEndian.Uint32(sum[:4])
+	for i := range num {
+		port := uint16(first + (offset+i+uint32(s.portTab[0]))%num)
+		if len(s.lports[port]) == 0 && !used[port] {
+			s.portTab[0]++
+			return port, true
+		}
+	}
+	return 0, false
+}

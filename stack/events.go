@@ -1,0 +1,192 @@
+package stack
+
+import (
+	"time"
+
+	"github.com/synack/synack/tcp"
+)
+
+// Event is one state change of one connection (or listener).
+type Event struct {
+	Time     time.Time
+	ID       uint64    // the connection's number in this stack: tells incarnations of a tuple apart
+	Tuple    tcp.Tuple // a listener's has a zero Remote
+	From, To tcp.State
+	Cause    string // "rcv SYN,ACK", "user CLOSE", "2MSL timeout", ...
+}
+
+type subscriber struct {
+	ch      chan Event
+	dropped uint64
+}
+
+// Subscribe returns a channel that receives every state change of every
+// connection from now on, in order, and a function that ends the
+// subscription and closes the channel. The stack never waits for a
+// subscriber: when the channel's buffer (buf events) is full, the event is
+// dropped for that subscriber and counted in Counters.EventsDropped. For a
+// lossless, synchronous log use Options.Trace. Close ends every
+// subscription.
+func (s *Stack) Subscribe(buf int) (<-chan Event, func()) {
+	sub := &subscriber{ch: make(chan Event, max(buf, 0))}
+	s.mu.Lock()
+	if s.closed {
+		close(sub.ch)
+	} else {
+		s.subs = append(s.subs, sub)
+	}
+	s.mu.Unlock()
+	cancel := func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for i, x := range s.subs {
+			if x == sub {
+				s.subs = append(s.subs[:i], s.subs[i+1:]...)
+				close(sub.ch)
+				return
+			}
+		}
+	}
+	return sub.ch, cancel
+}
+
+// stateChanged is every transition of every connection: counters, events
+// and the trace.
+func (s *Stack) stateChanged(cid uint64, id tcp.Tuple, t tcp.Transition) {
+	c := &s.ctr.TCP
+	from, to := t.From, t.To
+	switch {
+	case from == tcp.Closed && to == tcp.SynSent:
+		c.ActiveOpens.add(1)
+	case from == tcp.Listen && to == tcp.SynReceived:
+		c.PassiveOpens.add(1)
+	case (from == tcp.SynSent || from == tcp.SynReceived) && (to == tcp.Closed || to == tcp.Listen):
+		c.AttemptFails.add(1)
+	case (from == tcp.Established || from == tcp.CloseWait) && to == tcp.Closed:
+		c.EstabResets.add(1)
+	}
+	if counted(from) != counted(to) {
+		if counted(to) {
+			c.CurrEstab.add(1)
+		} else {
+			c.CurrEstab.dec()
+		}
+	}
+	if len(s.subs) > 0 {
+		ev := Event{Time: t.Time, ID: cid, Tuple: id, From: from, To: to, Cause: t.Cause}
+		for _, sub := range s.subs {
+			select {
+			case sub.ch <- ev:
+			default:
+				sub.dropped++
+				s.ctr.EventsDropped.add(1)
+			}
+		}
+	}
+	if s.trace != nil {
+		s.tr.emit(TraceEvent{Kind: TraceState, Time: t.Time, ID: cid, Tuple: id, From: from, To: to, Cause: t.Cause})
+	}
+}
+
+// counted reports whether RFC 4022's tcpCurrEstab counts the state.
+func counted(st tcp.State) bool { return st == tcp.Established || st == tcp.CloseWait }
+
+// TraceKind says what a TraceEvent is.
+type TraceKind uint8
+
+const (
+	TraceReceived TraceKind = iota // a TCP segment arrived
+	TraceSent                      // a TCP segment was sent
+	TraceState                     // a connection changed state
+)
+
+func (k TraceKind) String() string {
+	switch k {
+	case TraceReceived:
+		return "rcv"
+	case TraceSent:
+		return "snd"
+	case TraceState:
+		return "state"
+	}
+	return "?"
+}
+
+// TraceEvent is one entry of the synchronous trace (Options.Trace).
+//
+// The events of one stack come in causal order: a received segment is
+// reported first (with From the state before it was processed and To the
+// state after), followed by the transitions and the segments it caused.
+// A sent segment has From == To == the connection's state when it left. A
+// segment that reached no connection has ID 0 and CLOSED states.
+type TraceEvent struct {
+	Kind     TraceKind
+	Time     time.Time
+	ID       uint64
+	Tuple    tcp.Tuple // Local is this stack's end
+	Segment  *tcp.Segment
+	From, To tcp.State
+	Cause    string // TraceState only
+}
+
+// tracer orders trace events. While a received segment is processed the
+// events it causes are held (segments copied) so that the segment itself,
+// with its state after processing, is reported first.
+type tracer struct {
+	s       *Stack
+	holding bool
+	held    []TraceEvent
+	segs    []tcp.Segment // backing for held segments
+	arena   []byte        // held payloads
+	in      TraceEvent
+	inSeg   tcp.Segment
+}
+
+// begin starts holding events for the received seg.
+func (t *tracer) begin(now time.Time, id tcp.Tuple, seg *tcp.Segment) {
+	t.holding = true
+	t.in = TraceEvent{Kind: TraceReceived, Time: now, Tuple: id}
+	t.inSeg = *seg
+	t.in.Segment = &t.inSeg
+}
+
+// end reports the received segment, then what it caused.
+func (t *tracer) end(cid uint64, from, to tcp.State) {
+	t.holding = false
+	t.in.ID, t.in.From, t.in.To = cid, from, to
+	t.s.trace(t.in)
+	for i := range t.held {
+		ev := t.held[i]
+		if ev.Segment != nil {
+			ev.Segment = &t.segs[i]
+		}
+		t.s.trace(ev)
+	}
+	clear(t.held)
+	t.held = t.held[:0]
+	clear(t.segs)
+	t.segs = t.segs[:0]
+	t.arena = t.arena[:0]
+}
+
+func (t *tracer) segment(k TraceKind, now time.Time, cid uint64, id tcp.Tuple, seg *tcp.Segment, from, to tcp.State) {
+	t.emit(TraceEvent{Kind: k, Time: now, ID: cid, Tuple: id, Segment: seg, From: from, To: to})
+}
+
+func (t *tracer) emit(ev TraceEvent) {
+	if !t.holding {
+		t.s.trace(ev)
+		return
+	}
+	var cp tcp.Segment
+	if ev.Segment != nil {
+		cp = *ev.Segment
+		if len(cp.Payload) > 0 {
+			start := len(t.arena)
+			t.arena = append(t.arena, cp.Payload...)
+			cp.Payload = t.arena[start:len(t.arena):len(t.arena)]
+		}
+	}
+	t.held = append(t.held, ev)
+	t.segs = append(t.segs, cp)
+}

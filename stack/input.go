@@ -1,0 +1,336 @@
+package stack
+
+import (
+	"errors"
+	"net/netip"
+	"syscall"
+	"time"
+
+	"github.com/synack/synack/tcp"
+	"github.com/synack/synack/wire"
+)
+
+var zeroTime time.Time
+
+// DeliverPacket is the link.Dispatcher of a link: one IPv4 or IPv6 packet
+// in, processed to the end (replies included) before it returns.
+func (n *nic) DeliverPacket(pkt []byte) {
+	s := n.s
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.deliver(n, pkt)
+	s.unlock()
+}
+
+func (s *Stack) deliver(n *nic, pkt []byte) {
+	ip := &s.ctr.IP
+	ip.InReceives.add(1)
+	p, err := wire.ParseIP(pkt)
+	if err != nil {
+		if errors.Is(err, wire.ErrFragment) {
+			// No reassembly (yet): a fragment is counted and dropped.
+			ip.ReasmReqds.add(1)
+			ip.ReasmFails.add(1)
+			return
+		}
+		ip.InHdrErrors.add(1)
+		return
+	}
+	if _, ours := s.local[p.Dst]; !ours {
+		ip.InAddrErrors.add(1)
+		return
+	}
+	switch {
+	case p.Protocol == wire.ProtocolTCP:
+		ip.InDelivers.add(1)
+		s.deliverTCP(n, &p)
+	case p.Protocol == wire.ProtocolICMP && p.Version == 4:
+		ip.InDelivers.add(1)
+		s.deliverICMPv4(n, &p, pkt)
+	case p.Protocol == wire.ProtocolICMPv6 && p.Version == 6:
+		ip.InDelivers.add(1)
+		s.deliverICMPv6(n, &p, pkt)
+	default:
+		ip.InUnknownProtos.add(1)
+	}
+}
+
+func (s *Stack) deliverTCP(n *nic, p *wire.IPPacket) {
+	c := &s.ctr.TCP
+	c.InSegs.add(1)
+	h, payload, err := wire.ParseTCP(p.Payload, p.Src, p.Dst, true)
+	if err != nil {
+		c.InErrs.add(1)
+		if errors.Is(err, wire.ErrChecksum) {
+			c.InCsumErrors.add(1)
+		}
+		return
+	}
+	if p.Src.IsMulticast() || p.Src.IsUnspecified() || h.SrcPort == 0 || h.DstPort == 0 {
+		c.InErrs.add(1)
+		return
+	}
+	seg := &s.inSeg
+	*seg = tcp.Segment{Seq: h.Seq, Ack: h.Ack, Flags: h.Flags, Window: h.Window, Options: h.Options, Payload: payload}
+	id := tcp.Tuple{
+		Local:  netip.AddrPortFrom(p.Dst, h.DstPort),
+		Remote: netip.AddrPortFrom(p.Src, h.SrcPort),
+	}
+	now := s.clock.Now()
+	if s.trace != nil {
+		s.tr.begin(now, id, seg)
+	}
+	tc, deliver, from := s.demux(n, id, seg, now)
+	if deliver {
+		tc.tcb.HandleSegment(now, seg)
+		s.settle(tc, now)
+	}
+	if s.trace != nil {
+		var cid uint64
+		to := from
+		if tc != nil {
+			cid, to = tc.cid, tc.tcb.State()
+		}
+		s.tr.end(cid, from, to)
+	}
+	seg.Payload = nil
+}
+
+// demux finds the connection for a segment on id, making one when a SYN
+// reaches a listener. It reports whether to hand the segment to that
+// connection (not when it has been dropped or answered with RST), and the
+// state the segment finds.
+func (s *Stack) demux(n *nic, id tcp.Tuple, seg *tcp.Segment, now time.Time) (tc *TCPConn, deliver bool, from tcp.State) {
+	tc, from = s.demux1(n, id, seg, now)
+	if tc == nil {
+		return s.conns[id], false, from
+	}
+	return tc, true, from
+}
+
+func (s *Stack) demux1(n *nic, id tcp.Tuple, seg *tcp.Segment, now time.Time) (*TCPConn, tcp.State) {
+	tc := s.conns[id]
+	if tc != nil {
+		st := tc.tcb.State()
+		if st == tcp.TimeWait && tc.tcb.TimeWaitReopen(seg) {
+			if l := s.lookupListener(id.Local); l != nil {
+				// RFC 9293 3.10.7.4 / RFC 6191: a new incarnation. The
+				// old one ends now, and the new ISS starts beyond its
+				// sequence space.
+				s.isnNext[id] = isnOverride{uint32(tc.tcb.NextISS())}
+				tc.tcb.Abort(now)
+				s.settle(tc, now)
+				s.ctr.TCP.TCPTimeWaitReopen.add(1)
+				child := s.onSYN(l, n, id, seg, now)
+				if child == nil {
+					delete(s.isnNext, id)
+				}
+				return child, tcp.Closed
+			}
+		}
+		if tc.acceptFull(seg) {
+			s.ctr.TCP.ListenOverflows.add(1)
+			s.ctr.TCP.ListenDrops.add(1)
+			return nil, st
+		}
+		return tc, st
+	}
+	if l := s.lookupListener(id.Local); l != nil {
+		switch {
+		case seg.Flags&wire.RST != 0:
+			// RFC 9293 3.10.7.2: an RST to LISTEN is ignored.
+			return nil, tcp.Listen
+		case seg.Flags&wire.ACK != 0:
+			if s.synCookieACK(l, n, id, seg, now) {
+				return nil, tcp.Listen
+			}
+			// RFC 9293 3.10.7.2: any ACK to LISTEN gets <SEQ=SEG.ACK><CTL=RST>.
+			s.resetFor(n, id, seg)
+			return nil, tcp.Listen
+		case seg.Flags&wire.SYN != 0:
+			return s.onSYN(l, n, id, seg, now), tcp.Closed
+		}
+		// No SYN, ACK or RST: drop (RFC 9293 3.10.7.2 "fourth other").
+		return nil, tcp.Listen
+	}
+	s.ctr.TCP.InNoSocket.add(1)
+	s.resetFor(n, id, seg)
+	return nil, tcp.Closed
+}
+
+// resetFor answers a segment that reached no connection (RFC 9293
+// 3.10.7.1).
+func (s *Stack) resetFor(n *nic, id tcp.Tuple, seg *tcp.Segment) {
+	rst, ok := tcp.ResetFor(seg)
+	if !ok {
+		return
+	}
+	if m, _, found := s.routeTo(id.Remote.Addr()); found {
+		n = m
+	}
+	s.sendSegment(n, id, &rst, nil)
+}
+
+// deliverICMPv4 answers echo requests and hands errors to the connection
+// they concern.
+func (s *Stack) deliverICMPv4(n *nic, p *wire.IPPacket, pkt []byte) {
+	c := &s.ctr.ICMP
+	c.InMsgs.add(1)
+	m, err := wire.ParseICMPv4(p.Payload, true)
+	if err != nil {
+		c.InErrors.add(1)
+		return
+	}
+	switch m.Type {
+	case wire.ICMPv4EchoRequest:
+		c.InEchos.add(1)
+		if p.Dst.IsMulticast() {
+			return
+		}
+		id, seq := m.Echo()
+		rep := wire.NewICMPv4Echo(true, id, seq, m.Data)
+		b := n.next()
+		b = s.appendIP(b, p.Dst, p.Src, wire.ProtocolICMP, wire.ICMPHeaderLen+len(rep.Data))
+		b = wire.AppendICMPv4(b, &rep)
+		n.commit(b)
+		c.OutMsgs.add(1)
+		c.OutEchoReps.add(1)
+	case wire.ICMPv4DestUnreachable, wire.ICMPv4TimeExceeded:
+		switch {
+		case m.IsFragNeeded():
+			c.InPktTooBigs.add(1)
+		case m.Type == wire.ICMPv4TimeExceeded:
+			c.InTimeExcds.add(1)
+		default:
+			c.InDestUnreachs.add(1)
+		}
+		q, err := m.Quote()
+		if err != nil {
+			c.InErrors.add(1)
+			return
+		}
+		errno, hard := icmpv4Errno(&m)
+		s.icmpError(&q, errno, hard, m.IsFragNeeded(), uint32(m.NextHopMTU()))
+	}
+}
+
+func (s *Stack) deliverICMPv6(n *nic, p *wire.IPPacket, pkt []byte) {
+	c := &s.ctr.ICMP
+	c.InMsgs.add(1)
+	m, err := wire.ParseICMPv6(p.Payload, p.Src, p.Dst, true)
+	if err != nil {
+		c.InErrors.add(1)
+		return
+	}
+	switch m.Type {
+	case wire.ICMPv6EchoRequest:
+		c.InEchos.add(1)
+		if p.Dst.IsMulticast() {
+			return
+		}
+		id, seq := m.Echo()
+		rep := wire.NewICMPv6Echo(true, id, seq, m.Data)
+		b := n.next()
+		b = s.appendIP(b, p.Dst, p.Src, wire.ProtocolICMPv6, wire.ICMPHeaderLen+len(rep.Data))
+		b = wire.AppendICMPv6(b, &rep, p.Dst, p.Src)
+		n.commit(b)
+		c.OutMsgs.add(1)
+		c.OutEchoReps.add(1)
+	case wire.ICMPv6DestUnreachable, wire.ICMPv6PacketTooBig, wire.ICMPv6TimeExceeded:
+		switch m.Type {
+		case wire.ICMPv6PacketTooBig:
+			c.InPktTooBigs.add(1)
+		case wire.ICMPv6TimeExceeded:
+			c.InTimeExcds.add(1)
+		default:
+			c.InDestUnreachs.add(1)
+		}
+		q, err := m.Quote()
+		if err != nil {
+			c.InErrors.add(1)
+			return
+		}
+		errno, hard := icmpv6Errno(&m)
+		s.icmpError(&q, errno, hard, m.Type == wire.ICMPv6PacketTooBig, m.MTU())
+	}
+}
+
+// icmpError hands an ICMP error to the connection whose segment it
+// quotes, after checking the quoted sequence number was in flight (RFC
+// 5927 section 4.1: otherwise it may be forged). Hard errors (port or
+// protocol unreachable) abort a connection still opening (RFC 1122
+// 4.2.3.9); soft ones are remembered and reported instead of ETIMEDOUT if
+// the connect times out, as Linux does; "packet too big" lowers the
+// segment size (RFC 1191, RFC 8201).
+func (s *Stack) icmpError(q *wire.ICMPQuote, errno syscall.Errno, hard, pktTooBig bool, mtu uint32) {
+	if q.Protocol != wire.ProtocolTCP {
+		return
+	}
+	id := tcp.Tuple{
+		Local:  netip.AddrPortFrom(q.Src.Unmap(), q.SrcPort),
+		Remote: netip.AddrPortFrom(q.Dst.Unmap(), q.DstPort),
+	}
+	tc := s.conns[id]
+	if tc == nil {
+		return
+	}
+	info := tc.tcb.Info()
+	if q.Seq.LessThan(info.SndUna) || info.SndNxt.LessThan(q.Seq) {
+		return
+	}
+	s.ctr.ICMP.InErrorsMatched.add(1)
+	now := s.clock.Now()
+	switch {
+	case pktTooBig:
+		if tc.nic != nil {
+			mtu = min(mtu, uint32(tc.nic.mtu))
+		}
+		if mtu == 0 {
+			return // an RFC 1191 router would have said; guessing is not worth it
+		}
+		tc.tcb.HandlePacketTooBig(now, int(mtu))
+	case hard:
+		tc.dialErr = errno
+		tc.tcb.HandleUnreachable(now, errno, true)
+	default:
+		tc.softErr = errno
+		tc.tcb.HandleUnreachable(now, errno, false)
+	}
+	s.settle(tc, now)
+}
+
+// icmpv4Errno maps an ICMPv4 error to the errno a socket reports and says
+// whether it is hard (RFC 1122 4.2.3.9: protocol and port unreachable).
+func icmpv4Errno(m *wire.ICMPv4Message) (syscall.Errno, bool) {
+	if m.Type != wire.ICMPv4DestUnreachable {
+		return syscall.EHOSTUNREACH, false // time exceeded
+	}
+	switch m.Code {
+	case wire.ICMPv4PortUnreachable:
+		return syscall.ECONNREFUSED, true
+	case wire.ICMPv4ProtoUnreachable:
+		return syscall.ENOPROTOOPT, true
+	case wire.ICMPv4NetUnreachable:
+		return syscall.ENETUNREACH, false
+	}
+	return syscall.EHOSTUNREACH, false
+}
+
+// icmpv6Errno is icmpv4Errno for ICMPv6 (RFC 4443 section 3.1).
+func icmpv6Errno(m *wire.ICMPv6Message) (syscall.Errno, bool) {
+	if m.Type != wire.ICMPv6DestUnreachable {
+		return syscall.EHOSTUNREACH, false
+	}
+	switch m.Code {
+	case wire.ICMPv6PortUnreachable:
+		return syscall.ECONNREFUSED, true
+	case wire.ICMPv6NoRoute:
+		return syscall.ENETUNREACH, false
+	case wire.ICMPv6AdminProhibited, wire.ICMPv6PolicyFailed, wire.ICMPv6RejectRoute:
+		return syscall.EACCES, false
+	}
+	return syscall.EHOSTUNREACH, false
+}

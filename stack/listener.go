@@ -1,0 +1,367 @@
+package stack
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"os"
+	"syscall"
+	"time"
+
+	"github.com/synack/synack/internal/clock"
+	"github.com/synack/synack/tcp"
+	"github.com/synack/synack/wire"
+)
+
+// Listener is a TCP listener, a net.Listener. It keeps a SYN queue
+// (children in SYN-RECEIVED, bounded by Options.SynBacklog) and an accept
+// queue (handshakes completed, bounded by the backlog).
+type Listener struct {
+	s       *Stack
+	addr    netip.AddrPort // Addr() zero: every address of both families
+	v6only  bool           // addr is :: and takes IPv6 only
+	tcb     *tcp.Conn      // in LISTEN: reports the listener's own transitions
+	cid     uint64
+	gate    *clock.Gate
+	created time.Time
+	cfgKA   keepAliveParams
+
+	backlog  int
+	synQ     int
+	children map[*TCPConn]struct{} // the SYN queue
+	acceptQ  []*TCPConn
+	waiters  int
+	closed   bool
+	deadline time.Time
+}
+
+var _ net.Listener = (*Listener)(nil)
+
+// listenerSink reports the listener's transitions; a LISTEN tcp.Conn never
+// sends.
+type listenerSink Listener
+
+func (k *listenerSink) SendSegment(*tcp.Conn, *tcp.Segment) {}
+
+func (k *listenerSink) StateChanged(c *tcp.Conn, t tcp.Transition) {
+	l := (*Listener)(k)
+	l.s.stateChanged(l.cid, c.ID(), t)
+}
+
+// Listen listens on address ("host:port", host an IP address or empty for
+// every address) for network "tcp", "tcp4" or "tcp6", like net.Listen.
+// Port 0 chooses an ephemeral port. The backlog is Options.ListenBacklog.
+// ctx only bounds the call (which never blocks).
+func (s *Stack) Listen(ctx context.Context, network, address string) (net.Listener, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, &net.OpError{Op: "listen", Net: network, Err: err}
+	}
+	ap, v6only, err := parseListenAddr(network, address)
+	if err != nil {
+		return nil, &net.OpError{Op: "listen", Net: network, Err: err}
+	}
+	l, err := s.listen(ap, v6only, s.opts.ListenBacklog)
+	if err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// ListenTCP listens on addr with an accept queue of backlog connections
+// (<= 0: Options.ListenBacklog). An unspecified address (0.0.0.0, or :: for
+// both families, or the zero Addr for both) listens on every address.
+func (s *Stack) ListenTCP(addr netip.AddrPort, backlog int) (*Listener, error) {
+	a := addr.Addr().Unmap()
+	if a == netip.IPv6Unspecified() {
+		a = netip.Addr{}
+	}
+	if backlog <= 0 {
+		backlog = s.opts.ListenBacklog
+	}
+	return s.listen(netip.AddrPortFrom(a, addr.Port()), false, backlog)
+}
+
+func parseListenAddr(network, address string) (netip.AddrPort, bool, error) {
+	host, port, err := splitHostPort(address)
+	if err != nil {
+		return netip.AddrPort{}, false, err
+	}
+	var a netip.Addr
+	if host != "" {
+		if a, err = netip.ParseAddr(host); err != nil {
+			return netip.AddrPort{}, false, &net.AddrError{Err: "no such host (synack resolves no names)", Addr: host}
+		}
+		a = a.Unmap()
+	}
+	v6only := false
+	switch network {
+	case "tcp":
+		if a == netip.IPv6Unspecified() {
+			a = netip.Addr{}
+		}
+	case "tcp4":
+		if !a.IsValid() {
+			a = netip.IPv4Unspecified()
+		} else if !a.Is4() {
+			return netip.AddrPort{}, false, &net.AddrError{Err: "non-IPv4 address", Addr: address}
+		}
+	case "tcp6":
+		if !a.IsValid() {
+			a = netip.IPv6Unspecified()
+		} else if a.Is4() {
+			return netip.AddrPort{}, false, &net.AddrError{Err: "non-IPv6 address", Addr: address}
+		}
+		v6only = a.IsUnspecified()
+	default:
+		return netip.AddrPort{}, false, net.UnknownNetworkError(network)
+	}
+	return netip.AddrPortFrom(a, port), v6only, nil
+}
+
+func (s *Stack) listen(ap netip.AddrPort, v6only bool, backlog int) (*Listener, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	fail := func(errno syscall.Errno) error {
+		return opError("listen", "bind", netip.AddrPort{}, ap, errno)
+	}
+	if s.closed {
+		return nil, opError("listen", "bind", netip.AddrPort{}, ap, net.ErrClosed)
+	}
+	a := ap.Addr()
+	if a.IsValid() && !a.IsUnspecified() {
+		if _, ok := s.local[a]; !ok {
+			return nil, fail(syscall.EADDRNOTAVAIL)
+		}
+	}
+	port := ap.Port()
+	if port == 0 {
+		var ok bool
+		if port, ok = s.pickListenPort(a); !ok {
+			return nil, fail(syscall.EADDRINUSE)
+		}
+		ap = netip.AddrPortFrom(a, port)
+	}
+	for _, o := range s.lports[port] {
+		if listenOverlap(o.addr.Addr(), a) {
+			return nil, fail(syscall.EADDRINUSE)
+		}
+	}
+	now := s.clock.Now()
+	l := &Listener{
+		s: s, addr: ap, v6only: v6only, cid: s.nextConnID(), gate: s.clock.NewGate(),
+		created: now, backlog: backlog, children: make(map[*TCPConn]struct{}),
+	}
+	l.tcb = tcp.NewConn(&s.cfg, tcp.Tuple{Local: ap}, (*listenerSink)(l))
+	s.lports[port] = append(s.lports[port], l)
+	l.tcb.Listen(now)
+	return l, nil
+}
+
+// listenOverlap reports whether listeners on a and b (same port) would
+// take the same segments.
+func listenOverlap(a, b netip.Addr) bool {
+	if !a.IsValid() || !b.IsValid() || a == b {
+		return true
+	}
+	// An unspecified address covers its family; "::" only IPv6 (the
+	// dual-stack wildcard is the zero Addr, handled above).
+	covers := func(w, x netip.Addr) bool { return w.IsUnspecified() && w.Is4() == x.Is4() }
+	return covers(a, b) || covers(b, a)
+}
+
+// lookupListener finds the listener for a segment to local: an exact
+// address first, then the family's wildcard, then the dual wildcard.
+func (s *Stack) lookupListener(local netip.AddrPort) *Listener {
+	var fam, dual *Listener
+	for _, l := range s.lports[local.Port()] {
+		a := l.addr.Addr()
+		switch {
+		case a == local.Addr():
+			return l
+		case !a.IsValid():
+			dual = l
+		case a.IsUnspecified() && a.Is4() == local.Addr().Is4():
+			fam = l
+		}
+	}
+	if fam != nil {
+		return fam
+	}
+	return dual
+}
+
+// onSYN handles a SYN for listener l: a new child in SYN-RECEIVED, unless
+// a queue is full.
+func (s *Stack) onSYN(l *Listener, n *nic, id tcp.Tuple, seg *tcp.Segment, now time.Time) *TCPConn {
+	if len(l.acceptQ) >= l.backlog {
+		// Linux drops a SYN when the accept queue is full, even with
+		// SYN cookies: there would be nowhere to put the connection.
+		s.ctr.TCP.ListenOverflows.add(1)
+		s.ctr.TCP.ListenDrops.add(1)
+		return nil
+	}
+	if l.synQ >= s.opts.SynBacklog {
+		if s.synCookieSYN(l, n, id, seg, now) {
+			return nil
+		}
+		s.ctr.TCP.ListenDrops.add(1)
+		return nil
+	}
+	tc := s.newConn(n, id, s.configFor(n, id.Remote.Addr(), l.cfgKA), now)
+	tc.listener = l
+	tc.inSynQ = true
+	l.synQ++
+	l.children[tc] = struct{}{}
+	tc.tcb.Listen(now)
+	return tc
+}
+
+// synCookieSYN is where SYN cookies (RFC 4987 section 3.6) will answer a
+// SYN that finds the SYN queue full, with a SYN,ACK that keeps no state
+// (counting SyncookiesSent). It reports whether it answered; for now it
+// never does, and the SYN is dropped.
+func (s *Stack) synCookieSYN(l *Listener, n *nic, id tcp.Tuple, seg *tcp.Segment, now time.Time) bool {
+	return false
+}
+
+// synCookieACK is where an ACK that reaches a listener with no child will
+// be checked against the cookie it should carry (SyncookiesRecv,
+// SyncookiesFailed) and become an established child. It reports whether it
+// took the segment; for now it never does, and the ACK gets a RST.
+func (s *Stack) synCookieACK(l *Listener, n *nic, id tcp.Tuple, seg *tcp.Segment, now time.Time) bool {
+	return false
+}
+
+// acceptFull reports whether a segment completing tc's handshake must be
+// dropped because its listener's accept queue is full. Like Linux (with
+// tcp_abort_on_overflow off) we ignore the ACK: the child stays in
+// SYN-RECEIVED, retransmits its SYN,ACK, and the peer's next ACK may find
+// room.
+func (tc *TCPConn) acceptFull(seg *tcp.Segment) bool {
+	l := tc.listener
+	return l != nil && tc.inSynQ && len(l.acceptQ) >= l.backlog &&
+		seg.Flags&(wire.ACK|wire.RST|wire.SYN) == wire.ACK
+}
+
+// Accept waits for and returns the next connection.
+func (l *Listener) Accept() (net.Conn, error) {
+	c, err := l.AcceptTCP()
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// AcceptTCP waits for and returns the next connection, in ESTABLISHED or
+// a later state (CLOSE-WAIT if the peer's FIN came with its ACK; CLOSED if
+// it was reset while queued, so its Read reports ECONNRESET).
+func (l *Listener) AcceptTCP() (*TCPConn, error) {
+	s := l.s
+	s.mu.Lock()
+	for {
+		if l.closed || s.closed {
+			s.mu.Unlock()
+			return nil, l.opErr("accept", net.ErrClosed)
+		}
+		if !l.deadline.IsZero() && !s.clock.Now().Before(l.deadline) {
+			s.mu.Unlock()
+			return nil, l.opErr("accept", os.ErrDeadlineExceeded)
+		}
+		if len(l.acceptQ) > 0 {
+			tc := l.acceptQ[0]
+			l.acceptQ[0] = nil
+			l.acceptQ = l.acceptQ[1:]
+			if len(l.acceptQ) == 0 {
+				l.acceptQ = l.acceptQ[:0:0]
+			}
+			tc.listener = nil
+			tc.inAcceptQ = false
+			s.mu.Unlock()
+			return tc, nil
+		}
+		ticket := l.gate.Chan()
+		l.waiters++
+		dl := l.deadline
+		s.mu.Unlock()
+		err := l.gate.Wait(ticket, nil, dl)
+		s.mu.Lock()
+		l.waiters--
+		if err == os.ErrDeadlineExceeded {
+			s.mu.Unlock()
+			return nil, l.opErr("accept", os.ErrDeadlineExceeded)
+		}
+	}
+}
+
+// SetDeadline sets the deadline of Accept calls, pending ones included.
+func (l *Listener) SetDeadline(t time.Time) error {
+	l.s.mu.Lock()
+	l.deadline = t
+	l.s.mu.Unlock()
+	l.gate.Broadcast()
+	return nil
+}
+
+// Close stops listening. Connections not yet accepted are reset; blocked
+// Accepts return net.ErrClosed.
+func (l *Listener) Close() error {
+	s := l.s
+	s.mu.Lock()
+	if l.closed || s.closed {
+		s.mu.Unlock()
+		return l.opErr("close", net.ErrClosed)
+	}
+	g := l.closeLocked(s.clock.Now())
+	s.unlock()
+	g.Broadcast()
+	return nil
+}
+
+// closeLocked closes l and resets its children; the caller broadcasts the
+// returned gate after unlocking.
+func (l *Listener) closeLocked(now time.Time) *clock.Gate {
+	s := l.s
+	l.closed = true
+	ls := s.lports[l.addr.Port()]
+	for i, x := range ls {
+		if x == l {
+			ls = append(ls[:i], ls[i+1:]...)
+			break
+		}
+	}
+	if len(ls) == 0 {
+		delete(s.lports, l.addr.Port())
+	} else {
+		s.lports[l.addr.Port()] = ls
+	}
+	l.tcb.Release(now, true)
+	for tc := range l.children {
+		tc.userClosed = true
+		tc.tcb.Abort(now)
+		s.settle(tc, now)
+	}
+	for _, tc := range l.acceptQ {
+		tc.userClosed = true
+		tc.listener = nil
+		tc.tcb.Release(now, true)
+		s.settle(tc, now)
+	}
+	l.acceptQ = nil
+	return l.gate
+}
+
+// Addr returns the listening address, a *net.TCPAddr.
+func (l *Listener) Addr() net.Addr {
+	if !l.addr.Addr().IsValid() {
+		return &net.TCPAddr{IP: net.IPv6unspecified, Port: int(l.addr.Port())}
+	}
+	return net.TCPAddrFromAddrPort(l.addr)
+}
+
+// AddrPort returns the listening address; the zero Addr means every
+// address of both families.
+func (l *Listener) AddrPort() netip.AddrPort { return l.addr }
+
+func (l *Listener) opErr(op string, err error) error {
+	return &net.OpError{Op: op, Net: "tcp", Addr: l.Addr(), Err: err}
+}

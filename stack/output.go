@@ -1,0 +1,145 @@
+package stack
+
+import (
+	"net/netip"
+
+	"github.com/synack/synack/tcp"
+	"github.com/synack/synack/wire"
+)
+
+// tcpScratch holds the headers of the packet being built, so building one
+// does not allocate.
+type tcpScratch struct {
+	tcp wire.TCPHeader
+	v4  wire.IPv4Header
+	v6  wire.IPv6Header
+	id  uint16 // IPv4 identification (RFC 6864: only unique enough)
+}
+
+// connSink is a TCPConn seen as the tcp.Sink of its tcp.Conn; a named
+// type rather than methods on TCPConn keeps SendSegment and StateChanged
+// out of TCPConn's exported API.
+type connSink TCPConn
+
+func (k *connSink) SendSegment(_ *tcp.Conn, seg *tcp.Segment) {
+	tc := (*TCPConn)(k)
+	tc.s.sendSegment(tc.nic, tc.id, seg, tc)
+}
+
+func (k *connSink) StateChanged(_ *tcp.Conn, t tcp.Transition) {
+	tc := (*TCPConn)(k)
+	tc.s.stateChanged(tc.cid, tc.id, t)
+}
+
+// sendSegment builds the IP packet for seg on id and queues it on n.
+// tc is nil for segments that belong to no connection (RST to a closed
+// port).
+func (s *Stack) sendSegment(n *nic, id tcp.Tuple, seg *tcp.Segment, tc *TCPConn) {
+	s.ctr.TCP.OutSegs.add(1)
+	if seg.Flags&wire.RST != 0 {
+		s.ctr.TCP.OutRsts.add(1)
+	}
+	if s.trace != nil {
+		var st tcp.State
+		var cid uint64
+		if tc != nil {
+			st = tc.tcb.State()
+			cid = tc.cid
+		}
+		s.tr.segment(TraceSent, s.clock.Now(), cid, id, seg, st, st)
+	}
+	if n == nil {
+		s.ctr.IP.OutNoRoutes.add(1)
+		return
+	}
+	src, dst := id.Local.Addr(), id.Remote.Addr()
+	h := &s.hdr.tcp
+	*h = wire.TCPHeader{
+		SrcPort: id.Local.Port(),
+		DstPort: id.Remote.Port(),
+		Seq:     seg.Seq,
+		Ack:     seg.Ack,
+		Flags:   seg.Flags,
+		Window:  seg.Window,
+		Options: seg.Options,
+	}
+	l4 := h.HeaderLen() + len(seg.Payload)
+	b := n.next()
+	b = s.appendIP(b, src, dst, wire.ProtocolTCP, l4)
+	b = wire.AppendTCP(b, h, seg.Payload, src, dst)
+	n.commit(b)
+}
+
+// appendIP appends an IPv4 or IPv6 header for an upper-layer payload of l4
+// bytes.
+func (s *Stack) appendIP(b []byte, src, dst netip.Addr, proto uint8, l4 int) []byte {
+	s.ctr.IP.OutRequests.add(1)
+	if src.Is4() {
+		h := &s.hdr.v4
+		s.hdr.id++
+		*h = wire.IPv4Header{
+			ID:       s.hdr.id,
+			Flags:    wire.IPv4DontFragment, // RFC 1191 path MTU discovery
+			TTL:      s.opts.TTL,
+			Protocol: proto,
+			Src:      src,
+			Dst:      dst,
+		}
+		return wire.AppendIPv4(b, h, l4)
+	}
+	h := &s.hdr.v6
+	*h = wire.IPv6Header{NextHeader: proto, HopLimit: s.opts.TTL, Src: src, Dst: dst}
+	return wire.AppendIPv6(b, h, l4)
+}
+
+// next returns an empty buffer to build the next packet in.
+func (n *nic) next() []byte {
+	if n.pending == len(n.bufs) {
+		n.bufs = append(n.bufs, make([]byte, 0, min(n.mtu, 65535)+wire.IPv6HeaderLen))
+	}
+	return n.bufs[n.pending][:0]
+}
+
+// commit queues the packet built in b (from next) for the next flush.
+func (n *nic) commit(b []byte) {
+	n.bufs[n.pending] = b
+	n.pending++
+	if !n.queued {
+		n.queued = true
+		n.s.dirty = append(n.s.dirty, n)
+	}
+	if n.pending >= maxBatch {
+		n.write()
+	}
+}
+
+// write hands the pending packets to the link. A packet the link refuses
+// (too big, link down) is counted and skipped; the rest still go.
+func (n *nic) write() {
+	pkts := n.bufs[:n.pending]
+	for len(pkts) > 0 {
+		k, err := n.ep.WritePackets(pkts)
+		if k >= len(pkts) {
+			break
+		}
+		if k < 0 {
+			k = 0
+		}
+		_ = err
+		n.s.ctr.IP.OutDiscards.add(1)
+		pkts = pkts[k+1:]
+	}
+	n.pending = 0
+}
+
+// flush writes every link's pending packets.
+func (s *Stack) flush() {
+	for _, n := range s.dirty {
+		if n.pending > 0 {
+			n.write()
+		}
+		n.queued = false
+	}
+	clear(s.dirty)
+	s.dirty = s.dirty[:0]
+}

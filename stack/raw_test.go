@@ -1,0 +1,314 @@
+package stack
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"syscall"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/synack/synack/link"
+	"github.com/synack/synack/link/memlink"
+	"github.com/synack/synack/tcp"
+	"github.com/synack/synack/wire"
+)
+
+// rawPeer is the far end of a link to one stack, driven packet by packet.
+type rawPeer struct {
+	t   *testing.T
+	s   *Stack
+	ep  *memlink.Endpoint
+	got chan []byte
+}
+
+func newRawPeer(t *testing.T) *rawPeer {
+	ea, eb := memlink.Pipe(memlink.Config{})
+	r := &rawPeer{t: t, ep: eb, got: make(chan []byte, 100)}
+	r.s = New(Options{Rand: newSeeded(3)})
+	if _, err := r.s.AddLink(ea, netip.PrefixFrom(addrA, 24), netip.PrefixFrom(addrA6, 64)); err != nil {
+		t.Fatal(err)
+	}
+	eb.Attach(link.DispatcherFunc(func(pkt []byte) { r.got <- append([]byte(nil), pkt...) }))
+	t.Cleanup(func() {
+		r.s.Close()
+		eb.Close()
+	})
+	return r
+}
+
+func (r *rawPeer) send(pkt []byte) {
+	r.t.Helper()
+	if _, err := r.ep.WritePackets([][]byte{pkt}); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+// recv returns the next packet the stack sent, parsed; nil if none.
+func (r *rawPeer) recv() *wire.IPPacket {
+	r.t.Helper()
+	synctest.Wait()
+	select {
+	case b := <-r.got:
+		p, err := wire.ParseIP(b)
+		if err != nil {
+			r.t.Fatalf("stack sent a bad packet: %v", err)
+		}
+		return &p
+	default:
+		return nil
+	}
+}
+
+func ipPacket(src, dst netip.Addr, proto uint8, payload []byte) []byte {
+	var b []byte
+	if src.Is4() {
+		b = wire.AppendIPv4(nil, &wire.IPv4Header{TTL: 64, Protocol: proto, Src: src, Dst: dst}, len(payload))
+	} else {
+		b = wire.AppendIPv6(nil, &wire.IPv6Header{NextHeader: proto, HopLimit: 64, Src: src, Dst: dst}, len(payload))
+	}
+	return append(b, payload...)
+}
+
+func tcpPacket(src, dst netip.AddrPort, h wire.TCPHeader, payload []byte) []byte {
+	h.SrcPort, h.DstPort = src.Port(), dst.Port()
+	seg := wire.AppendTCP(nil, &h, payload, src.Addr(), dst.Addr())
+	return ipPacket(src.Addr(), dst.Addr(), wire.ProtocolTCP, seg)
+}
+
+func TestICMPEcho(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRawPeer(t)
+		m4 := wire.NewICMPv4Echo(false, 7, 1, []byte("ping4"))
+		r.send(ipPacket(addrB, addrA, wire.ProtocolICMP, wire.AppendICMPv4(nil, &m4)))
+		p := r.recv()
+		if p == nil || p.Protocol != wire.ProtocolICMP || p.Src != addrA || p.Dst != addrB {
+			t.Fatalf("no echo reply: %+v", p)
+		}
+		rep, err := wire.ParseICMPv4(p.Payload, true)
+		if id, seq := rep.Echo(); err != nil || rep.Type != wire.ICMPv4EchoReply || id != 7 || seq != 1 || string(rep.Data) != "ping4" {
+			t.Errorf("reply %+v, %v", rep, err)
+		}
+
+		m6 := wire.NewICMPv6Echo(false, 8, 2, []byte("ping6"))
+		r.send(ipPacket(addrB6, addrA6, wire.ProtocolICMPv6, wire.AppendICMPv6(nil, &m6, addrB6, addrA6)))
+		p = r.recv()
+		if p == nil || p.Protocol != wire.ProtocolICMPv6 {
+			t.Fatalf("no echo reply: %+v", p)
+		}
+		rep6, err := wire.ParseICMPv6(p.Payload, p.Src, p.Dst, true)
+		if id, seq := rep6.Echo(); err != nil || rep6.Type != wire.ICMPv6EchoReply || id != 8 || seq != 2 || string(rep6.Data) != "ping6" {
+			t.Errorf("reply %+v, %v", rep6, err)
+		}
+		if c := r.s.Counters().ICMP; c.InEchos != 2 || c.OutEchoReps != 2 {
+			t.Errorf("InEchos %d OutEchoReps %d, want 2 2", c.InEchos, c.OutEchoReps)
+		}
+	})
+}
+
+func TestRSTToClosedPort(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRawPeer(t)
+		from, to := netip.AddrPortFrom(addrB, 4000), netip.AddrPortFrom(addrA, 80)
+		// An ACK gets <SEQ=SEG.ACK><CTL=RST>.
+		r.send(tcpPacket(from, to, wire.TCPHeader{Seq: 100, Ack: 5000, Flags: wire.ACK, Window: 1000}, []byte("data")))
+		p := r.recv()
+		if p == nil {
+			t.Fatal("no RST")
+		}
+		h, _, err := wire.ParseTCP(p.Payload, p.Src, p.Dst, true)
+		if err != nil || h.Flags != wire.RST || h.Seq != 5000 || h.DstPort != 4000 || h.SrcPort != 80 {
+			t.Errorf("got %v, %v; want [R] seq 5000", h, err)
+		}
+		// A SYN gets <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>.
+		r.send(tcpPacket(from, to, wire.TCPHeader{Seq: 100, Flags: wire.SYN, Window: 1000}, nil))
+		p = r.recv()
+		h, _, err = wire.ParseTCP(p.Payload, p.Src, p.Dst, true)
+		if err != nil || h.Flags != wire.RST|wire.ACK || h.Seq != 0 || h.Ack != 101 {
+			t.Errorf("got %v, %v; want [R.] seq 0 ack 101", h, err)
+		}
+		// A RST gets nothing.
+		r.send(tcpPacket(from, to, wire.TCPHeader{Seq: 100, Flags: wire.RST}, nil))
+		if p := r.recv(); p != nil {
+			t.Errorf("RST answered")
+		}
+		if c := r.s.Counters().TCP; c.InNoSocket != 3 || c.OutRsts != 2 || c.InSegs != 3 {
+			t.Errorf("InNoSocket %d OutRsts %d InSegs %d, want 3 2 3", c.InNoSocket, c.OutRsts, c.InSegs)
+		}
+	})
+}
+
+func TestBadPacketsCounted(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRawPeer(t)
+		from, to := netip.AddrPortFrom(addrB, 4000), netip.AddrPortFrom(addrA, 80)
+		pkt := tcpPacket(from, to, wire.TCPHeader{Seq: 1, Flags: wire.SYN}, nil)
+		pkt[len(pkt)-1] ^= 0xff // the TCP checksum's low byte
+		r.send(pkt)
+		// A fragment.
+		frag := wire.AppendIPv4(nil, &wire.IPv4Header{TTL: 64, Protocol: wire.ProtocolTCP, Src: addrB, Dst: addrA, Flags: wire.IPv4MoreFragments}, 8)
+		r.send(append(frag, make([]byte, 8)...))
+		// Garbage, and a packet for somebody else.
+		r.send([]byte{0x45, 0, 0})
+		r.send(tcpPacket(from, netip.AddrPortFrom(netip.MustParseAddr("198.18.0.77"), 80), wire.TCPHeader{Flags: wire.SYN}, nil))
+		if p := r.recv(); p != nil {
+			t.Errorf("bad packet answered")
+		}
+		c := r.s.Counters()
+		if c.TCP.InErrs != 1 || c.TCP.InCsumErrors != 1 {
+			t.Errorf("InErrs %d InCsumErrors %d, want 1 1", c.TCP.InErrs, c.TCP.InCsumErrors)
+		}
+		if c.IP.ReasmFails != 1 || c.IP.InHdrErrors != 1 || c.IP.InAddrErrors != 1 || c.IP.InReceives != 4 {
+			t.Errorf("IP counters %+v", c.IP)
+		}
+	})
+}
+
+// An ICMP port unreachable quoting our SYN fails the dial with
+// ECONNREFUSED.
+func TestICMPUnreachableRefuses(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRawPeer(t)
+		errc := make(chan error, 1)
+		go func() {
+			_, err := r.s.DialTCP(context.Background(), netip.AddrPortFrom(addrB, 80))
+			errc <- err
+		}()
+		p := r.recv()
+		if p == nil {
+			t.Fatal("no SYN")
+		}
+		// Quote the SYN's IP header and first 8 bytes, as RFC 792 says.
+		orig := ipPacket(p.Src, p.Dst, wire.ProtocolTCP, p.Payload[:8])
+		m := wire.NewICMPv4Unreachable(wire.ICMPv4PortUnreachable, orig)
+		// A quote with a sequence number not in flight is ignored.
+		bad := append([]byte(nil), orig...)
+		bad[wire.IPv4MinHeaderLen+4] ^= 0x80
+		mb := wire.NewICMPv4Unreachable(wire.ICMPv4PortUnreachable, bad)
+		r.send(ipPacket(addrB, addrA, wire.ProtocolICMP, wire.AppendICMPv4(nil, &mb)))
+		synctest.Wait()
+		select {
+		case err := <-errc:
+			t.Fatalf("forged ICMP error ended the dial: %v", err)
+		default:
+		}
+		r.send(ipPacket(addrB, addrA, wire.ProtocolICMP, wire.AppendICMPv4(nil, &m)))
+		select {
+		case err := <-errc:
+			if !errors.Is(err, syscall.ECONNREFUSED) {
+				t.Errorf("dial: %v, want ECONNREFUSED", err)
+			}
+		case <-time.After(500 * time.Millisecond):
+			t.Fatal("dial still waiting after ICMP port unreachable")
+		}
+		if c := r.s.Counters().ICMP; c.InDestUnreachs != 2 || c.InErrorsMatched != 1 {
+			t.Errorf("InDestUnreachs %d InErrorsMatched %d, want 2 1", c.InDestUnreachs, c.InErrorsMatched)
+		}
+	})
+}
+
+// handshake answers the stack's SYN (dialed in the background) as a
+// server at addrB:80 would, and returns the dial's result channel.
+func (r *rawPeer) handshake(mss uint16) (conn chan *TCPConn) {
+	r.t.Helper()
+	conn = make(chan *TCPConn, 1)
+	go func() {
+		c, err := r.s.DialTCP(context.Background(), netip.AddrPortFrom(addrB, 80))
+		if err != nil {
+			r.t.Errorf("dial: %v", err)
+		}
+		conn <- c
+	}()
+	p := r.recv()
+	h, _, err := wire.ParseTCP(p.Payload, p.Src, p.Dst, true)
+	if err != nil || h.Flags != wire.SYN {
+		r.t.Fatalf("want a SYN, got %v %v", h, err)
+	}
+	local := netip.AddrPortFrom(p.Src, h.SrcPort)
+	const iss = 5000
+	r.send(tcpPacket(netip.AddrPortFrom(addrB, 80), local, wire.TCPHeader{
+		Seq: iss, Ack: h.Seq + 1, Flags: wire.SYN | wire.ACK, Window: 65535,
+		Options: wire.TCPOptions{HasMSS: true, MSS: mss},
+	}, nil))
+	if p := r.recv(); p == nil {
+		r.t.Fatal("no ACK of the SYN,ACK")
+	}
+	return conn
+}
+
+func TestICMPPacketTooBig(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRawPeer(t)
+		conn := r.handshake(1460)
+		c := <-conn
+		c.Write(make([]byte, 3000))
+		p := r.recv()
+		if p == nil || len(p.Payload) != 20+1460 {
+			t.Fatalf("want a full-sized segment first, got %v", p)
+		}
+		r.recv() // the second one
+		// "Fragmentation needed" for the first one, next-hop MTU 1000.
+		orig := ipPacket(p.Src, p.Dst, wire.ProtocolTCP, p.Payload[:8])
+		m := wire.NewICMPv4FragNeeded(1000, orig)
+		r.send(ipPacket(addrB, addrA, wire.ProtocolICMP, wire.AppendICMPv4(nil, &m)))
+		p = r.recv()
+		if p == nil {
+			t.Fatal("nothing resent after packet too big")
+		}
+		if n := 20 + len(p.Payload); n > 1000 {
+			t.Errorf("resent a %d-byte packet after an MTU of 1000", n)
+		}
+		if c := r.s.Counters().ICMP; c.InPktTooBigs != 1 || c.InErrorsMatched != 1 {
+			t.Errorf("InPktTooBigs %d InErrorsMatched %d, want 1 1", c.InPktTooBigs, c.InErrorsMatched)
+		}
+	})
+}
+
+// A soft ICMP error (host unreachable) during the connect is what the
+// dial reports when it times out, as on Linux.
+func TestICMPSoftError(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRawPeer(t)
+		r.s.Close()
+		r.s = New(Options{Rand: newSeeded(4), TCP: tcp.Config{SynRetries: 1}})
+		ea, eb := memlink.Pipe(memlink.Config{})
+		r.ep = eb
+		r.s.AddLink(ea, netip.PrefixFrom(addrA, 24))
+		eb.Attach(link.DispatcherFunc(func(pkt []byte) { r.got <- append([]byte(nil), pkt...) }))
+		errc := make(chan error, 1)
+		go func() {
+			_, err := r.s.DialTCP(context.Background(), netip.AddrPortFrom(addrB, 80))
+			errc <- err
+		}()
+		p := r.recv()
+		orig := ipPacket(p.Src, p.Dst, wire.ProtocolTCP, p.Payload[:8])
+		m := wire.NewICMPv4Unreachable(wire.ICMPv4HostUnreachable, orig)
+		r.send(ipPacket(addrB, addrA, wire.ProtocolICMP, wire.AppendICMPv4(nil, &m)))
+		if err := <-errc; !errors.Is(err, syscall.EHOSTUNREACH) {
+			t.Errorf("dial: %v, want EHOSTUNREACH", err)
+		}
+		eb.Close()
+	})
+}
+
+// A peer whose MSS is larger than our link's MTU allows gets segments
+// that fit the link.
+func TestMSSClampedToLink(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRawPeer(t)
+		conn := r.handshake(9000)
+		c := <-conn
+		c.Write(make([]byte, 5000))
+		p := r.recv()
+		if p == nil {
+			t.Fatal("no data")
+		}
+		if n := 20 + len(p.Payload); n > 1500 {
+			t.Errorf("sent a %d-byte packet on a 1500-byte link", n)
+		}
+		if d := r.s.Counters().IP.OutDiscards; d != 0 {
+			t.Errorf("OutDiscards %d", d)
+		}
+	})
+}
