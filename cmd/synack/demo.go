@@ -211,7 +211,9 @@ func seedBytes(seed, n uint64) [32]byte {
 // msl is the stacks' maximum segment lifetime: TIME-WAIT lasts twice this.
 const msl = tcp.DefaultMSL
 
-func (d *demo) note(who, format string, a ...any) { d.l.note(d.v.Now(), who, fmt.Sprintf(format, a...)) }
+func (d *demo) note(who, format string, a ...any) {
+	d.l.note(d.v.Now(), who, fmt.Sprintf(format, a...))
+}
 
 // serve starts the server side: listen on port 80 and hand each accepted
 // connection to handle, in a participant of the virtual clock.
