@@ -157,8 +157,9 @@ func Run(p Plan, clk clock.Clock, pcapOut io.Writer) (Result, error) {
 			Clock: clk,
 			Rand:  rand.NewChaCha8(seedKey(p.Seed, n)),
 			Trace: rec.trace,
-			// Keep the data path honest: Nagle and delayed ACKs both on.
-			TCP: tcp.Config{MinRTO: 200 * time.Millisecond},
+			// Nagle on for odd seeds: both send paths get exercised.
+			Nagle: p.Seed%2 == 1,
+			TCP:   tcp.Config{MinRTO: 200 * time.Millisecond},
 		})
 		_, err := s.AddLink(ep, netip.PrefixFrom(addr, 24))
 		return s, err
