@@ -1,7 +1,6 @@
 package stack
 
 import (
-	"errors"
 	"io"
 	"net"
 	"os"
@@ -368,37 +367,37 @@ func (tc *TCPConn) SetKeepAlive(on bool) error {
 	return tc.setOpt(func(now time.Time) error { tc.tcb.SetKeepAlive(now, on); return nil })
 }
 
-// errKeepAliveTiming is returned for keep-alive timings that differ from
-// the connection's configuration.
-//
-// TODO(core): tcp.Conn takes its keep-alive idle time, interval and count
-// from its *tcp.Config, fixed at NewConn and shared between connections.
-// Per-connection timings need an entry point such as
-// tcp.Conn.SetKeepAliveParams(now, idle, interval, count); until then
-// only the stack-wide Options.TCP values can be used.
-var errKeepAliveTiming = errors.New("per-connection keep-alive timing is not supported yet; set Options.TCP.KeepAlive*")
-
 // SetKeepAlivePeriod sets the idle time before the first probe and the
-// interval between probes. Only the stack's configured values are
-// accepted for now (see SetKeepAliveConfig).
+// interval between probes, and turns keep-alive on, as net.TCPConn does.
 func (tc *TCPConn) SetKeepAlivePeriod(d time.Duration) error {
-	return tc.SetKeepAliveConfig(net.KeepAliveConfig{Enable: true, Idle: d, Interval: d})
+	return tc.SetKeepAliveConfig(net.KeepAliveConfig{Enable: true, Idle: d, Interval: d, Count: -1})
 }
 
-// SetKeepAliveConfig sets keep-alive as net.TCPConn's method does. Zero
-// timings keep the current ones and negative ones the defaults (which are
-// the connection's configuration). Timings different from the
-// configuration are not supported yet: the call then enables or disables
-// keep-alive as asked and returns an error.
+// Go's net package's keep-alive defaults for fields left zero in a
+// net.KeepAliveConfig.
+const (
+	netKeepAliveIdle     = 15 * time.Second
+	netKeepAliveInterval = 15 * time.Second
+	netKeepAliveCount    = 9
+)
+
+// SetKeepAliveConfig sets keep-alive as net.TCPConn's method does: a zero
+// field takes Go's default (15 s, 15 s, 9), a negative one leaves the
+// current value.
 func (tc *TCPConn) SetKeepAliveConfig(kc net.KeepAliveConfig) error {
-	return tc.setOpt(func(now time.Time) error {
-		tc.tcb.SetKeepAlive(now, kc.Enable)
-		c := tc.cfg
-		if (kc.Idle > 0 && kc.Idle != c.KeepAliveIdle) ||
-			(kc.Interval > 0 && kc.Interval != c.KeepAliveInterval) ||
-			(kc.Count > 0 && kc.Count != c.KeepAliveCount) {
-			return errKeepAliveTiming
+	orDefault := func(v, def time.Duration) time.Duration {
+		if v == 0 {
+			return def
 		}
+		return v // negative: the core leaves the value as it is
+	}
+	count := kc.Count
+	if count == 0 {
+		count = netKeepAliveCount
+	}
+	return tc.setOpt(func(now time.Time) error {
+		tc.tcb.SetKeepAliveParams(now, orDefault(kc.Idle, netKeepAliveIdle), orDefault(kc.Interval, netKeepAliveInterval), count)
+		tc.tcb.SetKeepAlive(now, kc.Enable)
 		return nil
 	})
 }

@@ -139,6 +139,10 @@ type Conn struct {
 	synOpts   wire.TCPOptions // options of the SYN we answered (passive open)
 	keepAlive bool
 
+	// Per-connection keep-alive timing; zero means the Config's.
+	kaIdle, kaInterval time.Duration
+	kaCount            int
+
 	keepAliveProbes int
 	lastRecv        time.Time
 
@@ -251,6 +255,7 @@ func (c *Conn) returnToListen(now time.Time, cause string) {
 		cfg: c.cfg, id: c.id, sink: c.sink, state: c.state,
 		passive: true, released: c.released,
 		nodelay: c.nodelay, keepAlive: c.keepAlive,
+		kaIdle: c.kaIdle, kaInterval: c.kaInterval, kaCount: c.kaCount,
 		stats: c.stats,
 	}
 	fresh.rtt.init(c.cfg)

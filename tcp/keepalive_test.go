@@ -41,3 +41,20 @@ func TestSetKeepAlive(t *testing.T) {
 	tc.c.SetKeepAlive(tc.now, false)
 	tc.wantNoDeadline("off again")
 }
+
+// Per-connection timing, as TCP_KEEPIDLE / TCP_KEEPINTVL / TCP_KEEPCNT set
+// it, overrides the shared Config.
+func TestSetKeepAliveParams(t *testing.T) {
+	tc := newEstablished(t)
+	tc.c.SetKeepAlive(tc.now, true)
+	tc.c.SetKeepAliveParams(tc.now, 15*time.Second, 5*time.Second, 2)
+	tc.wantDeadlineIn("the connection's own idle time", 15*time.Second)
+	tc.advanceToDeadline()
+	tc.want("first probe", seg{flags: A, seq: iss, ack: irs + 1})
+	tc.wantDeadlineIn("the connection's own interval", 5*time.Second)
+	tc.advanceToDeadline()
+	tc.want("second probe", seg{flags: A, seq: iss, ack: irs + 1})
+	tc.advanceToDeadline()
+	tc.want("two unanswered probes are the connection's limit", seg{flags: R, seq: iss + 1})
+	tc.wantState("keep-alive gave up", Closed)
+}

@@ -245,10 +245,31 @@ func (c *Conn) armKeepAlive(now time.Time) {
 		return
 	}
 	c.keepAliveProbes = 0
-	c.tm.keepalive = c.lastRecv.Add(c.cfg.KeepAliveIdle)
+	c.tm.keepalive = c.lastRecv.Add(c.keepAliveIdle())
 	if c.tm.keepalive.Before(now) {
 		c.tm.keepalive = now
 	}
+}
+
+func (c *Conn) keepAliveIdle() time.Duration {
+	if c.kaIdle > 0 {
+		return c.kaIdle
+	}
+	return c.cfg.KeepAliveIdle
+}
+
+func (c *Conn) keepAliveInterval() time.Duration {
+	if c.kaInterval > 0 {
+		return c.kaInterval
+	}
+	return c.cfg.KeepAliveInterval
+}
+
+func (c *Conn) keepAliveCount() int {
+	if c.kaCount > 0 {
+		return c.kaCount
+	}
+	return c.cfg.KeepAliveCount
 }
 
 // keepAliveTimeout sends a keep-alive probe: a segment with SEG.SEQ =
@@ -258,7 +279,7 @@ func (c *Conn) keepAliveTimeout(now time.Time) {
 	if !c.keepAlive || !c.state.Synchronized() || c.state == TimeWait {
 		return
 	}
-	if c.keepAliveProbes >= c.cfg.KeepAliveCount {
+	if c.keepAliveProbes >= c.keepAliveCount() {
 		c.sendRST(now, c.snd.max)
 		c.abort(now, ErrTimedOut, "keep-alive timeout")
 		return
@@ -269,7 +290,7 @@ func (c *Conn) keepAliveTimeout(now time.Time) {
 	*s = Segment{Seq: c.snd.una.Sub(1), Ack: c.rcv.nxt, Flags: wire.ACK}
 	c.fillACKFields(now, s, false)
 	c.emit(s)
-	c.tm.keepalive = now.Add(c.cfg.KeepAliveInterval)
+	c.tm.keepalive = now.Add(c.keepAliveInterval())
 }
 
 // startTimeWait (re)starts the 2MSL timer (RFC 9293 3.10.7.4 "eighth").

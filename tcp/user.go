@@ -278,6 +278,26 @@ func (c *Conn) SetKeepAlive(now time.Time, on bool) {
 	c.armKeepAlive(now)
 }
 
+// SetKeepAliveParams sets this connection's keep-alive timing: the idle
+// time before the first probe, the interval between probes and how many
+// unanswered probes end the connection (like TCP_KEEPIDLE, TCP_KEEPINTVL
+// and TCP_KEEPCNT). A zero or negative value leaves that setting as it is
+// (at first, the Config's).
+func (c *Conn) SetKeepAliveParams(now time.Time, idle, interval time.Duration, count int) {
+	if idle > 0 {
+		c.kaIdle = idle
+	}
+	if interval > 0 {
+		c.kaInterval = interval
+	}
+	if count > 0 {
+		c.kaCount = count
+	}
+	if c.keepAlive {
+		c.armKeepAlive(now)
+	}
+}
+
 // Info is STATUS (RFC 9293 section 3.10.6), shaped like Linux's tcp_info.
 type Info struct {
 	State       State
