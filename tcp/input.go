@@ -390,8 +390,12 @@ func (c *Conn) segmentACK(now time.Time, seg *Segment) bool {
 		if c.finAcked() {
 			c.setState(now, TimeWait, "rcv ACK of FIN")
 			c.startTimeWait(now)
+			return false
 		}
-		return false // nothing else can arrive after their FIN
+		// "Otherwise ignore the segment" — but what it acknowledged or
+		// opened still counts: data queued before our FIN may still be
+		// waiting for window, so go on to output (text is ignored in
+		// CLOSING by the seventh step).
 	case LastAck:
 		if c.finAcked() {
 			c.setState(now, Closed, "rcv ACK of FIN")
