@@ -1,0 +1,16 @@
+module github.com/synack/synack/bench
+
+go 1.26.0
+
+replace github.com/synack/synack => ../
+
+require (
+	github.com/synack/synack v0.0.0-00010101000000-000000000000
+	gvisor.dev/gvisor v0.0.0-20250503011706-39ed1f5ac29c
+)
+
+require (
+	github.com/google/btree v1.1.2 // indirect
+	golang.org/x/sys v0.50.0 // indirect
+	golang.org/x/time v0.7.0 // indirect
+)

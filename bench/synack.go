@@ -1,0 +1,70 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/synack/synack/link/memlink"
+	"github.com/synack/synack/stack"
+	"github.com/synack/synack/tcp"
+)
+
+// SynackQueueLimit is the memlink queue per direction: as deep as gVisor's
+// channel queues (memlink's default, 1000 packets, would drop at MTU 1500
+// with megabyte windows).
+const SynackQueueLimit = 65536
+
+// SynackBacklog matches gonet.ListenTCP's backlog.
+const SynackBacklog = 4096
+
+var (
+	saServerAddr = netip.MustParseAddr("10.0.0.1")
+	saClientAddr = netip.MustParseAddr("10.0.0.2")
+)
+
+type synackPair struct {
+	server, client *stack.Stack
+	closeOnce      sync.Once
+}
+
+// newSynackPair makes two synack stacks on a memlink pipe. Nagle is off, as
+// it is by default in gVisor; everything else is synack's default unless msl
+// is set (TIME-WAIT lasts 2*msl).
+func newSynackPair(mtu int, msl time.Duration) (*synackPair, error) {
+	imp := memlink.Impairments{QueueLimit: SynackQueueLimit}
+	a, b := memlink.Pipe(memlink.Config{MTU: mtu, AB: imp, BA: imp})
+	opts := stack.Options{TCP: tcp.Config{NoDelay: true, MSL: msl}}
+	p := &synackPair{server: stack.New(opts), client: stack.New(opts)}
+	if _, err := p.server.AddLink(a, netip.PrefixFrom(saServerAddr, 24)); err != nil {
+		p.Close()
+		return nil, fmt.Errorf("synack: AddLink: %w", err)
+	}
+	if _, err := p.client.AddLink(b, netip.PrefixFrom(saClientAddr, 24)); err != nil {
+		p.Close()
+		return nil, fmt.Errorf("synack: AddLink: %w", err)
+	}
+	return p, nil
+}
+
+func (p *synackPair) Listen() (net.Listener, error) {
+	return p.server.ListenTCP(netip.AddrPortFrom(saServerAddr, DefaultPort), SynackBacklog)
+}
+
+func (p *synackPair) Dial(ctx context.Context) (net.Conn, error) {
+	c, err := p.client.DialTCP(ctx, netip.AddrPortFrom(saServerAddr, DefaultPort))
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func (p *synackPair) Close() {
+	p.closeOnce.Do(func() {
+		p.client.Close()
+		p.server.Close()
+	})
+}
