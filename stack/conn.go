@@ -90,6 +90,7 @@ func (s *Stack) settle(tc *TCPConn, now time.Time) {
 			// ESTABLISHED, or CLOSE-WAIT when the FIN came with the ACK.
 			tc.inAcceptQ = true
 			l.acceptQ = append(l.acceptQ, tc)
+			l.acceptQMax = max(l.acceptQMax, len(l.acceptQ))
 			if l.waiters > 0 {
 				l.gate.Broadcast()
 			}

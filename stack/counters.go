@@ -65,9 +65,10 @@ type TCPCounters struct {
 
 	ListenOverflows   uint64 // handshakes or SYNs dropped: accept queue full
 	ListenDrops       uint64 // all SYNs and handshakes dropped at a listener
-	SyncookiesSent    uint64 // zero until SYN cookies exist
-	SyncookiesRecv    uint64
-	SyncookiesFailed  uint64
+	SyncookiesSent    uint64 // SYNs answered with a SYN cookie
+	SyncookiesRecv    uint64 // ACKs with a valid cookie: connections made from one
+	SyncookiesFailed  uint64 // ACKs to a listener with no valid cookie while cookies were out
+	SynRateLimited    uint64 // SYNs dropped by Options.SynRateLimit
 	TCPTimeWaitReopen uint64 // SYNs that reopened a 4-tuple in TIME-WAIT (RFC 6191)
 }
 
@@ -89,12 +90,12 @@ type counters struct {
 		OutMsgs, OutEchoReps                                                                  ctr64
 	}
 	TCP struct {
-		ActiveOpens, PassiveOpens, AttemptFails, EstabResets, CurrEstab ctr64
-		InSegs, OutSegs, RetransSegs, InErrs, InCsumErrors, OutRsts     ctr64
-		InNoSocket                                                      ctr64
-		ListenOverflows, ListenDrops                                    ctr64
-		SyncookiesSent, SyncookiesRecv, SyncookiesFailed                ctr64
-		TCPTimeWaitReopen                                               ctr64
+		ActiveOpens, PassiveOpens, AttemptFails, EstabResets, CurrEstab  ctr64
+		InSegs, OutSegs, RetransSegs, InErrs, InCsumErrors, OutRsts      ctr64
+		InNoSocket                                                       ctr64
+		ListenOverflows, ListenDrops                                     ctr64
+		SyncookiesSent, SyncookiesRecv, SyncookiesFailed, SynRateLimited ctr64
+		TCPTimeWaitReopen                                                ctr64
 	}
 	EventsDropped ctr64
 }
@@ -134,6 +135,9 @@ func (s *Stack) StateCounts() map[tcp.State]int {
 	}
 	for _, ls := range s.lports {
 		m[tcp.Listen] += len(ls)
+		for _, l := range ls {
+			m[tcp.SynReceived] += len(l.half)
+		}
 	}
 	return m
 }
@@ -158,6 +162,7 @@ func (s *Stack) Connections() []ConnInfo {
 	for _, ls := range s.lports {
 		for _, l := range ls {
 			out = append(out, ConnInfo{ID: l.cid, Tuple: l.tcb.ID(), State: l.tcb.State(), Info: l.tcb.Info(), Age: now.Sub(l.created)})
+			out = l.halfOpenInfo(now, out)
 		}
 	}
 	for _, tc := range s.conns {

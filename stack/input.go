@@ -93,6 +93,8 @@ func (s *Stack) deliverTCP(n *nic, p *wire.IPPacket) {
 		to := from
 		if tc != nil {
 			cid, to = tc.cid, tc.tcb.State()
+		} else if c, f, t, ok := s.tracedAs(); ok { // handled at a listener (syndefence.go)
+			cid, from, to = c, f, t
 		}
 		s.tr.end(cid, from, to)
 	}
@@ -139,22 +141,7 @@ func (s *Stack) demux1(n *nic, id tcp.Tuple, seg *tcp.Segment, now time.Time) (*
 		return tc, st
 	}
 	if l := s.lookupListener(id.Local); l != nil {
-		switch {
-		case seg.Flags&wire.RST != 0:
-			// RFC 9293 3.10.7.2: an RST to LISTEN is ignored.
-			return nil, tcp.Listen
-		case seg.Flags&wire.ACK != 0:
-			if s.synCookieACK(l, n, id, seg, now) {
-				return nil, tcp.Listen
-			}
-			// RFC 9293 3.10.7.2: any ACK to LISTEN gets <SEQ=SEG.ACK><CTL=RST>.
-			s.resetFor(n, id, seg)
-			return nil, tcp.Listen
-		case seg.Flags&wire.SYN != 0:
-			return s.onSYN(l, n, id, seg, now), tcp.Closed
-		}
-		// No SYN, ACK or RST: drop (RFC 9293 3.10.7.2 "fourth other").
-		return nil, tcp.Listen
+		return s.listenerSegment(l, n, id, seg, now)
 	}
 	s.ctr.TCP.InNoSocket.add(1)
 	s.resetFor(n, id, seg)
@@ -277,8 +264,10 @@ func (s *Stack) icmpError(q *wire.ICMPQuote, errno syscall.Errno, hard, pktTooBi
 	if tc == nil {
 		return
 	}
+	// RFC 5927 section 4.1: SND.UNA <= SEG.SEQ < SND.NXT. SND.NXT itself
+	// has not been sent, so a quote of it cannot be ours.
 	info := tc.tcb.Info()
-	if q.Seq.LessThan(info.SndUna) || info.SndNxt.LessThan(q.Seq) {
+	if q.Seq.LessThan(info.SndUna) || !q.Seq.LessThan(info.SndNxt) {
 		return
 	}
 	s.ctr.ICMP.InErrorsMatched.add(1)

@@ -27,12 +27,21 @@ type Listener struct {
 	cfgKA   keepAliveParams
 
 	backlog  int
-	synQ     int
-	children map[*TCPConn]struct{} // the SYN queue
+	synQ     int                     // the SYN queue's length: half plus children
+	half     map[tcp.Tuple]*halfOpen // the SYN queue: entries without a TCB
+	halfQ    halfHeap                // the same, by SYN,ACK retransmission time
+	children map[*TCPConn]struct{}   // the SYN queue: TCBs in SYN-RECEIVED
 	acceptQ  []*TCPConn
 	waiters  int
 	closed   bool
 	deadline time.Time
+
+	synTimer   clock.Timer // retransmits the SYN,ACKs of half
+	synTimerAt time.Time
+
+	synQMax, acceptQMax int // high-water marks
+	bucket              tokenBucket
+	stats               listenerStats
 }
 
 var _ net.Listener = (*Listener)(nil)
@@ -190,46 +199,89 @@ func (s *Stack) lookupListener(local netip.AddrPort) *Listener {
 	return dual
 }
 
-// onSYN handles a SYN for listener l: a new child in SYN-RECEIVED, unless
-// a queue is full.
+// onSYN handles a SYN for listener l (the order is explained in
+// syndefence.go): rate limits, accept queue, SYN cookies, SYN queue. It
+// answers the SYN itself and returns nil: a half-open connection has no
+// TCPConn until a segment for it arrives (listenerSegment).
 func (s *Stack) onSYN(l *Listener, n *nic, id tcp.Tuple, seg *tcp.Segment, now time.Time) *TCPConn {
+	if !s.synAllowed(l, id.Remote.Addr(), now) {
+		s.ctr.TCP.SynRateLimited.add(1)
+		s.ctr.TCP.ListenDrops.add(1)
+		l.stats.rateLimited++
+		l.stats.drops++
+		return nil
+	}
 	if len(l.acceptQ) >= l.backlog {
 		// Linux drops a SYN when the accept queue is full, even with
 		// SYN cookies: there would be nowhere to put the connection.
-		s.ctr.TCP.ListenOverflows.add(1)
-		s.ctr.TCP.ListenDrops.add(1)
+		s.overflow(l)
 		return nil
 	}
-	if l.synQ >= s.opts.SynBacklog {
+	if s.opts.SynCookies == SynCookiesAlways || l.synQ >= s.opts.SynBacklog {
 		if s.synCookieSYN(l, n, id, seg, now) {
 			return nil
 		}
 		s.ctr.TCP.ListenDrops.add(1)
+		l.stats.drops++
 		return nil
 	}
-	tc := s.newConn(n, id, s.configFor(n, id.Remote.Addr(), l.cfgKA), now)
-	tc.listener = l
-	tc.inSynQ = true
-	l.synQ++
-	l.children[tc] = struct{}{}
-	tc.tcb.Listen(now)
-	return tc
+	s.enqueueSYN(l, n, id, seg, now)
+	return nil
 }
 
-// synCookieSYN is where SYN cookies (RFC 4987 section 3.6) will answer a
-// SYN that finds the SYN queue full, with a SYN,ACK that keeps no state
-// (counting SyncookiesSent). It reports whether it answered; for now it
-// never does, and the SYN is dropped.
+// synCookieSYN answers a SYN with a SYN cookie (RFC 4987 section 3.6):
+// a SYN,ACK whose ISS encodes what the ACK needs to rebuild the
+// handshake, and no state (SyncookiesSent). It reports whether it
+// answered: not when cookies are off.
 func (s *Stack) synCookieSYN(l *Listener, n *nic, id tcp.Tuple, seg *tcp.Segment, now time.Time) bool {
-	return false
+	if s.opts.SynCookies == SynCookiesOff {
+		return false
+	}
+	cfg := s.configFor(n, id.Remote.Addr(), l.cfgKA)
+	synack := s.synCookies().Make(cfg, id, seg, now)
+	s.traceAs(l.cid, tcp.Listen, tcp.Listen)
+	s.sendAs(n, id, &synack, l.cid, tcp.Listen)
+	s.ctr.TCP.SyncookiesSent.add(1)
+	l.stats.cookiesSent++
+	return true
 }
 
-// synCookieACK is where an ACK that reaches a listener with no child will
-// be checked against the cookie it should carry (SyncookiesRecv,
-// SyncookiesFailed) and become an established child. It reports whether it
-// took the segment; for now it never does, and the ACK gets a RST.
-func (s *Stack) synCookieACK(l *Listener, n *nic, id tcp.Tuple, seg *tcp.Segment, now time.Time) bool {
-	return false
+// synCookieACK checks an ACK that reaches listener l with no SYN-queue
+// entry for the cookie it should carry. A valid one (SyncookiesRecv)
+// makes the connection, in SYN-RECEIVED, which the ACK then takes to
+// ESTABLISHED; it is returned, with took set. An invalid one is counted
+// (SyncookiesFailed) when cookies could have been sent, and not taken: the
+// caller answers it with RST as RFC 9293 3.10.7.2 says for any ACK to
+// LISTEN. A valid one that finds the accept queue full is taken and
+// dropped (ListenOverflows); the peer will send again.
+func (s *Stack) synCookieACK(l *Listener, n *nic, id tcp.Tuple, seg *tcp.Segment, now time.Time) (tc *TCPConn, took bool) {
+	mode := s.opts.SynCookies
+	if mode == SynCookiesOff || s.syn.cookies == nil || (mode == SynCookiesAuto && !s.syn.cookies.Recent(now)) {
+		return nil, false
+	}
+	cfg := s.configFor(n, id.Remote.Addr(), l.cfgKA)
+	hs, ok := s.syn.cookies.Check(cfg, id, seg, now)
+	if !ok {
+		s.ctr.TCP.SyncookiesFailed.add(1)
+		l.stats.cookiesFailed++
+		return nil, false
+	}
+	if len(l.acceptQ) >= l.backlog {
+		s.overflow(l)
+		return nil, true
+	}
+	s.ctr.TCP.SyncookiesRecv.add(1)
+	l.stats.cookiesRecv++
+	// In the SYN queue for the moment its ACK takes to move it to the
+	// accept queue (settle), never seen outside the lock: not counted in
+	// the high-water mark.
+	l.synQ++
+	tc = s.resume(l, n, id, cfg, &hs, s.nextConnID(), now, now)
+	// The connection begins here; it reports the passive open a TCB
+	// would have (CLOSED -> LISTEN -> SYN-RECEIVED) and the ACK takes it on.
+	s.stateChanged(tc.cid, id, tcp.Transition{Time: now, From: tcp.Closed, To: tcp.Listen, Cause: "user LISTEN"})
+	s.stateChanged(tc.cid, id, tcp.Transition{Time: now, From: tcp.Listen, To: tcp.SynReceived, Cause: "rcv ACK with valid SYN cookie"})
+	return tc, true
 }
 
 // acceptFull reports whether a segment completing tc's handshake must be
@@ -239,8 +291,13 @@ func (s *Stack) synCookieACK(l *Listener, n *nic, id tcp.Tuple, seg *tcp.Segment
 // room.
 func (tc *TCPConn) acceptFull(seg *tcp.Segment) bool {
 	l := tc.listener
-	return l != nil && tc.inSynQ && len(l.acceptQ) >= l.backlog &&
+	full := l != nil && tc.inSynQ && len(l.acceptQ) >= l.backlog &&
 		seg.Flags&(wire.ACK|wire.RST|wire.SYN) == wire.ACK
+	if full {
+		l.stats.overflows++ // the caller counts the stack's ListenOverflows
+		l.stats.drops++
+	}
+	return full
 }
 
 // Accept waits for and returns the next connection.
@@ -335,6 +392,7 @@ func (l *Listener) closeLocked(now time.Time) *clock.Gate {
 		s.lports[l.addr.Port()] = ls
 	}
 	l.tcb.Release(now, true)
+	s.closeHalfOpen(l, now)
 	for tc := range l.children {
 		tc.userClosed = true
 		tc.tcb.Abort(now)

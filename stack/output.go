@@ -45,6 +45,8 @@ func (s *Stack) sendSegment(n *nic, id tcp.Tuple, seg *tcp.Segment, tc *TCPConn)
 		if tc != nil {
 			st = tc.tcb.State()
 			cid = tc.cid
+		} else if a := s.syn.as; a.cid != 0 { // sent for a listener (syndefence.go)
+			st, cid = a.to, a.cid
 		}
 		s.tr.segment(TraceSent, s.clock.Now(), cid, id, seg, st, st)
 	}

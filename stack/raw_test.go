@@ -2,6 +2,7 @@ package stack
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"net/netip"
 	"syscall"
@@ -188,6 +189,14 @@ func TestICMPUnreachableRefuses(t *testing.T) {
 		mb := wire.NewICMPv4Unreachable(wire.ICMPv4PortUnreachable, bad)
 		r.send(ipPacket(addrB, addrA, wire.ProtocolICMP, wire.AppendICMPv4(nil, &mb)))
 		synctest.Wait()
+		// Nor is one quoting SND.NXT (ISS+1 in SYN-SENT): RFC 5927
+		// section 4.1 wants SND.UNA <= SEG.SEQ < SND.NXT.
+		next := append([]byte(nil), orig...)
+		seq := binary.BigEndian.Uint32(next[wire.IPv4MinHeaderLen+4:])
+		binary.BigEndian.PutUint32(next[wire.IPv4MinHeaderLen+4:], seq+1)
+		mn := wire.NewICMPv4Unreachable(wire.ICMPv4PortUnreachable, next)
+		r.send(ipPacket(addrB, addrA, wire.ProtocolICMP, wire.AppendICMPv4(nil, &mn)))
+		synctest.Wait()
 		select {
 		case err := <-errc:
 			t.Fatalf("forged ICMP error ended the dial: %v", err)
@@ -202,8 +211,8 @@ func TestICMPUnreachableRefuses(t *testing.T) {
 		case <-time.After(500 * time.Millisecond):
 			t.Fatal("dial still waiting after ICMP port unreachable")
 		}
-		if c := r.s.Counters().ICMP; c.InDestUnreachs != 2 || c.InErrorsMatched != 1 {
-			t.Errorf("InDestUnreachs %d InErrorsMatched %d, want 2 1", c.InDestUnreachs, c.InErrorsMatched)
+		if c := r.s.Counters().ICMP; c.InDestUnreachs != 3 || c.InErrorsMatched != 1 {
+			t.Errorf("InDestUnreachs %d InErrorsMatched %d, want 3 1", c.InDestUnreachs, c.InErrorsMatched)
 		}
 	})
 }

@@ -85,8 +85,20 @@ type Options struct {
 	FirstEphemeral, LastEphemeral uint16
 
 	// SynBacklog bounds, per listener, the connections in SYN-RECEIVED
-	// (the SYN queue). Default 4096, as Linux's tcp_max_syn_backlog.
+	// (the SYN queue). Default 4096, as Linux's tcp_max_syn_backlog. An
+	// entry keeps no TCB until the handshake goes on (about 300 bytes).
+	// Its SYN,ACK is sent again TCP.SynAckRetries times (default 5, as
+	// Linux's tcp_synack_retries: given up after 63 s).
 	SynBacklog int
+
+	// SynCookies says when SYNs are answered with SYN cookies instead of
+	// SYN-queue entries: SynCookiesAuto (default) while the SYN queue is
+	// full, SynCookiesOff, or SynCookiesAlways (see SynCookieMode).
+	SynCookies SynCookieMode
+
+	// SynRateLimit bounds the SYNs taken per listener and per source
+	// prefix; off by default (see SynRateLimits).
+	SynRateLimit SynRateLimits
 
 	// ListenBacklog is the accept-queue bound of listeners made with
 	// Listen (ListenTCP takes its own). Default 128.
@@ -161,6 +173,7 @@ type Stack struct {
 	tr       tracer
 	subs     []*subscriber
 	closedRx uint64 // retransmissions of connections gone from the table
+	syn      synDefence
 
 	ctr counters
 }

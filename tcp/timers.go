@@ -299,19 +299,20 @@ func (c *Conn) startTimeWait(now time.Time) {
 }
 
 // TimeWaitReopen reports whether a SYN that arrives for this connection in
-// TIME-WAIT may start a new incarnation of the 4-tuple: its sequence number
-// is beyond everything this incarnation received (RFC 9293 3.10.7.4 via RFC
-// 1122 4.2.2.13), or, with timestamps, its TSval is newer (RFC 6191
-// section 2). The stack then deletes this connection and treats the SYN as
-// if it reached the listener.
+// TIME-WAIT may start a new incarnation of the 4-tuple. RFC 9293 3.10.7.4
+// ("fourth, check the SYN bit") allows it only "if the Timestamp Option is
+// used and meets expectations (per RFC 6191)": both this connection and
+// the SYN carry timestamps and the SYN's TSval is newer than TS.Recent.
+// Every other SYN is handled as in the other synchronized states (a
+// challenge ACK, RFC 5961 section 4; or a reset with RFC793SYN). The
+// sequence-number rule of RFC 1122 4.2.2.13 is not used: RFC 9293 does
+// not keep it. When this reports true the stack deletes this connection
+// and treats the SYN as if it reached the listener.
 func (c *Conn) TimeWaitReopen(seg *Segment) bool {
 	if c.state != TimeWait || seg.Flags&(wire.SYN|wire.ACK|wire.RST) != wire.SYN {
 		return false
 	}
-	if c.tsOK && seg.Options.HasTimestamps {
-		return int32(seg.Options.TSVal-c.tsRecent) > 0
-	}
-	return seg.Seq.GreaterThan(c.rcv.nxt)
+	return c.tsOK && seg.Options.HasTimestamps && int32(seg.Options.TSVal-c.tsRecent) > 0
 }
 
 // NextISS proposes the ISS for a new incarnation after TimeWaitReopen: the

@@ -44,16 +44,26 @@ func TestTimeWaitData(t *testing.T) {
 	tc.want("a SYN the stack did not reopen with gets a challenge ACK", seg{flags: A, seq: iss + 2, ack: irs + 2})
 }
 
-func TestTimeWaitReopenBySequence(t *testing.T) {
+// RFC 9293 3.10.7.4: without timestamps a SYN in TIME-WAIT opens nothing,
+// whatever its sequence number; it gets the challenge ACK of RFC 5961
+// section 4 (or a reset, RFC 793 style), as in the other synchronized
+// states.
+func TestTimeWaitNoReopenWithoutTimestamps(t *testing.T) {
 	tc := newTimeWait(t)
 	syn := &Segment{Seq: irs + 100, Flags: wire.SYN}
-	if !tc.c.TimeWaitReopen(syn) {
-		t.Fatal("a SYN beyond RCV.NXT reopens TIME-WAIT (RFC 1122 4.2.2.13)")
+	if tc.c.TimeWaitReopen(syn) {
+		t.Fatal("a SYN without timestamps must not reopen TIME-WAIT (RFC 9293 3.10.7.4)")
 	}
-	old := &Segment{Seq: irs, Flags: wire.SYN}
-	if tc.c.TimeWaitReopen(old) {
-		t.Fatal("an old SYN does not reopen TIME-WAIT")
-	}
+	tc.in(seg{flags: S, seq: irs + 100})
+	tc.want("challenge ACK for a SYN beyond RCV.NXT", seg{flags: A, seq: iss + 2, ack: irs + 2})
+	tc.wantState("still TIME-WAIT", TimeWait)
+
+	tc = newTimeWait(t, func(c *Config) { c.RFC793SYN = true })
+	tc.in(seg{flags: S, seq: irs + 2})
+	tc.want("RFC 793: a SYN in the window resets", seg{flags: R, seq: iss + 2})
+	tc.wantState("reset", Closed)
+
+	tc = newTimeWait(t)
 	if tc.c.TimeWaitReopen(&Segment{Seq: irs + 100, Flags: wire.SYN | wire.ACK}) {
 		t.Fatal("a SYN,ACK is no new connection request")
 	}
@@ -90,8 +100,8 @@ func TestTimeWaitReopenByTimestamp(t *testing.T) {
 		t.Fatal("an older timestamp does not reopen, whatever the sequence number")
 	}
 	noTS := &Segment{Seq: irs + 1000, Flags: wire.SYN}
-	if !tc.c.TimeWaitReopen(noTS) {
-		t.Fatal("without a timestamp the sequence number decides")
+	if tc.c.TimeWaitReopen(noTS) {
+		t.Fatal("a SYN without a timestamp does not meet the expectations of RFC 6191")
 	}
 }
 

@@ -225,6 +225,18 @@ func (v *Virtual) WaitIdle() {
 	v.mu.Unlock()
 }
 
+// NextTimer returns the deadline of the earliest pending timer, and false
+// when none is pending. A driver that steps time by hand (the packetdrill
+// runner) uses it to move from one event to the next.
+func (v *Virtual) NextTimer() (time.Time, bool) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if len(v.timers) == 0 {
+		return time.Time{}, false
+	}
+	return v.timers[0].when, true
+}
+
 // Pending returns the number of timers not yet fired or stopped, so tests can
 // check that nothing is left behind.
 func (v *Virtual) Pending() int {
