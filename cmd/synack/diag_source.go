@@ -1,10 +1,15 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
+	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -22,13 +27,9 @@ type diagSource struct {
 
 func (d *diagSource) addFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&d.host, "host", false, "the host kernel's sockets (the default)")
-	fs.StringVar(&d.admin, "admin", "", "a running synack's admin `URL` (not yet available)")
+	fs.StringVar(&d.admin, "admin", "", "a running synack's admin `URL` (synack serve --admin ADDR), e.g. http://127.0.0.1:9090")
 	fs.BoolVar(&d.noProcesses, "no-processes", false, "do not look up owning processes (skips scanning /proc/*/fd)")
 }
-
-// errAdminNotYet is what --admin answers until `synack serve --admin` exists.
-var errAdminNotYet = errors.New("--admin is not yet available: reading a running synack's connections " +
-	"comes with `synack serve --admin`; for now use --host (the host kernel's sockets)")
 
 // snapshot takes one look at the chosen source.
 func (d *diagSource) snapshot() (diag.Snapshot, error) {
@@ -36,9 +37,29 @@ func (d *diagSource) snapshot() (diag.Snapshot, error) {
 		if d.host {
 			return diag.Snapshot{}, errors.New("choose one of --host and --admin")
 		}
-		return diag.Snapshot{}, errAdminNotYet
+		return fetchSnapshot(adminBase(d.admin))
 	}
 	return host.Read(host.Options{NoProcesses: d.noProcesses})
+}
+
+// fetchSnapshot reads a running synack's connections from its admin
+// server's /api/connections.
+func fetchSnapshot(base string) (diag.Snapshot, error) {
+	var snap diag.Snapshot
+	c := &http.Client{Timeout: 10 * time.Second}
+	resp, err := c.Get(base + "/api/connections")
+	if err != nil {
+		return snap, fmt.Errorf("--admin: %w (is `synack serve --admin ADDR` running there?)", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return snap, fmt.Errorf("--admin: %s/api/connections: %s: %s", base, resp.Status, strings.TrimSpace(string(b)))
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&snap); err != nil {
+		return snap, fmt.Errorf("--admin: %s/api/connections: %w", base, err)
+	}
+	return snap, nil
 }
 
 // diagIsTerminal reports whether f is a terminal.

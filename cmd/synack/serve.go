@@ -37,6 +37,7 @@ func runServe(args []string) int {
 	discard := fs.Int("discard", 0, "serve discard (RFC 863) on `PORT`")
 	httpPort := fs.Int("http", 0, "serve HTTP on `PORT`: a page about your connection, or the files of --http-dir")
 	httpDir := fs.String("http-dir", "", "serve the files under `DIR` over HTTP instead of the built-in page")
+	adminAddr := adminFlag(fs)
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: synack serve [--tun NAME --host-addr CIDR --stack-addr IP] [--echo PORT] [--discard PORT] [--http PORT]")
 		fmt.Fprintln(fs.Output(), "\nCreates a TUN interface, gives the kernel its side, and serves on the stack's address")
@@ -84,11 +85,17 @@ func runServe(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	tn, err := tf.open(stack.Options{})
+	tn, err := tf.open(stack.Options{Trace: adminTrace(*adminAddr)})
 	if err != nil {
 		return setupFailed("serve", err)
 	}
 	srv := &server{net: tn, conns: map[net.Conn]struct{}{}}
+	stopAdmin, err := startAdmin(*adminAddr, tn.Stack)
+	if err != nil {
+		tn.Close()
+		fmt.Fprintf(os.Stderr, "synack serve: %v\n", err)
+		return 1
+	}
 	var what []string
 	listen := func(port int) (*stack.Listener, error) {
 		return tn.Stack.ListenTCP(netip.AddrPortFrom(netip.Addr{}, uint16(port)), 0)
@@ -134,6 +141,7 @@ func runServe(args []string) int {
 
 	<-ctx.Done()
 	stop()
+	stopAdmin()
 	srv.shutdown()
 	if err := tn.Close(); err != nil {
 		fmt.Fprintf(os.Stderr, "synack serve: closing: %v\n", err)

@@ -1,0 +1,238 @@
+package admin_test
+
+import (
+	"bytes"
+	"context"
+	"image"
+	"image/png"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/net/html"
+
+	"github.com/synack/synack/admin"
+)
+
+// chromium finds a headless-capable Chromium. Without one the page tests
+// skip, except under CI (CI=true), where they fail: CI installs the
+// Debian package chromium.
+func chromium(t *testing.T) string {
+	t.Helper()
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "chrome", "headless_shell"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatal("no chromium on PATH; CI must install it (Debian: apt-get install -y chromium)")
+	}
+	t.Skip("no chromium on PATH (Debian: apt-get install -y chromium); skipping the page test")
+	return ""
+}
+
+// runChromium runs headless Chromium on url with extra flags and returns
+// its standard output.
+func runChromium(t *testing.T, bin, url string, extra ...string) []byte {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	args := []string{
+		"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+		"--disable-background-networking", "--disable-component-update", "--disable-sync",
+		"--disable-dev-shm-usage", "--hide-scrollbars", "--mute-audio",
+		"--user-data-dir=" + t.TempDir(), "--window-size=1400,1000", "--virtual-time-budget=5000",
+	}
+	args = append(args, extra...)
+	args = append(args, url)
+	cmd := exec.CommandContext(ctx, bin, args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("chromium: %v\n%s", err, stderr.String())
+	}
+	return stdout.Bytes()
+}
+
+func byID(n *html.Node, id string) *html.Node {
+	if n.Type == html.ElementNode {
+		for _, a := range n.Attr {
+			if a.Key == "id" && a.Val == id {
+				return n
+			}
+		}
+	}
+	for c := n.FirstChild; c != nil; c = c.NextSibling {
+		if f := byID(c, id); f != nil {
+			return f
+		}
+	}
+	return nil
+}
+
+func text(n *html.Node) string {
+	if n == nil {
+		return ""
+	}
+	if n.Type == html.TextNode {
+		return n.Data
+	}
+	var b strings.Builder
+	for c := n.FirstChild; c != nil; c = c.NextSibling {
+		b.WriteString(text(c))
+	}
+	return b.String()
+}
+
+func attr(n *html.Node, key string) string {
+	for _, a := range n.Attr {
+		if a.Key == key {
+			return a.Val
+		}
+	}
+	return ""
+}
+
+func count(n *html.Node, tag string) int {
+	k := 0
+	if n.Type == html.ElementNode && n.Data == tag {
+		k++
+	}
+	for c := n.FirstChild; c != nil; c = c.NextSibling {
+		k += count(c, tag)
+	}
+	return k
+}
+
+// TestPageDOM loads the page in headless Chromium, lets its script poll
+// the JSON endpoints, and checks the diagram's live counts in the DOM.
+func TestPageDOM(t *testing.T) {
+	bin := chromium(t)
+	w := newWorld(t)
+	w.scenario(t, 12)
+
+	dom := runChromium(t, bin, w.ts.URL+"/", "--dump-dom")
+	doc, err := html.Parse(bytes.NewReader(dom))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := byID(doc, "diagram")
+	if body == nil {
+		t.Fatalf("no diagram in the DOM:\n%s", dom)
+	}
+	// The script ran: it marks the body after each refresh.
+	var bodyEl *html.Node
+	var find func(*html.Node)
+	find = func(n *html.Node) {
+		if n.Type == html.ElementNode && n.Data == "body" {
+			bodyEl = n
+		}
+		for c := n.FirstChild; c != nil && bodyEl == nil; c = c.NextSibling {
+			find(c)
+		}
+	}
+	find(doc)
+	if bodyEl == nil || attr(bodyEl, "data-updated") == "" {
+		t.Fatalf("the page's script did not refresh; status %q", text(byID(doc, "status")))
+	}
+	// The eleven states, each with its live count.
+	want := map[string]string{
+		"CLOSED": "0", "LISTEN": "1", "SYN-SENT": "0", "SYN-RECEIVED": "0", "ESTABLISHED": "1",
+		"FIN-WAIT-1": "0", "FIN-WAIT-2": "0", "CLOSE-WAIT": "12", "CLOSING": "0", "LAST-ACK": "0", "TIME-WAIT": "1",
+	}
+	for state, n := range want {
+		box := byID(doc, "n-"+state)
+		if box == nil {
+			t.Errorf("no count for %s", state)
+			continue
+		}
+		if got := strings.TrimSpace(text(box)); got != n {
+			t.Errorf("%s shows %q, want %s", state, got, n)
+		}
+		if !strings.Contains(text(box.Parent), state) {
+			t.Errorf("the box of %s does not name it: %q", state, text(box.Parent))
+		}
+	}
+	// Transition counts on the arrows.
+	for tr, n := range map[string]string{"ESTABLISHED>CLOSE-WAIT": "×12", "LISTEN>SYN-RECEIVED": "×14",
+		"SYN-RECEIVED>ESTABLISHED": "×14", "FIN-WAIT-2>TIME-WAIT": "×1", "TIME-WAIT>CLOSED": "×0"} {
+		if got := strings.TrimSpace(text(byID(doc, "t-"+tr))); got != n {
+			t.Errorf("arrow %s shows %q, want %s", tr, got, n)
+		}
+	}
+	// Every arrow of the figure is drawn.
+	for _, tr := range admin.DrawnTransitions() {
+		if byID(doc, "p-"+tr) == nil {
+			t.Errorf("no arrow for %s", tr)
+		}
+	}
+	// The connection table, the latest transitions and the finding.
+	if n := count(byID(doc, "conns"), "tr") - 1; n != 15 {
+		t.Errorf("connection table has %d rows, want 15", n)
+	}
+	ev := text(byID(doc, "events"))
+	if !strings.Contains(ev, "ESTABLISHED → CLOSE-WAIT") || !strings.Contains(ev, "FIN-WAIT-2 → TIME-WAIT") {
+		t.Errorf("latest transitions: %q", ev)
+	}
+	if f := text(byID(doc, "findings")); !strings.Contains(f, "close-wait") || !strings.Contains(f, "12 connections in CLOSE-WAIT") {
+		t.Errorf("findings: %q", f)
+	}
+}
+
+// TestPageScreenshot takes a screenshot of the page and checks it is a
+// real picture. SYNACK_SCREENSHOT=path keeps it.
+func TestPageScreenshot(t *testing.T) {
+	bin := chromium(t)
+	w := newWorld(t)
+	w.scenario(t, 12)
+
+	out := filepath.Join(t.TempDir(), "page.png")
+	if keep := os.Getenv("SYNACK_SCREENSHOT"); keep != "" {
+		out, _ = filepath.Abs(keep)
+	}
+	runChromium(t, bin, w.ts.URL+"/", "--screenshot="+out)
+	f, err := os.Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	img, err := png.Decode(f)
+	if err != nil {
+		t.Fatalf("screenshot is not a PNG: %v", err)
+	}
+	if b := img.Bounds(); b.Dx() != 1400 || b.Dy() != 1000 {
+		t.Errorf("screenshot is %v, want 1400x1000", b)
+	}
+	// Not blank: many colours, and the diagram's orange highlight of the
+	// live states is there.
+	colours := map[[3]uint32]bool{}
+	hot := 0
+	b := img.Bounds()
+	for y := b.Min.Y; y < b.Max.Y; y += 2 {
+		for x := b.Min.X; x < b.Max.X; x += 2 {
+			r, g, bl, _ := img.At(x, y).RGBA()
+			colours[[3]uint32{r >> 8, g >> 8, bl >> 8}] = true
+			if isHot(img, x, y) {
+				hot++
+			}
+		}
+	}
+	if len(colours) < 50 {
+		t.Errorf("screenshot has %d colours: blank?", len(colours))
+	}
+	if hot < 50 {
+		t.Errorf("screenshot has %d highlighted pixels: no live state drawn?", hot)
+	}
+}
+
+// isHot reports whether the pixel is the page's highlight (#c25400 or
+// the #fff4e0 fill of live states).
+func isHot(img image.Image, x, y int) bool {
+	r, g, b, _ := img.At(x, y).RGBA()
+	r, g, b = r>>8, g>>8, b>>8
+	near := func(a, want uint32) bool { return a+6 >= want && a <= want+6 }
+	return (near(r, 0xc2) && near(g, 0x54) && near(b, 0x00)) || (near(r, 0xff) && near(g, 0xf4) && near(b, 0xe0))
+}
