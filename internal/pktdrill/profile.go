@@ -1,0 +1,89 @@
+package pktdrill
+
+// Profile lists where the runner accepts FreeBSD's constants as equivalent
+// to synack's. The FreeBSD suite asserts a few values that are FreeBSD's
+// choices, not RFC requirements; rather than bend synack's core, or edit a
+// script, the runner relaxes exactly these comparisons, the same way for
+// every script. There is one profile, FreeBSD; Strict turns every
+// relaxation off (useful to see what is being relaxed).
+type Profile struct {
+	Name string
+
+	// OptionsAsSet compares the options of the segments we send as a set
+	// of (kind, value): order, NOP and EOL padding are not compared.
+	// FreeBSD lays out its SYN as <mss,nop,wscale,sackOK,TS> and pads
+	// echoed options with EOLs; RFC 9293 section 3.2 and RFC 7323
+	// appendix A leave the layout to the sender. Values are compared.
+	OptionsAsSet bool
+
+	// AnyOwnWindowScale does not compare the shift of our window scale
+	// option. RFC 7323 section 2.3 lets a receiver choose any shift up to
+	// 14; FreeBSD derives its from kern.ipc.maxsockbuf (so 6 for 2 MiB),
+	// synack from its receive buffer. The option must still be present
+	// exactly when the script expects it.
+	AnyOwnWindowScale bool
+
+	// RoundReceiveBuffer makes the stack's receive buffer the
+	// net.inet.tcp.recvspace value rounded up to a multiple of the MSS
+	// of the script's link (65536 -> 65700 for IPv4, 66240 for IPv6), as
+	// FreeBSD rounds a socket buffer once the MSS is known (tcp_mss). The
+	// window edges the scripts probe ("right edge", "outside right") are
+	// computed from that buffer. With window values capped at 65535 and
+	// no scaling on these connections, what goes on the wire is the same.
+	RoundReceiveBuffer bool
+
+	// ReceiverSWS accepts a window in our non-SYN segments that is
+	// smaller than the script's by less than min(MSS, half the receive
+	// buffer). RFC 9293 section 3.8.6.2.2 (RFC 1122 4.2.3.3) has the
+	// receiver keep RCV.NXT+RCV.WND fixed until it can move by that much,
+	// and synack does so in every segment: after a FIN (one sequence
+	// number, no buffer) its ACK offers 65534, not 65535. FreeBSD applies
+	// the rule only to deciding when a pure window update is worth
+	// sending, and puts all its free space in every ACK.
+	ReceiverSWS bool
+
+	// FINRepeat accepts our pure ACK <SEQ=SND.NXT><ACK=RCV.NXT> where the
+	// script expects FreeBSD's FIN,ACK one sequence number earlier with
+	// the same ACK: while its FIN is unacknowledged, FreeBSD sets FIN on
+	// every segment it sends and backs SND.NXT up over it (tcp_output), so
+	// each ACK repeats the FIN. RFC 9293 3.10.7.4 has the ACK sent in
+	// FIN-WAIT-1 and CLOSING be <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>; the
+	// FIN itself is retransmitted by the retransmission timer.
+	FINRepeat bool
+
+	// ResetWithoutACK accepts our bare <SEQ=S><CTL=RST> where the script
+	// expects <SEQ=S><ACK=A><CTL=RST,ACK> with the same sequence number,
+	// for the reset RFC 793 (insecure_syn) sends on a SYN in the window.
+	// RFC 793 does not give that reset's form; its ACK field is not
+	// examined by a receiver in a synchronized state (RFC 9293 3.5.3: "all
+	// reset segments are validated by checking their SEQ fields").
+	ResetWithoutACK bool
+
+	// AnySORCVBUF accepts getsockopt(SO_RCVBUF) results as written:
+	// FreeBSD reports 65536 before the handshake and the rounded 65700 /
+	// 66240 after it; synack has one buffer size per stack and no
+	// per-socket SO_RCVBUF.
+	AnySORCVBUF bool
+
+	// FGETFL is what fcntl(F_GETFL) returns for a fresh socket: O_RDWR,
+	// which is 0x02 on FreeBSD (and Linux); O_NONBLOCK is added once set
+	// (FreeBSD's 0x04).
+	FGETFL, ONONBLOCK int64
+}
+
+// FreeBSD is the compatibility profile the suite runs with.
+var FreeBSD = Profile{
+	Name:               "freebsd",
+	OptionsAsSet:       true,
+	AnyOwnWindowScale:  true,
+	RoundReceiveBuffer: true,
+	AnySORCVBUF:        true,
+	ReceiverSWS:        true,
+	FINRepeat:          true,
+	ResetWithoutACK:    true,
+	FGETFL:             0x02,
+	ONONBLOCK:          0x04,
+}
+
+// Strict relaxes nothing.
+var Strict = Profile{Name: "strict", FGETFL: 0x02, ONONBLOCK: 0x04}
