@@ -299,20 +299,41 @@ func (c *Conn) startTimeWait(now time.Time) {
 }
 
 // TimeWaitReopen reports whether a SYN that arrives for this connection in
-// TIME-WAIT may start a new incarnation of the 4-tuple. RFC 9293 3.10.7.4
-// ("fourth, check the SYN bit") allows it only "if the Timestamp Option is
-// used and meets expectations (per RFC 6191)": both this connection and
-// the SYN carry timestamps and the SYN's TSval is newer than TS.Recent.
-// Every other SYN is handled as in the other synchronized states (a
-// challenge ACK, RFC 5961 section 4; or a reset with RFC793SYN). The
-// sequence-number rule of RFC 1122 4.2.2.13 is not used: RFC 9293 does
-// not keep it. When this reports true the stack deletes this connection
-// and treats the SYN as if it reached the listener.
+// TIME-WAIT may start a new incarnation of the 4-tuple (RFC 9293 3.6.1,
+// MAY-2, and the Best Current Practice of RFC 6191 section 2 it points to
+// as SHLD-4):
+//
+//   - if this incarnation used timestamps: a SYN whose timestamps would be
+//     used by the new one reopens when its TSval is newer than TS.Recent,
+//     or equal with a newer sequence number; a SYN without timestamps
+//     when its sequence number is newer;
+//   - if it did not: a SYN with timestamps reopens; one without, when its
+//     sequence number is newer.
+//
+// "Newer" for the sequence number means beyond RCV.NXT, past everything
+// the old incarnation sent (RFC 1122 4.2.2.13). Any other SYN is handled as
+// in the other synchronized states (a challenge ACK, RFC 5961 section 4).
+// When this reports true the stack deletes this connection and hands the
+// SYN to the listener, with an ISS from NextISS.
 func (c *Conn) TimeWaitReopen(seg *Segment) bool {
 	if c.state != TimeWait || seg.Flags&(wire.SYN|wire.ACK|wire.RST) != wire.SYN {
 		return false
 	}
-	return c.tsOK && seg.Options.HasTimestamps && int32(seg.Options.TSVal-c.tsRecent) > 0
+	newTS := seg.Options.HasTimestamps && !c.cfg.NoTimestamps // the new incarnation would use them
+	seqNewer := seg.Seq.GreaterThan(c.rcv.nxt)
+	if !c.tsOK {
+		return newTS || seqNewer
+	}
+	if !newTS {
+		return seqNewer
+	}
+	switch d := int32(seg.Options.TSVal - c.tsRecent); {
+	case d > 0:
+		return true
+	case d == 0:
+		return seqNewer
+	}
+	return false
 }
 
 // NextISS proposes the ISS for a new incarnation after TimeWaitReopen: the

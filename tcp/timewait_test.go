@@ -44,18 +44,22 @@ func TestTimeWaitData(t *testing.T) {
 	tc.want("a SYN the stack did not reopen with gets a challenge ACK", seg{flags: A, seq: iss + 2, ack: irs + 2})
 }
 
-// RFC 9293 3.10.7.4: without timestamps a SYN in TIME-WAIT opens nothing,
-// whatever its sequence number; it gets the challenge ACK of RFC 5961
-// section 4 (or a reset, RFC 793 style), as in the other synchronized
-// states.
-func TestTimeWaitNoReopenWithoutTimestamps(t *testing.T) {
+// RFC 9293 3.6.1 (MAY-2) and RFC 6191: without timestamps, a SYN whose
+// sequence number lies beyond everything the old incarnation sent may
+// reopen the 4-tuple; one that does not is answered like a SYN in any
+// synchronized state: a challenge ACK (RFC 5961 section 4), or a reset
+// with RFC 793's rule.
+func TestTimeWaitReopenBySequence(t *testing.T) {
 	tc := newTimeWait(t)
-	syn := &Segment{Seq: irs + 100, Flags: wire.SYN}
-	if tc.c.TimeWaitReopen(syn) {
-		t.Fatal("a SYN without timestamps must not reopen TIME-WAIT (RFC 9293 3.10.7.4)")
+	if !tc.c.TimeWaitReopen(&Segment{Seq: irs + 100, Flags: wire.SYN}) {
+		t.Fatal("a SYN beyond RCV.NXT must reopen TIME-WAIT (RFC 1122 4.2.2.13, RFC 6191)")
 	}
-	tc.in(seg{flags: S, seq: irs + 100})
-	tc.want("challenge ACK for a SYN beyond RCV.NXT", seg{flags: A, seq: iss + 2, ack: irs + 2})
+	old := &Segment{Seq: irs + 2, Flags: wire.SYN}
+	if tc.c.TimeWaitReopen(old) {
+		t.Fatal("a SYN at RCV.NXT is not newer than the old incarnation")
+	}
+	tc.in(seg{flags: S, seq: irs + 2})
+	tc.want("challenge ACK for a SYN that does not reopen", seg{flags: A, seq: iss + 2, ack: irs + 2})
 	tc.wantState("still TIME-WAIT", TimeWait)
 
 	tc = newTimeWait(t, func(c *Config) { c.RFC793SYN = true })
@@ -69,6 +73,16 @@ func TestTimeWaitNoReopenWithoutTimestamps(t *testing.T) {
 	}
 	if n := tc.c.NextISS(); !n.GreaterThan(iss + 2) {
 		t.Fatalf("NextISS %d is not beyond the old SND.NXT", n)
+	}
+}
+
+// RFC 6191: an incarnation without timestamps is reopened by any SYN whose
+// timestamps the new one would use.
+func TestTimeWaitReopenNewTimestamps(t *testing.T) {
+	tc := newTimeWait(t, func(c *Config) { c.NoTimestamps = false })
+	syn := &Segment{Seq: irs - 1000, Flags: wire.SYN, Options: wire.TCPOptions{HasTimestamps: true, TSVal: 1}}
+	if !tc.c.TimeWaitReopen(syn) {
+		t.Fatal("old incarnation without timestamps, SYN with: reopen")
 	}
 }
 
@@ -99,9 +113,21 @@ func TestTimeWaitReopenByTimestamp(t *testing.T) {
 	if tc.c.TimeWaitReopen(older) {
 		t.Fatal("an older timestamp does not reopen, whatever the sequence number")
 	}
+	same := &Segment{Seq: irs + 1000, Flags: wire.SYN, Options: wire.TCPOptions{HasTimestamps: true, TSVal: 200}}
+	if !tc.c.TimeWaitReopen(same) {
+		t.Fatal("an equal timestamp with a newer sequence number reopens")
+	}
+	same.Seq = irs + 2
+	if tc.c.TimeWaitReopen(same) {
+		t.Fatal("an equal timestamp with an old sequence number does not reopen")
+	}
 	noTS := &Segment{Seq: irs + 1000, Flags: wire.SYN}
+	if !tc.c.TimeWaitReopen(noTS) {
+		t.Fatal("a SYN without timestamps reopens by its newer sequence number (RFC 6191)")
+	}
+	noTS.Seq = irs + 2
 	if tc.c.TimeWaitReopen(noTS) {
-		t.Fatal("a SYN without a timestamp does not meet the expectations of RFC 6191")
+		t.Fatal("a SYN without timestamps and an old sequence number does not reopen")
 	}
 }
 
