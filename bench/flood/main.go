@@ -4,7 +4,7 @@
 //
 //	cd bench
 //	go run ./flood                        # part 1: in process over memlink
-//	go run -tags tunflood ./flood -tun    # part 2 as well: TUN + hping3 vs the Linux kernel (root)
+//	go run ./flood -tun    # part 2 as well: TUN + hping3 vs the Linux kernel (root)
 //
 // Part 1 puts a server stack on two memlink pipes: one to a client stack
 // (1 ms each way), one to an "attacker" that writes spoofed SYNs (random
@@ -20,7 +20,7 @@
 // after it (after a GC, before the stacks close). Everything stops by itself: the flood lasts
 // until the clients are done, at most -max-duration.
 //
-// Part 2 (-tun, Linux, root, hping3 installed, built with -tags tunflood)
+// Part 2 (-tun, Linux, root, hping3 installed)
 // is in tun.go.
 package main
 
@@ -52,7 +52,7 @@ var (
 	dialTimeout = flag.Duration("dial-timeout", 10*time.Second, "a legitimate handshake slower than this fails")
 	maxDuration = flag.Duration("max-duration", 60*time.Second, "longest flood")
 	modes       = flag.String("cookies", "auto,off", "SYN cookie modes to run (auto, off, always)")
-	tunFlag     = flag.Bool("tun", false, "also run part 2: TUN + hping3 against synack and the Linux kernel (root; build with -tags tunflood)")
+	tunFlag     = flag.Bool("tun", false, "also run part 2: TUN + hping3 against synack and the Linux kernel (root)")
 	tunClients  = flag.Int("tun-clients", 1000, "part 2: legitimate connections")
 	tunFlood    = flag.Duration("tun-flood", 60*time.Second, "part 2: longest hping3 flood (it also stops when the clients are done)")
 )

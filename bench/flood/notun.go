@@ -1,11 +1,10 @@
-//go:build !(linux && tunflood)
+//go:build !linux
 
 package main
 
 import "errors"
 
-// runTUN needs link/tun, whose netlink dependencies the bench module does
-// not require yet: build with -tags tunflood once it does.
+// runTUN needs a Linux TUN device (link/tun).
 func runTUN() error {
-	return errors.New("part 2 (TUN + hping3) is not built in: build with -tags tunflood on Linux")
+	return errors.New("part 2 (TUN + hping3) needs Linux")
 }

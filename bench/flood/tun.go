@@ -1,4 +1,4 @@
-//go:build linux && tunflood
+//go:build linux
 
 package main
 
