@@ -185,12 +185,13 @@ func (s *Stack) deliverICMPv4(n *nic, p *wire.IPPacket, pkt []byte) {
 		n.commit(b)
 		c.OutMsgs.add(1)
 		c.OutEchoReps.add(1)
-	case wire.ICMPv4DestUnreachable, wire.ICMPv4TimeExceeded:
+	case wire.ICMPv4DestUnreachable, wire.ICMPv4TimeExceeded, wire.ICMPv4ParamProblem:
 		switch {
 		case m.IsFragNeeded():
 			c.InPktTooBigs.add(1)
 		case m.Type == wire.ICMPv4TimeExceeded:
 			c.InTimeExcds.add(1)
+		case m.Type == wire.ICMPv4ParamProblem:
 		default:
 			c.InDestUnreachs.add(1)
 		}
@@ -226,12 +227,13 @@ func (s *Stack) deliverICMPv6(n *nic, p *wire.IPPacket, pkt []byte) {
 		n.commit(b)
 		c.OutMsgs.add(1)
 		c.OutEchoReps.add(1)
-	case wire.ICMPv6DestUnreachable, wire.ICMPv6PacketTooBig, wire.ICMPv6TimeExceeded:
+	case wire.ICMPv6DestUnreachable, wire.ICMPv6PacketTooBig, wire.ICMPv6TimeExceeded, wire.ICMPv6ParamProblem:
 		switch m.Type {
 		case wire.ICMPv6PacketTooBig:
 			c.InPktTooBigs.add(1)
 		case wire.ICMPv6TimeExceeded:
 			c.InTimeExcds.add(1)
+		case wire.ICMPv6ParamProblem:
 		default:
 			c.InDestUnreachs.add(1)
 		}
@@ -249,8 +251,10 @@ func (s *Stack) deliverICMPv6(n *nic, p *wire.IPPacket, pkt []byte) {
 // quotes, after checking the quoted sequence number was in flight (RFC
 // 5927 section 4.1: otherwise it may be forged). Hard errors (port or
 // protocol unreachable) abort a connection still opening (RFC 1122
-// 4.2.3.9); soft ones are remembered and reported instead of ETIMEDOUT if
-// the connect times out, as Linux does; "packet too big" lowers the
+// 4.2.3.9); soft ones, which "TCP MUST NOT abort the connection" for, are
+// remembered and reported instead of ETIMEDOUT if the connect times out
+// (as 4.4BSD's t_softerror; Linux aborts a connect on any ICMP error, the
+// behaviour RFC 5461 section 4 discusses); "packet too big" lowers the
 // segment size (RFC 1191, RFC 8201).
 func (s *Stack) icmpError(q *wire.ICMPQuote, errno syscall.Errno, hard, pktTooBig bool, mtu uint32) {
 	if q.Protocol != wire.ProtocolTCP {
@@ -293,7 +297,12 @@ func (s *Stack) icmpError(q *wire.ICMPQuote, errno syscall.Errno, hard, pktTooBi
 
 // icmpv4Errno maps an ICMPv4 error to the errno a socket reports and says
 // whether it is hard (RFC 1122 4.2.3.9: protocol and port unreachable).
+// Time exceeded and parameter problem are soft: "handled the same way as
+// Destination Unreachable codes 0, 1, 5".
 func icmpv4Errno(m *wire.ICMPv4Message) (syscall.Errno, bool) {
+	if m.Type == wire.ICMPv4ParamProblem {
+		return syscall.EPROTO, false
+	}
 	if m.Type != wire.ICMPv4DestUnreachable {
 		return syscall.EHOSTUNREACH, false // time exceeded
 	}
@@ -308,8 +317,21 @@ func icmpv4Errno(m *wire.ICMPv4Message) (syscall.Errno, bool) {
 	return syscall.EHOSTUNREACH, false
 }
 
-// icmpv6Errno is icmpv4Errno for ICMPv6 (RFC 4443 section 3.1).
+// icmpv6UnknownNextHeader is the Parameter Problem code for "unrecognized
+// Next Header type encountered" (RFC 4443 section 3.4).
+const icmpv6UnknownNextHeader = 1
+
+// icmpv6Errno is icmpv4Errno for ICMPv6 (RFC 4443 sections 3.1 and 3.4).
+// A Parameter Problem saying our Next Header (TCP) is unrecognized is
+// IPv6's protocol unreachable, a hard error like ICMPv4 code 2 (RFC 1122
+// 4.2.3.9); other parameter problems are soft, as in ICMPv4.
 func icmpv6Errno(m *wire.ICMPv6Message) (syscall.Errno, bool) {
+	if m.Type == wire.ICMPv6ParamProblem {
+		if m.Code == icmpv6UnknownNextHeader {
+			return syscall.ENOPROTOOPT, true
+		}
+		return syscall.EPROTO, false
+	}
 	if m.Type != wire.ICMPv6DestUnreachable {
 		return syscall.EHOSTUNREACH, false
 	}

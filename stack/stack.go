@@ -416,11 +416,16 @@ type keepAliveParams struct {
 func (s *Stack) configFor(n *nic, remote netip.Addr, ka keepAliveParams) *tcp.Config {
 	mss := s.opts.TCP.MSS
 	if mss == 0 && n != nil {
-		hdr := 40
+		// The MSS option is what the link can bring us: its MTU less the
+		// fixed IP and TCP headers (RFC 9293 3.7.1, RFC 6691 section 2),
+		// however small. The only floor is the smallest MTU the family
+		// guarantees, for a link that reports less: 68 octets for IPv4
+		// (RFC 791), 1280 for IPv6 (RFC 8200 section 5).
+		hdr, minMTU := 40, 68
 		if !remote.Is4() {
-			hdr = 60
+			hdr, minMTU = 60, 1280
 		}
-		mss = uint16(max(536, min(n.mtu, 65535)-hdr))
+		mss = uint16(max(minMTU, min(n.mtu, 65535)) - hdr)
 	}
 	k := cfgKey{mss: mss, ka: ka}
 	if c := s.cfgs[k]; c != nil {

@@ -87,6 +87,10 @@ type receiver struct {
 	fin  bool       // a FIN arrived out of order and waits at finSeq
 	fseq seqnum.Value
 
+	// synText is how many bytes of text a SYN brought in SYN-SENT: they
+	// wait at offset 0 of buf, uncommitted, until ESTABLISHED.
+	synText int
+
 	advEdge seqnum.Value // right edge of the window last advertised: RCV.NXT + RCV.WND then
 	wscale  uint8        // Rcv.Wind.Shift of RFC 7323
 

@@ -93,11 +93,14 @@ func (c *Conn) negotiate(seg *Segment) {
 
 // setMSS sets the payload size of our segments from an MSS value: the
 // options we put in every segment come out of it (RFC 6691 section 2).
+// A peer's tiny MSS is raised to 64 bytes, but never beyond what our own
+// link carries (MMS_S of RFC 9293 3.7.1, our MSS option).
 func (c *Conn) setMSS(mss int) {
+	opt := 0
 	if c.tsOK {
-		mss -= 12 // NOP, NOP, timestamps
+		opt = 12 // NOP, NOP, timestamps
 	}
-	c.mss = max(mss, 64)
+	c.mss = max(mss-opt, min(64, int(c.ourMSS())-opt), 1)
 	c.cc = c.cfg.NewCongestion(c.mss)
 }
 
@@ -168,7 +171,18 @@ func (c *Conn) segmentSynSent(now time.Time, seg *Segment) {
 		c.output(now)
 		return
 	}
-	// Simultaneous open (RFC 9293 Figure 8): our SYN crossed theirs.
+	// Simultaneous open (RFC 9293 Figure 8): our SYN crossed theirs. "If
+	// there are other controls or text in the segment, queue them for
+	// processing after the ESTABLISHED state has been reached": the text
+	// waits in the receive ring at RCV.NXT, uncommitted and within the
+	// window we offered, and a FIN after it waits as an early FIN does.
+	if n := min(len(seg.Payload), int(c.rcvWindow())); n > 0 {
+		c.rcv.buf.writeAt(0, seg.Payload[:n])
+		c.rcv.synText = n
+	}
+	if seg.has(wire.FIN) && c.rcv.synText == len(seg.Payload) {
+		c.rcv.fin, c.rcv.fseq = true, c.rcv.nxt.Add(seqnum.Size(c.rcv.synText))
+	}
 	c.setState(now, SynReceived, "rcv SYN (simultaneous open)")
 	c.tm.rtx = time.Time{}
 	c.sendSYN(now)
@@ -537,6 +551,12 @@ func (c *Conn) retransmitFirst(now time.Time) {
 // processText is the seventh and eighth steps of 3.10.7.4: take the data
 // into the receive buffer, then the FIN.
 func (c *Conn) processText(now time.Time, seg *Segment) {
+	if c.rcv.synText > 0 || c.rcv.fin && c.rcv.fseq == c.rcv.nxt {
+		c.takeSYNText(now)
+		if c.state == Closed {
+			return
+		}
+	}
 	if len(seg.Payload) > 0 {
 		switch c.state {
 		case Established, FinWait1, FinWait2:
@@ -566,6 +586,34 @@ func (c *Conn) processText(now time.Time, seg *Segment) {
 			c.rcv.fin, c.rcv.fseq = true, finSeq
 			c.rcv.ackPending, c.rcv.ackNow = true, true
 		}
+	}
+}
+
+// takeSYNText processes the text and FIN a SYN carried in SYN-SENT, queued
+// there (RFC 9293 3.10.7.3), now that the connection is synchronized: as
+// in-order data at RCV.NXT, before the text of the segment that got us
+// here.
+func (c *Conn) takeSYNText(now time.Time) {
+	n := c.rcv.synText
+	c.rcv.synText = 0
+	if n > 0 {
+		if c.released {
+			// As for any data after close (processText).
+			c.stats.DataAfterCloseResets++
+			c.sendRSTACK(now, c.snd.max, c.rcv.nxt.Add(seqnum.Size(n)))
+			c.abort(now, ErrReset, "data after close")
+			return
+		}
+		c.rcv.buf.commit(n)
+		c.rcv.nxt = c.rcv.nxt.Add(seqnum.Size(n))
+		c.stats.BytesReceived += uint64(n)
+		c.rcv.ackPending = true // delayed, as for any in-order data
+		if c.readShut {
+			c.rcv.buf.discard(c.rcv.buf.len())
+		}
+	}
+	if c.rcv.fin && c.rcv.fseq == c.rcv.nxt {
+		c.receiveFIN(now)
 	}
 }
 

@@ -27,6 +27,32 @@ func TestMSSSentAndHonoured(t *testing.T) {
 	}
 }
 
+// On a link that carries only 72-byte packets our MSS option is 32 (the
+// stack derives it from the MTU), and what we send fits that link too:
+// the 64-byte floor for a peer's tiny MSS never exceeds our own MSS
+// (RFC 9293 3.7.1: Eff.snd.MSS = min(SendMSS+20, MMS_S) - 20 - options).
+func TestMSSOnTinyLink(t *testing.T) {
+	tc := newTC(t, func(c *Config) { c.MSS = 32 })
+	tc.c.Connect(tc.now)
+	if s := tc.want("SYN", seg{flags: S, seq: iss}); s.Options.MSS != 32 {
+		t.Fatalf("SYN MSS option %d, want 32", s.Options.MSS)
+	}
+	tc.in(seg{flags: S | A, seq: irs, ack: iss + 1, opts: mssOpt(1460)})
+	tc.want("ACK of SYN,ACK", seg{flags: A, seq: iss + 1, ack: irs + 1})
+	tc.c.SetNoDelay(tc.now, true)
+	tc.write(payload(40, 'a'))
+	tc.want("the first segment carries what our link carries, 32 bytes", seg{flags: A, seq: iss + 1, ack: irs + 1, len: 32})
+	tc.want("then the rest", seg{flags: A | P, seq: iss + 33, ack: irs + 1, len: 8})
+
+	tc = newTC(t, withOptions, func(c *Config) { c.MSS = 32 })
+	tc.c.Connect(tc.now)
+	tc.want("SYN", seg{flags: S, seq: iss})
+	tc.in(seg{flags: S | A, seq: irs, ack: iss + 1, opts: synOpts(0, 1)})
+	if m := tc.c.Info().MSS; m != 32-12 {
+		t.Fatalf("MSS %d with timestamps on a 32-byte MSS link, want 20 (RFC 6691)", m)
+	}
+}
+
 func TestDefaultMSS(t *testing.T) {
 	tc := newEstablished(t)
 	if m := tc.c.Info().MSS; m != 536 {

@@ -73,6 +73,51 @@ func TestSimultaneousOpen(t *testing.T) {
 	tc.wantTransition(SynReceived, Established, "rcv ACK of SYN")
 }
 
+// RFC 9293 3.10.7.3, fourth: a SYN in SYN-SENT that brings text or a FIN
+// has them "queue[d] for processing after the ESTABLISHED state has been
+// reached".
+func TestSimultaneousOpenSYNTextQueued(t *testing.T) {
+	tc := newSynSent(t)
+	tc.in(seg{flags: S, seq: irs, data: []byte("abc")})
+	tc.want("SYN,ACK acknowledges only the SYN: the text is queued, not yet processed", seg{flags: S | A, seq: iss, ack: irs + 1})
+	tc.wantState("simultaneous open", SynReceived)
+	tc.wantRead("nothing is readable before ESTABLISHED", nil)
+	tc.in(seg{flags: A, seq: irs + 4, ack: iss + 1})
+	tc.wantState("ACK of our SYN", Established)
+	tc.wantRead("the queued text is delivered once ESTABLISHED", []byte("abc"))
+	tc.c.Close(tc.now)
+	tc.want("the text is acknowledged (here with our FIN)", seg{flags: F | A, seq: iss + 1, ack: irs + 4})
+}
+
+func TestSimultaneousOpenSYNFINQueued(t *testing.T) {
+	tc := newSynSent(t)
+	tc.in(seg{flags: S | F, seq: irs, data: []byte("abc")})
+	tc.want("SYN,ACK acknowledges only the SYN", seg{flags: S | A, seq: iss, ack: irs + 1})
+	tc.wantState("the FIN waits for ESTABLISHED", SynReceived)
+	tc.in(seg{flags: A, seq: irs + 4, ack: iss + 1})
+	tc.want("text and FIN processed after ESTABLISHED: the FIN is acknowledged at once", seg{flags: A, seq: iss + 1, ack: irs + 5})
+	tc.wantState("the queued FIN was processed", CloseWait)
+	tc.wantRead("the queued text", []byte("abc"))
+
+	// Without text: the FIN alone is queued, and a retransmission of it
+	// is processed only once.
+	tc = newSynSent(t)
+	tc.in(seg{flags: S | F, seq: irs})
+	tc.want("SYN,ACK acknowledges only the SYN", seg{flags: S | A, seq: iss, ack: irs + 1})
+	tc.in(seg{flags: F | A, seq: irs + 1, ack: iss + 1})
+	tc.want("one FIN, acknowledged once", seg{flags: A, seq: iss + 1, ack: irs + 2})
+	tc.wantState("FIN processed", CloseWait)
+	tc.wantNothing("nothing else")
+}
+
+func TestSimultaneousOpenSYNTextBounded(t *testing.T) {
+	tc := newSynSent(t, func(c *Config) { c.ReceiveBufferSize = 4 })
+	tc.in(seg{flags: S, seq: irs, data: []byte("abcdefgh")})
+	tc.want("SYN,ACK", seg{flags: S | A, seq: iss, ack: irs + 1})
+	tc.in(seg{flags: A, seq: irs + 1, ack: iss + 1})
+	tc.wantRead("only what fits the window we offered is kept", []byte("abcd"))
+}
+
 func TestSimultaneousOpenRSTRefused(t *testing.T) {
 	tc := newSynSent(t)
 	tc.in(seg{flags: S, seq: irs})

@@ -17,6 +17,7 @@ type PacketSpec struct {
 
 	Flags  wire.TCPFlags
 	AnySeq bool // "...(0)": the sequence number is not checked
+	AbsSeq bool // "0:0(0)!": Start and End are absolute, not relative to an ISN
 	Start  uint32
 	End    uint32
 	Len    int
@@ -164,10 +165,11 @@ func parsePacket(t string) (*PacketSpec, error) {
 
 // parseSeqRange reads "start:end(len)" or "...(len)".
 func parseSeqRange(p *PacketSpec, s string) error {
-	open := strings.IndexByte(s, '(')
 	if strings.HasSuffix(s, ")!") {
-		return fmt.Errorf("absolute sequence numbers (%q) are not supported", s)
+		p.AbsSeq = true
+		s = strings.TrimSuffix(s, "!")
 	}
+	open := strings.IndexByte(s, '(')
 	if open < 0 || !strings.HasSuffix(s, ")") {
 		return fmt.Errorf("bad sequence range %q", s)
 	}
@@ -404,6 +406,9 @@ func (p *PacketSpec) String() string {
 		fmt.Fprintf(&b, "...(%d)", p.Len)
 	} else {
 		fmt.Fprintf(&b, "%d:%d(%d)", p.Start, p.End, p.Len)
+		if p.AbsSeq {
+			b.WriteByte('!')
+		}
 	}
 	if p.HasAck {
 		fmt.Fprintf(&b, " ack %d", p.Ack)

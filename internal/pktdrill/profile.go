@@ -65,6 +65,16 @@ type Profile struct {
 	// per-socket SO_RCVBUF.
 	AnySORCVBUF bool
 
+	// ProtoUnreachRefused accepts ENOPROTOOPT where the script expects
+	// ECONNREFUSED. FreeBSD reports every hard ICMP unreachable (port and
+	// protocol, and ICMPv6's unrecognized next header) as ECONNREFUSED
+	// (inetctlerrmap); synack, like Linux, reports protocol unreachable
+	// as ENOPROTOOPT. The behaviour compared is the same: the quoted
+	// segment is checked, the connect is aborted (RFC 1122 4.2.3.9, codes
+	// 2-4 are hard errors) and the error is reported once; RFCs name no
+	// errno.
+	ProtoUnreachRefused bool
+
 	// FGETFL is what fcntl(F_GETFL) returns for a fresh socket: O_RDWR,
 	// which is 0x02 on FreeBSD (and Linux); O_NONBLOCK is added once set
 	// (FreeBSD's 0x04).
@@ -73,16 +83,17 @@ type Profile struct {
 
 // FreeBSD is the compatibility profile the suite runs with.
 var FreeBSD = Profile{
-	Name:               "freebsd",
-	OptionsAsSet:       true,
-	AnyOwnWindowScale:  true,
-	RoundReceiveBuffer: true,
-	AnySORCVBUF:        true,
-	ReceiverSWS:        true,
-	FINRepeat:          true,
-	ResetWithoutACK:    true,
-	FGETFL:             0x02,
-	ONONBLOCK:          0x04,
+	Name:                "freebsd",
+	OptionsAsSet:        true,
+	AnyOwnWindowScale:   true,
+	RoundReceiveBuffer:  true,
+	AnySORCVBUF:         true,
+	ReceiverSWS:         true,
+	FINRepeat:           true,
+	ResetWithoutACK:     true,
+	ProtoUnreachRefused: true,
+	FGETFL:              0x02,
+	ONONBLOCK:           0x04,
 }
 
 // Strict relaxes nothing.

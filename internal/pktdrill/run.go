@@ -154,6 +154,7 @@ type runner struct {
 	livePort   uint16 // our port on the connection the script talks to
 	rcvbuf     int
 	firstShell bool
+	live       settings // the sysctls as the script has set them so far: what a new socket inherits
 }
 
 // prescan applies the sysctls written before the first other line,
@@ -183,10 +184,20 @@ func (r *runner) prescan() string {
 		}
 		r.mtu = n
 	}
+	// The feature a header option stands for comes first in the reason,
+	// whatever the map's order.
+	for _, k := range []string{"tcp_md5_secret", "udp_encapsulation"} {
+		if _, ok := r.s.Opts[k]; ok {
+			return headerSkips[k]
+		}
+	}
 	for k := range r.s.Opts {
 		switch k {
 		case "ip_version", "tolerance_usecs", "mtu", "tcp_ts_tick_usecs":
 		default:
+			if why, ok := headerSkips[k]; ok {
+				return why
+			}
 			return "header option --" + k + " is not supported"
 		}
 	}
@@ -202,7 +213,7 @@ func (r *runner) prescan() string {
 			}
 			if early {
 				r.set = st
-			} else if st != late {
+			} else if st.perStack() != late.perStack() {
 				changed = true
 			}
 			late = st
@@ -228,7 +239,7 @@ func (r *runner) prescan() string {
 				return reason
 			}
 			if changed && ev.Syscall.Name == "socket" {
-				return "a sysctl changes the TCP configuration between sockets; synack's configuration is per stack, fixed when the script starts"
+				return "a sysctl changes the TCP configuration between sockets; synack's configuration is per stack, fixed when the script starts (only the keep-alive defaults are per socket)"
 			}
 		case CodeEvent:
 			if reason := unsupportedCode(ev.Command); reason != "" {
@@ -238,6 +249,26 @@ func (r *runner) prescan() string {
 		early = false
 	}
 	return ""
+}
+
+var headerSkips = map[string]string{
+	"udp_encapsulation": "--udp_encapsulation: TCP over UDP encapsulation is not implemented",
+	"tcp_md5_secret":    "--tcp_md5_secret: TCP-MD5 signatures (RFC 2385) are not implemented",
+	"non_fatal":         "--non_fatal: the runner stops at the first failure; it has no non-fatal mode",
+}
+
+// optionSkips says why a socket option the suite uses is not run.
+var optionSkips = map[string]string{
+	"IP_TTL":                "IP_TTL: synack's TTL is per stack (stack.Options.TTL), not per socket",
+	"IPV6_UNICAST_HOPS":     "IPV6_UNICAST_HOPS: synack's hop limit is per stack (stack.Options.TTL), not per socket",
+	"IP_TOS":                "IP_TOS: synack sets no TOS / DSCP on what it sends",
+	"IPV6_TCLASS":           "IPV6_TCLASS: synack sets no traffic class on what it sends",
+	"TCP_NOOPT":             "TCP_NOOPT: synack has no per-socket switch to send a SYN without options",
+	"TCP_KEEPINIT":          "TCP_KEEPINIT: synack bounds connection setup by SYN retries (Config.SynRetries), not by a timer",
+	"TCP_MD5SIG":            "TCP_MD5SIG: TCP-MD5 signatures (RFC 2385) are not implemented",
+	"TCP_RACK_PACE_MAX_SEG": "TCP_RACK_*: options of FreeBSD's RACK stack",
+	"TCP_RACK_PACE_RATE_SS": "TCP_RACK_*: options of FreeBSD's RACK stack",
+	"TCP_RACK_PACE_ALWAYS":  "TCP_RACK_*: options of FreeBSD's RACK stack",
 }
 
 // unsupportedCall says why a system call cannot be run, or "".
@@ -252,7 +283,9 @@ func unsupportedCall(c *Syscall) string {
 		opt := c.Args[2]
 		get := c.Name == "getsockopt"
 		switch opt {
-		case "SO_ERROR", "SO_RCVBUF", "TCP_KEEPIDLE", "TCP_KEEPINTVL", "TCP_KEEPCNT":
+		case "TCP_KEEPIDLE", "TCP_KEEPINTVL", "TCP_KEEPCNT":
+			return ""
+		case "SO_ERROR", "SO_RCVBUF":
 			if get {
 				return ""
 			}
@@ -260,6 +293,9 @@ func unsupportedCall(c *Syscall) string {
 			if !get {
 				return ""
 			}
+		}
+		if why, ok := optionSkips[opt]; ok {
+			return c.Name + ": " + why
 		}
 		return c.Name + "(" + opt + ") is not supported by synack's socket layer"
 	default:
@@ -305,6 +341,7 @@ func parseAssert(l string) (field, value string, ok bool) {
 // and the configuration the sysctls and the profile give.
 func (r *runner) start() {
 	r.started = true
+	r.live = r.set
 	r.v = clock.NewVirtual(epoch)
 	r.ep = &endpoint{r: r, mtu: r.mtu}
 	mss := r.mtu - 40
@@ -484,6 +521,12 @@ func (r *runner) do(ev *Event, t time.Duration) error {
 // they come at the end of scripts, to restore defaults.
 func (r *runner) shell(cmd string) error {
 	if !strings.HasPrefix(strings.TrimSpace(cmd), "sockstat") {
+		// A sysctl later in the script: only what a new socket
+		// inherits (the keep-alive defaults) can still take effect;
+		// prescan made any other change before a socket() a skip.
+		st := r.live
+		st.applyShell(cmd)
+		r.live = st
 		return nil
 	}
 	return r.sockstat(cmd)
@@ -831,7 +874,7 @@ func (r *runner) match(p *PacketSpec, c *captured) []string {
 	}
 	h := &c.tcp
 	seq := uint32(h.Seq) - r.localISN
-	if r.prof.FINRepeat && !p.AnySeq && p.Flags == wire.FIN|wire.ACK && h.Flags == wire.ACK &&
+	if r.prof.FINRepeat && !p.AnySeq && !p.AbsSeq && p.Flags == wire.FIN|wire.ACK && h.Flags == wire.ACK &&
 		p.Len == 0 && len(c.data) == 0 && seq == p.Start+1 {
 		q := *p
 		q.Flags, q.Start, q.End = wire.ACK, p.Start+1, p.End+1
@@ -840,7 +883,7 @@ func (r *runner) match(p *PacketSpec, c *captured) []string {
 		}
 	}
 	if r.prof.ResetWithoutACK && p.Flags == wire.RST|wire.ACK && h.Flags == wire.RST &&
-		(p.AnySeq || seq == p.Start) {
+		r.seqMatches(p, h) {
 		q := *p
 		q.Flags, q.HasAck = wire.RST, false
 		if len(r.match(&q, c)) == 0 {
@@ -851,7 +894,7 @@ func (r *runner) match(p *PacketSpec, c *captured) []string {
 	if h.Flags != p.Flags {
 		d = append(d, "flags")
 	}
-	if !p.AnySeq && uint32(h.Seq)-r.localISN != p.Start {
+	if !r.seqMatches(p, h) {
 		d = append(d, "seq")
 	}
 	if len(c.data) != p.Len {
@@ -869,6 +912,18 @@ func (r *runner) match(p *PacketSpec, c *captured) []string {
 		}
 	}
 	return d
+}
+
+// seqMatches compares the sequence number of a segment we sent with the
+// script's: relative to our ISN, absolute ("!"), or any ("...").
+func (r *runner) seqMatches(p *PacketSpec, h *wire.TCPHeader) bool {
+	switch {
+	case p.AnySeq:
+		return true
+	case p.AbsSeq:
+		return uint32(h.Seq) == p.Start
+	}
+	return uint32(h.Seq)-r.localISN == p.Start
 }
 
 // heldWindow reports whether our window is smaller than the script's
@@ -975,6 +1030,9 @@ func (r *runner) inject(p *PacketSpec) error {
 			return r.fail("%v", err)
 		}
 		seq := p.Start + remoteISN
+		if p.AbsSeq {
+			seq = p.Start
+		}
 		var ack uint32
 		if p.HasAck {
 			ack = p.Ack + r.localISN
@@ -1133,6 +1191,7 @@ var errnoNames = map[string]syscall.Errno{
 	"EISCONN": syscall.EISCONN, "EALREADY": syscall.EALREADY, "ECONNABORTED": syscall.ECONNABORTED,
 	"ENOPROTOOPT": syscall.ENOPROTOOPT, "EACCES": syscall.EACCES, "EOPNOTSUPP": syscall.EOPNOTSUPP,
 	"EINTR": syscall.EINTR, "EIO": syscall.EIO, "EADDRNOTAVAIL": syscall.EADDRNOTAVAIL,
+	"EPROTO": syscall.EPROTO,
 }
 
 func errnoName(e syscall.Errno) string {

@@ -270,3 +270,39 @@ func TestRunReportsMismatch(t *testing.T) {
 		t.Fatalf("got %v", res)
 	}
 }
+
+// The keep-alive defaults a socket takes from the sysctls when it is made,
+// and the TCP_KEEP* options, reach synack's connection: the probes come
+// when they say.
+func TestKeepAliveOptions(t *testing.T) {
+	s, err := Parse(`--tolerance_usecs=10000
+0 ` + "`sysctl -w net.inet.tcp.keepidle=7200000`" + `
++0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
++0 getsockopt(3, IPPROTO_TCP, TCP_KEEPIDLE, [7200], [4]) = 0
++0 close(3) = 0
++0 ` + "`sysctl -w net.inet.tcp.keepidle=3000`" + `
++0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
++0 getsockopt(3, IPPROTO_TCP, TCP_KEEPIDLE, [3], [4]) = 0
++0 setsockopt(3, IPPROTO_TCP, TCP_KEEPINTVL, [0], 4) = -1 EINVAL
++0 setsockopt(3, SOL_SOCKET, SO_KEEPALIVE, [1], 4) = 0
++0 setsockopt(3, IPPROTO_TCP, TCP_KEEPINTVL, [1], 4) = 0
++0 setsockopt(3, IPPROTO_TCP, TCP_KEEPCNT, [2], 4) = 0
++0 bind(3, ..., ...) = 0
++0 listen(3, 1) = 0
++0 < S 0:0(0) win 32767 <mss 1000>
++0 > S. 0:0(0) ack 1 <...>
++0 < . 1:1(0) ack 1 win 32767
++0 accept(3, ..., ...) = 4
++0 getsockopt(4, IPPROTO_TCP, TCP_KEEPIDLE, [3], [4]) = 0
++0 getsockopt(4, IPPROTO_TCP, TCP_KEEPINTVL, [1], [4]) = 0
++0 getsockopt(4, IPPROTO_TCP, TCP_KEEPCNT, [2], [4]) = 0
++3 > . 0:0(0) ack 1
++1 > . 0:0(0) ack 1
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res := Run(s, Options{}); res.Status != Pass {
+		t.Fatal(res)
+	}
+}

@@ -2,6 +2,7 @@ package pktdrill
 
 import (
 	"context"
+	"net"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -30,6 +31,20 @@ type socket struct {
 	linger0     bool
 	nodelay     int // -1 unset, 0 or 1
 	keepalive   int
+
+	// Keep-alive timing (TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT): taken
+	// from the keepidle / keepintvl / keepcnt sysctls when the socket is
+	// made, or from the listening socket on accept, then set on the
+	// connection (tcp.Conn.SetKeepAliveParams).
+	keepIdle, keepIntvl time.Duration
+	keepCnt             int
+}
+
+// newSocket makes a socket with the defaults a new socket inherits.
+func (r *runner) newSocket(fd int) *socket {
+	s := &socket{fd: fd, nodelay: -1, keepalive: -1}
+	s.keepIdle, s.keepIntvl, s.keepCnt = r.live.keepAlive()
+	return s
 }
 
 // call is a system call running in a goroutine of the virtual clock, so
@@ -71,7 +86,7 @@ func (r *runner) result(ev *Event, ret int64, e syscall.Errno) error {
 		if !ok {
 			return skipError("unknown errno " + c.Errno)
 		}
-		if ret != c.Result || e != want {
+		if ret != c.Result || !r.errnoMatches(e, want) {
 			return r.fail("%s returned %d (%s), want %d (%s)", c.Name, ret, errnoName(e), c.Result, c.Errno)
 		}
 		return nil
@@ -80,6 +95,13 @@ func (r *runner) result(ev *Event, ret int64, e syscall.Errno) error {
 		return r.fail("%s returned %d (%s), want %d", c.Name, ret, errnoName(e), c.Result)
 	}
 	return nil
+}
+
+// errnoMatches compares an errno with the script's, allowing what the
+// profile says is the same report (Profile.ProtoUnreachRefused).
+func (r *runner) errnoMatches(got, want syscall.Errno) bool {
+	return got == want ||
+		r.prof.ProtoUnreachRefused && got == syscall.ENOPROTOOPT && want == syscall.ECONNREFUSED
 }
 
 // callEnd is when a blocking call with a range a...b must return.
@@ -167,7 +189,7 @@ func (r *runner) syscall(ev *Event, t time.Duration) error {
 	c := ev.Syscall
 	if c.Name == "socket" {
 		fd := r.newFD()
-		r.fds[fd] = &socket{fd: fd, nodelay: -1, keepalive: -1}
+		r.fds[fd] = r.newSocket(fd)
 		r.lastFD = fd
 		return r.result(ev, int64(fd), 0)
 	}
@@ -229,7 +251,14 @@ func (r *runner) syscall(ev *Event, t time.Duration) error {
 				return -1, errnoOf(err)
 			}
 			nfd := r.newFD()
-			r.fds[nfd] = &socket{fd: nfd, conn: tc, tuple: tc.Tuple(), haveTuple: true, nodelay: -1, keepalive: -1}
+			ns := r.newSocket(nfd)
+			ns.conn, ns.tuple, ns.haveTuple = tc, tc.Tuple(), true
+			// A socket from accept inherits the listening socket's
+			// options.
+			ns.linger0, ns.nodelay, ns.keepalive = s.linger0, s.nodelay, s.keepalive
+			ns.keepIdle, ns.keepIntvl, ns.keepCnt = s.keepIdle, s.keepIntvl, s.keepCnt
+			r.fds[nfd] = ns
+			r.applyOpts(ns)
 			return int64(nfd), 0
 		}, func() { ln.SetDeadline(epoch) }, func() { ln.SetDeadline(time.Time{}) })
 
@@ -375,6 +404,13 @@ func (r *runner) applyOpts(s *socket) {
 	if s.keepalive >= 0 {
 		s.conn.SetKeepAlive(s.keepalive == 1)
 	}
+	// The stack's configuration holds the keep-alive timing of the
+	// sysctls at the start; a socket with other values sets its own.
+	if idle, intvl, cnt := r.set.keepAlive(); s.keepIdle != idle || s.keepIntvl != intvl || s.keepCnt != cnt {
+		s.conn.SetKeepAliveConfig(net.KeepAliveConfig{
+			Enable: s.keepalive == 1, Idle: s.keepIdle, Interval: s.keepIntvl, Count: s.keepCnt,
+		})
+	}
 }
 
 // pendingError is SO_ERROR: the error of a failed connect, or of a
@@ -399,7 +435,11 @@ func (r *runner) getsockopt(ev *Event, s *socket, opt, want string) error {
 	var got string
 	switch opt {
 	case "SO_ERROR":
-		got = errnoName(r.pendingError(s))
+		e := r.pendingError(s)
+		got = errnoName(e)
+		if w, ok := errnoNames[want]; ok && r.errnoMatches(e, w) {
+			got = want
+		}
 	case "SO_RCVBUF":
 		if r.prof.AnySORCVBUF {
 			got = want
@@ -407,15 +447,11 @@ func (r *runner) getsockopt(ev *Event, s *socket, opt, want string) error {
 			got = strconv.Itoa(r.rcvbuf)
 		}
 	case "TCP_KEEPIDLE":
-		got = secs(r.set.keepIdle, tcp.DefaultKeepAliveIdle)
+		got = strconv.Itoa(int(s.keepIdle / time.Second))
 	case "TCP_KEEPINTVL":
-		got = secs(r.set.keepIntvl, tcp.DefaultKeepAliveInterval)
+		got = strconv.Itoa(int(s.keepIntvl / time.Second))
 	case "TCP_KEEPCNT":
-		n := r.set.keepCnt
-		if n == 0 {
-			n = tcp.DefaultKeepAliveCount
-		}
-		got = strconv.Itoa(n)
+		got = strconv.Itoa(s.keepCnt)
 	default:
 		return skipError("getsockopt " + opt + " is not supported")
 	}
@@ -423,13 +459,6 @@ func (r *runner) getsockopt(ev *Event, s *socket, opt, want string) error {
 		return r.fail("getsockopt(%s) gave [%s], want [%s]", opt, got, want)
 	}
 	return r.result(ev, 0, 0)
-}
-
-func secs(d, def time.Duration) string {
-	if d == 0 {
-		d = def
-	}
-	return strconv.Itoa(int(d / time.Second))
 }
 
 func (r *runner) setsockopt(ev *Event, s *socket, opt, val string) error {
@@ -463,6 +492,19 @@ func (r *runner) setsockopt(ev *Event, s *socket, opt, val string) error {
 		s.nodelay = min(num(), 1)
 	case "SO_KEEPALIVE":
 		s.keepalive = min(num(), 1)
+	case "TCP_KEEPIDLE", "TCP_KEEPINTVL", "TCP_KEEPCNT":
+		n := num()
+		if n < 1 {
+			return r.result(ev, -1, syscall.EINVAL)
+		}
+		switch opt {
+		case "TCP_KEEPIDLE":
+			s.keepIdle = time.Duration(n) * time.Second
+		case "TCP_KEEPINTVL":
+			s.keepIntvl = time.Duration(n) * time.Second
+		default:
+			s.keepCnt = n
+		}
 	default:
 		return skipError("setsockopt " + opt + " is not supported")
 	}

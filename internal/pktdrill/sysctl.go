@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/synack/synack/tcp"
 )
 
 // Backtick lines are never executed. The FreeBSD sysctls among them are
@@ -23,8 +25,11 @@ import (
 //	net.inet.tcp.sendspace          N            SendBufferSize
 //	net.inet.tcp.rexmit_initial     N ms         InitialRTO
 //	net.inet.tcp.keepidle/keepintvl N ms         KeepAliveIdle / KeepAliveInterval
-//	net.inet.tcp.keepcnt            N            KeepAliveCount
-//	net.inet.tcp.drop_synfin        0            ignored (synack processes SYN+FIN as RFC 9293 says)
+//	net.inet.tcp.keepcnt            N            KeepAliveCount; these three may change between
+//	                                             sockets: a socket takes them when it is made and
+//	                                             sets them on its connection (SetKeepAliveParams)
+//	net.inet.tcp.drop_synfin        0            ignored (synack processes SYN+FIN as RFC 9293 says: in
+//	                                             SYN-SENT the FIN is queued until ESTABLISHED, 3.10.7.3)
 //	                                1            skip: synack has no "drop SYN+FIN" switch
 //	net.inet.tcp.ecn.enable         2            ignored (FreeBSD default: ECN only when asked)
 //	                                other        skip: ECN (RFC 3168) is not implemented
@@ -34,7 +39,10 @@ import (
 //	net.inet.tcp.rexmit_drop_options 0           ignored; 1: skip (synack keeps SYN options on retransmission)
 //	net.inet.tcp.icmp_may_rst       1            ignored (default); 0: skip
 //	net.inet.tcp.keepinit           75000        ignored (default); other: skip (no connect timer knob)
-//	blackhole=0, rexmit_slop=200, hostcache.purgenow, ecn.maxretries,
+//	net.inet.tcp.rexmit_slop        200          ignored: synack adds no slop to its RTO. FreeBSD adds it
+//	                                             to every backed-off RTO (TCPT_RANGESET), so its second
+//	                                             SYN retransmission comes 200 ms after RFC 6298's
+//	blackhole=0, hostcache.purgenow, ecn.maxretries,
 //	syncookies=1, syncookies_only=0, tolerate_missing_ts
 //	                                             ignored: defaults, or no effect on these scripts
 //	udp_tunneling_*                 any          skip: TCP over UDP encapsulation is not implemented
@@ -48,6 +56,32 @@ type settings struct {
 	initialRTO             time.Duration
 	keepIdle, keepIntvl    time.Duration
 	keepCnt                int
+}
+
+// perStack is the part of the settings that configures the stack itself.
+// The keep-alive defaults are not: like FreeBSD's sockets, each socket of
+// the runner takes them when it is made (and synack sets them per
+// connection, tcp.Conn.SetKeepAliveParams), so a script may change them
+// between sockets.
+func (st settings) perStack() settings {
+	st.keepIdle, st.keepIntvl, st.keepCnt = 0, 0, 0
+	return st
+}
+
+// keepAlive is the keep-alive timing the settings give a connection:
+// synack's defaults where no sysctl set one.
+func (st settings) keepAlive() (idle, interval time.Duration, count int) {
+	idle, interval, count = st.keepIdle, st.keepIntvl, st.keepCnt
+	if idle <= 0 {
+		idle = tcp.DefaultKeepAliveIdle
+	}
+	if interval <= 0 {
+		interval = tcp.DefaultKeepAliveInterval
+	}
+	if count <= 0 {
+		count = tcp.DefaultKeepAliveCount
+	}
+	return idle, interval, count
 }
 
 func defaultSettings() settings {
@@ -117,7 +151,7 @@ func (st *settings) sysctl(name, val string) string {
 		st.keepCnt = int(n)
 	case "net.inet.tcp.drop_synfin":
 		if b {
-			return "drop_synfin=1: synack has no switch to drop SYN+FIN segments (it processes the SYN and ignores the FIN, RFC 9293 3.10.7.2)"
+			return "drop_synfin=1: synack has no switch to drop SYN+FIN segments (it processes the SYN as RFC 9293 3.10.7.2 / 3.10.7.3 say)"
 		}
 	case "net.inet.tcp.ecn.enable":
 		if n != 2 {
