@@ -104,17 +104,24 @@ func (p *gvisorPair) shuttle(ctx context.Context, from, to *channel.Endpoint) {
 	}
 }
 
-func (p *gvisorPair) Listen() (net.Listener, error) {
-	return gonet.ListenTCP(p.server, tcpip.FullAddress{NIC: 1, Addr: gvServerAddr, Port: DefaultPort}, ipv4.ProtocolNumber)
+func (p *gvisorPair) Listen() (net.Listener, error) { return p.ListenPort(DefaultPort) }
+
+func (p *gvisorPair) Dial(ctx context.Context) (net.Conn, error) { return p.DialPort(ctx, DefaultPort) }
+
+func (p *gvisorPair) ListenPort(port uint16) (net.Listener, error) {
+	return gonet.ListenTCP(p.server, tcpip.FullAddress{NIC: 1, Addr: gvServerAddr, Port: port}, ipv4.ProtocolNumber)
 }
 
-func (p *gvisorPair) Dial(ctx context.Context) (net.Conn, error) {
-	c, err := gonet.DialContextTCP(ctx, p.client, tcpip.FullAddress{NIC: 1, Addr: gvServerAddr, Port: DefaultPort}, ipv4.ProtocolNumber)
+func (p *gvisorPair) DialPort(ctx context.Context, port uint16) (net.Conn, error) {
+	c, err := gonet.DialContextTCP(ctx, p.client, tcpip.FullAddress{NIC: 1, Addr: gvServerAddr, Port: port}, ipv4.ProtocolNumber)
 	if err != nil {
 		return nil, err
 	}
 	return c, nil
 }
+
+// TimeWait is unknown for gVisor: -1.
+func (p *gvisorPair) TimeWait() int { return -1 }
 
 func (p *gvisorPair) Close() {
 	p.closeOnce.Do(func() {

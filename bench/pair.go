@@ -40,6 +40,12 @@ type Pair interface {
 	Listen() (net.Listener, error)
 	// Dial connects from the client stack to the server's listening port.
 	Dial(ctx context.Context) (net.Conn, error)
+	// ListenPort and DialPort are Listen and Dial on another port.
+	ListenPort(port uint16) (net.Listener, error)
+	DialPort(ctx context.Context, port uint16) (net.Conn, error)
+	// TimeWait is how many of the client stack's connections are in
+	// TIME-WAIT, or -1 if the stack does not say.
+	TimeWait() int
 	// Close tears both stacks down; blocked calls should return.
 	Close()
 }

@@ -22,15 +22,15 @@ type Config struct {
 	// timed run of Duration (BENCH-METHOD: 5 s runs where 1 GiB takes under 0.5 s).
 	BulkMinTime time.Duration
 	MemConns    int           // idle established pairs for the memory shape
+	TWConns     int           // connections left in TIME-WAIT for the timewait shape
 	Parallel    int           // concurrent connectors for the 16-way connection rate
 	Stall       time.Duration // a shape making no progress this long fails
 	Limit       time.Duration // a shape running longer than this fails
 	ChunkSize   int           // write and read size for bulk
 	// SynackMSL, if set, replaces synack's MSL (30 s; TIME-WAIT is 2*MSL).
-	// synack does not reuse ports in TIME-WAIT for new outgoing connections
-	// (gVisor is measured with TIME-WAIT reuse on), so connection churn above
-	// ~28k connections per minute runs out of ephemeral ports; a short MSL is
-	// the only stand-in the stack offers.
+	// Both stacks reuse ports in TIME-WAIT for new outgoing connections
+	// (synack: stack.Options.TimeWaitReuse, see newSynackPair), so the
+	// default MSL sustains any connection rate.
 	SynackMSL time.Duration
 }
 
@@ -41,6 +41,7 @@ func Defaults() Config {
 		BulkBytes:   1 << 30,
 		BulkMinTime: 500 * time.Millisecond,
 		MemConns:    10000,
+		TWConns:     100000,
 		Parallel:    16,
 		Stall:       10 * time.Second,
 		Limit:       90 * time.Second,
@@ -55,6 +56,7 @@ func Quick() Config {
 	c.BulkBytes = 64 << 20
 	c.BulkMinTime = 50 * time.Millisecond
 	c.MemConns = 1000
+	c.TWConns = 5000
 	c.Stall = 5 * time.Second
 	c.Limit = 30 * time.Second
 	return c
@@ -94,6 +96,7 @@ func Shapes() []Shape {
 		{"conn-16", "connect+1B echo+close, 16 at once", 1500, func(e *env) (Result, error) { return runConnRate(e, e.cfg.Parallel) }},
 		{"pingpong", "1-byte ping-pong, one connection", 1500, runPingPong},
 		{"mem", "idle established pairs", 1500, runMem},
+		{"timewait", "connections left in TIME-WAIT", 1500, runTimeWait},
 	}
 }
 
@@ -473,8 +476,7 @@ func runConnRate(e *env, par int) (Result, error) {
 func churnErr(n int64, el time.Duration, err error) error {
 	if errors.Is(err, syscall.EADDRNOTAVAIL) {
 		return fmt.Errorf("ephemeral ports exhausted after %d connections in %.1fs (%.0f conn/s until then): "+
-			"every port sits in TIME-WAIT and the stack does not reuse them (gVisor runs with TIME-WAIT reuse); "+
-			"try -synack-msl 100ms: %w", n, el.Seconds(), float64(n)/el.Seconds(), err)
+			"every port sits in TIME-WAIT and none can be reused yet: %w", n, el.Seconds(), float64(n)/el.Seconds(), err)
 	}
 	return fmt.Errorf("after %d connections in %.1fs: %w", n, el.Seconds(), err)
 }
@@ -656,5 +658,107 @@ func runMem(e *env) (Result, error) {
 			{Name: "goroutines per conn", Unit: "", Value: float64(g1-g0) / float64(2*n), LowerBetter: true},
 		},
 		Note: fmt.Sprintf("%d pairs established in %.2fs", n, setup.Seconds()),
+	}, nil
+}
+
+// twPerPort is how many TIME-WAIT connections the timewait shape puts on
+// one server port: below both stacks' ephemeral ranges (synack 28,232,
+// gVisor's larger), so ports are never reused and every connection stays.
+const twPerPort = 20000
+
+// runTimeWait closes TWConns connections from the client side, so each
+// leaves the client stack in TIME-WAIT (spread over server ports, so no
+// ephemeral port is reused), and measures the Go heap they keep: synack keeps
+// a small record per connection, gVisor its endpoint.
+func runTimeWait(e *env) (Result, error) {
+	n := e.cfg.TWConns
+	nports := (n + twPerPort - 1) / twPerPort
+	var wg sync.WaitGroup
+	serve := func(ln net.Listener) {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				io.Copy(io.Discard, c) // until the client's FIN: the client closes first
+				c.Close()
+			}()
+		}
+	}
+	var lns []net.Listener
+	for i := range nports {
+		ln, err := e.pair.ListenPort(uint16(DefaultPort + 1 + i))
+		if err != nil {
+			return Result{}, err
+		}
+		e.track(ln)
+		lns = append(lns, ln)
+		wg.Add(1)
+		go serve(ln)
+	}
+	defer func() {
+		for _, ln := range lns {
+			ln.Close()
+		}
+		wg.Wait()
+	}()
+	once := func(i int64) error {
+		c, err := e.pair.DialPort(e.ctx, uint16(DefaultPort+1+int(i)%nports))
+		if err != nil {
+			return fmt.Errorf("dial #%d: %w", i, err)
+		}
+		return c.Close()
+	}
+	// Warm up, so lazily built state is in "before".
+	for i := range int64(100) {
+		if err := once(i); err != nil {
+			return Result{}, err
+		}
+	}
+	time.Sleep(100 * time.Millisecond)
+	heap0, _ := heapAfterGC()
+	tw0 := e.pair.TimeWait()
+	e.setPhase(fmt.Sprintf("closing %d connections into TIME-WAIT", n))
+	var next atomic.Int64
+	var cwg sync.WaitGroup
+	var firstErr error
+	var errOnce sync.Once
+	t0 := time.Now()
+	for range e.cfg.Parallel {
+		cwg.Add(1)
+		go func() {
+			defer cwg.Done()
+			for {
+				i := next.Add(1) - 1
+				if i >= int64(n) {
+					return
+				}
+				if err := once(100 + i); err != nil {
+					errOnce.Do(func() { firstErr = err })
+					return
+				}
+				e.progress.Add(1)
+			}
+		}()
+	}
+	cwg.Wait()
+	if firstErr != nil {
+		return Result{}, firstErr
+	}
+	setup := time.Since(t0)
+	e.setPhase("waiting for TIME-WAIT")
+	time.Sleep(time.Second) // the last FINs and ACKs
+	heap1, _ := heapAfterGC()
+	note := fmt.Sprintf("%d connections closed in %.2fs", n, setup.Seconds())
+	if tw := e.pair.TimeWait(); tw >= 0 {
+		note += fmt.Sprintf(", %d in TIME-WAIT", tw-tw0)
+	}
+	return Result{
+		Metrics: []Metric{
+			{Name: "heap per TIME-WAIT", Unit: "B", Value: (float64(heap1) - float64(heap0)) / float64(n), LowerBetter: true},
+		},
+		Note: note,
 	}, nil
 }

@@ -31,14 +31,24 @@ type synackPair struct {
 	closeOnce      sync.Once
 }
 
+// SynackTimeWaitReuseAfter is how long a client connection stays in
+// TIME-WAIT before its 4-tuple may be reused (stack.Options.TimeWaitReuse):
+// both stacks' timestamp clocks tick every millisecond, so a few
+// milliseconds keep PAWS safe; Linux's 1 s would cap the rate to one
+// destination at 28,232 connections a second (the ephemeral range).
+const SynackTimeWaitReuseAfter = 5 * time.Millisecond
+
 // newSynackPair makes two synack stacks on a memlink pipe. Nagle is off, as
-// it is by default in gVisor; everything else is synack's default unless msl
-// is set (TIME-WAIT lasts 2*msl).
+// it is by default in gVisor, and the client reuses ports in TIME-WAIT, as
+// gVisor is measured; everything else is synack's default unless msl is set
+// (TIME-WAIT lasts 2*msl).
 func newSynackPair(mtu int, msl time.Duration) (*synackPair, error) {
 	imp := memlink.Impairments{QueueLimit: SynackQueueLimit}
 	a, b := memlink.Pipe(memlink.Config{MTU: mtu, AB: imp, BA: imp})
 	opts := stack.Options{TCP: tcp.Config{NoDelay: true, MSL: msl}}
-	p := &synackPair{server: stack.New(opts), client: stack.New(opts)}
+	copts := opts
+	copts.TimeWaitReuse, copts.TimeWaitReuseAfter = true, SynackTimeWaitReuseAfter
+	p := &synackPair{server: stack.New(opts), client: stack.New(copts)}
 	if _, err := p.server.AddLink(a, netip.PrefixFrom(saServerAddr, 24)); err != nil {
 		p.Close()
 		return nil, fmt.Errorf("synack: AddLink: %w", err)
@@ -50,17 +60,24 @@ func newSynackPair(mtu int, msl time.Duration) (*synackPair, error) {
 	return p, nil
 }
 
-func (p *synackPair) Listen() (net.Listener, error) {
-	return p.server.ListenTCP(netip.AddrPortFrom(saServerAddr, DefaultPort), SynackBacklog)
+func (p *synackPair) Listen() (net.Listener, error) { return p.ListenPort(DefaultPort) }
+
+func (p *synackPair) Dial(ctx context.Context) (net.Conn, error) { return p.DialPort(ctx, DefaultPort) }
+
+func (p *synackPair) ListenPort(port uint16) (net.Listener, error) {
+	return p.server.ListenTCP(netip.AddrPortFrom(saServerAddr, port), SynackBacklog)
 }
 
-func (p *synackPair) Dial(ctx context.Context) (net.Conn, error) {
-	c, err := p.client.DialTCP(ctx, netip.AddrPortFrom(saServerAddr, DefaultPort))
+func (p *synackPair) DialPort(ctx context.Context, port uint16) (net.Conn, error) {
+	c, err := p.client.DialTCP(ctx, netip.AddrPortFrom(saServerAddr, port))
 	if err != nil {
 		return nil, err
 	}
 	return c, nil
 }
+
+// TimeWait reports the client stack's connections in TIME-WAIT.
+func (p *synackPair) TimeWait() int { return p.client.StateCounts()[tcp.TimeWait] }
 
 func (p *synackPair) Close() {
 	p.closeOnce.Do(func() {

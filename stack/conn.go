@@ -118,6 +118,9 @@ func (s *Stack) settle(tc *TCPConn, now time.Time) {
 	if wake && tc.rwait+tc.wwait+tc.owait > 0 {
 		tc.gate.Broadcast()
 	}
+	if st == tcp.TimeWait && tc.userClosed && !tc.stackClosed && tc.tcb.Readable() == 0 {
+		s.compact(tc)
+	}
 }
 
 // clampMSS keeps the segments we send within the link's MTU when the
@@ -451,12 +454,40 @@ func (tc *TCPConn) ID() uint64 { return tc.cid }
 func (tc *TCPConn) State() tcp.State {
 	tc.s.mu.Lock()
 	defer tc.s.mu.Unlock()
-	return tc.tcb.State()
+	return tc.state()
 }
 
 // Info returns the connection's status, like Linux's tcp_info.
 func (tc *TCPConn) Info() tcp.Info {
 	tc.s.mu.Lock()
 	defer tc.s.mu.Unlock()
+	if tc.tcb == nil {
+		if r := tc.record(); r != nil {
+			return r.tw.Info()
+		}
+		return tcp.Info{State: tcp.Closed}
+	}
 	return tc.tcb.Info()
+}
+
+// state is State with the lock held. A connection kept as a TIME-WAIT
+// record (timewait.go) has no tcp.Conn any more: it is in TIME-WAIT while
+// its record is, then CLOSED.
+func (tc *TCPConn) state() tcp.State {
+	if tc.tcb == nil {
+		if tc.record() != nil {
+			return tcp.TimeWait
+		}
+		return tcp.Closed
+	}
+	return tc.tcb.State()
+}
+
+// record returns tc's TIME-WAIT record, if tc has been replaced by one
+// and it has not ended.
+func (tc *TCPConn) record() *twSlot {
+	if r := tc.s.tw.get(tc.id); r != nil && r.cid == tc.cid {
+		return r
+	}
+	return nil
 }

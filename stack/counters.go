@@ -70,6 +70,7 @@ type TCPCounters struct {
 	SyncookiesFailed  uint64 // ACKs to a listener with no valid cookie while cookies were out
 	SynRateLimited    uint64 // SYNs dropped by Options.SynRateLimit
 	TCPTimeWaitReopen uint64 // SYNs that reopened a 4-tuple in TIME-WAIT (RFC 6191)
+	TCPTimeWaitReuse  uint64 // active opens that took over a 4-tuple in TIME-WAIT (Options.TimeWaitReuse)
 }
 
 // ctr64 is one counter, updated atomically so Counters needs no lock.
@@ -95,7 +96,7 @@ type counters struct {
 		InNoSocket                                                       ctr64
 		ListenOverflows, ListenDrops                                     ctr64
 		SyncookiesSent, SyncookiesRecv, SyncookiesFailed, SynRateLimited ctr64
-		TCPTimeWaitReopen                                                ctr64
+		TCPTimeWaitReopen, TCPTimeWaitReuse                              ctr64
 	}
 	EventsDropped ctr64
 }
@@ -133,6 +134,9 @@ func (s *Stack) StateCounts() map[tcp.State]int {
 	for _, tc := range s.conns {
 		m[tc.tcb.State()]++
 	}
+	if s.tw.live > 0 {
+		m[tcp.TimeWait] += s.tw.live
+	}
 	for _, ls := range s.lports {
 		m[tcp.Listen] += len(ls)
 		for _, l := range ls {
@@ -148,7 +152,7 @@ type ConnInfo struct {
 	Tuple    tcp.Tuple
 	State    tcp.State
 	Info     tcp.Info
-	Age      time.Duration // since the connection was created
+	Age      time.Duration // since the connection was created; in TIME-WAIT once its owner closed it, since it entered TIME-WAIT
 	Released bool          // its owner closed it; the stack finishes it alone
 }
 
@@ -158,7 +162,7 @@ func (s *Stack) Connections() []ConnInfo {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.clock.Now()
-	out := make([]ConnInfo, 0, len(s.conns)+len(s.lports))
+	out := make([]ConnInfo, 0, len(s.conns)+s.tw.live+len(s.lports))
 	for _, ls := range s.lports {
 		for _, l := range ls {
 			out = append(out, ConnInfo{ID: l.cid, Tuple: l.tcb.ID(), State: l.tcb.State(), Info: l.tcb.Info(), Age: now.Sub(l.created)})
@@ -171,5 +175,11 @@ func (s *Stack) Connections() []ConnInfo {
 			Age: now.Sub(tc.created), Released: tc.userClosed,
 		})
 	}
+	s.tw.all(func(r *twSlot) {
+		out = append(out, ConnInfo{
+			ID: r.cid, Tuple: r.tw.ID(), State: tcp.TimeWait, Info: r.tw.Info(),
+			Age: now.Sub(r.tw.Entered()), Released: true,
+		})
+	})
 	return out
 }

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"strconv"
 	"syscall"
+	"time"
 
 	"github.com/synack/synack/tcp"
 )
@@ -110,18 +111,19 @@ func (s *Stack) dial(ctx context.Context, laddr, raddr netip.AddrPort) (*TCPConn
 		}
 		src = la
 	}
+	now := s.clock.Now()
 	port := laddr.Port()
 	if port == 0 {
-		if port, ok = s.pickEphemeral(src, raddr); !ok {
+		if port, ok = s.pickEphemeral(src, raddr, now); !ok {
 			s.mu.Unlock()
 			return nil, opError("dial", "connect", laddr, raddr, syscall.EADDRNOTAVAIL)
 		}
-	} else if !s.portFree(src, port, raddr) {
+	} else if !s.portFree(src, port, raddr) && !s.portReusable(src, port, raddr, now) {
 		s.mu.Unlock()
 		return nil, opError("dial", "bind", laddr, raddr, syscall.EADDRINUSE)
 	}
-	now := s.clock.Now()
 	id := tcp.Tuple{Local: netip.AddrPortFrom(src, port), Remote: raddr}
+	s.reuseTimeWait(id, now) // when the 4-tuple was in TIME-WAIT (portReusable)
 	tc := s.newConn(n, id, s.configFor(n, ra, keepAliveParams{}), now)
 	if err := tc.tcb.Connect(now); err != nil {
 		s.remove(tc)
@@ -181,8 +183,20 @@ func (s *Stack) portFree(src netip.Addr, port uint16, raddr netip.AddrPort) bool
 	if len(s.lports[port]) > 0 {
 		return false
 	}
-	_, used := s.conns[tcp.Tuple{Local: netip.AddrPortFrom(src, port), Remote: raddr}]
-	return !used
+	id := tcp.Tuple{Local: netip.AddrPortFrom(src, port), Remote: raddr}
+	_, used := s.conns[id]
+	return !used && s.tw.lookup(id) < 0
+}
+
+// portReusable reports whether the 4-tuple is held only by a TIME-WAIT
+// record that Options.TimeWaitReuse lets an active open take over now.
+func (s *Stack) portReusable(src netip.Addr, port uint16, raddr netip.AddrPort, now time.Time) bool {
+	if len(s.lports[port]) > 0 {
+		return false
+	}
+	id := tcp.Tuple{Local: netip.AddrPortFrom(src, port), Remote: raddr}
+	_, used := s.conns[id]
+	return !used && s.timeWaitReusable(id, now)
 }
 
 // pickEphemeral chooses a local port for a connection from src to raddr
@@ -190,8 +204,9 @@ func (s *Stack) portFree(src netip.Addr, port uint16, raddr netip.AddrPort) bool
 // a keyed hash of the connection's addresses gives a starting offset, and a
 // per-bucket counter moves on from it, so ports are hard to guess from
 // outside while successive connections to one peer do not reuse a port
-// soon.
-func (s *Stack) pickEphemeral(src netip.Addr, raddr netip.AddrPort) (uint16, bool) {
+// soon. With Options.TimeWaitReuse, a port whose 4-tuple is in a reusable
+// TIME-WAIT is taken when no port is free.
+func (s *Stack) pickEphemeral(src netip.Addr, raddr netip.AddrPort, now time.Time) (uint16, bool) {
 	first, last := uint32(s.opts.FirstEphemeral), uint32(s.opts.LastEphemeral)
 	num := last - first + 1
 	var buf [32 + 16 + 16 + 2]byte
@@ -204,15 +219,32 @@ func (s *Stack) pickEphemeral(src netip.Addr, raddr netip.AddrPort) (uint16, boo
 	sum := sha256.Sum256(buf[:])
 	offset := binary.BigEndian.Uint32(sum[:4]) // F()
 	idx := sum[4]                              // G(), a different part of the hash
+	// When the connections and records together could fill the range,
+	// a free port may not be there at all: a port in reusable TIME-WAIT is
+	// then taken if the next reuseLookahead candidates are no freer, rather
+	// than after a scan of the whole range for every connection.
+	crowded := s.opts.TimeWaitReuse && uint32(len(s.conns)+s.tw.live) >= num
+	reuse, canReuse, since := uint16(0), false, 0
 	for range num {
 		port := uint16(first + (offset+uint32(s.portTab[idx]))%num)
 		s.portTab[idx]++
 		if s.portFree(src, port, raddr) {
 			return port, true
 		}
+		if canReuse {
+			if since++; crowded && since >= reuseLookahead {
+				break
+			}
+		} else if s.opts.TimeWaitReuse && s.portReusable(src, port, raddr, now) {
+			reuse, canReuse = port, true
+		}
 	}
-	return 0, false
+	return reuse, canReuse
 }
+
+// reuseLookahead bounds the search for a free port once one in reusable
+// TIME-WAIT has been found and the range may be full (pickEphemeral).
+const reuseLookahead = 8
 
 // pickListenPort chooses a port for a listener on port 0: one no listener
 // and no connection of ours uses.
@@ -223,6 +255,7 @@ func (s *Stack) pickListenPort(a netip.Addr) (uint16, bool) {
 	for id := range s.conns {
 		used[id.Local.Port()] = true
 	}
+	s.tw.all(func(r *twSlot) { used[r.tw.ID().Local.Port()] = true })
 	var buf [32 + 16]byte
 	k := copy(buf[:], s.portKey[:])
 	aa := a.As16()

@@ -92,7 +92,7 @@ func (s *Stack) deliverTCP(n *nic, p *wire.IPPacket) {
 		var cid uint64
 		to := from
 		if tc != nil {
-			cid, to = tc.cid, tc.tcb.State()
+			cid, to = tc.cid, tc.state()
 		} else if c, f, t, ok := s.tracedAs(); ok { // handled at a listener (syndefence.go)
 			cid, from, to = c, f, t
 		}
@@ -139,6 +139,9 @@ func (s *Stack) demux1(n *nic, id tcp.Tuple, seg *tcp.Segment, now time.Time) (*
 			return nil, st
 		}
 		return tc, st
+	}
+	if p := s.tw.lookup(id); p >= 0 {
+		return s.timeWaitSegment(n, id, p, seg, now)
 	}
 	if l := s.lookupListener(id.Local); l != nil {
 		return s.listenerSegment(l, n, id, seg, now)

@@ -50,7 +50,9 @@ const (
 	DefaultSynBacklog     = 4096 // Linux's tcp_max_syn_backlog
 	DefaultListenBacklog  = 128  // Linux's historical somaxconn
 	DefaultTTL            = 64
-	maxBatch              = 64 // packets per WritePackets call
+	// DefaultTimeWaitReuseAfter is Options.TimeWaitReuseAfter's default.
+	DefaultTimeWaitReuseAfter = time.Second
+	maxBatch                  = 64 // packets per WritePackets call
 )
 
 // Options configures a Stack. The zero value is usable.
@@ -107,6 +109,27 @@ type Options struct {
 	// TTL is the IPv4 TTL and IPv6 hop limit of what we send. Default 64.
 	TTL uint8
 
+	// TimeWaitReuse lets an active open (Dial) take a 4-tuple whose
+	// previous connection is still in TIME-WAIT, like Linux's
+	// net.ipv4.tcp_tw_reuse = 1: only when that connection used
+	// timestamps and entered TIME-WAIT at least TimeWaitReuseAfter (1 s)
+	// ago, so the new connection's TSvals are newer than any of the old
+	// one's and PAWS
+	// (RFC 7323 section 5) keeps the old one's duplicates out; its ISS
+	// starts beyond the old sequence space (RFC 1122 4.2.2.13). Ephemeral
+	// ports are chosen among free ones first (see pickEphemeral). Off by
+	// default (Linux's
+	// default, 2, allows it for loopback only; this stack has no
+	// loopback). Counted in TCPTimeWaitReuse.
+	TimeWaitReuse bool
+	// TimeWaitReuseAfter is how long a connection must have been in
+	// TIME-WAIT before TimeWaitReuse lets a new one take its 4-tuple.
+	// Default 1 s, as Linux: the peer's timestamp clock may tick as
+	// slowly as once a second (RFC 7323 section 5.4). Ours ticks every
+	// millisecond, so toward a peer whose clock does too (Linux, synack) a
+	// few milliseconds are as safe; at least 1 ms.
+	TimeWaitReuseAfter time.Duration
+
 	// Trace, if set, is called synchronously, under the stack's lock, for
 	// every TCP segment received and sent and for every state change, in
 	// the order they happen (see TraceEvent). It must not call into the
@@ -162,6 +185,10 @@ type Stack struct {
 	conns   map[tcp.Tuple]*TCPConn    // the demux table
 	lports  map[uint16][]*Listener    // listeners by port
 	nextID  uint64
+
+	tw     twTable // connections in TIME-WAIT, as records (timewait.go)
+	twOut  twOut
+	twSend func(*tcp.Segment)
 
 	timers   timerHeap
 	timer    clock.Timer
@@ -234,6 +261,7 @@ func New(opts Options) *Stack {
 	}
 	s.cfg.Prepare()
 	s.tr.s = s
+	s.twSend = s.sendTimeWait
 	return s
 }
 
@@ -361,6 +389,11 @@ func (s *Stack) Close() error {
 		tc.stackClosed = true
 		gates = append(gates, tc.gate)
 	}
+	// Records in TIME-WAIT end as ABORT ends a connection there.
+	s.tw.all(func(r *twSlot) {
+		s.stateChanged(r.cid, r.tw.ID(), tcp.Transition{Time: now, From: tcp.TimeWait, To: tcp.Closed, Cause: "user ABORT"})
+	})
+	s.tw = twTable{}
 	s.flush()
 	s.closed = true
 	if s.timer != nil {

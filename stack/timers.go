@@ -112,6 +112,9 @@ func (s *Stack) armTimer() {
 		return
 	}
 	at := s.timers.earliest()
+	if tw := s.tw.earliest(); !tw.IsZero() && (at.IsZero() || tw.Before(at)) {
+		at = tw
+	}
 	if at.IsZero() {
 		return
 	}
@@ -161,5 +164,6 @@ func (s *Stack) onTimer() {
 	}
 	clear(due)
 	s.dueBuf = due[:0]
+	s.expireTimeWait(now)
 	s.unlock()
 }

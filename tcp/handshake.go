@@ -29,6 +29,7 @@ type Handshake struct {
 	Sent time.Time
 	// TSEpoch and TSOffset are our timestamp clock: TSval is the
 	// milliseconds since TSEpoch plus TSOffset (RFC 7323 section 5.4).
+	// TSEpoch is tsClockEpoch for every handshake the package makes.
 	TSEpoch  time.Time
 	TSOffset uint32
 
@@ -56,7 +57,7 @@ func NewHandshake(cfg *Config, id Tuple, seg *Segment, now time.Time) Handshake 
 }
 
 func handshakeFromSYN(cfg *Config, id Tuple, seg *Segment, now time.Time) Handshake {
-	h := Handshake{IRS: seg.Seq, Sent: now, TSEpoch: now, Window: seg.Window}
+	h := Handshake{IRS: seg.Seq, Sent: now, TSEpoch: tsClockEpoch, Window: seg.Window}
 	if g, ok := cfg.ISN.(interface{ TimestampOffset(Tuple) uint32 }); ok {
 		h.TSOffset = g.TimestampOffset(id)
 	}

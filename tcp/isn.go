@@ -48,3 +48,12 @@ func (g *ISNGenerator) hash(t Tuple, domain byte) uint32 {
 	sum := sha256.Sum256(buf[:n])
 	return binary.BigEndian.Uint32(sum[:4])
 }
+
+// tsClockEpoch is the origin of every connection's timestamp clock: TSval
+// is the milliseconds since it plus a keyed per-4-tuple offset
+// (ISNGenerator.TimestampOffset, RFC 7323 section 5.4), as Linux's is. One
+// clock for all connections, rather than one starting with each, keeps the
+// TSvals of successive incarnations of a 4-tuple increasing, which
+// reopening TIME-WAIT (RFC 6191) and reusing it for an active open rely
+// on.
+var tsClockEpoch = time.Unix(0, 0)

@@ -60,10 +60,11 @@ const (
 	tsOptNoWScale = 0xF
 )
 
-// cookieEpoch is the origin of the timestamp clock of cookie SYN,ACKs: a
-// fixed one, since no state says when a cookie's SYN arrived. TSval is
-// still offset per 4-tuple (RFC 7323 section 5.4).
-var cookieEpoch = time.Unix(0, 0)
+// cookieEpoch is the origin of the timestamp clock of cookie SYN,ACKs:
+// the one every connection uses (tsClockEpoch), since no state says when a
+// cookie's SYN arrived. TSval is still offset per 4-tuple (RFC 7323
+// section 5.4).
+var cookieEpoch = tsClockEpoch
 
 // SynCookies makes and checks SYN cookies. It is not safe for concurrent
 // use (the stack calls it under its lock).

@@ -319,21 +319,7 @@ func (c *Conn) TimeWaitReopen(seg *Segment) bool {
 	if c.state != TimeWait || seg.Flags&(wire.SYN|wire.ACK|wire.RST) != wire.SYN {
 		return false
 	}
-	newTS := seg.Options.HasTimestamps && !c.cfg.NoTimestamps // the new incarnation would use them
-	seqNewer := seg.Seq.GreaterThan(c.rcv.nxt)
-	if !c.tsOK {
-		return newTS || seqNewer
-	}
-	if !newTS {
-		return seqNewer
-	}
-	switch d := int32(seg.Options.TSVal - c.tsRecent); {
-	case d > 0:
-		return true
-	case d == 0:
-		return seqNewer
-	}
-	return false
+	return timeWaitReopen(c.tsOK, c.tsRecent, c.rcv.nxt, c.cfg.NoTimestamps, seg)
 }
 
 // NextISS proposes the ISS for a new incarnation after TimeWaitReopen: the

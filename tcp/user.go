@@ -44,7 +44,7 @@ func (c *Conn) openCommon(now time.Time) {
 	// than recover" reads SEG.ACK-1 >= recover.)
 	c.snd.recover = c.snd.iss
 	c.snd.bufStart = c.snd.iss + 1
-	c.tsEpoch = now
+	c.tsEpoch = tsClockEpoch
 	if g, ok := c.cfg.ISN.(interface{ TimestampOffset(Tuple) uint32 }); ok {
 		c.tsOffset = g.TimestampOffset(c.id)
 	}
@@ -408,8 +408,8 @@ func (c *Conn) sendSYN(now time.Time) {
 	c.emit(s)
 }
 
-// tsNow is our TSval clock: milliseconds since the connection began, plus
-// a per-connection offset (RFC 7323 section 5.4).
+// tsNow is our TSval clock: milliseconds since tsEpoch (tsClockEpoch),
+// plus a per-connection offset (RFC 7323 section 5.4).
 func (c *Conn) tsNow(now time.Time) uint32 {
 	return uint32(now.Sub(c.tsEpoch)/time.Millisecond) + c.tsOffset
 }

@@ -34,7 +34,8 @@ func main() {
 		memConns  = flag.Int("mem-conns", def.MemConns, "idle established pairs for the memory shape")
 		stall     = flag.Duration("stall", def.Stall, "fail a shape that makes no progress for this long")
 		limit     = flag.Duration("limit", def.Limit, "fail a shape that runs longer than this")
-		msl       = flag.Duration("synack-msl", 0, "synack's MSL (default: the stack's, 30 s, so TIME-WAIT is 60 s); synack has no TIME-WAIT port reuse, so connection churn past ~28k connections a minute needs a short one")
+		twConns   = flag.Int("tw-conns", def.TWConns, "connections left in TIME-WAIT for the timewait shape")
+		msl       = flag.Duration("synack-msl", 0, "synack's MSL (default: the stack's, 30 s, so TIME-WAIT is 60 s)")
 		cpuprof   = flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 		quiet     = flag.Float64("quiet", 0.3, "the machine counts as quiet when other processes use under this many cores; runs wait for it and are redone when disturbed beyond it (0: don't)")
 		quietWait = flag.Duration("quiet-wait", 60*time.Second, "longest wait for a quiet machine before each run")
@@ -58,6 +59,7 @@ func main() {
 	set("duration", func() { cfg.Duration = *duration })
 	set("bulk-bytes", func() { cfg.BulkBytes = *bulkBytes })
 	set("mem-conns", func() { cfg.MemConns = *memConns })
+	set("tw-conns", func() { cfg.TWConns = *twConns })
 	set("stall", func() { cfg.Stall = *stall })
 	set("limit", func() { cfg.Limit = *limit })
 	cfg.SynackMSL = *msl
@@ -85,9 +87,9 @@ func main() {
 	fmt.Printf("synack vs gVisor netstack (gvisor.dev/gvisor v0.0.0-20250503011706-39ed1f5ac29c)\n")
 	fmt.Printf("%s, %s, %s/%s, GOMAXPROCS=%d, NumCPU=%d, %s\n", host, runtime.Version(), runtime.GOOS, runtime.GOARCH,
 		runtime.GOMAXPROCS(0), runtime.NumCPU(), time.Now().Format("2006-01-02 15:04 MST"))
-	fmt.Printf("runs=%d duration=%v bulk=%d MiB (timed run when under %v) mem-conns=%d stall=%v limit=%v\n",
-		*runs, cfg.Duration, cfg.BulkBytes>>20, cfg.BulkMinTime, cfg.MemConns, cfg.Stall, cfg.Limit)
-	fmt.Printf("synack: memlink, queue %d, Nagle off", bench.SynackQueueLimit)
+	fmt.Printf("runs=%d duration=%v bulk=%d MiB (timed run when under %v) mem-conns=%d tw-conns=%d stall=%v limit=%v\n",
+		*runs, cfg.Duration, cfg.BulkBytes>>20, cfg.BulkMinTime, cfg.MemConns, cfg.TWConns, cfg.Stall, cfg.Limit)
+	fmt.Printf("synack: memlink, queue %d, Nagle off, TIME-WAIT reuse after %v", bench.SynackQueueLimit, bench.SynackTimeWaitReuseAfter)
 	if cfg.SynackMSL > 0 {
 		fmt.Printf(", MSL %v (TIME-WAIT %v) instead of the default", cfg.SynackMSL, 2*cfg.SynackMSL)
 	}
@@ -152,7 +154,10 @@ func selectShapes(only string) ([]bench.Shape, error) {
 		name = strings.TrimSpace(name)
 		found := false
 		for _, s := range all {
-			if s.Name == name || (name == "bulk" && strings.HasPrefix(s.Name, "bulk")) || (name == "conn" && strings.HasPrefix(s.Name, "conn")) {
+			// "bulk" and "conn" name their groups; "mem" both memory
+			// shapes (idle pairs and TIME-WAIT).
+			if s.Name == name || (name == "bulk" && strings.HasPrefix(s.Name, "bulk")) || (name == "conn" && strings.HasPrefix(s.Name, "conn")) ||
+				(name == "mem" && s.Name == "timewait") {
 				out = append(out, s)
 				found = true
 			}

@@ -1,0 +1,339 @@
+package stack
+
+import (
+	"hash/maphash"
+	"time"
+
+	"github.com/synack/synack/tcp"
+	"github.com/synack/synack/wire"
+)
+
+// TIME-WAIT without connections. When a connection enters TIME-WAIT after
+// its owner closed it (or its owner closes it there, once nothing is left
+// to read), the stack keeps a tcp.TimeWaitRecord (104 bytes) in place of
+// the TCPConn and its tcp.Conn (some 1.5 KB), with the connection's number
+// so its events go on under the same ID (DESIGN: "a million TIME-WAIT
+// entries must be cheap").
+//
+// The records live in twTable: a ring of slots in order of expiry, which
+// is also their storage, and an open-addressing index from 4-tuple to
+// slot. 2MSL is the same for every connection of a stack, so records are
+// appended in order of expiry and expire from the head, which the stack's
+// one clock timer watches next to the connections' heap. A retransmitted
+// FIN restarts 2MSL: the record moves to the tail (now + 2MSL is the
+// latest expiry there can be), leaving a dead slot behind. A connection
+// compacted late (its owner closed it after it entered TIME-WAIT) is put
+// in its place by moving the later ones back. Dead slots are skipped at
+// the head and dropped when the ring is laid out again to grow or shrink.
+// A slot is 112 bytes; with the ring's slack (at most a quarter) and the
+// index (4 bytes a slot at a load of at most one half), a record costs
+// about 130 to 170 bytes of heap.
+
+// twSlot is one record and the number of its connection; cid 0 marks a
+// dead slot.
+type twSlot struct {
+	tw  tcp.TimeWaitRecord
+	cid uint64
+}
+
+type twTable struct {
+	ring  []twSlot // ring[(head+i)%len(ring)] for i < n, in order of expiry
+	head  int
+	n     int // slots in use, dead ones included
+	live  int
+	index []uint32 // by hash of the tuple, linear probing: 0 empty, else ring position + 1
+	seed  maphash.Seed
+}
+
+func (t *twTable) hash(id tcp.Tuple) int {
+	return int(maphash.Comparable(t.seed, id) & uint64(len(t.index)-1))
+}
+
+func (t *twTable) pos(i int) int { return (t.head + i) % len(t.ring) }
+
+// lookup returns the ring position of id's record, or -1.
+func (t *twTable) lookup(id tcp.Tuple) int {
+	if t.live == 0 {
+		return -1
+	}
+	mask := len(t.index) - 1
+	for i := t.hash(id); ; i = (i + 1) & mask {
+		v := t.index[i]
+		if v == 0 {
+			return -1
+		}
+		if p := int(v - 1); t.ring[p].tw.ID() == id {
+			return p
+		}
+	}
+}
+
+// get returns id's record, or nil.
+func (t *twTable) get(id tcp.Tuple) *twSlot {
+	if p := t.lookup(id); p >= 0 {
+		return &t.ring[p]
+	}
+	return nil
+}
+
+// indexSlot finds the index entry pointing at ring position p.
+func (t *twTable) indexSlot(p int) int {
+	mask := len(t.index) - 1
+	for i := t.hash(t.ring[p].tw.ID()); ; i = (i + 1) & mask {
+		if int(t.index[i]) == p+1 {
+			return i
+		}
+	}
+}
+
+func (t *twTable) indexAdd(p int) {
+	mask := len(t.index) - 1
+	i := t.hash(t.ring[p].tw.ID())
+	for t.index[i] != 0 {
+		i = (i + 1) & mask
+	}
+	t.index[i] = uint32(p + 1)
+}
+
+// indexDelete removes entry i, moving later entries of its probe run back
+// (deletion without tombstones for linear probing).
+func (t *twTable) indexDelete(i int) {
+	mask := len(t.index) - 1
+	t.index[i] = 0
+	for j := (i + 1) & mask; t.index[j] != 0; j = (j + 1) & mask {
+		k := t.hash(t.ring[t.index[j]-1].tw.ID())
+		// Move j to i unless its home k lies cyclically in (i, j].
+		if (i < j && (k <= i || k > j)) || (i > j && k <= i && k > j) {
+			t.index[i], t.index[j] = t.index[j], 0
+			i = j
+		}
+	}
+}
+
+// insert adds a record, in order of expiry.
+func (t *twTable) insert(tw tcp.TimeWaitRecord, cid uint64) {
+	if t.n == len(t.ring) {
+		t.relayout(max(16, (t.live+1)*5/4))
+	}
+	// Usually the latest: append. Otherwise move the later ones back.
+	i := t.n
+	exp := tw.Expiry()
+	for i > 0 {
+		prev := t.pos(i - 1)
+		if s := &t.ring[prev]; s.cid != 0 && !s.tw.Expiry().After(exp) {
+			break
+		}
+		i--
+	}
+	for k := t.n; k > i; k-- {
+		from, to := t.pos(k-1), t.pos(k)
+		t.ring[to] = t.ring[from]
+		t.ring[from].cid = 0
+		if t.ring[to].cid != 0 {
+			t.reindex(from, to)
+		}
+	}
+	p := t.pos(i)
+	t.ring[p] = twSlot{tw: tw, cid: cid}
+	t.n++
+	t.live++
+	t.indexAdd(p)
+}
+
+// reindex points the index entry of the record moved from ring position
+// from to to.
+func (t *twTable) reindex(from, to int) {
+	mask := len(t.index) - 1
+	for i := t.hash(t.ring[to].tw.ID()); ; i = (i + 1) & mask {
+		if int(t.index[i]) == from+1 {
+			t.index[i] = uint32(to + 1)
+			return
+		}
+	}
+}
+
+// remove drops the record at ring position p.
+func (t *twTable) remove(p int) {
+	t.indexDelete(t.indexSlot(p))
+	t.ring[p].cid = 0
+	t.live--
+}
+
+// moved re-files the record at p after its expiry moved later (a
+// retransmitted FIN restarted 2MSL).
+func (t *twTable) moved(p int) {
+	s := t.ring[p]
+	t.remove(p)
+	t.insert(s.tw, s.cid)
+}
+
+// earliest returns the first expiry, or the zero time.
+func (t *twTable) earliest() time.Time {
+	t.skipDead()
+	if t.live == 0 {
+		return time.Time{}
+	}
+	return t.ring[t.head].tw.Expiry()
+}
+
+func (t *twTable) skipDead() {
+	for t.n > 0 && t.ring[t.head].cid == 0 {
+		t.ring[t.head] = twSlot{}
+		t.head = (t.head + 1) % len(t.ring)
+		t.n--
+	}
+}
+
+// popDue takes out the first record if it has expired at now.
+func (t *twTable) popDue(now time.Time) (twSlot, bool) {
+	t.skipDead()
+	if t.live == 0 || t.ring[t.head].tw.Expiry().After(now) {
+		if t.live == 0 && len(t.ring) > 64 {
+			*t = twTable{seed: t.seed}
+		} else if len(t.ring) > 1024 && t.live < len(t.ring)/4 {
+			t.relayout(t.live * 2)
+		}
+		return twSlot{}, false
+	}
+	s := t.ring[t.head]
+	t.remove(t.head)
+	return s, true
+}
+
+// relayout moves the live records, in order, to a ring of size slots
+// from position 0, and rebuilds the index.
+func (t *twTable) relayout(size int) {
+	ring := make([]twSlot, size)
+	k := 0
+	for i := range t.n {
+		if s := &t.ring[t.pos(i)]; s.cid != 0 {
+			ring[k] = *s
+			k++
+		}
+	}
+	t.ring, t.head, t.n = ring, 0, k
+	isz := 16
+	for isz < 2*size {
+		isz *= 2
+	}
+	t.index = make([]uint32, isz)
+	for p := range k {
+		t.indexAdd(p)
+	}
+}
+
+// all calls f for every live record.
+func (t *twTable) all(f func(s *twSlot)) {
+	for i := range t.n {
+		if s := &t.ring[t.pos(i)]; s.cid != 0 {
+			f(s)
+		}
+	}
+}
+
+// compact replaces tc, in TIME-WAIT, closed by its owner and with nothing
+// left to read, by its record. tc leaves the demux table and the timers,
+// and drops its tcp.Conn; its ID goes on in the record's events.
+func (s *Stack) compact(tc *TCPConn) {
+	tw := tc.tcb.TimeWaitRecord()
+	s.remove(tc)
+	tc.tcb = nil
+	if s.tw.index == nil {
+		s.tw.seed = maphash.MakeSeed()
+	}
+	s.tw.insert(tw, tc.cid)
+}
+
+// timeWaitSegment handles a segment for the record at ring position p
+// (RFC 9293 3.10.7.4 in TIME-WAIT, tcp.TimeWaitRecord.HandleSegment), or
+// reopens the 4-tuple for listener l when seg is a SYN that may (RFC 6191).
+// It returns the new connection (none: a listener keeps half-open ones
+// without) and the state seg found, as demux1 does.
+func (s *Stack) timeWaitSegment(n *nic, id tcp.Tuple, p int, seg *tcp.Segment, now time.Time) (*TCPConn, tcp.State) {
+	slot := &s.tw.ring[p]
+	cid := slot.cid
+	if seg.Flags&(wire.SYN|wire.ACK|wire.RST) == wire.SYN && slot.tw.Reopen(seg) {
+		if l := s.lookupListener(id.Local); l != nil {
+			// A new incarnation: the old one ends now, and the new ISS
+			// starts beyond its sequence space.
+			s.isnNext[id] = isnOverride{uint32(slot.tw.NextISS())}
+			s.tw.remove(p)
+			s.stateChanged(cid, id, tcp.Transition{Time: now, From: tcp.TimeWait, To: tcp.Closed, Cause: "user ABORT"})
+			s.ctr.TCP.TCPTimeWaitReopen.add(1)
+			child := s.onSYN(l, n, id, seg, now)
+			if child == nil {
+				delete(s.isnNext, id)
+			}
+			return child, tcp.Closed
+		}
+	}
+	s.traceAs(cid, tcp.TimeWait, tcp.TimeWait)
+	if m, _, ok := s.routeTo(id.Remote.Addr()); ok {
+		n = m
+	}
+	s.twOut.n, s.twOut.id, s.twOut.cid = n, id, cid
+	before := slot.tw.Expiry()
+	if slot.tw.HandleSegment(now, seg, s.twSend) {
+		s.tw.remove(p)
+		s.traceAs(cid, tcp.TimeWait, tcp.Closed)
+		s.stateChanged(cid, id, tcp.Transition{Time: now, From: tcp.TimeWait, To: tcp.Closed, Cause: "rcv SYN"})
+		return nil, tcp.TimeWait
+	}
+	if !slot.tw.Expiry().Equal(before) {
+		s.tw.moved(p)
+	}
+	return nil, tcp.TimeWait
+}
+
+// twOut is where the record being handled sends: twSend is bound once, so
+// handing it to HandleSegment does not allocate.
+type twOut struct {
+	n   *nic
+	id  tcp.Tuple
+	cid uint64
+}
+
+func (s *Stack) sendTimeWait(seg *tcp.Segment) {
+	o := &s.twOut
+	s.sendAs(o.n, o.id, seg, o.cid, tcp.TimeWait)
+}
+
+// expireTimeWait ends the records whose 2MSL has passed: TIME-WAIT ->
+// CLOSED, "2MSL timeout" (RFC 9293 3.10.8), as their connections would.
+func (s *Stack) expireTimeWait(now time.Time) {
+	for {
+		slot, ok := s.tw.popDue(now)
+		if !ok {
+			return
+		}
+		s.stateChanged(slot.cid, slot.tw.ID(), tcp.Transition{Time: now, From: tcp.TimeWait, To: tcp.Closed, Cause: "2MSL timeout"})
+	}
+}
+
+// reuseTimeWait lets an active open take over id from its record in
+// TIME-WAIT (Options.TimeWaitReuse): the record ends, and the new
+// connection's ISS follows the old one's sequence space.
+func (s *Stack) reuseTimeWait(id tcp.Tuple, now time.Time) {
+	p := s.tw.lookup(id)
+	if p < 0 {
+		return
+	}
+	slot := s.tw.ring[p]
+	s.tw.remove(p)
+	s.isnNext[id] = isnOverride{uint32(slot.tw.NextISS())}
+	s.ctr.TCP.TCPTimeWaitReuse.add(1)
+	s.stateChanged(slot.cid, id, tcp.Transition{Time: now, From: tcp.TimeWait, To: tcp.Closed, Cause: "reused by CONNECT"})
+}
+
+// timeWaitReusable reports whether an active open may take id now.
+func (s *Stack) timeWaitReusable(id tcp.Tuple, now time.Time) bool {
+	if !s.opts.TimeWaitReuse {
+		return false
+	}
+	slot := s.tw.get(id)
+	after := s.opts.TimeWaitReuseAfter
+	if after <= 0 {
+		after = DefaultTimeWaitReuseAfter
+	}
+	return slot != nil && slot.tw.Reusable(now, after)
+}
