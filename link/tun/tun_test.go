@@ -206,8 +206,18 @@ func TestCloseInsideDeliver(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if _, err := c.WriteTo([]byte("x"), &net.UDPAddr{IP: net.IPv4(198, 18, 8, 2), Port: 9}); err != nil {
-		t.Fatal(err)
+	// The kernel installs the on-link route as the link comes up; under
+	// load (other namespace tests running beside this one) the first
+	// send can still find no route. Retry that case only, briefly.
+	for i := 0; ; i++ {
+		_, err := c.WriteTo([]byte("x"), &net.UDPAddr{IP: net.IPv4(198, 18, 8, 2), Port: 9})
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, syscall.ENETUNREACH) || i == 100 {
+			t.Fatal(err)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	select {
 	case err := <-closed:
