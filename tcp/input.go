@@ -295,7 +295,14 @@ func (c *Conn) segmentSynchronized(now time.Time, seg *Segment) {
 			return
 		}
 		if c.cfg.RFC793SYN {
-			// RFC 793: a SYN in the window is an error; reset.
+			// RFC 793: a SYN in the window is an error; reset. A SYN
+			// before RCV.NXT (an old duplicate whose later part
+			// reaches the window) is not in it: trimmed, it is only
+			// acknowledged.
+			if seg.Seq.LessThan(c.rcv.nxt) {
+				c.sendACK(now)
+				return
+			}
 			c.sendRST(now, c.snd.max)
 			c.abort(now, ErrReset, "rcv SYN")
 			return

@@ -199,6 +199,10 @@ func (tw *TimeWaitRecord) HandleSegment(now time.Time, seg *Segment, send func(*
 	// Fourth, check the SYN bit.
 	if seg.Flags&wire.SYN != 0 {
 		if tw.cfg.RFC793SYN {
+			if seg.Seq.LessThan(tw.rcvNxt) {
+				tw.sendACK(now, send) // before the window: only acknowledged, as the TCB does
+				return false
+			}
 			send(&Segment{Seq: tw.sndNxt, Flags: wire.RST})
 			return true
 		}

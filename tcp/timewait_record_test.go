@@ -248,3 +248,35 @@ func TestTimeWaitOldSYNStraddlingGetsChallengeACK(t *testing.T) {
 	tc.wantDeadlineIn("2MSL goes on: the FIN was not taken", 2*DefaultMSL-time.Second)
 	tc.wantState("still TIME-WAIT", TimeWait)
 }
+
+// With RFC 793's rule a SYN resets only when it is in the window. An old
+// SYN before RCV.NXT whose FIN reaches the window is not: it is
+// acknowledged and dropped, and TIME-WAIT goes on (FreeBSD suite,
+// rcv-syn-fin-time-wait-*-outside-left-insecure-nodrop).
+func TestTimeWaitOldSYNStraddlingRFC793(t *testing.T) {
+	tc := newTimeWait(t, func(c *Config) { c.RFC793SYN = true })
+	tc.in(seg{flags: S | F, seq: irs + 1})
+	tc.want("only an ACK: the SYN lies before the window", seg{flags: A, seq: iss + 2, ack: irs + 2})
+	tc.wantState("still TIME-WAIT", TimeWait)
+	rec := newTimeWait(t, func(c *Config) { c.RFC793SYN = true })
+	r := rec.c.TimeWaitRecord()
+	var out []Segment
+	if closed := r.HandleSegment(rec.now, &Segment{Flags: S | F, Seq: irs + 1, Window: 8192}, func(s *Segment) { out = append(out, *s) }); closed {
+		t.Fatal("the record reset on a SYN before the window")
+	}
+	if len(out) != 1 || out[0].Flags != A || out[0].Ack != irs+2 {
+		t.Fatalf("record sent %v, want one ACK of %d", out, irs+2)
+	}
+}
+
+// The same rule in ESTABLISHED: an old SYN straddling RCV.NXT is not an
+// error under RFC 793; one in the window is.
+func TestRFC793SYNOnlyInWindowResets(t *testing.T) {
+	tc := newEstablished(t, func(c *Config) { c.RFC793SYN = true })
+	tc.in(seg{flags: S, seq: irs, data: []byte("xy")})
+	tc.want("an old SYN reaching into the window is acknowledged", seg{flags: A, seq: iss + 1, ack: irs + 1})
+	tc.wantState("not reset", Established)
+	tc.in(seg{flags: S, seq: irs + 5})
+	tc.want("a SYN in the window resets (RFC 793)", seg{flags: R, seq: iss + 1})
+	tc.wantState("reset", Closed)
+}
