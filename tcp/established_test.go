@@ -221,6 +221,21 @@ func TestDataAfterReleaseGetsRST(t *testing.T) {
 	tc.wantErr("reset", ErrReset)
 }
 
+// Only new data after close is lost: a retransmission of data already
+// received (here with the peer's FIN) is acknowledged, and the close goes
+// on. Found by the simulation: the peer's ACK was lost, it resent its
+// last data with its FIN, and a RST there cut short a clean close.
+func TestRetransmittedDataAfterReleaseIsNoReset(t *testing.T) {
+	tc := newEstablished(t)
+	tc.in(seg{flags: A | P, seq: irs + 1, ack: iss + 1, data: []byte("data")})
+	tc.wantRead("the data", []byte("data"))
+	tc.c.Release(tc.now, false)
+	tc.want("FIN, acknowledging the data", seg{flags: F | A, seq: iss + 1, ack: irs + 5})
+	tc.in(seg{flags: F | P | A, seq: irs + 1, ack: iss + 1, data: []byte("data")})
+	tc.want("their FIN is acknowledged; the old data changes nothing", seg{flags: A, seq: iss + 2, ack: irs + 6})
+	tc.wantState("FINs crossed", Closing)
+}
+
 func TestAbortEstablished(t *testing.T) {
 	tc := newEstablished(t)
 	tc.c.Abort(tc.now)

@@ -567,10 +567,13 @@ func (c *Conn) processText(now time.Time, seg *Segment) {
 	if len(seg.Payload) > 0 {
 		switch c.state {
 		case Established, FinWait1, FinWait2:
-			if c.released {
-				// The owner closed the socket: nobody will ever read
-				// this. Reset, as RFC 9293 3.10.4 via RFC 2525 2.17 and
-				// every major stack do.
+			end := seg.Seq.Add(seqnum.Size(len(seg.Payload)))
+			if c.released && end.GreaterThan(c.rcv.nxt) {
+				// The owner closed the socket and new data arrived:
+				// nobody will ever read it. Reset, as RFC 9293 3.6
+				// (SHLD-3) via RFC 2525 2.17 and every major stack do.
+				// A retransmission of data already received is no new
+				// data: it is acknowledged like any duplicate.
 				c.stats.DataAfterCloseResets++
 				c.sendRSTACK(now, c.snd.max, seg.Seq.Add(seqnum.Size(len(seg.Payload))))
 				c.abort(now, ErrReset, "data after close")
