@@ -14,6 +14,8 @@ extern void sdFill(void *);
 import "C"
 
 import (
+	"fmt"
+	"os"
 	"syscall"
 	"time"
 	"unsafe"
@@ -55,6 +57,11 @@ func sdAccept(fd C.int, addr unsafe.Pointer, n *C.socklen_t) C.longlong {
 	nfd, e := inst.accept(int(fd))
 	if e != 0 {
 		return neg(e)
+	}
+	if addr != nil && n != nil {
+		if s := inst.get(nfd); s != nil && s.conn != nil {
+			*n = C.socklen_t(putSockaddr(unsafe.Slice((*byte)(addr), int(*n)), s.conn.Tuple().Remote))
+		}
 	}
 	return C.longlong(nfd)
 }
@@ -139,9 +146,17 @@ func sdNetdevSend(buf unsafe.Pointer, n C.size_t) C.longlong {
 
 //export sdNetdevReceive
 func sdNetdevReceive(buf unsafe.Pointer, n *C.size_t, usecs *C.longlong) C.longlong {
-	p, at, ok := inst.sniff()
+	p, at, ok, why := inst.sniff()
 	if !ok {
-		*n = 0
+		// packetdrill's so netdev has no timeout and retries on -1, so
+		// hand it one byte that is no IP packet: it stops the script
+		// with a parse error, after this message.
+		fmt.Fprintf(os.Stderr, "synack.so: netdev_receive: no packet: %s\n", why)
+		if *n > 0 {
+			*(*byte)(buf) = 0
+			*n = 1
+		}
+		*usecs = C.longlong(inst.v.Now().UnixMicro())
 		return 0
 	}
 	b := unsafe.Slice((*byte)(buf), int(*n))

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -45,13 +46,19 @@ const (
 type instance struct {
 	mu   sync.Mutex // serialises clock moves and injections
 	v    *clock.Virtual
-	st   *stack.Stack
+	st   *stack.Stack // made by the first socket() or packet (see ensure)
 	ep   *endpoint
 	cfg  tcp.Config
+	mtu  int
 	fdMu sync.Mutex
 	fds  map[int]*sock
 
 	local4, local6 netip.Addr
+	sysctlFile     string // --so_flags sysctl_file=: FreeBSD sysctls recorded by a stub
+	sockstatFile   string // --so_flags sockstat_file=: the connection table, for a stub sockstat
+	lastSockstat   string
+	debug          bool          // --so_flags debug=1: log calls' packets to stderr
+	waitLimit      time.Duration // how much virtual time netdev_receive waits for a packet
 }
 
 var inst *instance
@@ -59,6 +66,7 @@ var inst *instance
 type sock struct {
 	v6       bool
 	nonblock bool
+	ino      uint64 // inode of the backing fd, so that free() closes only ours
 	laddr    netip.AddrPort
 	ln       *stack.Listener
 	conn     *stack.TCPConn
@@ -70,57 +78,191 @@ type sock struct {
 }
 
 // newInstance reads the --so_flags string: comma-separated key=value
-// pairs local4=IP, local6=IP, mtu=N, rcvbuf=N.
+// pairs (see README.md):
+//
+//	local4=IP local6=IP   the stack's addresses (packetdrill's --local_ip)
+//	mtu=N                 link MTU (default 1500)
+//	rcvbuf=N sndbuf=N     tcp.Config.ReceiveBufferSize / SendBufferSize
+//	rfc793_rst=1          tcp.Config.RFC793Reset (RFC 793 instead of RFC 5961 3)
+//	rfc793_syn=1          tcp.Config.RFC793SYN (RFC 793 instead of RFC 5961 4)
+//	no_ts=1 no_ws=1 no_sack=1   tcp.Config.NoTimestamps / NoWindowScale / NoSACK
+//	initial_rto_ms=N      tcp.Config.InitialRTO
+//	sysctl_file=PATH      read FreeBSD sysctls (name=value lines) when the stack is made
+//	sockstat_file=PATH    keep the connection table in PATH (see dumpSockstat)
+//	debug=1               log every packet in and out to stderr
+//	wait_limit_s=N        virtual seconds netdev_receive waits for a packet (default 600)
 func newInstance(flags string) {
 	if inst != nil {
 		inst.close()
 	}
 	in := &instance{
-		fds:    map[int]*sock{},
-		local4: netip.MustParseAddr("192.168.0.1"),
-		local6: netip.MustParseAddr("fd3d:fa7b:d17d::1"),
+		fds:       map[int]*sock{},
+		mtu:       1500,
+		local4:    netip.MustParseAddr("192.168.0.1"),
+		local6:    netip.MustParseAddr("fd3d:fa7b:d17d::1"),
+		waitLimit: 600 * time.Second,
 	}
-	mtu := 1500
 	for _, kv := range strings.Split(flags, ",") {
 		k, v, _ := strings.Cut(strings.TrimSpace(kv), "=")
 		switch k {
-		case "local4":
+		case "":
+		case "local4", "local6":
 			if a, err := netip.ParseAddr(v); err == nil {
-				in.local4 = a
-			}
-		case "local6":
-			if a, err := netip.ParseAddr(v); err == nil {
-				in.local6 = a
+				if a.Is4() {
+					in.local4 = a
+				} else {
+					in.local6 = a
+				}
 			}
 		case "mtu":
-			mtu, _ = strconv.Atoi(v)
-		case "rcvbuf":
-			in.cfg.ReceiveBufferSize, _ = strconv.Atoi(v)
+			in.mtu, _ = strconv.Atoi(v)
+		case "sysctl_file":
+			in.sysctlFile = v
+		case "sockstat_file":
+			in.sockstatFile = v
+		case "debug":
+			in.debug = v != "0"
+		case "wait_limit_s":
+			if n, err := strconv.Atoi(v); err == nil && n > 0 {
+				in.waitLimit = time.Duration(n) * time.Second
+			}
+		default:
+			if !in.setKnob(k, v) {
+				fmt.Fprintf(os.Stderr, "synack.so: unknown --so_flags key %q\n", k)
+			}
 		}
 	}
 	in.v = clock.NewVirtual(time.Now().Truncate(time.Second))
-	in.ep = &endpoint{mtu: mtu, now: in.v.Now}
+	inst = in
+}
+
+// setKnob applies one stack setting, from --so_flags or a sysctl.
+func (in *instance) setKnob(k, v string) bool {
+	n, _ := strconv.Atoi(v)
+	switch k {
+	case "rcvbuf":
+		in.cfg.ReceiveBufferSize = n
+	case "sndbuf":
+		in.cfg.SendBufferSize = n
+	case "rfc793_rst":
+		in.cfg.RFC793Reset = n != 0
+	case "rfc793_syn":
+		in.cfg.RFC793SYN = n != 0
+	case "no_ts":
+		in.cfg.NoTimestamps = n != 0
+	case "no_ws":
+		in.cfg.NoWindowScale = n != 0
+	case "no_sack":
+		in.cfg.NoSACK = n != 0
+	case "initial_rto_ms":
+		in.cfg.InitialRTO = time.Duration(n) * time.Millisecond
+	default:
+		return false
+	}
+	return true
+}
+
+// freebsdSysctls maps the FreeBSD sysctls of the test suite that select a
+// behaviour synack has onto its knobs (the same table as the Go runner's,
+// internal/pktdrill/sysctl.go). Others are ignored here: the object cannot
+// skip a script, so a script that needs a knob synack lacks just runs.
+func (in *instance) sysctl(name, val string) {
+	n, err := strconv.Atoi(val)
+	if err != nil {
+		return
+	}
+	b := "0"
+	if n != 0 {
+		b = "1"
+	}
+	nb := "1"
+	if n != 0 {
+		nb = "0"
+	}
+	switch name {
+	case "net.inet.tcp.insecure_rst":
+		in.setKnob("rfc793_rst", b)
+	case "net.inet.tcp.insecure_syn":
+		in.setKnob("rfc793_syn", b)
+	case "net.inet.tcp.rfc1323":
+		in.setKnob("no_ts", nb)
+		in.setKnob("no_ws", nb)
+	case "net.inet.tcp.sack.enable":
+		in.setKnob("no_sack", nb)
+	case "net.inet.tcp.recvspace":
+		in.setKnob("rcvbuf", val)
+	case "net.inet.tcp.sendspace":
+		in.setKnob("sndbuf", val)
+	case "net.inet.tcp.rexmit_initial":
+		in.setKnob("initial_rto_ms", val)
+	case "net.inet.tcp.keepidle":
+		in.cfg.KeepAliveIdle = time.Duration(n) * time.Millisecond
+	case "net.inet.tcp.keepintvl":
+		in.cfg.KeepAliveInterval = time.Duration(n) * time.Millisecond
+	case "net.inet.tcp.keepcnt":
+		in.cfg.KeepAliveCount = n
+	}
+}
+
+// ensure makes the stack if it is not made yet. It is made lazily, by the
+// first socket() or injected packet, so that the sysctls a script sets
+// before (recorded in sysctl_file by a stub sysctl command, see
+// run-real.sh) configure it, as FreeBSD's sockets take them when made.
+func (in *instance) ensure() {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.st != nil {
+		return
+	}
+	if in.sysctlFile != "" {
+		if b, err := os.ReadFile(in.sysctlFile); err == nil {
+			for _, l := range strings.Split(string(b), "\n") {
+				for _, a := range strings.Fields(l) {
+					if k, v, ok := strings.Cut(a, "="); ok {
+						in.sysctl(k, v)
+					}
+				}
+			}
+		}
+	}
+	in.ep = &endpoint{mtu: in.mtu, now: in.v.Now}
 	in.st = stack.New(stack.Options{Clock: in.v, TCP: in.cfg, Nagle: true,
 		Rand: rand.NewChaCha8([32]byte{'s', 'o'})})
 	id, err := in.st.AddLink(in.ep, netip.PrefixFrom(in.local4, 24), netip.PrefixFrom(in.local6, 64))
 	if err == nil {
 		in.st.AddRoute(netip.MustParsePrefix("0.0.0.0/0"), netip.Addr{}, id)
 		in.st.AddRoute(netip.MustParsePrefix("::/0"), netip.Addr{}, id)
+	} else {
+		fmt.Fprintf(os.Stderr, "synack.so: AddLink: %v\n", err)
 	}
-	inst = in
 }
 
+// close ends the run. packetdrill has usually closed its fds with libc's
+// close already (and the numbers may be reused), so a backing fd is
+// closed only if it is still the socket we made (same inode).
 func (in *instance) close() {
 	in.fdMu.Lock()
 	for fd, s := range in.fds {
 		if s.cancel != nil {
 			s.cancel()
 		}
-		syscall.Close(fd)
+		if fdInode(fd) == s.ino {
+			syscall.Close(fd)
+		}
 	}
 	in.fds = map[int]*sock{}
 	in.fdMu.Unlock()
-	in.st.Close()
+	if in.st != nil {
+		in.st.Close()
+	}
+}
+
+func fdInode(fd int) uint64 {
+	var st syscall.Stat_t
+	if syscall.Fstat(fd, &st) != nil {
+		return 0
+	}
+	return st.Ino
 }
 
 // run executes op as a participant of the virtual clock and waits for it.
@@ -150,19 +292,36 @@ func (in *instance) run(nonblock bool, op func() (int, syscall.Errno), cancel, r
 	return r, e
 }
 
+// get returns the socket behind fd. An fd packetdrill closed with libc's
+// close (its cleanup does) and the kernel then reused is not ours any more:
+// the inode check notices.
 func (in *instance) get(fd int) *sock {
 	in.fdMu.Lock()
-	defer in.fdMu.Unlock()
-	return in.fds[fd]
+	s := in.fds[fd]
+	in.fdMu.Unlock()
+	if s != nil && fdInode(fd) != s.ino {
+		return nil
+	}
+	return s
 }
 
+// socket makes a synack socket backed by a real file descriptor: an
+// AF_UNIX datagram socket nobody uses, one per socket (so each has its own
+// inode). packetdrill may close it with libc's close; nothing leaks.
 func (in *instance) socket(domain, typ int) (int, syscall.Errno) {
-	fd, err := syscall.Open("/dev/null", syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+	if domain != syscall.AF_INET && domain != syscall.AF_INET6 {
+		return -1, syscall.EAFNOSUPPORT
+	}
+	if t := typ &^ (sockNONBLOCK | syscall.SOCK_CLOEXEC); t != syscall.SOCK_STREAM {
+		return -1, syscall.EPROTONOSUPPORT
+	}
+	in.ensure()
+	fd, err := syscall.Socket(syscall.AF_UNIX, syscall.SOCK_DGRAM|syscall.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return -1, errnoOf(err)
 	}
 	in.fdMu.Lock()
-	in.fds[fd] = &sock{v6: domain == syscall.AF_INET6, nonblock: typ&sockNONBLOCK != 0}
+	in.fds[fd] = &sock{v6: domain == syscall.AF_INET6, nonblock: typ&sockNONBLOCK != 0, ino: fdInode(fd)}
 	in.fdMu.Unlock()
 	return fd, 0
 }
@@ -234,13 +393,34 @@ func (in *instance) accept(fd int) (int, syscall.Errno) {
 	if e != 0 {
 		return -1, e
 	}
-	nfd, e := in.socket(syscall.AF_INET, 0)
+	nfd, e := in.socket(syscall.AF_INET, syscall.SOCK_STREAM)
 	if e != 0 {
 		tc.Close()
 		return -1, e
 	}
 	in.get(nfd).conn = tc
 	return nfd, 0
+}
+
+// putSockaddr writes ap as a sockaddr_in / sockaddr_in6 into b, returning
+// the length of the whole address (which may be more than len(b), as
+// accept(2) reports).
+func putSockaddr(b []byte, ap netip.AddrPort) int {
+	var sa []byte
+	if ap.Addr().Is4() {
+		sa = make([]byte, 16)
+		binary.NativeEndian.PutUint16(sa, syscall.AF_INET)
+		a := ap.Addr().As4()
+		copy(sa[4:], a[:])
+	} else {
+		sa = make([]byte, 28)
+		binary.NativeEndian.PutUint16(sa, syscall.AF_INET6)
+		a := ap.Addr().As16()
+		copy(sa[8:], a[:])
+	}
+	binary.BigEndian.PutUint16(sa[2:], ap.Port())
+	copy(b, sa)
+	return len(sa)
 }
 
 func (in *instance) connect(fd int, sa []byte) syscall.Errno {
@@ -474,7 +654,52 @@ func (in *instance) now() time.Time {
 	defer in.mu.Unlock()
 	in.v.AdvanceTo(in.v.Now().Add(time.Microsecond))
 	in.v.WaitIdle()
+	in.dumpSockstat()
 	return in.v.Now()
+}
+
+// dumpSockstat writes the stack's connection table to sockstatFile, one
+// line per connection: "tcp4|tcp6 LOCAL REMOTE STATE owned|released",
+// states named as FreeBSD's sockstat names them. A stub sockstat command
+// (run-real.sh) formats it for the suite's `sockstat ... | grep` lines.
+// packetdrill reads the time just before it runs a shell command, and the
+// stack only moves inside calls into this object, so the file written
+// here is the table the command sees. A socket whose connection has ended
+// is still its owner's until closed: it is listed as CLOSED, owned.
+func (in *instance) dumpSockstat() {
+	if in.sockstatFile == "" || in.st == nil {
+		return
+	}
+	var b strings.Builder
+	line := func(t tcp.Tuple, st tcp.State, owned bool) {
+		fam := "tcp4"
+		if t.Local.Addr().Is6() && !t.Local.Addr().Is4In6() {
+			fam = "tcp6"
+		}
+		name := strings.ReplaceAll(st.String(), "-", "_")
+		if st == tcp.SynReceived {
+			name = "SYN_RCVD"
+		}
+		who := "released"
+		if owned {
+			who = "owned"
+		}
+		fmt.Fprintf(&b, "%s %s %s %s %s\n", fam, t.Local, t.Remote, name, who)
+	}
+	in.fdMu.Lock()
+	for _, s := range in.fds {
+		if s.conn != nil && s.conn.State() == tcp.Closed {
+			line(s.conn.Tuple(), tcp.Closed, true)
+		}
+	}
+	in.fdMu.Unlock()
+	for _, c := range in.st.Connections() {
+		line(c.Tuple, c.State, !c.Released)
+	}
+	if out := b.String(); out != in.lastSockstat {
+		in.lastSockstat = out
+		os.WriteFile(in.sockstatFile, []byte(out), 0o644)
+	}
 }
 
 func (in *instance) sleep(d time.Duration) {
@@ -485,13 +710,52 @@ func (in *instance) sleep(d time.Duration) {
 }
 
 func (in *instance) inject(pkt []byte) {
+	in.ensure()
 	in.mu.Lock()
 	defer in.mu.Unlock()
+	in.logPacket("in ", pkt)
 	in.ep.deliver(pkt)
 	in.v.WaitIdle()
 }
 
-func (in *instance) sniff() ([]byte, time.Time, bool) { return in.ep.pop() }
+// sniff returns the next packet the stack sent. Like a read from a packet
+// socket it blocks: with nothing queued, virtual time moves to the stack's
+// next timer (a retransmission, a delayed ACK, ...) until a packet comes
+// out. packetdrill's so netdev loops on netdev_receive without a timeout,
+// so when no timer is pending (nothing can ever be sent) or waitLimit of
+// virtual time has passed, sniff gives up: ok is false and a message says
+// why.
+func (in *instance) logPacket(dir string, p []byte) {
+	if !in.debug {
+		return
+	}
+	fmt.Fprintf(os.Stderr, "synack.so: %s %s % x\n", in.v.Now().Format("15:04:05.000000"), dir, p)
+}
+
+func (in *instance) sniff() (p []byte, at time.Time, ok bool, why string) {
+	in.ensure()
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	in.v.WaitIdle()
+	limit := in.v.Now().Add(in.waitLimit)
+	for {
+		if p, at, ok := in.ep.pop(); ok {
+			in.logPacket("out", p)
+			return p, at, true, ""
+		}
+		next, pending := in.v.NextTimer()
+		if !pending {
+			return nil, time.Time{}, false, "the stack has nothing to send and no timer pending"
+		}
+		if next.After(limit) {
+			in.v.AdvanceTo(limit)
+			in.v.WaitIdle()
+			return nil, time.Time{}, false, fmt.Sprintf("nothing sent within %v of virtual time", in.waitLimit)
+		}
+		in.v.AdvanceTo(next)
+		in.v.WaitIdle()
+	}
+}
 
 // endpoint is the stack's link: what it sends is queued for
 // netdev_receive; netdev_send delivers to it.

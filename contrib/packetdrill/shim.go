@@ -2,8 +2,8 @@
 
 // Command packetdrill (built with -buildmode=c-shared) is synack as a
 // shared object for packetdrill's --so_filename option: packetdrill then
-// drives synack instead of the kernel. See README.md: this object has NOT
-// been run against the real packetdrill binary yet.
+// drives synack instead of the kernel. See README.md for how to build and
+// run it (run-real.sh) and what the real packetdrill binary makes of it.
 package main
 
 /*
@@ -17,41 +17,7 @@ package main
 #include <poll.h>
 #include <unistd.h>
 
-// The function table packetdrill hands to packetdrill_interface_init.
-// Member order and types follow packetdrill's interface header
-// (packetdrill.h, struct packetdrill_interface); only the ABI is
-// reproduced here. Members we do not implement stay NULL.
-struct pd_iface {
-	void *userdata;
-	void (*free)(void *);
-	int (*socket)(void *, int, int, int);
-	int (*bind)(void *, int, const struct sockaddr *, socklen_t);
-	int (*listen)(void *, int, int);
-	int (*accept)(void *, int, struct sockaddr *, socklen_t *);
-	int (*connect)(void *, int, const struct sockaddr *, socklen_t);
-	ssize_t (*read)(void *, int, void *, size_t);
-	ssize_t (*readv)(void *, int, const struct iovec *, int);
-	ssize_t (*recv)(void *, int, void *, size_t, int);
-	ssize_t (*recvfrom)(void *, int, void *, size_t, int, struct sockaddr *, socklen_t *);
-	ssize_t (*recvmsg)(void *, int, struct msghdr *, int);
-	ssize_t (*write)(void *, int, const void *, size_t);
-	ssize_t (*writev)(void *, int, const struct iovec *, int);
-	ssize_t (*send)(void *, int, const void *, size_t, int);
-	ssize_t (*sendto)(void *, int, const void *, size_t, int, const struct sockaddr *, socklen_t);
-	ssize_t (*sendmsg)(void *, int, const struct msghdr *, int);
-	int (*fcntl)(void *, int, int, ...);
-	int (*ioctl)(void *, int, unsigned long, ...);
-	int (*close)(void *, int);
-	int (*shutdown)(void *, int, int);
-	int (*getsockopt)(void *, int, int, int, void *, socklen_t *);
-	int (*setsockopt)(void *, int, int, int, const void *, socklen_t);
-	int (*poll)(void *, struct pollfd *, nfds_t, int);
-	int (*netdev_send)(void *, const void *, size_t);
-	int (*netdev_receive)(void *, void *, size_t *, long long *);
-	int (*usleep)(void *, useconds_t);
-	int (*gettimeofday)(void *, struct timeval *, void *);
-	void *epoll_create, *epoll_ctl, *epoll_wait, *pipe, *splice;
-};
+#include "pdiface.h"
 
 // Go functions return a result >= 0 or -errno; these wrappers turn that
 // into the C convention, setting errno on the calling thread.
@@ -93,7 +59,7 @@ static int w_fcntl(void *u, int fd, int cmd, ...) {
 	va_list ap;
 	long arg = 0;
 	va_start(ap, cmd);
-	if (cmd != 3) arg = va_arg(ap, long); // F_GETFL (3) takes no argument
+	if (cmd == 4) arg = va_arg(ap, int); // F_SETFL; packetdrill passes F_GETFL (3) no argument
 	va_end(ap);
 	return ret(sdFcntl(fd, cmd, arg));
 }
