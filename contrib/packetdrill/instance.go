@@ -5,11 +5,9 @@ package main
 import (
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/netip"
 	"os"
 	"strconv"
@@ -19,6 +17,7 @@ import (
 	"time"
 
 	"github.com/synack/synack/internal/clock"
+	"github.com/synack/synack/internal/pktdrill"
 	"github.com/synack/synack/link"
 	"github.com/synack/synack/stack"
 	"github.com/synack/synack/tcp"
@@ -318,7 +317,7 @@ func (in *instance) socket(domain, typ int) (int, syscall.Errno) {
 	in.ensure()
 	fd, err := syscall.Socket(syscall.AF_UNIX, syscall.SOCK_DGRAM|syscall.SOCK_CLOEXEC, 0)
 	if err != nil {
-		return -1, errnoOf(err)
+		return -1, pktdrill.Errno(err)
 	}
 	in.fdMu.Lock()
 	in.fds[fd] = &sock{v6: domain == syscall.AF_INET6, nonblock: typ&sockNONBLOCK != 0, ino: fdInode(fd)}
@@ -369,7 +368,7 @@ func (in *instance) listen(fd, backlog int) syscall.Errno {
 	}
 	ln, err := in.st.ListenTCP(ap, max(backlog, 1))
 	if err != nil {
-		return errnoOf(err)
+		return pktdrill.Errno(err)
 	}
 	s.ln = ln
 	return 0
@@ -388,7 +387,7 @@ func (in *instance) accept(fd int) (int, syscall.Errno) {
 	_, e := in.run(s.nonblock, func() (int, syscall.Errno) {
 		c, err := ln.AcceptTCP()
 		tc = c
-		return 0, errnoOf(err)
+		return 0, pktdrill.Errno(err)
 	}, func() { ln.SetDeadline(time.Unix(1, 0)) }, func() { ln.SetDeadline(time.Time{}) })
 	if e != 0 {
 		return -1, e
@@ -444,7 +443,7 @@ func (in *instance) connect(fd int, sa []byte) syscall.Errno {
 	in.v.Go(func() {
 		tc, err := in.st.DialTCPFrom(ctx, s.laddr, ra)
 		s.dialing = false
-		e := errnoOf(err)
+		e := pktdrill.Errno(err)
 		if e == 0 {
 			s.conn = tc
 			if s.linger0 {
@@ -487,7 +486,7 @@ func (in *instance) read(fd int, b []byte) (int, syscall.Errno) {
 		if n > 0 || err == io.EOF {
 			return n, 0
 		}
-		return -1, errnoOf(err)
+		return -1, pktdrill.Errno(err)
 	}, func() { c.SetReadDeadline(time.Unix(1, 0)) }, func() { c.SetReadDeadline(time.Time{}) })
 }
 
@@ -505,7 +504,7 @@ func (in *instance) write(fd int, b []byte) (int, syscall.Errno) {
 		if n > 0 {
 			return n, 0
 		}
-		return -1, errnoOf(err)
+		return -1, pktdrill.Errno(err)
 	}, func() { c.SetWriteDeadline(time.Unix(1, 0)) }, func() { c.SetWriteDeadline(time.Time{}) })
 }
 
@@ -567,7 +566,7 @@ func (in *instance) shutdown(fd, how int) syscall.Errno {
 		}
 	}
 	in.v.WaitIdle()
-	return errnoOf(err)
+	return pktdrill.Errno(err)
 }
 
 func (in *instance) getsockopt(fd, level, name int) (int, syscall.Errno) {
@@ -583,7 +582,7 @@ func (in *instance) getsockopt(fd, level, name int) (int, syscall.Errno) {
 		}
 		if s.conn != nil && !s.reported {
 			_, err := s.conn.Read(nil)
-			if e := errnoOf(err); e != 0 && e != syscall.EAGAIN && e != syscall.ENOTCONN && e != syscall.EBADF {
+			if e := pktdrill.Errno(err); e != 0 && e != syscall.EAGAIN && e != syscall.ENOTCONN && e != syscall.EBADF {
 				s.reported = true
 				return int(e), 0
 			}
@@ -804,23 +803,4 @@ func (e *endpoint) pop() ([]byte, time.Time, bool) {
 	p := e.out[0]
 	e.out = e.out[1:]
 	return p.b, p.at, true
-}
-
-func errnoOf(err error) syscall.Errno {
-	if err == nil || err == io.EOF {
-		return 0
-	}
-	var e syscall.Errno
-	if errors.As(err, &e) {
-		return e
-	}
-	switch {
-	case errors.Is(err, os.ErrDeadlineExceeded):
-		return syscall.EAGAIN
-	case errors.Is(err, net.ErrClosed):
-		return syscall.EBADF
-	case errors.Is(err, context.Canceled):
-		return syscall.EINTR
-	}
-	return syscall.EIO
 }

@@ -1163,8 +1163,11 @@ func (r *runner) buildICMP(ic *ICMPSpec) ([]byte, error) {
 	return append(pkt, body...), nil
 }
 
-// errnoOf turns a stack error into the errno a socket call returns.
-func errnoOf(err error) syscall.Errno {
+// Errno turns a stack error into the errno a socket call returns: the
+// errno inside a net-package error, EAGAIN for a deadline, EBADF for a
+// closed socket, EINTR for a cancelled call, EIO otherwise. The shared
+// object for packetdrill uses the same mapping.
+func Errno(err error) syscall.Errno {
 	if err == nil || err == io.EOF {
 		return 0
 	}

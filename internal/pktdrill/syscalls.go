@@ -234,7 +234,7 @@ func (r *runner) syscall(ev *Event, t time.Duration) error {
 		backlog, _ := strconv.Atoi(arg(1))
 		ln, err := r.st.ListenTCP(netip.AddrPortFrom(r.local, boundPort), max(backlog, 1))
 		if err != nil {
-			return r.result(ev, -1, errnoOf(err))
+			return r.result(ev, -1, Errno(err))
 		}
 		s.ln = ln
 		r.v.WaitIdle()
@@ -248,7 +248,7 @@ func (r *runner) syscall(ev *Event, t time.Duration) error {
 		return r.blocking(ev, t, s, func() (int64, syscall.Errno) {
 			tc, err := ln.AcceptTCP()
 			if err != nil {
-				return -1, errnoOf(err)
+				return -1, Errno(err)
 			}
 			nfd := r.newFD()
 			ns := r.newSocket(nfd)
@@ -281,7 +281,7 @@ func (r *runner) syscall(ev *Event, t time.Duration) error {
 			tc, err := r.st.DialTCPFrom(ctx, laddr, raddr)
 			s.dialing = false
 			if err != nil {
-				e := errnoOf(err)
+				e := Errno(err)
 				if ctx.Err() == nil {
 					s.soError = e
 				}
@@ -343,7 +343,7 @@ func (r *runner) syscall(ev *Event, t time.Duration) error {
 			return r.fail("bad shutdown mode %q", arg(1))
 		}
 		r.v.WaitIdle()
-		if e := errnoOf(err); e != 0 {
+		if e := Errno(err); e != 0 {
 			return r.result(ev, -1, e)
 		}
 		return r.result(ev, 0, 0)
@@ -362,7 +362,7 @@ func (r *runner) syscall(ev *Event, t time.Duration) error {
 			if k > 0 || err == nil {
 				return int64(k), 0
 			}
-			if e := errnoOf(err); e != 0 {
+			if e := Errno(err); e != 0 {
 				return -1, e
 			}
 			return 0, 0 // EOF
@@ -379,7 +379,7 @@ func (r *runner) syscall(ev *Event, t time.Duration) error {
 			if k > 0 {
 				return int64(k), 0
 			}
-			return -1, errnoOf(err)
+			return -1, Errno(err)
 		}, func() { conn.SetWriteDeadline(epoch) }, func() { conn.SetWriteDeadline(time.Time{}) })
 
 	case "getsockopt":
@@ -423,7 +423,7 @@ func (r *runner) pendingError(s *socket) syscall.Errno {
 	if s.conn != nil && !s.errReported {
 		_, err := s.conn.Read(nil)
 		r.v.WaitIdle()
-		if e := errnoOf(err); e != 0 && e != syscall.EAGAIN && e != syscall.ENOTCONN && e != syscall.EBADF {
+		if e := Errno(err); e != 0 && e != syscall.EAGAIN && e != syscall.ENOTCONN && e != syscall.EBADF {
 			s.errReported = true
 			return e
 		}
