@@ -155,3 +155,19 @@ func TestUserTimeoutInSynSent(t *testing.T) {
 	tc.wantState("the user timeout ends the attempt", Closed)
 	tc.wantTransition(SynSent, Closed, "user timeout")
 }
+
+// ABORT after a timeout has moved our send pointer back still sends its
+// RST at the highest sequence number sent, the RFC's SND.NXT, so that it
+// lands in the peer's window.
+func TestAbortAfterTimeoutUsesHighestSeq(t *testing.T) {
+	tc := newEstablishedMSS(t, 1000)
+	tc.peerWin = 65535
+	tc.write(payload(3000, 0))
+	tc.want("flight", seg{flags: A, seq: iss + 1, ack: irs + 1, len: 1000})
+	tc.want("flight", seg{flags: A, seq: iss + 1001, ack: irs + 1, len: 1000})
+	tc.want("flight", seg{flags: A | P, seq: iss + 2001, ack: irs + 1, len: 1000})
+	tc.advanceToDeadline()
+	tc.want("RTO resend from SND.UNA", seg{flags: A, seq: iss + 1, ack: irs + 1, len: 1000})
+	tc.c.Abort(tc.now)
+	tc.want("RST at SND.UNA+3000", seg{flags: R, seq: iss + 3001})
+}

@@ -229,7 +229,10 @@ func (c *Conn) Abort(now time.Time) {
 	case Closed:
 		return
 	case SynReceived, Established, FinWait1, FinWait2, CloseWait:
-		c.sendRST(now, c.snd.nxt)
+		// <SEQ=SND.NXT><CTL=RST>, with the RFC's SND.NXT: the highest
+		// sequence number sent (ours moves back to SND.UNA after a
+		// timeout, and a RST there could fall left of the peer's window).
+		c.sendRST(now, c.snd.max)
 	}
 	c.abort(now, ErrConnectionAbort, "user ABORT")
 }
