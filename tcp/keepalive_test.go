@@ -58,3 +58,20 @@ func TestSetKeepAliveParams(t *testing.T) {
 	tc.want("two unanswered probes are the connection's limit", seg{flags: R, seq: iss + 1})
 	tc.wantState("keep-alive gave up", Closed)
 }
+
+// With data in flight the retransmission timer watches the peer; no
+// keep-alive probe goes out (RFC 1122 4.2.3.6: only on an idle connection).
+func TestKeepAliveQuietWhileDataInFlight(t *testing.T) {
+	tc := newEstablished(t, func(c *Config) {
+		c.KeepAlive, c.KeepAliveIdle, c.KeepAliveInterval = true, time.Second, time.Second
+		c.NoDelay = true
+		c.MinRTO, c.InitialRTO = 10*time.Second, 10*time.Second
+	})
+	tc.write([]byte("x"))
+	tc.want("data", seg{flags: A | P, seq: iss + 1, ack: irs + 1, data: []byte("x")})
+	tc.advance(5 * time.Second)
+	tc.wantNothing("no keep-alive probe while the byte is unacknowledged")
+	tc.in(seg{flags: A, seq: irs + 1, ack: iss + 2})
+	tc.advance(1100 * time.Millisecond)
+	tc.want("idle again: a probe", seg{flags: A, seq: iss + 1, ack: irs + 1})
+}

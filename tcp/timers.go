@@ -279,6 +279,14 @@ func (c *Conn) keepAliveTimeout(now time.Time) {
 	if !c.keepAlive || !c.state.Synchronized() || c.state == TimeWait {
 		return
 	}
+	if c.snd.una != c.snd.max || !c.tm.persist.IsZero() {
+		// Data is in flight or a zero-window probe is due: the
+		// retransmission or persist timer already watches the peer
+		// (RFC 1122 4.2.3.6 sends keep-alives only on an idle
+		// connection). Look again an idle period later.
+		c.tm.keepalive = now.Add(c.keepAliveIdle())
+		return
+	}
 	if c.keepAliveProbes >= c.keepAliveCount() {
 		c.sendRST(now, c.snd.max)
 		c.abort(now, ErrTimedOut, "keep-alive timeout")
