@@ -19,6 +19,17 @@ type Dispatcher interface {
 	DeliverPacket(pkt []byte)
 }
 
+// BatchDispatcher is a Dispatcher that also takes several packets at
+// once. A link that has a batch in hand (memlink delivers up to 64 packets
+// per pass) hands it over in one call, so the receiver takes its lock,
+// reads the clock and writes its replies once per batch instead of once per
+// packet. The packets are valid only during the call, and arrived together:
+// a receiver may give them one arrival time.
+type BatchDispatcher interface {
+	Dispatcher
+	DeliverPackets(pkts [][]byte)
+}
+
 // DispatcherFunc adapts a function to a Dispatcher.
 type DispatcherFunc func(pkt []byte)
 

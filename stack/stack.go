@@ -165,6 +165,7 @@ type route struct {
 
 // Stack is a TCP/IP stack: links, addresses, routes, connections.
 type Stack struct {
+	rxNow time.Time // arrival time of the batch being delivered (DeliverPackets); zero otherwise
 	clock clock.Clock
 	opts  Options
 	trace func(TraceEvent)

@@ -205,6 +205,7 @@ type direction struct {
 	armedAt int64
 
 	batch []packet // scratch for one delivery pass; one pass at a time
+	pkts  [][]byte // the same pass's packets for a BatchDispatcher
 }
 
 func newDirection(dir Dir, clk clock.Clock, mtu int, seed int64, imp Impairments, tap func(Dir, []byte), pool *sync.Pool) *direction {
@@ -233,6 +234,7 @@ func newDirection(dir Dir, clk clock.Clock, mtu int, seed int64, imp Impairments
 		kick:  make(chan struct{}, 1),
 		done:  make(chan struct{}),
 		batch: make([]packet, 0, maxBatch),
+		pkts:  make([][]byte, 0, maxBatch),
 	}
 	d.virt, _ = clk.(*clock.Virtual)
 	d.timed = imp.Delay > 0 || imp.Jitter > 0 || imp.Reorder > 0 || imp.Rate > 0
@@ -417,6 +419,10 @@ func (d *direction) popDue(now int64, batch []packet) []packet {
 // deliver hands a batch to the receiver, without the lock, and recycles the
 // buffers. It stops at Close.
 func (d *direction) deliver(disp link.Dispatcher, batch []packet) {
+	if bd, ok := disp.(link.BatchDispatcher); ok && len(batch) > 1 {
+		d.deliverBatch(bd, batch)
+		return
+	}
 	for i := range batch {
 		p := &batch[i]
 		if !d.closed.Load() {
@@ -429,6 +435,30 @@ func (d *direction) deliver(disp link.Dispatcher, batch []packet) {
 		}
 		d.pool.Put(p.buf)
 		p.buf = nil
+	}
+}
+
+// deliverBatch hands the whole batch over in one call. pkts is scratch
+// owned by the one delivery pass running at a time.
+func (d *direction) deliverBatch(bd link.BatchDispatcher, batch []packet) {
+	pkts := d.pkts[:0]
+	if !d.closed.Load() {
+		for i := range batch {
+			p := &batch[i]
+			pkt := p.buf.b[:p.n]
+			if d.tap != nil {
+				d.tap(d.dir, pkt)
+			}
+			pkts = append(pkts, pkt)
+		}
+		bd.DeliverPackets(pkts)
+		d.delivered.Add(uint64(len(pkts)))
+	}
+	clear(pkts)
+	d.pkts = pkts[:0]
+	for i := range batch {
+		d.pool.Put(batch[i].buf)
+		batch[i].buf = nil
 	}
 }
 
