@@ -215,25 +215,30 @@ func (d *demo) note(who, format string, a ...any) {
 	d.l.note(d.v.Now(), who, fmt.Sprintf(format, a...))
 }
 
-// serve starts the server side: listen on port 80 and hand each accepted
-// connection to handle, in a participant of the virtual clock.
-func (d *demo) serve(handle func(c *stack.TCPConn)) (*stack.Listener, error) {
+// connect listens on the server's port 80, dials it from the client, and
+// runs server on the accepted connection in a participant of the virtual
+// clock. It returns the client's end, a wait for server's result, and a
+// stop that closes the listener.
+func (d *demo) connect(server func(c *stack.TCPConn) error) (c *stack.TCPConn, wait func() error, stop func(), err error) {
 	ln, err := d.server.ListenTCP(netip.AddrPortFrom(serverAddr, 80), 16)
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
+	done := newOutcome[struct{}](d)
 	d.v.Go(func() {
-		c, err := ln.AcceptTCP()
-		if err != nil {
-			return
+		sc, err := ln.AcceptTCP()
+		if err == nil {
+			err = server(sc)
 		}
-		handle(c)
+		done.set(struct{}{}, err)
 	})
-	return ln, nil
-}
-
-func (d *demo) dial() (*stack.TCPConn, error) {
-	return d.client.DialTCP(d.ctx, netip.AddrPortFrom(serverAddr, 80))
+	c, err = d.client.DialTCP(d.ctx, netip.AddrPortFrom(serverAddr, 80))
+	if err != nil {
+		ln.Close()
+		return nil, nil, nil, err
+	}
+	wait = func() error { _, err := done.wait(); return err }
+	return c, wait, func() { ln.Close() }, nil
 }
 
 // waitTimeWait lets 2MSL pass, so TIME-WAIT ends on the page.
@@ -242,33 +247,26 @@ func (d *demo) waitTimeWait() {
 }
 
 func demoLifecycle(d *demo) error {
-	done := newOutcome[struct{}](d)
-	ln, err := d.serve(func(c *stack.TCPConn) {
-		done.set(struct{}{}, func() error {
-			buf := make([]byte, 64)
-			n, err := c.Read(buf)
-			if err != nil {
-				return err
-			}
-			d.note("server", "read %q, writes %q", buf[:n], "world")
-			if _, err := c.Write([]byte("world")); err != nil {
-				return err
-			}
-			if _, err := c.Read(buf); err != io.EOF {
-				return fmt.Errorf("server wanted EOF, got %v", err)
-			}
-			d.note("server", "read EOF (the client's FIN), calls Close")
-			return c.Close()
-		}())
+	c, serverDone, stop, err := d.connect(func(c *stack.TCPConn) error {
+		buf := make([]byte, 64)
+		n, err := c.Read(buf)
+		if err != nil {
+			return err
+		}
+		d.note("server", "read %q, writes %q", buf[:n], "world")
+		if _, err := c.Write([]byte("world")); err != nil {
+			return err
+		}
+		if _, err := c.Read(buf); err != io.EOF {
+			return fmt.Errorf("server wanted EOF, got %v", err)
+		}
+		d.note("server", "read EOF (the client's FIN), calls Close")
+		return c.Close()
 	})
 	if err != nil {
 		return err
 	}
-	defer ln.Close()
-	c, err := d.dial()
-	if err != nil {
-		return err
-	}
+	defer stop()
 	d.note("client", "connected, writes %q", "hello")
 	if _, err := c.Write([]byte("hello")); err != nil {
 		return err
@@ -282,7 +280,7 @@ func demoLifecycle(d *demo) error {
 	if err := c.Close(); err != nil {
 		return err
 	}
-	if _, err := done.wait(); err != nil {
+	if err := serverDone(); err != nil {
 		return err
 	}
 	d.waitTimeWait()
@@ -347,15 +345,14 @@ func demoSimultaneousOpen(d *demo) error {
 
 func demoSimultaneousClose(d *demo) error {
 	accepted := newOutcome[*stack.TCPConn](d)
-	ln, err := d.serve(func(c *stack.TCPConn) { accepted.set(c, nil) })
+	c, _, stop, err := d.connect(func(c *stack.TCPConn) error {
+		accepted.set(c, nil)
+		return nil
+	})
 	if err != nil {
 		return err
 	}
-	defer ln.Close()
-	c, err := d.dial()
-	if err != nil {
-		return err
-	}
+	defer stop()
 	sc, _ := accepted.wait()
 	d.v.Sleep(100 * time.Millisecond)
 	d.note("client", "both sides call Close at the same moment")
@@ -372,34 +369,27 @@ func demoSimultaneousClose(d *demo) error {
 }
 
 func demoHalfClose(d *demo) error {
-	done := newOutcome[struct{}](d)
-	ln, err := d.serve(func(c *stack.TCPConn) {
-		done.set(struct{}{}, func() error {
-			got, err := io.ReadAll(c)
-			if err != nil {
+	c, serverDone, stop, err := d.connect(func(c *stack.TCPConn) error {
+		got, err := io.ReadAll(c)
+		if err != nil {
+			return err
+		}
+		d.note("server", "read %q then EOF; the connection is half-closed, it still sends", got)
+		for i := 1; i <= 3; i++ {
+			msg := fmt.Sprintf("part %d", i)
+			d.note("server", "writes %q in CLOSE-WAIT", msg)
+			if _, err := c.Write([]byte(msg)); err != nil {
 				return err
 			}
-			d.note("server", "read %q then EOF; the connection is half-closed, it still sends", got)
-			for i := 1; i <= 3; i++ {
-				msg := fmt.Sprintf("part %d", i)
-				d.note("server", "writes %q in CLOSE-WAIT", msg)
-				if _, err := c.Write([]byte(msg)); err != nil {
-					return err
-				}
-				d.v.Sleep(50 * time.Millisecond)
-			}
-			d.note("server", "calls Close")
-			return c.Close()
-		}())
+			d.v.Sleep(50 * time.Millisecond)
+		}
+		d.note("server", "calls Close")
+		return c.Close()
 	})
 	if err != nil {
 		return err
 	}
-	defer ln.Close()
-	c, err := d.dial()
-	if err != nil {
-		return err
-	}
+	defer stop()
 	if _, err := c.Write([]byte("request")); err != nil {
 		return err
 	}
@@ -413,7 +403,7 @@ func demoHalfClose(d *demo) error {
 	}
 	d.note("client", "read %q in FIN-WAIT-2, then EOF; calls Close", got)
 	c.Close()
-	if _, err := done.wait(); err != nil {
+	if err := serverDone(); err != nil {
 		return err
 	}
 	d.waitTimeWait()
@@ -459,30 +449,21 @@ func demoLostACK(d *demo) error {
 }
 
 func demoAbort(d *demo) error {
-	done := newOutcome[struct{}](d)
-	ln, err := d.serve(func(c *stack.TCPConn) {
-		done.set(struct{}{}, func() error {
-			buf := make([]byte, 64)
-			_, err := c.Read(buf)
-			d.note("server", "Read returned: %v", err)
-			if !errors.Is(err, syscallECONNRESET) {
-				return fmt.Errorf("server wanted ECONNRESET, got %v", err)
-			}
-			return nil
-		}())
+	c, serverDone, stop, err := d.connect(func(c *stack.TCPConn) error {
+		_, err := c.Read(make([]byte, 64))
+		d.note("server", "Read returned: %v", err)
+		if !errors.Is(err, syscallECONNRESET) {
+			return fmt.Errorf("server wanted ECONNRESET, got %v", err)
+		}
+		return nil
 	})
 	if err != nil {
 		return err
 	}
-	defer ln.Close()
-	c, err := d.dial()
-	if err != nil {
-		return err
-	}
+	defer stop()
 	d.v.Sleep(100 * time.Millisecond)
 	d.note("client", "SetLinger(0) and Close: abort")
 	c.SetLinger(0)
 	c.Close()
-	_, err = done.wait()
-	return err
+	return serverDone()
 }
