@@ -633,26 +633,26 @@ func (c *checker) lastAck() []Finding {
 		"This side received the peer's FIN, closed, sent its own FIN and waits for the peer's last ACK, "+
 			"which does not come: the peer went away right after closing, or the path drops packets. "+
 			"They are retried, then dropped.",
-		c.pick([]string{
-			"check the path to the peers",
-			"they are retried " + c.knob(SysctlOrphanRetries) + " times; lowering it frees them sooner",
-		}, []string{
-			"check the path to the peers",
-			c.knob(KnobMaxRetransmits) + " bounds how long the FIN is retried",
-		}))
+		c.finRetryAdvice())
+}
+
+// finRetryAdvice is what to do about connections waiting for the ACK of
+// their FIN (LAST-ACK, CLOSING): host and synack advice.
+func (c *checker) finRetryAdvice() []string {
+	return c.pick([]string{
+		"check the path to the peers",
+		"they are retried " + c.knob(SysctlOrphanRetries) + " times; lowering it frees them sooner",
+	}, []string{
+		"check the path to the peers",
+		c.knob(KnobMaxRetransmits) + " bounds how long the FIN is retried",
+	})
 }
 
 func (c *checker) closing() []Finding {
 	return c.pileUp(tcp.Closing, c.th.ClosingWarn, c.th.ClosingProblem,
 		"Both sides closed at the same time and each waits for the ACK of its FIN. Many of them mean "+
 			"those ACKs are lost: a lossy path or a middlebox that mishandles FINs.",
-		c.pick([]string{
-			"check the path to the peers",
-			"they are retried " + c.knob(SysctlOrphanRetries) + " times; lowering it frees them sooner",
-		}, []string{
-			"check the path to the peers",
-			c.knob(KnobMaxRetransmits) + " bounds how long the FIN is retried",
-		}))
+		c.finRetryAdvice())
 }
 
 func (c *checker) retransmitting() []Finding {

@@ -67,7 +67,7 @@ func (s *Stack) newConn(n *nic, id tcp.Tuple, cfg *tcp.Config, now time.Time) *T
 // followed by settle.
 func (s *Stack) settle(tc *TCPConn, now time.Time) {
 	st := tc.tcb.State()
-	if r := tc.tcb.Stats().Retransmits; r != tc.retrans {
+	if r := tc.tcb.Retransmits(); r != tc.retrans {
 		s.ctr.TCP.RetransSegs.add(r - tc.retrans)
 		tc.retrans = r
 	}

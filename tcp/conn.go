@@ -215,6 +215,10 @@ func (c *Conn) Err() error { return c.err }
 // Stats returns the connection's counters.
 func (c *Conn) Stats() Stats { return c.stats }
 
+// Retransmits returns Stats().Retransmits without copying the whole
+// struct: the stack reads it after every call into the connection.
+func (c *Conn) Retransmits() uint64 { return c.stats.Retransmits }
+
 // setState is the only place the state changes. It checks the transition
 // against RFC 9293 Figure 5 and reports it.
 func (c *Conn) setState(now time.Time, to State, cause string) {
