@@ -135,14 +135,7 @@ func TestNew(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				go func() {
-					c, err := ln.Accept()
-					if err != nil {
-						return
-					}
-					io.Copy(c, c)
-					c.Close()
-				}()
+				acceptOnce(ln, func(c net.Conn) { io.Copy(c, c) })
 				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 				defer cancel()
 				kc, err := ns.DialContext(ctx, network, netip.AddrPortFrom(p.Stack, 7).String())
@@ -163,14 +156,7 @@ func TestNew(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				go func() {
-					c, err := kl.Accept()
-					if err != nil {
-						return
-					}
-					io.WriteString(c, "from the kernel's listener")
-					c.Close()
-				}()
+				acceptOnce(kl, func(c net.Conn) { io.WriteString(c, "from the kernel's listener") })
 				sc, err := n.Stack.DialTCP(ctx, kl.Addr().(*net.TCPAddr).AddrPort())
 				if err != nil {
 					t.Fatalf("%v: stack dialing the kernel: %v", p, err)
@@ -222,6 +208,19 @@ func TestNew(t *testing.T) {
 			}
 		})
 	}
+}
+
+// acceptOnce accepts one connection on l in a goroutine, hands it to
+// serve, and closes it.
+func acceptOnce(l net.Listener, serve func(net.Conn)) {
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		serve(c)
+		c.Close()
+	}()
 }
 
 // pcapRecords counts the records of a pcap stream and checks that it ends
