@@ -200,14 +200,33 @@ func TestNew(t *testing.T) {
 			if _, err := os.Stat(filepath.Join("/run/netns", ns.Name)); !errors.Is(err, os.ErrNotExist) {
 				t.Errorf("namespace %s still named after Close: %v", ns.Name, err)
 			}
-			tasks, _ := filepath.Glob("/proc/self/task/*/ns/net")
-			for _, task := range tasks {
-				if id, _ := os.Readlink(task); id == nsID {
-					t.Errorf("thread %s still in the test's namespace %s", task, nsID)
+			// The namespace's thread ends when its goroutine has returned,
+			// a moment after Close: give it a few seconds.
+			var left []string
+			for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+				left = threadsIn(nsID)
+				if len(left) == 0 || time.Now().After(deadline) {
+					break
 				}
+			}
+			if len(left) > 0 {
+				t.Errorf("threads %v still in the test's namespace %s 5s after it was closed", left, nsID)
 			}
 		})
 	}
+}
+
+// threadsIn lists this process's threads in the network namespace nsID
+// (as /proc/PID/ns/net names it: "net:[4026532369]").
+func threadsIn(nsID string) []string {
+	var out []string
+	tasks, _ := filepath.Glob("/proc/self/task/*/ns/net")
+	for _, task := range tasks {
+		if id, _ := os.Readlink(task); id == nsID {
+			out = append(out, task)
+		}
+	}
+	return out
 }
 
 // acceptOnce accepts one connection on l in a goroutine, hands it to

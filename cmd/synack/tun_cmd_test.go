@@ -241,7 +241,7 @@ func TestNC(t *testing.T) {
 		t.Errorf("nc to echo: exit %d, %d bytes back (want %d); stderr: %s", code, len(out), len(in), errs)
 	}
 
-	out, errs, code = run("hello", "198.18.1.1", "9")
+	_, errs, code = run("hello", "198.18.1.1", "9")
 	if code != 1 || !strings.Contains(errs, "connection refused") || strings.Count(strings.TrimSpace(errs), "\n") != 0 {
 		t.Errorf("nc to a closed port: exit %d, stderr %q; want 1 and one line saying connection refused", code, errs)
 	}
