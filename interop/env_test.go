@@ -3,7 +3,6 @@
 package interop
 
 import (
-	"bufio"
 	"context"
 	"crypto/sha256"
 	"fmt"
@@ -18,11 +17,11 @@ import (
 	"time"
 
 	"github.com/synack/synack/link"
-	"github.com/synack/synack/link/pcap"
 	"github.com/synack/synack/link/tun"
 	"github.com/synack/synack/link/tun/nstest"
 	"github.com/synack/synack/stack"
 	"github.com/synack/synack/tcp"
+	"github.com/synack/synack/tunstack"
 )
 
 // family is one address family's addresses inside a test's namespace.
@@ -59,12 +58,14 @@ type env struct {
 	t   testing.TB
 	fam family
 	ns  *nstest.NS
-	dev *tun.Device
-	s   *stack.Stack
+	net *tunstack.Net
+	dev *tun.Device  // net.Dev
+	s   *stack.Stack // net.Stack
 
-	events    <-chan stack.Event
-	pcapPath  string
-	pcapClose func() error
+	events   <-chan stack.Event
+	pcapPath string
+	pcapFile *os.File
+	closed   bool
 }
 
 type envOption func(*envConfig)
@@ -94,18 +95,12 @@ func newEnv(t testing.TB, fam family, opts ...envOption) *env {
 		o(&cfg)
 	}
 	e := &env{t: t, fam: fam, ns: nstest.New(t)}
-	var err error
-	e.ns.Do(func() { e.dev, err = tun.Open("synack0", 1500) })
-	if err != nil {
-		t.Fatalf("tun.Open: %v", err)
-	}
-	if err := e.dev.Configure(fam.host); err != nil {
-		e.dev.Close()
-		t.Fatalf("Configure: %v", err)
-	}
-	var ep link.Endpoint = e.dev
-	if cfg.wrap != nil {
-		ep = cfg.wrap(ep)
+	tc := tunstack.Config{
+		Name:    "synack0",
+		MTU:     1500,
+		Addrs:   []tunstack.Pair{{Host: fam.host, Stack: fam.stack}},
+		Link:    cfg.wrap,
+		Options: cfg.opts,
 	}
 	if cfg.pcap {
 		// Kept when the test fails, for a look with tshark or Wireshark.
@@ -121,42 +116,20 @@ func newEnv(t testing.TB, fam family, opts ...envOption) *env {
 			os.RemoveAll(dir)
 		})
 		e.pcapPath = filepath.Join(dir, "interop.pcap")
-		f, err := os.Create(e.pcapPath)
-		if err != nil {
+		if e.pcapFile, err = os.Create(e.pcapPath); err != nil {
 			t.Fatal(err)
 		}
-		bw := bufio.NewWriter(f)
-		w, err := pcap.NewWriter(bw)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ep = pcap.Tap(ep, w, nil)
-		e.pcapClose = func() error {
-			err := bw.Flush()
-			if e := w.Err(); err == nil {
-				err = e
-			}
-			if e := f.Close(); err == nil {
-				err = e
-			}
-			return err
-		}
+		tc.Pcap = e.pcapFile
 	}
-	e.s = stack.New(cfg.opts)
-	if cfg.events {
-		e.events, _ = e.s.Subscribe(1 << 16)
-	}
-	id, err := e.s.AddLink(ep, netip.PrefixFrom(fam.stack, fam.host.Bits()))
+	var err error
+	e.ns.Do(func() { e.net, err = tunstack.New(tc) })
 	if err != nil {
-		e.dev.Close()
-		t.Fatalf("AddLink: %v", err)
+		t.Fatalf("tunstack.New: %v", err)
 	}
-	def := netip.MustParsePrefix("0.0.0.0/0")
-	if fam.stack.Is6() {
-		def = netip.MustParsePrefix("::/0")
-	}
-	if err := e.s.AddRoute(def, fam.host.Addr(), id); err != nil {
-		t.Fatalf("AddRoute: %v", err)
+	e.dev, e.s = e.net.Dev, e.net.Stack
+	if cfg.events {
+		// Nothing listens or dials yet, so no connection has had an event.
+		e.events, _ = e.s.Subscribe(1 << 16)
 	}
 	t.Cleanup(e.close)
 	return e
@@ -165,18 +138,25 @@ func newEnv(t testing.TB, fam family, opts ...envOption) *env {
 // close tears down the stack and the device and flushes the capture. It
 // runs in Cleanup; tests that read the capture call it first.
 func (e *env) close() {
-	e.s.Close()
-	e.dev.Close()
+	if e.closed {
+		return
+	}
+	e.closed = true
+	done := make(chan error, 1)
+	go func() { done <- e.net.Close() }()
 	select {
-	case <-e.dev.Done():
+	case err := <-done:
+		if err != nil {
+			e.t.Errorf("closing the stack on its TUN device: %v", err)
+		}
 	case <-time.After(10 * time.Second):
 		e.t.Errorf("TUN reader still running 10s after Close")
 	}
-	if e.pcapClose != nil {
-		if err := e.pcapClose(); err != nil {
+	if e.pcapFile != nil {
+		if err := e.pcapFile.Close(); err != nil {
 			e.t.Errorf("writing pcap: %v", err)
 		}
-		e.pcapClose = nil
+		e.pcapFile = nil
 	}
 }
 

@@ -23,10 +23,10 @@ import (
 	"github.com/synack/synack/diag"
 	"github.com/synack/synack/diag/host"
 	"github.com/synack/synack/link"
-	"github.com/synack/synack/link/tun"
 	"github.com/synack/synack/link/tun/nstest"
 	"github.com/synack/synack/stack"
 	"github.com/synack/synack/tcp"
+	"github.com/synack/synack/tunstack"
 	"github.com/synack/synack/wire"
 )
 
@@ -73,8 +73,8 @@ type dhWorld struct {
 	t   *testing.T
 	fam dhFamily
 	ns  *nstest.NS
-	dev *tun.Device
-	s   *stack.Stack
+	net *tunstack.Net
+	s   *stack.Stack // net.Stack
 
 	drop    atomic.Int32
 	dropped atomic.Uint64
@@ -128,20 +128,18 @@ func newDHWorld(t *testing.T, fam dhFamily) *dhWorld {
 	t.Helper()
 	w := &dhWorld{t: t, fam: fam, ns: nstest.New(t)} // nstest.New skips without root, fails under CI=true
 	var err error
-	w.ns.Do(func() { w.dev, err = tun.Open("synack0", 1500) })
+	w.ns.Do(func() {
+		w.net, err = tunstack.New(tunstack.Config{
+			Name:  "synack0",
+			MTU:   1500,
+			Addrs: []tunstack.Pair{{Host: fam.host, Stack: fam.synack}},
+			Link:  func(ep link.Endpoint) link.Endpoint { return dhDropOut{ep, w} },
+		})
+	})
 	if err != nil {
-		t.Fatalf("tun.Open: %v", err)
+		t.Fatalf("tunstack.New: %v", err)
 	}
-	if err := w.dev.Configure(fam.host); err != nil {
-		w.dev.Close()
-		t.Fatalf("Configure %s: %v", fam.host, err)
-	}
-	w.s = stack.New(stack.Options{})
-	// The on-link prefix is the route to the kernel's address.
-	if _, err := w.s.AddLink(dhDropOut{w.dev, w}, netip.PrefixFrom(fam.synack, fam.host.Bits())); err != nil {
-		w.dev.Close()
-		t.Fatalf("AddLink: %v", err)
-	}
+	w.s = w.net.Stack
 	t.Cleanup(w.close)
 	return w
 }
@@ -171,9 +169,10 @@ func (w *dhWorld) close() {
 	if left.Total() != 0 {
 		w.t.Errorf("kernel sockets left after synack reset its connections: %s", dhCountsString(left))
 	}
-	w.dev.Close()
+	done := make(chan struct{})
+	go func() { w.net.Close(); close(done) }()
 	select {
-	case <-w.dev.Done():
+	case <-done:
 	case <-time.After(10 * time.Second):
 		w.t.Errorf("TUN reader still running 10s after Close")
 	}

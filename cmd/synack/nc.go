@@ -13,8 +13,6 @@ import (
 	"strconv"
 	"syscall"
 	"time"
-
-	"github.com/synack/synack/stack"
 )
 
 func init() {
@@ -57,12 +55,13 @@ func runNC(args []string) int {
 		fmt.Fprintf(os.Stderr, "synack nc: PORT %q: want a number from 1 to 65535\n", fs.Arg(1))
 		return 2
 	}
-	if _, err := tf.pairs(); err != nil {
+	cfg, err := tf.config()
+	if err != nil {
 		fmt.Fprintf(os.Stderr, "synack nc: %v\n", err)
 		return 2
 	}
 
-	tn, err := tf.open(stack.Options{})
+	tn, err := tf.open(cfg)
 	if err != nil {
 		return setupFailed("nc", err)
 	}

@@ -77,7 +77,8 @@ func runServe(args []string) int {
 			return 2
 		}
 	}
-	if _, err := tf.pairs(); err != nil {
+	cfg, err := tf.config()
+	if err != nil {
 		fmt.Fprintf(os.Stderr, "synack serve: %v\n", err)
 		return 2
 	}
@@ -85,7 +86,8 @@ func runServe(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	tn, err := tf.open(stack.Options{Trace: adminTrace(*adminAddr)})
+	cfg.Options.Trace = adminTrace(*adminAddr)
+	tn, err := tf.open(cfg)
 	if err != nil {
 		return setupFailed("serve", err)
 	}
@@ -137,7 +139,7 @@ func runServe(args []string) int {
 		}
 		srv.serveHTTP(l, h)
 	}
-	fmt.Printf("synack serve: ready on %s: %s\n", tn.Describe(), strings.Join(what, ", "))
+	fmt.Printf("synack serve: ready on %s: %s\n", tn, strings.Join(what, ", "))
 
 	<-ctx.Done()
 	stop()

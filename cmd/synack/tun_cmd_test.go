@@ -241,7 +241,7 @@ func TestNC(t *testing.T) {
 		t.Errorf("nc to echo: exit %d, %d bytes back (want %d); stderr: %s", code, len(out), len(in), errs)
 	}
 
-	out, errs, code = run("hello", "198.18.1.1", "9")
+	_, errs, code = run("hello", "198.18.1.1", "9")
 	if code != 1 || !strings.Contains(errs, "connection refused") || strings.Count(strings.TrimSpace(errs), "\n") != 0 {
 		t.Errorf("nc to a closed port: exit %d, stderr %q; want 1 and one line saying connection refused", code, errs)
 	}
@@ -292,5 +292,33 @@ func TestTUNCommandsWithoutRoot(t *testing.T) {
 			t.Errorf("synack %s as nobody: stdout %q, stderr %q; want one line on stderr that mentions root", args[0], out.String(), msg)
 		}
 		t.Logf("synack %s as nobody: %s", args[0], strings.TrimSpace(msg))
+	}
+}
+
+// TestTUNFlagErrors: address flags that cannot work are a usage error
+// (exit 2) with one line naming the flag, before any device is made; the
+// values are checked by tunstack, the flags named here.
+func TestTUNFlagErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"serve", "--echo", "7", "--host-addr", "198.18.0.1"}, "--host-addr \"198.18.0.1\": want an address with a prefix length"},
+		{[]string{"serve", "--echo", "7", "--stack-addr", "198.18.0.1"}, "--stack-addr 198.18.0.1: the stack's address is the host's own"},
+		{[]string{"serve", "--echo", "7", "--stack-addr", "224.0.0.1"}, "not a unicast address"},
+		{[]string{"nc", "--host-addr", "198.18.0.1/24,fd00::1/64", "198.18.0.1", "7"}, "--host-addr fd00::1/64 has no --stack-addr of the same family"},
+		{[]string{"nc", "--stack-addr", "fd00::2", "198.18.0.1", "7"}, "has no --stack-addr of the same family"},
+	} {
+		cmd := synackCmd(os.Args[0], tc.args...)
+		var out, errb bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		err := cmd.Run()
+		ee, ok := err.(*exec.ExitError)
+		if !ok || ee.ExitCode() != 2 {
+			t.Errorf("synack %s: %v, want exit status 2", strings.Join(tc.args, " "), err)
+		}
+		if msg := errb.String(); strings.Count(msg, "\n") != 1 || !strings.Contains(msg, tc.want) || out.Len() != 0 {
+			t.Errorf("synack %s: stdout %q, stderr %q; want one line saying %q", strings.Join(tc.args, " "), out.String(), msg, tc.want)
+		}
 	}
 }

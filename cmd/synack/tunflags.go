@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"errors"
 	"flag"
 	"fmt"
@@ -9,17 +8,16 @@ import (
 	"os"
 	"strings"
 
-	"github.com/synack/synack/link"
-	"github.com/synack/synack/link/pcap"
 	"github.com/synack/synack/link/tun"
-	"github.com/synack/synack/stack"
+	"github.com/synack/synack/tunstack"
 )
 
 // tunFlags are the flags every command that puts the stack on a TUN device
 // shares: --tun NAME --host-addr CIDR --stack-addr IP --mtu N --pcap FILE.
 // --host-addr and --stack-addr take comma-separated lists, to run IPv4 and
 // IPv6 side by side (one stack address per host prefix, matched by
-// family).
+// family). Building the device and the stack is package tunstack's work;
+// this file only turns flags into a tunstack.Config.
 type tunFlags struct {
 	name      string
 	hostAddr  string
@@ -38,58 +36,57 @@ func addTunFlags(fs *flag.FlagSet) *tunFlags {
 	return f
 }
 
-// addrPair is one family's host prefix and stack address.
-type addrPair struct {
-	host  netip.Prefix
-	stack netip.Addr
-}
-
-// pairs parses and checks --host-addr and --stack-addr.
-func (f *tunFlags) pairs() ([]addrPair, error) {
+// config parses --host-addr and --stack-addr, pairs them by family, and
+// returns the Config they describe, checked; its errors name the flags.
+func (f *tunFlags) config() (tunstack.Config, error) {
+	cfg := tunstack.Config{Name: f.name, MTU: f.mtu}
 	var hosts []netip.Prefix
 	for _, s := range splitList(f.hostAddr) {
 		p, err := netip.ParsePrefix(s)
 		if err != nil {
-			return nil, fmt.Errorf("--host-addr %q: want an address with a prefix length, like 198.18.0.1/24 or fd00::1/64", s)
+			return cfg, fmt.Errorf("--host-addr %q: want an address with a prefix length, like 198.18.0.1/24 or fd00::1/64", s)
 		}
-		hosts = append(hosts, netip.PrefixFrom(p.Addr().Unmap(), p.Bits()))
+		hosts = append(hosts, p)
 	}
 	var stacks []netip.Addr
 	for _, s := range splitList(f.stackAddr) {
 		a, err := netip.ParseAddr(s)
 		if err != nil {
-			return nil, fmt.Errorf("--stack-addr %q: want an IP address, like 198.18.0.2 or fd00::2", s)
+			return cfg, fmt.Errorf("--stack-addr %q: want an IP address, like 198.18.0.2 or fd00::2", s)
 		}
 		stacks = append(stacks, a.Unmap())
 	}
 	if len(hosts) == 0 || len(stacks) == 0 {
-		return nil, errors.New("--host-addr and --stack-addr are required")
+		return cfg, errors.New("--host-addr and --stack-addr are required")
 	}
-	var out []addrPair
 	used := map[int]bool{}
 	for _, h := range hosts {
 		found := false
 		for i, a := range stacks {
-			if used[i] || a.Is4() != h.Addr().Is4() {
+			if used[i] || a.Is4() != h.Addr().Unmap().Is4() {
 				continue
 			}
-			if a == h.Addr() {
-				return nil, fmt.Errorf("--stack-addr %v is the host's own address", a)
-			}
 			used[i], found = true, true
-			out = append(out, addrPair{host: h, stack: a})
+			cfg.Addrs = append(cfg.Addrs, tunstack.Pair{Host: h, Stack: a})
 			break
 		}
 		if !found {
-			return nil, fmt.Errorf("--host-addr %v has no --stack-addr of the same family", h)
+			return cfg, fmt.Errorf("--host-addr %v has no --stack-addr of the same family", h)
 		}
 	}
 	for i, a := range stacks {
 		if !used[i] {
-			return nil, fmt.Errorf("--stack-addr %v has no --host-addr of the same family", a)
+			return cfg, fmt.Errorf("--stack-addr %v has no --host-addr of the same family", a)
 		}
 	}
-	return out, nil
+	if err := cfg.Check(); err != nil {
+		var ae *tunstack.AddrError
+		if errors.As(err, &ae) {
+			return cfg, fmt.Errorf("--host-addr %v, --stack-addr %v: %s", ae.Pair.Host, ae.Pair.Stack, ae.Reason)
+		}
+		return cfg, err
+	}
+	return cfg, nil
 }
 
 func splitList(s string) []string {
@@ -102,135 +99,43 @@ func splitList(s string) []string {
 	return out
 }
 
-// tunNet is a stack on a TUN device, with its optional capture.
+// tunNet is the stack on its TUN device, and the capture file --pcap
+// opened for it.
 type tunNet struct {
-	Stack *stack.Stack
-	Dev   *tun.Device
-	Addrs []addrPair
-
+	*tunstack.Net
 	pcapFile *os.File
-	pcapBuf  *bufio.Writer
-	pcapW    *pcap.Writer
 }
 
-// open creates the TUN device, gives the kernel its addresses, and builds
-// a stack on it answering on the stack addresses, with an on-link route to
-// each host prefix and a default route via the host's address.
-func (f *tunFlags) open(opts stack.Options) (*tunNet, error) {
-	pairs, err := f.pairs()
-	if err != nil {
-		return nil, err
-	}
-	dev, err := tun.Open(f.name, f.mtu)
-	if err != nil {
-		return nil, err
-	}
-	n := &tunNet{Dev: dev, Addrs: pairs}
-	for _, p := range pairs {
-		if err := dev.Configure(p.host); err != nil {
-			dev.Close()
-			return nil, err
-		}
-		if !p.host.Contains(p.stack) {
-			if err := dev.AddRoute(netip.PrefixFrom(p.stack, p.stack.BitLen())); err != nil {
-				dev.Close()
-				return nil, err
-			}
-		}
-	}
-
-	var ep link.Endpoint = dev
+// open creates the --pcap file, if asked for, and the stack on the TUN
+// device that cfg (from config) describes.
+func (f *tunFlags) open(cfg tunstack.Config) (*tunNet, error) {
+	n := &tunNet{}
 	if f.pcap != "" {
-		n.pcapFile, err = os.Create(f.pcap)
-		if err != nil {
-			dev.Close()
+		var err error
+		if n.pcapFile, err = os.Create(f.pcap); err != nil {
 			return nil, fmt.Errorf("--pcap: %w", err)
 		}
-		n.pcapBuf = bufio.NewWriterSize(n.pcapFile, 1<<16)
-		n.pcapW, err = pcap.NewWriter(n.pcapBuf)
-		if err != nil {
+		cfg.Pcap = n.pcapFile
+	}
+	var err error
+	if n.Net, err = tunstack.New(cfg); err != nil {
+		if n.pcapFile != nil {
 			n.pcapFile.Close()
-			dev.Close()
-			return nil, fmt.Errorf("--pcap: %w", err)
 		}
-		ep = pcap.Tap(dev, n.pcapW, nil)
-	}
-
-	s := stack.New(opts)
-	var addrs []netip.Prefix
-	for _, p := range pairs {
-		addrs = append(addrs, netip.PrefixFrom(p.stack, p.host.Bits()))
-	}
-	id, err := s.AddLink(ep, addrs...)
-	if err != nil {
-		s.Close()
-		dev.Close()
-		n.closePcap()
 		return nil, err
 	}
-	for _, p := range pairs {
-		// The stack's prefix route may not hold the host if the stack
-		// address is outside the host prefix; route the host prefix too,
-		// and everything else via the host.
-		if !p.host.Contains(p.stack) {
-			if err := s.AddRoute(p.host.Masked(), netip.Addr{}, id); err != nil {
-				s.Close()
-				n.closePcap()
-				return nil, err
-			}
-		}
-		def := netip.PrefixFrom(netip.IPv4Unspecified(), 0)
-		if p.host.Addr().Is6() {
-			def = netip.PrefixFrom(netip.IPv6Unspecified(), 0)
-		}
-		if err := s.AddRoute(def, p.host.Addr(), id); err != nil {
-			s.Close()
-			n.closePcap()
-			return nil, err
-		}
-	}
-	n.Stack = s
 	return n, nil
-}
-
-// Describe says where the stack lives, for the ready line:
-// "tun0, kernel 198.18.0.1/24, stack 198.18.0.2".
-func (n *tunNet) Describe() string {
-	var ks, ss []string
-	for _, p := range n.Addrs {
-		ks = append(ks, p.host.String())
-		ss = append(ss, p.stack.String())
-	}
-	return fmt.Sprintf("%s, kernel %s, stack %s", n.Dev.Name(), strings.Join(ks, " "), strings.Join(ss, " "))
 }
 
 // Close closes the stack (aborting what is still open), the device (which
 // removes the interface) and the capture.
 func (n *tunNet) Close() error {
-	err := n.Stack.Close()
-	if e := n.Dev.Close(); err == nil {
-		err = e
+	err := n.Net.Close()
+	if n.pcapFile != nil {
+		if e := n.pcapFile.Close(); err == nil {
+			err = e
+		}
 	}
-	// The capture's last record comes from the reader goroutine.
-	<-n.Dev.Done()
-	if e := n.closePcap(); err == nil {
-		err = e
-	}
-	return err
-}
-
-func (n *tunNet) closePcap() error {
-	if n.pcapFile == nil {
-		return nil
-	}
-	err := n.pcapBuf.Flush()
-	if e := n.pcapW.Err(); err == nil {
-		err = e
-	}
-	if e := n.pcapFile.Close(); err == nil {
-		err = e
-	}
-	n.pcapFile = nil
 	return err
 }
 
