@@ -495,4 +495,6 @@ func (i isnSource) ISN(t tcp.Tuple, now time.Time) seqnum.Value {
 	return i.s.isn.ISN(t, now)
 }
 
+// TimestampOffset is the keyed generator's: the same for every
+// incarnation of t, reopened from TIME-WAIT or not.
 func (i isnSource) TimestampOffset(t tcp.Tuple) uint32 { return i.s.isn.TimestampOffset(t) }

@@ -17,18 +17,32 @@ func (t Tuple) Reverse() Tuple { return Tuple{Local: t.Remote, Remote: t.Local} 
 
 func (t Tuple) String() string { return t.Local.String() + " > " + t.Remote.String() }
 
-// ISNSource chooses initial sequence numbers. The stack passes a keyed
-// generator (see NewISNGenerator, RFC 6528); tests pass a fixed one.
+// ISNSource chooses the two numbers a connection starts from that an
+// observer must not be able to predict: the initial sequence number (RFC
+// 6528) and the offset of the timestamp clock (RFC 7323 section 5.4). The
+// stack passes a keyed generator (see NewISNGenerator); tests pass a fixed
+// one (FixedISN).
 type ISNSource interface {
+	// ISN is the ISS of a connection on t opened at now. Successive
+	// incarnations of t should get increasing ISNs (RFC 6528 section 3).
 	ISN(t Tuple, now time.Time) seqnum.Value
+	// TimestampOffset is added to every TSval the connection on t sends,
+	// so that timestamps reveal no uptime (RFC 7323 section 5.4). It must
+	// not change between incarnations of t: reopening TIME-WAIT (RFC 6191)
+	// relies on TSvals increasing across them.
+	TimestampOffset(t Tuple) uint32
 }
 
-// FixedISN is an ISNSource that always answers the same number: for tests
-// and conformance scripts only.
+// FixedISN is an ISNSource that always answers the same ISN, with a zero
+// timestamp offset (so TSval is the timestamp clock itself): for tests and
+// conformance scripts only.
 type FixedISN seqnum.Value
 
 // ISN implements ISNSource.
 func (f FixedISN) ISN(Tuple, time.Time) seqnum.Value { return seqnum.Value(f) }
+
+// TimestampOffset implements ISNSource: always 0.
+func (f FixedISN) TimestampOffset(Tuple) uint32 { return 0 }
 
 // Defaults. Each is documented where a user meets it: the Config field.
 const (

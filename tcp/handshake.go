@@ -58,9 +58,7 @@ func NewHandshake(cfg *Config, id Tuple, seg *Segment, now time.Time) Handshake 
 
 func handshakeFromSYN(cfg *Config, id Tuple, seg *Segment, now time.Time) Handshake {
 	h := Handshake{IRS: seg.Seq, Sent: now, TSEpoch: tsClockEpoch, Window: seg.Window}
-	if g, ok := cfg.ISN.(interface{ TimestampOffset(Tuple) uint32 }); ok {
-		h.TSOffset = g.TimestampOffset(id)
-	}
+	h.TSOffset = cfg.ISN.TimestampOffset(id)
 	o := &seg.Options
 	if o.HasMSS && o.MSS > 0 {
 		h.PeerMSS = o.MSS

@@ -45,9 +45,7 @@ func (c *Conn) openCommon(now time.Time) {
 	c.snd.recover = c.snd.iss
 	c.snd.bufStart = c.snd.iss + 1
 	c.tsEpoch = tsClockEpoch
-	if g, ok := c.cfg.ISN.(interface{ TimestampOffset(Tuple) uint32 }); ok {
-		c.tsOffset = g.TimestampOffset(c.id)
-	}
+	c.tsOffset = c.cfg.ISN.TimestampOffset(c.id)
 	c.lastRecv = now
 	c.rcv.wscale = c.ourWindowShift()
 	c.mss = c.defaultPeerMSS()
