@@ -177,7 +177,7 @@ type Stack struct {
 	routes []route
 	local  map[netip.Addr]*nic // our addresses
 
-	cfg     tcp.Config                // prepared; the template of cfgs
+	cfg     tcp.Config                // defaults written out; the template of cfgs
 	cfgs    map[cfgKey]*tcp.Config    // shared by connections of the same class
 	isn     *tcp.ISNGenerator         // RFC 6528
 	isnNext map[tcp.Tuple]isnOverride // ISS for a new incarnation after TIME-WAIT
@@ -253,14 +253,15 @@ func New(opts Options) *Stack {
 	if s.opts.TTL == 0 {
 		s.opts.TTL = DefaultTTL
 	}
-	s.cfg = opts.TCP
+	// The defaults are written out only so that Options reports the knobs
+	// the connections run with; the connections would apply them anyway.
+	s.cfg = opts.TCP.WithDefaults()
 	if !opts.Nagle {
 		s.cfg.NoDelay = true
 	}
 	if s.cfg.ISN == nil {
 		s.cfg.ISN = isnSource{s}
 	}
-	s.cfg.Prepare()
 	s.tr.s = s
 	s.twSend = s.sendTimeWait
 	return s
@@ -477,7 +478,6 @@ func (s *Stack) configFor(n *nic, remote netip.Addr, ka keepAliveParams) *tcp.Co
 	if ka.count > 0 {
 		c.KeepAliveCount = ka.count
 	}
-	c.Prepare()
 	s.cfgs[k] = c
 	return c
 }

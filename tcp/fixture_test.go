@@ -89,7 +89,6 @@ func newTC(t *testing.T, mods ...func(*Config)) *tconn {
 	for _, m := range mods {
 		m(&tc.cfg)
 	}
-	tc.cfg.Prepare()
 	tc.c = NewConn(&tc.cfg, Tuple{Local: localAP, Remote: remoteAP}, tc)
 	return tc
 }

@@ -74,7 +74,6 @@ func runLossy(t *testing.T, seed uint64) {
 		if !opts {
 			c.NoTimestamps, c.NoSACK, c.NoWindowScale = true, true, true
 		}
-		c.Prepare()
 		return c
 	}
 	a := netip.MustParseAddrPort("10.0.0.1:1234")

@@ -101,7 +101,6 @@ func cookieCfg(mods ...func(*Config)) *Config {
 	for _, m := range mods {
 		m(cfg)
 	}
-	cfg.Prepare()
 	return cfg
 }
 
