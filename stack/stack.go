@@ -62,19 +62,13 @@ type Options struct {
 	Clock clock.Clock
 
 	// TCP holds the connection knobs: buffer sizes, MSL (TIME-WAIT lasts
-	// 2*MSL), RTO bounds, retry counts, the RFC 793 reset/SYN modes,
+	// 2*MSL), RTO bounds, retry counts, Nagle's algorithm (off unless
+	// TCP.Nagle, as Go's net package has it), the RFC 793 reset/SYN modes,
 	// keep-alive... Zero fields take the defaults documented on
 	// tcp.Config. MSS is derived from each link's MTU when zero. ISN is set
 	// by the stack (a keyed RFC 6528 generator whose key comes from Rand)
 	// unless set here.
 	TCP tcp.Config
-
-	// Nagle keeps Nagle's algorithm (RFC 9293 3.7.4) on for new
-	// connections. It is off by default, as Go's net package turns it off
-	// (TCP_NODELAY) on every TCP connection, so code moved from kernel
-	// sockets behaves the same; TCPConn.SetNoDelay(false) turns it on for
-	// one connection. The tcp core itself defaults to Nagle on.
-	Nagle bool
 
 	// Rand is the source of the ISN key and of the secret that scatters
 	// ephemeral ports (RFC 6056). nil means crypto/rand. A seeded reader
@@ -256,9 +250,6 @@ func New(opts Options) *Stack {
 	// The defaults are written out only so that Options reports the knobs
 	// the connections run with; the connections would apply them anyway.
 	s.cfg = opts.TCP.WithDefaults()
-	if !opts.Nagle {
-		s.cfg.NoDelay = true
-	}
 	if s.cfg.ISN == nil {
 		s.cfg.ISN = isnSource{s}
 	}

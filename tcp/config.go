@@ -106,8 +106,13 @@ type Config struct {
 	// 3.8.6.3 says at most 0.5 s; RFC 1122 4.2.3.2). Default 40 ms.
 	DelayedACK time.Duration
 
-	// NoDelay turns Nagle's algorithm off (RFC 9293 section 3.7.4).
-	NoDelay bool
+	// Nagle turns Nagle's algorithm on for new connections (RFC 9293
+	// section 3.7.4, SHLD-7): while data is unacknowledged, a segment
+	// smaller than the MSS waits for more. Off by default, as Go's net
+	// package sets TCP_NODELAY on every TCP connection, so code moved from
+	// kernel sockets behaves the same. Conn.SetNoDelay changes it for one
+	// connection (the application's switch of MUST-17).
+	Nagle bool
 
 	// NoWindowScale, NoTimestamps and NoSACK stop us from offering those
 	// options (RFC 7323, RFC 2018). All three are offered by default.

@@ -82,6 +82,14 @@ func TestConfigDefaults(t *testing.T) {
 	if got := zero.isn(); got.ISN(id, epoch) != want.ISN(id, epoch) || got.TimestampOffset(id) != want.TimestampOffset(id) {
 		t.Errorf("zero Config: ISN source %T does not answer as the all-zero-key generator", got)
 	}
+
+	// Nagle is off unless asked for, as Go's net package has it.
+	if c := NewConn(&zero, id, nil); !c.nodelay {
+		t.Errorf("zero Config: Nagle on, want off")
+	}
+	if c := NewConn(&Config{Nagle: true}, id, nil); c.nodelay {
+		t.Errorf("Config.Nagle: Nagle off, want on")
+	}
 }
 
 // A zero Config works as it is, with nothing filled in first: a connection

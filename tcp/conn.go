@@ -129,7 +129,7 @@ type Conn struct {
 	haveFIN  bool  // the peer's FIN has been received in order: RECEIVE gives EOF, even once CLOSED
 	readShut bool  // the owner will not read any more (shutdown SHUT_RD)
 
-	nodelay bool
+	nodelay bool // Nagle's algorithm off: !Config.Nagle, then SetNoDelay
 
 	// Options negotiated on the handshake.
 	mss       int  // largest payload we put in a segment (peer's MSS less our options)
@@ -192,7 +192,7 @@ type Stats struct {
 // shared with other connections and is only read; its zero fields mean
 // their defaults. It emits through sink.
 func NewConn(cfg *Config, id Tuple, sink Sink) *Conn {
-	c := &Conn{cfg: cfg, id: id, sink: sink, nodelay: cfg.NoDelay, keepAlive: cfg.KeepAlive}
+	c := &Conn{cfg: cfg, id: id, sink: sink, nodelay: !cfg.Nagle, keepAlive: cfg.KeepAlive}
 	c.rtt.init(cfg)
 	c.snd.buf.limit = cfg.sendBufferSize()
 	c.rcv.buf.limit = cfg.receiveBufferSize()

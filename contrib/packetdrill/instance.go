@@ -225,7 +225,8 @@ func (in *instance) ensure() {
 		}
 	}
 	in.ep = &endpoint{mtu: in.mtu, now: in.v.Now}
-	in.st = stack.New(stack.Options{Clock: in.v, TCP: in.cfg, Nagle: true,
+	in.cfg.Nagle = true // a socket's default: TCP_NODELAY off
+	in.st = stack.New(stack.Options{Clock: in.v, TCP: in.cfg,
 		Rand: rand.NewChaCha8([32]byte{'s', 'o'})})
 	id, err := in.st.AddLink(in.ep, netip.PrefixFrom(in.local4, 24), netip.PrefixFrom(in.local6, 64))
 	if err == nil {
