@@ -590,11 +590,7 @@ func (in *instance) getsockopt(fd, level, name int) (int, syscall.Errno) {
 		}
 		return 0, 0
 	case level == solSocket && name == soRcvBuf:
-		n := in.cfg.ReceiveBufferSize
-		if n == 0 {
-			n = tcp.DefaultBufferSize
-		}
-		return n, 0
+		return in.cfg.WithDefaults().ReceiveBufferSize, 0
 	}
 	return -1, syscall.ENOPROTOOPT
 }
