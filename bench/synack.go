@@ -38,14 +38,14 @@ type synackPair struct {
 // destination at 28,232 connections a second (the ephemeral range).
 const SynackTimeWaitReuseAfter = 5 * time.Millisecond
 
-// newSynackPair makes two synack stacks on a memlink pipe. Nagle is off, as
-// it is by default in gVisor, and the client reuses ports in TIME-WAIT, as
+// newSynackPair makes two synack stacks on a memlink pipe. Nagle is off, by
+// default in synack as in gVisor, and the client reuses ports in TIME-WAIT, as
 // gVisor is measured; everything else is synack's default unless msl is set
 // (TIME-WAIT lasts 2*msl).
 func newSynackPair(mtu int, msl time.Duration) (*synackPair, error) {
 	imp := memlink.Impairments{QueueLimit: SynackQueueLimit}
 	a, b := memlink.Pipe(memlink.Config{MTU: mtu, AB: imp, BA: imp})
-	opts := stack.Options{TCP: tcp.Config{NoDelay: true, MSL: msl}}
+	opts := stack.Options{TCP: tcp.Config{MSL: msl}}
 	copts := opts
 	copts.TimeWaitReuse, copts.TimeWaitReuseAfter = true, SynackTimeWaitReuseAfter
 	p := &synackPair{server: stack.New(opts), client: stack.New(copts)}

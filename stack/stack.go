@@ -62,19 +62,13 @@ type Options struct {
 	Clock clock.Clock
 
 	// TCP holds the connection knobs: buffer sizes, MSL (TIME-WAIT lasts
-	// 2*MSL), RTO bounds, retry counts, the RFC 793 reset/SYN modes,
+	// 2*MSL), RTO bounds, retry counts, Nagle's algorithm (off unless
+	// TCP.Nagle, as Go's net package has it), the RFC 793 reset/SYN modes,
 	// keep-alive... Zero fields take the defaults documented on
 	// tcp.Config. MSS is derived from each link's MTU when zero. ISN is set
 	// by the stack (a keyed RFC 6528 generator whose key comes from Rand)
 	// unless set here.
 	TCP tcp.Config
-
-	// Nagle keeps Nagle's algorithm (RFC 9293 3.7.4) on for new
-	// connections. It is off by default, as Go's net package turns it off
-	// (TCP_NODELAY) on every TCP connection, so code moved from kernel
-	// sockets behaves the same; TCPConn.SetNoDelay(false) turns it on for
-	// one connection. The tcp core itself defaults to Nagle on.
-	Nagle bool
 
 	// Rand is the source of the ISN key and of the secret that scatters
 	// ephemeral ports (RFC 6056). nil means crypto/rand. A seeded reader
@@ -177,7 +171,7 @@ type Stack struct {
 	routes []route
 	local  map[netip.Addr]*nic // our addresses
 
-	cfg     tcp.Config                // prepared; the template of cfgs
+	cfg     tcp.Config                // defaults written out; the template of cfgs
 	cfgs    map[cfgKey]*tcp.Config    // shared by connections of the same class
 	isn     *tcp.ISNGenerator         // RFC 6528
 	isnNext map[tcp.Tuple]isnOverride // ISS for a new incarnation after TIME-WAIT
@@ -253,14 +247,12 @@ func New(opts Options) *Stack {
 	if s.opts.TTL == 0 {
 		s.opts.TTL = DefaultTTL
 	}
-	s.cfg = opts.TCP
-	if !opts.Nagle {
-		s.cfg.NoDelay = true
-	}
+	// The defaults are written out only so that Options reports the knobs
+	// the connections run with; the connections would apply them anyway.
+	s.cfg = opts.TCP.WithDefaults()
 	if s.cfg.ISN == nil {
 		s.cfg.ISN = isnSource{s}
 	}
-	s.cfg.Prepare()
 	s.tr.s = s
 	s.twSend = s.sendTimeWait
 	return s
@@ -477,7 +469,6 @@ func (s *Stack) configFor(n *nic, remote netip.Addr, ka keepAliveParams) *tcp.Co
 	if ka.count > 0 {
 		c.KeepAliveCount = ka.count
 	}
-	c.Prepare()
 	s.cfgs[k] = c
 	return c
 }
@@ -495,4 +486,6 @@ func (i isnSource) ISN(t tcp.Tuple, now time.Time) seqnum.Value {
 	return i.s.isn.ISN(t, now)
 }
 
+// TimestampOffset is the keyed generator's: the same for every
+// incarnation of t, reopened from TIME-WAIT or not.
 func (i isnSource) TimestampOffset(t tcp.Tuple) uint32 { return i.s.isn.TimestampOffset(t) }

@@ -38,7 +38,6 @@ func twRecordFor(t testing.TB, cfg *tcp.Config, id tcp.Tuple, entered time.Time)
 // order of expiry, some late), removals, restarts and expiries.
 func TestTimeWaitTable(t *testing.T) {
 	cfg := &tcp.Config{ISN: tcp.FixedISN(1000), MSL: time.Second}
-	cfg.Prepare()
 	var tab twTable
 	tab.seed = maphash.MakeSeed()
 	model := map[tcp.Tuple]time.Time{} // expiry

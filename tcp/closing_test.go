@@ -23,7 +23,7 @@ func TestClosingRST(t *testing.T) {
 // arrive there move SND.UNA and open the window, and output must follow.
 // (No MSS option in the fixture's handshake: segments are 536 bytes.)
 func TestClosingSendsQueuedData(t *testing.T) {
-	tc := newEstablished(t, func(c *Config) { c.NoDelay = true })
+	tc := newEstablished(t, func(c *Config) { c.Nagle = false })
 	tc.in(seg{flags: A, seq: irs + 1, ack: iss + 1, win: 536})
 	tc.wantNothing("a window update needs no answer")
 	tc.write(make([]byte, 3*536))

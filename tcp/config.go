@@ -17,20 +17,36 @@ func (t Tuple) Reverse() Tuple { return Tuple{Local: t.Remote, Remote: t.Local} 
 
 func (t Tuple) String() string { return t.Local.String() + " > " + t.Remote.String() }
 
-// ISNSource chooses initial sequence numbers. The stack passes a keyed
-// generator (see NewISNGenerator, RFC 6528); tests pass a fixed one.
+// ISNSource chooses the two numbers a connection starts from that an
+// observer must not be able to predict: the initial sequence number (RFC
+// 6528) and the offset of the timestamp clock (RFC 7323 section 5.4). The
+// stack passes a keyed generator (see NewISNGenerator); tests pass a fixed
+// one (FixedISN).
 type ISNSource interface {
+	// ISN is the ISS of a connection on t opened at now. Successive
+	// incarnations of t should get increasing ISNs (RFC 6528 section 3).
 	ISN(t Tuple, now time.Time) seqnum.Value
+	// TimestampOffset is added to every TSval the connection on t sends,
+	// so that timestamps reveal no uptime (RFC 7323 section 5.4). It must
+	// not change between incarnations of t: reopening TIME-WAIT (RFC 6191)
+	// relies on TSvals increasing across them.
+	TimestampOffset(t Tuple) uint32
 }
 
-// FixedISN is an ISNSource that always answers the same number: for tests
-// and conformance scripts only.
+// FixedISN is an ISNSource that always answers the same ISN, with a zero
+// timestamp offset (so TSval is the timestamp clock itself): for tests and
+// conformance scripts only.
 type FixedISN seqnum.Value
 
 // ISN implements ISNSource.
 func (f FixedISN) ISN(Tuple, time.Time) seqnum.Value { return seqnum.Value(f) }
 
-// Defaults. Each is documented where a user meets it: the Config field.
+// TimestampOffset implements ISNSource: always 0.
+func (f FixedISN) TimestampOffset(Tuple) uint32 { return 0 }
+
+// Defaults of the Config fields, for code that needs the number (tests,
+// the stack's reporting). Each is documented where a user meets it: the
+// Config field.
 const (
 	DefaultMSL               = 30 * time.Second // TIME-WAIT lasts 2*MSL = 60 s, as on Linux
 	DefaultInitialRTO        = time.Second      // RFC 6298 section 2.1
@@ -48,9 +64,12 @@ const (
 	DefaultChallengeACKLimit = 100
 )
 
-// Config holds what a connection needs to know about its stack. A zero
-// value field takes the default named in its comment. A Config may be shared
-// by many connections; it must not change while they use it.
+// Config holds what a connection needs to know about its stack. The zero
+// value is ready to use: a zero (or negative) field means the default named
+// in its comment, which the connection applies when it reads the field
+// (the accessors at the end of this file), so nothing has to fill a Config
+// in first. A Config may be shared by many connections; it must not change
+// while they use it.
 type Config struct {
 	// MSS is the largest segment we can receive, sent in our MSS option:
 	// the path MTU minus the IP and TCP headers (RFC 9293 section 3.7.1,
@@ -87,8 +106,13 @@ type Config struct {
 	// 3.8.6.3 says at most 0.5 s; RFC 1122 4.2.3.2). Default 40 ms.
 	DelayedACK time.Duration
 
-	// NoDelay turns Nagle's algorithm off (RFC 9293 section 3.7.4).
-	NoDelay bool
+	// Nagle turns Nagle's algorithm on for new connections (RFC 9293
+	// section 3.7.4, SHLD-7): while data is unacknowledged, a segment
+	// smaller than the MSS waits for more. Off by default, as Go's net
+	// package sets TCP_NODELAY on every TCP connection, so code moved from
+	// kernel sockets behaves the same. Conn.SetNoDelay changes it for one
+	// connection (the application's switch of MUST-17).
+	Nagle bool
 
 	// NoWindowScale, NoTimestamps and NoSACK stop us from offering those
 	// options (RFC 7323, RFC 2018). All three are offered by default.
@@ -122,68 +146,130 @@ type Config struct {
 	// Default NewReno (RFC 5681, RFC 6582).
 	NewCongestion func(mss int) Congestion
 
-	// ISN chooses initial sequence numbers. Default: a generator keyed with
-	// a fixed all-zero key, which is only fit for tests; stacks must set a
-	// keyed generator (NewISNGenerator) with a random key.
+	// ISN chooses initial sequence numbers and timestamp offsets. Default:
+	// a generator keyed with a fixed all-zero key, which is only fit for
+	// tests; stacks must set a keyed generator (NewISNGenerator) with a
+	// random key.
 	ISN ISNSource
 }
 
-// withDefaults returns a copy of c with zero fields set to their defaults.
-func (c Config) withDefaults() Config {
-	if c.SendBufferSize <= 0 {
-		c.SendBufferSize = DefaultBufferSize
-	}
-	if c.ReceiveBufferSize <= 0 {
-		c.ReceiveBufferSize = DefaultBufferSize
-	}
-	if c.MSL <= 0 {
-		c.MSL = DefaultMSL
-	}
-	if c.InitialRTO <= 0 {
-		c.InitialRTO = DefaultInitialRTO
-	}
-	if c.MinRTO <= 0 {
-		c.MinRTO = DefaultMinRTO
-	}
-	if c.MaxRTO <= 0 {
-		c.MaxRTO = DefaultMaxRTO
-	}
-	if c.MaxRetransmits <= 0 {
-		c.MaxRetransmits = DefaultMaxRetransmits
-	}
-	if c.SynRetries <= 0 {
-		c.SynRetries = DefaultSynRetries
-	}
-	if c.SynAckRetries <= 0 {
-		c.SynAckRetries = DefaultSynAckRetries
-	}
-	if c.DelayedACK <= 0 {
-		c.DelayedACK = DefaultDelayedACK
-	}
-	if c.ChallengeACKLimit <= 0 {
-		c.ChallengeACKLimit = DefaultChallengeACKLimit
-	}
-	if c.KeepAliveIdle <= 0 {
-		c.KeepAliveIdle = DefaultKeepAliveIdle
-	}
-	if c.KeepAliveInterval <= 0 {
-		c.KeepAliveInterval = DefaultKeepAliveInterval
-	}
-	if c.KeepAliveCount <= 0 {
-		c.KeepAliveCount = DefaultKeepAliveCount
-	}
-	if c.FinWait2Timeout <= 0 {
-		c.FinWait2Timeout = DefaultFinWait2Timeout
-	}
-	if c.NewCongestion == nil {
-		c.NewCongestion = NewNewReno
-	}
-	if c.ISN == nil {
-		c.ISN = NewISNGenerator([32]byte{})
-	}
+// WithDefaults returns c with every zero number that has a default set to
+// it, as a connection reads it: for showing the knobs a stack runs with.
+// Connections do not need it. MSS stays as it is (its default depends on
+// the address family of each connection), and so do NewCongestion and ISN.
+func (c Config) WithDefaults() Config {
+	c.SendBufferSize = c.sendBufferSize()
+	c.ReceiveBufferSize = c.receiveBufferSize()
+	c.MSL = c.msl()
+	c.InitialRTO, c.MinRTO, c.MaxRTO = c.initialRTO(), c.minRTO(), c.maxRTO()
+	c.MaxRetransmits, c.SynRetries, c.SynAckRetries = c.maxRetransmits(), c.synRetries(), c.synAckRetries()
+	c.DelayedACK = c.delayedACK()
+	c.ChallengeACKLimit = c.challengeACKLimit()
+	c.KeepAliveIdle, c.KeepAliveInterval, c.KeepAliveCount = c.keepAliveIdle(), c.keepAliveInterval(), c.keepAliveCount()
+	c.FinWait2Timeout = c.finWait2Timeout()
 	return c
 }
 
-// Prepare fills in the defaults of a Config once, so that many connections
-// can share it without each copying it.
-func (c *Config) Prepare() { *c = c.withDefaults() }
+// The accessors below are the only readers of Config fields that have a
+// default: zero means default in one place (x/net/quic's configDefault),
+// rather than a fill-in step plus guesses wherever a Config might not have
+// been through it.
+
+// configDefault returns v, or def when v is zero or negative.
+func configDefault[T ~int | ~int64](v, def T) T {
+	if v <= 0 {
+		return def
+	}
+	return v
+}
+
+func (c *Config) sendBufferSize() int {
+	return configDefault(c.SendBufferSize, DefaultBufferSize)
+}
+
+func (c *Config) receiveBufferSize() int {
+	return configDefault(c.ReceiveBufferSize, DefaultBufferSize)
+}
+
+func (c *Config) msl() time.Duration {
+	return configDefault(c.MSL, DefaultMSL)
+}
+
+func (c *Config) initialRTO() time.Duration {
+	return configDefault(c.InitialRTO, DefaultInitialRTO)
+}
+
+func (c *Config) minRTO() time.Duration {
+	return configDefault(c.MinRTO, DefaultMinRTO)
+}
+
+func (c *Config) maxRTO() time.Duration {
+	return configDefault(c.MaxRTO, DefaultMaxRTO)
+}
+
+func (c *Config) maxRetransmits() int {
+	return configDefault(c.MaxRetransmits, DefaultMaxRetransmits)
+}
+
+func (c *Config) synRetries() int {
+	return configDefault(c.SynRetries, DefaultSynRetries)
+}
+
+func (c *Config) synAckRetries() int {
+	return configDefault(c.SynAckRetries, DefaultSynAckRetries)
+}
+
+func (c *Config) delayedACK() time.Duration {
+	return configDefault(c.DelayedACK, DefaultDelayedACK)
+}
+
+func (c *Config) challengeACKLimit() int {
+	return configDefault(c.ChallengeACKLimit, DefaultChallengeACKLimit)
+}
+
+func (c *Config) keepAliveIdle() time.Duration {
+	return configDefault(c.KeepAliveIdle, DefaultKeepAliveIdle)
+}
+
+func (c *Config) keepAliveInterval() time.Duration {
+	return configDefault(c.KeepAliveInterval, DefaultKeepAliveInterval)
+}
+
+func (c *Config) keepAliveCount() int {
+	return configDefault(c.KeepAliveCount, DefaultKeepAliveCount)
+}
+
+func (c *Config) finWait2Timeout() time.Duration {
+	return configDefault(c.FinWait2Timeout, DefaultFinWait2Timeout)
+}
+
+// mss is the MSS option we send on a connection to remote: the Config's,
+// or what an Ethernet MTU of 1500 leaves for the family (RFC 9293 section
+// 3.7.1: the MTU less 40 octets of IPv4 and TCP headers, or 60 with IPv6's).
+func (c *Config) mss(remote netip.Addr) uint16 {
+	if c.MSS != 0 {
+		return c.MSS
+	}
+	if remote.Is4() || remote.Is4In6() {
+		return 1500 - 40
+	}
+	return 1500 - 60
+}
+
+// newCongestion makes a connection's congestion controller.
+func (c *Config) newCongestion(mss int) Congestion {
+	if c.NewCongestion == nil {
+		return NewNewReno(mss)
+	}
+	return c.NewCongestion(mss)
+}
+
+// zeroKeyISN is the ISN default: the keyed generator with an all-zero key.
+var zeroKeyISN = NewISNGenerator([32]byte{})
+
+func (c *Config) isn() ISNSource {
+	if c.ISN == nil {
+		return zeroKeyISN
+	}
+	return c.ISN
+}

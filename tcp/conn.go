@@ -129,7 +129,7 @@ type Conn struct {
 	haveFIN  bool  // the peer's FIN has been received in order: RECEIVE gives EOF, even once CLOSED
 	readShut bool  // the owner will not read any more (shutdown SHUT_RD)
 
-	nodelay bool
+	nodelay bool // Nagle's algorithm off: !Config.Nagle, then SetNoDelay
 
 	// Options negotiated on the handshake.
 	mss       int  // largest payload we put in a segment (peer's MSS less our options)
@@ -188,17 +188,14 @@ type Stats struct {
 	RetransmissionStalled uint64
 }
 
-// NewConn makes a connection in state CLOSED for the 4-tuple id. cfg must
-// have been through Prepare, or be used by this connection alone (NewConn
-// fills in defaults in place then). It emits through sink.
+// NewConn makes a connection in state CLOSED for the 4-tuple id. cfg may be
+// shared with other connections and is only read; its zero fields mean
+// their defaults. It emits through sink.
 func NewConn(cfg *Config, id Tuple, sink Sink) *Conn {
-	if cfg.ISN == nil || cfg.NewCongestion == nil || cfg.MSL == 0 {
-		cfg.Prepare()
-	}
-	c := &Conn{cfg: cfg, id: id, sink: sink, nodelay: cfg.NoDelay, keepAlive: cfg.KeepAlive}
+	c := &Conn{cfg: cfg, id: id, sink: sink, nodelay: !cfg.Nagle, keepAlive: cfg.KeepAlive}
 	c.rtt.init(cfg)
-	c.snd.buf.limit = cfg.SendBufferSize
-	c.rcv.buf.limit = cfg.ReceiveBufferSize
+	c.snd.buf.limit = cfg.sendBufferSize()
+	c.rcv.buf.limit = cfg.receiveBufferSize()
 	return c
 }
 
@@ -267,8 +264,8 @@ func (c *Conn) returnToListen(now time.Time, cause string) {
 		stats: c.stats,
 	}
 	fresh.rtt.init(c.cfg)
-	fresh.snd.buf.limit = c.cfg.SendBufferSize
-	fresh.rcv.buf.limit = c.cfg.ReceiveBufferSize
+	fresh.snd.buf.limit = c.cfg.sendBufferSize()
+	fresh.rcv.buf.limit = c.cfg.receiveBufferSize()
 	*c = fresh
 	c.setState(now, Listen, cause)
 }

@@ -72,7 +72,9 @@ func (tc *tconn) SendSegment(c *Conn, s *Segment) {
 func (tc *tconn) StateChanged(c *Conn, t Transition) { tc.events = append(tc.events, t) }
 
 // newTC makes a CLOSED connection. By default no options are offered, so
-// segments are plain; a test that wants them passes a config change.
+// segments are plain, and Nagle's algorithm is on, as RFC 9293 3.7.4
+// (SHLD-7) has it, though a zero Config turns it off; a test that wants
+// otherwise passes a config change (withOptions, withNoDelay).
 func newTC(t *testing.T, mods ...func(*Config)) *tconn {
 	t.Helper()
 	tc := &tconn{t: t, now: epoch, peerWin: 8192}
@@ -85,11 +87,11 @@ func newTC(t *testing.T, mods ...func(*Config)) *tconn {
 		ReceiveBufferSize: 16384,
 		SendBufferSize:    16384,
 		MinRTO:            time.Second,
+		Nagle:             true,
 	}
 	for _, m := range mods {
 		m(&tc.cfg)
 	}
-	tc.cfg.Prepare()
 	tc.c = NewConn(&tc.cfg, Tuple{Local: localAP, Remote: remoteAP}, tc)
 	return tc
 }

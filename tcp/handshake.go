@@ -52,15 +52,13 @@ type Handshake struct {
 // and negotiates the options of seg. The caller sends SynAck.
 func NewHandshake(cfg *Config, id Tuple, seg *Segment, now time.Time) Handshake {
 	h := handshakeFromSYN(cfg, id, seg, now)
-	h.ISS = cfg.ISN.ISN(id, now)
+	h.ISS = cfg.isn().ISN(id, now)
 	return h
 }
 
 func handshakeFromSYN(cfg *Config, id Tuple, seg *Segment, now time.Time) Handshake {
 	h := Handshake{IRS: seg.Seq, Sent: now, TSEpoch: tsClockEpoch, Window: seg.Window}
-	if g, ok := cfg.ISN.(interface{ TimestampOffset(Tuple) uint32 }); ok {
-		h.TSOffset = g.TimestampOffset(id)
-	}
+	h.TSOffset = cfg.isn().TimestampOffset(id)
 	o := &seg.Options
 	if o.HasMSS && o.MSS > 0 {
 		h.PeerMSS = o.MSS
@@ -90,7 +88,7 @@ func (h *Handshake) SynAck(cfg *Config, id Tuple, now time.Time) Segment {
 	s := Segment{
 		Seq: h.ISS, Ack: h.IRS + 1, Flags: wire.SYN | wire.ACK,
 		// RFC 7323 section 2.2: the window in a SYN is never scaled.
-		Window: uint16(min(cfg.ReceiveBufferSize, 0xFFFF)),
+		Window: uint16(min(cfg.receiveBufferSize(), 0xFFFF)),
 	}
 	o := &s.Options
 	o.HasMSS, o.MSS = true, probe.ourMSS()
@@ -111,7 +109,7 @@ func (h *Handshake) SynAck(cfg *Config, id Tuple, now time.Time) Segment {
 func (h *Handshake) RetransmitAt(cfg *Config, last time.Time) (time.Time, bool) {
 	var e rttEstimator
 	e.init(cfg)
-	return last.Add(e.withBackoff(int(h.Retransmits))), int(h.Retransmits) < cfg.SynAckRetries
+	return last.Add(e.withBackoff(int(h.Retransmits))), int(h.Retransmits) < cfg.synAckRetries()
 }
 
 // ResumeSynReceived makes the TCB of the passive open h, in SYN-RECEIVED,
@@ -155,7 +153,7 @@ func ResumeSynReceived(cfg *Config, id Tuple, sink Sink, h *Handshake, now time.
 
 	// What sending the SYN,ACK (and its retransmissions) left behind.
 	c.rcv.lastAckSent = c.rcv.nxt
-	c.rcv.advEdge = c.rcv.nxt.Add(seqnum.Size(min(cfg.ReceiveBufferSize, 0xFFFF)))
+	c.rcv.advEdge = c.rcv.nxt.Add(seqnum.Size(min(cfg.receiveBufferSize(), 0xFFFF)))
 	c.snd.retransmits = int(h.Retransmits)
 	c.rtt.backoff = int(h.Retransmits)
 	c.stats.SegsIn = 1
@@ -186,7 +184,7 @@ func (h *Handshake) Info(cfg *Config) Info {
 	}
 	return Info{
 		State: SynReceived, RTO: e.withBackoff(int(h.Retransmits)), PeerMSS: mss, MSS: mss,
-		SndWnd: int(h.Window), RcvWnd: cfg.ReceiveBufferSize, SndWScale: h.PeerWScale,
+		SndWnd: int(h.Window), RcvWnd: cfg.receiveBufferSize(), SndWScale: h.PeerWScale,
 		Timestamps: h.Timestamps, SACK: h.SACKPermitted, Unacked: 1,
 		ISS: h.ISS, IRS: h.IRS, SndUna: h.ISS, SndNxt: h.ISS + 1, RcvNxt: h.IRS + 1,
 		Backoff: int(h.Retransmits),

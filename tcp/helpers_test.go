@@ -107,7 +107,7 @@ func newEstablishedMSS(t *testing.T, mss uint16, mods ...func(*Config)) *tconn {
 	return tc
 }
 
-func withNoDelay(c *Config) { c.NoDelay = true }
+func withNoDelay(c *Config) { c.Nagle = false }
 
 // wantEvents checks the causes of every transition so far, in order.
 func (tc *tconn) wantCauses(why string, want ...string) {

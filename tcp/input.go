@@ -101,7 +101,7 @@ func (c *Conn) setMSS(mss int) {
 		opt = 12 // NOP, NOP, timestamps
 	}
 	c.mss = max(mss-opt, min(64, int(c.ourMSS())-opt), 1)
-	c.cc = c.cfg.NewCongestion(c.mss)
+	c.cc = c.cfg.newCongestion(c.mss)
 }
 
 // updateWindow applies the send window update rule of RFC 9293 3.10.7.4
@@ -433,7 +433,7 @@ func (c *Conn) enterFinWait2(now time.Time) {
 	c.tm.rtx = time.Time{}
 	c.tm.persist = time.Time{}
 	if c.released {
-		c.tm.timewait = now.Add(c.cfg.FinWait2Timeout)
+		c.tm.timewait = now.Add(c.cfg.finWait2Timeout())
 	}
 }
 

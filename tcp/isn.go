@@ -28,8 +28,9 @@ func (g *ISNGenerator) ISN(t Tuple, now time.Time) seqnum.Value {
 	return seqnum.Value(m + g.hash(t, 0))
 }
 
-// TimestampOffset is a per-connection random offset for our TSval, as
-// RFC 7323 section 5.4 recommends, so timestamps reveal no uptime.
+// TimestampOffset implements ISNSource: a keyed hash of the 4-tuple, as
+// RFC 7323 section 5.4 recommends, so timestamps reveal no uptime and every
+// incarnation of a 4-tuple gets the same offset.
 func (g *ISNGenerator) TimestampOffset(t Tuple) uint32 { return g.hash(t, 1) }
 
 func (g *ISNGenerator) hash(t Tuple, domain byte) uint32 {

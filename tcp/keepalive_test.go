@@ -64,7 +64,7 @@ func TestSetKeepAliveParams(t *testing.T) {
 func TestKeepAliveQuietWhileDataInFlight(t *testing.T) {
 	tc := newEstablished(t, func(c *Config) {
 		c.KeepAlive, c.KeepAliveIdle, c.KeepAliveInterval = true, time.Second, time.Second
-		c.NoDelay = true
+		c.Nagle = false
 		c.MinRTO, c.InitialRTO = 10*time.Second, 10*time.Second
 	})
 	tc.write([]byte("x"))

@@ -58,7 +58,7 @@ func TestFinWait1ToTimeWaitOnFinAck(t *testing.T) {
 }
 
 func TestDataBothWaysAndHalfClose(t *testing.T) {
-	tc := newEstablished(t, func(c *Config) { c.NoDelay = true })
+	tc := newEstablished(t, func(c *Config) { c.Nagle = false })
 	n, err := tc.c.Write(tc.now, []byte("hello"))
 	if n != 5 || err != nil {
 		t.Fatalf("Write = %d, %v", n, err)

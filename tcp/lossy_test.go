@@ -70,11 +70,10 @@ func runLossy(t *testing.T, seed uint64) {
 	w := &wire2{rng: rand.New(rand.NewPCG(seed, 99)), now: epoch, loss: 0.1, dup: 0.05,
 		peer: map[*Conn]*Conn{}, history: map[*Conn][]Transition{}}
 	mk := func(isn uint32, opts bool) *Config {
-		c := &Config{ISN: FixedISN(isn), ReceiveBufferSize: 32 << 10, SendBufferSize: 32 << 10, MinRTO: 200 * time.Millisecond}
+		c := &Config{ISN: FixedISN(isn), ReceiveBufferSize: 32 << 10, SendBufferSize: 32 << 10, MinRTO: 200 * time.Millisecond, Nagle: true}
 		if !opts {
 			c.NoTimestamps, c.NoSACK, c.NoWindowScale = true, true, true
 		}
-		c.Prepare()
 		return c
 	}
 	a := netip.MustParseAddrPort("10.0.0.1:1234")

@@ -60,7 +60,6 @@ func TestDefaultMSS(t *testing.T) {
 	}
 	tc2 := &tconn{t: t, now: epoch, peerWin: 8192}
 	tc2.cfg = Config{ISN: FixedISN(iss), NoWindowScale: true, NoTimestamps: true, NoSACK: true}
-	tc2.cfg.Prepare()
 	tc2.c = NewConn(&tc2.cfg, Tuple{Local: netip.MustParseAddrPort("[2001:db8::2]:80"), Remote: netip.MustParseAddrPort("[2001:db8::1]:4000")}, tc2)
 	tc2.c.Connect(tc2.now)
 	if s := tc2.want("SYN", seg{flags: S, seq: iss}); s.Options.MSS != 1440 {

@@ -27,8 +27,8 @@ func (c *Conn) windowField() uint16 {
 	// advEdge counts only once a window has been advertised, and only if
 	// it lies within the buffer's reach from RCV.NXT (before our first ACK
 	// it holds nothing meaningful).
-	if adv.GreaterThanEq(c.rcv.nxt) && c.rcv.nxt.Size(adv) <= seqnum.Size(c.cfg.ReceiveBufferSize) {
-		step := seqnum.Size(min(c.cfg.ReceiveBufferSize/2, c.mss))
+	if adv.GreaterThanEq(c.rcv.nxt) && c.rcv.nxt.Size(adv) <= seqnum.Size(c.cfg.receiveBufferSize()) {
+		step := seqnum.Size(min(c.cfg.receiveBufferSize()/2, c.mss))
 		if edge.LessThan(adv.Add(step)) {
 			edge = seqnum.Max(adv, c.rcv.nxt)
 		}
@@ -87,7 +87,7 @@ func (c *Conn) output(now time.Time) {
 		if c.rcv.ackNow {
 			c.sendACK(now)
 		} else if c.tm.delack.IsZero() {
-			c.tm.delack = now.Add(c.cfg.DelayedACK)
+			c.tm.delack = now.Add(c.cfg.delayedACK())
 		}
 	}
 	c.armPersist(now)
@@ -252,7 +252,7 @@ func (c *Conn) challengeACK(now time.Time) {
 		c.challengeWindow = now
 		c.challengeCount = 0
 	}
-	if c.challengeCount >= c.cfg.ChallengeACKLimit {
+	if c.challengeCount >= c.cfg.challengeACKLimit() {
 		c.stats.ChallengeACKsLimited++
 		return
 	}

@@ -13,9 +13,9 @@ type rttEstimator struct {
 }
 
 func (e *rttEstimator) init(cfg *Config) {
-	e.rto = cfg.InitialRTO // RFC 6298 2.1
-	e.minRTO = cfg.MinRTO
-	e.maxRTO = cfg.MaxRTO
+	e.rto = cfg.initialRTO() // RFC 6298 2.1
+	e.minRTO = cfg.minRTO()
+	e.maxRTO = cfg.maxRTO()
 }
 
 // sample folds in one RTT measurement (RFC 6298 section 2.2 and 2.3; K = 4,

@@ -202,9 +202,7 @@ func (sc *SynCookies) Check(cfg *Config, id Tuple, seg *Segment, now time.Time) 
 			continue
 		}
 		h := Handshake{ISS: seqnum.Value(iss), IRS: irs, TSEpoch: cookieEpoch, PeerMSS: CookieMSS[idx]}
-		if g, ok := cfg.ISN.(interface{ TimestampOffset(Tuple) uint32 }); ok {
-			h.TSOffset = g.TimestampOffset(id)
-		}
+		h.TSOffset = cfg.isn().TimestampOffset(id)
 		if opts != 0 {
 			h.Timestamps, h.TSRecent = true, o.TSVal
 			if ws := opts & tsOptNoWScale; ws != tsOptNoWScale {

@@ -101,7 +101,6 @@ func cookieCfg(mods ...func(*Config)) *Config {
 	for _, m := range mods {
 		m(cfg)
 	}
-	cfg.Prepare()
 	return cfg
 }
 
@@ -191,7 +190,7 @@ func TestCookieTSvalNeverAhead(t *testing.T) {
 		now := epoch.Add(time.Duration(ms) * time.Millisecond)
 		syn := Segment{Seq: 1, Flags: S, Options: peerOpts}
 		sa := sc.Make(cfg, id, &syn, now)
-		h := Handshake{TSEpoch: cookieEpoch, TSOffset: cfg.ISN.(*ISNGenerator).TimestampOffset(id)}
+		h := Handshake{TSEpoch: cookieEpoch, TSOffset: cfg.ISN.TimestampOffset(id)}
 		clock := h.TSVal(now)
 		if d := int32(clock - sa.Options.TSVal); d < 0 || d >= 64 {
 			t.Fatalf("at %d ms: TSval %d, clock %d: must be at most 63 ms behind", ms, sa.Options.TSVal, clock)

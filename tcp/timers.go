@@ -77,12 +77,12 @@ func (c *Conn) retransmissionTimeout(now time.Time) {
 	if c.snd.una == c.snd.max {
 		return // everything acknowledged; the timer was stale
 	}
-	limit := c.cfg.MaxRetransmits
+	limit := c.cfg.maxRetransmits()
 	switch {
 	case c.state == SynSent:
-		limit = c.cfg.SynRetries
+		limit = c.cfg.synRetries()
 	case !c.synAcked():
-		limit = c.cfg.SynAckRetries
+		limit = c.cfg.synAckRetries()
 	}
 	userTimedOut := c.cfg.UserTimeout > 0 && !c.snd.stalled.IsZero() && now.Sub(c.snd.stalled) >= c.cfg.UserTimeout
 	if c.snd.retransmits >= limit || userTimedOut {
@@ -192,7 +192,7 @@ func (c *Conn) persistTimeout(now time.Time) {
 		c.output(now)
 		return
 	}
-	if c.snd.unansweredProbes >= c.cfg.MaxRetransmits {
+	if c.snd.unansweredProbes >= c.cfg.maxRetransmits() {
 		// The peer stopped answering: RFC 1122 4.2.2.17 forbids giving
 		// up only "as long as the receiving TCP continues to send
 		// acknowledgments in response to the probe segments".
@@ -255,21 +255,21 @@ func (c *Conn) keepAliveIdle() time.Duration {
 	if c.kaIdle > 0 {
 		return c.kaIdle
 	}
-	return c.cfg.KeepAliveIdle
+	return c.cfg.keepAliveIdle()
 }
 
 func (c *Conn) keepAliveInterval() time.Duration {
 	if c.kaInterval > 0 {
 		return c.kaInterval
 	}
-	return c.cfg.KeepAliveInterval
+	return c.cfg.keepAliveInterval()
 }
 
 func (c *Conn) keepAliveCount() int {
 	if c.kaCount > 0 {
 		return c.kaCount
 	}
-	return c.cfg.KeepAliveCount
+	return c.cfg.keepAliveCount()
 }
 
 // keepAliveTimeout sends a keep-alive probe: a segment with SEG.SEQ =
@@ -303,7 +303,7 @@ func (c *Conn) keepAliveTimeout(now time.Time) {
 
 // startTimeWait (re)starts the 2MSL timer (RFC 9293 3.10.7.4 "eighth").
 func (c *Conn) startTimeWait(now time.Time) {
-	c.tm = timers{timewait: now.Add(2 * c.cfg.MSL)}
+	c.tm = timers{timewait: now.Add(2 * c.cfg.msl())}
 }
 
 // TimeWaitReopen reports whether a SYN that arrives for this connection in

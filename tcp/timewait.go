@@ -74,7 +74,7 @@ func (c *Conn) TimeWaitRecord() TimeWaitRecord {
 		maxWnd:    c.snd.maxWnd,
 		wl1:       c.snd.wl1,
 		advEdge:   c.rcv.advEdge,
-		step:      uint16(min(c.cfg.ReceiveBufferSize/2, c.mss, 0xFFFF)),
+		step:      uint16(min(c.cfg.receiveBufferSize()/2, c.mss, 0xFFFF)),
 		sndWScale: c.snd.wscale,
 		rcvWScale: c.rcv.wscale,
 	}
@@ -116,7 +116,7 @@ func (tw *TimeWaitRecord) ID() Tuple {
 func (tw *TimeWaitRecord) Expiry() time.Time { return time.Unix(0, tw.expiry) }
 
 // Entered is when TIME-WAIT began, or was last restarted.
-func (tw *TimeWaitRecord) Entered() time.Time { return time.Unix(0, tw.expiry-int64(2*tw.cfg.MSL)) }
+func (tw *TimeWaitRecord) Entered() time.Time { return time.Unix(0, tw.expiry-int64(2*tw.cfg.msl())) }
 
 func (tw *TimeWaitRecord) ts() bool { return tw.flags&twTimestamps != 0 }
 
@@ -151,7 +151,7 @@ func (tw *TimeWaitRecord) Reopen(seg *Segment) bool {
 // the slowest clock RFC 7323 (section 5.4) allows the peer. The new
 // incarnation's ISS is NextISS.
 func (tw *TimeWaitRecord) Reusable(now time.Time, after time.Duration) bool {
-	return tw.ts() && now.UnixNano()-(tw.expiry-int64(2*tw.cfg.MSL)) >= int64(max(after, time.Millisecond))
+	return tw.ts() && now.UnixNano()-(tw.expiry-int64(2*tw.cfg.msl())) >= int64(max(after, time.Millisecond))
 }
 
 // Info is STATUS for the record: what a Conn in TIME-WAIT reports that
@@ -160,7 +160,7 @@ func (tw *TimeWaitRecord) Info() Info {
 	return Info{
 		State: TimeWait, Timestamps: tw.ts(), SndWScale: tw.sndWScale,
 		SndUna: tw.sndNxt, SndNxt: tw.sndNxt, RcvNxt: tw.rcvNxt,
-		RcvWnd: tw.cfg.ReceiveBufferSize,
+		RcvWnd: tw.cfg.receiveBufferSize(),
 	}
 }
 
@@ -248,7 +248,7 @@ func (tw *TimeWaitRecord) HandleSegment(now time.Time, seg *Segment, send func(*
 // acceptable is Conn.acceptable in TIME-WAIT: the receive window is the
 // empty buffer's, and at least 1.
 func (tw *TimeWaitRecord) acceptable(seg *Segment) bool {
-	wnd := seqnum.Size(max(tw.cfg.ReceiveBufferSize, 1))
+	wnd := seqnum.Size(max(tw.cfg.receiveBufferSize(), 1))
 	n := seg.Len()
 	if n == 0 {
 		return seg.Seq.InWindow(tw.rcvNxt, wnd)
@@ -256,7 +256,7 @@ func (tw *TimeWaitRecord) acceptable(seg *Segment) bool {
 	return seg.Seq.InWindow(tw.rcvNxt, wnd) || seg.Seq.Add(n-1).InWindow(tw.rcvNxt, wnd)
 }
 
-func (tw *TimeWaitRecord) restart(now time.Time) { tw.expiry = now.UnixNano() + int64(2*tw.cfg.MSL) }
+func (tw *TimeWaitRecord) restart(now time.Time) { tw.expiry = now.UnixNano() + int64(2*tw.cfg.msl()) }
 
 // sendACK is Conn.sendACK: <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>.
 func (tw *TimeWaitRecord) sendACK(now time.Time, send func(*Segment)) {
@@ -274,7 +274,7 @@ func (tw *TimeWaitRecord) sendACK(now time.Time, send func(*Segment)) {
 // whole buffer, and the right edge only moves on by at least step
 // (receiver-side silly window avoidance, RFC 9293 3.8.6.2.2).
 func (tw *TimeWaitRecord) windowField() uint16 {
-	size := seqnum.Size(tw.cfg.ReceiveBufferSize)
+	size := seqnum.Size(tw.cfg.receiveBufferSize())
 	edge := tw.rcvNxt.Add(size)
 	adv := tw.advEdge
 	if adv.GreaterThanEq(tw.rcvNxt) && tw.rcvNxt.Size(adv) <= size {
@@ -291,7 +291,7 @@ func (tw *TimeWaitRecord) challengeACK(now time.Time, send func(*Segment)) {
 	if tw.chStart == 0 || t-tw.chStart >= int64(time.Second) {
 		tw.chStart, tw.chCount = t, 0
 	}
-	if int(tw.chCount) >= min(tw.cfg.ChallengeACKLimit, 0xFFFF) {
+	if int(tw.chCount) >= min(tw.cfg.challengeACKLimit(), 0xFFFF) {
 		return
 	}
 	tw.chCount++

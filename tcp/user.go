@@ -35,7 +35,7 @@ func (c *Conn) Listen(now time.Time) error {
 }
 
 func (c *Conn) openCommon(now time.Time) {
-	c.snd.iss = c.cfg.ISN.ISN(c.id, now)
+	c.snd.iss = c.cfg.isn().ISN(c.id, now)
 	c.snd.una = c.snd.iss
 	c.snd.nxt = c.snd.iss
 	c.snd.max = c.snd.iss
@@ -45,14 +45,12 @@ func (c *Conn) openCommon(now time.Time) {
 	c.snd.recover = c.snd.iss
 	c.snd.bufStart = c.snd.iss + 1
 	c.tsEpoch = tsClockEpoch
-	if g, ok := c.cfg.ISN.(interface{ TimestampOffset(Tuple) uint32 }); ok {
-		c.tsOffset = g.TimestampOffset(c.id)
-	}
+	c.tsOffset = c.cfg.isn().TimestampOffset(c.id)
 	c.lastRecv = now
 	c.rcv.wscale = c.ourWindowShift()
 	c.mss = c.defaultPeerMSS()
 	c.peerMSS = c.mss
-	c.cc = c.cfg.NewCongestion(c.mss)
+	c.cc = c.cfg.newCongestion(c.mss)
 }
 
 // ourWindowShift is the smallest shift that lets the receive buffer be
@@ -62,7 +60,7 @@ func (c *Conn) ourWindowShift() uint8 {
 		return 0
 	}
 	var s uint8
-	for s < 14 && c.cfg.ReceiveBufferSize>>s > 0xFFFF {
+	for s < 14 && c.cfg.receiveBufferSize()>>s > 0xFFFF {
 		s++
 	}
 	return s
@@ -78,15 +76,7 @@ func (c *Conn) defaultPeerMSS() int {
 }
 
 // ourMSS is the MSS option we send.
-func (c *Conn) ourMSS() uint16 {
-	if c.cfg.MSS != 0 {
-		return c.cfg.MSS
-	}
-	if c.defaultPeerMSS() == 536 {
-		return 1460
-	}
-	return 1440
-}
+func (c *Conn) ourMSS() uint16 { return c.cfg.mss(c.id.Remote.Addr()) }
 
 // Write is SEND (RFC 9293 section 3.10.2): queue p for transmission and
 // send what the windows allow. It takes what fits in the send buffer and
@@ -257,7 +247,7 @@ func (c *Conn) Release(now time.Time, abort bool) {
 	}
 	c.Close(now)
 	if c.state == FinWait2 {
-		c.tm.timewait = now.Add(c.cfg.FinWait2Timeout)
+		c.tm.timewait = now.Add(c.cfg.finWait2Timeout())
 	}
 }
 

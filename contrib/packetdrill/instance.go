@@ -225,7 +225,8 @@ func (in *instance) ensure() {
 		}
 	}
 	in.ep = &endpoint{mtu: in.mtu, now: in.v.Now}
-	in.st = stack.New(stack.Options{Clock: in.v, TCP: in.cfg, Nagle: true,
+	in.cfg.Nagle = true // a socket's default: TCP_NODELAY off
+	in.st = stack.New(stack.Options{Clock: in.v, TCP: in.cfg,
 		Rand: rand.NewChaCha8([32]byte{'s', 'o'})})
 	id, err := in.st.AddLink(in.ep, netip.PrefixFrom(in.local4, 24), netip.PrefixFrom(in.local6, 64))
 	if err == nil {
@@ -589,11 +590,7 @@ func (in *instance) getsockopt(fd, level, name int) (int, syscall.Errno) {
 		}
 		return 0, 0
 	case level == solSocket && name == soRcvBuf:
-		n := in.cfg.ReceiveBufferSize
-		if n == 0 {
-			n = tcp.DefaultBufferSize
-		}
-		return n, 0
+		return in.cfg.WithDefaults().ReceiveBufferSize, 0
 	}
 	return -1, syscall.ENOPROTOOPT
 }

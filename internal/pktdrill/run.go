@@ -366,12 +366,12 @@ func (r *runner) start() {
 		KeepAliveIdle:     r.set.keepIdle,
 		KeepAliveInterval: r.set.keepIntvl,
 		KeepAliveCount:    r.set.keepCnt,
+		Nagle:             true, // a socket's default: TCP_NODELAY off
 	}
 	r.st = stack.New(stack.Options{
 		Clock: r.v,
 		TCP:   cfg,
 		Rand:  rand.NewChaCha8([32]byte{'p', 'k', 't', 'd', 'r', 'i', 'l', 'l'}),
-		Nagle: true, // a socket's default: TCP_NODELAY off
 	})
 	bits := 24
 	def := netip.MustParsePrefix("0.0.0.0/0")

@@ -71,17 +71,8 @@ func (st settings) perStack() settings {
 // keepAlive is the keep-alive timing the settings give a connection:
 // synack's defaults where no sysctl set one.
 func (st settings) keepAlive() (idle, interval time.Duration, count int) {
-	idle, interval, count = st.keepIdle, st.keepIntvl, st.keepCnt
-	if idle <= 0 {
-		idle = tcp.DefaultKeepAliveIdle
-	}
-	if interval <= 0 {
-		interval = tcp.DefaultKeepAliveInterval
-	}
-	if count <= 0 {
-		count = tcp.DefaultKeepAliveCount
-	}
-	return idle, interval, count
+	c := tcp.Config{KeepAliveIdle: st.keepIdle, KeepAliveInterval: st.keepIntvl, KeepAliveCount: st.keepCnt}.WithDefaults()
+	return c.KeepAliveIdle, c.KeepAliveInterval, c.KeepAliveCount
 }
 
 func defaultSettings() settings {

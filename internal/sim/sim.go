@@ -158,8 +158,7 @@ func Run(p Plan, clk clock.Clock, pcapOut io.Writer) (Result, error) {
 			Rand:  rand.NewChaCha8(seedKey(p.Seed, n)),
 			Trace: rec.trace,
 			// Nagle on for odd seeds: both send paths get exercised.
-			Nagle: p.Seed%2 == 1,
-			TCP:   tcp.Config{MinRTO: 200 * time.Millisecond},
+			TCP: tcp.Config{MinRTO: 200 * time.Millisecond, Nagle: p.Seed%2 == 1},
 		})
 		_, err := s.AddLink(ep, netip.PrefixFrom(addr, 24))
 		return s, err
