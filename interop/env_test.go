@@ -62,7 +62,7 @@ type env struct {
 	dev *tun.Device
 	s   *stack.Stack
 
-	events    <-chan stack.Event
+	events    <-chan tcp.Transition
 	pcapPath  string
 	pcapClose func() error
 }

@@ -179,7 +179,7 @@ func (l *ladder) printState(ev stack.TraceEvent, sd *ladderSide) {
 		return
 	}
 	change := fmt.Sprintf("%s: %s → %s", sd.name, ev.From, ev.To)
-	cause := "(" + ev.Cause + ")"
+	cause := "(" + ev.Cause.String() + ")"
 	var line string
 	if sd == l.left {
 		line = fmt.Sprintf("%s  %s %s %s", l.when(ev.Time),
@@ -211,7 +211,7 @@ func (l *ladder) lost(at time.Time, pkt []byte) {
 	src := netip.AddrPortFrom(ip.Src, h.SrcPort)
 	dst := netip.AddrPortFrom(ip.Dst, h.DstPort)
 	seg := tcp.Segment{Seq: h.Seq, Ack: h.Ack, Flags: h.Flags, Window: h.Window, Options: h.Options, Payload: payload}
-	ev := stack.TraceEvent{Time: at, Tuple: tcp.Tuple{Local: src, Remote: dst}, Segment: &seg}
+	ev := stack.TraceEvent{Transition: tcp.Transition{Time: at, Tuple: tcp.Tuple{Local: src, Remote: dst}}, Segment: &seg}
 	if l.json != nil {
 		l.json.Encode(map[string]any{"t": at.Sub(l.start).Seconds(), "side": l.side(ip.Src).name, "kind": "lost", "segment": segJSON(l.relative(ev))})
 		return
@@ -272,7 +272,7 @@ func (l *ladder) emitJSON(ev stack.TraceEvent, sd *ladderSide) {
 	}
 	switch ev.Kind {
 	case stack.TraceState:
-		m["from"], m["to"], m["cause"] = ev.From.String(), ev.To.String(), ev.Cause
+		m["from"], m["to"], m["cause"] = ev.From.String(), ev.To.String(), ev.Cause.String()
 	case stack.TraceReceived:
 		// The tuple of a received event is the receiver's; the segment's
 		// numbers are the sender's.

@@ -252,7 +252,7 @@ func (l *liveLadder) record(r *admin.TraceRecord) {
 		change := fmt.Sprintf("%s → %s", r.From, r.To)
 		fmt.Fprintf(l.w, "%-12s  %-*s %s %s %s\n", when, connWidth, id,
 			l.paint(colBold+colCyan, fmt.Sprintf("%-*s", stateWidth, r.To)),
-			l.paint(colCyan, change), l.paint(colDim, "("+r.Cause+")"))
+			l.paint(colCyan, change), l.paint(colDim, "("+r.Cause.String()+")"))
 		if r.To == tcp.Closed {
 			names := make([]string, len(c.path))
 			for i, s := range c.path {
