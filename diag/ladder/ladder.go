@@ -260,7 +260,7 @@ func (l *Ladder) pairSegment(ev *stack.TraceEvent, sd *Side, col string) {
 	s := l.relative(ev)
 	fmt.Fprintf(l.w, "%s  %s %s %s\n", l.when(ev.Time),
 		l.paint(l.left.color, fmt.Sprintf("%-*s", stateWidth, l.left.State)),
-		l.paint(col, arrow(SegmentText(&s), sd == l.left)),
+		l.paint(col, arrow(s.Text(wire.TextBrief), sd == l.left)),
 		l.paint(l.right.color, l.right.State.String()))
 }
 
@@ -291,7 +291,7 @@ func (l *Ladder) Lost(at time.Time, tuple tcp.Tuple, seg *tcp.Segment) {
 	ev := stack.TraceEvent{Kind: stack.TraceSent, Transition: tcp.Transition{Time: at, Tuple: tuple}, Segment: seg}
 	s := l.relative(&ev)
 	fmt.Fprintf(l.w, "%s  %s %s\n", l.when(at), fmt.Sprintf("%-*s", stateWidth, ""),
-		l.paint(colRed, fmt.Sprintf("   ✗ lost on the way: %s", SegmentText(&s))))
+		l.paint(colRed, fmt.Sprintf("   ✗ lost on the way: %s", s.Text(wire.TextBrief))))
 }
 
 // Note prints a line of narration: what side who's application did or
@@ -373,7 +373,7 @@ func (l *Ladder) traceLive(ev *stack.TraceEvent) {
 		// its own line.
 		if ev.Kind == stack.TraceReceived {
 			l.last = 0
-			fmt.Fprintf(l.w, "%s  %-*s %s\n", when, connWidth, "-", l.paint(colDim, fmt.Sprintf("no socket for %s (from %s): %s", ev.Tuple.Local, ev.Tuple.Remote, SegmentText(ev.Segment))))
+			fmt.Fprintf(l.w, "%s  %-*s %s\n", when, connWidth, "-", l.paint(colDim, fmt.Sprintf("no socket for %s (from %s): %s", ev.Tuple.Local, ev.Tuple.Remote, ev.Segment.Text(wire.TextBrief))))
 		}
 		return
 	}
@@ -415,44 +415,6 @@ func (l *Ladder) traceLive(ev *stack.TraceEvent) {
 		}
 		// For a received segment the state column is the state it found.
 		fmt.Fprintf(l.w, "%s  %-*s %s %s\n", when, connWidth, id,
-			l.paint(colCyan, fmt.Sprintf("%-*s", stateWidth, c.state)), l.paint(col, arrow(SegmentText(&s), ev.Kind == stack.TraceSent)))
+			l.paint(colCyan, fmt.Sprintf("%-*s", stateWidth, c.state)), l.paint(col, arrow(s.Text(wire.TextBrief), ev.Kind == stack.TraceSent)))
 	}
-}
-
-// SegmentText is the ladder's tcpdump-like one-liner: options are shown
-// on the handshake, where they are negotiated, and SACK blocks where they
-// appear; the timestamps every later segment carries are left out.
-func SegmentText(s *tcp.Segment) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "[%s] seq %d", s.Flags, s.Seq)
-	if s.Flags&wire.ACK != 0 {
-		fmt.Fprintf(&b, " ack %d", s.Ack)
-	}
-	fmt.Fprintf(&b, " win %d", s.Window)
-	if len(s.Payload) > 0 {
-		fmt.Fprintf(&b, " len %d", len(s.Payload))
-	}
-	o := &s.Options
-	var opts []string
-	if s.Flags&wire.SYN != 0 {
-		if o.HasMSS {
-			opts = append(opts, fmt.Sprintf("mss %d", o.MSS))
-		}
-		if o.SACKPermitted {
-			opts = append(opts, "sackOK")
-		}
-		if o.HasTimestamps {
-			opts = append(opts, "TS")
-		}
-		if o.HasWindowScale {
-			opts = append(opts, fmt.Sprintf("wscale %d", o.WindowScale))
-		}
-	}
-	for _, blk := range o.SACK() {
-		opts = append(opts, fmt.Sprintf("sack %d:%d", blk.Start, blk.End))
-	}
-	if len(opts) > 0 {
-		fmt.Fprintf(&b, " <%s>", strings.Join(opts, ","))
-	}
-	return b.String()
 }

@@ -129,16 +129,3 @@ func TestAbsoluteAndColor(t *testing.T) {
 		t.Errorf("no colour:\n%q", got)
 	}
 }
-
-func TestSegmentText(t *testing.T) {
-	s := seg(wire.SYN|wire.ACK, 1, 2, 0)
-	s.Options = wire.TCPOptions{HasMSS: true, MSS: 1460, SACKPermitted: true, HasTimestamps: true, TSVal: 9, HasWindowScale: true, WindowScale: 7}
-	if got, want := SegmentText(s), "[S.] seq 1 ack 2 win 512 <mss 1460,sackOK,TS,wscale 7>"; got != want {
-		t.Errorf("SYN,ACK: got %q, want %q", got, want)
-	}
-	d := seg(wire.ACK|wire.PSH, 1, 2, 10)
-	d.Options = wire.TCPOptions{HasTimestamps: true, TSVal: 9}
-	if got, want := SegmentText(d), "[P.] seq 1 ack 2 win 512 len 10"; got != want {
-		t.Errorf("data: got %q, want %q", got, want)
-	}
-}
