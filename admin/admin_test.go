@@ -341,7 +341,7 @@ func TestEventStream(t *testing.T) {
 	w.listen(t, 80)
 	body, stop := stream(t, w.ts.URL+"/api/events?follow=1")
 	defer stop()
-	evs := make(chan admin.Event, 100)
+	evs := make(chan admin.TraceRecord, 100)
 	errc := make(chan error, 1)
 	go readLines(body, evs, errc)
 
@@ -366,10 +366,10 @@ func TestEventStream(t *testing.T) {
 			if e.ID != s.ID() {
 				continue
 			}
-			if e.Local != s.LocalAddr().String() || e.Remote != s.RemoteAddr().String() || e.Seq == 0 || e.Time.IsZero() {
-				t.Errorf("event %+v: wrong tuple or no seq/time", e)
+			if e.Kind != stack.TraceState || e.Tuple.Local.String() != s.LocalAddr().String() || e.Tuple.Remote.String() != s.RemoteAddr().String() || e.Seq == 0 || e.Time.IsZero() || e.Cause == tcp.NoCause {
+				t.Errorf("event %+v: wrong kind or tuple, or no seq/time/cause", e)
 			}
-			got = append(got, e.From+">"+e.To)
+			got = append(got, e.From.String()+">"+e.To.String())
 		case err := <-errc:
 			t.Fatal(err)
 		case <-timeout:
@@ -386,7 +386,7 @@ func TestEventStream(t *testing.T) {
 	var ring []string
 	for _, e := range all.Events {
 		if e.ID == s.ID() {
-			ring = append(ring, e.From+">"+e.To)
+			ring = append(ring, e.From.String()+">"+e.To.String())
 		}
 	}
 	if !reflect.DeepEqual(ring, want) {
@@ -429,11 +429,11 @@ func TestEventStreamSSE(t *testing.T) {
 	for sc.Scan() {
 		line := sc.Text()
 		if data, ok := strings.CutPrefix(line, "data: "); ok {
-			var e admin.Event
+			var e admin.TraceRecord
 			if err := json.Unmarshal([]byte(data), &e); err != nil {
 				t.Fatal(err)
 			}
-			if e.From == "LISTEN" && e.To == "SYN-RECEIVED" {
+			if e.From == tcp.Listen && e.To == tcp.SynReceived && e.Cause == tcp.RcvSYN {
 				return
 			}
 		}
@@ -546,7 +546,7 @@ func TestTraceSlowClientDoesNotBlock(t *testing.T) {
 	tr := admin.NewTracerSize(8)
 	// Nobody reads: Hook must neither block nor grow without bound.
 	for i := range 100000 {
-		tr.Hook(stack.TraceEvent{Kind: stack.TraceState, ID: uint64(i), From: tcp.Established, To: tcp.CloseWait})
+		tr.Hook(stack.TraceEvent{Kind: stack.TraceState, Transition: tcp.Transition{ID: uint64(i), From: tcp.Established, To: tcp.CloseWait, Cause: tcp.RcvFIN}})
 	}
 	if r := tr.Recent(100, admin.TraceFilter{}); len(r) != 8 || r[7].ID != 99999 {
 		t.Fatalf("recent: %d records, last %+v", len(r), r[len(r)-1])
@@ -556,7 +556,7 @@ func TestTraceSlowClientDoesNotBlock(t *testing.T) {
 func TestTraceNoAlloc(t *testing.T) {
 	tr := admin.NewTracer()
 	seg := &tcp.Segment{Flags: wire.ACK, Payload: make([]byte, 100)}
-	ev := stack.TraceEvent{Kind: stack.TraceSent, Segment: seg, From: tcp.Established, To: tcp.Established}
+	ev := stack.TraceEvent{Kind: stack.TraceSent, Transition: tcp.Transition{From: tcp.Established, To: tcp.Established}, Segment: seg}
 	if n := testing.AllocsPerRun(1000, func() { tr.Hook(ev) }); n != 0 {
 		t.Errorf("Hook allocates %v times per event", n)
 	}

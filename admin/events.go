@@ -16,20 +16,9 @@ import (
 	"github.com/synack/synack/tcp"
 )
 
-// Event is one state change as /api/events serves it.
-type Event struct {
-	Seq    uint64    `json:"seq"` // numbers the server's events from 1
-	Time   time.Time `json:"time"`
-	ID     uint64    `json:"id"` // the connection's number in the stack
-	Local  string    `json:"local"`
-	Remote string    `json:"remote,omitempty"` // empty for a listener
-	From   string    `json:"from"`
-	To     string    `json:"to"`
-	Cause  string    `json:"cause,omitempty"`
-}
-
-// Transition counts one arrow of the state diagram.
-type Transition struct {
+// TransitionCount counts one arrow of the state diagram: how many times
+// connections went From -> To. It is a tally, not an event.
+type TransitionCount struct {
 	From  string `json:"from"`
 	To    string `json:"to"`
 	Count uint64 `json:"count"`
@@ -39,9 +28,11 @@ type Transition struct {
 type Events struct {
 	Start time.Time `json:"start"` // since when transitions are counted
 	// Last is the Seq of the newest event; ask ?after=Last next time.
-	Last        uint64       `json:"last"`
-	Events      []Event      `json:"events"` // oldest first
-	Transitions []Transition `json:"transitions"`
+	Last uint64 `json:"last"`
+	// Events are the state changes (Kind stack.TraceState), oldest first,
+	// in the same form as /api/trace's.
+	Events      []TraceRecord     `json:"events"`
+	Transitions []TransitionCount `json:"transitions"`
 }
 
 // events keeps the recent state changes, counts transitions, remembers
@@ -49,7 +40,7 @@ type Events struct {
 type events struct {
 	mu          sync.Mutex
 	start       time.Time
-	ring        []Event
+	ring        []TraceRecord
 	head, n     int
 	seq         uint64
 	transitions map[[2]tcp.State]uint64
@@ -60,14 +51,14 @@ type events struct {
 }
 
 type follower struct {
-	ch      chan Event
+	ch      chan TraceRecord
 	dropped uint64 // guarded by events.mu
 	done    chan struct{}
 }
 
 func newEvents(size, buf, maxFollowers int, start time.Time) *events {
 	return &events{
-		start: start, ring: make([]Event, size), buf: buf, maxF: maxFollowers,
+		start: start, ring: make([]TraceRecord, size), buf: buf, maxF: maxFollowers,
 		transitions: make(map[[2]tcp.State]uint64),
 		since:       make(map[uint64]time.Time),
 		followers:   make(map[*follower]struct{}),
@@ -76,24 +67,18 @@ func newEvents(size, buf, maxFollowers int, start time.Time) *events {
 
 // childListen reports the LISTEN a listener's child starts in: a copy of
 // the listener (RFC 9293's passive OPEN), not a transition of its own.
-func childListen(e stack.Event) bool {
+func childListen(e tcp.Transition) bool {
 	return e.From == tcp.Closed && e.To == tcp.Listen && e.Tuple.Remote.IsValid()
 }
 
-func (ev *events) record(e stack.Event) {
+func (ev *events) record(e tcp.Transition) {
 	if childListen(e) {
 		return
 	}
 	ev.mu.Lock()
 	defer ev.mu.Unlock()
 	ev.seq++
-	x := Event{
-		Seq: ev.seq, Time: e.Time, ID: e.ID, Local: addrText(e.Tuple.Local),
-		From: e.From.String(), To: e.To.String(), Cause: e.Cause,
-	}
-	if e.Tuple.Remote.IsValid() {
-		x.Remote = e.Tuple.Remote.String()
-	}
+	x := TraceRecord{Seq: ev.seq, Kind: stack.TraceState, Transition: e}
 	ev.ring[(ev.head+ev.n)%len(ev.ring)] = x
 	if ev.n < len(ev.ring) {
 		ev.n++
@@ -149,9 +134,9 @@ func (ev *events) snapshot(after uint64) Events {
 	defer ev.mu.Unlock()
 	out := Events{Start: ev.start, Last: ev.seq, Events: ev.after(after)}
 	for k, n := range ev.transitions {
-		out.Transitions = append(out.Transitions, Transition{From: k[0].String(), To: k[1].String(), Count: n})
+		out.Transitions = append(out.Transitions, TransitionCount{From: k[0].String(), To: k[1].String(), Count: n})
 	}
-	slices.SortFunc(out.Transitions, func(a, b Transition) int {
+	slices.SortFunc(out.Transitions, func(a, b TransitionCount) int {
 		fa, _ := diag.ParseState(a.From)
 		fb, _ := diag.ParseState(b.From)
 		if c := cmp.Compare(fa, fb); c != 0 {
@@ -162,14 +147,14 @@ func (ev *events) snapshot(after uint64) Events {
 		return cmp.Compare(ta, tb)
 	})
 	if out.Transitions == nil {
-		out.Transitions = []Transition{}
+		out.Transitions = []TransitionCount{}
 	}
 	return out
 }
 
 // after returns the kept events with Seq > seq, oldest first. ev.mu held.
-func (ev *events) after(seq uint64) []Event {
-	out := []Event{}
+func (ev *events) after(seq uint64) []TraceRecord {
+	out := []TraceRecord{}
 	for i := range ev.n {
 		x := ev.ring[(ev.head+i)%len(ev.ring)]
 		if x.Seq > seq {
@@ -182,7 +167,7 @@ func (ev *events) after(seq uint64) []Event {
 // follow registers a streaming client and returns the kept events after
 // seq (when replay), atomically with the registration so nothing is missed
 // or repeated.
-func (ev *events) follow(replay bool, seq uint64) (*follower, []Event, error) {
+func (ev *events) follow(replay bool, seq uint64) (*follower, []TraceRecord, error) {
 	ev.mu.Lock()
 	defer ev.mu.Unlock()
 	if ev.closed {
@@ -191,9 +176,9 @@ func (ev *events) follow(replay bool, seq uint64) (*follower, []Event, error) {
 	if len(ev.followers) >= ev.maxF {
 		return nil, nil, errTooMany
 	}
-	f := &follower{ch: make(chan Event, ev.buf), done: make(chan struct{})}
+	f := &follower{ch: make(chan TraceRecord, ev.buf), done: make(chan struct{})}
 	ev.followers[f] = struct{}{}
-	var old []Event
+	var old []TraceRecord
 	if replay {
 		old = ev.after(seq)
 	}

@@ -59,16 +59,7 @@ func NewTracerSize(n int) *Tracer {
 // Hook is the stack.Options.Trace function: it records ev and hands it to
 // the clients, without blocking.
 func (t *Tracer) Hook(ev stack.TraceEvent) {
-	rec := TraceRecord{
-		Kind: ev.Kind, Time: ev.Time, ID: ev.ID, Tuple: ev.Tuple,
-		From: ev.From, To: ev.To, Cause: ev.Cause,
-	}
-	if ev.Segment != nil {
-		rec.HasSegment = true
-		rec.Segment = *ev.Segment
-		rec.Segment.Payload = nil
-		rec.Len = len(ev.Segment.Payload)
-	}
+	rec := NewTraceRecord(ev)
 	t.mu.Lock()
 	t.seq++
 	rec.Seq = t.seq
@@ -146,33 +137,49 @@ func (t *Tracer) takeDropped(c *traceClient) uint64 {
 	return n
 }
 
-// TraceRecord is one trace event as /api/trace serves it: a segment
-// received or sent (header and options, the payload's length only) or a
-// state change, from the stack's side (Tuple.Local is the stack's end).
+// TraceRecord is a stack.TraceEvent kept and served: a segment received
+// or sent (header and options, the payload's length only) or a state
+// change (the tcp.Transition), from the stack's side (Tuple.Local is the
+// stack's end). Its JSON form is the one schema of /api/trace,
+// /api/events, `synack trace --json` and `synack demo --json`.
 // Kind "dropped" (TraceDropped) tells a client that Dropped records were
 // left out because it read too slowly.
 type TraceRecord struct {
-	Seq        uint64
-	Kind       stack.TraceKind
-	Time       time.Time
-	ID         uint64
-	Tuple      tcp.Tuple
-	From, To   tcp.State
-	Cause      string
+	Seq  uint64
+	Kind stack.TraceKind
+	tcp.Transition
 	HasSegment bool
 	Segment    tcp.Segment // Payload nil; Len is its length
 	Len        int
 	Dropped    uint64 // Kind TraceDropped only
 }
 
-// TraceDropped is the Kind of the record that reports dropped records.
-const TraceDropped stack.TraceKind = 255
+const (
+	// TraceDropped is the Kind of the record that reports dropped records.
+	TraceDropped stack.TraceKind = 255
+	// TraceLost is the Kind of a segment the link lost on the way, which
+	// only whoever watches the link knows (the demo's impaired link).
+	TraceLost stack.TraceKind = 254
+)
+
+// NewTraceRecord copies ev into a record (without Seq). It does not
+// allocate: the segment's payload is left out, only its length kept.
+func NewTraceRecord(ev stack.TraceEvent) TraceRecord {
+	rec := TraceRecord{Kind: ev.Kind, Transition: ev.Transition}
+	if ev.Segment != nil {
+		rec.HasSegment = true
+		rec.Segment = *ev.Segment
+		rec.Segment.Payload = nil
+		rec.Len = len(ev.Segment.Payload)
+	}
+	return rec
+}
 
 // Event returns the record as a stack.TraceEvent, for renderers written
 // for the stack's trace (the ladder). The segment's payload is zeros of
 // the recorded length.
 func (r *TraceRecord) Event() stack.TraceEvent {
-	ev := stack.TraceEvent{Kind: r.Kind, Time: r.Time, ID: r.ID, Tuple: r.Tuple, From: r.From, To: r.To, Cause: r.Cause}
+	ev := stack.TraceEvent{Kind: r.Kind, Transition: r.Transition}
 	if r.HasSegment {
 		seg := r.Segment
 		seg.Payload = make([]byte, r.Len)
@@ -184,14 +191,14 @@ func (r *TraceRecord) Event() stack.TraceEvent {
 // traceJSON is TraceRecord on the wire.
 type traceJSON struct {
 	Seq     uint64       `json:"seq,omitempty"`
-	Kind    string       `json:"kind"` // "rcv", "snd", "state", "dropped"
+	Kind    string       `json:"kind"` // "rcv", "snd", "state", "dropped", "lost"
 	Time    time.Time    `json:"time,omitzero"`
 	ID      uint64       `json:"id,omitempty"`
 	Local   string       `json:"local,omitempty"`
 	Remote  string       `json:"remote,omitempty"`
 	From    string       `json:"from,omitempty"`
 	To      string       `json:"to,omitempty"`
-	Cause   string       `json:"cause,omitempty"`
+	Cause   tcp.Cause    `json:"cause,omitempty"`
 	Segment *segmentJSON `json:"segment,omitempty"`
 	Dropped uint64       `json:"dropped,omitempty"`
 }
@@ -214,13 +221,17 @@ type segmentJSON struct {
 // addresses.
 func (r TraceRecord) MarshalJSON() ([]byte, error) {
 	j := traceJSON{Seq: r.Seq, Time: r.Time, ID: r.ID, Cause: r.Cause}
-	if r.Kind == TraceDropped {
+	switch r.Kind {
+	case TraceDropped:
 		j.Kind, j.Dropped = "dropped", r.Dropped
 		return json.Marshal(j)
+	case TraceLost:
+		j.Kind = "lost"
+	default:
+		j.Kind = r.Kind.String()
 	}
-	j.Kind = r.Kind.String()
-	if r.Tuple.Local.IsValid() {
-		j.Local = addrText(r.Tuple.Local)
+	if r.Tuple.Local.IsValid() || r.Tuple.Local.Port() != 0 {
+		j.Local = addrText(r.Tuple.Local) // a listener on every address: "[::]:80"
 	}
 	if r.Tuple.Remote.IsValid() {
 		j.Remote = r.Tuple.Remote.String()
@@ -255,7 +266,7 @@ func (r *TraceRecord) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &j); err != nil {
 		return err
 	}
-	*r = TraceRecord{Seq: j.Seq, Time: j.Time, ID: j.ID, Cause: j.Cause, Dropped: j.Dropped}
+	*r = TraceRecord{Seq: j.Seq, Transition: tcp.Transition{Time: j.Time, ID: j.ID, Cause: j.Cause}, Dropped: j.Dropped}
 	switch j.Kind {
 	case "rcv":
 		r.Kind = stack.TraceReceived
@@ -263,6 +274,8 @@ func (r *TraceRecord) UnmarshalJSON(b []byte) error {
 		r.Kind = stack.TraceSent
 	case "state":
 		r.Kind = stack.TraceState
+	case "lost":
+		r.Kind = TraceLost
 	case "dropped":
 		r.Kind = TraceDropped
 		return nil

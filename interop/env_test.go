@@ -62,7 +62,7 @@ type env struct {
 	dev *tun.Device  // net.Dev
 	s   *stack.Stack // net.Stack
 
-	events   <-chan stack.Event
+	events   <-chan tcp.Transition
 	pcapPath string
 	pcapFile *os.File
 	closed   bool

@@ -6,29 +6,20 @@ import (
 	"github.com/synack/synack/tcp"
 )
 
-// Event is one state change of one connection (or listener).
-type Event struct {
-	Time     time.Time
-	ID       uint64    // the connection's number in this stack: tells incarnations of a tuple apart
-	Tuple    tcp.Tuple // a listener's has a zero Remote
-	From, To tcp.State
-	Cause    string // "rcv SYN,ACK", "user CLOSE", "2MSL timeout", ...
-}
-
 type subscriber struct {
-	ch      chan Event
+	ch      chan tcp.Transition
 	dropped uint64
 }
 
 // Subscribe returns a channel that receives every state change of every
-// connection from now on, in order, and a function that ends the
+// connection (or listener) from now on, in order, with ID and Tuple set, and a function that ends the
 // subscription and closes the channel. The stack never waits for a
 // subscriber: when the channel's buffer (buf events) is full, the event is
 // dropped for that subscriber and counted in Counters.EventsDropped. For a
 // lossless, synchronous log use Options.Trace. Close ends every
 // subscription.
-func (s *Stack) Subscribe(buf int) (<-chan Event, func()) {
-	sub := &subscriber{ch: make(chan Event, max(buf, 0))}
+func (s *Stack) Subscribe(buf int) (<-chan tcp.Transition, func()) {
+	sub := &subscriber{ch: make(chan tcp.Transition, max(buf, 0))}
 	s.mu.Lock()
 	if s.closed {
 		close(sub.ch)
@@ -51,8 +42,11 @@ func (s *Stack) Subscribe(buf int) (<-chan Event, func()) {
 }
 
 // stateChanged is every transition of every connection: counters, events
-// and the trace.
+// and the trace. It numbers the transition with the connection's cid and
+// its tuple id (the core knows neither the number nor, for a listener's
+// child about to be made, the final tuple).
 func (s *Stack) stateChanged(cid uint64, id tcp.Tuple, t tcp.Transition) {
+	t.ID, t.Tuple = cid, id
 	c := &s.ctr.TCP
 	from, to := t.From, t.To
 	switch {
@@ -73,10 +67,9 @@ func (s *Stack) stateChanged(cid uint64, id tcp.Tuple, t tcp.Transition) {
 		}
 	}
 	if len(s.subs) > 0 {
-		ev := Event{Time: t.Time, ID: cid, Tuple: id, From: from, To: to, Cause: t.Cause}
 		for _, sub := range s.subs {
 			select {
-			case sub.ch <- ev:
+			case sub.ch <- t:
 			default:
 				sub.dropped++
 				s.ctr.EventsDropped.add(1)
@@ -84,7 +77,7 @@ func (s *Stack) stateChanged(cid uint64, id tcp.Tuple, t tcp.Transition) {
 		}
 	}
 	if s.trace != nil {
-		s.tr.emit(TraceEvent{Kind: TraceState, Time: t.Time, ID: cid, Tuple: id, From: from, To: to, Cause: t.Cause})
+		s.tr.emit(TraceEvent{Kind: TraceState, Transition: t})
 	}
 }
 
@@ -112,7 +105,12 @@ func (k TraceKind) String() string {
 	return "?"
 }
 
-// TraceEvent is one entry of the synchronous trace (Options.Trace).
+// TraceEvent is one entry of the synchronous trace (Options.Trace): a
+// segment received or sent, or a state change. A state change is the
+// tcp.Transition itself (Kind TraceState); a segment carries the same
+// header (Cause NoCause) and the segment, because the trace is one
+// timeline of both. Segments are not state changes, which is why this
+// type exists next to tcp.Transition.
 //
 // The events of one stack come in causal order: a received segment is
 // reported first (with From the state before it was processed and To the
@@ -120,13 +118,9 @@ func (k TraceKind) String() string {
 // A sent segment has From == To == the connection's state when it left. A
 // segment that reached no connection has ID 0 and CLOSED states.
 type TraceEvent struct {
-	Kind     TraceKind
-	Time     time.Time
-	ID       uint64
-	Tuple    tcp.Tuple // Local is this stack's end
-	Segment  *tcp.Segment
-	From, To tcp.State
-	Cause    string // TraceState only
+	Kind TraceKind
+	tcp.Transition
+	Segment *tcp.Segment // TraceReceived and TraceSent
 }
 
 // tracer orders trace events. While a received segment is processed the
@@ -145,7 +139,7 @@ type tracer struct {
 // begin starts holding events for the received seg.
 func (t *tracer) begin(now time.Time, id tcp.Tuple, seg *tcp.Segment) {
 	t.holding = true
-	t.in = TraceEvent{Kind: TraceReceived, Time: now, Tuple: id}
+	t.in = TraceEvent{Kind: TraceReceived, Transition: tcp.Transition{Time: now, Tuple: id}}
 	t.inSeg = *seg
 	t.in.Segment = &t.inSeg
 }
@@ -170,7 +164,7 @@ func (t *tracer) end(cid uint64, from, to tcp.State) {
 }
 
 func (t *tracer) segment(k TraceKind, now time.Time, cid uint64, id tcp.Tuple, seg *tcp.Segment, from, to tcp.State) {
-	t.emit(TraceEvent{Kind: k, Time: now, ID: cid, Tuple: id, Segment: seg, From: from, To: to})
+	t.emit(TraceEvent{Kind: k, Transition: tcp.Transition{Time: now, ID: cid, Tuple: id, From: from, To: to}, Segment: seg})
 }
 
 func (t *tracer) emit(ev TraceEvent) {

@@ -95,7 +95,7 @@ func (p *pair) connect(t testing.TB, port uint16) (client, server *TCPConn) {
 	return client, server
 }
 
-func states(evs []Event) []tcp.State {
+func states(evs []tcp.Transition) []tcp.State {
 	var out []tcp.State
 	for _, e := range evs {
 		out = append(out, e.To)

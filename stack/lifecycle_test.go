@@ -16,8 +16,8 @@ import (
 )
 
 // drain returns the events received so far.
-func drain(ch <-chan Event) []Event {
-	var out []Event
+func drain(ch <-chan tcp.Transition) []tcp.Transition {
+	var out []tcp.Transition
 	for {
 		select {
 		case e, ok := <-ch:
@@ -32,8 +32,8 @@ func drain(ch <-chan Event) []Event {
 }
 
 // byID groups events by connection.
-func byID(evs []Event) map[uint64][]Event {
-	m := make(map[uint64][]Event)
+func byID(evs []tcp.Transition) map[uint64][]tcp.Transition {
+	m := make(map[uint64][]tcp.Transition)
 	for _, e := range evs {
 		m[e.ID] = append(m[e.ID], e)
 	}
@@ -83,7 +83,7 @@ func TestLifecycleEvents(t *testing.T) {
 		if got := states(ca); !slices.Equal(got, want) {
 			t.Errorf("client went through %v, want %v", got, want)
 		}
-		if last := ca[len(ca)-1]; last.Cause != "2MSL timeout" || last.Time.Sub(entered) != 2*tcp.DefaultMSL {
+		if last := ca[len(ca)-1]; last.Cause != tcp.Timeout2MSL || last.Time.Sub(entered) != 2*tcp.DefaultMSL {
 			t.Errorf("client left TIME-WAIT by %q after %v, want 2MSL timeout after %v", last.Cause, last.Time.Sub(entered), 2*tcp.DefaultMSL)
 		}
 		want = []tcp.State{tcp.Listen, tcp.SynReceived, tcp.Established, tcp.CloseWait, tcp.LastAck, tcp.Closed}
@@ -92,7 +92,7 @@ func TestLifecycleEvents(t *testing.T) {
 			t.Errorf("server went through %v, want %v", got, want)
 		}
 		for _, e := range append(ca, sb...) {
-			if e.Cause == "" || e.Time.IsZero() {
+			if e.Cause == tcp.NoCause || e.Time.IsZero() {
 				t.Errorf("event without cause or time: %+v", e)
 			}
 		}

@@ -279,8 +279,8 @@ func (s *Stack) synCookieACK(l *Listener, n *nic, id tcp.Tuple, seg *tcp.Segment
 	tc = s.resume(l, n, id, cfg, &hs, s.nextConnID(), now, now)
 	// The connection begins here; it reports the passive open a TCB
 	// would have (CLOSED -> LISTEN -> SYN-RECEIVED) and the ACK takes it on.
-	s.stateChanged(tc.cid, id, tcp.Transition{Time: now, From: tcp.Closed, To: tcp.Listen, Cause: "user LISTEN"})
-	s.stateChanged(tc.cid, id, tcp.Transition{Time: now, From: tcp.Listen, To: tcp.SynReceived, Cause: "rcv ACK with valid SYN cookie"})
+	s.stateChanged(tc.cid, id, tcp.Transition{Time: now, From: tcp.Closed, To: tcp.Listen, Cause: tcp.UserListen})
+	s.stateChanged(tc.cid, id, tcp.Transition{Time: now, From: tcp.Listen, To: tcp.SynReceived, Cause: tcp.RcvSYNCookie})
 	return tc, true
 }
 

@@ -384,7 +384,7 @@ func (s *Stack) Close() error {
 	}
 	// Records in TIME-WAIT end as ABORT ends a connection there.
 	s.tw.all(func(r *twSlot) {
-		s.stateChanged(r.cid, r.tw.ID(), tcp.Transition{Time: now, From: tcp.TimeWait, To: tcp.Closed, Cause: "user ABORT"})
+		s.stateChanged(r.cid, r.tw.ID(), tcp.Transition{Time: now, From: tcp.TimeWait, To: tcp.Closed, Cause: tcp.UserAbort})
 	})
 	s.tw = twTable{}
 	s.flush()

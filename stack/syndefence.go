@@ -313,8 +313,8 @@ func (s *Stack) enqueueSYN(l *Listener, n *nic, id tcp.Tuple, seg *tcp.Segment, 
 	// The transitions a TCB made for this SYN would report (RFC 9293
 	// 3.10.7.2: a new TCB copies the listener, then takes the SYN).
 	s.traceAs(h.cid, tcp.Closed, tcp.SynReceived)
-	s.stateChanged(h.cid, id, tcp.Transition{Time: now, From: tcp.Closed, To: tcp.Listen, Cause: "user LISTEN"})
-	s.stateChanged(h.cid, id, tcp.Transition{Time: now, From: tcp.Listen, To: tcp.SynReceived, Cause: "rcv SYN"})
+	s.stateChanged(h.cid, id, tcp.Transition{Time: now, From: tcp.Closed, To: tcp.Listen, Cause: tcp.UserListen})
+	s.stateChanged(h.cid, id, tcp.Transition{Time: now, From: tcp.Listen, To: tcp.SynReceived, Cause: tcp.RcvSYN})
 	s.sendSynAck(h, now)
 	due, more := h.hs.RetransmitAt(cfg, now)
 	h.due, h.end = due, !more
@@ -420,8 +420,8 @@ func (l *Listener) onSynTimer() {
 			l.synQ--
 			rst := tcp.Segment{Seq: h.hs.ISS + 1, Flags: wire.RST}
 			s.sendAs(h.nic, h.id, &rst, h.cid, tcp.SynReceived)
-			s.stateChanged(h.cid, h.id, tcp.Transition{Time: now, From: tcp.SynReceived, To: tcp.Listen, Cause: "retransmission limit"})
-			s.stateChanged(h.cid, h.id, tcp.Transition{Time: now, From: tcp.Listen, To: tcp.Closed, Cause: "user CLOSE"})
+			s.stateChanged(h.cid, h.id, tcp.Transition{Time: now, From: tcp.SynReceived, To: tcp.Listen, Cause: tcp.RetransmitTimeout})
+			s.stateChanged(h.cid, h.id, tcp.Transition{Time: now, From: tcp.Listen, To: tcp.Closed, Cause: tcp.UserClose})
 			continue
 		}
 		h.hs.Retransmits++
@@ -446,7 +446,7 @@ func (s *Stack) closeHalfOpen(l *Listener, now time.Time) {
 	for _, h := range l.halfQ {
 		rst := tcp.Segment{Seq: h.hs.ISS + 1, Flags: wire.RST}
 		s.sendAs(h.nic, h.id, &rst, h.cid, tcp.SynReceived)
-		s.stateChanged(h.cid, h.id, tcp.Transition{Time: now, From: tcp.SynReceived, To: tcp.Closed, Cause: "user ABORT"})
+		s.stateChanged(h.cid, h.id, tcp.Transition{Time: now, From: tcp.SynReceived, To: tcp.Closed, Cause: tcp.UserAbort})
 	}
 	l.synQ -= len(l.halfQ)
 	clear(l.halfQ)

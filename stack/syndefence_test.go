@@ -224,7 +224,7 @@ func TestCookieACKEventsAndTrace(t *testing.T) {
 	var got []string
 	for len(evs) > 0 {
 		e := <-evs
-		got = append(got, e.From.String()+">"+e.To.String()+":"+e.Cause)
+		got = append(got, e.From.String()+">"+e.To.String()+":"+e.Cause.String())
 	}
 	want := []string{"CLOSED>LISTEN:user LISTEN", "LISTEN>SYN-RECEIVED:rcv ACK with valid SYN cookie", "SYN-RECEIVED>ESTABLISHED:rcv ACK of SYN"}
 	if len(got) != len(want) || got[0] != want[0] || got[1] != want[1] || got[2] != want[2] {

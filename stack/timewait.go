@@ -258,7 +258,7 @@ func (s *Stack) timeWaitSegment(n *nic, id tcp.Tuple, p int, seg *tcp.Segment, n
 			// starts beyond its sequence space.
 			s.isnNext[id] = isnOverride{uint32(slot.tw.NextISS())}
 			s.tw.remove(p)
-			s.stateChanged(cid, id, tcp.Transition{Time: now, From: tcp.TimeWait, To: tcp.Closed, Cause: "user ABORT"})
+			s.stateChanged(cid, id, tcp.Transition{Time: now, From: tcp.TimeWait, To: tcp.Closed, Cause: tcp.UserAbort})
 			s.ctr.TCP.TCPTimeWaitReopen.add(1)
 			child := s.onSYN(l, n, id, seg, now)
 			if child == nil {
@@ -276,7 +276,7 @@ func (s *Stack) timeWaitSegment(n *nic, id tcp.Tuple, p int, seg *tcp.Segment, n
 	if slot.tw.HandleSegment(now, seg, s.twSend) {
 		s.tw.remove(p)
 		s.traceAs(cid, tcp.TimeWait, tcp.Closed)
-		s.stateChanged(cid, id, tcp.Transition{Time: now, From: tcp.TimeWait, To: tcp.Closed, Cause: "rcv SYN"})
+		s.stateChanged(cid, id, tcp.Transition{Time: now, From: tcp.TimeWait, To: tcp.Closed, Cause: tcp.RcvSYN})
 		return nil, tcp.TimeWait
 	}
 	if !slot.tw.Expiry().Equal(before) {
@@ -306,7 +306,7 @@ func (s *Stack) expireTimeWait(now time.Time) {
 		if !ok {
 			return
 		}
-		s.stateChanged(slot.cid, slot.tw.ID(), tcp.Transition{Time: now, From: tcp.TimeWait, To: tcp.Closed, Cause: "2MSL timeout"})
+		s.stateChanged(slot.cid, slot.tw.ID(), tcp.Transition{Time: now, From: tcp.TimeWait, To: tcp.Closed, Cause: tcp.Timeout2MSL})
 	}
 }
 
@@ -322,7 +322,7 @@ func (s *Stack) reuseTimeWait(id tcp.Tuple, now time.Time) {
 	s.tw.remove(p)
 	s.isnNext[id] = isnOverride{uint32(slot.tw.NextISS())}
 	s.ctr.TCP.TCPTimeWaitReuse.add(1)
-	s.stateChanged(slot.cid, id, tcp.Transition{Time: now, From: tcp.TimeWait, To: tcp.Closed, Cause: "reused by CONNECT"})
+	s.stateChanged(slot.cid, id, tcp.Transition{Time: now, From: tcp.TimeWait, To: tcp.Closed, Cause: tcp.ReusedByConnect})
 }
 
 // timeWaitReusable reports whether an active open may take id now.

@@ -200,7 +200,7 @@ func TestTimeWaitRecordInStack(t *testing.T) {
 		}
 		evs := byID(drain(ev))[c.ID()]
 		last := evs[len(evs)-1]
-		if last.From != tcp.TimeWait || last.To != tcp.Closed || last.Cause != "2MSL timeout" || !last.Time.Equal(restarted.Add(2*tcp.DefaultMSL)) {
+		if last.From != tcp.TimeWait || last.To != tcp.Closed || last.Cause != tcp.Timeout2MSL || !last.Time.Equal(restarted.Add(2*tcp.DefaultMSL)) {
 			t.Fatalf("last event %+v, want TIME-WAIT -> CLOSED by 2MSL timeout at %v", last, restarted.Add(2*tcp.DefaultMSL))
 		}
 	})
@@ -244,7 +244,7 @@ func TestTimeWaitLateCompaction(t *testing.T) {
 		}{{c1, entered1}, {c2, entered2}} {
 			evs := byc[x.c.ID()]
 			last := evs[len(evs)-1]
-			if last.Cause != "2MSL timeout" || !last.Time.Equal(x.entered.Add(2*tcp.DefaultMSL)) {
+			if last.Cause != tcp.Timeout2MSL || !last.Time.Equal(x.entered.Add(2*tcp.DefaultMSL)) {
 				t.Errorf("connection %d ended %+v, want 2MSL timeout at %v", x.c.ID(), last, x.entered.Add(2*tcp.DefaultMSL))
 			}
 		}
@@ -309,7 +309,7 @@ func TestTimeWaitReuse(t *testing.T) {
 				byc := byID(drain(ev))
 				for i, id := range ids[:len(ids)-ports] {
 					evs := byc[id]
-					if last := evs[len(evs)-1]; last.From != tcp.TimeWait || last.To != tcp.Closed || last.Cause != "reused by CONNECT" {
+					if last := evs[len(evs)-1]; last.From != tcp.TimeWait || last.To != tcp.Closed || last.Cause != tcp.ReusedByConnect {
 						t.Errorf("connection %d ended %+v, want its TIME-WAIT reused", i, last)
 					}
 				}

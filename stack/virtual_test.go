@@ -91,7 +91,7 @@ func TestVirtualClock(t *testing.T) {
 	if n := len(a.Connections()) + len(b.Connections()); n != 0 {
 		t.Errorf("%d connections left", n)
 	}
-	var last Event
+	var last tcp.Transition
 	for e := range drainN(evs) {
 		last = e
 	}
@@ -101,8 +101,8 @@ func TestVirtualClock(t *testing.T) {
 	t.Logf("virtual time %v, client retransmitted %d segments", v.Now().Sub(start), a.Counters().TCP.RetransSegs)
 }
 
-func drainN(ch <-chan Event) func(func(Event) bool) {
-	return func(yield func(Event) bool) {
+func drainN(ch <-chan tcp.Transition) func(func(tcp.Transition) bool) {
+	return func(yield func(tcp.Transition) bool) {
 		for _, e := range drain(ch) {
 			if !yield(e) {
 				return

@@ -12,10 +12,10 @@ func TestCloseWaitStillSends(t *testing.T) {
 	tc.c.Close(tc.now)
 	tc.want("FIN after the data", seg{flags: F | A, seq: iss + 6, ack: irs + 2})
 	tc.wantState("user CLOSE", LastAck)
-	tc.wantTransition(CloseWait, LastAck, "user CLOSE")
+	tc.wantTransition(CloseWait, LastAck, UserClose)
 	tc.in(seg{flags: A, seq: irs + 2, ack: iss + 7})
 	tc.wantState("ACK of FIN", Closed)
-	tc.wantTransition(LastAck, Closed, "rcv ACK of FIN")
+	tc.wantTransition(LastAck, Closed, RcvACKOfFIN)
 	if tc.c.Err() != nil {
 		t.Fatalf("graceful close: Err() = %v", tc.c.Err())
 	}

@@ -28,12 +28,19 @@ type Sink interface {
 	StateChanged(c *Conn, t Transition)
 }
 
-// Transition is one state change, with the cause in words a person reads:
-// "rcv SYN,ACK", "user CLOSE", "rcv FIN", "2MSL timeout", "rcv RST".
+// Transition is one state change of one connection: the one event type for
+// it from the core through the stack and the admin server to the command
+// line (DESIGN: "every state change is an event (connection, from, to,
+// cause, time)").
 type Transition struct {
-	Time     time.Time
+	Time time.Time
+	// ID is the connection's number in its stack, which tells incarnations
+	// of a tuple apart. The core does not number connections: it leaves
+	// ID zero and the stack fills it in.
+	ID       uint64
+	Tuple    Tuple // Local is this end; a listener's has a zero Remote
 	From, To State
-	Cause    string
+	Cause    Cause
 }
 
 // sender holds the send sequence variables of RFC 9293 section 3.3.1.
@@ -218,13 +225,13 @@ func (c *Conn) Retransmits() uint64 { return c.stats.Retransmits }
 
 // setState is the only place the state changes. It checks the transition
 // against RFC 9293 Figure 5 and reports it.
-func (c *Conn) setState(now time.Time, to State, cause string) {
+func (c *Conn) setState(now time.Time, to State, cause Cause) {
 	from := c.state
 	if from == to {
 		return
 	}
 	if !Legal(from, to) {
-		panic("tcp: illegal transition " + from.String() + " -> " + to.String() + " (" + cause + ")")
+		panic("tcp: illegal transition " + from.String() + " -> " + to.String() + " (" + cause.String() + ")")
 	}
 	c.state = to
 	switch to {
@@ -247,7 +254,7 @@ func (c *Conn) setState(now time.Time, to State, cause string) {
 		}
 	}
 	if c.sink != nil {
-		c.sink.StateChanged(c, Transition{Time: now, From: from, To: to, Cause: cause})
+		c.sink.StateChanged(c, Transition{Time: now, Tuple: c.id, From: from, To: to, Cause: cause})
 	}
 }
 
@@ -255,7 +262,7 @@ func (c *Conn) setState(now time.Time, to State, cause string) {
 // (RFC 9293 3.10.7.4: on RST, on a SYN, and after the SYN,ACK retries):
 // nothing of the failed handshake (sequence variables, options, timers,
 // backoff) may carry over into the next one.
-func (c *Conn) returnToListen(now time.Time, cause string) {
+func (c *Conn) returnToListen(now time.Time, cause Cause) {
 	fresh := Conn{
 		cfg: c.cfg, id: c.id, sink: c.sink, state: c.state,
 		passive: true, released: c.released,
@@ -272,7 +279,7 @@ func (c *Conn) returnToListen(now time.Time, cause string) {
 
 // abort ends the connection with err, as the RFC's "enter CLOSED, delete
 // the TCB" steps do.
-func (c *Conn) abort(now time.Time, err error, cause string) {
+func (c *Conn) abort(now time.Time, err error, cause Cause) {
 	if c.err == nil {
 		c.err = err
 	}

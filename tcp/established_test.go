@@ -208,7 +208,7 @@ func TestReleaseAbortSendsRST(t *testing.T) {
 	tc.c.Release(tc.now, true)
 	tc.want("linger 0: RST", seg{flags: R, seq: iss + 1})
 	tc.wantState("aborted", Closed)
-	tc.wantTransition(Established, Closed, "user ABORT")
+	tc.wantTransition(Established, Closed, UserAbort)
 }
 
 func TestDataAfterReleaseGetsRST(t *testing.T) {

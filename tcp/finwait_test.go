@@ -11,7 +11,7 @@ func TestFinWait1ToFinWait2(t *testing.T) {
 	tc := newFinWait1(t)
 	tc.in(seg{flags: A, seq: irs + 1, ack: iss + 2})
 	tc.wantState("our FIN acknowledged", FinWait2)
-	tc.wantTransition(FinWait1, FinWait2, "rcv ACK of FIN")
+	tc.wantTransition(FinWait1, FinWait2, RcvACKOfFIN)
 	tc.wantNoDeadline("no timer in FIN-WAIT-2 while the owner may still read")
 }
 
@@ -38,10 +38,10 @@ func TestFinWait1SimultaneousClose(t *testing.T) {
 	tc.in(seg{flags: F | A, seq: irs + 1, ack: iss + 1})
 	tc.want("their FIN acknowledged", seg{flags: A, seq: iss + 2, ack: irs + 2})
 	tc.wantState("FINs crossed", Closing)
-	tc.wantTransition(FinWait1, Closing, "rcv FIN")
+	tc.wantTransition(FinWait1, Closing, RcvFIN)
 	tc.in(seg{flags: A, seq: irs + 2, ack: iss + 2})
 	tc.wantState("ACK of our FIN", TimeWait)
-	tc.wantTransition(Closing, TimeWait, "rcv ACK of FIN")
+	tc.wantTransition(Closing, TimeWait, RcvACKOfFIN)
 	tc.wantCauses("the whole path",
 		"CLOSED>SYN-SENT:user CONNECT", "SYN-SENT>ESTABLISHED:rcv SYN,ACK",
 		"ESTABLISHED>FIN-WAIT-1:user CLOSE", "FIN-WAIT-1>CLOSING:rcv FIN",
@@ -53,7 +53,7 @@ func TestFinWait1FINWithDataAndACK(t *testing.T) {
 	tc.in(seg{flags: F | A, seq: irs + 1, ack: iss + 2, data: []byte("tail")})
 	tc.want("data and FIN acknowledged", seg{flags: A, seq: iss + 2, ack: irs + 6})
 	tc.wantState("FIN with the ACK of ours", TimeWait)
-	tc.wantTransition(FinWait1, TimeWait, "rcv FIN")
+	tc.wantTransition(FinWait1, TimeWait, RcvFIN)
 	tc.wantRead("the data before the FIN", []byte("tail"))
 }
 
@@ -77,7 +77,7 @@ func TestFinWait2StillReceives(t *testing.T) {
 	tc.in(seg{flags: F | A, seq: irs + 5, ack: iss + 2})
 	tc.want("ACK of FIN", seg{flags: A, seq: iss + 2, ack: irs + 6})
 	tc.wantState("rcv FIN", TimeWait)
-	tc.wantTransition(FinWait2, TimeWait, "rcv FIN")
+	tc.wantTransition(FinWait2, TimeWait, RcvFIN)
 }
 
 func TestFinWait2TimeoutAfterRelease(t *testing.T) {
@@ -86,7 +86,7 @@ func TestFinWait2TimeoutAfterRelease(t *testing.T) {
 	tc.wantDeadlineIn("FIN-WAIT-2 timeout armed once nobody can read", 10*time.Second)
 	tc.advanceToDeadline()
 	tc.wantState("the peer never sent its FIN", Closed)
-	tc.wantTransition(FinWait2, Closed, "FIN-WAIT-2 timeout")
+	tc.wantTransition(FinWait2, Closed, FinWait2Timeout)
 }
 
 func TestFinWait2TimeoutReleaseFirst(t *testing.T) {

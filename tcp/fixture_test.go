@@ -187,13 +187,13 @@ func (tc *tconn) wantState(why string, s State) {
 }
 
 // wantTransition checks the last state change and its cause.
-func (tc *tconn) wantTransition(from, to State, cause string) {
+func (tc *tconn) wantTransition(from, to State, cause Cause) {
 	tc.t.Helper()
 	if len(tc.events) == 0 {
 		tc.t.Fatalf("want transition %v -> %v (%s), got none", from, to, cause)
 	}
 	e := tc.events[len(tc.events)-1]
-	if e.From != from || e.To != to || (cause != "" && e.Cause != cause) {
+	if e.From != from || e.To != to || (cause != NoCause && e.Cause != cause) {
 		tc.t.Fatalf("last transition %v -> %v (%s), want %v -> %v (%s)", e.From, e.To, e.Cause, from, to, cause)
 	}
 }

@@ -132,8 +132,8 @@ func checkInvariants(t *testing.T, tc *tconn) {
 		t.Fatalf("CLOSED with a timer armed")
 	}
 	for i, e := range tc.events {
-		if !Legal(e.From, e.To) || e.Cause == "" {
-			t.Fatalf("transition %v -> %v (%q)", e.From, e.To, e.Cause)
+		if !Legal(e.From, e.To) || e.Cause == NoCause || e.Tuple != c.ID() {
+			t.Fatalf("transition %v -> %v (%v) of %v", e.From, e.To, e.Cause, e.Tuple)
 		}
 		if i > 0 && tc.events[i-1].To != e.From {
 			t.Fatalf("transitions do not chain: %v then %v -> %v", tc.events[i-1].To, e.From, e.To)

@@ -114,7 +114,7 @@ func (tc *tconn) wantCauses(why string, want ...string) {
 	tc.t.Helper()
 	var got []string
 	for _, e := range tc.events {
-		got = append(got, e.From.String()+">"+e.To.String()+":"+e.Cause)
+		got = append(got, e.From.String()+">"+e.To.String()+":"+e.Cause.String())
 	}
 	if len(got) != len(want) {
 		tc.t.Fatalf("%s: transitions\n  got  %q\n  want %q", why, got, want)

@@ -60,7 +60,7 @@ func (c *Conn) segmentListen(now time.Time, seg *Segment) {
 	c.lastRecv = now
 	// Data or FIN carried by the SYN is not taken: it is not acknowledged,
 	// so the peer sends it again once the handshake is done.
-	c.setState(now, SynReceived, "rcv SYN")
+	c.setState(now, SynReceived, RcvSYN)
 	c.sendSYN(now)
 }
 
@@ -138,7 +138,7 @@ func (c *Conn) segmentSynSent(now time.Time, seg *Segment) {
 	if seg.has(wire.RST) {
 		if seg.has(wire.ACK) {
 			c.stats.ResetsReceived++
-			c.abort(now, ErrRefused, "rcv RST")
+			c.abort(now, ErrRefused, RcvRST)
 		}
 		return
 	}
@@ -157,7 +157,7 @@ func (c *Conn) segmentSynSent(now time.Time, seg *Segment) {
 	c.updateWindow(seg, uint32(seg.Window)) // SYN windows are not scaled
 	if c.synAcked() {
 		// Our SYN is acknowledged: ESTABLISHED, and ACK their SYN.
-		c.setState(now, Established, "rcv SYN,ACK")
+		c.setState(now, Established, RcvSYNACK)
 		c.armKeepAlive(now)
 		if len(seg.Payload) > 0 || seg.has(wire.FIN) {
 			// Text or FIN with the SYN,ACK: continue with the sixth
@@ -183,7 +183,7 @@ func (c *Conn) segmentSynSent(now time.Time, seg *Segment) {
 	if seg.has(wire.FIN) && c.rcv.synText == len(seg.Payload) {
 		c.rcv.fin, c.rcv.fseq = true, c.rcv.nxt.Add(seqnum.Size(c.rcv.synText))
 	}
-	c.setState(now, SynReceived, "rcv SYN (simultaneous open)")
+	c.setState(now, SynReceived, RcvSYNSimultaneous)
 	c.tm.rtx = time.Time{}
 	c.sendSYN(now)
 }
@@ -291,7 +291,7 @@ func (c *Conn) segmentSynchronized(now time.Time, seg *Segment) {
 		if c.state == SynReceived && c.passive {
 			// "If the connection was initiated with a passive OPEN,
 			// then return this connection to the LISTEN state."
-			c.returnToListen(now, "rcv SYN")
+			c.returnToListen(now, RcvSYN)
 			return
 		}
 		if c.cfg.RFC793SYN {
@@ -304,7 +304,7 @@ func (c *Conn) segmentSynchronized(now time.Time, seg *Segment) {
 				return
 			}
 			c.sendRST(now, c.snd.max)
-			c.abort(now, ErrReset, "rcv SYN")
+			c.abort(now, ErrReset, RcvSYN)
 			return
 		}
 		// RFC 5961 section 4.2: answer with a challenge ACK whatever the
@@ -351,14 +351,14 @@ func (c *Conn) segmentReset(now time.Time, seg *Segment) {
 	case SynReceived:
 		if c.passive {
 			// Return to LISTEN: the stack drops this half-open child.
-			c.returnToListen(now, "rcv RST")
+			c.returnToListen(now, RcvRST)
 			return
 		}
-		c.abort(now, ErrRefused, "rcv RST")
+		c.abort(now, ErrRefused, RcvRST)
 	case Established, FinWait1, FinWait2, CloseWait:
-		c.abort(now, ErrReset, "rcv RST")
+		c.abort(now, ErrReset, RcvRST)
 	case Closing, LastAck:
-		c.abort(now, ErrReset, "rcv RST")
+		c.abort(now, ErrReset, RcvRST)
 	}
 }
 
@@ -371,7 +371,7 @@ func (c *Conn) segmentACK(now time.Time, seg *Segment) bool {
 			c.sendRST(now, seg.Ack)
 			return false
 		}
-		c.setState(now, Established, "rcv ACK of SYN")
+		c.setState(now, Established, RcvACKOfSYN)
 		c.updateWindow(seg, uint32(seg.Window)<<c.snd.wscale)
 	}
 	// "If the ACK acks something not yet sent (SEG.ACK > SND.NXT), then
@@ -409,7 +409,7 @@ func (c *Conn) segmentACK(now time.Time, seg *Segment) bool {
 		}
 	case Closing:
 		if c.finAcked() {
-			c.setState(now, TimeWait, "rcv ACK of FIN")
+			c.setState(now, TimeWait, RcvACKOfFIN)
 			c.startTimeWait(now)
 			return false
 		}
@@ -419,7 +419,7 @@ func (c *Conn) segmentACK(now time.Time, seg *Segment) bool {
 		// CLOSING by the seventh step).
 	case LastAck:
 		if c.finAcked() {
-			c.setState(now, Closed, "rcv ACK of FIN")
+			c.setState(now, Closed, RcvACKOfFIN)
 			return false
 		}
 	}
@@ -429,7 +429,7 @@ func (c *Conn) segmentACK(now time.Time, seg *Segment) bool {
 // enterFinWait2 is FIN-WAIT-1's "if the FIN segment is now acknowledged,
 // then enter FIN-WAIT-2" (RFC 9293 3.10.7.4, fifth).
 func (c *Conn) enterFinWait2(now time.Time) {
-	c.setState(now, FinWait2, "rcv ACK of FIN")
+	c.setState(now, FinWait2, RcvACKOfFIN)
 	c.tm.rtx = time.Time{}
 	c.tm.persist = time.Time{}
 	if c.released {
@@ -576,7 +576,7 @@ func (c *Conn) processText(now time.Time, seg *Segment) {
 				// data: it is acknowledged like any duplicate.
 				c.stats.DataAfterCloseResets++
 				c.sendRSTACK(now, c.snd.max, seg.Seq.Add(seqnum.Size(len(seg.Payload))))
-				c.abort(now, ErrReset, "data after close")
+				c.abort(now, ErrReset, DataAfterClose)
 				return
 			}
 			c.receiveData(now, seg)
@@ -611,7 +611,7 @@ func (c *Conn) takeSYNText(now time.Time) {
 			// As for any data after close (processText).
 			c.stats.DataAfterCloseResets++
 			c.sendRSTACK(now, c.snd.max, c.rcv.nxt.Add(seqnum.Size(n)))
-			c.abort(now, ErrReset, "data after close")
+			c.abort(now, ErrReset, DataAfterClose)
 			return
 		}
 		c.rcv.buf.commit(n)
@@ -698,16 +698,16 @@ func (c *Conn) receiveFIN(now time.Time) {
 	c.rcv.ackPending, c.rcv.ackNow = true, true
 	switch c.state {
 	case SynReceived, Established:
-		c.setState(now, CloseWait, "rcv FIN")
+		c.setState(now, CloseWait, RcvFIN)
 	case FinWait1:
 		if c.finAcked() {
-			c.setState(now, TimeWait, "rcv FIN")
+			c.setState(now, TimeWait, RcvFIN)
 			c.startTimeWait(now)
 		} else {
-			c.setState(now, Closing, "rcv FIN")
+			c.setState(now, Closing, RcvFIN)
 		}
 	case FinWait2:
-		c.setState(now, TimeWait, "rcv FIN")
+		c.setState(now, TimeWait, RcvFIN)
 		c.startTimeWait(now)
 	case TimeWait:
 		c.startTimeWait(now)
@@ -747,6 +747,6 @@ func (c *Conn) HandlePacketTooBig(now time.Time, mtu int) {
 // the caller as a soft error.
 func (c *Conn) HandleUnreachable(now time.Time, err error, hard bool) {
 	if hard && (c.state == SynSent || c.state == SynReceived) {
-		c.abort(now, err, "rcv ICMP unreachable")
+		c.abort(now, err, RcvICMPUnreachable)
 	}
 }

@@ -31,7 +31,7 @@ func TestTimeWaitExpires(t *testing.T) {
 		t.Errorf("TIME-WAIT lasted %v, want 2*MSL = %v", d, 2*DefaultMSL)
 	}
 	tc.wantState("after 2MSL", Closed)
-	tc.wantTransition(TimeWait, Closed, "2MSL timeout")
+	tc.wantTransition(TimeWait, Closed, Timeout2MSL)
 	tc.wantNothing("closing quietly")
 }
 
@@ -39,14 +39,14 @@ func TestLastAckToClosed(t *testing.T) {
 	tc := newLastAck(t)
 	tc.in(seg{flags: A, seq: irs + 2, ack: iss + 2})
 	tc.wantState("ACK of our FIN", Closed)
-	tc.wantTransition(LastAck, Closed, "rcv ACK of FIN")
+	tc.wantTransition(LastAck, Closed, RcvACKOfFIN)
 }
 
 func TestClosingToTimeWait(t *testing.T) {
 	tc := newClosing(t)
 	tc.in(seg{flags: A, seq: irs + 2, ack: iss + 2})
 	tc.wantState("ACK of our FIN", TimeWait)
-	tc.wantTransition(Closing, TimeWait, "rcv ACK of FIN")
+	tc.wantTransition(Closing, TimeWait, RcvACKOfFIN)
 }
 
 func TestFinWait1ToTimeWaitOnFinAck(t *testing.T) {
@@ -54,7 +54,7 @@ func TestFinWait1ToTimeWaitOnFinAck(t *testing.T) {
 	tc.in(seg{flags: F | A, seq: irs + 1, ack: iss + 2})
 	tc.want("ACK of their FIN", seg{flags: A, seq: iss + 2, ack: irs + 2})
 	tc.wantState("FIN with the ACK of ours", TimeWait)
-	tc.wantTransition(FinWait1, TimeWait, "rcv FIN")
+	tc.wantTransition(FinWait1, TimeWait, RcvFIN)
 }
 
 func TestDataBothWaysAndHalfClose(t *testing.T) {

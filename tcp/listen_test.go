@@ -42,7 +42,7 @@ func TestListenSYN(t *testing.T) {
 	tc.in(seg{flags: S, seq: irs})
 	tc.want("SYN is answered <SEQ=ISS><ACK=RCV.NXT><CTL=SYN,ACK>", seg{flags: S | A, seq: iss, ack: irs + 1, win: 16384})
 	tc.wantState("rcv SYN", SynReceived)
-	tc.wantTransition(Listen, SynReceived, "rcv SYN")
+	tc.wantTransition(Listen, SynReceived, RcvSYN)
 	if i := tc.c.Info(); i.IRS != irs || i.ISS != iss || i.RcvNxt != irs+1 || i.SndNxt != iss+1 {
 		t.Fatalf("after SYN: IRS %d ISS %d RCV.NXT %d SND.NXT %d", i.IRS, i.ISS, i.RcvNxt, i.SndNxt)
 	}
@@ -63,7 +63,7 @@ func TestListenCloseAndAbort(t *testing.T) {
 		t.Fatal(err)
 	}
 	tc.wantState("CLOSE in LISTEN deletes the TCB", Closed)
-	tc.wantTransition(Listen, Closed, "user CLOSE")
+	tc.wantTransition(Listen, Closed, UserClose)
 	tc.wantNothing("nothing to tell anyone")
 
 	tc = newListen(t)

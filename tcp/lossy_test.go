@@ -166,7 +166,7 @@ func runLossy(t *testing.T, seed uint64) {
 	// The active closer went through TIME-WAIT; the passive one through
 	// LAST-ACK (or, had the FINs crossed, CLOSING and TIME-WAIT).
 	last := func(c *Conn) Transition { h := w.history[c]; return h[len(h)-1] }
-	if l := last(A); l.From != TimeWait || l.Cause != "2MSL timeout" {
+	if l := last(A); l.From != TimeWait || l.Cause != Timeout2MSL {
 		t.Fatalf("seed %d: A ended %v -> CLOSED (%s), want TIME-WAIT 2MSL", seed, l.From, l.Cause)
 	}
 	if l := last(B); l.From != LastAck && l.From != TimeWait {

@@ -103,7 +103,7 @@ func TestGiveUpAfterMaxRetransmits(t *testing.T) {
 	tc.advanceToDeadline()
 	tc.want("give-up tells the peer", seg{flags: R, seq: iss + 2})
 	tc.wantState("aborted", Closed)
-	tc.wantTransition(Established, Closed, "retransmission limit")
+	tc.wantTransition(Established, Closed, RetransmitTimeout)
 	tc.wantErr("timed out", ErrTimedOut)
 	if _, err := tc.c.Write(tc.now, []byte("y")); err != ErrTimedOut {
 		t.Fatalf("Write after give-up: %v, want ETIMEDOUT", err)
@@ -118,7 +118,7 @@ func TestUserTimeout(t *testing.T) {
 	tc.wantState("1 s and 3 s retransmissions, still trying", Established)
 	tc.advance(time.Second)
 	tc.wantState("data unacknowledged for UserTimeout: abort", Closed)
-	tc.wantTransition(Established, Closed, "user timeout")
+	tc.wantTransition(Established, Closed, UserTimeout)
 	tc.wantErr("timed out", ErrTimedOut)
 }
 
@@ -153,7 +153,7 @@ func TestUserTimeoutInSynSent(t *testing.T) {
 	tc.want("the SYN is retried, not given up at the first timeout", seg{flags: S, seq: iss})
 	tc.advance(3 * time.Second)
 	tc.wantState("the user timeout ends the attempt", Closed)
-	tc.wantTransition(SynSent, Closed, "user timeout")
+	tc.wantTransition(SynSent, Closed, UserTimeout)
 }
 
 // ABORT after a timeout has moved our send pointer back still sends its

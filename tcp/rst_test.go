@@ -19,7 +19,7 @@ func TestRSTAtRCVNXTResets(t *testing.T) {
 			tc.in(seg{flags: R, seq: irs + 1})
 			tc.wantNothing("an RST is never answered")
 			tc.wantState("RST exactly at RCV.NXT resets", Closed)
-			tc.wantTransition(tc.events[len(tc.events)-1].From, Closed, "rcv RST")
+			tc.wantTransition(tc.events[len(tc.events)-1].From, Closed, RcvRST)
 			tc.wantErr("reset", ErrReset)
 		})
 	}

@@ -1,9 +1,6 @@
 package tcp
 
 import (
-	"fmt"
-	"strings"
-
 	"github.com/synack/synack/seqnum"
 	"github.com/synack/synack/wire"
 )
@@ -39,34 +36,13 @@ func (s *Segment) Len() seqnum.Size {
 
 func (s *Segment) has(f wire.TCPFlags) bool { return s.Flags&f != 0 }
 
-// String prints the segment as a tcpdump one-liner:
+// String prints the segment as a tcpdump one-liner (wire.TextFull):
 // "[S.] seq 1000 ack 2001 win 64 len 0 <mss 1460>".
-func (s *Segment) String() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "[%s] seq %d", s.Flags, s.Seq)
-	if s.has(wire.ACK) {
-		fmt.Fprintf(&b, " ack %d", s.Ack)
-	}
-	fmt.Fprintf(&b, " win %d len %d", s.Window, len(s.Payload))
-	var opts []string
-	o := &s.Options
-	if o.HasMSS {
-		opts = append(opts, fmt.Sprintf("mss %d", o.MSS))
-	}
-	if o.SACKPermitted {
-		opts = append(opts, "sackOK")
-	}
-	if o.HasTimestamps {
-		opts = append(opts, fmt.Sprintf("TS val %d ecr %d", o.TSVal, o.TSEcr))
-	}
-	if o.HasWindowScale {
-		opts = append(opts, fmt.Sprintf("wscale %d", o.WindowScale))
-	}
-	for _, blk := range o.SACK() {
-		opts = append(opts, fmt.Sprintf("sack %d:%d", blk.Start, blk.End))
-	}
-	if len(opts) > 0 {
-		fmt.Fprintf(&b, " <%s>", strings.Join(opts, ","))
-	}
-	return b.String()
+func (s *Segment) String() string { return s.Text(wire.TextFull) }
+
+// Text prints the segment in the given form with wire's one segment
+// formatter (wire.TCPHeader.AppendText).
+func (s *Segment) Text(form wire.TextForm) string {
+	h := wire.TCPHeader{Seq: s.Seq, Ack: s.Ack, Flags: s.Flags, Window: s.Window, Options: s.Options}
+	return string(h.AppendText(nil, len(s.Payload), form))
 }

@@ -12,7 +12,7 @@ func TestSynReceivedACKOfSYN(t *testing.T) {
 	tc.in(seg{flags: A, seq: irs + 1, ack: iss + 1})
 	tc.wantNothing("the ACK of our SYN needs no answer")
 	tc.wantState("rcv ACK of SYN", Established)
-	tc.wantTransition(SynReceived, Established, "rcv ACK of SYN")
+	tc.wantTransition(SynReceived, Established, RcvACKOfSYN)
 	tc.wantNoDeadline("SYN,ACK acknowledged: no timer")
 }
 
@@ -30,7 +30,7 @@ func TestSynReceivedRSTReturnsToListen(t *testing.T) {
 	tc.in(seg{flags: R, seq: irs + 1})
 	tc.wantNothing("RST is not answered")
 	tc.wantState("passive OPEN goes back to LISTEN", Listen)
-	tc.wantTransition(SynReceived, Listen, "rcv RST")
+	tc.wantTransition(SynReceived, Listen, RcvRST)
 	if tc.c.Err() != nil {
 		t.Fatalf("Err() = %v after a passive RST, want nil", tc.c.Err())
 	}
@@ -99,7 +99,7 @@ func TestSynAckRetriesPassive(t *testing.T) {
 	tc.advanceToDeadline()
 	tc.want("give-up tells the peer", seg{flags: R, seq: iss + 1})
 	tc.wantState("passive open goes back to LISTEN", Listen)
-	tc.wantTransition(SynReceived, Listen, "retransmission limit")
+	tc.wantTransition(SynReceived, Listen, RetransmitTimeout)
 }
 
 func TestSynAckRetriesActive(t *testing.T) {

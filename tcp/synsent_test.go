@@ -12,7 +12,7 @@ func TestSynSentSYNACK(t *testing.T) {
 	tc.in(seg{flags: S | A, seq: irs, ack: iss + 1})
 	tc.want("our SYN acknowledged: ACK theirs", seg{flags: A, seq: iss + 1, ack: irs + 1})
 	tc.wantState("rcv SYN,ACK", Established)
-	tc.wantTransition(SynSent, Established, "rcv SYN,ACK")
+	tc.wantTransition(SynSent, Established, RcvSYNACK)
 	tc.wantNoDeadline("nothing outstanding, no timer")
 }
 
@@ -34,7 +34,7 @@ func TestSynSentRSTRefused(t *testing.T) {
 	tc.in(seg{flags: R | A, seq: 0, ack: iss + 1})
 	tc.wantNothing("an RST is never answered")
 	tc.wantState("RST with acceptable ACK: connection refused", Closed)
-	tc.wantTransition(SynSent, Closed, "rcv RST")
+	tc.wantTransition(SynSent, Closed, RcvRST)
 	tc.wantErr("refused", ErrRefused)
 	if _, err := tc.c.Write(tc.now, []byte("x")); err != ErrRefused {
 		t.Fatalf("Write after refusal: %v, want ECONNREFUSED", err)
@@ -66,11 +66,11 @@ func TestSimultaneousOpen(t *testing.T) {
 	tc.in(seg{flags: S, seq: irs})
 	tc.want("our SYN crossed theirs: SYN,ACK", seg{flags: S | A, seq: iss, ack: irs + 1})
 	tc.wantState("simultaneous open", SynReceived)
-	tc.wantTransition(SynSent, SynReceived, "")
+	tc.wantTransition(SynSent, SynReceived, NoCause)
 	tc.in(seg{flags: S | A, seq: irs, ack: iss + 1})
 	tc.wantNothing("their SYN,ACK repeats the SYN already taken and acknowledges ours: nothing new to ACK")
 	tc.wantState("handshake complete", Established)
-	tc.wantTransition(SynReceived, Established, "rcv ACK of SYN")
+	tc.wantTransition(SynReceived, Established, RcvACKOfSYN)
 }
 
 // RFC 9293 3.10.7.3, fourth: a SYN in SYN-SENT that brings text or a FIN
@@ -165,7 +165,7 @@ func TestSynSentRetries(t *testing.T) {
 	}
 	tc.wantNothing("no RST for a connection that never synchronized")
 	tc.wantState("SynRetries exhausted", Closed)
-	tc.wantTransition(SynSent, Closed, "retransmission limit")
+	tc.wantTransition(SynSent, Closed, RetransmitTimeout)
 	tc.wantErr("timed out", ErrTimedOut)
 }
 

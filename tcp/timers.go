@@ -31,10 +31,10 @@ func (c *Conn) HandleTimers(now time.Time) {
 		c.tm.timewait = time.Time{}
 		switch c.state {
 		case TimeWait:
-			c.setState(now, Closed, "2MSL timeout") // RFC 9293 3.10.8
+			c.setState(now, Closed, Timeout2MSL) // RFC 9293 3.10.8
 			return
 		case FinWait2:
-			c.abort(now, ErrTimedOut, "FIN-WAIT-2 timeout")
+			c.abort(now, ErrTimedOut, FinWait2Timeout)
 			return
 		}
 	}
@@ -86,9 +86,9 @@ func (c *Conn) retransmissionTimeout(now time.Time) {
 	}
 	userTimedOut := c.cfg.UserTimeout > 0 && !c.snd.stalled.IsZero() && now.Sub(c.snd.stalled) >= c.cfg.UserTimeout
 	if c.snd.retransmits >= limit || userTimedOut {
-		cause := "retransmission limit"
+		cause := RetransmitTimeout
 		if userTimedOut {
-			cause = "user timeout"
+			cause = UserTimeout
 		}
 		if c.state.Synchronized() || c.state == SynReceived {
 			// Tell the peer, as Linux does, so it does not wait on a
@@ -197,7 +197,7 @@ func (c *Conn) persistTimeout(now time.Time) {
 		// up only "as long as the receiving TCP continues to send
 		// acknowledgments in response to the probe segments".
 		c.sendRST(now, c.snd.max)
-		c.abort(now, ErrTimedOut, "retransmission limit")
+		c.abort(now, ErrTimedOut, RetransmitTimeout)
 		return
 	}
 	c.stats.ZeroWindowProbes++
@@ -289,7 +289,7 @@ func (c *Conn) keepAliveTimeout(now time.Time) {
 	}
 	if c.keepAliveProbes >= c.keepAliveCount() {
 		c.sendRST(now, c.snd.max)
-		c.abort(now, ErrTimedOut, "keep-alive timeout")
+		c.abort(now, ErrTimedOut, KeepAliveTimeout)
 		return
 	}
 	c.keepAliveProbes++

@@ -13,7 +13,7 @@ func TestTimeWaitConfigurableMSL(t *testing.T) {
 		t.Fatalf("TIME-WAIT lasted %v, want 2*MSL = 10s", d)
 	}
 	tc.wantState("2MSL", Closed)
-	tc.wantTransition(TimeWait, Closed, "2MSL timeout")
+	tc.wantTransition(TimeWait, Closed, Timeout2MSL)
 }
 
 func TestTimeWaitRetransmittedFIN(t *testing.T) {

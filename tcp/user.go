@@ -19,7 +19,7 @@ func (c *Conn) Connect(now time.Time) error {
 	c.openCommon(now)
 	// The state changes first so that whoever watches sees the SYN leave
 	// from SYN-SENT; nothing else happens in between.
-	c.setState(now, SynSent, "user CONNECT")
+	c.setState(now, SynSent, UserOpen)
 	c.sendSYN(now)
 	return nil
 }
@@ -30,7 +30,7 @@ func (c *Conn) Listen(now time.Time) error {
 		return ErrAlreadyOpen
 	}
 	c.passive = true
-	c.setState(now, Listen, "user LISTEN")
+	c.setState(now, Listen, UserListen)
 	return nil
 }
 
@@ -184,7 +184,7 @@ func (c *Conn) Close(now time.Time) error {
 		return ErrNotConnected
 	case Listen, SynSent:
 		// "Delete the TCB": nothing was synchronized.
-		c.setState(now, Closed, "user CLOSE")
+		c.setState(now, Closed, UserClose)
 		return nil
 	case SynReceived, Established, CloseWait:
 		if c.snd.finQueued {
@@ -197,11 +197,11 @@ func (c *Conn) Close(now time.Time) error {
 			// FIN-WAIT-1; the FIN leaves once the handshake has a
 			// window to send it into (our output waits for ESTABLISHED
 			// rules only for data, a FIN may go now).
-			c.setState(now, FinWait1, "user CLOSE")
+			c.setState(now, FinWait1, UserClose)
 		case Established:
-			c.setState(now, FinWait1, "user CLOSE")
+			c.setState(now, FinWait1, UserClose)
 		case CloseWait:
-			c.setState(now, LastAck, "user CLOSE")
+			c.setState(now, LastAck, UserClose)
 		}
 		c.output(now)
 		return nil
@@ -224,7 +224,7 @@ func (c *Conn) Abort(now time.Time) {
 		// timeout, and a RST there could fall left of the peer's window).
 		c.sendRST(now, c.snd.max)
 	}
-	c.abort(now, ErrConnectionAbort, "user ABORT")
+	c.abort(now, ErrConnectionAbort, UserAbort)
 }
 
 // Release is what closing a socket means: the owner will neither read
@@ -239,7 +239,7 @@ func (c *Conn) Release(now time.Time, abort bool) {
 	}
 	if abort || c.rcv.buf.len() > 0 || (c.state == Listen) {
 		if c.state == Listen {
-			c.setState(now, Closed, "user CLOSE")
+			c.setState(now, Closed, UserClose)
 			return
 		}
 		c.Abort(now)

@@ -16,6 +16,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/synack/synack/admin"
+	"github.com/synack/synack/diag/ladder"
 	"github.com/synack/synack/internal/clock"
 	"github.com/synack/synack/link/memlink"
 	"github.com/synack/synack/stack"
@@ -59,7 +61,7 @@ var (
 type demo struct {
 	v              *clock.Virtual
 	client, server *stack.Stack
-	l              *ladder
+	out            *view
 	ctx            context.Context
 	dropNext       func(pkt []byte) bool // set by a scenario to lose one chosen packet
 }
@@ -129,14 +131,10 @@ func runDemo(args []string) int {
 		fmt.Fprintln(os.Stderr, "synack demo: --loss must be in [0, 1)")
 		return 2
 	}
-	l := newLadder(os.Stdout, demoStart, clientAddr, serverAddr)
-	l.absolute = *absolute
-	l.color = !*noColor && isTerminal(os.Stdout)
-	if *asJSON {
-		l.json = json.NewEncoder(os.Stdout)
-		l.color = false
-	}
-	if err := playScenario(sc, l, *seed, *loss, *delay); err != nil {
+	out := newView(os.Stdout, *asJSON)
+	out.l.Absolute = *absolute
+	out.l.Color = !*noColor && !*asJSON && isTerminal(os.Stdout)
+	if err := playScenario(sc, out, *seed, *loss, *delay); err != nil {
 		fmt.Fprintf(os.Stderr, "synack demo %s: %v\n", sc.name, err)
 		return 1
 	}
@@ -151,17 +149,17 @@ func isTerminal(f *os.File) bool {
 // playScenario builds the world and runs one scenario under the virtual
 // clock: time only moves when both stacks and both applications wait, so a
 // 60 s TIME-WAIT passes at once and every run with the same seed is alike.
-func playScenario(sc *scenario, l *ladder, seed uint64, loss float64, delay time.Duration) error {
+func playScenario(sc *scenario, out *view, seed uint64, loss float64, delay time.Duration) error {
 	v := clock.NewVirtual(demoStart)
-	d := &demo{v: v, l: l, ctx: context.Background()}
+	d := &demo{v: v, out: out, ctx: context.Background()}
 	rng := rand.New(rand.NewPCG(seed, 0x5eed))
 	dropper := func(pkt []byte) bool {
 		if d.dropNext != nil && d.dropNext(pkt) {
-			l.lost(v.Now(), pkt)
+			out.lost(v.Now(), pkt)
 			return true
 		}
 		if loss > 0 && rng.Float64() < loss {
-			l.lost(v.Now(), pkt)
+			out.lost(v.Now(), pkt)
 			return true
 		}
 		return false
@@ -176,7 +174,7 @@ func playScenario(sc *scenario, l *ladder, seed uint64, loss float64, delay time
 		s := stack.New(stack.Options{
 			Clock: v,
 			Rand:  rand.NewChaCha8(seedBytes(seed, n)),
-			Trace: l.trace,
+			Trace: out.trace,
 		})
 		_, err := s.AddLink(ep, netip.PrefixFrom(addr, 24))
 		return s, err
@@ -190,12 +188,12 @@ func playScenario(sc *scenario, l *ladder, seed uint64, loss float64, delay time
 	}
 	defer d.client.Close()
 	defer d.server.Close()
-	l.header()
+	out.header()
 	var runErr error
 	if err := v.Run(func() { runErr = sc.run(d) }); err != nil {
 		return err
 	}
-	l.summary()
+	out.summary()
 	return runErr
 }
 
@@ -212,7 +210,7 @@ func seedBytes(seed, n uint64) [32]byte {
 const msl = tcp.DefaultMSL
 
 func (d *demo) note(who, format string, a ...any) {
-	d.l.note(d.v.Now(), who, fmt.Sprintf(format, a...))
+	d.out.note(d.v.Now(), who, fmt.Sprintf(format, a...))
 }
 
 // connect listens on the server's port 80, dials it from the client, and
@@ -439,7 +437,7 @@ func demoLostACK(d *demo) error {
 		// The drop hook runs inside the client stack's send path, so
 		// it must not call the stack: it asks the ladder, which follows
 		// every state change.
-		if d.l.stateOf(d.l.left) == tcp.TimeWait {
+		if d.out.l.State(d.out.l.Left()) == tcp.TimeWait {
 			d.dropNext = nil
 			return true
 		}
@@ -466,4 +464,105 @@ func demoAbort(d *demo) error {
 	c.SetLinger(0)
 	c.Close()
 	return serverDone()
+}
+
+// view is where a scenario's events go: the ladder diagram, or with --json
+// one JSON line per event in the form of /api/trace and `synack trace
+// --json` (admin.TraceRecord), plus the demo's own narration lines:
+//
+//	{"kind":"app","time":...,"side":"client","text":"connected, writes \"hello\""}
+//	{"kind":"flood","time":...,"side":"attacker","text":"..."}
+//
+// and segments the link lost as records of kind "lost".
+type view struct {
+	// l draws the ladder; with --json it draws into io.Discard but still
+	// follows each side's state, which the lost-ack scenario asks for.
+	l *ladder.Ladder
+
+	mu   sync.Mutex
+	json *json.Encoder // --json
+}
+
+func newView(w io.Writer, asJSON bool) *view {
+	if !asJSON {
+		return &view{l: ladder.NewPair(w, demoStart, clientAddr, serverAddr)}
+	}
+	return &view{l: ladder.NewPair(io.Discard, demoStart, clientAddr, serverAddr), json: json.NewEncoder(w)}
+}
+
+// narration is a line of the demo's story in JSON.
+type narration struct {
+	Kind string    `json:"kind"` // "app", "flood"
+	Time time.Time `json:"time"`
+	Side string    `json:"side"` // "client", "server", "attacker"
+	Text string    `json:"text"`
+}
+
+func (o *view) encode(v any) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.json.Encode(v)
+}
+
+func (o *view) header() {
+	if o.json == nil {
+		o.l.Header()
+	}
+}
+
+func (o *view) summary() {
+	if o.json == nil {
+		o.l.Summary()
+	}
+}
+
+// trace is the stack.Options.Trace hook of both stacks.
+func (o *view) trace(ev stack.TraceEvent) {
+	o.l.Trace(ev)
+	if o.json == nil {
+		return
+	}
+	if ev.Kind == stack.TraceState && ev.From == tcp.Closed && ev.To == tcp.Listen && ev.Tuple.Remote.IsValid() {
+		return // a listener's child starts as a copy of the listener, as /api/events leaves out
+	}
+	o.encode(admin.NewTraceRecord(ev))
+}
+
+// lost reports a packet the demo's link dropped.
+func (o *view) lost(at time.Time, pkt []byte) {
+	ip, err := wire.ParseIP(pkt)
+	if err != nil || ip.Protocol != wire.ProtocolTCP {
+		return
+	}
+	h, payload, err := wire.ParseTCP(ip.Payload, ip.Src, ip.Dst, false)
+	if err != nil {
+		return
+	}
+	tuple := tcp.Tuple{Local: netip.AddrPortFrom(ip.Src, h.SrcPort), Remote: netip.AddrPortFrom(ip.Dst, h.DstPort)}
+	seg := tcp.Segment{Seq: h.Seq, Ack: h.Ack, Flags: h.Flags, Window: h.Window, Options: h.Options, Payload: payload}
+	if o.json == nil {
+		o.l.Lost(at, tuple, &seg)
+		return
+	}
+	rec := admin.NewTraceRecord(stack.TraceEvent{Transition: tcp.Transition{Time: at, Tuple: tuple}, Segment: &seg})
+	rec.Kind = admin.TraceLost
+	o.encode(rec)
+}
+
+// note prints a line of narration: what the application did or saw.
+func (o *view) note(at time.Time, who, msg string) {
+	if o.json != nil {
+		o.encode(narration{Kind: "app", Time: at, Side: who, Text: msg})
+		return
+	}
+	o.l.Note(at, who, msg)
+}
+
+// aside prints a line about the flood.
+func (o *view) aside(at time.Time, text string) {
+	if o.json != nil {
+		o.encode(narration{Kind: "flood", Time: at, Side: "attacker", Text: text})
+		return
+	}
+	o.l.Aside(at, text)
 }

@@ -47,14 +47,14 @@ var (
 // the flood in summary: a line per 100 spoofed SYNs, and the counters.
 func demoSynFlood(d *demo) error {
 	v := d.v
-	fl := &floodView{l: d.l}
+	fl := &floodView{out: d.out}
 	a, b := memlink.Pipe(memlink.Config{Clock: v, Seed: 1,
 		AB: memlink.Impairments{Delay: 10 * time.Millisecond}, BA: memlink.Impairments{Delay: 10 * time.Millisecond}})
 	atk, srvAtk := memlink.Pipe(memlink.Config{Clock: v, Seed: 2,
 		AB: memlink.Impairments{Delay: time.Millisecond, QueueLimit: floodSYNs}, BA: memlink.Impairments{Delay: time.Millisecond}})
 	atk.Attach(link.DispatcherFunc(func([]byte) {})) // the SYN,ACKs to spoofed addresses: nobody there
 
-	client := stack.New(stack.Options{Clock: v, Rand: rand.NewChaCha8(seedBytes(1, 1)), Trace: d.l.trace})
+	client := stack.New(stack.Options{Clock: v, Rand: rand.NewChaCha8(seedBytes(1, 1)), Trace: d.out.trace})
 	server := stack.New(stack.Options{
 		Clock: v, Rand: rand.NewChaCha8(seedBytes(1, 2)), Trace: fl.trace,
 		SynBacklog: floodBacklog, SynCookies: stack.SynCookiesAuto,
@@ -170,7 +170,7 @@ func spoofedSYN(src, dst netip.AddrPort, seq uint32) []byte {
 // floodView is the server's trace: everything about the real client goes
 // to the ladder, the flood is summed up.
 type floodView struct {
-	l                              *ladder
+	out                            *view
 	syns, queued, cookies, dropped int
 	announcedFull                  bool
 }
@@ -181,7 +181,7 @@ func (f *floodView) trace(ev stack.TraceEvent) {
 		if r.IsValid() && ev.Kind == stack.TraceReceived && ev.To == tcp.Listen && ev.Segment.Flags == wire.SYN {
 			f.aside(ev.Time, "server: the SYN queue is full, so its SYN,ACK carries a SYN cookie as ISS and it keeps nothing")
 		}
-		f.l.trace(ev)
+		f.out.trace(ev)
 		return
 	}
 	// Called under the server's lock: count, never call the stack.
@@ -208,13 +208,4 @@ func (f *floodView) trace(ev stack.TraceEvent) {
 }
 
 // aside prints a line about the flood.
-func (f *floodView) aside(at time.Time, text string) {
-	l := f.l
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.json != nil {
-		l.json.Encode(map[string]any{"t": at.Sub(l.start).Seconds(), "side": "attacker", "kind": "flood", "text": text})
-		return
-	}
-	fmt.Fprintf(l.w, "%s  %s\n", l.when(at), l.paint(colRed, "   "+text))
-}
+func (f *floodView) aside(at time.Time, text string) { f.out.aside(at, text) }

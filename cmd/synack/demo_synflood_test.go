@@ -20,7 +20,7 @@ func init() {
 // the cookies at work.
 func TestDemoSynFloodSummary(t *testing.T) {
 	var out bytes.Buffer
-	l := newLadder(&out, demoStart, clientAddr, serverAddr)
+	v := newView(&out, false)
 	var sc *scenario
 	for i := range scenarios {
 		if scenarios[i].name == "syn-flood" {
@@ -30,7 +30,7 @@ func TestDemoSynFloodSummary(t *testing.T) {
 	if sc == nil {
 		t.Fatal("no syn-flood scenario")
 	}
-	if err := playScenario(sc, l, 1, 0, 10*time.Millisecond); err != nil {
+	if err := playScenario(sc, v, 1, 0, 10*time.Millisecond); err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
 	text := out.String()

@@ -17,10 +17,7 @@ import (
 	"syscall"
 
 	"github.com/synack/synack/admin"
-	"github.com/synack/synack/seqnum"
-	"github.com/synack/synack/stack"
-	"github.com/synack/synack/tcp"
-	"github.com/synack/synack/wire"
+	"github.com/synack/synack/diag/ladder"
 )
 
 func init() {
@@ -127,8 +124,14 @@ func followTrace(ctx context.Context, base string, o traceOpts, w io.Writer) err
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 		return fmt.Errorf("%s: %s: %s", u, resp.Status, strings.TrimSpace(string(b)))
 	}
-	ll := newLiveLadder(w, o)
-	ll.header()
+	// With --json stdout carries the server's records and nothing else,
+	// one JSON object a line, so it can be piped into jq.
+	var ll *ladder.Ladder
+	if !o.json {
+		ll = ladder.NewLive(w)
+		ll.Color, ll.Absolute = o.color, o.absolute
+		ll.Header()
+	}
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
 	n := 0
@@ -140,7 +143,11 @@ func followTrace(ctx context.Context, base string, o traceOpts, w io.Writer) err
 			if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
 				return fmt.Errorf("reading the trace: %w", err)
 			}
-			ll.record(&rec)
+			if rec.Kind == admin.TraceDropped {
+				ll.Dropped(rec.Dropped)
+			} else {
+				ll.Trace(rec.Event())
+			}
 		}
 		if n++; o.count > 0 && n >= o.count {
 			return nil
@@ -153,163 +160,7 @@ func followTrace(ctx context.Context, base string, o traceOpts, w io.Writer) err
 		return err
 	}
 	if !o.json {
-		fmt.Fprintln(w, ll.paint(colDim, "(the server ended the trace: the stack closed)"))
+		ll.Remark("(the server ended the trace: the stack closed)")
 	}
 	return nil
-}
-
-// liveLadder prints one stack's trace as a ladder, for many connections
-// at once: the stack on the left, the peer of each connection on the
-// right, a connection column (#ID) on every line and a line naming the
-// connection's addresses whenever the connection changes. It uses the
-// demo ladder's widths, colours and segment text.
-type liveLadder struct {
-	w        io.Writer
-	color    bool
-	absolute bool
-	conns    map[uint64]*liveConn
-	last     uint64 // connection of the previous line
-}
-
-type liveConn struct {
-	tuple    tcp.Tuple
-	state    tcp.State
-	iss, irs seqnum.Value
-	hasISS   bool
-	hasIRS   bool
-	path     []tcp.State
-}
-
-const connWidth = 6
-
-func newLiveLadder(w io.Writer, o traceOpts) *liveLadder {
-	return &liveLadder{w: w, color: o.color, absolute: o.absolute, conns: map[uint64]*liveConn{}, last: ^uint64(0)}
-}
-
-func (l *liveLadder) paint(code, s string) string {
-	if !l.color || code == "" {
-		return s
-	}
-	return code + s + colReset
-}
-
-func (l *liveLadder) header() {
-	fmt.Fprintf(l.w, "%-12s  %-*s %-*s %*s  %s\n", "time", connWidth, "conn", stateWidth,
-		l.paint(colCyan, "synack"), midWidth-1, "", l.paint(colPurple, "peer"))
-	fmt.Fprintln(l.w, strings.Repeat("─", 12+2+connWidth+1+stateWidth+midWidth+2+6))
-}
-
-func (l *liveLadder) conn(r *admin.TraceRecord) *liveConn {
-	c := l.conns[r.ID]
-	if c == nil {
-		st := r.From
-		if r.Kind == stack.TraceReceived && st == tcp.Closed && r.To == tcp.SynReceived {
-			// A SYN that made a listener's child: the child starts as
-			// a copy of the listener (RFC 9293's passive OPEN).
-			st = tcp.Listen
-		}
-		c = &liveConn{tuple: r.Tuple, state: st, path: []tcp.State{st}}
-		l.conns[r.ID] = c
-	}
-	return c
-}
-
-// record prints one record.
-func (l *liveLadder) record(r *admin.TraceRecord) {
-	if r.Kind == admin.TraceDropped {
-		fmt.Fprintln(l.w, l.paint(colRed, fmt.Sprintf("   … %d events not shown: this client read too slowly", r.Dropped)))
-		return
-	}
-	when := r.Time.Format("15:04:05.000")
-	if r.ID == 0 {
-		// Reached no connection: the stack answers with RST, shown on its
-		// own line.
-		if r.Kind == stack.TraceReceived {
-			l.last = 0
-			fmt.Fprintf(l.w, "%-12s  %-*s %s\n", when, connWidth, "-", l.paint(colDim, fmt.Sprintf("no socket for %s (from %s): %s", r.Tuple.Local, r.Tuple.Remote, segText(&r.Segment))))
-		}
-		return
-	}
-	c := l.conn(r)
-	if r.ID != l.last {
-		l.last = r.ID
-		peer := "*:*"
-		if r.Tuple.Remote.IsValid() {
-			peer = r.Tuple.Remote.String()
-		}
-		fmt.Fprintln(l.w, l.paint(colDim, fmt.Sprintf("%-12s  #%d %s ⇄ %s", "", r.ID, r.Tuple.Local, peer)))
-	}
-	id := fmt.Sprintf("#%d", r.ID)
-	switch r.Kind {
-	case stack.TraceState:
-		if r.From == tcp.Closed && r.To == tcp.Listen && r.Tuple.Remote.IsValid() {
-			return // a listener's child starts as a copy of the listener
-		}
-		c.state = r.To
-		if n := len(c.path); n == 0 || c.path[n-1] != r.To {
-			c.path = append(c.path, r.To)
-		}
-		change := fmt.Sprintf("%s → %s", r.From, r.To)
-		fmt.Fprintf(l.w, "%-12s  %-*s %s %s %s\n", when, connWidth, id,
-			l.paint(colBold+colCyan, fmt.Sprintf("%-*s", stateWidth, r.To)),
-			l.paint(colCyan, change), l.paint(colDim, "("+r.Cause+")"))
-		if r.To == tcp.Closed {
-			names := make([]string, len(c.path))
-			for i, s := range c.path {
-				names[i] = s.String()
-			}
-			fmt.Fprintf(l.w, "%-12s  %-*s %s\n", "", connWidth, id, l.paint(colDim, "path: "+strings.Join(names, " → ")))
-			delete(l.conns, r.ID)
-		}
-	case stack.TraceSent, stack.TraceReceived:
-		if !r.HasSegment {
-			return
-		}
-		s := l.relative(c, r)
-		text := segText(&s)
-		room := midWidth - 6
-		if len(text) > room {
-			text = text[:room-1] + "…"
-		}
-		pad := room - len([]rune(text))
-		var mid, col string
-		state := c.state // for a received segment: the state it found
-		if r.Kind == stack.TraceSent {
-			mid, col = "──"+text+" "+strings.Repeat("─", pad)+"─▶ ", colCyan
-		} else {
-			mid, col = " ◀─"+strings.Repeat("─", pad)+" "+text+"──", colPurple
-		}
-		fmt.Fprintf(l.w, "%-12s  %-*s %s %s\n", when, connWidth, id,
-			l.paint(colCyan, fmt.Sprintf("%-*s", stateWidth, state)), l.paint(col, mid))
-	}
-}
-
-// relative rewrites seq and ack relative to each side's ISN, learned from
-// the SYNs, as tcpdump does.
-func (l *liveLadder) relative(c *liveConn, r *admin.TraceRecord) tcp.Segment {
-	s := r.Segment
-	sent := r.Kind == stack.TraceSent
-	if s.Flags&wire.SYN != 0 {
-		if sent {
-			c.iss, c.hasISS = s.Seq, true
-		} else {
-			c.irs, c.hasIRS = s.Seq, true
-		}
-	}
-	if l.absolute {
-		return s
-	}
-	seqBase, seqOK, ackBase, ackOK := c.iss, c.hasISS, c.irs, c.hasIRS
-	if !sent {
-		seqBase, seqOK, ackBase, ackOK = c.irs, c.hasIRS, c.iss, c.hasISS
-	}
-	if seqOK {
-		s.Seq -= seqBase
-	}
-	if ackOK && s.Flags&wire.ACK != 0 {
-		s.Ack -= ackBase
-	}
-	// Only the payload's length matters to segText.
-	s.Payload = make([]byte, r.Len)
-	return s
 }
