@@ -67,6 +67,13 @@ type sender struct {
 
 	retransmits int // consecutive timeouts of the oldest segment
 
+	// The retransmission stamp: the TSval of the latest retransmission,
+	// while anything sent before it may still be acknowledged
+	// (rtxStamped). An echo older than it cannot time that transmission
+	// (rttEstimator.tsSample).
+	rtxTSVal   uint32
+	rtxStamped bool
+
 	// Persist timer (RFC 9293 3.8.6.1): probes sent into the present zero
 	// window, and those the peer left unanswered.
 	probes, unansweredProbes int

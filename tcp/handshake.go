@@ -169,6 +169,14 @@ func ResumeSynReceived(cfg *Config, id Tuple, sink Sink, h *Handshake, now time.
 		c.snd.stalled = h.Sent
 		if h.Retransmits == 0 {
 			c.snd.rttTiming, c.snd.rttSeq, c.snd.rttTime = true, h.ISS, h.Sent
+		} else if h.Timestamps {
+			// The retransmission stamp (tsSample): the SYN,ACK was last
+			// sent again when RetransmitAt said, or later.
+			last := h.Sent
+			for k := range int(h.Retransmits) {
+				last = last.Add(c.rtt.withBackoff(k))
+			}
+			c.snd.rtxTSVal, c.snd.rtxStamped = h.TSVal(last), true
 		}
 	}
 	c.armRTX(now)

@@ -465,19 +465,15 @@ func (c *Conn) ackAdvance(now time.Time, seg *Segment) {
 	}
 
 	// RTT: a timed segment gives the finest sample; otherwise the
-	// timestamp echo does (RFC 7323 section 4.1), which is safe even
-	// after retransmissions.
-	switch {
-	case c.snd.rttTiming && ack.GreaterThan(c.snd.rttSeq):
+	// timestamp echo does (RFC 7323 section 4.1), unless it is older than
+	// the latest retransmission (tsSample).
+	if c.snd.rttTiming && ack.GreaterThan(c.snd.rttSeq) {
 		c.rtt.sample(now.Sub(c.snd.rttTime))
 		c.snd.rttTiming = false
-	case c.tsOK && seg.Options.HasTimestamps && seg.Options.TSEcr != 0:
-		ms := c.tsNow(now) - seg.Options.TSEcr
-		if int32(ms) >= 0 {
-			c.rtt.sample(time.Duration(ms) * time.Millisecond)
-			c.stats.TimestampRTTSamples++
-		}
+	} else {
+		c.tsSample(now, seg)
 	}
+	c.clearRetransmissionStamp()
 	if synAcked && c.snd.retransmits > 0 && !c.rtt.measured {
 		// RFC 6298 5.7: the SYN (or SYN,ACK) timed out with an RTO
 		// below 3 s and Karn's rule left no sample, so data transmission

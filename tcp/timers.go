@@ -229,6 +229,9 @@ func (c *Conn) sendProbe(now time.Time) {
 		return
 	}
 	c.fillACKFields(now, s, false)
+	if c.snd.una.LessThan(c.snd.max) {
+		c.stampRetransmission(s) // a repeated probe
+	}
 	c.snd.nxt = c.snd.una.Add(s.Len())
 	if c.snd.max.LessThan(c.snd.nxt) {
 		c.snd.max = c.snd.nxt

@@ -392,6 +392,9 @@ func (c *Conn) sendSYN(now time.Time) {
 			o.TSEcr = c.tsRecent
 		}
 	}
+	if c.snd.max != c.snd.iss {
+		c.stampRetransmission(s) // the SYN went out before
+	}
 	c.snd.nxt = c.snd.iss + 1
 	if c.snd.max.LessThan(c.snd.nxt) {
 		c.snd.max = c.snd.nxt
