@@ -270,12 +270,6 @@ func (c *Conn) segmentSynchronized(now time.Time, seg *Segment) {
 		seg = &trimmed
 		c.rcv.ackPending, c.rcv.ackNow = true, true
 	}
-	// TS.Recent follows the newest timestamp of segments that reach the
-	// left edge of the window (RFC 7323 section 4.3, R3).
-	if c.tsOK && seg.Options.HasTimestamps &&
-		int32(seg.Options.TSVal-c.tsRecent) >= 0 && seg.Seq.LessThanEq(c.rcv.lastAckSent) {
-		c.tsRecent = seg.Options.TSVal
-	}
 
 	// Second, check the RST bit.
 	if seg.has(wire.RST) {
@@ -382,6 +376,15 @@ func (c *Conn) segmentACK(now time.Time, seg *Segment) bool {
 		seg.Ack.LessThan(c.snd.una.Sub(seqnum.Size(c.snd.maxWnd))) {
 		c.sendACK(now)
 		return false
+	}
+	// The segment is acceptable and so is its ACK: TS.Recent follows the
+	// newest timestamp of segments that reach the left edge of the
+	// window (RFC 7323 section 4.3, R3). Not before: a segment dropped
+	// above (an ACK of data never sent, RFC 9293 3.10.7.4) must leave
+	// TS.Recent alone, or the next valid segment fails PAWS (issue 10).
+	if c.tsOK && seg.Options.HasTimestamps &&
+		int32(seg.Options.TSVal-c.tsRecent) >= 0 && seg.Seq.LessThanEq(c.rcv.lastAckSent) {
+		c.tsRecent = seg.Options.TSVal
 	}
 	c.ackAdvance(now, seg)
 	if c.state == Closed {

@@ -68,3 +68,22 @@ func TestTimestampEchoOlderThanRetransmissionGivesNoSample(t *testing.T) {
 		t.Fatalf("a fresh echo gave %d RTT samples, want 1", got-samples)
 	}
 }
+
+// An ACK of data never sent is answered with an ACK and dropped (RFC 9293
+// 3.10.7.4, fifth); its TSval must not become TS.Recent (RFC 7323 4.3:
+// only an acceptable segment's), or the next valid segment, with an
+// older TSval, fails PAWS and the connection stalls (issue 10).
+func TestTSRecentNotTakenFromUnacceptableACK(t *testing.T) {
+	tc := newEstablishedTS(t)
+	tc.in(seg{flags: A, seq: irs + 1, ack: iss + 100, opts: tsOpt(9000, 0)})
+	a := tc.want("an ACK of unsent data gets an ACK", seg{flags: A, seq: iss + 1, ack: irs + 1})
+	if a.Options.TSEcr != 500 {
+		t.Fatalf("the ACK echoes %d, want TS.Recent 500 (the dropped segment's TSval is not taken)", a.Options.TSEcr)
+	}
+	tc.in(seg{flags: A | P, seq: irs + 1, ack: iss + 1, data: []byte("hello"), opts: tsOpt(600, 0)})
+	tc.wantNothing("the next valid segment is taken, its ACK delayed (not answered as a PAWS failure)")
+	tc.wantRead("and its data taken", []byte("hello"))
+	if n := tc.c.Stats().PAWSRejected; n != 0 {
+		t.Fatalf("PAWSRejected = %d, want 0", n)
+	}
+}

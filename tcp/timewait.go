@@ -190,12 +190,6 @@ func (tw *TimeWaitRecord) HandleSegment(now time.Time, seg *Segment, send func(*
 		tw.sendACK(now, send)
 		return false
 	}
-	// TS.Recent (RFC 7323 4.3, R3). Every ACK the record sends
-	// acknowledges RCV.NXT, which is therefore also the last one sent.
-	if tw.ts() && seg.Options.HasTimestamps &&
-		int32(seg.Options.TSVal-tw.tsRecent) >= 0 && seg.Seq.LessThanEq(tw.rcvNxt) {
-		tw.tsRecent = seg.Options.TSVal
-	}
 	// Fourth, check the SYN bit.
 	if seg.Flags&wire.SYN != 0 {
 		if tw.cfg.RFC793SYN {
@@ -219,6 +213,13 @@ func (tw *TimeWaitRecord) HandleSegment(now time.Time, seg *Segment, send func(*
 	if seg.Ack.GreaterThan(tw.sndNxt) || seg.Ack.LessThan(tw.sndNxt.Sub(seqnum.Size(tw.maxWnd))) {
 		tw.sendACK(now, send)
 		return false
+	}
+	// TS.Recent, only now that the segment and its ACK are acceptable
+	// (RFC 7323 4.3, R3), as segmentACK does. Every ACK the record sends
+	// acknowledges RCV.NXT, which is therefore also the last one sent.
+	if tw.ts() && seg.Options.HasTimestamps &&
+		int32(seg.Options.TSVal-tw.tsRecent) >= 0 && seg.Seq.LessThanEq(tw.rcvNxt) {
+		tw.tsRecent = seg.Options.TSVal
 	}
 	// The window update rule: it only matters for maxWnd now.
 	if seg.Ack == tw.sndNxt && tw.wl1.LessThanEq(seg.Seq) {
