@@ -193,6 +193,10 @@ type Stats struct {
 	SegmentsDroppedNoACK  uint64
 	TimestampRTTSamples   uint64
 	RetransmissionStalled uint64
+	// Drops counts the segments this connection discarded, by reason
+	// (drop.go). PAWSRejected and UnacceptableSegs above are
+	// Drops[DropPAWS] and Drops[DropOutOfWindow] under their older names.
+	Drops DropCounts
 }
 
 // NewConn makes a connection in state CLOSED for the 4-tuple id. cfg must

@@ -67,7 +67,7 @@ func handshakeFromSYN(cfg *Config, id Tuple, seg *Segment, now time.Time) Handsh
 	}
 	if o.HasWindowScale && !cfg.NoWindowScale {
 		// RFC 7323 section 2.3: a shift above 14 is taken as 14.
-		h.WindowScale, h.PeerWScale = true, min(o.WindowScale, 14)
+		h.WindowScale, h.PeerWScale = true, min(o.WindowScale, maxWindowShift)
 	}
 	h.SACKPermitted = o.SACKPermitted && !cfg.NoSACK
 	if o.HasTimestamps && !cfg.NoTimestamps {
@@ -190,7 +190,7 @@ func (h *Handshake) Info(cfg *Config) Info {
 	e.init(cfg)
 	mss := int(h.PeerMSS)
 	if mss == 0 {
-		mss = 536
+		mss = defaultMSS4
 	}
 	return Info{
 		State: SynReceived, RTO: e.withBackoff(int(h.Retransmits)), PeerMSS: mss, MSS: mss,

@@ -209,7 +209,7 @@ func (c *Conn) fillACKFields(now time.Time, s *Segment, pureACK bool) {
 func (c *Conn) fillSACK(s *Segment) {
 	limit := wire.MaxSACKBlocks
 	if c.tsOK {
-		limit = 3
+		limit = maxSACKBlocksTS
 	}
 	o := &s.Options
 	add := func(sp span) {

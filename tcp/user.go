@@ -62,7 +62,7 @@ func (c *Conn) ourWindowShift() uint8 {
 		return 0
 	}
 	var s uint8
-	for s < 14 && c.cfg.ReceiveBufferSize>>s > 0xFFFF {
+	for s < maxWindowShift && c.cfg.ReceiveBufferSize>>s > maxWindowField {
 		s++
 	}
 	return s
@@ -72,9 +72,9 @@ func (c *Conn) ourWindowShift() uint8 {
 // for IPv4 (RFC 9293 section 3.7.1), 1220 for IPv6 (RFC 8200 section 8.3).
 func (c *Conn) defaultPeerMSS() int {
 	if c.id.Remote.Addr().Is4() || c.id.Remote.Addr().Is4In6() {
-		return 536
+		return defaultMSS4
 	}
-	return 1220
+	return defaultMSS6
 }
 
 // ourMSS is the MSS option we send.
@@ -82,7 +82,7 @@ func (c *Conn) ourMSS() uint16 {
 	if c.cfg.MSS != 0 {
 		return c.cfg.MSS
 	}
-	if c.defaultPeerMSS() == 536 {
+	if c.defaultPeerMSS() == defaultMSS4 {
 		return 1460
 	}
 	return 1440
