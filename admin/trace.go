@@ -61,7 +61,7 @@ func NewTracerSize(n int) *Tracer {
 func (t *Tracer) Hook(ev stack.TraceEvent) {
 	rec := TraceRecord{
 		Kind: ev.Kind, Time: ev.Time, ID: ev.ID, Tuple: ev.Tuple,
-		From: ev.From, To: ev.To, Cause: ev.Cause,
+		From: ev.From, To: ev.To, Cause: ev.Cause, Drop: ev.Drop,
 	}
 	if ev.Segment != nil {
 		rec.HasSegment = true
@@ -162,7 +162,8 @@ type TraceRecord struct {
 	HasSegment bool
 	Segment    tcp.Segment // Payload nil; Len is its length
 	Len        int
-	Dropped    uint64 // Kind TraceDropped only
+	Drop       tcp.DropReason // a received segment the core discarded: why
+	Dropped    uint64         // Kind TraceDropped only
 }
 
 // TraceDropped is the Kind of the record that reports dropped records.
@@ -172,7 +173,7 @@ const TraceDropped stack.TraceKind = 255
 // for the stack's trace (the ladder). The segment's payload is zeros of
 // the recorded length.
 func (r *TraceRecord) Event() stack.TraceEvent {
-	ev := stack.TraceEvent{Kind: r.Kind, Time: r.Time, ID: r.ID, Tuple: r.Tuple, From: r.From, To: r.To, Cause: r.Cause}
+	ev := stack.TraceEvent{Kind: r.Kind, Time: r.Time, ID: r.ID, Tuple: r.Tuple, From: r.From, To: r.To, Cause: r.Cause, Drop: r.Drop}
 	if r.HasSegment {
 		seg := r.Segment
 		seg.Payload = make([]byte, r.Len)
@@ -193,6 +194,7 @@ type traceJSON struct {
 	To      string       `json:"to,omitempty"`
 	Cause   string       `json:"cause,omitempty"`
 	Segment *segmentJSON `json:"segment,omitempty"`
+	Drop    string       `json:"drop,omitempty"` // why the core discarded a received segment: "paws", "out_of_window", ...
 	Dropped uint64       `json:"dropped,omitempty"`
 }
 
@@ -226,6 +228,9 @@ func (r TraceRecord) MarshalJSON() ([]byte, error) {
 		j.Remote = r.Tuple.Remote.String()
 	}
 	j.From, j.To = r.From.String(), r.To.String()
+	if r.Drop != tcp.DropNone {
+		j.Drop = r.Drop.String()
+	}
 	if r.HasSegment {
 		s := &r.Segment
 		o := &s.Options
@@ -286,6 +291,10 @@ func (r *TraceRecord) UnmarshalJSON(b []byte) error {
 	}
 	if r.To, ok = diag.ParseState(j.To); !ok {
 		return fmt.Errorf("admin: trace record: unknown state %q", j.To)
+	}
+	if j.Drop != "" {
+		// A reason this build does not know stays DropNone.
+		r.Drop, _ = tcp.ParseDropReason(j.Drop)
 	}
 	if sj := j.Segment; sj != nil {
 		r.HasSegment = true

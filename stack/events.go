@@ -126,7 +126,8 @@ type TraceEvent struct {
 	Tuple    tcp.Tuple // Local is this stack's end
 	Segment  *tcp.Segment
 	From, To tcp.State
-	Cause    string // TraceState only
+	Cause    string         // TraceState only
+	Drop     tcp.DropReason // TraceReceived only: why the core discarded the segment, or tcp.DropNone
 }
 
 // tracer orders trace events. While a received segment is processed the
@@ -148,6 +149,13 @@ func (t *tracer) begin(now time.Time, id tcp.Tuple, seg *tcp.Segment) {
 	t.in = TraceEvent{Kind: TraceReceived, Time: now, Tuple: id}
 	t.inSeg = *seg
 	t.in.Segment = &t.inSeg
+}
+
+// dropped notes that the core discarded the received segment, and why.
+func (t *tracer) dropped(r tcp.DropReason) {
+	if t.holding {
+		t.in.Drop = r
+	}
 }
 
 // end reports the received segment, then what it caused.

@@ -1,6 +1,9 @@
 package tcp
 
 import (
+	"encoding/json"
+	"strconv"
+
 	"github.com/synack/synack/seqnum"
 	"github.com/synack/synack/wire"
 )
@@ -142,6 +145,16 @@ func (r DropReason) String() string {
 	return "unknown"
 }
 
+// ParseDropReason is the reason whose String is name.
+func ParseDropReason(name string) (DropReason, bool) {
+	for r, n := range dropNames {
+		if n == name {
+			return DropReason(r), true
+		}
+	}
+	return DropNone, false
+}
+
 // DropReasons returns every reason but DropNone, in order.
 func DropReasons() []DropReason {
 	out := make([]DropReason, 0, NumDropReasons-1)
@@ -161,6 +174,38 @@ func (d *DropCounts) Total() uint64 {
 		n += v
 	}
 	return n
+}
+
+// MarshalJSON writes the counts as an object by reason name, every reason
+// but DropNone: {"closed":0,"listen_rst":0,...}.
+func (d DropCounts) MarshalJSON() ([]byte, error) {
+	b := []byte{'{'}
+	for r := DropNone + 1; r < NumDropReasons; r++ {
+		if r > DropNone+1 {
+			b = append(b, ',')
+		}
+		b = append(b, '"')
+		b = append(b, dropNames[r]...)
+		b = append(b, '"', ':')
+		b = strconv.AppendUint(b, d[r], 10)
+	}
+	return append(b, '}'), nil
+}
+
+// UnmarshalJSON reads what MarshalJSON writes; names it does not know are
+// ignored (a newer stack's reasons).
+func (d *DropCounts) UnmarshalJSON(b []byte) error {
+	var m map[string]uint64
+	if err := json.Unmarshal(b, &m); err != nil {
+		return err
+	}
+	*d = DropCounts{}
+	for name, v := range m {
+		if r, ok := ParseDropReason(name); ok {
+			d[r] = v
+		}
+	}
+	return nil
 }
 
 // DropSink is a Sink that also hears of every segment the connection

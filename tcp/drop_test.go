@@ -1,6 +1,7 @@
 package tcp
 
 import (
+	"encoding/json"
 	"testing"
 )
 
@@ -126,5 +127,28 @@ func TestNoDropsOnAHealthyExchange(t *testing.T) {
 	tc.wantState("closed through TIME-WAIT", TimeWait)
 	if d := tc.c.Stats().Drops; d.Total() != 0 || len(tc.drops) != 0 {
 		t.Fatalf("drops %v (%v) on a healthy exchange", d, tc.drops)
+	}
+}
+
+func TestDropCountsJSON(t *testing.T) {
+	var d DropCounts
+	d[DropPAWS], d[DropACKTooOld] = 3, 1<<40
+	b, err := json.Marshal(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]uint64
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatalf("%s: %v", b, err)
+	}
+	if len(m) != int(NumDropReasons)-1 || m["paws"] != 3 || m["ack_too_old"] != 1<<40 || m["out_of_window"] != 0 {
+		t.Fatalf("DropCounts as JSON: %s", b)
+	}
+	var back DropCounts
+	if err := json.Unmarshal(b, &back); err != nil || back != d {
+		t.Fatalf("round trip: %v, %v; want %v", back, err, d)
+	}
+	if r, ok := ParseDropReason("syn_in_window_challenge"); !ok || r != DropSYNInWindowChallenge {
+		t.Fatalf("ParseDropReason = %v, %v", r, ok)
 	}
 }

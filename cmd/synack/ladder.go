@@ -116,6 +116,12 @@ func (l *ladder) trace(ev stack.TraceEvent) {
 			// shows as its own line.
 			fmt.Fprintf(l.w, "%s  %s\n", l.when(ev.Time), l.paint(colDim, sd.name+": no socket for "+ev.Tuple.Local.String()))
 		}
+		if ev.Drop != tcp.DropNone && l.json == nil {
+			// The core discarded the segment (tcp.DropReason): the
+			// arrow above arrived but changed nothing but what it
+			// answered.
+			fmt.Fprintf(l.w, "%s  %s\n", l.when(ev.Time), l.paint(colDim, sd.name+": dropped ("+ev.Drop.String()+")"))
+		}
 		if l.json != nil {
 			l.emitJSON(ev, sd)
 		}
@@ -280,6 +286,9 @@ func (l *ladder) emitJSON(ev stack.TraceEvent, sd *ladderSide) {
 		rev.Tuple = ev.Tuple.Reverse()
 		m["segment"] = segJSON(l.relative(rev))
 		m["state"] = ev.To.String()
+		if ev.Drop != tcp.DropNone {
+			m["drop"] = ev.Drop.String()
+		}
 	default:
 		m["segment"] = segJSON(l.relative(ev))
 		m["state"] = ev.To.String()
