@@ -3,7 +3,6 @@ package admin_test
 import (
 	"encoding/json"
 	"testing"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 	dto "github.com/prometheus/client_model/go"
@@ -18,20 +17,7 @@ import (
 func TestMetricsDrops(t *testing.T) {
 	w := newWorld(t)
 	w.scenario(t, 2)
-	var mfs map[string]*dto.MetricFamily
-	var ctr stack.Counters
-	for try := 0; ; try++ {
-		before := w.b.Counters()
-		mfs = scrape(t, w.ts.URL)
-		ctr = w.b.Counters()
-		if before == ctr {
-			break
-		}
-		if try == 10 {
-			t.Fatal("the counters never held still over a scrape")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	mfs, ctr := w.scrapeStill(t)
 	mf := mfs[admin.MetricTCPDrops]
 	if mf == nil {
 		t.Fatalf("no %s", admin.MetricTCPDrops)

@@ -46,6 +46,42 @@ func (w *wire2) SendSegment(c *Conn, s *Segment) {
 
 func (w *wire2) StateChanged(c *Conn, t Transition) { w.history[c] = append(w.history[c], t) }
 
+// step moves the clock to the next event, a segment's arrival or a
+// deadline of one of conns, delivers what arrives then and runs the
+// timers. It reports false when nothing is left to happen.
+func (w *wire2) step(conns ...*Conn) bool {
+	next := time.Time{}
+	for _, c := range conns {
+		if d := c.Deadline(); !d.IsZero() && (next.IsZero() || d.Before(next)) {
+			next = d
+		}
+	}
+	if len(w.q) > 0 {
+		sort.Slice(w.q, func(i, j int) bool {
+			if w.q[i].at.Equal(w.q[j].at) {
+				return w.q[i].n < w.q[j].n
+			}
+			return w.q[i].at.Before(w.q[j].at)
+		})
+		if next.IsZero() || w.q[0].at.Before(next) {
+			next = w.q[0].at
+		}
+	}
+	if next.IsZero() {
+		return false
+	}
+	w.now = next
+	for len(w.q) > 0 && !w.q[0].at.After(w.now) {
+		p := w.q[0]
+		w.q = w.q[1:]
+		p.to.HandleSegment(w.now, &p.seg)
+	}
+	for _, c := range conns {
+		c.HandleTimers(w.now)
+	}
+	return true
+}
+
 func b2i(b bool) int {
 	if b {
 		return 1
@@ -125,35 +161,9 @@ func runLossy(t *testing.T, seed uint64) {
 		if A.State() == Closed && B.State() == Closed {
 			break
 		}
-		// Next event.
-		next := time.Time{}
-		for _, d := range []time.Time{A.Deadline(), B.Deadline()} {
-			if !d.IsZero() && (next.IsZero() || d.Before(next)) {
-				next = d
-			}
-		}
-		if len(w.q) > 0 {
-			sort.Slice(w.q, func(i, j int) bool {
-				if w.q[i].at.Equal(w.q[j].at) {
-					return w.q[i].n < w.q[j].n
-				}
-				return w.q[i].at.Before(w.q[j].at)
-			})
-			if next.IsZero() || w.q[0].at.Before(next) {
-				next = w.q[0].at
-			}
-		}
-		if next.IsZero() {
+		if !w.step(A, B) {
 			t.Fatalf("seed %d: nothing to do; A %v B %v (stalled)", seed, A.State(), B.State())
 		}
-		w.now = next
-		for len(w.q) > 0 && !w.q[0].at.After(w.now) {
-			p := w.q[0]
-			w.q = w.q[1:]
-			p.to.HandleSegment(w.now, &p.seg)
-		}
-		A.HandleTimers(w.now)
-		B.HandleTimers(w.now)
 	}
 	if A.State() != Closed || B.State() != Closed {
 		t.Fatalf("seed %d: not closed after 30 min: A %v B %v", seed, A.State(), B.State())
@@ -212,34 +222,9 @@ func bulkLossy(t *testing.T, seed uint64, loss float64, timestamps bool, size in
 		if got == size {
 			break
 		}
-		next := time.Time{}
-		for _, d := range []time.Time{A.Deadline(), B.Deadline()} {
-			if !d.IsZero() && (next.IsZero() || d.Before(next)) {
-				next = d
-			}
-		}
-		if len(w.q) > 0 {
-			sort.Slice(w.q, func(i, j int) bool {
-				if w.q[i].at.Equal(w.q[j].at) {
-					return w.q[i].n < w.q[j].n
-				}
-				return w.q[i].at.Before(w.q[j].at)
-			})
-			if next.IsZero() || w.q[0].at.Before(next) {
-				next = w.q[0].at
-			}
-		}
-		if next.IsZero() || next.After(deadline) || A.State() == Closed {
+		if !w.step(A, B) || w.now.After(deadline) || A.State() == Closed {
 			t.Fatalf("seed %d timestamps %v: stalled after %v with %d/%d bytes; A %v (%v)", seed, timestamps, w.now.Sub(epoch), got, size, A.State(), A.Err())
 		}
-		w.now = next
-		for len(w.q) > 0 && !w.q[0].at.After(w.now) {
-			p := w.q[0]
-			w.q = w.q[1:]
-			p.to.HandleSegment(w.now, &p.seg)
-		}
-		A.HandleTimers(w.now)
-		B.HandleTimers(w.now)
 	}
 	return w.now.Sub(epoch), A.Stats(), A.Info()
 }
