@@ -193,9 +193,8 @@ func bulkLossy(t *testing.T, seed uint64, loss float64, timestamps bool, size in
 	w := &wire2{rng: rand.New(rand.NewPCG(seed, 7)), now: epoch, loss: loss,
 		peer: map[*Conn]*Conn{}, history: map[*Conn][]Transition{}}
 	mk := func(isn uint32) *Config {
-		c := &Config{ISN: FixedISN(isn), ReceiveBufferSize: 64 << 10, SendBufferSize: 64 << 10, NoTimestamps: !timestamps}
-		c.Prepare()
-		return c
+		// Defaults otherwise (NewConn fills them in).
+		return &Config{ISN: FixedISN(isn), ReceiveBufferSize: 64 << 10, SendBufferSize: 64 << 10, NoTimestamps: !timestamps}
 	}
 	a := netip.MustParseAddrPort("10.0.0.1:1234")
 	b := netip.MustParseAddrPort("10.0.0.2:80")
