@@ -45,8 +45,8 @@ func TestMetricsDrops(t *testing.T) {
 
 // A trace record keeps a received segment's drop reason through JSON.
 func TestTraceRecordDropJSON(t *testing.T) {
-	rec := admin.TraceRecord{Seq: 1, Kind: stack.TraceReceived, ID: 3, From: tcp.Established, To: tcp.Established,
-		HasSegment: true, Drop: tcp.DropPAWS}
+	rec := admin.TraceRecord{Seq: 1, Kind: stack.TraceReceived, HasSegment: true, Drop: tcp.DropPAWS}
+	rec.ID, rec.From, rec.To = 3, tcp.Established, tcp.Established
 	b, err := json.Marshal(rec)
 	if err != nil {
 		t.Fatal(err)
