@@ -68,6 +68,24 @@ func scrape(t *testing.T, base string) map[string]*dto.MetricFamily {
 	return mfs
 }
 
+// scrapeStill scrapes w's /metrics with the counters of stack b as they
+// were during the scrape: the stack is quiet, but a late timer may move
+// them, so it takes them on both sides of the scrape and retries.
+func (w *world) scrapeStill(t *testing.T) (map[string]*dto.MetricFamily, stack.Counters) {
+	t.Helper()
+	for try := 0; ; try++ {
+		before := w.b.Counters()
+		mfs := scrape(t, w.ts.URL)
+		if ctr := w.b.Counters(); before == ctr {
+			return mfs, ctr
+		}
+		if try == 10 {
+			t.Fatal("the counters never held still over a scrape")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // value finds the sample of family name whose labels include want.
 func value(t *testing.T, mfs map[string]*dto.MetricFamily, name string, want map[string]string) (float64, bool) {
 	t.Helper()
@@ -102,22 +120,7 @@ func TestMetrics(t *testing.T) {
 	w := newWorld(t)
 	want := w.scenario(t, 12)
 
-	// The stack is quiet now; take the counters on both sides of the
-	// scrape and retry if a late timer moved them.
-	var mfs map[string]*dto.MetricFamily
-	var ctr stack.Counters
-	for try := 0; ; try++ {
-		before := w.b.Counters()
-		mfs = scrape(t, w.ts.URL)
-		ctr = w.b.Counters()
-		if before == ctr {
-			break
-		}
-		if try == 10 {
-			t.Fatal("the counters never held still over a scrape")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	mfs, ctr := w.scrapeStill(t)
 
 	for _, st := range tcp.States() {
 		v, ok := value(t, mfs, admin.MetricConnections, map[string]string{"state": st.String()})

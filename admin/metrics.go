@@ -25,6 +25,7 @@ const (
 	MetricDiagStatus   = "synack_diag_status"           // gauge: 0 fine, 1 warnings, 2 problems (as synack diagnose exits)
 	MetricEventsDrop   = "synack_events_dropped_total"  // counter: state changes not delivered to a slow subscriber
 	MetricTraceDrop    = "synack_trace_dropped_total"   // counter: trace records dropped for slow /api/trace clients
+	MetricTCPDrops     = "synack_tcp_drops_total"       // counter {reason}: segments the TCP core discarded, by tcp.DropReason
 	metricNetstatStart = "synack_netstat_"
 )
 
@@ -44,6 +45,7 @@ var (
 	descFindingN    = prometheus.NewDesc(MetricFindingCount, "The number that made a rule fire (connections, drops, ...), by rule and severity; 0 when it did not.", []string{"rule", "severity"}, nil)
 	descStatus      = prometheus.NewDesc(MetricDiagStatus, "Worst finding: 0 none, 1 warning, 2 problem (the exit status of synack diagnose).", nil, nil)
 	descTraceDrop   = prometheus.NewDesc(MetricTraceDrop, "Trace records dropped for /api/trace clients that read too slowly.", nil, nil)
+	descTCPDrops    = prometheus.NewDesc(MetricTCPDrops, "Segments the TCP core discarded, by reason (RFC 9293 3.10.7 and the RFCs that refine it).", []string{"reason"}, nil)
 	descCounters    = counterDescs()
 )
 
@@ -69,7 +71,7 @@ func counterDescs() []*prometheus.Desc {
 // Describe implements prometheus.Collector.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descConnections, descTransitions, descAcceptQueue, descBacklog,
-		descSynQueue, descSynBacklog, descFindings, descFindingN, descStatus, descTraceDrop} {
+		descSynQueue, descSynBacklog, descFindings, descFindingN, descStatus, descTraceDrop, descTCPDrops} {
 		ch <- d
 	}
 	for _, d := range descCounters {
@@ -93,6 +95,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			vt = prometheus.GaugeValue
 		}
 		ch <- prometheus.MustNewConstMetric(descCounters[i], vt, float64(f.get(ctr)))
+	}
+	// Every reason, zeros included, so a rate over a reason exists
+	// before its first drop.
+	for _, r := range tcp.DropReasons() {
+		ch <- prometheus.MustNewConstMetric(descTCPDrops, prometheus.CounterValue, float64(ctr.Drops[r]), r.String())
 	}
 
 	for _, l := range s.Listeners() {

@@ -151,7 +151,8 @@ type TraceRecord struct {
 	HasSegment bool
 	Segment    tcp.Segment // Payload nil; Len is its length
 	Len        int
-	Dropped    uint64 // Kind TraceDropped only
+	Drop       tcp.DropReason // a received segment the core discarded: why
+	Dropped    uint64         // Kind TraceDropped only
 }
 
 const (
@@ -165,7 +166,7 @@ const (
 // NewTraceRecord copies ev into a record (without Seq). It does not
 // allocate: the segment's payload is left out, only its length kept.
 func NewTraceRecord(ev stack.TraceEvent) TraceRecord {
-	rec := TraceRecord{Kind: ev.Kind, Transition: ev.Transition}
+	rec := TraceRecord{Kind: ev.Kind, Transition: ev.Transition, Drop: ev.Drop}
 	if ev.Segment != nil {
 		rec.HasSegment = true
 		rec.Segment = *ev.Segment
@@ -179,7 +180,7 @@ func NewTraceRecord(ev stack.TraceEvent) TraceRecord {
 // for the stack's trace (the ladder). The segment's payload is zeros of
 // the recorded length.
 func (r *TraceRecord) Event() stack.TraceEvent {
-	ev := stack.TraceEvent{Kind: r.Kind, Transition: r.Transition}
+	ev := stack.TraceEvent{Kind: r.Kind, Transition: r.Transition, Drop: r.Drop}
 	if r.HasSegment {
 		seg := r.Segment
 		seg.Payload = make([]byte, r.Len)
@@ -200,6 +201,7 @@ type traceJSON struct {
 	To      string       `json:"to,omitempty"`
 	Cause   tcp.Cause    `json:"cause,omitempty"`
 	Segment *segmentJSON `json:"segment,omitempty"`
+	Drop    string       `json:"drop,omitempty"` // why the core discarded a received segment: "paws", "out_of_window", ...
 	Dropped uint64       `json:"dropped,omitempty"`
 }
 
@@ -237,6 +239,9 @@ func (r TraceRecord) MarshalJSON() ([]byte, error) {
 		j.Remote = r.Tuple.Remote.String()
 	}
 	j.From, j.To = r.From.String(), r.To.String()
+	if r.Drop != tcp.DropNone {
+		j.Drop = r.Drop.String()
+	}
 	if r.HasSegment {
 		s := &r.Segment
 		o := &s.Options
@@ -299,6 +304,10 @@ func (r *TraceRecord) UnmarshalJSON(b []byte) error {
 	}
 	if r.To, ok = diag.ParseState(j.To); !ok {
 		return fmt.Errorf("admin: trace record: unknown state %q", j.To)
+	}
+	if j.Drop != "" {
+		// A reason this build does not know stays DropNone.
+		r.Drop, _ = tcp.ParseDropReason(j.Drop)
 	}
 	if sj := j.Segment; sj != nil {
 		r.HasSegment = true

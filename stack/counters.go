@@ -18,6 +18,10 @@ type Counters struct {
 	// EventsDropped counts events not delivered to a subscriber whose
 	// channel was full.
 	EventsDropped uint64
+	// Drops counts the segments the TCP core discarded, indexed by
+	// tcp.DropReason (like Linux's drop reasons): connections and
+	// TIME-WAIT records together.
+	Drops tcp.DropCounts
 }
 
 // IPCounters are IPv4 and IPv6 together (RFC 4293 ipSystemStats).
@@ -99,6 +103,7 @@ type counters struct {
 		TCPTimeWaitReopen, TCPTimeWaitReuse                              ctr64
 	}
 	EventsDropped ctr64
+	Drops         [tcp.NumDropReasons]ctr64
 }
 
 // Counters returns a snapshot of the counters. It takes no lock; counters
@@ -117,8 +122,14 @@ func copyCounters(dst, src reflect.Value) {
 		if !sf.IsValid() {
 			panic("stack: counter " + name + " has no twin")
 		}
-		if df.Kind() == reflect.Struct {
+		switch df.Kind() {
+		case reflect.Struct:
 			copyCounters(df, sf)
+			continue
+		case reflect.Array:
+			for j := range df.Len() {
+				df.Index(j).SetUint(sf.Index(j).Addr().Interface().(*ctr64).v.Load())
+			}
 			continue
 		}
 		df.SetUint(sf.Addr().Interface().(*ctr64).v.Load())

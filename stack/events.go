@@ -120,7 +120,8 @@ func (k TraceKind) String() string {
 type TraceEvent struct {
 	Kind TraceKind
 	tcp.Transition
-	Segment *tcp.Segment // TraceReceived and TraceSent
+	Segment *tcp.Segment   // TraceReceived and TraceSent
+	Drop    tcp.DropReason // TraceReceived only: why the core discarded the segment, or tcp.DropNone
 }
 
 // tracer orders trace events. While a received segment is processed the
@@ -142,6 +143,13 @@ func (t *tracer) begin(now time.Time, id tcp.Tuple, seg *tcp.Segment) {
 	t.in = TraceEvent{Kind: TraceReceived, Transition: tcp.Transition{Time: now, Tuple: id}}
 	t.inSeg = *seg
 	t.in.Segment = &t.inSeg
+}
+
+// dropped notes that the core discarded the received segment, and why.
+func (t *tracer) dropped(r tcp.DropReason) {
+	if t.holding {
+		t.in.Drop = r
+	}
 }
 
 // end reports the received segment, then what it caused.

@@ -31,6 +31,23 @@ func (k *connSink) StateChanged(_ *tcp.Conn, t tcp.Transition) {
 	tc.s.stateChanged(tc.cid, tc.id, t)
 }
 
+// SegmentDropped makes connSink a tcp.DropSink.
+func (k *connSink) SegmentDropped(_ *tcp.Conn, _ *tcp.Segment, r tcp.DropReason) {
+	(*TCPConn)(k).s.segmentDropped(r)
+}
+
+// segmentDropped counts a segment the core discarded, and puts the reason
+// on the received segment's trace event.
+func (s *Stack) segmentDropped(r tcp.DropReason) {
+	if r == tcp.DropNone || r >= tcp.NumDropReasons {
+		return
+	}
+	s.ctr.Drops[r].add(1)
+	if s.trace != nil {
+		s.tr.dropped(r)
+	}
+}
+
 // sendSegment builds the IP packet for seg on id and queues it on n.
 // tc is nil for segments that belong to no connection (RST to a closed
 // port).

@@ -273,7 +273,9 @@ func (s *Stack) timeWaitSegment(n *nic, id tcp.Tuple, p int, seg *tcp.Segment, n
 	}
 	s.twOut.n, s.twOut.id, s.twOut.cid = n, id, cid
 	before := slot.tw.Expiry()
-	if slot.tw.HandleSegment(now, seg, s.twSend) {
+	closed, drop := slot.tw.HandleSegmentDrop(now, seg, s.twSend)
+	s.segmentDropped(drop)
+	if closed {
 		s.tw.remove(p)
 		s.traceAs(cid, tcp.TimeWait, tcp.Closed)
 		s.stateChanged(cid, id, tcp.Transition{Time: now, From: tcp.TimeWait, To: tcp.Closed, Cause: tcp.RcvSYN})

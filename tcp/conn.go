@@ -74,6 +74,13 @@ type sender struct {
 
 	retransmits int // consecutive timeouts of the oldest segment
 
+	// The retransmission stamp: the TSval of the latest retransmission,
+	// while anything sent before it may still be acknowledged
+	// (rtxStamped). An echo older than it cannot time that transmission
+	// (rttEstimator.tsSample).
+	rtxTSVal   uint32
+	rtxStamped bool
+
 	// Persist timer (RFC 9293 3.8.6.1): probes sent into the present zero
 	// window, and those the peer left unanswered.
 	probes, unansweredProbes int
@@ -193,6 +200,10 @@ type Stats struct {
 	SegmentsDroppedNoACK  uint64
 	TimestampRTTSamples   uint64
 	RetransmissionStalled uint64
+	// Drops counts the segments this connection discarded, by reason
+	// (drop.go). PAWSRejected and UnacceptableSegs above are
+	// Drops[DropPAWS] and Drops[DropOutOfWindow] under their older names.
+	Drops DropCounts
 }
 
 // NewConn makes a connection in state CLOSED for the 4-tuple id. cfg may be

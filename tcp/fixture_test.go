@@ -57,6 +57,7 @@ type tconn struct {
 	now    time.Time
 	out    []Segment
 	events []Transition
+	drops  []DropReason // what the Conn reported to its DropSink
 	// peerWin is the window injected segments carry by default.
 	peerWin uint16
 }
@@ -70,6 +71,9 @@ func (tc *tconn) SendSegment(c *Conn, s *Segment) {
 
 // StateChanged implements Sink.
 func (tc *tconn) StateChanged(c *Conn, t Transition) { tc.events = append(tc.events, t) }
+
+// SegmentDropped implements DropSink.
+func (tc *tconn) SegmentDropped(c *Conn, s *Segment, r DropReason) { tc.drops = append(tc.drops, r) }
 
 // newTC makes a CLOSED connection. By default no options are offered, so
 // segments are plain, and Nagle's algorithm is on, as RFC 9293 3.7.4

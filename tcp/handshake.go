@@ -65,7 +65,7 @@ func handshakeFromSYN(cfg *Config, id Tuple, seg *Segment, now time.Time) Handsh
 	}
 	if o.HasWindowScale && !cfg.NoWindowScale {
 		// RFC 7323 section 2.3: a shift above 14 is taken as 14.
-		h.WindowScale, h.PeerWScale = true, min(o.WindowScale, 14)
+		h.WindowScale, h.PeerWScale = true, min(o.WindowScale, maxWindowShift)
 	}
 	h.SACKPermitted = o.SACKPermitted && !cfg.NoSACK
 	if o.HasTimestamps && !cfg.NoTimestamps {
@@ -167,6 +167,14 @@ func ResumeSynReceived(cfg *Config, id Tuple, sink Sink, h *Handshake, now time.
 		c.snd.stalled = h.Sent
 		if h.Retransmits == 0 {
 			c.snd.rttTiming, c.snd.rttSeq, c.snd.rttTime = true, h.ISS, h.Sent
+		} else if h.Timestamps {
+			// The retransmission stamp (tsSample): the SYN,ACK was last
+			// sent again when RetransmitAt said, or later.
+			last := h.Sent
+			for k := range int(h.Retransmits) {
+				last = last.Add(c.rtt.withBackoff(k))
+			}
+			c.snd.rtxTSVal, c.snd.rtxStamped = h.TSVal(last), true
 		}
 	}
 	c.armRTX(now)
@@ -180,7 +188,7 @@ func (h *Handshake) Info(cfg *Config) Info {
 	e.init(cfg)
 	mss := int(h.PeerMSS)
 	if mss == 0 {
-		mss = 536
+		mss = defaultMSS4
 	}
 	return Info{
 		State: SynReceived, RTO: e.withBackoff(int(h.Retransmits)), PeerMSS: mss, MSS: mss,

@@ -26,6 +26,7 @@ func (c *Conn) HandleSegment(now time.Time, seg *Segment) {
 // segmentClosed: RFC 9293 3.10.7.1. Everything is discarded; anything but
 // an RST is answered with one.
 func (c *Conn) segmentClosed(now time.Time, seg *Segment) {
+	c.drop(seg, DropClosed)
 	if r, ok := ResetFor(seg); ok {
 		c.out = r
 		c.stats.RstsOut++
@@ -37,18 +38,21 @@ func (c *Conn) segmentClosed(now time.Time, seg *Segment) {
 func (c *Conn) segmentListen(now time.Time, seg *Segment) {
 	// First, check for an RST: an incoming RST is ignored.
 	if seg.has(wire.RST) {
+		c.drop(seg, DropListenRST)
 		return
 	}
 	// Second, check for an ACK: any acknowledgment is bad in LISTEN;
 	// answer <SEQ=SEG.ACK><CTL=RST>.
 	if seg.has(wire.ACK) {
+		c.drop(seg, DropListenACK)
 		c.sendRST(now, seg.Ack)
 		return
 	}
 	// Third, check for a SYN. (The security check does not apply: we
 	// implement no compartments.)
 	if !seg.has(wire.SYN) {
-		return // fourth: other text or control, drop
+		c.drop(seg, DropListenNoSYN) // fourth: other text or control
+		return
 	}
 	c.openCommon(now)
 	c.rcv.irs = seg.Seq
@@ -78,7 +82,7 @@ func (c *Conn) negotiate(seg *Segment) {
 	c.wsOK = o.HasWindowScale && !c.cfg.NoWindowScale
 	if c.wsOK {
 		// RFC 7323 section 2.3: a shift above 14 is taken as 14.
-		c.snd.wscale = min(o.WindowScale, 14)
+		c.snd.wscale = min(o.WindowScale, maxWindowShift)
 	} else {
 		c.snd.wscale = 0
 		c.rcv.wscale = 0
@@ -98,9 +102,9 @@ func (c *Conn) negotiate(seg *Segment) {
 func (c *Conn) setMSS(mss int) {
 	opt := 0
 	if c.tsOK {
-		opt = 12 // NOP, NOP, timestamps
+		opt = tsOptionSpace
 	}
-	c.mss = max(mss-opt, min(64, int(c.ourMSS())-opt), 1)
+	c.mss = max(mss-opt, min(minPeerMSS, int(c.ourMSS())-opt), 1)
 	c.cc = c.cfg.newCongestion(c.mss)
 }
 
@@ -126,6 +130,7 @@ func (c *Conn) segmentSynSent(now time.Time, seg *Segment) {
 	// beyond.
 	if seg.has(wire.ACK) {
 		if seg.Ack.LessThanEq(c.snd.iss) || seg.Ack.GreaterThan(c.snd.max) {
+			c.drop(seg, DropSynSentBadACK)
 			if !seg.has(wire.RST) {
 				c.sendRST(now, seg.Ack)
 			}
@@ -136,15 +141,18 @@ func (c *Conn) segmentSynSent(now time.Time, seg *Segment) {
 	// refused (RFC 5961 section 3.2 keeps exactly this test in SYN-SENT);
 	// without an ACK it is dropped.
 	if seg.has(wire.RST) {
-		if seg.has(wire.ACK) {
-			c.stats.ResetsReceived++
-			c.abort(now, ErrRefused, RcvRST)
+		if !seg.has(wire.ACK) {
+			c.drop(seg, DropSynSentRSTNoACK)
+			return
 		}
+		c.stats.ResetsReceived++
+		c.abort(now, ErrRefused, RcvRST)
 		return
 	}
 	// Fourth, check the SYN bit.
 	if !seg.has(wire.SYN) {
-		return // fifth: neither SYN nor RST, drop
+		c.drop(seg, DropSynSentNoSYN) // fifth: neither SYN nor RST
+		return
 	}
 	c.rcv.irs = seg.Seq
 	c.rcv.nxt = seg.Seq + 1
@@ -188,26 +196,20 @@ func (c *Conn) segmentSynSent(now time.Time, seg *Segment) {
 	c.sendSYN(now)
 }
 
-// acceptable is the segment acceptability test of RFC 9293 3.10.7.4
-// ("first"), against the receive window we offer.
-func (c *Conn) acceptable(seg *Segment) bool {
-	n := seg.Len()
+// seqCheck is the receiving side of the connection for checkSequence
+// (drop.go).
+func (c *Conn) seqCheck() seqCheck {
 	wnd := seqnum.Size(c.rcvWindow())
 	if c.state == TimeWait || c.state.recvClosed() {
 		// After the peer's FIN the window is irrelevant to what may still
 		// arrive: only retransmissions, which are answered with an ACK.
 		wnd = seqnum.Size(max(c.rcvWindow(), 1))
 	}
-	switch {
-	case n == 0 && wnd == 0:
-		return seg.Seq == c.rcv.nxt
-	case n == 0:
-		return seg.Seq.InWindow(c.rcv.nxt, wnd)
-	case wnd == 0:
-		return false
-	default:
-		return seg.Seq.InWindow(c.rcv.nxt, wnd) ||
-			seg.Seq.Add(n-1).InWindow(c.rcv.nxt, wnd)
+	return seqCheck{
+		rcvNxt: c.rcv.nxt, rcvWnd: wnd,
+		tsOK: c.tsOK, tsRecent: c.tsRecent,
+		timeWait:    c.state == TimeWait,
+		rfc793Reset: c.cfg.RFC793Reset, rfc793SYN: c.cfg.RFC793SYN,
 	}
 }
 
@@ -219,6 +221,7 @@ func (c *Conn) segmentSynchronized(now time.Time, seg *Segment) {
 	// a peer in SYN-SENT drops).
 	if c.state == SynReceived && seg.has(wire.SYN) && !seg.has(wire.RST) && seg.Seq == c.rcv.irs {
 		if !seg.has(wire.ACK) {
+			c.drop(seg, DropSYNRetransmit)
 			c.sendSYN(now)
 			return
 		}
@@ -232,90 +235,66 @@ func (c *Conn) segmentSynchronized(now time.Time, seg *Segment) {
 		trimmed.Seq++
 		seg = &trimmed
 	}
-	// RFC 1337: RSTs are ignored in TIME-WAIT, which would otherwise be
-	// cut short by an old duplicate ("TIME-WAIT assassination").
-	if c.state == TimeWait && seg.has(wire.RST) {
-		return
-	}
 
-	// First, check the sequence number. PAWS comes before it (RFC 7323
-	// section 5.3, R1): a segment whose TSval is older than TS.Recent is a
-	// duplicate from an earlier wrap of the sequence space.
-	if c.tsOK && seg.Options.HasTimestamps && !seg.has(wire.RST) &&
-		int32(seg.Options.TSVal-c.tsRecent) < 0 {
+	// First, check the sequence number (PAWS first, RFC 7323 5.3), and
+	// what the RST (second) and SYN (fourth) bits of a segment in the
+	// window decide: checkSequence, shared with the TIME-WAIT record.
+	// (Third, security and compartment: not implemented; RFC 9293
+	// 3.10.7.4 makes it depend on IP security options we do not
+	// support.)
+	k := c.seqCheck()
+	v := checkSequence(&k, seg)
+	switch v.drop {
+	case DropNone:
+	case DropPAWS:
 		c.stats.PAWSRejected++
-		c.sendACK(now)
-		return
-	}
-	if !c.acceptable(seg) {
-		// Zero window: "special allowance should be made to accept
-		// valid ACKs, URGs, and RSTs" — a segment at RCV.NXT that only
-		// failed for lack of window still has its ACK processed; its
-		// data is dropped.
-		zeroWindowAtEdge := c.rcvWindow() == 0 && seg.Seq == c.rcv.nxt
-		if !zeroWindowAtEdge {
-			if seg.has(wire.RST) {
-				return
-			}
-			c.stats.UnacceptableSegs++
-			if c.state == TimeWait && seg.has(wire.FIN) {
-				c.startTimeWait(now) // a retransmitted FIN restarts 2MSL
-			}
-			c.sendACK(now)
+	case DropOutOfWindow:
+		c.stats.UnacceptableSegs++
+		if c.state == TimeWait && seg.has(wire.FIN) {
+			c.startTimeWait(now) // a retransmitted FIN restarts 2MSL
+		}
+	case DropSYNInWindowChallenge, DropSYNInWindowReset, DropSYNBeforeWindow:
+		if c.state == SynReceived && c.passive {
+			// "If the connection was initiated with a passive OPEN,
+			// then return this connection to the LISTEN state."
+			c.drop(seg, DropSynRecvSYN)
+			c.returnToListen(now, RcvSYN)
 			return
 		}
+	}
+	if v.drop != DropNone {
+		c.drop(seg, v.drop)
+		switch v.reply {
+		case replyACK:
+			c.sendACK(now)
+		case replyChallengeACK:
+			c.challengeACK(now)
+		case replyReset:
+			c.sendRST(now, c.snd.max)
+			c.abort(now, ErrReset, RcvSYN)
+		}
+		return
+	}
+	if v.trim {
+		// Zero window: the segment at RCV.NXT goes on for its ACK; its
+		// data is dropped.
 		trimmed := *seg
 		trimmed.Payload = nil
 		trimmed.Flags &^= wire.FIN | wire.SYN
 		seg = &trimmed
 		c.rcv.ackPending, c.rcv.ackNow = true, true
 	}
-	// TS.Recent follows the newest timestamp of segments that reach the
-	// left edge of the window (RFC 7323 section 4.3, R3).
-	if c.tsOK && seg.Options.HasTimestamps &&
-		int32(seg.Options.TSVal-c.tsRecent) >= 0 && seg.Seq.LessThanEq(c.rcv.lastAckSent) {
-		c.tsRecent = seg.Options.TSVal
-	}
 
-	// Second, check the RST bit.
+	// Second, the RST bit: what remains is an RST that resets.
 	if seg.has(wire.RST) {
-		c.segmentReset(now, seg)
-		return
-	}
-
-	// Third, security and compartment: not implemented (RFC 9293 3.10.7.4
-	// makes it depend on IP security options we do not support).
-
-	// Fourth, check the SYN bit.
-	if seg.has(wire.SYN) {
-		if c.state == SynReceived && c.passive {
-			// "If the connection was initiated with a passive OPEN,
-			// then return this connection to the LISTEN state."
-			c.returnToListen(now, RcvSYN)
-			return
-		}
-		if c.cfg.RFC793SYN {
-			// RFC 793: a SYN in the window is an error; reset. A SYN
-			// before RCV.NXT (an old duplicate whose later part
-			// reaches the window) is not in it: trimmed, it is only
-			// acknowledged.
-			if seg.Seq.LessThan(c.rcv.nxt) {
-				c.sendACK(now)
-				return
-			}
-			c.sendRST(now, c.snd.max)
-			c.abort(now, ErrReset, RcvSYN)
-			return
-		}
-		// RFC 5961 section 4.2: answer with a challenge ACK whatever the
-		// sequence number, and drop the segment.
-		c.challengeACK(now)
+		c.segmentReset(now)
 		return
 	}
 
 	// Fifth, check the ACK field.
 	if !seg.has(wire.ACK) {
-		return // "if the ACK bit is off, drop the segment and return"
+		c.drop(seg, DropNoACK) // "if the ACK bit is off, drop the segment and return"
+		return
 	}
 	if !c.segmentACK(now, seg) {
 		return
@@ -336,16 +315,10 @@ func (c *Conn) segmentSynchronized(now time.Time, seg *Segment) {
 	c.output(now)
 }
 
-// segmentReset is the second step of 3.10.7.4: an RST in a synchronized
-// state or SYN-RECEIVED.
-func (c *Conn) segmentReset(now time.Time, seg *Segment) {
-	// RFC 5961 section 3.2: only an RST exactly at RCV.NXT resets; one
-	// elsewhere in the window gets a challenge ACK. RFC 793 took any RST
-	// in the window.
-	if !c.cfg.RFC793Reset && seg.Seq != c.rcv.nxt {
-		c.challengeACK(now)
-		return
-	}
+// segmentReset is the second step of 3.10.7.4: an acceptable RST in a
+// synchronized state or SYN-RECEIVED (checkSequence has sent the others a
+// challenge ACK, RFC 5961 3.2).
+func (c *Conn) segmentReset(now time.Time) {
 	c.stats.ResetsReceived++
 	switch c.state {
 	case SynReceived:
@@ -368,6 +341,7 @@ func (c *Conn) segmentACK(now time.Time, seg *Segment) bool {
 	if c.state == SynReceived {
 		if !seg.Ack.InRange(c.snd.una+1, c.snd.max+1) {
 			// Not an ACK of our SYN: <SEQ=SEG.ACK><CTL=RST>.
+			c.drop(seg, DropSynRecvBadACK)
 			c.sendRST(now, seg.Ack)
 			return false
 		}
@@ -378,11 +352,17 @@ func (c *Conn) segmentACK(now time.Time, seg *Segment) bool {
 	// send an ACK, drop the segment, and return." RFC 5961 section 5.2
 	// also drops an ACK older than the largest window the peer offered
 	// before SND.UNA: it cannot be from this connection's recent past.
-	if seg.Ack.GreaterThan(c.snd.max) ||
-		seg.Ack.LessThan(c.snd.una.Sub(seqnum.Size(c.snd.maxWnd))) {
+	if r := checkACK(seg.Ack, c.snd.una, c.snd.max, c.snd.maxWnd); r != DropNone {
+		c.drop(seg, r)
 		c.sendACK(now)
 		return false
 	}
+	// The segment is acceptable and so is its ACK: TS.Recent follows the
+	// newest timestamp of segments that reach the left edge of the
+	// window (RFC 7323 section 4.3, R3). Not before: a segment dropped
+	// above (an ACK of data never sent, RFC 9293 3.10.7.4) must leave
+	// TS.Recent alone, or the next valid segment fails PAWS (issue 10).
+	takeTSRecent(c.tsOK, &c.tsRecent, seg, c.rcv.lastAckSent)
 	c.ackAdvance(now, seg)
 	if c.state == Closed {
 		return false
@@ -465,19 +445,15 @@ func (c *Conn) ackAdvance(now time.Time, seg *Segment) {
 	}
 
 	// RTT: a timed segment gives the finest sample; otherwise the
-	// timestamp echo does (RFC 7323 section 4.1), which is safe even
-	// after retransmissions.
-	switch {
-	case c.snd.rttTiming && ack.GreaterThan(c.snd.rttSeq):
+	// timestamp echo does (RFC 7323 section 4.1), unless it is older than
+	// the latest retransmission (tsSample).
+	if c.snd.rttTiming && ack.GreaterThan(c.snd.rttSeq) {
 		c.rtt.sample(now.Sub(c.snd.rttTime))
 		c.snd.rttTiming = false
-	case c.tsOK && seg.Options.HasTimestamps && seg.Options.TSEcr != 0:
-		ms := c.tsNow(now) - seg.Options.TSEcr
-		if int32(ms) >= 0 {
-			c.rtt.sample(time.Duration(ms) * time.Millisecond)
-			c.stats.TimestampRTTSamples++
-		}
+	} else {
+		c.tsSample(now, seg)
 	}
+	c.clearRetransmissionStamp()
 	if synAcked && c.snd.retransmits > 0 && !c.rtt.measured {
 		// RFC 6298 5.7: the SYN (or SYN,ACK) timed out with an RTO
 		// below 3 s and Karn's rule left no sample, so data transmission
@@ -718,17 +694,17 @@ func (c *Conn) receiveFIN(now time.Time) {
 // needed" or ICMPv6 "packet too big" for this connection (RFC 1191,
 // RFC 8201), and sends the outstanding data again in smaller segments.
 func (c *Conn) HandlePacketTooBig(now time.Time, mtu int) {
-	hdr := 40 // IPv4 + TCP
+	hdr := headerLen4
 	if !c.id.Remote.Addr().Is4() {
-		hdr = 60
+		hdr = headerLen6
 	}
 	mss := mtu - hdr
-	if mss < 88 || c.mss == 0 {
+	if mss < minPathMSS || c.mss == 0 {
 		return
 	}
 	opt := 0
 	if c.tsOK {
-		opt = 12
+		opt = tsOptionSpace
 	}
 	if mss-opt >= c.mss {
 		return

@@ -46,6 +46,42 @@ func (w *wire2) SendSegment(c *Conn, s *Segment) {
 
 func (w *wire2) StateChanged(c *Conn, t Transition) { w.history[c] = append(w.history[c], t) }
 
+// step moves the clock to the next event, a segment's arrival or a
+// deadline of one of conns, delivers what arrives then and runs the
+// timers. It reports false when nothing is left to happen.
+func (w *wire2) step(conns ...*Conn) bool {
+	next := time.Time{}
+	for _, c := range conns {
+		if d := c.Deadline(); !d.IsZero() && (next.IsZero() || d.Before(next)) {
+			next = d
+		}
+	}
+	if len(w.q) > 0 {
+		sort.Slice(w.q, func(i, j int) bool {
+			if w.q[i].at.Equal(w.q[j].at) {
+				return w.q[i].n < w.q[j].n
+			}
+			return w.q[i].at.Before(w.q[j].at)
+		})
+		if next.IsZero() || w.q[0].at.Before(next) {
+			next = w.q[0].at
+		}
+	}
+	if next.IsZero() {
+		return false
+	}
+	w.now = next
+	for len(w.q) > 0 && !w.q[0].at.After(w.now) {
+		p := w.q[0]
+		w.q = w.q[1:]
+		p.to.HandleSegment(w.now, &p.seg)
+	}
+	for _, c := range conns {
+		c.HandleTimers(w.now)
+	}
+	return true
+}
+
 func b2i(b bool) int {
 	if b {
 		return 1
@@ -124,35 +160,9 @@ func runLossy(t *testing.T, seed uint64) {
 		if A.State() == Closed && B.State() == Closed {
 			break
 		}
-		// Next event.
-		next := time.Time{}
-		for _, d := range []time.Time{A.Deadline(), B.Deadline()} {
-			if !d.IsZero() && (next.IsZero() || d.Before(next)) {
-				next = d
-			}
-		}
-		if len(w.q) > 0 {
-			sort.Slice(w.q, func(i, j int) bool {
-				if w.q[i].at.Equal(w.q[j].at) {
-					return w.q[i].n < w.q[j].n
-				}
-				return w.q[i].at.Before(w.q[j].at)
-			})
-			if next.IsZero() || w.q[0].at.Before(next) {
-				next = w.q[0].at
-			}
-		}
-		if next.IsZero() {
+		if !w.step(A, B) {
 			t.Fatalf("seed %d: nothing to do; A %v B %v (stalled)", seed, A.State(), B.State())
 		}
-		w.now = next
-		for len(w.q) > 0 && !w.q[0].at.After(w.now) {
-			p := w.q[0]
-			w.q = w.q[1:]
-			p.to.HandleSegment(w.now, &p.seg)
-		}
-		A.HandleTimers(w.now)
-		B.HandleTimers(w.now)
 	}
 	if A.State() != Closed || B.State() != Closed {
 		t.Fatalf("seed %d: not closed after 30 min: A %v B %v", seed, A.State(), B.State())
@@ -171,5 +181,72 @@ func runLossy(t *testing.T, seed uint64) {
 	}
 	if l := last(B); l.From != LastAck && l.From != TimeWait {
 		t.Fatalf("seed %d: B ended %v -> CLOSED (%s)", seed, l.From, l.Cause)
+	}
+}
+
+// bulkLossy moves size bytes one way over w's loss (each direction) and
+// returns the virtual time until the receiver has them all, and the
+// sender's counters.
+func bulkLossy(t *testing.T, seed uint64, loss float64, timestamps bool, size int) (time.Duration, Stats, Info) {
+	t.Helper()
+	w := &wire2{rng: rand.New(rand.NewPCG(seed, 7)), now: epoch, loss: loss,
+		peer: map[*Conn]*Conn{}, history: map[*Conn][]Transition{}}
+	mk := func(isn uint32) *Config {
+		// Defaults otherwise (NewConn fills them in).
+		return &Config{ISN: FixedISN(isn), ReceiveBufferSize: 64 << 10, SendBufferSize: 64 << 10, NoTimestamps: !timestamps}
+	}
+	a := netip.MustParseAddrPort("10.0.0.1:1234")
+	b := netip.MustParseAddrPort("10.0.0.2:80")
+	A := NewConn(mk(1000), Tuple{Local: a, Remote: b}, w)
+	B := NewConn(mk(5000), Tuple{Local: b, Remote: a}, w)
+	w.peer[A], w.peer[B] = B, A
+	B.Listen(w.now)
+	A.Connect(w.now)
+	data := payload(size, 3)
+	off, got := 0, 0
+	buf := make([]byte, 64<<10)
+	deadline := epoch.Add(24 * time.Hour)
+	for got < size {
+		if n, _ := A.Write(w.now, data[off:]); n > 0 {
+			off += n
+		}
+		for {
+			n, _ := B.Read(w.now, buf)
+			if n == 0 {
+				break
+			}
+			got += n
+		}
+		if got == size {
+			break
+		}
+		if !w.step(A, B) || w.now.After(deadline) || A.State() == Closed {
+			t.Fatalf("seed %d timestamps %v: stalled after %v with %d/%d bytes; A %v (%v)", seed, timestamps, w.now.Sub(epoch), got, size, A.State(), A.Err())
+		}
+	}
+	return w.now.Sub(epoch), A.Stats(), A.Info()
+}
+
+// 1 MiB over 20 % loss each way: with timestamps the transfer must take
+// about as long as without. Issue 10 saw 84-266 minutes with timestamps
+// against about a minute without: RTT samples from echoes older than the
+// retransmission (tsSample) kept the RTO at MaxRTO. One seed's time
+// depends on how its timeouts back off; the sum over six does not much.
+func TestLossyBulkTimestamps(t *testing.T) {
+	if testing.Short() {
+		t.Skip("1 MiB over a lossy wire, twelve times")
+	}
+	var sumOff, sumOn time.Duration
+	for seed := range uint64(6) {
+		off, _, _ := bulkLossy(t, seed+1, 0.2, false, 1<<20)
+		on, st, info := bulkLossy(t, seed+1, 0.2, true, 1<<20)
+		t.Logf("seed %d: 1 MiB, 20%% loss each way: timestamps off %v, on %v (on: %d timeouts, %d TS RTT samples, final RTO %v)",
+			seed+1, off.Round(time.Millisecond), on.Round(time.Millisecond), st.Timeouts, st.TimestampRTTSamples, info.RTO)
+		sumOff += off
+		sumOn += on
+	}
+	t.Logf("six seeds: timestamps off %v, on %v", sumOff.Round(time.Second), sumOn.Round(time.Second))
+	if sumOn > 2*sumOff {
+		t.Errorf("with timestamps %v, more than twice the %v without", sumOn.Round(time.Second), sumOff.Round(time.Second))
 	}
 }

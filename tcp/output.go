@@ -168,6 +168,7 @@ func (c *Conn) sendOneSegment(now time.Time) bool {
 		c.snd.rttTiming = false
 		c.stats.Retransmits++
 		c.stats.BytesRetrans += uint64(n)
+		c.stampRetransmission(s)
 	} else if !c.snd.rttTiming && c.snd.retransmits == 0 {
 		// Time this segment (RFC 6298 section 3); Karn's rule keeps
 		// retransmissions out.
@@ -208,7 +209,7 @@ func (c *Conn) fillACKFields(now time.Time, s *Segment, pureACK bool) {
 func (c *Conn) fillSACK(s *Segment) {
 	limit := wire.MaxSACKBlocks
 	if c.tsOK {
-		limit = 3
+		limit = maxSACKBlocksTS
 	}
 	o := &s.Options
 	add := func(sp span) {

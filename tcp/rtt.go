@@ -63,3 +63,48 @@ func (e *rttEstimator) withBackoff(n int) time.Duration {
 	}
 	return r
 }
+
+// stampRetransmission notes that s, a segment sent again (after a timeout,
+// a fast retransmit, go-back-N or a repeated probe), went out: its TSval
+// is the retransmission stamp that tsSample compares echoes against.
+func (c *Conn) stampRetransmission(s *Segment) {
+	if s.Options.HasTimestamps { // a SYN carries them before they are agreed
+		c.snd.rtxTSVal, c.snd.rtxStamped = s.Options.TSVal, true
+	}
+}
+
+// tsSample takes an RTT sample from the TSecr of seg, an ACK that moved
+// SND.UNA (RFC 7323 section 4.1), and reports whether it did.
+//
+// Karn's rule (RFC 6298 section 3) applied to timestamps: an echo older
+// than the latest retransmission does not time the transmission the ACK
+// answers. It comes, for instance, from a receiver that already had the
+// data (our ACK was lost): the retransmission is unacceptable to it, so
+// its TSval does not become TS.Recent (RFC 7323 section 4.3) and the ACK
+// echoes the first transmission's; now - TSecr would then include the
+// whole RTO wait, and the RTO would feed on itself up to MaxRTO (issue
+// 10). Linux keeps the same guard with its retransmission stamp.
+func (c *Conn) tsSample(now time.Time, seg *Segment) bool {
+	o := &seg.Options
+	if !c.tsOK || !o.HasTimestamps || o.TSEcr == 0 {
+		return false
+	}
+	if c.snd.rtxStamped && int32(o.TSEcr-c.snd.rtxTSVal) < 0 {
+		return false
+	}
+	ms := c.tsNow(now) - o.TSEcr
+	if int32(ms) < 0 {
+		return false
+	}
+	c.rtt.sample(time.Duration(ms) * time.Millisecond)
+	c.stats.TimestampRTTSamples++
+	return true
+}
+
+// clearRetransmissionStamp forgets the stamp once everything sent is
+// acknowledged: later echoes answer transmissions made after it.
+func (c *Conn) clearRetransmissionStamp() {
+	if c.snd.una == c.snd.max {
+		c.snd.rtxStamped = false
+	}
+}

@@ -5,6 +5,40 @@ import (
 	"github.com/synack/synack/wire"
 )
 
+// Sizes the core reckons segments with.
+const (
+	// tsOptionSpace is what the timestamps option takes in every segment
+	// once both sides use it: NOP, NOP, kind, length, TSval, TSecr (RFC
+	// 7323 Appendix A). It comes off the MSS (RFC 6691 section 2).
+	tsOptionSpace = 12
+	// headerLen4 and headerLen6 are the IP and TCP headers without
+	// options: what an MTU leaves of itself for the MSS (RFC 9293 3.7.1,
+	// RFC 1191, RFC 8201).
+	headerLen4 = wire.IPv4MinHeaderLen + wire.TCPMinHeaderLen // 40
+	headerLen6 = wire.IPv6HeaderLen + wire.TCPMinHeaderLen    // 60
+	// minPathMSS is the smallest MSS a "packet too big" may lower us to,
+	// Linux's TCP_MIN_MSS: the largest IPv4 and TCP headers (60 + 60) and
+	// 8 bytes of data, less the 40 bytes of headers without options. A
+	// smaller MTU report is ignored as bogus or hostile (RFC 8201 section
+	// 5.2 asks not to go below the minimum link MTU).
+	minPathMSS = 88
+	// minPeerMSS is what a peer's smaller MSS option is raised to (setMSS).
+	minPeerMSS = 64
+	// defaultMSS4 and defaultMSS6 are the MSS assumed of a peer that sends
+	// no option: RFC 9293 3.7.1 for IPv4 (576 - 40), RFC 8200 section 8.3
+	// for IPv6 (1280 - 60).
+	defaultMSS4 = 536
+	defaultMSS6 = 1220
+	// maxWindowShift is the largest window scale shift; "a shift above 14
+	// is taken as 14" (RFC 7323 section 2.3).
+	maxWindowShift = 14
+	// maxSACKBlocksTS is how many SACK blocks fit in the 40 bytes of
+	// option space beside the timestamps (RFC 2018 section 3).
+	maxSACKBlocksTS = 3
+	// maxWindowField is the largest value of the 16-bit window field.
+	maxWindowField = 0xFFFF
+)
+
 // Segment is a TCP segment as the core sees it: the header fields that
 // matter to the state machine and the payload. Ports and addresses belong
 // to the connection's Tuple and are filled in by whoever builds the packet.

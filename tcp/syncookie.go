@@ -206,7 +206,7 @@ func (sc *SynCookies) Check(cfg *Config, id Tuple, seg *Segment, now time.Time) 
 		if opts != 0 {
 			h.Timestamps, h.TSRecent = true, o.TSVal
 			if ws := opts & tsOptNoWScale; ws != tsOptNoWScale {
-				h.WindowScale, h.PeerWScale = true, min(ws, 14)
+				h.WindowScale, h.PeerWScale = true, min(ws, maxWindowShift)
 			}
 			h.SACKPermitted = opts&tsOptSACK != 0
 		}

@@ -229,6 +229,9 @@ func (c *Conn) sendProbe(now time.Time) {
 		return
 	}
 	c.fillACKFields(now, s, false)
+	if c.snd.una.LessThan(c.snd.max) {
+		c.stampRetransmission(s) // a repeated probe
+	}
 	c.snd.nxt = c.snd.una.Add(s.Len())
 	if c.snd.max.LessThan(c.snd.nxt) {
 		c.snd.max = c.snd.nxt
@@ -333,4 +336,4 @@ func (c *Conn) TimeWaitReopen(seg *Segment) bool {
 // NextISS proposes the ISS for a new incarnation after TimeWaitReopen: the
 // old SND.NXT plus a large step, so that the new ISS is beyond anything
 // the old incarnation sent (RFC 1122 4.2.2.13).
-func (c *Conn) NextISS() seqnum.Value { return c.snd.max.Add(128000) }
+func (c *Conn) NextISS() seqnum.Value { return c.snd.max.Add(nextISSGap) }

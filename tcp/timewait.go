@@ -130,7 +130,12 @@ func (tw *TimeWaitRecord) TSVal(now time.Time) uint32 {
 
 // NextISS proposes the ISS for a new incarnation of the 4-tuple, as
 // Conn.NextISS does: beyond everything this one sent (RFC 1122 4.2.2.13).
-func (tw *TimeWaitRecord) NextISS() seqnum.Value { return tw.sndNxt.Add(128000) }
+func (tw *TimeWaitRecord) NextISS() seqnum.Value { return tw.sndNxt.Add(nextISSGap) }
+
+// nextISSGap is how far beyond the old incarnation's SND.NXT the ISS of a
+// new one on the same 4-tuple starts (RFC 1122 4.2.2.13): 128000, the ISS
+// increment of 4.3BSD, clear of anything the old one had in flight.
+const nextISSGap = 128000
 
 // Reopen reports whether seg, a SYN for this 4-tuple, may start a new
 // incarnation: the rule of Conn.TimeWaitReopen (RFC 9293 3.6.1 MAY-2,
@@ -174,52 +179,56 @@ func (tw *TimeWaitRecord) Info() Info {
 // (Reopen) when a listener could take it; a SYN handed here is one that
 // does not, and gets what any synchronized state gives it.
 func (tw *TimeWaitRecord) HandleSegment(now time.Time, seg *Segment, send func(*Segment)) (closed bool) {
-	// RFC 1337: RSTs are ignored in TIME-WAIT.
-	if seg.Flags&wire.RST != 0 {
-		return false
+	closed, _ = tw.HandleSegmentDrop(now, seg, send)
+	return closed
+}
+
+// HandleSegmentDrop is HandleSegment that also says whether seg was
+// dropped, and why (DropNone: it was taken). A record keeps no counters:
+// the caller counts.
+func (tw *TimeWaitRecord) HandleSegmentDrop(now time.Time, seg *Segment, send func(*Segment)) (closed bool, drop DropReason) {
+	// First, check the sequence number, with what RFC 1337 (RSTs are
+	// ignored in TIME-WAIT), PAWS, and the RST and SYN steps decide: the
+	// check a Conn makes (checkSequence).
+	k := seqCheck{
+		rcvNxt: tw.rcvNxt, rcvWnd: seqnum.Size(max(tw.cfg.receiveBufferSize(), 1)),
+		tsOK: tw.ts(), tsRecent: tw.tsRecent, timeWait: true,
+		rfc793Reset: tw.cfg.RFC793Reset, rfc793SYN: tw.cfg.RFC793SYN,
 	}
-	// First, check the sequence number, PAWS first (RFC 7323 5.3, R1).
-	if tw.ts() && seg.Options.HasTimestamps && int32(seg.Options.TSVal-tw.tsRecent) < 0 {
+	v := checkSequence(&k, seg)
+	if v.drop == DropOutOfWindow && seg.Flags&wire.FIN != 0 {
+		tw.restart(now) // a retransmitted FIN restarts 2MSL
+	}
+	switch v.reply {
+	case replyACK:
 		tw.sendACK(now, send)
-		return false
+	case replyChallengeACK:
+		tw.challengeACK(now, send) // RFC 5961 sections 4.2 and 7
+	case replyReset:
+		send(&Segment{Seq: tw.sndNxt, Flags: wire.RST})
+		return true, v.drop
 	}
-	if !tw.acceptable(seg) {
-		if seg.Flags&wire.FIN != 0 {
-			tw.restart(now) // a retransmitted FIN restarts 2MSL
-		}
-		tw.sendACK(now, send)
-		return false
+	if v.drop != DropNone {
+		return false, v.drop
 	}
-	// TS.Recent (RFC 7323 4.3, R3). Every ACK the record sends
-	// acknowledges RCV.NXT, which is therefore also the last one sent.
-	if tw.ts() && seg.Options.HasTimestamps &&
-		int32(seg.Options.TSVal-tw.tsRecent) >= 0 && seg.Seq.LessThanEq(tw.rcvNxt) {
-		tw.tsRecent = seg.Options.TSVal
-	}
-	// Fourth, check the SYN bit.
-	if seg.Flags&wire.SYN != 0 {
-		if tw.cfg.RFC793SYN {
-			if seg.Seq.LessThan(tw.rcvNxt) {
-				tw.sendACK(now, send) // before the window: only acknowledged, as the TCB does
-				return false
-			}
-			send(&Segment{Seq: tw.sndNxt, Flags: wire.RST})
-			return true
-		}
-		tw.challengeACK(now, send) // RFC 5961 section 4.2
-		return false
-	}
+	// The window of the record is never zero (v.trim cannot be), and
+	// every RST was dropped above.
+
 	// Fifth, check the ACK field.
 	if seg.Flags&wire.ACK == 0 {
-		return false
+		return false, DropNoACK
 	}
 	// Everything we sent is acknowledged (SND.UNA = SND.NXT): an ACK of
 	// more, or one older than the largest window the peer offered
 	// (RFC 5961 5.2), is answered with an ACK.
-	if seg.Ack.GreaterThan(tw.sndNxt) || seg.Ack.LessThan(tw.sndNxt.Sub(seqnum.Size(tw.maxWnd))) {
+	if r := checkACK(seg.Ack, tw.sndNxt, tw.sndNxt, tw.maxWnd); r != DropNone {
 		tw.sendACK(now, send)
-		return false
+		return false, r
 	}
+	// TS.Recent, only now that the segment and its ACK are acceptable
+	// (RFC 7323 4.3, R3), as segmentACK does. Every ACK the record sends
+	// acknowledges RCV.NXT, which is therefore also the last one sent.
+	takeTSRecent(tw.ts(), &tw.tsRecent, seg, tw.rcvNxt)
 	// The window update rule: it only matters for maxWnd now.
 	if seg.Ack == tw.sndNxt && tw.wl1.LessThanEq(seg.Seq) {
 		tw.maxWnd = max(tw.maxWnd, uint32(seg.Window)<<tw.sndWScale)
@@ -242,18 +251,7 @@ func (tw *TimeWaitRecord) HandleSegment(now time.Time, seg *Segment, send func(*
 			tw.sendACK(now, send)
 		}
 	}
-	return false
-}
-
-// acceptable is Conn.acceptable in TIME-WAIT: the receive window is the
-// empty buffer's, and at least 1.
-func (tw *TimeWaitRecord) acceptable(seg *Segment) bool {
-	wnd := seqnum.Size(max(tw.cfg.receiveBufferSize(), 1))
-	n := seg.Len()
-	if n == 0 {
-		return seg.Seq.InWindow(tw.rcvNxt, wnd)
-	}
-	return seg.Seq.InWindow(tw.rcvNxt, wnd) || seg.Seq.Add(n-1).InWindow(tw.rcvNxt, wnd)
+	return false, DropNone
 }
 
 func (tw *TimeWaitRecord) restart(now time.Time) { tw.expiry = now.UnixNano() + int64(2*tw.cfg.msl()) }

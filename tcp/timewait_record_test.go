@@ -153,13 +153,22 @@ func TestTimeWaitRecordEquivalence(t *testing.T) {
 					}
 					var out []Segment
 					recIn := in
-					closed = rec.HandleSegment(tc.now, &recIn, func(s *Segment) {
+					var recDrop DropReason
+					closed, recDrop = rec.HandleSegmentDrop(tc.now, &recIn, func(s *Segment) {
 						cp := *s
 						cp.Payload = append([]byte(nil), s.Payload...)
 						out = append(out, cp)
 					})
 					tc.out = nil
+					tc.drops = nil
 					tc.c.HandleSegment(tc.now, &in)
+					connDrop := DropNone
+					if len(tc.drops) > 0 {
+						connDrop = tc.drops[0]
+					}
+					if len(tc.drops) > 1 || recDrop != connDrop {
+						t.Errorf("%s: record drops it as %v, Conn as %v", step, recDrop, tc.drops)
+					}
 					if len(out) != len(tc.out) {
 						t.Fatalf("%s: record sent %v, Conn %v", step, out, tc.out)
 					}

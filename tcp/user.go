@@ -60,7 +60,7 @@ func (c *Conn) ourWindowShift() uint8 {
 		return 0
 	}
 	var s uint8
-	for s < 14 && c.cfg.receiveBufferSize()>>s > 0xFFFF {
+	for s < maxWindowShift && c.cfg.receiveBufferSize()>>s > maxWindowField {
 		s++
 	}
 	return s
@@ -70,9 +70,9 @@ func (c *Conn) ourWindowShift() uint8 {
 // for IPv4 (RFC 9293 section 3.7.1), 1220 for IPv6 (RFC 8200 section 8.3).
 func (c *Conn) defaultPeerMSS() int {
 	if c.id.Remote.Addr().Is4() || c.id.Remote.Addr().Is4In6() {
-		return 536
+		return defaultMSS4
 	}
-	return 1220
+	return defaultMSS6
 }
 
 // ourMSS is the MSS option we send.
@@ -381,6 +381,9 @@ func (c *Conn) sendSYN(now time.Time) {
 		if answer {
 			o.TSEcr = c.tsRecent
 		}
+	}
+	if c.snd.max != c.snd.iss {
+		c.stampRetransmission(s) // the SYN went out before
 	}
 	c.snd.nxt = c.snd.iss + 1
 	if c.snd.max.LessThan(c.snd.nxt) {

@@ -213,6 +213,11 @@ func (l *Ladder) Trace(ev stack.TraceEvent) {
 		if ev.ID == 0 {
 			fmt.Fprintf(l.w, "%s  %s\n", l.when(ev.Time), l.paint(colDim, sd.Name+": no socket for "+ev.Tuple.Local.String()))
 		}
+		if ev.Drop != tcp.DropNone {
+			// The core discarded it (tcp.DropReason): it changed
+			// nothing but what it was answered with.
+			fmt.Fprintf(l.w, "%s  %s\n", l.when(ev.Time), l.paint(colDim, sd.Name+": dropped ("+ev.Drop.String()+")"))
+		}
 	}
 }
 
@@ -414,7 +419,11 @@ func (l *Ladder) traceLive(ev *stack.TraceEvent) {
 			col = colPurple
 		}
 		// For a received segment the state column is the state it found.
-		fmt.Fprintf(l.w, "%s  %-*s %s %s\n", when, connWidth, id,
-			l.paint(colCyan, fmt.Sprintf("%-*s", stateWidth, c.state)), l.paint(col, arrow(s.Text(wire.TextBrief), ev.Kind == stack.TraceSent)))
+		var dropped string
+		if ev.Drop != tcp.DropNone {
+			dropped = " " + l.paint(colDim, "dropped ("+ev.Drop.String()+")")
+		}
+		fmt.Fprintf(l.w, "%s  %-*s %s %s%s\n", when, connWidth, id,
+			l.paint(colCyan, fmt.Sprintf("%-*s", stateWidth, c.state)), l.paint(col, arrow(s.Text(wire.TextBrief), ev.Kind == stack.TraceSent)), dropped)
 	}
 }

@@ -1,0 +1,82 @@
+package stack
+
+import (
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/synack/synack/tcp"
+	"github.com/synack/synack/wire"
+)
+
+// Segments the core discards are counted by reason in Counters().Drops,
+// connections and TIME-WAIT records alike, and the trace shows the reason
+// on the received segment.
+func TestDropsCountedAndTraced(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var rcv []TraceEvent
+		p := newPair(t, pairOpts{a: Options{Trace: func(e TraceEvent) {
+			if e.Kind == TraceReceived {
+				rcv = append(rcv, e)
+			}
+		}}})
+		c, s := p.connect(t, 80)
+		synctest.Wait()
+		info := c.Info()
+		inject := func(h wire.TCPHeader) TraceEvent {
+			t.Helper()
+			rcv = nil
+			h.Window = 1000
+			pkt := tcpPacket(c.Tuple().Remote, c.Tuple().Local, h, nil)
+			if _, err := p.eb.WritePackets([][]byte{pkt}); err != nil {
+				t.Fatal(err)
+			}
+			synctest.Wait()
+			if len(rcv) != 1 {
+				t.Fatalf("traced %d received segments, want 1", len(rcv))
+			}
+			return rcv[0]
+		}
+		before := p.a.Counters().Drops
+		// RFC 5961 4.2: a SYN in ESTABLISHED gets a challenge ACK.
+		if e := inject(wire.TCPHeader{Seq: info.RcvNxt.Add(10), Flags: wire.SYN}); e.Drop != tcp.DropSYNInWindowChallenge || e.ID != c.ID() {
+			t.Errorf("SYN in the window traced with drop %v (ID %d), want %v (ID %d)", e.Drop, e.ID, tcp.DropSYNInWindowChallenge, c.ID())
+		}
+		// RFC 9293 3.10.7.4: an unacceptable RST is dropped silently.
+		if e := inject(wire.TCPHeader{Seq: info.RcvNxt.Add(1 << 30), Flags: wire.RST}); e.Drop != tcp.DropRSTOutOfWindow {
+			t.Errorf("RST out of the window traced with drop %v, want %v", e.Drop, tcp.DropRSTOutOfWindow)
+		}
+		// An ACK that is taken is no drop.
+		if e := inject(wire.TCPHeader{Seq: info.RcvNxt, Ack: info.SndNxt, Flags: wire.ACK}); e.Drop != tcp.DropNone {
+			t.Errorf("a valid ACK traced with drop %v", e.Drop)
+		}
+		if st := c.State(); st != tcp.Established {
+			t.Fatalf("client %v after the drops, want ESTABLISHED", st)
+		}
+
+		// TIME-WAIT, as a record once the owner has closed: RFC 1337.
+		c.Close()
+		s.Close()
+		synctest.Wait()
+		if c.tcb != nil {
+			t.Fatal("the client kept its tcp.Conn in TIME-WAIT")
+		}
+		time.Sleep(time.Second)
+		info = c.Info()
+		if e := inject(wire.TCPHeader{Seq: info.RcvNxt, Flags: wire.RST}); e.Drop != tcp.DropTimeWaitRST {
+			t.Errorf("RST in TIME-WAIT traced with drop %v, want %v", e.Drop, tcp.DropTimeWaitRST)
+		}
+
+		after := p.a.Counters().Drops
+		for r := range tcp.NumDropReasons {
+			want := before[r]
+			switch r {
+			case tcp.DropSYNInWindowChallenge, tcp.DropRSTOutOfWindow, tcp.DropTimeWaitRST:
+				want++
+			}
+			if after[r] != want {
+				t.Errorf("Counters().Drops[%v] = %d, want %d", r, after[r], want)
+			}
+		}
+	})
+}
