@@ -9,7 +9,7 @@ import (
 )
 
 var sentinels = []error{ErrTooShort, ErrBadDataOffset, ErrBadOption, ErrChecksum, ErrBadVersion,
-	ErrBadHeaderLen, ErrBadLength, ErrTruncated, ErrFragment, ErrBadExtension, ErrNoNextHeader, ErrBadAddress, ErrNoQuote}
+	ErrBadHeaderLen, ErrBadLength, ErrTruncated, ErrFragment, ErrBadExtension, ErrNoNextHeader, ErrBadAddress, ErrNoQuote, ErrBadIPOption}
 
 // checkErr fails unless err is a *ParseError wrapping one of the sentinels:
 // callers classify drops with errors.Is.
@@ -89,6 +89,9 @@ func fixV4(b []byte) []byte {
 func FuzzParseIPv4(f *testing.F) {
 	f.Add(unhex(f, linuxSYN4), false)
 	f.Add(ipv4Packet(IPv4Header{Flags: IPv4MoreFragments, TTL: 1, Protocol: 17, Src: addrA, Dst: addrB, Options: []byte{1, 1, 1, 0}}, "abc", nil), false)
+	for _, opts := range ipv4OptionSeeds {
+		f.Add(ipv4Packet(IPv4Header{TTL: 1, Protocol: 6, Src: addrA, Dst: addrB, Options: opts}, "abc", nil), true)
+	}
 	f.Fuzz(func(t *testing.T, b []byte, fix bool) {
 		if fix {
 			b = fixV4(b)
@@ -171,6 +174,9 @@ func FuzzParseIP(f *testing.F) {
 	f.Add(unhex(f, linuxSYN4), false)
 	f.Add(unhex(f, linuxSYN6), false)
 	f.Add(ipv6Packet(ProtocolHopByHop, ext(ProtocolTCP, 0), []byte("data")), false)
+	for _, opts := range ipv4OptionSeeds {
+		f.Add(ipv4Packet(IPv4Header{TTL: 1, Protocol: 6, Src: addrA, Dst: addrB, Options: opts}, "abc", nil), true)
+	}
 	f.Fuzz(func(t *testing.T, b []byte, fix bool) {
 		if fix {
 			b = fixV4(b)
