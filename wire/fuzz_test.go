@@ -177,6 +177,8 @@ func FuzzParseIP(f *testing.F) {
 	for _, opts := range ipv4OptionSeeds {
 		f.Add(ipv4Packet(IPv4Header{TTL: 1, Protocol: 6, Src: addrA, Dst: addrB, Options: opts}, "abc", nil), true)
 	}
+	frag := IPv6Fragment{NextHeader: ProtocolTCP, Offset: 3, More: true, ID: 9}
+	f.Add(ipv6Packet(ProtocolFragment, AppendIPv6Fragment(nil, &frag), []byte("fragment")), false)
 	f.Fuzz(func(t *testing.T, b []byte, fix bool) {
 		if fix {
 			b = fixV4(b)
@@ -185,6 +187,15 @@ func FuzzParseIP(f *testing.F) {
 		if err != nil && !errors.Is(err, ErrFragment) {
 			checkErr(t, err)
 			return
+		}
+		if err != nil && p.Version == 6 {
+			// The Fragment header the payload starts with.
+			f, data, ferr := ParseIPv6Fragment(p.Payload)
+			if ferr != nil {
+				checkErr(t, ferr)
+			} else if f2, d2, _ := ParseIPv6Fragment(append(AppendIPv6Fragment(nil, &f), data...)); f2 != f || !bytes.Equal(d2, data) {
+				t.Fatalf("fragment header round trip: got %+v, want %+v", f2, f)
+			}
 		}
 		var out []byte
 		switch p.Version {
