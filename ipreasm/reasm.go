@@ -267,17 +267,17 @@ func (r *Reassembler) AddIPv4(now time.Time, h *wire.IPv4Header, payload []byte)
 		n := copy(d.opts[:], h.Options)
 		d.h4.Options = d.opts[:n]
 	}
-	// The first fragment's options decide the header, and so the length
-	// the data may have (RFC 791 section 3.2: the first fragment carries
-	// every option).
-	if d.first && d.h4.HeaderLen()+max(d.total, off+len(payload)) > MaxDatagram {
-		r.drop(d)
-		return nil
-	}
 	if !r.insert(d, off, payload, more) {
 		return nil
 	}
 	if !d.complete() {
+		return nil
+	}
+	// The first fragment's options make the header, and so decide the
+	// length the data may have (RFC 791 section 3.2: the first fragment
+	// carries every option).
+	if d.h4.HeaderLen()+d.total > MaxDatagram {
+		r.drop(d)
 		return nil
 	}
 	hdr := d.h4

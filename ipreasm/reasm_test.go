@@ -150,18 +150,36 @@ func TestIPv4Refused(t *testing.T) {
 			}
 		})
 	}
-	// A first fragment whose options leave no room for the data already
-	// held beyond 65535 - 60.
-	r := New(Config{})
+	// 65515 octets of data fit behind a 20-octet header, not behind the
+	// 60 octets of a first fragment with 40 of options.
 	long := h
 	long.Options = make([]byte, 40)
 	long.Options[0] = 1
-	hs, ps := split4(t, h, payload, piece{65480, 32, false})
-	r.AddIPv4(epoch, &hs[0], ps[0])
-	hs, ps = split4(t, long, payload, piece{0, 64, true})
-	r.AddIPv4(epoch, &hs[0], ps[0])
-	if c := r.Counters(); c.ReasmFails != 1 || r.Len() != 0 {
-		t.Errorf("too long with the first fragment's options: counters %+v, %d held", c, r.Len())
+	for _, order := range [][]int{{0, 1, 2}, {2, 1, 0}, {1, 0, 2}} {
+		r := New(Config{})
+		var hs []wire.IPv4Header
+		var ps [][]byte
+		h0, p0 := split4(t, long, payload, piece{0, 32752, true})
+		h1, p1 := split4(t, h, payload, piece{32752, 32760, true}, piece{65512, 3, false})
+		hs, ps = append(h0, h1...), append(p0, p1...)
+		for _, i := range order {
+			if out := r.AddIPv4(epoch, &hs[i], ps[i]); out != nil {
+				t.Fatalf("order %v: a datagram of %d octets", order, len(out))
+			}
+		}
+		if c := r.Counters(); c.ReasmFails != 1 || r.Len() != 0 || r.Mem() != 0 {
+			t.Errorf("order %v: too long with the first fragment's options: counters %+v, %d held", order, c, r.Len())
+		}
+	}
+	// Without the options it fits exactly.
+	r := New(Config{})
+	hs, ps := split4(t, h, payload, piece{0, 32752, true}, piece{32752, 32760, true}, piece{65512, 3, false})
+	var out []byte
+	for i := range hs {
+		out = r.AddIPv4(epoch, &hs[i], ps[i])
+	}
+	if len(out) != MaxDatagram {
+		t.Errorf("a datagram of 65535 octets came out as %d", len(out))
 	}
 	// Two last fragments with different ends, and data beyond a last one.
 	for name, pieces := range map[string][]piece{
