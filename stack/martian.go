@@ -6,15 +6,8 @@ import (
 	"github.com/synack/synack/wire"
 )
 
-// Source addresses no packet may carry from a link (RFC 1122 section
-// 3.2.1.3, RFC 4291).
-var (
-	ipv4ThisNet   = netip.MustParsePrefix("0.0.0.0/8")   // RFC 1122 3.2.1.3 (a), (b)
-	ipv4Loopback  = netip.MustParsePrefix("127.0.0.0/8") // RFC 1122 3.2.1.3 (g)
-	ipv4Multicast = netip.MustParsePrefix("224.0.0.0/4") // class D (RFC 1112)
-	ipv4ClassE    = netip.MustParsePrefix("240.0.0.0/4") // reserved; holds 255.255.255.255
-	ipv6Mapped    = netip.MustParsePrefix("::ffff:0:0/96")
-)
+// ipv6Mapped is the IPv4-mapped IPv6 prefix (RFC 4291 section 2.5.5.2).
+var ipv6Mapped = netip.MustParsePrefix("::ffff:0:0/96")
 
 // martian reports whether the packet p, which arrived on n addressed to
 // one of our unicast addresses, comes from a source address that no host
@@ -24,7 +17,7 @@ var (
 //
 // IPv4 (RFC 1122 section 3.2.1.3, "a host MUST silently discard an
 // incoming datagram containing an IP source address that is invalid by
-// the rules of this section"; 4.2.3.10 for TCP):
+// the rules of this section"; 4.2.3.10 and RFC 9293 MUST-63 for a SYN):
 //   - 0.0.0.0/8, "this host on this network": only allowed while a host
 //     learns its address (BOOTP, DHCP), never for TCP or ICMP echo;
 //   - 127.0.0.0/8, unless n is a loopback link (one with a 127/8 address):
@@ -49,14 +42,16 @@ var (
 // Destinations need no check here: deliver takes only our unicast
 // addresses (AddLink refuses others), so a segment to a broadcast or
 // multicast address never reaches TCP (RFC 1122 4.2.3.10, RFC 9293
-// 3.10.7.2: a SYN to one "SHOULD be silently discarded").
+// MUST-57: a TCP "MUST silently discard an incoming SYN segment that is
+// addressed to a broadcast or multicast address").
 func (s *Stack) martian(n *nic, p *wire.IPPacket) bool {
 	src := p.Src
 	if src.Is4() {
-		switch {
-		case ipv4ThisNet.Contains(src), ipv4Multicast.Contains(src), ipv4ClassE.Contains(src):
+		// The first octet tells 0/8, 127/8, 224/4 and 240/4 apart.
+		switch a := src.As4(); {
+		case a[0] == 0 || a[0] >= 224:
 			return true
-		case ipv4Loopback.Contains(src):
+		case a[0] == 127:
 			return !n.loopback()
 		}
 		if s.isDirectedBroadcast(src) {
