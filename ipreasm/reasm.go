@@ -68,7 +68,9 @@ const (
 // Config tunes a Reassembler. The zero value gives the defaults.
 type Config struct {
 	// Budget bounds the memory held by incomplete datagrams, in bytes as
-	// charged above. Default 4 MiB.
+	// charged above. Default 4 MiB. A smaller value is raised to what the
+	// data of one 65535-octet datagram costs (65855), so that a datagram
+	// of the largest size in a few fragments can still complete.
 	Budget int
 	// TimeoutV4 and TimeoutV6 bound how long an incomplete datagram is
 	// kept after its first fragment arrived. Defaults 30 s and 60 s.
