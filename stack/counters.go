@@ -28,11 +28,13 @@ type Counters struct {
 type IPCounters struct {
 	InReceives      uint64 // packets received from links
 	InHdrErrors     uint64 // malformed headers, bad header checksums
-	InAddrErrors    uint64 // not addressed to us
+	InAddrErrors    uint64 // not addressed to us, or from a martian source (martian.go)
 	InUnknownProtos uint64 // protocol we do not speak
 	InDelivers      uint64 // handed to TCP or ICMP
-	ReasmReqds      uint64 // fragments received
-	ReasmFails      uint64 // fragments dropped: the stack does not reassemble
+	ReasmReqds      uint64 // fragments received (IPv6 atomic fragments included)
+	ReasmOKs        uint64 // datagrams reassembled
+	ReasmFails      uint64 // datagrams discarded (overlap, timeout, memory) and fragments refused (package ipreasm)
+	ReasmTimeout    uint64 // datagrams discarded at their timeout (also in ReasmFails)
 	OutRequests     uint64 // packets built
 	OutNoRoutes     uint64 // dropped for want of a route
 	OutDiscards     uint64 // refused by the link (too big, link down)
@@ -87,7 +89,7 @@ func (c *ctr64) dec()         { c.v.Add(^uint64(0)) }
 type counters struct {
 	IP struct {
 		InReceives, InHdrErrors, InAddrErrors, InUnknownProtos, InDelivers ctr64
-		ReasmReqds, ReasmFails                                             ctr64
+		ReasmReqds, ReasmOKs, ReasmFails, ReasmTimeout                     ctr64
 		OutRequests, OutNoRoutes, OutDiscards                              ctr64
 	}
 	ICMP struct {

@@ -59,20 +59,21 @@ func (s *Stack) arrival() time.Time {
 func (s *Stack) deliver(n *nic, pkt []byte) {
 	ip := &s.ctr.IP
 	ip.InReceives.add(1)
+	s.expireFragments()
 	p, err := wire.ParseIP(pkt)
-	if err != nil {
-		if errors.Is(err, wire.ErrFragment) {
-			// No reassembly (yet): a fragment is counted and dropped.
-			ip.ReasmReqds.add(1)
-			ip.ReasmFails.add(1)
-			return
-		}
+	frag := errors.Is(err, wire.ErrFragment)
+	if err != nil && !frag {
 		ip.InHdrErrors.add(1)
 		return
 	}
-	if _, ours := s.local[p.Dst]; !ours {
+	if _, ours := s.local[p.Dst]; !ours || s.martian(n, &p) { // martian.go
 		ip.InAddrErrors.add(1)
 		return
+	}
+	if frag {
+		if pkt = s.reassemble(&p, pkt); pkt == nil { // reasm.go
+			return
+		}
 	}
 	switch {
 	case p.Protocol == wire.ProtocolTCP:

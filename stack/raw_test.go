@@ -147,7 +147,7 @@ func TestBadPacketsCounted(t *testing.T) {
 		pkt := tcpPacket(from, to, wire.TCPHeader{Seq: 1, Flags: wire.SYN}, nil)
 		pkt[len(pkt)-1] ^= 0xff // the TCP checksum's low byte
 		r.send(pkt)
-		// A fragment.
+		// A fragment, held for reassembly (reasm.go).
 		frag := wire.AppendIPv4(nil, &wire.IPv4Header{TTL: 64, Protocol: wire.ProtocolTCP, Src: addrB, Dst: addrA, Flags: wire.IPv4MoreFragments}, 8)
 		r.send(append(frag, make([]byte, 8)...))
 		// Garbage, and a packet for somebody else.
@@ -160,7 +160,7 @@ func TestBadPacketsCounted(t *testing.T) {
 		if c.TCP.InErrs != 1 || c.TCP.InCsumErrors != 1 {
 			t.Errorf("InErrs %d InCsumErrors %d, want 1 1", c.TCP.InErrs, c.TCP.InCsumErrors)
 		}
-		if c.IP.ReasmFails != 1 || c.IP.InHdrErrors != 1 || c.IP.InAddrErrors != 1 || c.IP.InReceives != 4 {
+		if c.IP.ReasmReqds != 1 || c.IP.ReasmFails != 0 || c.IP.InHdrErrors != 1 || c.IP.InAddrErrors != 1 || c.IP.InReceives != 4 {
 			t.Errorf("IP counters %+v", c.IP)
 		}
 	})

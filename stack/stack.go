@@ -38,6 +38,7 @@ import (
 	"time"
 
 	"github.com/synack/synack/internal/clock"
+	"github.com/synack/synack/ipreasm"
 	"github.com/synack/synack/link"
 	"github.com/synack/synack/seqnum"
 	"github.com/synack/synack/tcp"
@@ -124,6 +125,11 @@ type Options struct {
 	// few milliseconds are as safe; at least 1 ms.
 	TimeWaitReuseAfter time.Duration
 
+	// Reassembly bounds IP reassembly: memory (default 4 MiB, as Linux's
+	// ipfrag_high_thresh) and timeouts (IPv4 30 s, IPv6 60 s); see
+	// package ipreasm.
+	Reassembly ipreasm.Config
+
 	// Trace, if set, is called synchronously, under the stack's lock, for
 	// every TCP segment received and sent and for every state change, in
 	// the order they happen (see TraceEvent). It must not call into the
@@ -196,6 +202,7 @@ type Stack struct {
 	subs     []*subscriber
 	closedRx uint64 // retransmissions of connections gone from the table
 	syn      synDefence
+	frag     fragState // IP reassembly (reasm.go)
 
 	ctr counters
 }

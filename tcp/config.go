@@ -62,6 +62,13 @@ const (
 	DefaultSynRetries        = 6
 	DefaultSynAckRetries     = 5
 	DefaultChallengeACKLimit = 100
+	DefaultMinPMTU           = 552 // Linux's net.ipv4.route.min_pmtu
+	// MinPMTUv6 is the IPv6 minimum link MTU, below which no Packet Too
+	// Big may lower a path's MTU (RFC 8200 section 5, RFC 8201 section 4).
+	MinPMTUv6 = 1280
+	// minPMTUv4 is the smallest MTU every IPv4 link has (RFC 791 section
+	// 3.2): MinPMTU is never taken below it.
+	minPMTUv4 = 68
 )
 
 // Config holds what a connection needs to know about its stack. The zero
@@ -137,6 +144,14 @@ type Config struct {
 	KeepAliveInterval time.Duration
 	KeepAliveCount    int
 
+	// MinPMTU is the smallest path MTU an ICMP "fragmentation needed"
+	// (RFC 1191) can make an IPv4 connection assume: a smaller reported MTU
+	// is taken as MinPMTU, so a forged ICMP message cannot shrink segments
+	// to a few bytes each. Default 552, as Linux's min_pmtu; at least 68,
+	// the minimum of RFC 791. IPv6 connections ignore it: RFC 8201 section 4
+	// fixes their floor at 1280 (MinPMTUv6).
+	MinPMTU int
+
 	// FinWait2Timeout closes a connection that sits in FIN-WAIT-2 after its
 	// owner has closed it (so nobody could read more data anyway): the peer
 	// never sent its FIN. Default 60 s, as Linux's tcp_fin_timeout.
@@ -167,6 +182,7 @@ func (c Config) WithDefaults() Config {
 	c.ChallengeACKLimit = c.challengeACKLimit()
 	c.KeepAliveIdle, c.KeepAliveInterval, c.KeepAliveCount = c.keepAliveIdle(), c.keepAliveInterval(), c.keepAliveCount()
 	c.FinWait2Timeout = c.finWait2Timeout()
+	c.MinPMTU = c.minPMTU()
 	return c
 }
 
@@ -241,6 +257,10 @@ func (c *Config) keepAliveCount() int {
 
 func (c *Config) finWait2Timeout() time.Duration {
 	return configDefault(c.FinWait2Timeout, DefaultFinWait2Timeout)
+}
+
+func (c *Config) minPMTU() int {
+	return max(configDefault(c.MinPMTU, DefaultMinPMTU), minPMTUv4)
 }
 
 // mss is the MSS option we send on a connection to remote: the Config's,

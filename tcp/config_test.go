@@ -35,6 +35,7 @@ func TestConfigDefaults(t *testing.T) {
 		{"KeepAliveInterval", func(c *Config) any { return c.keepAliveInterval() }, func(c *Config) { c.KeepAliveInterval = time.Second }, 75 * time.Second, time.Second},
 		{"KeepAliveCount", func(c *Config) any { return c.keepAliveCount() }, func(c *Config) { c.KeepAliveCount = 3 }, 9, 3},
 		{"FinWait2Timeout", func(c *Config) any { return c.finWait2Timeout() }, func(c *Config) { c.FinWait2Timeout = time.Second }, 60 * time.Second, time.Second},
+		{"MinPMTU", func(c *Config) any { return c.minPMTU() }, func(c *Config) { c.MinPMTU = 1000 }, 552, 1000},
 		{"MSS IPv4", func(c *Config) any { return c.mss(netip.MustParseAddr("198.18.0.1")) }, func(c *Config) { c.MSS = 1000 }, uint16(1460), uint16(1000)},
 		{"MSS IPv4-mapped", func(c *Config) any { return c.mss(netip.MustParseAddr("::ffff:198.18.0.1")) }, func(c *Config) { c.MSS = 1000 }, uint16(1460), uint16(1000)},
 		{"MSS IPv6", func(c *Config) any { return c.mss(netip.MustParseAddr("2001:db8::1")) }, func(c *Config) { c.MSS = 1000 }, uint16(1440), uint16(1000)},

@@ -693,13 +693,25 @@ func (c *Conn) receiveFIN(now time.Time) {
 // HandlePacketTooBig lowers the segment size after an ICMP "fragmentation
 // needed" or ICMPv6 "packet too big" for this connection (RFC 1191,
 // RFC 8201), and sends the outstanding data again in smaller segments.
+//
+// The reported MTU is floored, so that a forged message cannot make the
+// connection send tiny segments. IPv6: RFC 8201 section 4 says a node
+// "MUST NOT reduce its estimate of the Path MTU below the IPv6 minimum link
+// MTU" and discards a message reporting less, so an MTU under 1280 changes
+// nothing. IPv4: an MTU under Config.MinPMTU (default 552) counts as
+// MinPMTU, as Linux clamps to its min_pmtu.
 func (c *Conn) HandlePacketTooBig(now time.Time, mtu int) {
 	hdr := headerLen4
-	if !c.id.Remote.Addr().Is4() {
+	if c.id.Remote.Addr().Is4() {
+		mtu = max(mtu, c.cfg.minPMTU())
+	} else {
+		if mtu < MinPMTUv6 {
+			return
+		}
 		hdr = headerLen6
 	}
 	mss := mtu - hdr
-	if mss < minPathMSS || c.mss == 0 {
+	if c.mss == 0 {
 		return
 	}
 	opt := 0

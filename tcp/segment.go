@@ -16,12 +16,6 @@ const (
 	// RFC 1191, RFC 8201).
 	headerLen4 = wire.IPv4MinHeaderLen + wire.TCPMinHeaderLen // 40
 	headerLen6 = wire.IPv6HeaderLen + wire.TCPMinHeaderLen    // 60
-	// minPathMSS is the smallest MSS a "packet too big" may lower us to,
-	// Linux's TCP_MIN_MSS: the largest IPv4 and TCP headers (60 + 60) and
-	// 8 bytes of data, less the 40 bytes of headers without options. A
-	// smaller MTU report is ignored as bogus or hostile (RFC 8201 section
-	// 5.2 asks not to go below the minimum link MTU).
-	minPathMSS = 88
 	// minPeerMSS is what a peer's smaller MSS option is raised to (setMSS).
 	minPeerMSS = 64
 	// defaultMSS4 and defaultMSS6 are the MSS assumed of a peer that sends

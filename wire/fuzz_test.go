@@ -9,7 +9,7 @@ import (
 )
 
 var sentinels = []error{ErrTooShort, ErrBadDataOffset, ErrBadOption, ErrChecksum, ErrBadVersion,
-	ErrBadHeaderLen, ErrBadLength, ErrTruncated, ErrFragment, ErrBadExtension, ErrNoNextHeader, ErrBadAddress, ErrNoQuote}
+	ErrBadHeaderLen, ErrBadLength, ErrTruncated, ErrFragment, ErrBadExtension, ErrNoNextHeader, ErrBadAddress, ErrNoQuote, ErrBadIPOption}
 
 // checkErr fails unless err is a *ParseError wrapping one of the sentinels:
 // callers classify drops with errors.Is.
@@ -89,6 +89,9 @@ func fixV4(b []byte) []byte {
 func FuzzParseIPv4(f *testing.F) {
 	f.Add(unhex(f, linuxSYN4), false)
 	f.Add(ipv4Packet(IPv4Header{Flags: IPv4MoreFragments, TTL: 1, Protocol: 17, Src: addrA, Dst: addrB, Options: []byte{1, 1, 1, 0}}, "abc", nil), false)
+	for _, opts := range ipv4OptionSeeds {
+		f.Add(ipv4Packet(IPv4Header{TTL: 1, Protocol: 6, Src: addrA, Dst: addrB, Options: opts}, "abc", nil), true)
+	}
 	f.Fuzz(func(t *testing.T, b []byte, fix bool) {
 		if fix {
 			b = fixV4(b)
@@ -171,6 +174,11 @@ func FuzzParseIP(f *testing.F) {
 	f.Add(unhex(f, linuxSYN4), false)
 	f.Add(unhex(f, linuxSYN6), false)
 	f.Add(ipv6Packet(ProtocolHopByHop, ext(ProtocolTCP, 0), []byte("data")), false)
+	for _, opts := range ipv4OptionSeeds {
+		f.Add(ipv4Packet(IPv4Header{TTL: 1, Protocol: 6, Src: addrA, Dst: addrB, Options: opts}, "abc", nil), true)
+	}
+	frag := IPv6Fragment{NextHeader: ProtocolTCP, Offset: 3, More: true, ID: 9}
+	f.Add(ipv6Packet(ProtocolFragment, AppendIPv6Fragment(nil, &frag), []byte("fragment")), false)
 	f.Fuzz(func(t *testing.T, b []byte, fix bool) {
 		if fix {
 			b = fixV4(b)
@@ -179,6 +187,15 @@ func FuzzParseIP(f *testing.F) {
 		if err != nil && !errors.Is(err, ErrFragment) {
 			checkErr(t, err)
 			return
+		}
+		if err != nil && p.Version == 6 {
+			// The Fragment header the payload starts with.
+			f, data, ferr := ParseIPv6Fragment(p.Payload)
+			if ferr != nil {
+				checkErr(t, ferr)
+			} else if f2, d2, _ := ParseIPv6Fragment(append(AppendIPv6Fragment(nil, &f), data...)); f2 != f || !bytes.Equal(d2, data) {
+				t.Fatalf("fragment header round trip: got %+v, want %+v", f2, f)
+			}
 		}
 		var out []byte
 		switch p.Version {

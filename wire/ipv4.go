@@ -49,7 +49,8 @@ type IPv4Header struct {
 	Protocol uint8
 	Src, Dst netip.Addr
 	// Options are the raw option bytes (a multiple of 4, at most 40). On
-	// parse they alias the packet; they are not interpreted.
+	// parse they alias the packet; ParseIPv4 checks their format (see
+	// checkIPv4Options) but does not act on them.
 	Options []byte
 }
 
@@ -63,7 +64,8 @@ func (h *IPv4Header) IsFragment() bool {
 }
 
 // ParseIPv4 decodes and validates the IPv4 datagram b: version, IHL, total
-// length and header checksum (RFC 791 section 3.1, RFC 1122 section 3.2.1).
+// length, header checksum (RFC 791 section 3.1, RFC 1122 section 3.2.1) and
+// the format of the options (checkIPv4Options).
 // Bytes beyond the total length (link-layer padding, e.g. Ethernet's
 // 60-byte minimum) are trimmed from payload, which aliases b.
 //
@@ -106,12 +108,74 @@ func ParseIPv4(b []byte) (h IPv4Header, payload []byte, err error) {
 	h.Dst = netip.AddrFrom4([4]byte(b[ipv4Dst:]))
 	if hl > IPv4MinHeaderLen {
 		h.Options = b[IPv4MinHeaderLen:hl:hl]
+		if err := checkIPv4Options(h.Options); err != nil {
+			return IPv4Header{}, nil, err
+		}
 	}
 	payload = b[hl:total:total]
 	if h.IsFragment() {
 		return h, payload, errIPv4Fragment
 	}
 	return h, payload, nil
+}
+
+// IPv4 option types whose format checkIPv4Options knows (RFC 791 section
+// 3.1, "Options").
+const (
+	ipv4OptEOL       = 0   // end of option list, one octet
+	ipv4OptNOP       = 1   // no operation, one octet
+	ipv4OptRR        = 7   // record route: type, length, pointer, route data
+	ipv4OptTimestamp = 68  // Internet timestamp: type, length, pointer, oflw/flg, data
+	ipv4OptLSRR      = 131 // loose source and record route
+	ipv4OptSSRR      = 137 // strict source and record route
+)
+
+// checkIPv4Options checks the option bytes of an IPv4 header against RFC
+// 791's format. Every option but EOL and NOP is type, length, data, where
+// the length counts the type and length octets: a length below 2 cannot
+// be, and one that runs past the header is malformed. The route options'
+// pointer starts at 4 and the timestamp's at 5 (RFC 791 section 3.1); a
+// smaller one points into the option's own header. Options after EOL are
+// padding and not looked at.
+//
+// A host "MUST ignore" options it does not recognise (RFC 1122 section
+// 3.2.1.8), but a malformed one leaves the rest of the header unreadable:
+// Linux's ip_options_compile drops such a datagram (counted as a header
+// error, with an ICMP parameter problem it is not required to send), and so
+// does this stack, silently.
+func checkIPv4Options(opts []byte) error {
+	for i := 0; i < len(opts); {
+		kind := opts[i]
+		switch kind {
+		case ipv4OptEOL:
+			return nil
+		case ipv4OptNOP:
+			i++
+			continue
+		}
+		if len(opts)-i < 2 {
+			return errIPv4OptTrunc
+		}
+		l := int(opts[i+1])
+		if l < 2 {
+			return errIPv4OptLen
+		}
+		if l > len(opts)-i {
+			return errIPv4OptOverrun
+		}
+		switch kind {
+		case ipv4OptRR, ipv4OptLSRR, ipv4OptSSRR:
+			if l < 3 || opts[i+2] < 4 {
+				return errIPv4OptPointer
+			}
+		case ipv4OptTimestamp:
+			if l < 4 || opts[i+2] < 5 {
+				return errIPv4OptPointer
+			}
+		}
+		i += l
+	}
+	return nil
 }
 
 // AppendIPv4 appends the header h for a payload of payloadLen bytes to b and

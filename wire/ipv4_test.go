@@ -88,6 +88,66 @@ func TestParseIPv4(t *testing.T) {
 	}
 }
 
+// ipv4OptionSeeds are option fields, good and bad, for the table below and
+// the fuzz seeds.
+var ipv4OptionSeeds = [][]byte{
+	{1, 1, 1, 0},
+	{0, 5, 5, 5},                            // after EOL: padding, not looked at
+	{7, 7, 4, 0, 0, 0, 0, 0},                // record route, room for one address
+	{68, 8, 5, 0, 0, 0, 0, 0},               // timestamp, room for one
+	{130, 11, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}, // security (RFC 1108), unknown here: skipped by length
+	{1, 130, 0, 0},                          // length 0
+	{1, 1, 1, 0x83},                         // type without a length octet
+	{0x83, 1, 0, 0},                         // length 1
+	{0x83, 255, 4, 0},                       // length past the header
+	{7, 3, 3, 0},                            // record route pointer 3
+	{68, 4, 4, 0},                           // timestamp pointer 4
+}
+
+func TestParseIPv4Options(t *testing.T) {
+	tests := []struct {
+		name string
+		opts []byte
+		want error
+	}{
+		{"NOPs and EOL", ipv4OptionSeeds[0], nil},
+		{"garbage after EOL", ipv4OptionSeeds[1], nil},
+		{"record route", ipv4OptionSeeds[2], nil},
+		{"timestamp", ipv4OptionSeeds[3], nil},
+		{"unknown option skipped", ipv4OptionSeeds[4], nil},
+		{"length 0", ipv4OptionSeeds[5], ErrBadIPOption},
+		{"no length octet", ipv4OptionSeeds[6], ErrBadIPOption},
+		{"length 1", ipv4OptionSeeds[7], ErrBadIPOption},
+		{"length 255", ipv4OptionSeeds[8], ErrBadIPOption},
+		{"route pointer 3", ipv4OptionSeeds[9], ErrBadIPOption},
+		{"timestamp pointer 4", ipv4OptionSeeds[10], ErrBadIPOption},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, flags := range []IPv4Flags{0, IPv4MoreFragments} {
+				b := ipv4Packet(IPv4Header{Flags: flags, TTL: 64, Protocol: ProtocolTCP, Src: addrA, Dst: addrB, Options: tt.opts}, "abcd", nil)
+				_, payload, err := ParseIPv4(b)
+				if tt.want == nil {
+					if err != nil && !errors.Is(err, ErrFragment) || string(payload) != "abcd" {
+						t.Errorf("flags %v: %q, %v; want the payload", flags, payload, err)
+					}
+					continue
+				}
+				if !errors.Is(err, tt.want) {
+					t.Errorf("flags %v: error %v, want %v", flags, err, tt.want)
+				}
+				if _, err := ParseIP(b); !errors.Is(err, tt.want) {
+					t.Errorf("flags %v: ParseIP error %v, want %v", flags, err, tt.want)
+				}
+			}
+		})
+	}
+	bad := ipv4Packet(IPv4Header{TTL: 64, Protocol: 6, Src: addrA, Dst: addrB, Options: ipv4OptionSeeds[8]}, "x", nil)
+	if n := testing.AllocsPerRun(100, func() { ParseIPv4(bad) }); n != 0 {
+		t.Errorf("ParseIPv4 of bad options allocates %v times per call, want 0", n)
+	}
+}
+
 func TestAppendIPv4Panics(t *testing.T) {
 	for name, f := range map[string]func(){
 		"IPv6 source":      func() { AppendIPv4(nil, &IPv4Header{Src: addr6, Dst: addrB}, 0) },

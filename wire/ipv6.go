@@ -145,3 +145,56 @@ func AppendIPv6(b []byte, h *IPv6Header, payloadLen int) []byte {
 	copy(hdr[ipv6Dst:], dst[:])
 	return b
 }
+
+// IPv6FragmentHeaderLen is the size of the Fragment header (RFC 8200
+// section 4.5).
+const IPv6FragmentHeaderLen = 8
+
+// IPv6Fragment is the decoded Fragment header (RFC 8200 section 4.5).
+type IPv6Fragment struct {
+	NextHeader uint8  // the first header of the fragmentable part
+	Offset     uint16 // fragment offset in 8-octet units, 13 bits
+	More       bool   // the M flag: more fragments follow
+	ID         uint32 // identification
+}
+
+// IsAtomic reports whether the header describes a whole packet: offset 0
+// and no more fragments. RFC 6946 section 4: such an "atomic fragment"
+// is processed as a packet of its own, outside any reassembly.
+func (f *IPv6Fragment) IsAtomic() bool { return f.Offset == 0 && !f.More }
+
+// ParseIPv6Fragment decodes the Fragment header at the start of b, as the
+// payload ParseIPv6 returns with an ErrFragment error, and returns the
+// fragment's data after it. The reserved fields are ignored, as RFC 8200
+// section 4.5 says. It allocates nothing.
+func ParseIPv6Fragment(b []byte) (f IPv6Fragment, data []byte, err error) {
+	if len(b) < IPv6FragmentHeaderLen {
+		return f, nil, errIPv6FragShort
+	}
+	f.NextHeader = b[0]
+	w := binary.BigEndian.Uint16(b[2:])
+	f.Offset = w >> 3
+	f.More = w&1 != 0
+	f.ID = binary.BigEndian.Uint32(b[4:])
+	return f, b[IPv6FragmentHeaderLen:], nil
+}
+
+// AppendIPv6Fragment appends the Fragment header f to b.
+func AppendIPv6Fragment(b []byte, f *IPv6Fragment) []byte {
+	w := f.Offset << 3
+	if f.More {
+		w |= 1
+	}
+	b = append(b, f.NextHeader, 0, byte(w>>8), byte(w))
+	return binary.BigEndian.AppendUint32(b, f.ID)
+}
+
+// SkipIPv6Extensions walks the extension headers that start, with type
+// next, at the beginning of b, as ParseIPv6 does, and returns the header
+// type that ends the walk and its offset in b. The error is ParseIPv6's:
+// one wrapping ErrTruncated means the chain runs past b, which for the
+// first fragment of a packet breaks RFC 7112's rule that it holds the
+// whole header chain.
+func SkipIPv6Extensions(next uint8, b []byte) (proto uint8, off int, err error) {
+	return skipIPv6Ext(next, b)
+}

@@ -132,3 +132,37 @@ func TestParseIPv6Allocs(t *testing.T) {
 		t.Errorf("ParseIPv6 allocates %v times per call, want 0", n)
 	}
 }
+
+func TestIPv6Fragment(t *testing.T) {
+	for _, f := range []IPv6Fragment{
+		{NextHeader: ProtocolTCP, Offset: 0, More: true, ID: 0xdeadbeef},
+		{NextHeader: ProtocolUDP, Offset: 8191, More: false, ID: 1},
+		{NextHeader: ProtocolTCP}, // atomic
+	} {
+		b := append(AppendIPv6Fragment(nil, &f), "data"...)
+		got, data, err := ParseIPv6Fragment(b)
+		if err != nil || got != f || string(data) != "data" {
+			t.Errorf("round trip of %+v: %+v %q %v", f, got, data, err)
+		}
+		if got.IsAtomic() != (f.Offset == 0 && !f.More) {
+			t.Errorf("%+v: IsAtomic %v", f, got.IsAtomic())
+		}
+		// Through ParseIPv6: the payload starts at the Fragment header.
+		pkt := ipv6Packet(ProtocolDestOpts, ext(ProtocolFragment, 0), b)
+		_, payload, err := ParseIPv6(pkt)
+		if !errors.Is(err, ErrFragment) || !bytes.Equal(payload, b) {
+			t.Errorf("ParseIPv6: %x %v, want the Fragment header on", payload, err)
+		}
+	}
+	if _, _, err := ParseIPv6Fragment(make([]byte, 7)); !errors.Is(err, ErrTruncated) {
+		t.Errorf("7 bytes: %v, want ErrTruncated", err)
+	}
+	// SkipIPv6Extensions is ParseIPv6's walk.
+	chain := append(ext(ProtocolRouting, 0), ext(ProtocolTCP, 1)...)
+	if proto, off, err := SkipIPv6Extensions(ProtocolDestOpts, chain); err != nil || proto != ProtocolTCP || off != len(chain) {
+		t.Errorf("walk: %d %d %v", proto, off, err)
+	}
+	if _, _, err := SkipIPv6Extensions(ProtocolDestOpts, chain[:12]); !errors.Is(err, ErrTruncated) {
+		t.Errorf("short chain: %v, want ErrTruncated", err)
+	}
+}

@@ -1,0 +1,81 @@
+package stack
+
+import (
+	"encoding/binary"
+	"errors"
+
+	"github.com/synack/synack/ipreasm"
+	"github.com/synack/synack/wire"
+)
+
+// fragState is the stack's IP reassembly (package ipreasm), made when the
+// first fragment arrives, and the reassembler's counters as last copied
+// into the stack's.
+type fragState struct {
+	r    *ipreasm.Reassembler
+	seen ipreasm.Counters
+}
+
+// reassemble hands the fragment p (parsed from pkt with an ErrFragment
+// error, already checked to be for us from a sane source) to the
+// reassembler. When it completes a datagram, reassemble returns the whole
+// packet and p parsed from it, for deliver to go on with as if it had
+// arrived whole; otherwise nil.
+func (s *Stack) reassemble(p *wire.IPPacket, pkt []byte) []byte {
+	f := &s.frag
+	if f.r == nil {
+		f.r = ipreasm.New(s.opts.Reassembly)
+	}
+	now := s.arrival()
+	var whole []byte
+	if p.Version == 4 {
+		whole = f.r.AddIPv4(now, &p.IPv4, p.Payload)
+	} else {
+		// ParseIPv6 returned the payload from the Fragment header on;
+		// what lies between the fixed header and it is the unfragmentable
+		// part's extension headers.
+		plen := int(binary.BigEndian.Uint16(pkt[4:]))
+		whole = f.r.AddIPv6(now, &p.IPv6, p.Payload, plen-len(p.Payload))
+	}
+	s.syncFragCounters()
+	if whole == nil {
+		return nil
+	}
+	q, err := wire.ParseIP(whole)
+	if err != nil {
+		// A fragment inside a reassembled packet, or a header that only
+		// the whole shows to be bad.
+		if errors.Is(err, wire.ErrFragment) {
+			s.ctr.IP.ReasmFails.add(1)
+		} else {
+			s.ctr.IP.InHdrErrors.add(1)
+		}
+		return nil
+	}
+	*p = q
+	return whole
+}
+
+// expireFragments discards the incomplete datagrams whose time is up. The
+// reassembler has no timer of its own: deliver calls this for every
+// packet while datagrams are incomplete, and the memory they hold is
+// bounded by the budget in any case.
+func (s *Stack) expireFragments() {
+	if f := &s.frag; f.r != nil && f.r.Len() > 0 {
+		f.r.Expire(s.arrival())
+		s.syncFragCounters()
+	}
+}
+
+// syncFragCounters adds what the reassembler counted since the last call
+// to the stack's atomic counters.
+func (s *Stack) syncFragCounters() {
+	f := &s.frag
+	c := f.r.Counters()
+	ip := &s.ctr.IP
+	ip.ReasmReqds.add(c.ReasmReqds - f.seen.ReasmReqds)
+	ip.ReasmOKs.add(c.ReasmOKs - f.seen.ReasmOKs)
+	ip.ReasmFails.add(c.ReasmFails - f.seen.ReasmFails)
+	ip.ReasmTimeout.add(c.ReasmTimeout - f.seen.ReasmTimeout)
+	f.seen = c
+}
