@@ -67,6 +67,12 @@ type sender struct {
 
 	retransmits int // consecutive timeouts of the oldest segment
 
+	// orphanRetries counts retransmission timeouts and zero-window
+	// probes since the owner closed the connection (Release) or since
+	// the peer last acknowledged new data, whichever is later: the
+	// budget of Config.OrphanRetries.
+	orphanRetries int
+
 	// Persist timer (RFC 9293 3.8.6.1): probes sent into the present zero
 	// window, and those the peer left unanswered.
 	probes, unansweredProbes int
@@ -82,8 +88,8 @@ type receiver struct {
 	irs seqnum.Value // IRS
 	nxt seqnum.Value // RCV.NXT
 
-	buf  ring       // in-order bytes not yet read, then out-of-order ones at their offsets
-	ooo  reassembly // which out-of-order bytes are held
+	buf  ring       // in-order bytes not yet read (and a SYN's text, see synText)
+	ooo  reassembly // the bytes that arrived out of order (ooo.go)
 	fin  bool       // a FIN arrived out of order and waits at finSeq
 	fseq seqnum.Value
 
@@ -171,6 +177,9 @@ type Stats struct {
 	FastRetransmits       uint64
 	DupAcksIn             uint64
 	OutOfOrderSegs        uint64
+	OutOfOrderDropped     uint64 // out-of-order segments dropped: over OutOfOrderLimit, or too many islands
+	OutOfOrderPruned      uint64 // out-of-order bytes given back: by Prune, or to make room nearer RCV.NXT
+	OrphanResets          uint64 // resets after Config.OrphanRetries (Linux: TCPAbortOnTimeout of an orphan)
 	ChallengeACKs         uint64
 	ChallengeACKsLimited  uint64
 	ZeroWindowProbes      uint64

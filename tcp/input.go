@@ -455,6 +455,7 @@ func (c *Conn) ackAdvance(now time.Time, seg *Segment) {
 	if ack.GreaterThan(c.snd.bufStart) {
 		k := min(int(c.snd.bufStart.Size(ack)), c.snd.buf.len())
 		c.snd.buf.discard(k)
+		c.snd.buf.shrink() // all acknowledged: give a burst's buffer back
 		c.snd.bufStart = c.snd.bufStart.Add(seqnum.Size(k))
 		c.stats.BytesAcked += uint64(k)
 	}
@@ -485,6 +486,7 @@ func (c *Conn) ackAdvance(now time.Time, seg *Segment) {
 		c.rtt.rto = max(c.rtt.rto, 3*time.Second)
 	}
 	c.snd.retransmits = 0
+	c.snd.orphanRetries = 0 // progress: an orphan's budget starts again
 	c.rtt.backoff = 0
 
 	if c.cc != nil && c.state != SynSent && c.state != SynReceived {
@@ -652,25 +654,20 @@ func (c *Conn) receiveData(now time.Time, seg *Segment) {
 	}
 	c.rcv.ackPending = true
 	if off > 0 {
-		// Out of order: keep it at its place and send a duplicate ACK
-		// at once, which is what drives the peer's fast retransmit.
-		if !c.rcv.ooo.add(off, off+len(data)) {
-			c.rcv.ackNow = true
-			return
-		}
-		c.rcv.buf.writeAt(off, data)
-		c.stats.OutOfOrderSegs++
+		// Out of order: keep it for later (ooo.go) and send a duplicate
+		// ACK at once, which is what drives the peer's fast retransmit.
 		c.rcv.ackNow = true
+		c.receiveOutOfOrder(off, data)
 		return
 	}
-	c.rcv.buf.writeAt(0, data)
-	n := len(data)
+	n := c.rcv.buf.write(data)
 	hadHoles := !c.rcv.ooo.empty()
 	for k := n; k > 0; {
-		c.rcv.buf.commit(k)
 		c.rcv.nxt = c.rcv.nxt.Add(seqnum.Size(k))
 		c.stats.BytesReceived += uint64(k)
-		k = c.rcv.ooo.advance(k)
+		c.rcv.ooo.advance(k)
+		// Out-of-order bytes now at RCV.NXT join the in-order ones.
+		k = c.rcv.buf.write(c.rcv.ooo.front())
 	}
 	if hadHoles {
 		c.rcv.ackNow = true // a gap was (partly) filled: ACK at once

@@ -84,6 +84,9 @@ func (c *Conn) retransmissionTimeout(now time.Time) {
 	case !c.synAcked():
 		limit = c.cfg.synAckRetries()
 	}
+	if c.orphanExhausted(now) {
+		return
+	}
 	userTimedOut := c.cfg.UserTimeout > 0 && !c.snd.stalled.IsZero() && now.Sub(c.snd.stalled) >= c.cfg.UserTimeout
 	if c.snd.retransmits >= limit || userTimedOut {
 		cause := "retransmission limit"
@@ -103,6 +106,7 @@ func (c *Conn) retransmissionTimeout(now time.Time) {
 		return
 	}
 	c.snd.retransmits++
+	c.spendOrphanRetry()
 	c.rtt.backoff++ // RFC 6298 5.5
 	c.stats.Timeouts++
 	c.snd.rttTiming = false // Karn: no sample from what we resend
@@ -129,6 +133,34 @@ func (c *Conn) retransmissionTimeout(now time.Time) {
 	if !c.sendOneSegment(now) {
 		c.sendProbe(now)
 	}
+}
+
+// spendOrphanRetry counts one retransmission timeout or zero-window probe
+// against Config.OrphanRetries, once the owner has closed the connection.
+func (c *Conn) spendOrphanRetry() {
+	if c.released {
+		c.snd.orphanRetries++
+	}
+}
+
+// orphanExhausted ends an orphan (a connection its owner has closed, see
+// Release) that has spent Config.OrphanRetries timeouts and probes without
+// the peer acknowledging anything new, and reports whether it did. Nobody
+// waits for such a connection, so unlike a live one it is not kept open
+// while the peer answers zero-window probes but never reads (RFC 1122
+// 4.2.2.17 protects the application that still waits; an orphan has
+// none): RFC 1122 4.2.3.5 (R2) lets a TCP abort on excessive
+// retransmission, and Linux bounds orphans so with tcp_orphan_retries. The
+// peer gets a RST, as when the retransmission limit ends a connection,
+// and the buffers go with the TCB.
+func (c *Conn) orphanExhausted(now time.Time) bool {
+	if !c.released || c.snd.orphanRetries < c.cfg.orphanRetries() || !c.state.Synchronized() {
+		return false
+	}
+	c.stats.OrphanResets++
+	c.sendRST(now, c.snd.max)
+	c.abort(now, ErrTimedOut, "orphan retries")
+	return true
 }
 
 // armRTX (re)starts the retransmission timer one RTO from now (RFC 6298
@@ -192,6 +224,9 @@ func (c *Conn) persistTimeout(now time.Time) {
 		c.output(now)
 		return
 	}
+	if c.orphanExhausted(now) {
+		return
+	}
 	if c.snd.unansweredProbes >= c.cfg.maxRetransmits() {
 		// The peer stopped answering: RFC 1122 4.2.2.17 forbids giving
 		// up only "as long as the receiving TCP continues to send
@@ -202,6 +237,7 @@ func (c *Conn) persistTimeout(now time.Time) {
 	}
 	c.stats.ZeroWindowProbes++
 	c.snd.unansweredProbes++
+	c.spendOrphanRetry()
 	c.sendProbe(now)
 	// Back off like the retransmission timer (RFC 6298 5.5).
 	c.snd.probes++
