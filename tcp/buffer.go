@@ -1,5 +1,7 @@
 package tcp
 
+import "time"
+
 // ring is a byte ring buffer that grows on demand up to a limit, and gives
 // its memory back when it empties (shrink), so what a connection holds
 // follows the bytes it holds, not the most it ever held (issue 12).
@@ -8,6 +10,8 @@ type ring struct {
 	head  int // index of the first byte
 	n     int // bytes held, starting at head
 	limit int // the most the ring may ever hold
+
+	emptied time.Time // when the ring last became empty (armReclaim)
 }
 
 func (r *ring) len() int  { return r.n }
@@ -114,10 +118,9 @@ func (r *ring) discard(k int) {
 }
 
 // shrink gives the backing array back when the ring is empty and larger
-// than ringKeep. Called where a ring empties (data read, data
-// acknowledged), it frees a burst's buffers as soon as the burst is
-// consumed; a busy connection whose buffer never empties keeps its array.
-// The caller must hold no uncommitted bytes (writeAt) in the ring.
+// than ringKeep (the connection's reclaim timer calls it a while after the
+// ring emptied, armReclaim). The caller must hold no uncommitted bytes
+// (writeAt) in the ring.
 func (r *ring) shrink() {
 	if r.n == 0 && len(r.buf) > ringKeep {
 		r.buf = nil

@@ -113,6 +113,7 @@ type timers struct {
 	delack    time.Time // delayed ACK (RFC 9293 3.8.6.3)
 	keepalive time.Time // keep-alive (RFC 9293 3.8.4)
 	timewait  time.Time // 2MSL in TIME-WAIT, or the FIN-WAIT-2 timeout
+	reclaim   time.Time // give drained buffers back (reclaimIdle after one emptied)
 }
 
 // Conn is a transmission control block: one connection.

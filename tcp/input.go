@@ -455,11 +455,11 @@ func (c *Conn) ackAdvance(now time.Time, seg *Segment) {
 	if ack.GreaterThan(c.snd.bufStart) {
 		k := min(int(c.snd.bufStart.Size(ack)), c.snd.buf.len())
 		c.snd.buf.discard(k)
-		c.snd.buf.shrink() // all acknowledged: give a burst's buffer back
 		c.snd.bufStart = c.snd.bufStart.Add(seqnum.Size(k))
 		c.stats.BytesAcked += uint64(k)
 	}
 	c.snd.una = ack
+	c.armReclaim(now)
 	c.snd.stalled = now // progress: USER TIMEOUT counts afresh
 	if c.snd.nxt.LessThan(ack) {
 		c.snd.nxt = ack // after a timeout moved SND.NXT back

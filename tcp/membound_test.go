@@ -183,8 +183,9 @@ func TestBuffersGivenBackWhenDrained(t *testing.T) {
 	if m := tc.c.rcv.buf.size(); m < 50000 {
 		t.Fatalf("receive ring %d bytes while holding 50000", m)
 	}
-	// ... and is given back once read.
+	// ... and is given back once read and quiet for reclaimIdle.
 	tc.wantRead("the burst", data)
+	tc.advance(reclaimIdle)
 	if m := tc.c.rcv.buf.size(); m > ringKeep {
 		t.Fatalf("drained receive ring holds %d bytes, want at most %d", m, ringKeep)
 	}
@@ -202,11 +203,38 @@ func TestBuffersGivenBackWhenDrained(t *testing.T) {
 	if u := tc.c.Unacked(); u != 0 {
 		t.Fatalf("%d bytes still unacknowledged", u)
 	}
+	if m := tc.c.snd.buf.size(); m < 50000 {
+		t.Fatalf("acknowledged send buffer holds %d bytes at once: a busy connection would allocate it again and again", m)
+	}
+	tc.advance(reclaimIdle)
 	if m := tc.c.snd.buf.size(); m > ringKeep {
 		t.Fatalf("acknowledged send buffer holds %d bytes, want at most %d", m, ringKeep)
 	}
 	if m := tc.c.BufferMemory(); m > 2*ringKeep {
 		t.Fatalf("drained connection holds %d bytes of buffers", m)
+	}
+	tc.wantNoDeadline("buffers given back: no timer left")
+}
+
+func TestBusyBufferKept(t *testing.T) {
+	// A ring that empties and fills again within reclaimIdle keeps its
+	// array: giving it back at every empty moment would make a busy
+	// connection allocate its way back up each time.
+	tc := newEstablishedMSS(t, 1000, withNoDelay, func(c *Config) { c.ReceiveBufferSize = 60000 })
+	data := payload(20000, 0)
+	seq := irs + 1
+	for round := range 10 {
+		for off := 0; off < len(data); off += 1000 {
+			tc.in(seg{flags: A, seq: seq, ack: iss + 1, data: data[off : off+1000]})
+			seq += 1000
+		}
+		size := tc.c.rcv.buf.size()
+		tc.wantRead("a burst", data)
+		tc.drain()
+		tc.advance(reclaimIdle / 4)
+		if round > 0 && tc.c.rcv.buf.size() != size {
+			t.Fatalf("round %d: ring %d bytes, then %d: given back while busy", round, size, tc.c.rcv.buf.size())
+		}
 	}
 }
 

@@ -234,7 +234,8 @@ func (c *Conn) receiveOutOfOrder(off int, data []byte) {
 }
 
 // Prune gives back the memory of the out-of-order data the connection
-// holds and reports how many bytes it dropped: what a stack calls under
+// holds, and the arrays of its empty rings, and reports how many
+// out-of-order bytes it dropped: what a stack calls under
 // memory pressure, as Linux's tcp_prune_queue drops the out-of-order queue
 // first. Only data never acknowledged goes: RCV.NXT and everything before
 // it stay, and so does the window we advertised (its right edge never
@@ -244,6 +245,7 @@ func (c *Conn) receiveOutOfOrder(off int, data []byte) {
 // receiver discard it, and the sender keeps it until it is cumulatively
 // acknowledged. Our next ACKs stop reporting those blocks.
 func (c *Conn) Prune() int {
+	c.reclaimBuffers() // and rings that are empty need not wait for the timer
 	n := c.rcv.ooo.clear()
 	c.stats.OutOfOrderPruned += uint64(n)
 	return n

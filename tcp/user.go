@@ -120,7 +120,7 @@ func (c *Conn) Read(now time.Time, p []byte) (int, error) {
 		if c.rcv.buf.len() == 0 && (c.state == TimeWait || c.state == Closed) {
 			c.rcv.buf.release() // kept only for this read (see setState)
 		}
-		c.rcv.buf.shrink() // all read: give a burst's buffer back
+		c.armReclaim(now)
 		c.afterRead(now)
 		return n, nil
 	}
@@ -257,9 +257,7 @@ func (c *Conn) Release(now time.Time, abort bool) {
 func (c *Conn) CloseRead(now time.Time) {
 	c.readShut = true
 	c.rcv.buf.discard(c.rcv.buf.len())
-	if c.rcv.synText == 0 { // a SYN's text waits uncommitted in the ring
-		c.rcv.buf.shrink()
-	}
+	c.armReclaim(now)
 	c.afterRead(now)
 }
 
