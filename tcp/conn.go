@@ -251,6 +251,7 @@ func (c *Conn) setState(now time.Time, to State, cause string) {
 		}
 		c.rcv.ooo = reassembly{}
 		c.scratch = nil
+		c.out.Payload = nil // it may point into the send buffer
 		c.tm = timers{timewait: c.tm.timewait}
 		if to == Closed {
 			c.tm = timers{}

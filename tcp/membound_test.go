@@ -213,6 +213,9 @@ func TestBuffersGivenBackWhenDrained(t *testing.T) {
 	if m := tc.c.BufferMemory(); m > 2*ringKeep {
 		t.Fatalf("drained connection holds %d bytes of buffers", m)
 	}
+	if tc.c.out.Payload != nil {
+		t.Fatal("the last segment sent still points into the send buffer's array")
+	}
 	tc.wantNoDeadline("buffers given back: no timer left")
 }
 

@@ -125,6 +125,10 @@ func (c *Conn) reclaimRing(r *ring) {
 		return // a SYN's text waits uncommitted in the ring
 	}
 	r.shrink()
+	if r.size() == 0 {
+		// The last segment sent may still point into the array.
+		c.out.Payload = nil
+	}
 }
 
 // retransmissionTimeout is RFC 9293 3.10.8 "RETRANSMISSION TIMEOUT" with

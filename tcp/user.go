@@ -316,6 +316,8 @@ type Info struct {
 	SndNxt      seqnum.Value
 	RcvNxt      seqnum.Value
 	Backoff     int // consecutive retransmission timeouts
+	OutOfOrder  int // bytes held that arrived out of order
+	Memory      int // bytes the buffers hold: both rings' arrays and the out-of-order data (BufferMemory)
 	Stats
 }
 
@@ -343,6 +345,8 @@ func (c *Conn) Info() Info {
 		SndNxt:     c.snd.nxt,
 		RcvNxt:     c.rcv.nxt,
 		Backoff:    c.snd.retransmits,
+		OutOfOrder: c.rcv.ooo.bytes(),
+		Memory:     c.BufferMemory(),
 		Stats:      c.stats,
 	}
 	if c.cc != nil {
