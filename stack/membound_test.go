@@ -235,3 +235,56 @@ func TestOrphanNeverReadingPeerReset(t *testing.T) {
 		}
 	})
 }
+
+// Over Options.MaxOrphans, the oldest orphan is reset and counted (Linux's
+// tcp_max_orphans, "too many orphaned sockets").
+func TestMaxOrphansResetsOldest(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRawPeer(t)
+		r.s.opts.MaxOrphans = 2
+		l, err := r.s.ListenTCP(netip.AddrPortFrom(addrA, 80), 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var conns []*TCPConn
+		for i := range 3 {
+			r.openRaw(uint16(5000+i), 1000)
+			c, err := l.AcceptTCP()
+			if err != nil {
+				t.Fatal(err)
+			}
+			conns = append(conns, c)
+			// The peer acknowledges nothing: closed with data and FIN
+			// outstanding, the connection lives on in FIN-WAIT-1.
+			c.Write([]byte("unacknowledged"))
+			c.Close()
+			synctest.Wait()
+			if i < 2 {
+				r.drain()
+			}
+		}
+		var rst bool
+		for {
+			p := r.recv()
+			if p == nil {
+				break
+			}
+			h, _, err := wire.ParseTCP(p.Payload, p.Src, p.Dst, true)
+			if err == nil && h.Flags&wire.RST != 0 && h.DstPort == 5000 {
+				rst = true
+			}
+		}
+		if !rst {
+			t.Error("the oldest orphan was not reset")
+		}
+		if got := r.s.Counters().TCP.TCPAbortOnMemory; got != 1 {
+			t.Errorf("TCPAbortOnMemory %d, want 1", got)
+		}
+		want := []tcp.State{tcp.Closed, tcp.FinWait1, tcp.FinWait1}
+		for i, c := range conns {
+			if st := c.State(); st != want[i] {
+				t.Errorf("connection %d: %v, want %v", i, st, want[i])
+			}
+		}
+	})
+}
