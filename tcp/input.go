@@ -662,13 +662,10 @@ func (c *Conn) receiveData(now time.Time, seg *Segment) {
 	}
 	n := c.rcv.buf.write(data)
 	hadHoles := !c.rcv.ooo.empty()
-	for k := n; k > 0; {
-		c.rcv.nxt = c.rcv.nxt.Add(seqnum.Size(k))
-		c.stats.BytesReceived += uint64(k)
-		c.rcv.ooo.advance(k)
-		// Out-of-order bytes now at RCV.NXT join the in-order ones.
-		k = c.rcv.buf.write(c.rcv.ooo.front())
-	}
+	// Out-of-order bytes now at RCV.NXT join the in-order ones.
+	k := n + c.rcv.ooo.deliver(n, &c.rcv.buf)
+	c.rcv.nxt = c.rcv.nxt.Add(seqnum.Size(k))
+	c.stats.BytesReceived += uint64(k)
 	if hadHoles {
 		c.rcv.ackNow = true // a gap was (partly) filled: ACK at once
 	}

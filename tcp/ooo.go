@@ -11,11 +11,11 @@ import "slices"
 // (Config.OutOfOrderLimit) and can be given back at any time (Conn.Prune),
 // as Linux bounds and prunes its out-of-order queue (tcp_prune_ofo_queue).
 
-// span is a range [start, end) of sequence-space offsets from RCV.NXT
+// span is a range [start, end) of stream offsets (see reassembly.base)
 // holding out-of-order data.
 type span struct{ start, end int }
 
-// oooChunk is bytes received out of order, at offset off from RCV.NXT.
+// oooChunk is bytes received out of order, at stream offset off.
 type oooChunk struct {
 	off  int
 	data []byte
@@ -31,9 +31,13 @@ const oooChunkOverhead = 64
 func chunkCost(n int) int { return n + oooChunkOverhead }
 
 // reassembly holds the bytes beyond RCV.NXT that have arrived out of
-// order, as sorted, disjoint chunks, and the islands they form.
+// order, as sorted, disjoint chunks, and the islands they form. Positions
+// are stream offsets: bytes counted from an origin that stays put while
+// RCV.NXT moves (base is RCV.NXT's), so taking in-order data never shifts
+// what is held.
 type reassembly struct {
-	chunks []oooChunk // sorted by off, disjoint
+	base   int        // stream offset of RCV.NXT
+	chunks []oooChunk // sorted by off, disjoint, all beyond base
 	spans  []span     // the islands: chunks merged where they touch; sorted, disjoint, non-adjacent
 	last   span       // the most recently received range, whose island goes first in SACK (RFC 2018 section 4)
 	cost   int        // sum of the chunks' costs
@@ -53,7 +57,21 @@ const (
 	oooOverLimit                  // dropped: no room under the byte limit
 )
 
-// add keeps the bytes of data, which lie at offset off from RCV.NXT, that
+// find returns the index of the first chunk that ends after pos.
+func (q *reassembly) find(pos int) int {
+	lo, hi := 0, len(q.chunks)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if ch := q.chunks[m]; ch.off+len(ch.data) <= pos {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return lo
+}
+
+// add keeps the bytes of data, which lie off bytes beyond RCV.NXT, that
 // are not held yet. limit bounds the total cost. When the new bytes do not
 // fit, chunks lying beyond them are dropped first to make room (data
 // nearer RCV.NXT is worth more: it is what fills the next hole; Linux's
@@ -62,7 +80,7 @@ const (
 // ever acknowledged: RFC 2018 section 8 lets a receiver discard data it
 // has SACKed, and the sender keeps it until it is cumulatively ACKed.
 func (q *reassembly) add(off int, data []byte, limit int) (oooResult, int) {
-	start, end := off, off+len(data)
+	start, end := q.base+off, q.base+off+len(data)
 	// Would it make a new island?
 	i := 0
 	for i < len(q.spans) && q.spans[i].end < start {
@@ -78,20 +96,17 @@ func (q *reassembly) add(off int, data []byte, limit int) (oooResult, int) {
 		q.dropLast()
 	}
 	if q.cost+need > limit {
-		q.rebuild()
+		q.tidy()
 		return oooOverLimit, pruned
 	}
 	// Copy in the parts of [start, end) that no chunk holds yet.
-	j := 0
-	pos := start
-	for pos < end {
-		for j < len(q.chunks) && q.chunks[j].off+len(q.chunks[j].data) <= pos {
-			j++
-		}
+	j := q.find(start)
+	for pos := start; pos < end; {
 		gapEnd := end
 		if j < len(q.chunks) {
 			if q.chunks[j].off <= pos {
 				pos = q.chunks[j].off + len(q.chunks[j].data) // held already
+				j++
 				continue
 			}
 			gapEnd = min(end, q.chunks[j].off)
@@ -105,8 +120,28 @@ func (q *reassembly) add(off int, data []byte, limit int) (oooResult, int) {
 		pos = gapEnd
 	}
 	q.last = span{start, end}
-	q.rebuild()
+	q.addSpan(start, end)
 	return oooStored, pruned
+}
+
+// addSpan merges [start, end), now held whole, into the islands.
+func (q *reassembly) addSpan(start, end int) {
+	i := 0
+	for i < len(q.spans) && q.spans[i].end < start {
+		i++
+	}
+	j := i
+	for j < len(q.spans) && q.spans[j].start <= end {
+		start = min(start, q.spans[j].start)
+		end = max(end, q.spans[j].end)
+		j++
+	}
+	if i == j {
+		q.spans = slices.Insert(q.spans, i, span{start, end})
+		return
+	}
+	q.spans[i] = span{start, end}
+	q.spans = slices.Delete(q.spans, i+1, j)
 }
 
 // newCost is what storing [start, end) would add: the bytes no chunk holds
@@ -114,18 +149,14 @@ func (q *reassembly) add(off int, data []byte, limit int) (oooResult, int) {
 func (q *reassembly) newCost(start, end int) int {
 	cost := 0
 	pos := start
-	for _, ch := range q.chunks {
-		chEnd := ch.off + len(ch.data)
-		if chEnd <= pos {
-			continue
-		}
+	for _, ch := range q.chunks[q.find(start):] {
 		if ch.off >= end {
 			break
 		}
 		if ch.off > pos {
 			cost += chunkCost(ch.off - pos)
 		}
-		pos = chEnd
+		pos = ch.off + len(ch.data)
 		if pos >= end {
 			return cost
 		}
@@ -136,70 +167,74 @@ func (q *reassembly) newCost(start, end int) int {
 	return cost
 }
 
+// dropLast drops the farthest chunk, which ends the last island.
 func (q *reassembly) dropLast() {
 	n := len(q.chunks) - 1
-	q.cost -= q.chunks[n].cost
+	ch := q.chunks[n]
+	q.cost -= ch.cost
 	q.chunks[n] = oooChunk{}
 	q.chunks = q.chunks[:n]
+	// Chunks within an island touch, so the island loses its tail.
+	k := len(q.spans) - 1
+	if q.spans[k].start >= ch.off {
+		q.spans = q.spans[:k]
+	} else {
+		q.spans[k].end = ch.off
+	}
 }
 
-// rebuild derives the islands from the chunks.
-func (q *reassembly) rebuild() {
-	q.spans = q.spans[:0]
-	for _, ch := range q.chunks {
-		end := ch.off + len(ch.data)
-		if n := len(q.spans); n > 0 && q.spans[n-1].end == ch.off {
-			q.spans[n-1].end = end
-			continue
-		}
-		q.spans = append(q.spans, span{ch.off, end})
-	}
+// deliver is called when RCV.NXT has moved k bytes forward: what is held
+// now before RCV.NXT is forgotten, and the chunks that continue the
+// in-order data are written into r and leave. It returns how many bytes
+// they added, by which RCV.NXT moves on too.
+func (q *reassembly) deliver(k int, r *ring) int {
+	q.base += k
 	if len(q.chunks) == 0 {
-		// Give the lists back: an idle connection holds no
-		// reassembly memory.
+		return 0
+	}
+	total := 0
+	i := q.find(q.base) // chunks before i lie wholly before RCV.NXT
+	for ; i < len(q.chunks) && q.chunks[i].off <= q.base; i++ {
+		ch := q.chunks[i]
+		p := ch.data[q.base-ch.off:]
+		w := r.write(p)
+		total += w
+		q.base += w
+		if w < len(p) {
+			break // no room (cannot happen: it was in the window); the rest stays
+		}
+	}
+	for _, ch := range q.chunks[:i] {
+		q.cost -= ch.cost
+	}
+	q.chunks = slices.Delete(q.chunks, 0, i)
+	if len(q.chunks) > 0 && q.chunks[0].off < q.base {
+		d := q.base - q.chunks[0].off
+		q.chunks[0].data = q.chunks[0].data[d:]
+		q.chunks[0].off = q.base
+	}
+	i = 0
+	for i < len(q.spans) && q.spans[i].end <= q.base {
+		i++
+	}
+	q.spans = slices.Delete(q.spans, 0, i)
+	if len(q.spans) > 0 && q.spans[0].start < q.base {
+		q.spans[0].start = q.base
+	}
+	q.tidy()
+	return total
+}
+
+// tidy gives the lists back when nothing is held: an idle connection
+// holds no reassembly memory.
+func (q *reassembly) tidy() {
+	if len(q.chunks) == 0 {
 		q.chunks, q.spans = nil, nil
 	}
 }
 
-// advance shifts every offset down by k bytes (RCV.NXT moved forward by k),
-// forgetting what now lies before RCV.NXT.
-func (q *reassembly) advance(k int) {
-	if len(q.chunks) == 0 {
-		return
-	}
-	drop := 0
-	for i := range q.chunks {
-		ch := &q.chunks[i]
-		ch.off -= k
-		if ch.off+len(ch.data) <= 0 {
-			drop++
-			continue
-		}
-		if ch.off < 0 {
-			ch.data = ch.data[-ch.off:]
-			ch.off = 0
-		}
-	}
-	for i := range drop {
-		q.cost -= q.chunks[i].cost
-	}
-	q.chunks = slices.Delete(q.chunks, 0, drop)
-	q.last.start -= k
-	q.last.end -= k
-	q.rebuild()
-}
-
-// front removes and returns the chunk at offset 0, now in order, or nil.
-func (q *reassembly) front() []byte {
-	if len(q.chunks) == 0 || q.chunks[0].off != 0 {
-		return nil
-	}
-	b := q.chunks[0].data
-	q.cost -= q.chunks[0].cost
-	q.chunks = slices.Delete(q.chunks, 0, 1)
-	q.rebuild()
-	return b
-}
+// rel returns s as offsets from RCV.NXT.
+func (q *reassembly) rel(s span) span { return span{s.start - q.base, s.end - q.base} }
 
 // bytes is how many out-of-order bytes are held.
 func (q *reassembly) bytes() int {
@@ -210,10 +245,10 @@ func (q *reassembly) bytes() int {
 	return n
 }
 
-// clear drops everything and reports how many bytes that was.
+// clear drops everything held and reports how many bytes that was.
 func (q *reassembly) clear() int {
 	n := q.bytes()
-	*q = reassembly{}
+	*q = reassembly{base: q.base}
 	return n
 }
 
