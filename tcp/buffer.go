@@ -3,8 +3,9 @@ package tcp
 import "time"
 
 // ring is a byte ring buffer that grows on demand up to a limit, and gives
-// its memory back when it empties (shrink), so what a connection holds
-// follows the bytes it holds, not the most it ever held (issue 12).
+// its memory back once it has stayed empty a while (shrink, called by the
+// connection's reclaim timer), so what a connection holds follows the
+// bytes it holds, not the most it ever held (issue 12).
 type ring struct {
 	buf   []byte
 	head  int // index of the first byte

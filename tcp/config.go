@@ -82,7 +82,9 @@ type Config struct {
 
 	// SendBufferSize and ReceiveBufferSize bound the bytes buffered in each
 	// direction; the receive buffer is the most window we ever advertise.
-	// Default 1 MiB each. Memory is taken as it is used, not up front.
+	// Default 1 MiB each. Memory is taken as it is used, not up front,
+	// and a buffer that has stayed empty for a second is given back (one
+	// of 4 KiB or less is kept for reuse).
 	SendBufferSize    int
 	ReceiveBufferSize int
 

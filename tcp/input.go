@@ -671,6 +671,7 @@ func (c *Conn) receiveData(now time.Time, seg *Segment) {
 	}
 	if c.readShut {
 		c.rcv.buf.discard(c.rcv.buf.len())
+		c.armReclaim(now)
 	}
 	// At least every second full-sized segment is acknowledged at once.
 	if n >= c.mss {
