@@ -145,6 +145,7 @@ func (s *Stack) remove(tc *TCPConn) {
 		return
 	}
 	tc.removed = true
+	s.forgetOrphan(tc)
 	if s.conns[tc.id] == tc {
 		delete(s.conns, tc.id)
 	}
@@ -287,6 +288,7 @@ func (tc *TCPConn) Close() error {
 	now := s.clock.Now()
 	tc.tcb.Release(now, tc.linger == 0)
 	s.settle(tc, now)
+	s.noteOrphan(tc, now)
 	if tc.rwait+tc.wwait+tc.owait > 0 {
 		tc.gate.Broadcast()
 	}

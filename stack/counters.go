@@ -77,6 +77,7 @@ type TCPCounters struct {
 	SynRateLimited    uint64 // SYNs dropped by Options.SynRateLimit
 	TCPTimeWaitReopen uint64 // SYNs that reopened a 4-tuple in TIME-WAIT (RFC 6191)
 	TCPTimeWaitReuse  uint64 // active opens that took over a 4-tuple in TIME-WAIT (Options.TimeWaitReuse)
+	TCPAbortOnMemory  uint64 // orphans reset because there were more than Options.MaxOrphans
 }
 
 // ctr64 is one counter, updated atomically so Counters needs no lock.
@@ -103,6 +104,7 @@ type counters struct {
 		ListenOverflows, ListenDrops                                     ctr64
 		SyncookiesSent, SyncookiesRecv, SyncookiesFailed, SynRateLimited ctr64
 		TCPTimeWaitReopen, TCPTimeWaitReuse                              ctr64
+		TCPAbortOnMemory                                                 ctr64
 	}
 	EventsDropped ctr64
 	Drops         [tcp.NumDropReasons]ctr64

@@ -101,6 +101,14 @@ type Options struct {
 	// Listen (ListenTCP takes its own). Default 128.
 	ListenBacklog int
 
+	// MaxOrphans bounds the connections closed by their owners that the
+	// stack still finishes (FIN-WAIT-1, FIN-WAIT-2, CLOSING, LAST-ACK),
+	// each holding its unsent data; over it the oldest are reset and
+	// counted in TCPAbortOnMemory (Linux's tcp_max_orphans, "too many
+	// orphaned sockets"). Default 65536. Each orphan also ends on its own
+	// after TCP.OrphanRetries.
+	MaxOrphans int
+
 	// TTL is the IPv4 TTL and IPv6 hop limit of what we send. Default 64.
 	TTL uint8
 
@@ -203,6 +211,7 @@ type Stack struct {
 	closedRx uint64 // retransmissions of connections gone from the table
 	syn      synDefence
 	frag     fragState // IP reassembly (reasm.go)
+	orph     orphans   // connections closed by their owners, still finishing (orphans.go)
 
 	ctr counters
 }

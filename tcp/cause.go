@@ -36,6 +36,7 @@ const (
 	UserTimeout       // USER TIMEOUT (RFC 9293 3.8.3, RFC 5482)
 	KeepAliveTimeout  // keep-alive probes unanswered (RFC 9293 3.8.4)
 	ReusedByConnect   // a TIME-WAIT entry taken over by a new CONNECT on the same tuple
+	OrphanRetries     // a closed connection's retries ran out (Config.OrphanRetries, Linux's tcp_orphan_retries)
 
 	numCauses
 )
@@ -62,6 +63,7 @@ var causeText = [numCauses]string{
 	UserTimeout:        "user timeout",
 	KeepAliveTimeout:   "keep-alive timeout",
 	ReusedByConnect:    "reused by CONNECT",
+	OrphanRetries:      "orphan retries",
 }
 
 // String returns the cause in the words a person reads: "rcv SYN,ACK",

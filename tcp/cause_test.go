@@ -30,6 +30,7 @@ func TestCauseString(t *testing.T) {
 		UserTimeout:        "user timeout",
 		KeepAliveTimeout:   "keep-alive timeout",
 		ReusedByConnect:    "reused by CONNECT",
+		OrphanRetries:      "orphan retries",
 	}
 	if len(want) != int(numCauses) {
 		t.Fatalf("the table names %d causes, there are %d", len(want), numCauses)

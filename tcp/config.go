@@ -68,7 +68,11 @@ const (
 	MinPMTUv6 = 1280
 	// minPMTUv4 is the smallest MTU every IPv4 link has (RFC 791 section
 	// 3.2): MinPMTU is never taken below it.
-	minPMTUv4 = 68
+	minPMTUv4            = 68
+	DefaultOrphanRetries = 8
+	// DefaultOutOfOrderLimitMin is the least out-of-order memory a
+	// connection may hold by default, whatever its receive buffer.
+	DefaultOutOfOrderLimitMin = 64 << 10
 )
 
 // Config holds what a connection needs to know about its stack. The zero
@@ -85,9 +89,32 @@ type Config struct {
 
 	// SendBufferSize and ReceiveBufferSize bound the bytes buffered in each
 	// direction; the receive buffer is the most window we ever advertise.
-	// Default 1 MiB each. Memory is taken as it is used, not up front.
+	// Default 1 MiB each. Memory is taken as it is used, not up front,
+	// and a buffer that has stayed empty for a second is given back (one
+	// of 4 KiB or less is kept for reuse).
 	SendBufferSize    int
 	ReceiveBufferSize int
+
+	// OutOfOrderLimit bounds the memory one connection spends on data
+	// that arrived out of order, counted as the bytes held plus 64 bytes
+	// of bookkeeping per stored piece (so a flood of tiny segments costs
+	// what it costs). Over it, new out-of-order data is dropped
+	// unacknowledged, after data further from RCV.NXT has been dropped to
+	// make room (as Linux prunes its out-of-order queue from the far end).
+	// Default half the receive buffer, but at least 64 KiB.
+	OutOfOrderLimit int
+
+	// OrphanRetries is how many retransmission timeouts and zero-window
+	// probes in a row a connection may spend, without the peer
+	// acknowledging anything new, after its owner has closed it
+	// (Conn.Release): nobody is left to wait for it, so it is reset then,
+	// as Linux does with tcp_orphan_retries (whose 0 means 8). RFC 1122
+	// 4.2.3.5 (R2) lets a TCP abort on excessive retransmission; RFC 1122
+	// 4.2.2.17 asks to keep probing a zero window only "as long as the
+	// receiving TCP continues to send acknowledgments", which an orphan
+	// bounds so that a peer that never reads cannot hold its memory
+	// forever. Default 8.
+	OrphanRetries int
 
 	// MSL is the maximum segment lifetime; TIME-WAIT lasts 2*MSL
 	// (RFC 9293 section 3.4.2). Default 30 s, so TIME-WAIT is 60 s, as Linux.
@@ -183,6 +210,8 @@ func (c Config) WithDefaults() Config {
 	c.KeepAliveIdle, c.KeepAliveInterval, c.KeepAliveCount = c.keepAliveIdle(), c.keepAliveInterval(), c.keepAliveCount()
 	c.FinWait2Timeout = c.finWait2Timeout()
 	c.MinPMTU = c.minPMTU()
+	c.OutOfOrderLimit = c.outOfOrderLimit()
+	c.OrphanRetries = c.orphanRetries()
 	return c
 }
 
@@ -205,6 +234,14 @@ func (c *Config) sendBufferSize() int {
 
 func (c *Config) receiveBufferSize() int {
 	return configDefault(c.ReceiveBufferSize, DefaultBufferSize)
+}
+
+func (c *Config) outOfOrderLimit() int {
+	return configDefault(c.OutOfOrderLimit, max(c.receiveBufferSize()/2, DefaultOutOfOrderLimitMin))
+}
+
+func (c *Config) orphanRetries() int {
+	return configDefault(c.OrphanRetries, DefaultOrphanRetries)
 }
 
 func (c *Config) msl() time.Duration {

@@ -22,6 +22,8 @@ func TestConfigDefaults(t *testing.T) {
 	tests := []acc{
 		{"SendBufferSize", func(c *Config) any { return c.sendBufferSize() }, func(c *Config) { c.SendBufferSize = 4096 }, 1 << 20, 4096},
 		{"ReceiveBufferSize", func(c *Config) any { return c.receiveBufferSize() }, func(c *Config) { c.ReceiveBufferSize = 4096 }, 1 << 20, 4096},
+		{"OutOfOrderLimit", func(c *Config) any { return c.outOfOrderLimit() }, func(c *Config) { c.OutOfOrderLimit = 4096 }, 1 << 19, 4096},
+		{"OrphanRetries", func(c *Config) any { return c.orphanRetries() }, func(c *Config) { c.OrphanRetries = 2 }, 8, 2},
 		{"MSL", func(c *Config) any { return c.msl() }, func(c *Config) { c.MSL = time.Second }, 30 * time.Second, time.Second},
 		{"InitialRTO", func(c *Config) any { return c.initialRTO() }, func(c *Config) { c.InitialRTO = 3 * time.Second }, time.Second, 3 * time.Second},
 		{"MinRTO", func(c *Config) any { return c.minRTO() }, func(c *Config) { c.MinRTO = time.Second }, 200 * time.Millisecond, time.Second},

@@ -80,6 +80,11 @@ type sender struct {
 	// (rttEstimator.tsSample).
 	rtxTSVal   uint32
 	rtxStamped bool
+	// orphanRetries counts retransmission timeouts and zero-window
+	// probes since the owner closed the connection (Release) or since
+	// the peer last acknowledged new data, whichever is later: the
+	// budget of Config.OrphanRetries.
+	orphanRetries int
 
 	// Persist timer (RFC 9293 3.8.6.1): probes sent into the present zero
 	// window, and those the peer left unanswered.
@@ -96,8 +101,8 @@ type receiver struct {
 	irs seqnum.Value // IRS
 	nxt seqnum.Value // RCV.NXT
 
-	buf  ring       // in-order bytes not yet read, then out-of-order ones at their offsets
-	ooo  reassembly // which out-of-order bytes are held
+	buf  ring       // in-order bytes not yet read (and a SYN's text, see synText)
+	ooo  reassembly // the bytes that arrived out of order (ooo.go)
 	fin  bool       // a FIN arrived out of order and waits at finSeq
 	fseq seqnum.Value
 
@@ -121,6 +126,7 @@ type timers struct {
 	delack    time.Time // delayed ACK (RFC 9293 3.8.6.3)
 	keepalive time.Time // keep-alive (RFC 9293 3.8.4)
 	timewait  time.Time // 2MSL in TIME-WAIT, or the FIN-WAIT-2 timeout
+	reclaim   time.Time // give drained buffers back (reclaimIdle after one emptied)
 }
 
 // Conn is a transmission control block: one connection.
@@ -185,6 +191,9 @@ type Stats struct {
 	FastRetransmits       uint64
 	DupAcksIn             uint64
 	OutOfOrderSegs        uint64
+	OutOfOrderDropped     uint64 // out-of-order segments dropped: over OutOfOrderLimit, or too many islands
+	OutOfOrderPruned      uint64 // out-of-order bytes given back: by Prune, or to make room nearer RCV.NXT
+	OrphanResets          uint64 // resets after Config.OrphanRetries (Linux: TCPAbortOnTimeout of an orphan)
 	ChallengeACKs         uint64
 	ChallengeACKsLimited  uint64
 	ZeroWindowProbes      uint64
@@ -259,6 +268,7 @@ func (c *Conn) setState(now time.Time, to State, cause Cause) {
 		}
 		c.rcv.ooo = reassembly{}
 		c.scratch = nil
+		c.out.Payload = nil // it may point into the send buffer
 		c.tm = timers{timewait: c.tm.timewait}
 		if to == Closed {
 			c.tm = timers{}

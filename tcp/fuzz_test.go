@@ -2,6 +2,7 @@ package tcp
 
 import (
 	"encoding/binary"
+	"slices"
 	"testing"
 	"time"
 
@@ -45,6 +46,9 @@ func FuzzConn(f *testing.F) {
 		if o&16 != 0 {
 			mods = append(mods, func(c *Config) { c.UserTimeout = 5 * time.Second })
 		}
+		if o&32 != 0 {
+			mods = append(mods, func(c *Config) { c.OutOfOrderLimit = 600 })
+		}
 		tc := fuzzFixtures[int(in[0])%len(fuzzFixtures)](t, mods...)
 		tc.drain()
 		checkInvariants(t, tc)
@@ -75,6 +79,9 @@ func FuzzConn(f *testing.F) {
 			case 5:
 				tc.c.Write(tc.now, buf[:int(s[1])*16])
 			case 6:
+				if s[2]&1 != 0 {
+					tc.c.Prune() // memory pressure
+				}
 				tc.c.Read(tc.now, buf[:int(s[1])*16])
 			case 7:
 				switch s[1] % 8 {
@@ -121,9 +128,37 @@ func checkInvariants(t *testing.T, tc *tconn) {
 		t.Fatalf("%d out-of-order spans", len(c.rcv.ooo.spans))
 	}
 	for _, sp := range c.rcv.ooo.spans {
+		sp = c.rcv.ooo.rel(sp)
 		if sp.start <= 0 || sp.end <= sp.start || sp.end > c.cfg.ReceiveBufferSize {
 			t.Fatalf("bad out-of-order span %+v", sp)
 		}
+	}
+	// Out-of-order data: sorted, disjoint chunks beyond RCV.NXT, within
+	// the limit, and the islands SACK reports are exactly theirs.
+	cost, prev, held := 0, 0, 0
+	for _, ch := range c.rcv.ooo.chunks {
+		if ch.off <= c.rcv.ooo.base || ch.off < prev || len(ch.data) == 0 {
+			t.Fatalf("bad out-of-order chunk at %d (%d bytes) after %d", ch.off, len(ch.data), prev)
+		}
+		prev = ch.off + len(ch.data)
+		cost += ch.cost
+		held += len(ch.data)
+	}
+	// The islands are the chunks merged where they touch.
+	var islands []span
+	for _, ch := range c.rcv.ooo.chunks {
+		if n := len(islands); n > 0 && islands[n-1].end == ch.off {
+			islands[n-1].end = ch.off + len(ch.data)
+		} else {
+			islands = append(islands, span{ch.off, ch.off + len(ch.data)})
+		}
+	}
+	if !slices.Equal(islands, c.rcv.ooo.spans) {
+		t.Fatalf("islands %v, chunks make %v", c.rcv.ooo.spans, islands)
+	}
+	if cost != c.rcv.ooo.cost || cost > c.cfg.outOfOrderLimit() || held != c.rcv.ooo.bytes() {
+		t.Fatalf("out-of-order cost %d (counted %d, limit %d), %d bytes in chunks, %d in spans",
+			cost, c.rcv.ooo.cost, c.cfg.outOfOrderLimit(), held, c.rcv.ooo.bytes())
 	}
 	if dl := c.Deadline(); !dl.IsZero() && dl.Before(tc.now) {
 		t.Fatalf("state %v: deadline %v in the past", c.state, tc.now.Sub(dl))

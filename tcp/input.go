@@ -439,6 +439,7 @@ func (c *Conn) ackAdvance(now time.Time, seg *Segment) {
 		c.stats.BytesAcked += uint64(k)
 	}
 	c.snd.una = ack
+	c.armReclaim(now)
 	c.snd.stalled = now // progress: USER TIMEOUT counts afresh
 	if c.snd.nxt.LessThan(ack) {
 		c.snd.nxt = ack // after a timeout moved SND.NXT back
@@ -461,6 +462,7 @@ func (c *Conn) ackAdvance(now time.Time, seg *Segment) {
 		c.rtt.rto = max(c.rtt.rto, 3*time.Second)
 	}
 	c.snd.retransmits = 0
+	c.snd.orphanRetries = 0 // progress: an orphan's budget starts again
 	c.rtt.backoff = 0
 
 	if c.cc != nil && c.state != SynSent && c.state != SynReceived {
@@ -628,31 +630,24 @@ func (c *Conn) receiveData(now time.Time, seg *Segment) {
 	}
 	c.rcv.ackPending = true
 	if off > 0 {
-		// Out of order: keep it at its place and send a duplicate ACK
-		// at once, which is what drives the peer's fast retransmit.
-		if !c.rcv.ooo.add(off, off+len(data)) {
-			c.rcv.ackNow = true
-			return
-		}
-		c.rcv.buf.writeAt(off, data)
-		c.stats.OutOfOrderSegs++
+		// Out of order: keep it for later (ooo.go) and send a duplicate
+		// ACK at once, which is what drives the peer's fast retransmit.
 		c.rcv.ackNow = true
+		c.receiveOutOfOrder(off, data)
 		return
 	}
-	c.rcv.buf.writeAt(0, data)
-	n := len(data)
+	n := c.rcv.buf.write(data)
 	hadHoles := !c.rcv.ooo.empty()
-	for k := n; k > 0; {
-		c.rcv.buf.commit(k)
-		c.rcv.nxt = c.rcv.nxt.Add(seqnum.Size(k))
-		c.stats.BytesReceived += uint64(k)
-		k = c.rcv.ooo.advance(k)
-	}
+	// Out-of-order bytes now at RCV.NXT join the in-order ones.
+	k := n + c.rcv.ooo.deliver(n, &c.rcv.buf)
+	c.rcv.nxt = c.rcv.nxt.Add(seqnum.Size(k))
+	c.stats.BytesReceived += uint64(k)
 	if hadHoles {
 		c.rcv.ackNow = true // a gap was (partly) filled: ACK at once
 	}
 	if c.readShut {
 		c.rcv.buf.discard(c.rcv.buf.len())
+		c.armReclaim(now)
 	}
 	// At least every second full-sized segment is acknowledged at once.
 	if n >= c.mss {

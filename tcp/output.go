@@ -213,6 +213,7 @@ func (c *Conn) fillSACK(s *Segment) {
 	}
 	o := &s.Options
 	add := func(sp span) {
+		sp = c.rcv.ooo.rel(sp)
 		if o.NumSACK < limit {
 			o.SACKBlocks[o.NumSACK] = wire.SACKBlock{
 				Start: c.rcv.nxt.Add(seqnum.Size(sp.start)),

@@ -15,7 +15,7 @@ import (
 // zero time when no timer is armed.
 func (c *Conn) Deadline() time.Time {
 	var d time.Time
-	for _, t := range [...]time.Time{c.tm.rtx, c.tm.persist, c.tm.delack, c.tm.keepalive, c.tm.timewait} {
+	for _, t := range [...]time.Time{c.tm.rtx, c.tm.persist, c.tm.delack, c.tm.keepalive, c.tm.timewait, c.tm.reclaim} {
 		if !t.IsZero() && (d.IsZero() || t.Before(d)) {
 			d = t
 		}
@@ -64,6 +64,71 @@ func (c *Conn) HandleTimers(now time.Time) {
 			c.output(now)
 		}
 	}
+	if due(c.tm.reclaim, now) {
+		c.tm.reclaim = time.Time{}
+		c.reclaimTimeout(now)
+	}
+}
+
+// reclaimIdle is how long a ring that emptied keeps its array: a busy
+// connection's buffer empties and fills again many times a second, and
+// giving it back each time would make every burst allocate and copy its
+// way back up (measured: BenchmarkBulk allocated 2.7 MB per MiB sent).
+// A connection that stays quiet this long gives it back.
+const reclaimIdle = time.Second
+
+// armReclaim notes when a ring has emptied and starts the reclaim timer
+// if that ring holds more than it keeps when empty (ring.shrink) and the
+// timer does not run yet.
+func (c *Conn) armReclaim(now time.Time) {
+	if c.state == Closed || c.state == TimeWait {
+		return
+	}
+	for _, r := range [...]*ring{&c.snd.buf, &c.rcv.buf} {
+		if r.len() == 0 && r.size() > ringKeep {
+			r.emptied = now
+			if c.tm.reclaim.IsZero() {
+				c.tm.reclaim = now.Add(reclaimIdle)
+			}
+		}
+	}
+}
+
+// reclaimTimeout gives back the arrays of the rings that have stayed empty
+// for reclaimIdle (issue 12: buffers shrink back when drained and idle). A
+// ring that emptied again since the timer started waits its own
+// reclaimIdle; one that has filled again keeps its array, and its next
+// empty moment starts the timer again.
+func (c *Conn) reclaimTimeout(now time.Time) {
+	for _, r := range [...]*ring{&c.snd.buf, &c.rcv.buf} {
+		if r.len() != 0 || r.size() <= ringKeep {
+			continue
+		}
+		if at := r.emptied.Add(reclaimIdle); now.Before(at) {
+			if c.tm.reclaim.IsZero() || at.Before(c.tm.reclaim) {
+				c.tm.reclaim = at
+			}
+			continue
+		}
+		c.reclaimRing(r)
+	}
+}
+
+// reclaimBuffers gives back the arrays of the rings that are empty now.
+func (c *Conn) reclaimBuffers() {
+	c.reclaimRing(&c.snd.buf)
+	c.reclaimRing(&c.rcv.buf)
+}
+
+func (c *Conn) reclaimRing(r *ring) {
+	if r == &c.rcv.buf && c.rcv.synText > 0 {
+		return // a SYN's text waits uncommitted in the ring
+	}
+	r.shrink()
+	if r.size() == 0 {
+		// The last segment sent may still point into the array.
+		c.out.Payload = nil
+	}
 }
 
 // retransmissionTimeout is RFC 9293 3.10.8 "RETRANSMISSION TIMEOUT" with
@@ -84,6 +149,9 @@ func (c *Conn) retransmissionTimeout(now time.Time) {
 	case !c.synAcked():
 		limit = c.cfg.synAckRetries()
 	}
+	if c.orphanExhausted(now) {
+		return
+	}
 	userTimedOut := c.cfg.UserTimeout > 0 && !c.snd.stalled.IsZero() && now.Sub(c.snd.stalled) >= c.cfg.UserTimeout
 	if c.snd.retransmits >= limit || userTimedOut {
 		cause := RetransmitTimeout
@@ -103,6 +171,7 @@ func (c *Conn) retransmissionTimeout(now time.Time) {
 		return
 	}
 	c.snd.retransmits++
+	c.spendOrphanRetry()
 	c.rtt.backoff++ // RFC 6298 5.5
 	c.stats.Timeouts++
 	c.snd.rttTiming = false // Karn: no sample from what we resend
@@ -129,6 +198,34 @@ func (c *Conn) retransmissionTimeout(now time.Time) {
 	if !c.sendOneSegment(now) {
 		c.sendProbe(now)
 	}
+}
+
+// spendOrphanRetry counts one retransmission timeout or zero-window probe
+// against Config.OrphanRetries, once the owner has closed the connection.
+func (c *Conn) spendOrphanRetry() {
+	if c.released {
+		c.snd.orphanRetries++
+	}
+}
+
+// orphanExhausted ends an orphan (a connection its owner has closed, see
+// Release) that has spent Config.OrphanRetries timeouts and probes without
+// the peer acknowledging anything new, and reports whether it did. Nobody
+// waits for such a connection, so unlike a live one it is not kept open
+// while the peer answers zero-window probes but never reads (RFC 1122
+// 4.2.2.17 protects the application that still waits; an orphan has
+// none): RFC 1122 4.2.3.5 (R2) lets a TCP abort on excessive
+// retransmission, and Linux bounds orphans so with tcp_orphan_retries. The
+// peer gets a RST, as when the retransmission limit ends a connection,
+// and the buffers go with the TCB.
+func (c *Conn) orphanExhausted(now time.Time) bool {
+	if !c.released || c.snd.orphanRetries < c.cfg.orphanRetries() || !c.state.Synchronized() {
+		return false
+	}
+	c.stats.OrphanResets++
+	c.sendRST(now, c.snd.max)
+	c.abort(now, ErrTimedOut, OrphanRetries)
+	return true
 }
 
 // armRTX (re)starts the retransmission timer one RTO from now (RFC 6298
@@ -192,6 +289,9 @@ func (c *Conn) persistTimeout(now time.Time) {
 		c.output(now)
 		return
 	}
+	if c.orphanExhausted(now) {
+		return
+	}
 	if c.snd.unansweredProbes >= c.cfg.maxRetransmits() {
 		// The peer stopped answering: RFC 1122 4.2.2.17 forbids giving
 		// up only "as long as the receiving TCP continues to send
@@ -202,6 +302,7 @@ func (c *Conn) persistTimeout(now time.Time) {
 	}
 	c.stats.ZeroWindowProbes++
 	c.snd.unansweredProbes++
+	c.spendOrphanRetry()
 	c.sendProbe(now)
 	// Back off like the retransmission timer (RFC 6298 5.5).
 	c.snd.probes++

@@ -120,6 +120,7 @@ func (c *Conn) Read(now time.Time, p []byte) (int, error) {
 		if c.rcv.buf.len() == 0 && (c.state == TimeWait || c.state == Closed) {
 			c.rcv.buf.release() // kept only for this read (see setState)
 		}
+		c.armReclaim(now)
 		c.afterRead(now)
 		return n, nil
 	}
@@ -256,6 +257,7 @@ func (c *Conn) Release(now time.Time, abort bool) {
 func (c *Conn) CloseRead(now time.Time) {
 	c.readShut = true
 	c.rcv.buf.discard(c.rcv.buf.len())
+	c.armReclaim(now)
 	c.afterRead(now)
 }
 
@@ -314,6 +316,8 @@ type Info struct {
 	SndNxt      seqnum.Value
 	RcvNxt      seqnum.Value
 	Backoff     int // consecutive retransmission timeouts
+	OutOfOrder  int // bytes held that arrived out of order
+	Memory      int // bytes the buffers hold: both rings' arrays and the out-of-order data (BufferMemory)
 	Stats
 }
 
@@ -341,6 +345,8 @@ func (c *Conn) Info() Info {
 		SndNxt:     c.snd.nxt,
 		RcvNxt:     c.rcv.nxt,
 		Backoff:    c.snd.retransmits,
+		OutOfOrder: c.rcv.ooo.bytes(),
+		Memory:     c.BufferMemory(),
 		Stats:      c.stats,
 	}
 	if c.cc != nil {
