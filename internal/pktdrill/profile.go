@@ -1,5 +1,7 @@
 package pktdrill
 
+import "github.com/synack/synack/internal/pktdrill/sock"
+
 // Profile lists where the runner accepts FreeBSD's constants as equivalent
 // to synack's. The FreeBSD suite asserts a few values that are FreeBSD's
 // choices, not RFC requirements; rather than bend synack's core, or edit a
@@ -75,6 +77,10 @@ type Profile struct {
 	// errno.
 	ProtoUnreachRefused bool
 
+	// Sysctls are the settings a script starts from, before its own
+	// sysctls: the defaults of the system it was written for.
+	Sysctls sock.Settings
+
 	// FGETFL is what fcntl(F_GETFL) returns for a fresh socket: O_RDWR,
 	// which is 0x02 on FreeBSD (and Linux); O_NONBLOCK is added once set
 	// (FreeBSD's 0x04).
@@ -92,9 +98,10 @@ var FreeBSD = Profile{
 	FINRepeat:           true,
 	ResetWithoutACK:     true,
 	ProtoUnreachRefused: true,
+	Sysctls:             sock.FreeBSDDefaults(),
 	FGETFL:              0x02,
 	ONONBLOCK:           0x04,
 }
 
 // Strict relaxes nothing.
-var Strict = Profile{Name: "strict", FGETFL: 0x02, ONONBLOCK: 0x04}
+var Strict = Profile{Name: "strict", Sysctls: sock.FreeBSDDefaults(), FGETFL: 0x02, ONONBLOCK: 0x04}

@@ -1,14 +1,11 @@
 package pktdrill
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/netip"
-	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -17,6 +14,7 @@ import (
 	"time"
 
 	"github.com/synack/synack/internal/clock"
+	"github.com/synack/synack/internal/pktdrill/sock"
 	"github.com/synack/synack/link"
 	"github.com/synack/synack/stack"
 	"github.com/synack/synack/tcp"
@@ -105,7 +103,7 @@ func Run(s *Script, o Options) (res Result) {
 	if o.Profile.Name == "" {
 		o.Profile = FreeBSD
 	}
-	r := &runner{s: s, o: o, prof: o.Profile, fds: map[int]*socket{}, set: defaultSettings()}
+	r := &runner{s: s, o: o, prof: o.Profile, set: o.Profile.Sysctls}
 	if reason := r.prescan(); reason != "" {
 		res.Status, res.Msg = Skip, reason
 		return res
@@ -129,7 +127,7 @@ type runner struct {
 	s    *Script
 	o    Options
 	prof Profile
-	set  settings
+	set  sock.Settings // the sysctls before the first other line: the stack's configuration
 
 	tol        time.Duration
 	ipv6       bool
@@ -143,8 +141,8 @@ type runner struct {
 	last       time.Duration // time of the previous event, as it happened
 	cur        *Event
 	lastFD     int
-	fds        map[int]*socket
-	pending    *call // a blocking call started and not yet returned
+	tab        *sock.Table
+	pending    *sock.Call // a blocking call started and not yet returned
 	pendingEv  *Event
 	pendingT   time.Duration
 	localISN   uint32
@@ -154,7 +152,6 @@ type runner struct {
 	livePort   uint16 // our port on the connection the script talks to
 	rcvbuf     int
 	firstShell bool
-	live       settings // the sysctls as the script has set them so far: what a new socket inherits
 }
 
 // prescan applies the sysctls written before the first other line,
@@ -208,12 +205,12 @@ func (r *runner) prescan() string {
 		switch ev.Kind {
 		case ShellEvent:
 			st := late
-			if reason := st.applyShell(ev.Command); reason != "" {
+			if reason := applyShell(&st, ev.Command); reason != "" {
 				return reason
 			}
 			if early {
 				r.set = st
-			} else if st.perStack() != late.perStack() {
+			} else if st.PerStack() != late.PerStack() {
 				changed = true
 			}
 			late = st
@@ -341,7 +338,6 @@ func parseAssert(l string) (field, value string, ok bool) {
 // and the configuration the sysctls and the profile give.
 func (r *runner) start() {
 	r.started = true
-	r.live = r.set
 	r.v = clock.NewVirtual(epoch)
 	r.ep = &endpoint{r: r, mtu: r.mtu}
 	mss := r.mtu - 40
@@ -350,23 +346,12 @@ func (r *runner) start() {
 		mss = r.mtu - 60
 		r.local, r.remote = local6, remote6
 	}
-	r.rcvbuf = r.set.recvspace
+	r.rcvbuf = r.set.RecvSpace()
 	if r.prof.RoundReceiveBuffer && mss > 0 && r.rcvbuf%mss != 0 {
 		r.rcvbuf = (r.rcvbuf/mss + 1) * mss
 	}
-	cfg := tcp.Config{
-		RFC793Reset:       r.set.rfc793Reset,
-		RFC793SYN:         r.set.rfc793SYN,
-		NoTimestamps:      r.set.noTS,
-		NoWindowScale:     r.set.noWS,
-		NoSACK:            r.set.noSACK,
-		ReceiveBufferSize: r.rcvbuf,
-		SendBufferSize:    r.set.sendspace,
-		InitialRTO:        r.set.initialRTO,
-		KeepAliveIdle:     r.set.keepIdle,
-		KeepAliveInterval: r.set.keepIntvl,
-		KeepAliveCount:    r.set.keepCnt,
-	}
+	cfg := r.set.Config()
+	cfg.ReceiveBufferSize = r.rcvbuf
 	r.st = stack.New(stack.Options{
 		Clock: r.v,
 		TCP:   cfg,
@@ -385,16 +370,16 @@ func (r *runner) start() {
 	if err := r.st.AddRoute(def, netip.Addr{}, id); err != nil {
 		panic(err)
 	}
+	r.tab = &sock.Table{Clock: r.v, Stack: r.st, Local4: local4, Local6: local6,
+		Base: r.set, Live: r.set, RcvBuf: r.rcvbuf}
 }
 
 func (r *runner) shutdown() {
 	if !r.started {
 		return
 	}
-	for _, s := range r.fds {
-		if s.dialCancel != nil {
-			s.dialCancel()
-		}
+	for _, s := range r.tab.Forget() {
+		s.Cancel()
 	}
 	r.st.Close()
 	r.v.WaitIdle()
@@ -524,9 +509,9 @@ func (r *runner) shell(cmd string) error {
 		// A sysctl later in the script: only what a new socket
 		// inherits (the keep-alive defaults) can still take effect;
 		// prescan made any other change before a socket() a skip.
-		st := r.live
-		st.applyShell(cmd)
-		r.live = st
+		st := r.tab.Live
+		applyShell(&st, cmd)
+		r.tab.Live = st
 		return nil
 	}
 	return r.sockstat(cmd)
@@ -566,8 +551,8 @@ func (r *runner) sockstat(cmd string) error {
 	if owned && state == "CLOSED" {
 		// A socket whose connection has ended stays the process's
 		// until it is closed; the stack no longer lists it.
-		for _, s := range r.fds {
-			if s.conn != nil && s.conn.State() == tcp.Closed {
+		for _, s := range r.tab.Sockets() {
+			if s.Conn() != nil && s.Conn().State() == tcp.Closed {
 				n++
 			}
 		}
@@ -677,17 +662,17 @@ func (r *runner) liveState() tcp.State {
 // fdState is the state of the connection behind fd, as TCP_INFO would
 // report it.
 func (r *runner) fdState(fd int) tcp.State {
-	s := r.fds[fd]
+	s := r.tab.Get(fd)
 	switch {
 	case s == nil:
 		return tcp.Closed
-	case s.ln != nil:
+	case s.Listener() != nil:
 		return tcp.Listen
-	case s.conn != nil:
-		return s.conn.State()
-	case s.haveTuple:
+	case s.Conn() != nil:
+		return s.Conn().State()
+	case s.HaveTuple:
 		for _, c := range r.st.Connections() {
-			if c.Tuple == s.tuple {
+			if c.Tuple == s.Tuple {
 				return c.State
 			}
 		}
@@ -696,16 +681,16 @@ func (r *runner) fdState(fd int) tcp.State {
 }
 
 func (r *runner) fdInfo(fd int) (tcp.Info, bool) {
-	s := r.fds[fd]
+	s := r.tab.Get(fd)
 	if s == nil {
 		return tcp.Info{}, false
 	}
-	if s.conn != nil {
-		return s.conn.Info(), true
+	if s.Conn() != nil {
+		return s.Conn().Info(), true
 	}
-	if s.haveTuple {
+	if s.HaveTuple {
 		for _, c := range r.st.Connections() {
-			if c.Tuple == s.tuple {
+			if c.Tuple == s.Tuple {
 				return c.Info, true
 			}
 		}
@@ -1161,29 +1146,6 @@ func (r *runner) buildICMP(ic *ICMPSpec) ([]byte, error) {
 	body := wire.AppendICMPv6(nil, &m, src, dst)
 	pkt := r.appendIP(nil, src, dst, wire.ProtocolICMPv6, len(body))
 	return append(pkt, body...), nil
-}
-
-// Errno turns a stack error into the errno a socket call returns: the
-// errno inside a net-package error, EAGAIN for a deadline, EBADF for a
-// closed socket, EINTR for a cancelled call, EIO otherwise. The shared
-// object for packetdrill uses the same mapping.
-func Errno(err error) syscall.Errno {
-	if err == nil || err == io.EOF {
-		return 0
-	}
-	var e syscall.Errno
-	if errors.As(err, &e) {
-		return e
-	}
-	switch {
-	case errors.Is(err, os.ErrDeadlineExceeded):
-		return syscall.EAGAIN
-	case errors.Is(err, net.ErrClosed):
-		return syscall.EBADF
-	case errors.Is(err, context.Canceled):
-		return syscall.EINTR
-	}
-	return syscall.EIO
 }
 
 var errnoNames = map[string]syscall.Errno{
