@@ -70,7 +70,7 @@ pd=$pddir/packetdrill
 work=$(mktemp -d "${TMPDIR:-/tmp}/synack-pd.XXXXXX")
 [ "$keep" = 1 ] || trap 'rm -rf "$work"' EXIT
 so=$work/synack.so
-(cd "$module" && go build -buildmode=c-shared -o "$so" ./contrib/packetdrill)
+(cd "$module" && go build -buildvcs=false -buildmode=c-shared -o "$so" ./contrib/packetdrill)
 
 mkdir "$work/bin"
 cat >"$work/bin/sysctl" <<'EOF'

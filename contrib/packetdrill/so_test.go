@@ -43,7 +43,7 @@ func TestSharedObject(t *testing.T) {
 	defer cancel()
 	dir := t.TempDir()
 	so := filepath.Join(dir, "synack.so")
-	build := exec.CommandContext(ctx, goTool, "build", "-buildmode=c-shared", "-o", so, ".")
+	build := exec.CommandContext(ctx, goTool, "build", "-buildvcs=false", "-buildmode=c-shared", "-o", so, ".")
 	build.Env = append(os.Environ(), "CGO_ENABLED=1")
 	if out, err := build.CombinedOutput(); err != nil {
 		if strings.Contains(string(out), "cgo") && strings.Contains(string(out), "not") {
