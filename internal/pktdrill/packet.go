@@ -221,9 +221,9 @@ func parseOptions(p *PacketSpec, s string) error {
 		o := Opt{Kind: f[0]}
 		var err error
 		switch f[0] {
-		case "md5":
-			// TCP-MD5 (RFC 2385): recognised so the script can be
-			// skipped; never encoded.
+		case "md5", "FO", "FOEXP":
+			// TCP-MD5 (RFC 2385) and TCP Fast Open (RFC 7413):
+			// recognised so the script can be skipped; never encoded.
 		case "nop", "eol", "sackOK":
 		case "mss", "wscale":
 			o.V1, err = num(1)

@@ -2,12 +2,12 @@ package pktdrill
 
 import "github.com/synack/synack/internal/pktdrill/sock"
 
-// Profile lists where the runner accepts FreeBSD's constants as equivalent
-// to synack's. The FreeBSD suite asserts a few values that are FreeBSD's
-// choices, not RFC requirements; rather than bend synack's core, or edit a
-// script, the runner relaxes exactly these comparisons, the same way for
-// every script. There is one profile, FreeBSD; Strict turns every
-// relaxation off (useful to see what is being relaxed).
+// Profile lists where the runner accepts another system's choices
+// (FreeBSD's or Linux's) as equivalent to synack's. The FreeBSD suite asserts a few values that are
+// FreeBSD's choices, not RFC requirements; rather than bend synack's core,
+// or edit a script, the runner relaxes exactly these comparisons, the same
+// way for every script. Scripts written for Linux get the Linux profile;
+// Strict turns every relaxation off (useful to see what is being relaxed).
 type Profile struct {
 	Name string
 
@@ -77,6 +77,15 @@ type Profile struct {
 	// errno.
 	ProtoUnreachRefused bool
 
+	// JoinSegments accepts several of our data segments, sent back to
+	// back, where the script expects one larger segment covering exactly
+	// their range with the same flags (PSH on any), ACK and options. Linux
+	// hands its NIC one TSO/GSO super-segment of several MSS and
+	// packetdrill sees it before segmentation; synack sends MSS-sized
+	// segments (RFC 9293 section 3.7.1: SMSS is what a segment may carry).
+	// What goes on the wire is the same bytes at the same moment.
+	JoinSegments bool
+
 	// Sysctls are the settings a script starts from, before its own
 	// sysctls: the defaults of the system it was written for.
 	Sysctls sock.Settings
@@ -101,6 +110,23 @@ var FreeBSD = Profile{
 	Sysctls:             sock.FreeBSDDefaults(),
 	FGETFL:              0x02,
 	ONONBLOCK:           0x04,
+}
+
+// Linux is the profile for scripts written for Linux, packetdrill's own
+// gtests/net/tcp: they start from Linux's defaults (the defaults.sh they
+// run, and what a script without it runs with), compare options in order
+// (synack lays out its options as Linux does: <mss,sackOK,TS,nop,wscale>
+// on a SYN, RFC 7323 appendix A's <nop,nop,TS> after it), and expect
+// TSO-sized segments, which JoinSegments matches. The window scale shift
+// is Linux's own choice from tcp_rmem (RFC 7323 section 2.3), not
+// compared. F_GETFL's O_NONBLOCK is Linux's 0x800.
+var Linux = Profile{
+	Name:              "linux",
+	AnyOwnWindowScale: true,
+	JoinSegments:      true,
+	Sysctls:           sock.LinuxDefaults(),
+	FGETFL:            0x02,
+	ONONBLOCK:         0x800,
 }
 
 // Strict relaxes nothing.

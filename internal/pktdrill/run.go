@@ -16,6 +16,7 @@ import (
 	"github.com/synack/synack/internal/clock"
 	"github.com/synack/synack/internal/pktdrill/sock"
 	"github.com/synack/synack/link"
+	"github.com/synack/synack/seqnum"
 	"github.com/synack/synack/stack"
 	"github.com/synack/synack/tcp"
 	"github.com/synack/synack/wire"
@@ -226,6 +227,9 @@ func (r *runner) prescan() string {
 			for _, o := range p.Opts {
 				if o.Kind == "md5" {
 					return "TCP-MD5 signatures (RFC 2385) are not implemented"
+				}
+				if o.Kind == "FO" || o.Kind == "FOEXP" {
+					return "TCP Fast Open (RFC 7413) is not implemented"
 				}
 			}
 			if p.HasUrg || p.Flags&wire.URG != 0 {
@@ -774,6 +778,16 @@ func (e *endpoint) peek() *captured {
 	return e.out[0]
 }
 
+// peekAt is the packet n places from the head of the queue, or nil.
+func (e *endpoint) peekAt(n int) *captured {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if n >= len(e.out) {
+		return nil
+	}
+	return e.out[n]
+}
+
 func (e *endpoint) pop() *captured {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -820,14 +834,23 @@ func (r *runner) describe(c *captured) string {
 // expected one due at t.
 func (r *runner) expect(ev *Event, t time.Duration) error {
 	p := ev.Packet
-	deadline := t + r.tol
+	// The packet is due at t, or anywhere from t to upto for a range
+	// a~b; the tolerance applies at both ends.
+	upto := t
+	if ev.HasUpto {
+		upto = ev.Upto
+		if ev.UptoRel {
+			upto = r.last + ev.Upto
+		}
+	}
+	deadline := upto + r.tol
 	if ev.TimeKind == AnyTime {
 		deadline = r.last + maxAnyWait
 	}
 	for r.ep.peek() == nil {
 		now := r.now()
 		if now >= deadline {
-			return r.fail("expected %s at %.6f, nothing sent by %.6f", p, t.Seconds(), now.Seconds())
+			return r.fail("expected %s at %s, nothing sent by %.6f", p, r.when(t, upto), now.Seconds())
 		}
 		target := deadline
 		if nt, ok := r.v.NextTimer(); ok && nt.Sub(epoch) < target {
@@ -841,15 +864,83 @@ func (r *runner) expect(ev *Event, t time.Duration) error {
 	c := r.ep.pop()
 	at := c.at.Sub(epoch)
 	r.logf("> %s", r.describe(c))
-	if ev.TimeKind != AnyTime && (at < t-r.tol || at > t+r.tol) {
-		return r.fail("packet sent at %.6f, expected at %.6f (tolerance %v):\n  want: %s\n  got:  %s",
-			at.Seconds(), t.Seconds(), r.tol, p, r.describe(c))
+	if ev.TimeKind != AnyTime && (at < t-r.tol || at > upto+r.tol) {
+		return r.fail("packet sent at %.6f, expected at %s (tolerance %v):\n  want: %s\n  got:  %s",
+			at.Seconds(), r.when(t, upto), r.tol, p, r.describe(c))
+	}
+	if r.prof.JoinSegments {
+		c = r.join(p, c)
 	}
 	if diffs := r.match(p, c); len(diffs) > 0 {
 		return r.fail("packet differs (%s):\n  want: %s\n  got:  %s", strings.Join(diffs, ", "), p, r.describe(c))
 	}
 	r.last = at
 	return nil
+}
+
+// when prints the time an expected packet is due: a moment, or a range.
+func (r *runner) when(t, upto time.Duration) string {
+	if upto != t {
+		return fmt.Sprintf("%.6f~%.6f", t.Seconds(), upto.Seconds())
+	}
+	return fmt.Sprintf("%.6f", t.Seconds())
+}
+
+// join stands several of our data segments sent back to back for the one
+// TSO-sized segment a Linux script expects (Profile.JoinSegments). The
+// segments already sent at the time of the first are taken while each
+// starts where the one before ended and has the same flags, ACK and
+// options apart from PSH, which may be on any (Linux puts it on the last
+// piece of a TSO burst); a FIN may only end the run. If they cover
+// exactly the expected length, the joined segment is returned and they
+// leave the queue; otherwise c is returned as it is and nothing else
+// moves.
+func (r *runner) join(p *PacketSpec, c *captured) *captured {
+	if c.bad != "" || len(c.data) == 0 || len(c.data) >= p.Len || c.tcp.Flags&(wire.SYN|wire.RST|wire.FIN) != 0 {
+		return c
+	}
+	const same = ^(wire.PSH | wire.FIN)
+	j := *c
+	j.data = append([]byte(nil), c.data...)
+	n := 0 // segments taken from the queue
+	for len(j.data) < p.Len {
+		next := r.ep.peekAt(n)
+		if next == nil || next.bad != "" || !next.at.Equal(c.at) ||
+			next.tcp.Flags&same != c.tcp.Flags&same || next.tcp.Ack != c.tcp.Ack ||
+			next.tcp.Seq != j.tcp.Seq.Add(seqnum.Size(len(j.data))) || len(next.data) == 0 ||
+			len(r.matchOptionsSame(c.opts, next.opts)) != 0 {
+			return c
+		}
+		j.data = append(j.data, next.data...)
+		j.tcp.Flags |= next.tcp.Flags
+		j.tcp.Window = next.tcp.Window
+		n++
+		if next.tcp.Flags&wire.FIN != 0 {
+			break
+		}
+	}
+	if len(j.data) != p.Len {
+		return c
+	}
+	for range n {
+		r.logf("> %s (joined)", r.describe(r.ep.pop()))
+	}
+	return &j
+}
+
+// matchOptionsSame compares the options of two of our segments: the same
+// kinds in the same order, TS ecr and SACK blocks equal (TS val may tick).
+func (r *runner) matchOptionsSame(a, b []Opt) string {
+	if len(a) != len(b) {
+		return "options"
+	}
+	for i := range a {
+		if a[i].Kind != b[i].Kind || a[i].Kind == "TS" && a[i].V2 != b[i].V2 ||
+			a[i].Kind == "sack" && fmt.Sprint(a[i].Blocks) != fmt.Sprint(b[i].Blocks) {
+			return "options"
+		}
+	}
+	return ""
 }
 
 // match compares a captured packet with the expectation.

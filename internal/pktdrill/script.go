@@ -59,6 +59,13 @@ type Event struct {
 	End      time.Duration
 	EndRel   bool
 
+	// A range a~b (packetdrill's Linux scripts: "+.01~+.015 > ..."):
+	// the event happens at some time within it, not at one moment. Upto
+	// is b; UptoRel says it is written relative to the previous event.
+	HasUpto bool
+	Upto    time.Duration
+	UptoRel bool
+
 	Packet  *PacketSpec
 	Syscall *Syscall
 	Command string // shell command or code
@@ -154,6 +161,13 @@ func Parse(src string) (*Script, error) {
 					break
 				}
 			}
+		} else {
+			// A system call written over several lines (Linux scripts'
+			// poll([{fd=4,\n events=POLLIN, ...}], 1, 0) = 1).
+			for depth(t) > 0 && i+1 < len(text) {
+				i++
+				t += " " + strings.TrimSpace(stripComment(text[i]))
+			}
 		}
 		ev, err := parseEvent(t)
 		if err != nil {
@@ -167,6 +181,20 @@ func Parse(src string) (*Script, error) {
 		return nil, fmt.Errorf("unterminated #ifdef")
 	}
 	return s, nil
+}
+
+// depth is how many brackets of t are open at its end.
+func depth(t string) int {
+	d := 0
+	for _, c := range t {
+		switch c {
+		case '(', '[', '{':
+			d++
+		case ')', ']', '}':
+			d--
+		}
+	}
+	return d
 }
 
 // stripComment removes a // comment that is not inside backticks or a
@@ -222,7 +250,7 @@ func parseEvent(t string) (*Event, error) {
 }
 
 // parseTime reads the time at the start of a line: "0.1", "+0.1", "+.1",
-// "+ 0.00", "*", "1.0...6.0", "+0...0.2".
+// "+ 0.00", "*", "1.0...6.0", "+0...0.2", "+.01~+.015".
 func parseTime(ev *Event, t string) (string, error) {
 	t = strings.TrimSpace(t)
 	if strings.HasPrefix(t, "`") {
@@ -266,6 +294,26 @@ func parseTime(ev *Event, t string) (string, error) {
 			return "", err
 		}
 		ev.HasEnd, ev.End, ev.EndRel = true, e, endRel
+		rest = rest2
+	} else if strings.HasPrefix(rest, "~") {
+		rest = rest[1:]
+		uptoRel := rel
+		if strings.HasPrefix(rest, "+") {
+			uptoRel = true
+			rest = rest[1:]
+		}
+		num, rest2 := splitNumber(rest)
+		if num == "" {
+			return "", fmt.Errorf("bad time range")
+		}
+		u, err := parseSeconds(num)
+		if err != nil {
+			return "", err
+		}
+		if uptoRel != rel || u < d {
+			return "", fmt.Errorf("time range ~%s ends before it starts, or mixes relative and absolute times", num)
+		}
+		ev.HasUpto, ev.Upto, ev.UptoRel = true, u, uptoRel
 		rest = rest2
 	}
 	return rest, nil

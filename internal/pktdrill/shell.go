@@ -27,11 +27,15 @@ func applyShell(st *sock.Settings, cmd string) (skip string) {
 		switch base := path.Base(f[0]); {
 		case base == "defaults.sh" && strings.Contains(f[0], "common/"):
 			*st = sock.LinuxDefaults()
-		case base == "set_sysctls.py":
-			// set_sysctls.py /proc/sys/net/ipv4/tcp_fastopen=0x207
-			for _, a := range f[1:] {
-				a = strings.ReplaceAll(strings.TrimPrefix(a, "/proc/sys/"), "/", ".")
-				if r := st.SetLine(a); r != "" {
+		case base == "set_sysctls.py" || strings.HasPrefix(f[0], "/proc/sys/"):
+			// set_sysctls.py /proc/sys/net/ipv4/tcp_wmem="4096 50000 4194304",
+			// its arguments possibly continued on the next lines.
+			for _, a := range sysctlArgs(line) {
+				if !strings.HasPrefix(a, "/proc/sys/") {
+					continue
+				}
+				name, val, _ := strings.Cut(strings.TrimPrefix(a, "/proc/sys/"), "=")
+				if r := st.SetLine(strings.ReplaceAll(name, "/", ".") + "=" + val); r != "" {
 					return r
 				}
 			}
