@@ -86,6 +86,14 @@ type Profile struct {
 	// What goes on the wire is the same bytes at the same moment.
 	JoinSegments bool
 
+	// AnyPSH does not compare PSH on our data segments. RFC 9293 section
+	// 3.9.1 leaves it to the sender when to push, and a receiver cannot
+	// rely on it; Linux sets it by heuristics of its own (at the end of
+	// a write, and on a TSO burst sent after half a window went unpushed),
+	// synack on the segment that empties its send queue. The other flags
+	// are compared.
+	AnyPSH bool
+
 	// Sysctls are the settings a script starts from, before its own
 	// sysctls: the defaults of the system it was written for.
 	Sysctls sock.Settings
@@ -124,6 +132,7 @@ var Linux = Profile{
 	Name:              "linux",
 	AnyOwnWindowScale: true,
 	JoinSegments:      true,
+	AnyPSH:            true,
 	Sysctls:           sock.LinuxDefaults(),
 	FGETFL:            0x02,
 	ONONBLOCK:         0x800,

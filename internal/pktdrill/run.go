@@ -967,8 +967,10 @@ func (r *runner) match(p *PacketSpec, c *captured) []string {
 		}
 	}
 	var d []string
-	if h.Flags != p.Flags {
-		d = append(d, "flags")
+	if flags := h.Flags; flags != p.Flags {
+		if !r.prof.AnyPSH || len(c.data) == 0 || flags&^wire.PSH != p.Flags&^wire.PSH {
+			d = append(d, "flags")
+		}
 	}
 	if !r.seqMatches(p, h) {
 		d = append(d, "seq")
