@@ -113,3 +113,30 @@ func TestDelAckTime(t *testing.T) {
 		}
 	}
 }
+
+// A script that runs defaults.sh gets the Linux profile by default; one
+// that does not, FreeBSD's.
+func TestProfileFor(t *testing.T) {
+	lx, err := ParseFile(filepath.Join("testdata", "linux", "tso-joined-segments.pkt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := ProfileFor(lx); p.Name != "linux" {
+		t.Errorf("defaults.sh script: profile %s", p.Name)
+	}
+	if res := Run(lx, Options{}); res.Status != Pass {
+		t.Errorf("with the default profile: %v", res)
+	}
+	bsd, err := Parse("0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := ProfileFor(bsd); p.Name != "freebsd" {
+		t.Errorf("plain script: profile %s", p.Name)
+	}
+	for _, n := range []string{"freebsd", "linux", "strict"} {
+		if p, ok := ProfileByName(n); !ok || p.Name != n {
+			t.Errorf("ProfileByName(%q) = %v, %v", n, p.Name, ok)
+		}
+	}
+}

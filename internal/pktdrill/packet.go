@@ -263,7 +263,9 @@ func parseICMP(p *PacketSpec, t string) error {
 	i := strings.IndexByte(t, '[')
 	j := strings.LastIndexByte(t, ']')
 	if i < 0 || j < i {
-		return fmt.Errorf("ICMP packet without quoted segment")
+		// Linux scripts may leave the quoted segment to packetdrill,
+		// which quotes the last one sent; the runner does not.
+		return fmt.Errorf("an ICMP packet without a quoted segment [seq] is not supported")
 	}
 	q := strings.TrimSpace(t[i+1 : j])
 	f := strings.Fields(t[:i])

@@ -1,6 +1,10 @@
 package pktdrill
 
-import "github.com/synack/synack/internal/pktdrill/sock"
+import (
+	"strings"
+
+	"github.com/synack/synack/internal/pktdrill/sock"
+)
 
 // Profile lists where the runner accepts another system's choices
 // (FreeBSD's or Linux's) as equivalent to synack's. The FreeBSD suite asserts a few values that are
@@ -140,3 +144,26 @@ var Linux = Profile{
 
 // Strict relaxes nothing.
 var Strict = Profile{Name: "strict", Sysctls: sock.FreeBSDDefaults(), FGETFL: 0x02, ONONBLOCK: 0x04}
+
+// ProfileFor is the profile a script is written for: Linux if it runs
+// packetdrill's common/defaults.sh (every script of gtests/net does),
+// FreeBSD otherwise.
+func ProfileFor(s *Script) Profile {
+	for _, ev := range s.Events {
+		if ev.Kind == ShellEvent && strings.Contains(ev.Command, "common/defaults.sh") {
+			return Linux
+		}
+	}
+	return FreeBSD
+}
+
+// ProfileByName returns the profile called name: "freebsd", "linux" or
+// "strict".
+func ProfileByName(name string) (Profile, bool) {
+	for _, p := range []Profile{FreeBSD, Linux, Strict} {
+		if p.Name == name {
+			return p, true
+		}
+	}
+	return Profile{}, false
+}

@@ -53,7 +53,7 @@ func (r Result) String() string {
 
 // Options control a run.
 type Options struct {
-	Profile Profile   // zero value: FreeBSD
+	Profile Profile   // zero value: the script's own (ProfileFor)
 	Log     io.Writer // if set, every packet and call is logged here
 }
 
@@ -102,7 +102,7 @@ func (s skipError) Error() string { return string(s) }
 func Run(s *Script, o Options) (res Result) {
 	res = Result{Path: s.Path}
 	if o.Profile.Name == "" {
-		o.Profile = FreeBSD
+		o.Profile = ProfileFor(s)
 	}
 	r := &runner{s: s, o: o, prof: o.Profile, set: o.Profile.Sysctls}
 	if reason := r.prescan(); reason != "" {
