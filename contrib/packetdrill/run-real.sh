@@ -31,7 +31,8 @@
 # Environment: SO_FLAGS (extra --so_flags, comma separated), PD_ARGS (extra
 # packetdrill arguments), TIMEOUT (seconds per script, default 30).
 #
-# FreeBSD scripts run `sysctl -w net.inet.tcp....` in backticks. They are not
+# FreeBSD scripts run `sysctl -w net.inet.tcp....` in backticks, Linux
+# ones `sysctl -q net.ipv4....` and `../common/defaults.sh` (stubbed too). They are not
 # run on this host: a stub `sysctl` first on PATH records the assignments in
 # a file, and the object reads that file when the script makes its first
 # socket (--so_flags sysctl_file=...), mapping the ones synack has a knob for
@@ -114,6 +115,24 @@ function portof(a) { sub(/.*:/, "", a); return a }
 EOF
 chmod +x "$work/bin/sockstat"
 
+# Linux-written scripts (google/packetdrill gtests/net/tcp) start with
+# `../common/defaults.sh` (or ../../ or ../../../, by their depth). Each
+# script runs in $work/d/d/d/s.N, so all three resolve to a stub below
+# $work that records Linux's defaults through the stub sysctl, as the
+# object's sysctl table knows them (internal/pktdrill/sock.LinuxDefaults).
+for c in "$work/d/d/d/common" "$work/d/d/common" "$work/d/common"; do
+	mkdir -p "$c"
+	cat >"$c/defaults.sh" <<'EOF'
+#!/bin/sh
+# Stub for packetdrill's gtests/net/common/defaults.sh: Linux's defaults,
+# recorded for synack.so instead of set on this host.
+sysctl -q net.ipv4.tcp_rmem="4096 540000 15728640" net.ipv4.tcp_wmem="4096 262144 4194304" \
+	net.ipv4.tcp_timestamps=1 net.ipv4.tcp_sack=1 net.ipv4.tcp_syn_retries=5 \
+	net.ipv4.tcp_synack_retries=5 net.ipv4.tcp_ecn=0
+EOF
+	chmod +x "$c/defaults.sh"
+done
+
 list=$work/scripts
 : >"$list"
 for a in "$@"; do
@@ -128,8 +147,8 @@ pass=0 fail=0 n=0
 while IFS= read -r f; do
 	n=$((n + 1))
 	base=$(basename "$f")
-	dir=$work/s.$n
-	mkdir "$dir"
+	dir=$work/d/d/d/s.$n
+	mkdir -p "$dir"
 	awk -v def="${DEFINE:-STANDARD}" -v relax="$relax" '
 	/^#ifdef[ \t]/ { skip = ($2 != def); next }
 	/^#else/ { skip = !skip; next }

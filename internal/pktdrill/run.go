@@ -305,6 +305,9 @@ func unsupportedCall(c *Syscall) string {
 	if c.Name == "recv" && len(c.Args) >= 4 && c.Args[3] != "0" {
 		return "recv flags " + c.Args[3] + " (MSG_PEEK) are not supported: the stack's Read has no peek"
 	}
+	if c.Name == "send" && len(c.Args) >= 4 && c.Args[3] != "0" {
+		return "send flags " + c.Args[3] + " are not supported: synack's stream has no record boundaries (MSG_EOR) and no out-of-band data"
+	}
 	return ""
 }
 
