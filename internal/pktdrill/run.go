@@ -189,7 +189,12 @@ func (r *runner) prescan() string {
 			return headerSkips[k]
 		}
 	}
+	keys := make([]string, 0, len(r.s.Opts))
 	for k := range r.s.Opts {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys) // the same reason on every run
+	for _, k := range keys {
 		switch k {
 		case "ip_version", "tolerance_usecs", "mtu", "tcp_ts_tick_usecs":
 		default:

@@ -18,8 +18,10 @@ import (
 // applyShell reads one backtick command into st. It returns a skip reason
 // when the command asks for something synack cannot do.
 func applyShell(st *sock.Settings, cmd string) (skip string) {
+	// A backslash at the end of a line continues the command.
+	cmd = strings.ReplaceAll(cmd, "\\\n", " ")
 	for _, line := range strings.Split(cmd, "\n") {
-		line = strings.TrimSpace(line)
+		line = strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(line), "\\"))
 		if line == "" {
 			continue
 		}
