@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -33,10 +32,8 @@ func TestSharedObject(t *testing.T) {
 	}
 	gcc, err := exec.LookPath("gcc")
 	need("gcc is needed to build the C harness", err)
-	goTool, err := exec.LookPath(filepath.Join(runtime.GOROOT(), "bin", "go"))
-	if err != nil {
-		goTool, err = exec.LookPath("go")
-	}
+	// go test puts its own GOROOT/bin first on PATH (Go 1.19 and later).
+	goTool, err := exec.LookPath("go")
 	need("the go command is needed to build the shared object", err)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)

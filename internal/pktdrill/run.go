@@ -130,29 +130,28 @@ type runner struct {
 	prof Profile
 	set  sock.Settings // the sysctls before the first other line: the stack's configuration
 
-	tol        time.Duration
-	ipv6       bool
-	mtu        int
-	local      netip.Addr
-	remote     netip.Addr
-	v          *clock.Virtual
-	st         *stack.Stack
-	ep         *endpoint
-	started    bool
-	last       time.Duration // time of the previous event, as it happened
-	cur        *Event
-	lastFD     int
-	tab        *sock.Table
-	pending    *sock.Call // a blocking call started and not yet returned
-	pendingEv  *Event
-	pendingT   time.Duration
-	localISN   uint32
-	haveTS     bool // the TS mapping below is set
-	scriptTS0  uint32
-	actualTS0  uint32
-	livePort   uint16 // our port on the connection the script talks to
-	rcvbuf     int
-	firstShell bool
+	tol       time.Duration
+	ipv6      bool
+	mtu       int
+	local     netip.Addr
+	remote    netip.Addr
+	v         *clock.Virtual
+	st        *stack.Stack
+	ep        *endpoint
+	started   bool
+	last      time.Duration // time of the previous event, as it happened
+	cur       *Event
+	lastFD    int
+	tab       *sock.Table
+	pending   *sock.Call // a blocking call started and not yet returned
+	pendingEv *Event
+	pendingT  time.Duration
+	localISN  uint32
+	haveTS    bool // the TS mapping below is set
+	scriptTS0 uint32
+	actualTS0 uint32
+	livePort  uint16 // our port on the connection the script talks to
+	rcvbuf    int
 }
 
 // prescan applies the sysctls written before the first other line,
