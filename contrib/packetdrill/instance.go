@@ -16,7 +16,6 @@ import (
 
 	"github.com/synack/synack/internal/clock"
 	"github.com/synack/synack/internal/pktdrill/sock"
-	"github.com/synack/synack/link"
 	"github.com/synack/synack/stack"
 	"github.com/synack/synack/tcp"
 )
@@ -35,7 +34,7 @@ type instance struct {
 	mu  sync.Mutex // serialises clock moves and injections
 	v   *clock.Virtual
 	st  *stack.Stack // made by the first socket() or packet (see ensure)
-	ep  *endpoint
+	ep  *sock.Link
 	set sock.Settings
 	mtu int
 	tab *sock.Table
@@ -162,7 +161,7 @@ func (in *instance) ensure() {
 			}
 		}
 	}
-	in.ep = &endpoint{mtu: in.mtu, now: in.v.Now}
+	in.ep = sock.NewLink(in.mtu, in.v.Now)
 	cfg := in.set.Config()
 	in.st = stack.New(stack.Options{Clock: in.v, TCP: cfg, Nagle: true,
 		Rand: rand.NewChaCha8([32]byte{'s', 'o'})})
@@ -430,7 +429,7 @@ func (in *instance) inject(pkt []byte) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	in.logPacket("in ", pkt)
-	in.ep.deliver(pkt)
+	in.ep.Deliver(pkt)
 	in.v.WaitIdle()
 }
 
@@ -455,9 +454,9 @@ func (in *instance) sniff() (p []byte, at time.Time, ok bool, why string) {
 	in.v.WaitIdle()
 	limit := in.v.Now().Add(in.waitLimit)
 	for {
-		if p, at, ok := in.ep.pop(); ok {
-			in.logPacket("out", p)
-			return p, at, true, ""
+		if p, ok := in.ep.Pop(); ok {
+			in.logPacket("out", p.B)
+			return p.B, p.At, true, ""
 		}
 		next, pending := in.v.NextTimer()
 		if !pending {
@@ -471,53 +470,4 @@ func (in *instance) sniff() (p []byte, at time.Time, ok bool, why string) {
 		in.v.AdvanceTo(next)
 		in.v.WaitIdle()
 	}
-}
-
-// endpoint is the stack's link: what it sends is queued for
-// netdev_receive; netdev_send delivers to it.
-type endpoint struct {
-	mtu int
-	now func() time.Time
-	mu  sync.Mutex
-	d   link.Dispatcher
-	out []pkt
-}
-
-type pkt struct {
-	b  []byte
-	at time.Time
-}
-
-func (e *endpoint) MTU() int                 { return e.mtu }
-func (e *endpoint) Attach(d link.Dispatcher) { e.mu.Lock(); e.d = d; e.mu.Unlock() }
-func (e *endpoint) Close() error             { return nil }
-
-func (e *endpoint) WritePackets(ps [][]byte) (int, error) {
-	now := e.now()
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	for _, p := range ps {
-		e.out = append(e.out, pkt{append([]byte(nil), p...), now})
-	}
-	return len(ps), nil
-}
-
-func (e *endpoint) deliver(b []byte) {
-	e.mu.Lock()
-	d := e.d
-	e.mu.Unlock()
-	if d != nil {
-		d.DeliverPacket(b)
-	}
-}
-
-func (e *endpoint) pop() ([]byte, time.Time, bool) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if len(e.out) == 0 {
-		return nil, time.Time{}, false
-	}
-	p := e.out[0]
-	e.out = e.out[1:]
-	return p.b, p.at, true
 }

@@ -9,13 +9,11 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
 	"github.com/synack/synack/internal/clock"
 	"github.com/synack/synack/internal/pktdrill/sock"
-	"github.com/synack/synack/link"
 	"github.com/synack/synack/seqnum"
 	"github.com/synack/synack/stack"
 	"github.com/synack/synack/tcp"
@@ -350,7 +348,7 @@ func parseAssert(l string) (field, value string, ok bool) {
 func (r *runner) start() {
 	r.started = true
 	r.v = clock.NewVirtual(epoch)
-	r.ep = &endpoint{r: r, mtu: r.mtu}
+	r.ep = r.newEndpoint()
 	mss := r.mtu - 40
 	r.local, r.remote = local4, remote4
 	if r.ipv6 {
@@ -709,15 +707,10 @@ func (r *runner) fdInfo(fd int) (tcp.Info, bool) {
 	return tcp.Info{}, false
 }
 
-// endpoint is the stack's link: what the stack writes is captured for the
-// runner to check; what the script injects is delivered to the stack.
+// endpoint is the stack's link (sock.Link), with each packet the stack
+// sends parsed as it is sent.
 type endpoint struct {
-	r   *runner
-	mtu int
-
-	mu  sync.Mutex
-	d   link.Dispatcher
-	out []*captured
+	*sock.Link
 }
 
 type captured struct {
@@ -730,28 +723,22 @@ type captured struct {
 	bad  string // why it could not be parsed
 }
 
-func (e *endpoint) MTU() int                 { return e.mtu }
-func (e *endpoint) Attach(d link.Dispatcher) { e.mu.Lock(); e.d = d; e.mu.Unlock() }
-func (e *endpoint) Close() error             { return nil }
-
-func (e *endpoint) WritePackets(pkts [][]byte) (int, error) {
-	now := e.r.v.Now()
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	for _, p := range pkts {
-		c := &captured{at: now, raw: append([]byte(nil), p...)}
+func (r *runner) newEndpoint() *endpoint {
+	l := sock.NewLink(r.mtu, r.v.Now)
+	l.Meta = func(b []byte, at time.Time) any {
+		c := &captured{at: at, raw: b}
 		c.parse()
-		e.out = append(e.out, c)
 		if c.bad == "" && c.ip.Protocol == wire.ProtocolTCP && c.tcp.Flags&wire.SYN != 0 {
 			// Sequence numbers in the script are relative to our ISN,
 			// which our SYN or SYN,ACK tells.
-			e.r.localISN = uint32(c.tcp.Seq)
+			r.localISN = uint32(c.tcp.Seq)
 			if c.tcp.Flags&wire.ACK == 0 {
-				e.r.livePort = c.tcp.SrcPort
+				r.livePort = c.tcp.SrcPort
 			}
 		}
+		return c
 	}
-	return len(pkts), nil
+	return &endpoint{l}
 }
 
 func (c *captured) parse() {
@@ -776,43 +763,24 @@ func (c *captured) parse() {
 	c.opts = decodeOptions(ip.Payload[20:hl])
 }
 
-func (e *endpoint) peek() *captured {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if len(e.out) == 0 {
-		return nil
-	}
-	return e.out[0]
-}
+// peek is the first packet sent and not yet checked, or nil.
+func (e *endpoint) peek() *captured { return e.peekAt(0) }
 
 // peekAt is the packet n places from the head of the queue, or nil.
 func (e *endpoint) peekAt(n int) *captured {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if n >= len(e.out) {
+	p, ok := e.Peek(n)
+	if !ok {
 		return nil
 	}
-	return e.out[n]
+	return p.Meta.(*captured)
 }
 
 func (e *endpoint) pop() *captured {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if len(e.out) == 0 {
+	p, ok := e.Pop()
+	if !ok {
 		return nil
 	}
-	c := e.out[0]
-	e.out = e.out[1:]
-	return c
-}
-
-func (e *endpoint) deliver(pkt []byte) {
-	e.mu.Lock()
-	d := e.d
-	e.mu.Unlock()
-	if d != nil {
-		d.DeliverPacket(pkt)
-	}
+	return p.Meta.(*captured)
 }
 
 // describe prints a captured packet in script terms (relative numbers).
@@ -1140,7 +1108,7 @@ func (r *runner) inject(p *PacketSpec) error {
 		pkt = append(pkt, tcpb...)
 		r.logf("< %s", p)
 	}
-	r.ep.deliver(pkt)
+	r.ep.Deliver(pkt)
 	r.v.WaitIdle()
 	return nil
 }
