@@ -140,3 +140,21 @@ func TestProfileFor(t *testing.T) {
 		}
 	}
 }
+
+func TestParseTimeRange(t *testing.T) {
+	s, err := Parse("+.01~+.015 > . 1:1(0) ack 1\n0.5~0.75 > . 1:1(0) ack 1\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := s.Events[0]; e.TimeKind != Relative || !e.HasUpto || !e.UptoRel || e.Time.Microseconds() != 10000 || e.Upto.Microseconds() != 15000 {
+		t.Errorf("relative range: %+v", e)
+	}
+	if e := s.Events[1]; e.TimeKind != Absolute || !e.HasUpto || e.UptoRel || e.Upto.Milliseconds() != 750 {
+		t.Errorf("absolute range: %+v", e)
+	}
+	for _, bad := range []string{"+.02~+.01 > . 1:1(0) ack 1", "+.01~0.5 > . 1:1(0) ack 1", "+.01~ > . 1:1(0) ack 1"} {
+		if _, err := Parse(bad); err == nil {
+			t.Errorf("%q parsed", bad)
+		}
+	}
+}

@@ -278,45 +278,40 @@ func parseTime(ev *Event, t string) (string, error) {
 	if rel {
 		ev.TimeKind = Relative
 	}
-	if strings.HasPrefix(rest, "...") {
-		rest = rest[3:]
-		endRel := rel
-		if strings.HasPrefix(rest, "+") {
-			endRel = true
-			rest = rest[1:]
-		}
-		num, rest2 := splitNumber(rest)
-		if num == "" {
-			return "", fmt.Errorf("bad time range")
-		}
-		e, err := parseSeconds(num)
+	switch {
+	case strings.HasPrefix(rest, "..."):
+		ev.End, ev.EndRel, rest, err = parseRangeEnd(rest[3:], rel)
 		if err != nil {
 			return "", err
 		}
-		ev.HasEnd, ev.End, ev.EndRel = true, e, endRel
-		rest = rest2
-	} else if strings.HasPrefix(rest, "~") {
-		rest = rest[1:]
-		uptoRel := rel
-		if strings.HasPrefix(rest, "+") {
-			uptoRel = true
-			rest = rest[1:]
-		}
-		num, rest2 := splitNumber(rest)
-		if num == "" {
-			return "", fmt.Errorf("bad time range")
-		}
-		u, err := parseSeconds(num)
+		ev.HasEnd = true
+	case strings.HasPrefix(rest, "~"):
+		ev.Upto, ev.UptoRel, rest, err = parseRangeEnd(rest[1:], rel)
 		if err != nil {
 			return "", err
 		}
-		if uptoRel != rel || u < d {
-			return "", fmt.Errorf("time range ~%s ends before it starts, or mixes relative and absolute times", num)
+		if ev.UptoRel != rel || ev.Upto < d {
+			return "", fmt.Errorf("time range ~%v ends before it starts, or mixes relative and absolute times", ev.Upto)
 		}
-		ev.HasUpto, ev.Upto, ev.UptoRel = true, u, uptoRel
-		rest = rest2
+		ev.HasUpto = true
 	}
 	return rest, nil
+}
+
+// parseRangeEnd reads the end of a time range after "..." or "~": a time,
+// relative if written with "+" or if the start was.
+func parseRangeEnd(t string, rel bool) (end time.Duration, endRel bool, rest string, err error) {
+	endRel = rel
+	if strings.HasPrefix(t, "+") {
+		endRel = true
+		t = t[1:]
+	}
+	num, rest := splitNumber(t)
+	if num == "" {
+		return 0, false, "", fmt.Errorf("bad time range")
+	}
+	end, err = parseSeconds(num)
+	return end, endRel, rest, err
 }
 
 func splitNumber(t string) (string, string) {
