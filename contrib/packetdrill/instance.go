@@ -154,15 +154,9 @@ func (in *instance) ensure() {
 	if in.st != nil {
 		return
 	}
-	if in.sysctlFile != "" {
-		if b, err := os.ReadFile(in.sysctlFile); err == nil {
-			for _, l := range strings.Split(string(b), "\n") {
-				in.set.SetLine(l)
-			}
-		}
-	}
+	set := in.sysctls()
 	in.ep = sock.NewLink(in.mtu, in.v.Now)
-	cfg := in.set.Config()
+	cfg := set.Config()
 	in.st = stack.New(stack.Options{Clock: in.v, TCP: cfg, Nagle: true,
 		Rand: rand.NewChaCha8([32]byte{'s', 'o'})})
 	id, err := in.st.AddLink(in.ep, netip.PrefixFrom(in.local4, 24), netip.PrefixFrom(in.local6, 64))
@@ -173,11 +167,25 @@ func (in *instance) ensure() {
 		fmt.Fprintf(os.Stderr, "synack.so: AddLink: %v\n", err)
 	}
 	in.tab.Stack = in.st
-	in.tab.Base, in.tab.Live = in.set, in.set
+	in.tab.Base, in.tab.Live = set, set
 	in.tab.RcvBuf = cfg.ReceiveBufferSize
 	if in.tab.RcvBuf == 0 {
 		in.tab.RcvBuf = tcp.DefaultBufferSize
 	}
+}
+
+// sysctls are the settings of --so_flags with the sysctls recorded in
+// sysctl_file so far applied on top.
+func (in *instance) sysctls() sock.Settings {
+	set := in.set
+	if in.sysctlFile != "" {
+		if b, err := os.ReadFile(in.sysctlFile); err == nil {
+			for _, l := range strings.Split(string(b), "\n") {
+				set.SetLine(l)
+			}
+		}
+	}
+	return set
 }
 
 // newFD backs a synack socket with a real file descriptor: an AF_UNIX
@@ -252,6 +260,9 @@ func (in *instance) socket(domain, typ int) (int, syscall.Errno) {
 		return -1, syscall.EPROTONOSUPPORT
 	}
 	in.ensure()
+	// A new socket takes the keep-alive sysctls as they stand now (the
+	// stack's configuration was fixed when it was made).
+	in.tab.Live = in.sysctls()
 	s, e := in.tab.Socket(domain == syscall.AF_INET6, typ&sockNONBLOCK != 0)
 	if e != 0 {
 		return -1, e
