@@ -116,10 +116,12 @@ EOF
 chmod +x "$work/bin/sockstat"
 
 # Linux-written scripts (google/packetdrill gtests/net/tcp) start with
-# `../common/defaults.sh` (or ../../ or ../../../, by their depth). Each
-# script runs in $work/d/d/d/s.N, so all three resolve to a stub below
-# $work that records Linux's defaults through the stub sysctl, as the
-# object's sysctl table knows them (internal/pktdrill/sock.LinuxDefaults).
+# `../common/defaults.sh` (or ../../ or ../../../, by their depth), some
+# with `../common/set_sysctls.py /proc/sys/net/ipv4/X=V`. Each script runs
+# in $work/d/d/d/s.N, so all three depths resolve to stubs below $work that
+# record Linux's defaults (as the object's sysctl table knows them,
+# internal/pktdrill/sock.LinuxDefaults) and the assignments, like the stub
+# sysctl; nothing is set on this host.
 for c in "$work/d/d/d/common" "$work/d/d/common" "$work/d/common"; do
 	mkdir -p "$c"
 	cat >"$c/defaults.sh" <<'EOF'
@@ -131,6 +133,18 @@ sysctl -q net.ipv4.tcp_rmem="4096 540000 15728640" net.ipv4.tcp_wmem="4096 26214
 	net.ipv4.tcp_synack_retries=5 net.ipv4.tcp_ecn=0
 EOF
 	chmod +x "$c/defaults.sh"
+	cat >"$c/set_sysctls.py" <<'EOF'
+#!/bin/sh
+# Stub for packetdrill's set_sysctls.py: /proc/sys/net/ipv4/X=V is recorded
+# as net.ipv4.X=V for synack.so, never written to this host's /proc.
+for a in "$@"; do
+	case "$a" in
+	/proc/sys/*=*) n=${a%%=*}; n=${n#/proc/sys/}; echo "$(echo "$n" | tr / .)=${a#*=}" >>"${SYNACK_SYSCTL_FILE:-/dev/null}" ;;
+	esac
+done
+exit 0
+EOF
+	chmod +x "$c/set_sysctls.py"
 done
 
 list=$work/scripts
