@@ -2,35 +2,10 @@ package pktdrill
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 )
-
-// TestLinuxProfile runs our own Linux-style scripts (testdata/linux: the
-// defaults.sh line, a~b time ranges, a TSO-sized expected segment) with
-// the Linux profile; each must pass. With SYNACK_PACKETDRILL_LINUX set to
-// a directory of Linux-written scripts (packetdrill's gtests/net/tcp), it
-// also runs those and reports pass / fail / skip per folder, without
-// failing on them: they are not ours to commit.
-func TestLinuxProfile(t *testing.T) {
-	files, results, all := runSuite(t, filepath.Join("testdata", "linux"), Linux)
-	if len(files) == 0 {
-		t.Fatal("no scripts in testdata/linux")
-	}
-	for _, f := range files {
-		if r := results[f]; r.Status != Pass {
-			t.Errorf("%s", r)
-		}
-	}
-	if all.pass != len(files) {
-		t.Errorf("%d of %d Linux-style scripts pass", all.pass, len(files))
-	}
-	if dir := os.Getenv("SYNACK_PACKETDRILL_LINUX"); dir != "" {
-		runSuite(t, dir, Linux)
-	}
-}
 
 // What the Linux profile relaxes must still fail when it does not hold: a
 // packet outside its a~b range, segments that do not cover the expected

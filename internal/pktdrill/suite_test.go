@@ -142,6 +142,15 @@ func runSuite(t *testing.T, root string, prof Profile) ([]string, map[string]Res
 			}
 		}
 	}
+	// Failures and skips by reason, for the log; the table after them,
+	// so that the end of a -v run shows it.
+	if testing.Verbose() {
+		for _, f := range files {
+			if r := results[f]; r.Status != Pass {
+				t.Logf("%s %s: %s", r.Status, f, firstLine(r.Msg))
+			}
+		}
+	}
 	var tab strings.Builder
 	fmt.Fprintf(&tab, "%s, profile %s\n", root, prof.Name)
 	fmt.Fprintf(&tab, "%-20s %6s %6s %6s %6s\n", "folder", "pass", "fail", "skip", "total")
@@ -156,14 +165,6 @@ func runSuite(t *testing.T, root string, prof Profile) ([]string, map[string]Res
 	fmt.Fprintf(&tab, "%-20s %6d %6d %6d %6d", "all", all.pass, all.fail, all.skip, all.pass+all.fail+all.skip)
 	t.Log("\n" + tab.String())
 
-	// Failures and skips by reason, for the log.
-	if testing.Verbose() {
-		for _, f := range files {
-			if r := results[f]; r.Status != Pass {
-				t.Logf("%s %s: %s", r.Status, f, firstLine(r.Msg))
-			}
-		}
-	}
 	return files, results, all
 }
 
@@ -316,5 +317,29 @@ func TestKeepAliveOptions(t *testing.T) {
 	}
 	if res := Run(s, Options{}); res.Status != Pass {
 		t.Fatal(res)
+	}
+}
+
+// TestLinuxProfile runs our own Linux-style scripts (testdata/linux: the
+// defaults.sh line, a~b time ranges, a TSO-sized expected segment) with
+// the Linux profile; each must pass. With SYNACK_PACKETDRILL_LINUX set to
+// a directory of Linux-written scripts (packetdrill's gtests/net/tcp), it
+// also runs those and reports pass / fail / skip per folder, without
+// failing on them: they are not ours to commit.
+func TestLinuxProfile(t *testing.T) {
+	files, results, all := runSuite(t, filepath.Join("testdata", "linux"), Linux)
+	if len(files) == 0 {
+		t.Fatal("no scripts in testdata/linux")
+	}
+	for _, f := range files {
+		if r := results[f]; r.Status != Pass {
+			t.Errorf("%s", r)
+		}
+	}
+	if all.pass != len(files) {
+		t.Errorf("%d of %d Linux-style scripts pass", all.pass, len(files))
+	}
+	if dir := os.Getenv("SYNACK_PACKETDRILL_LINUX"); dir != "" {
+		runSuite(t, dir, Linux)
 	}
 }
