@@ -50,17 +50,17 @@ func sdBind(fd C.int, addr unsafe.Pointer, n C.socklen_t) C.longlong {
 }
 
 //export sdListen
-func sdListen(fd, backlog C.int) C.longlong { return neg(inst.listen(int(fd), int(backlog))) }
+func sdListen(fd, backlog C.int) C.longlong { return neg(inst.tab.Listen(int(fd), int(backlog))) }
 
 //export sdAccept
 func sdAccept(fd C.int, addr unsafe.Pointer, n *C.socklen_t) C.longlong {
-	nfd, e := inst.accept(int(fd))
+	nfd, e := wait(inst.tab.Accept(int(fd)))
 	if e != 0 {
 		return neg(e)
 	}
 	if addr != nil && n != nil {
-		if s := inst.get(nfd); s != nil && s.conn != nil {
-			*n = C.socklen_t(putSockaddr(unsafe.Slice((*byte)(addr), int(*n)), s.conn.Tuple().Remote))
+		if s := inst.tab.Get(nfd); s != nil && s.Conn() != nil {
+			*n = C.socklen_t(putSockaddr(unsafe.Slice((*byte)(addr), int(*n)), s.Conn().Tuple().Remote))
 		}
 	}
 	return C.longlong(nfd)
@@ -74,7 +74,7 @@ func sdConnect(fd C.int, addr unsafe.Pointer, n C.socklen_t) C.longlong {
 //export sdRead
 func sdRead(fd C.int, buf unsafe.Pointer, n C.size_t) C.longlong {
 	b := unsafe.Slice((*byte)(buf), int(n))
-	k, e := inst.read(int(fd), b)
+	k, e := wait(inst.tab.Read(int(fd), b))
 	if e != 0 {
 		return neg(e)
 	}
@@ -84,7 +84,7 @@ func sdRead(fd C.int, buf unsafe.Pointer, n C.size_t) C.longlong {
 //export sdWrite
 func sdWrite(fd C.int, buf unsafe.Pointer, n C.size_t) C.longlong {
 	b := C.GoBytes(buf, C.int(n))
-	k, e := inst.write(int(fd), b)
+	k, e := wait(inst.tab.Write(int(fd), b))
 	if e != 0 {
 		return neg(e)
 	}
@@ -101,10 +101,10 @@ func sdFcntl(fd, cmd C.int, arg C.long) C.longlong {
 }
 
 //export sdClose
-func sdClose(fd C.int) C.longlong { return neg(inst.closeFD(int(fd))) }
+func sdClose(fd C.int) C.longlong { return neg(inst.tab.Close(int(fd))) }
 
 //export sdShutdown
-func sdShutdown(fd, how C.int) C.longlong { return neg(inst.shutdown(int(fd), int(how))) }
+func sdShutdown(fd, how C.int) C.longlong { return neg(inst.tab.Shutdown(int(fd), int(how))) }
 
 //export sdGetsockopt
 func sdGetsockopt(fd, level, name C.int, val unsafe.Pointer, n *C.socklen_t) C.longlong {
@@ -129,7 +129,7 @@ func sdPoll(fds *C.struct_pollfd, n C.nfds_t, timeout C.int) C.longlong {
 	ps := unsafe.Slice(fds, int(n))
 	ready := 0
 	for i := range ps {
-		ev := inst.pollEvents(int(ps[i].fd), int16(ps[i].events))
+		ev := inst.tab.Poll(int(ps[i].fd), int16(ps[i].events))
 		ps[i].revents = C.short(ev)
 		if ev != 0 {
 			ready++

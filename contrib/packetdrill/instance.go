@@ -3,10 +3,8 @@
 package main
 
 import (
-	"context"
 	"encoding/binary"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net/netip"
 	"os"
@@ -17,8 +15,7 @@ import (
 	"time"
 
 	"github.com/synack/synack/internal/clock"
-	"github.com/synack/synack/internal/pktdrill"
-	"github.com/synack/synack/link"
+	"github.com/synack/synack/internal/pktdrill/sock"
 	"github.com/synack/synack/stack"
 	"github.com/synack/synack/tcp"
 )
@@ -29,31 +26,24 @@ const (
 	oRDWR          = 2
 	oNONBLOCK      = 0x800
 	sockNONBLOCK   = 0x800
-	solSocket      = 1
-	soReuseAddr    = 2
-	soError        = 4
-	soKeepAlive    = 9
-	soRcvBuf       = 8
-	soLinger       = 13
-	ipprotoTCP     = 6
-	tcpNoDelay     = 1
-	pollIn         = 0x1
-	pollOut        = 0x4
 )
 
-// instance is one script run: a fresh stack on a virtual clock.
+// instance is one script run: a fresh stack on a virtual clock, and the
+// socket layer shared with the Go runner (internal/pktdrill/sock).
 type instance struct {
-	mu   sync.Mutex // serialises clock moves and injections
-	v    *clock.Virtual
-	st   *stack.Stack // made by the first socket() or packet (see ensure)
-	ep   *endpoint
-	cfg  tcp.Config
-	mtu  int
-	fdMu sync.Mutex
-	fds  map[int]*sock
+	mu  sync.Mutex // serialises clock moves and injections
+	v   *clock.Virtual
+	st  *stack.Stack // made by the first socket() or packet (see ensure)
+	ep  *sock.Link
+	set sock.Settings
+	mtu int
+	tab *sock.Table
+
+	inoMu sync.Mutex
+	inos  map[int]uint64 // inode of each socket's backing fd, so that free() closes only ours
 
 	local4, local6 netip.Addr
-	sysctlFile     string // --so_flags sysctl_file=: FreeBSD sysctls recorded by a stub
+	sysctlFile     string // --so_flags sysctl_file=: sysctls recorded by a stub
 	sockstatFile   string // --so_flags sockstat_file=: the connection table, for a stub sockstat
 	lastSockstat   string
 	debug          bool          // --so_flags debug=1: log calls' packets to stderr
@@ -61,20 +51,6 @@ type instance struct {
 }
 
 var inst *instance
-
-type sock struct {
-	v6       bool
-	nonblock bool
-	ino      uint64 // inode of the backing fd, so that free() closes only ours
-	laddr    netip.AddrPort
-	ln       *stack.Listener
-	conn     *stack.TCPConn
-	dialing  bool
-	cancel   context.CancelFunc
-	soErr    syscall.Errno
-	reported bool
-	linger0  bool
-}
 
 // newInstance reads the --so_flags string: comma-separated key=value
 // pairs (see README.md):
@@ -86,16 +62,19 @@ type sock struct {
 //	rfc793_syn=1          tcp.Config.RFC793SYN (RFC 793 instead of RFC 5961 4)
 //	no_ts=1 no_ws=1 no_sack=1   tcp.Config.NoTimestamps / NoWindowScale / NoSACK
 //	initial_rto_ms=N      tcp.Config.InitialRTO
-//	sysctl_file=PATH      read FreeBSD sysctls (name=value lines) when the stack is made
+//	delack_ms=N           tcp.Config.DelayedACK
+//	sysctl_file=PATH      read sysctls (name=value lines) when the stack is made
 //	sockstat_file=PATH    keep the connection table in PATH (see dumpSockstat)
 //	debug=1               log every packet in and out to stderr
 //	wait_limit_s=N        virtual seconds netdev_receive waits for a packet (default 600)
+//
+// The knobs are the sysctl table's (sock.Settings) under short names.
 func newInstance(flags string) {
 	if inst != nil {
 		inst.close()
 	}
 	in := &instance{
-		fds:       map[int]*sock{},
+		inos:      map[int]uint64{},
 		mtu:       1500,
 		local4:    netip.MustParseAddr("192.168.0.1"),
 		local6:    netip.MustParseAddr("fd3d:fa7b:d17d::1"),
@@ -126,107 +105,60 @@ func newInstance(flags string) {
 				in.waitLimit = time.Duration(n) * time.Second
 			}
 		default:
-			if !in.setKnob(k, v) {
+			name, ok := knobs[k]
+			if !ok {
 				fmt.Fprintf(os.Stderr, "synack.so: unknown --so_flags key %q\n", k)
+				continue
+			}
+			if strings.HasPrefix(k, "no_") {
+				// no_X=1 is X=0.
+				if v == "0" {
+					v = "1"
+				} else {
+					v = "0"
+				}
+			}
+			if why := in.set.Set(name, v); why != "" {
+				fmt.Fprintf(os.Stderr, "synack.so: --so_flags %s=%s: %s\n", k, v, why)
 			}
 		}
 	}
 	in.v = clock.NewVirtual(time.Now().Truncate(time.Second))
+	in.tab = &sock.Table{Clock: in.v, Local4: in.local4, Local6: in.local6,
+		NewFD: in.newFD, Valid: in.valid, Release: in.release}
 	inst = in
 }
 
-// setKnob applies one stack setting, from --so_flags or a sysctl.
-func (in *instance) setKnob(k, v string) bool {
-	n, _ := strconv.Atoi(v)
-	switch k {
-	case "rcvbuf":
-		in.cfg.ReceiveBufferSize = n
-	case "sndbuf":
-		in.cfg.SendBufferSize = n
-	case "rfc793_rst":
-		in.cfg.RFC793Reset = n != 0
-	case "rfc793_syn":
-		in.cfg.RFC793SYN = n != 0
-	case "no_ts":
-		in.cfg.NoTimestamps = n != 0
-	case "no_ws":
-		in.cfg.NoWindowScale = n != 0
-	case "no_sack":
-		in.cfg.NoSACK = n != 0
-	case "initial_rto_ms":
-		in.cfg.InitialRTO = time.Duration(n) * time.Millisecond
-	default:
-		return false
-	}
-	return true
-}
-
-// freebsdSysctls maps the FreeBSD sysctls of the test suite that select a
-// behaviour synack has onto its knobs (the same table as the Go runner's,
-// internal/pktdrill/sysctl.go). Others are ignored here: the object cannot
-// skip a script, so a script that needs a knob synack lacks just runs.
-func (in *instance) sysctl(name, val string) {
-	n, err := strconv.Atoi(val)
-	if err != nil {
-		return
-	}
-	b := "0"
-	if n != 0 {
-		b = "1"
-	}
-	nb := "1"
-	if n != 0 {
-		nb = "0"
-	}
-	switch name {
-	case "net.inet.tcp.insecure_rst":
-		in.setKnob("rfc793_rst", b)
-	case "net.inet.tcp.insecure_syn":
-		in.setKnob("rfc793_syn", b)
-	case "net.inet.tcp.rfc1323":
-		in.setKnob("no_ts", nb)
-		in.setKnob("no_ws", nb)
-	case "net.inet.tcp.sack.enable":
-		in.setKnob("no_sack", nb)
-	case "net.inet.tcp.recvspace":
-		in.setKnob("rcvbuf", val)
-	case "net.inet.tcp.sendspace":
-		in.setKnob("sndbuf", val)
-	case "net.inet.tcp.rexmit_initial":
-		in.setKnob("initial_rto_ms", val)
-	case "net.inet.tcp.keepidle":
-		in.cfg.KeepAliveIdle = time.Duration(n) * time.Millisecond
-	case "net.inet.tcp.keepintvl":
-		in.cfg.KeepAliveInterval = time.Duration(n) * time.Millisecond
-	case "net.inet.tcp.keepcnt":
-		in.cfg.KeepAliveCount = n
-	}
+// knobs are the --so_flags names of sysctls of the table.
+var knobs = map[string]string{
+	"rcvbuf":         "net.inet.tcp.recvspace",
+	"sndbuf":         "net.inet.tcp.sendspace",
+	"rfc793_rst":     "net.inet.tcp.insecure_rst",
+	"rfc793_syn":     "net.inet.tcp.insecure_syn",
+	"no_ts":          "net.ipv4.tcp_timestamps",
+	"no_ws":          "net.ipv4.tcp_window_scaling",
+	"no_sack":        "net.ipv4.tcp_sack",
+	"initial_rto_ms": "net.inet.tcp.rexmit_initial",
+	"delack_ms":      "net.inet.tcp.delacktime",
 }
 
 // ensure makes the stack if it is not made yet. It is made lazily, by the
 // first socket() or injected packet, so that the sysctls a script sets
 // before (recorded in sysctl_file by a stub sysctl command, see
 // run-real.sh) configure it, as FreeBSD's sockets take them when made.
+// Every sysctl goes through the table (sock.Settings); one synack has no
+// knob for is ignored: the object cannot skip a script.
 func (in *instance) ensure() {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	if in.st != nil {
 		return
 	}
-	if in.sysctlFile != "" {
-		if b, err := os.ReadFile(in.sysctlFile); err == nil {
-			for _, l := range strings.Split(string(b), "\n") {
-				for _, a := range strings.Fields(l) {
-					if k, v, ok := strings.Cut(a, "="); ok {
-						in.sysctl(k, v)
-					}
-				}
-			}
-		}
-	}
-	in.ep = &endpoint{mtu: in.mtu, now: in.v.Now}
-	in.cfg.Nagle = true // a socket's default: TCP_NODELAY off
-	in.st = stack.New(stack.Options{Clock: in.v, TCP: in.cfg,
+	set := in.sysctls()
+	in.ep = sock.NewLink(in.mtu, in.v.Now)
+	cfg := set.Config()
+	cfg.Nagle = true // a socket's default: TCP_NODELAY off
+	in.st = stack.New(stack.Options{Clock: in.v, TCP: cfg,
 		Rand: rand.NewChaCha8([32]byte{'s', 'o'})})
 	id, err := in.st.AddLink(in.ep, netip.PrefixFrom(in.local4, 24), netip.PrefixFrom(in.local6, 64))
 	if err == nil {
@@ -235,23 +167,69 @@ func (in *instance) ensure() {
 	} else {
 		fmt.Fprintf(os.Stderr, "synack.so: AddLink: %v\n", err)
 	}
+	in.tab.Stack = in.st
+	in.tab.Base, in.tab.Live = set, set
+	in.tab.RcvBuf = cfg.WithDefaults().ReceiveBufferSize
+}
+
+// sysctls are the settings of --so_flags with the sysctls recorded in
+// sysctl_file so far applied on top.
+func (in *instance) sysctls() sock.Settings {
+	set := in.set
+	if in.sysctlFile != "" {
+		if b, err := os.ReadFile(in.sysctlFile); err == nil {
+			for _, l := range strings.Split(string(b), "\n") {
+				set.SetLine(l)
+			}
+		}
+	}
+	return set
+}
+
+// newFD backs a synack socket with a real file descriptor: an AF_UNIX
+// datagram socket nobody uses, one per socket (so each has its own
+// inode). packetdrill may close it with libc's close; nothing leaks.
+func (in *instance) newFD() (int, syscall.Errno) {
+	fd, err := syscall.Socket(syscall.AF_UNIX, syscall.SOCK_DGRAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return -1, sock.Errno(err)
+	}
+	in.inoMu.Lock()
+	in.inos[fd] = fdInode(fd)
+	in.inoMu.Unlock()
+	return fd, 0
+}
+
+// valid reports whether fd is still the socket we made: an fd packetdrill
+// closed with libc's close (its cleanup does) and the kernel then reused
+// is not ours any more.
+func (in *instance) valid(fd int) bool {
+	in.inoMu.Lock()
+	ino, ok := in.inos[fd]
+	in.inoMu.Unlock()
+	return ok && fdInode(fd) == ino
+}
+
+func (in *instance) release(fd int) {
+	in.inoMu.Lock()
+	delete(in.inos, fd)
+	in.inoMu.Unlock()
+	syscall.Close(fd)
 }
 
 // close ends the run. packetdrill has usually closed its fds with libc's
 // close already (and the numbers may be reused), so a backing fd is
 // closed only if it is still the socket we made (same inode).
 func (in *instance) close() {
-	in.fdMu.Lock()
-	for fd, s := range in.fds {
-		if s.cancel != nil {
-			s.cancel()
-		}
-		if fdInode(fd) == s.ino {
-			syscall.Close(fd)
+	for _, s := range in.tab.Forget() {
+		s.Cancel()
+		if in.valid(s.FD) {
+			syscall.Close(s.FD)
 		}
 	}
-	in.fds = map[int]*sock{}
-	in.fdMu.Unlock()
+	in.inoMu.Lock()
+	in.inos = map[int]uint64{}
+	in.inoMu.Unlock()
 	if in.st != nil {
 		in.st.Close()
 	}
@@ -265,49 +243,13 @@ func fdInode(fd int) uint64 {
 	return st.Ino
 }
 
-// run executes op as a participant of the virtual clock and waits for it.
-// With nonblock, an op that blocks is cancelled with cancel and its
-// result is EAGAIN.
-func (in *instance) run(nonblock bool, op func() (int, syscall.Errno), cancel, reset func()) (int, syscall.Errno) {
-	done := make(chan struct{})
-	var r int
-	var e syscall.Errno
-	in.v.Go(func() { r, e = op(); close(done) })
-	in.v.WaitIdle()
-	select {
-	case <-done:
-		return r, e
-	default:
-	}
-	if nonblock && cancel != nil {
-		cancel()
-		<-done
-		reset()
-		if e == 0 && r == 0 {
-			return 0, syscall.EAGAIN
-		}
-		return r, e
-	}
-	<-done // time moves on packetdrill's other thread (usleep)
-	return r, e
+// wait finishes a call: a blocking one waits while packetdrill's other
+// thread moves time (usleep) and injects packets.
+func wait(c *sock.Call) (int, syscall.Errno) {
+	c.Wait()
+	return int(c.Ret), c.Errno
 }
 
-// get returns the socket behind fd. An fd packetdrill closed with libc's
-// close (its cleanup does) and the kernel then reused is not ours any more:
-// the inode check notices.
-func (in *instance) get(fd int) *sock {
-	in.fdMu.Lock()
-	s := in.fds[fd]
-	in.fdMu.Unlock()
-	if s != nil && fdInode(fd) != s.ino {
-		return nil
-	}
-	return s
-}
-
-// socket makes a synack socket backed by a real file descriptor: an
-// AF_UNIX datagram socket nobody uses, one per socket (so each has its own
-// inode). packetdrill may close it with libc's close; nothing leaks.
 func (in *instance) socket(domain, typ int) (int, syscall.Errno) {
 	if domain != syscall.AF_INET && domain != syscall.AF_INET6 {
 		return -1, syscall.EAFNOSUPPORT
@@ -316,14 +258,14 @@ func (in *instance) socket(domain, typ int) (int, syscall.Errno) {
 		return -1, syscall.EPROTONOSUPPORT
 	}
 	in.ensure()
-	fd, err := syscall.Socket(syscall.AF_UNIX, syscall.SOCK_DGRAM|syscall.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return -1, pktdrill.Errno(err)
+	// A new socket takes the keep-alive sysctls as they stand now (the
+	// stack's configuration was fixed when it was made).
+	in.tab.Live = in.sysctls()
+	s, e := in.tab.Socket(domain == syscall.AF_INET6, typ&sockNONBLOCK != 0)
+	if e != 0 {
+		return -1, e
 	}
-	in.fdMu.Lock()
-	in.fds[fd] = &sock{v6: domain == syscall.AF_INET6, nonblock: typ&sockNONBLOCK != 0, ino: fdInode(fd)}
-	in.fdMu.Unlock()
-	return fd, 0
+	return s.FD, 0
 }
 
 func parseSockaddr(b []byte) (netip.AddrPort, bool) {
@@ -342,64 +284,14 @@ func parseSockaddr(b []byte) (netip.AddrPort, bool) {
 }
 
 func (in *instance) bind(fd int, sa []byte) syscall.Errno {
-	s := in.get(fd)
-	if s == nil {
-		return syscall.EBADF
-	}
 	ap, ok := parseSockaddr(sa)
 	if !ok {
+		if in.tab.Get(fd) == nil {
+			return syscall.EBADF
+		}
 		return syscall.EINVAL
 	}
-	s.laddr = ap
-	return 0
-}
-
-func (in *instance) listen(fd, backlog int) syscall.Errno {
-	s := in.get(fd)
-	if s == nil {
-		return syscall.EBADF
-	}
-	ap := s.laddr
-	if !ap.Addr().IsValid() || ap.Addr().IsUnspecified() {
-		a := in.local4
-		if s.v6 {
-			a = in.local6
-		}
-		ap = netip.AddrPortFrom(a, ap.Port())
-	}
-	ln, err := in.st.ListenTCP(ap, max(backlog, 1))
-	if err != nil {
-		return pktdrill.Errno(err)
-	}
-	s.ln = ln
-	return 0
-}
-
-func (in *instance) accept(fd int) (int, syscall.Errno) {
-	s := in.get(fd)
-	if s == nil {
-		return -1, syscall.EBADF
-	}
-	if s.ln == nil {
-		return -1, syscall.EINVAL
-	}
-	ln := s.ln
-	var tc *stack.TCPConn
-	_, e := in.run(s.nonblock, func() (int, syscall.Errno) {
-		c, err := ln.AcceptTCP()
-		tc = c
-		return 0, pktdrill.Errno(err)
-	}, func() { ln.SetDeadline(time.Unix(1, 0)) }, func() { ln.SetDeadline(time.Time{}) })
-	if e != 0 {
-		return -1, e
-	}
-	nfd, e := in.socket(syscall.AF_INET, syscall.SOCK_STREAM)
-	if e != 0 {
-		tc.Close()
-		return -1, e
-	}
-	in.get(nfd).conn = tc
-	return nfd, 0
+	return in.tab.Bind(fd, ap)
 }
 
 // putSockaddr writes ap as a sockaddr_in / sockaddr_in6 into b, returning
@@ -424,181 +316,53 @@ func putSockaddr(b []byte, ap netip.AddrPort) int {
 }
 
 func (in *instance) connect(fd int, sa []byte) syscall.Errno {
-	s := in.get(fd)
-	if s == nil {
-		return syscall.EBADF
-	}
-	if s.conn != nil {
-		return syscall.EISCONN
-	}
-	if s.dialing {
-		return syscall.EALREADY
-	}
 	ra, ok := parseSockaddr(sa)
 	if !ok {
+		if in.tab.Get(fd) == nil {
+			return syscall.EBADF
+		}
 		return syscall.EINVAL
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	s.dialing, s.cancel = true, cancel
-	done := make(chan syscall.Errno, 1)
-	in.v.Go(func() {
-		tc, err := in.st.DialTCPFrom(ctx, s.laddr, ra)
-		s.dialing = false
-		e := pktdrill.Errno(err)
-		if e == 0 {
-			s.conn = tc
-			if s.linger0 {
-				tc.SetLinger(0)
-			}
-		} else if ctx.Err() == nil {
-			s.soErr = e
-		}
-		done <- e
-	})
-	in.v.WaitIdle()
-	select {
-	case e := <-done:
-		s.soErr = 0
-		return e
-	default:
-	}
-	if s.nonblock {
-		return syscall.EINPROGRESS
-	}
-	e := <-done
-	s.soErr = 0
+	_, e := wait(in.tab.Connect(fd, ra))
 	return e
 }
 
-func (in *instance) read(fd int, b []byte) (int, syscall.Errno) {
-	s := in.get(fd)
-	if s == nil {
-		return -1, syscall.EBADF
-	}
-	if s.conn == nil {
-		if s.dialing {
-			return -1, syscall.EAGAIN
-		}
-		return -1, syscall.ENOTCONN
-	}
-	c := s.conn
-	return in.run(s.nonblock, func() (int, syscall.Errno) {
-		n, err := c.Read(b)
-		if n > 0 || err == io.EOF {
-			return n, 0
-		}
-		return -1, pktdrill.Errno(err)
-	}, func() { c.SetReadDeadline(time.Unix(1, 0)) }, func() { c.SetReadDeadline(time.Time{}) })
-}
-
-func (in *instance) write(fd int, b []byte) (int, syscall.Errno) {
-	s := in.get(fd)
-	if s == nil {
-		return -1, syscall.EBADF
-	}
-	if s.conn == nil {
-		return -1, syscall.ENOTCONN
-	}
-	c := s.conn
-	return in.run(s.nonblock, func() (int, syscall.Errno) {
-		n, err := c.Write(b)
-		if n > 0 {
-			return n, 0
-		}
-		return -1, pktdrill.Errno(err)
-	}, func() { c.SetWriteDeadline(time.Unix(1, 0)) }, func() { c.SetWriteDeadline(time.Time{}) })
-}
-
 func (in *instance) fcntl(fd, cmd, arg int) (int, syscall.Errno) {
-	s := in.get(fd)
+	s := in.tab.Get(fd)
 	if s == nil {
 		return -1, syscall.EBADF
 	}
 	switch cmd {
 	case fGETFL:
 		v := oRDWR
-		if s.nonblock {
+		if s.Nonblock {
 			v |= oNONBLOCK
 		}
 		return v, 0
 	case fSETFL:
-		s.nonblock = arg&oNONBLOCK != 0
-		return 0, 0
+		return 0, in.tab.SetNonblock(fd, arg&oNONBLOCK != 0)
 	}
 	return -1, syscall.EINVAL
 }
 
-func (in *instance) closeFD(fd int) syscall.Errno {
-	s := in.get(fd)
-	if s == nil {
-		return syscall.EBADF
-	}
-	in.fdMu.Lock()
-	delete(in.fds, fd)
-	in.fdMu.Unlock()
-	switch {
-	case s.ln != nil:
-		s.ln.Close()
-	case s.conn != nil:
-		s.conn.Close()
-	case s.dialing:
-		s.cancel()
-	}
-	in.v.WaitIdle()
-	syscall.Close(fd)
-	return 0
-}
-
-func (in *instance) shutdown(fd, how int) syscall.Errno {
-	s := in.get(fd)
-	if s == nil {
-		return syscall.EBADF
-	}
-	if s.conn == nil {
-		return syscall.ENOTCONN
-	}
-	var err error
-	if how == syscall.SHUT_RD || how == syscall.SHUT_RDWR {
-		err = s.conn.CloseRead()
-	}
-	if how == syscall.SHUT_WR || how == syscall.SHUT_RDWR {
-		if e := s.conn.CloseWrite(); err == nil {
-			err = e
-		}
-	}
-	in.v.WaitIdle()
-	return pktdrill.Errno(err)
-}
-
 func (in *instance) getsockopt(fd, level, name int) (int, syscall.Errno) {
-	s := in.get(fd)
-	if s == nil {
-		return -1, syscall.EBADF
-	}
-	switch {
-	case level == solSocket && name == soError:
-		if e := s.soErr; e != 0 {
-			s.soErr = 0
-			return int(e), 0
+	o := sock.LinuxOpt(level, name)
+	if !sock.Gettable(o) {
+		if in.tab.Get(fd) == nil {
+			return -1, syscall.EBADF
 		}
-		if s.conn != nil && !s.reported {
-			_, err := s.conn.Read(nil)
-			if e := pktdrill.Errno(err); e != 0 && e != syscall.EAGAIN && e != syscall.ENOTCONN && e != syscall.EBADF {
-				s.reported = true
-				return int(e), 0
-			}
-		}
-		return 0, 0
-	case level == solSocket && name == soRcvBuf:
-		return in.cfg.WithDefaults().ReceiveBufferSize, 0
+		return -1, syscall.ENOPROTOOPT
 	}
-	return -1, syscall.ENOPROTOOPT
+	return in.tab.Getsockopt(fd, o)
 }
 
 func (in *instance) setsockopt(fd, level, name int, v []byte) syscall.Errno {
-	s := in.get(fd)
-	if s == nil {
-		return syscall.EBADF
+	o := sock.LinuxOpt(level, name)
+	if !sock.Settable(o) {
+		if in.tab.Get(fd) == nil {
+			return syscall.EBADF
+		}
+		return syscall.ENOPROTOOPT
 	}
 	i32 := func(off int) int {
 		if len(v) >= off+4 {
@@ -606,41 +370,7 @@ func (in *instance) setsockopt(fd, level, name int, v []byte) syscall.Errno {
 		}
 		return 0
 	}
-	switch {
-	case level == solSocket && name == soReuseAddr:
-	case level == solSocket && name == soLinger:
-		s.linger0 = i32(0) != 0 && i32(4) == 0
-		if s.conn != nil && s.linger0 {
-			s.conn.SetLinger(0)
-		}
-	case level == solSocket && name == soKeepAlive:
-		if s.conn != nil {
-			s.conn.SetKeepAlive(i32(0) != 0)
-		}
-	case level == ipprotoTCP && name == tcpNoDelay:
-		if s.conn != nil {
-			s.conn.SetNoDelay(i32(0) != 0)
-		}
-	default:
-		return syscall.ENOPROTOOPT
-	}
-	return 0
-}
-
-func (in *instance) pollEvents(fd int, want int16) int16 {
-	s := in.get(fd)
-	if s == nil || s.conn == nil {
-		return 0
-	}
-	var ev int16
-	info := s.conn.Info()
-	if info.RecvQueue > 0 || info.State == tcp.Closed || info.State.String() == "CLOSE-WAIT" {
-		ev |= pollIn
-	}
-	if info.State == tcp.Established || info.State.String() == "CLOSE-WAIT" {
-		ev |= pollOut
-	}
-	return ev & (want | 0x18) // POLLERR|POLLHUP always
+	return in.tab.Setsockopt(fd, o, i32(0), i32(4))
 }
 
 // Time: gettimeofday moves the clock by a microsecond on every call, so
@@ -682,13 +412,11 @@ func (in *instance) dumpSockstat() {
 		}
 		fmt.Fprintf(&b, "%s %s %s %s %s\n", fam, t.Local, t.Remote, name, who)
 	}
-	in.fdMu.Lock()
-	for _, s := range in.fds {
-		if s.conn != nil && s.conn.State() == tcp.Closed {
-			line(s.conn.Tuple(), tcp.Closed, true)
+	for _, s := range in.tab.Sockets() {
+		if c := s.Conn(); c != nil && c.State() == tcp.Closed {
+			line(c.Tuple(), tcp.Closed, true)
 		}
 	}
-	in.fdMu.Unlock()
 	for _, c := range in.st.Connections() {
 		line(c.Tuple, c.State, !c.Released)
 	}
@@ -710,7 +438,7 @@ func (in *instance) inject(pkt []byte) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	in.logPacket("in ", pkt)
-	in.ep.deliver(pkt)
+	in.ep.Deliver(pkt)
 	in.v.WaitIdle()
 }
 
@@ -735,9 +463,9 @@ func (in *instance) sniff() (p []byte, at time.Time, ok bool, why string) {
 	in.v.WaitIdle()
 	limit := in.v.Now().Add(in.waitLimit)
 	for {
-		if p, at, ok := in.ep.pop(); ok {
-			in.logPacket("out", p)
-			return p, at, true, ""
+		if p, ok := in.ep.Pop(); ok {
+			in.logPacket("out", p.B)
+			return p.B, p.At, true, ""
 		}
 		next, pending := in.v.NextTimer()
 		if !pending {
@@ -751,53 +479,4 @@ func (in *instance) sniff() (p []byte, at time.Time, ok bool, why string) {
 		in.v.AdvanceTo(next)
 		in.v.WaitIdle()
 	}
-}
-
-// endpoint is the stack's link: what it sends is queued for
-// netdev_receive; netdev_send delivers to it.
-type endpoint struct {
-	mtu int
-	now func() time.Time
-	mu  sync.Mutex
-	d   link.Dispatcher
-	out []pkt
-}
-
-type pkt struct {
-	b  []byte
-	at time.Time
-}
-
-func (e *endpoint) MTU() int                 { return e.mtu }
-func (e *endpoint) Attach(d link.Dispatcher) { e.mu.Lock(); e.d = d; e.mu.Unlock() }
-func (e *endpoint) Close() error             { return nil }
-
-func (e *endpoint) WritePackets(ps [][]byte) (int, error) {
-	now := e.now()
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	for _, p := range ps {
-		e.out = append(e.out, pkt{append([]byte(nil), p...), now})
-	}
-	return len(ps), nil
-}
-
-func (e *endpoint) deliver(b []byte) {
-	e.mu.Lock()
-	d := e.d
-	e.mu.Unlock()
-	if d != nil {
-		d.DeliverPacket(b)
-	}
-}
-
-func (e *endpoint) pop() ([]byte, time.Time, bool) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if len(e.out) == 0 {
-		return nil, time.Time{}, false
-	}
-	p := e.out[0]
-	e.out = e.out[1:]
-	return p.b, p.at, true
 }

@@ -31,7 +31,8 @@
 # Environment: SO_FLAGS (extra --so_flags, comma separated), PD_ARGS (extra
 # packetdrill arguments), TIMEOUT (seconds per script, default 30).
 #
-# FreeBSD scripts run `sysctl -w net.inet.tcp....` in backticks. They are not
+# FreeBSD scripts run `sysctl -w net.inet.tcp....` in backticks, Linux
+# ones `sysctl -q net.ipv4....` and `../common/defaults.sh` (stubbed too). They are not
 # run on this host: a stub `sysctl` first on PATH records the assignments in
 # a file, and the object reads that file when the script makes its first
 # socket (--so_flags sysctl_file=...), mapping the ones synack has a knob for
@@ -70,7 +71,7 @@ pd=$pddir/packetdrill
 work=$(mktemp -d "${TMPDIR:-/tmp}/synack-pd.XXXXXX")
 [ "$keep" = 1 ] || trap 'rm -rf "$work"' EXIT
 so=$work/synack.so
-(cd "$module" && go build -buildmode=c-shared -o "$so" ./contrib/packetdrill)
+(cd "$module" && go build -buildvcs=false -buildmode=c-shared -o "$so" ./contrib/packetdrill)
 
 mkdir "$work/bin"
 cat >"$work/bin/sysctl" <<'EOF'
@@ -114,6 +115,38 @@ function portof(a) { sub(/.*:/, "", a); return a }
 EOF
 chmod +x "$work/bin/sockstat"
 
+# Linux-written scripts (google/packetdrill gtests/net/tcp) start with
+# `../common/defaults.sh` (or ../../ or ../../../, by their depth), some
+# with `../common/set_sysctls.py /proc/sys/net/ipv4/X=V`. Each script runs
+# in $work/d/d/d/s.N, so all three depths resolve to stubs below $work that
+# record Linux's defaults (as the object's sysctl table knows them,
+# internal/pktdrill/sock.LinuxDefaults) and the assignments, like the stub
+# sysctl; nothing is set on this host.
+for c in "$work/d/d/d/common" "$work/d/d/common" "$work/d/common"; do
+	mkdir -p "$c"
+	cat >"$c/defaults.sh" <<'EOF'
+#!/bin/sh
+# Stub for packetdrill's gtests/net/common/defaults.sh: Linux's defaults,
+# recorded for synack.so instead of set on this host.
+sysctl -q net.ipv4.tcp_rmem="4096 540000 15728640" net.ipv4.tcp_wmem="4096 262144 4194304" \
+	net.ipv4.tcp_timestamps=1 net.ipv4.tcp_sack=1 net.ipv4.tcp_syn_retries=5 \
+	net.ipv4.tcp_synack_retries=5 net.ipv4.tcp_ecn=0
+EOF
+	chmod +x "$c/defaults.sh"
+	cat >"$c/set_sysctls.py" <<'EOF'
+#!/bin/sh
+# Stub for packetdrill's set_sysctls.py: /proc/sys/net/ipv4/X=V is recorded
+# as net.ipv4.X=V for synack.so, never written to this host's /proc.
+for a in "$@"; do
+	case "$a" in
+	/proc/sys/*=*) n=${a%%=*}; n=${n#/proc/sys/}; echo "$(echo "$n" | tr / .)=${a#*=}" >>"${SYNACK_SYSCTL_FILE:-/dev/null}" ;;
+	esac
+done
+exit 0
+EOF
+	chmod +x "$c/set_sysctls.py"
+done
+
 list=$work/scripts
 : >"$list"
 for a in "$@"; do
@@ -128,8 +161,8 @@ pass=0 fail=0 n=0
 while IFS= read -r f; do
 	n=$((n + 1))
 	base=$(basename "$f")
-	dir=$work/s.$n
-	mkdir "$dir"
+	dir=$work/d/d/d/s.$n
+	mkdir -p "$dir"
 	awk -v def="${DEFINE:-STANDARD}" -v relax="$relax" '
 	/^#ifdef[ \t]/ { skip = ($2 != def); next }
 	/^#else/ { skip = !skip; next }

@@ -221,9 +221,9 @@ func parseOptions(p *PacketSpec, s string) error {
 		o := Opt{Kind: f[0]}
 		var err error
 		switch f[0] {
-		case "md5":
-			// TCP-MD5 (RFC 2385): recognised so the script can be
-			// skipped; never encoded.
+		case "md5", "FO", "FOEXP":
+			// TCP-MD5 (RFC 2385) and TCP Fast Open (RFC 7413):
+			// recognised so the script can be skipped; never encoded.
 		case "nop", "eol", "sackOK":
 		case "mss", "wscale":
 			o.V1, err = num(1)
@@ -263,7 +263,9 @@ func parseICMP(p *PacketSpec, t string) error {
 	i := strings.IndexByte(t, '[')
 	j := strings.LastIndexByte(t, ']')
 	if i < 0 || j < i {
-		return fmt.Errorf("ICMP packet without quoted segment")
+		// Linux scripts may leave the quoted segment to packetdrill,
+		// which quotes the last one sent; the runner does not.
+		return fmt.Errorf("an ICMP packet without a quoted segment [seq] is not supported")
 	}
 	q := strings.TrimSpace(t[i+1 : j])
 	f := strings.Fields(t[:i])

@@ -1,11 +1,17 @@
 package pktdrill
 
-// Profile lists where the runner accepts FreeBSD's constants as equivalent
-// to synack's. The FreeBSD suite asserts a few values that are FreeBSD's
-// choices, not RFC requirements; rather than bend synack's core, or edit a
-// script, the runner relaxes exactly these comparisons, the same way for
-// every script. There is one profile, FreeBSD; Strict turns every
-// relaxation off (useful to see what is being relaxed).
+import (
+	"strings"
+
+	"github.com/synack/synack/internal/pktdrill/sock"
+)
+
+// Profile lists where the runner accepts another system's choices
+// (FreeBSD's or Linux's) as equivalent to synack's. The FreeBSD suite asserts a few values that are
+// FreeBSD's choices, not RFC requirements; rather than bend synack's core,
+// or edit a script, the runner relaxes exactly these comparisons, the same
+// way for every script. Scripts written for Linux get the Linux profile;
+// Strict turns every relaxation off (useful to see what is being relaxed).
 type Profile struct {
 	Name string
 
@@ -75,6 +81,27 @@ type Profile struct {
 	// errno.
 	ProtoUnreachRefused bool
 
+	// JoinSegments accepts several of our data segments, sent back to
+	// back, where the script expects one larger segment covering exactly
+	// their range with the same flags (PSH on any), ACK and options. Linux
+	// hands its NIC one TSO/GSO super-segment of several MSS and
+	// packetdrill sees it before segmentation; synack sends MSS-sized
+	// segments (RFC 9293 section 3.7.1: SMSS is what a segment may carry).
+	// What goes on the wire is the same bytes at the same moment.
+	JoinSegments bool
+
+	// AnyPSH does not compare PSH on our data segments. RFC 9293 section
+	// 3.9.1 leaves it to the sender when to push, and a receiver cannot
+	// rely on it; Linux sets it by heuristics of its own (at the end of
+	// a write, and on a TSO burst sent after half a window went unpushed),
+	// synack on the segment that empties its send queue. The other flags
+	// are compared.
+	AnyPSH bool
+
+	// Sysctls are the settings a script starts from, before its own
+	// sysctls: the defaults of the system it was written for.
+	Sysctls sock.Settings
+
 	// FGETFL is what fcntl(F_GETFL) returns for a fresh socket: O_RDWR,
 	// which is 0x02 on FreeBSD (and Linux); O_NONBLOCK is added once set
 	// (FreeBSD's 0x04).
@@ -92,9 +119,51 @@ var FreeBSD = Profile{
 	FINRepeat:           true,
 	ResetWithoutACK:     true,
 	ProtoUnreachRefused: true,
+	Sysctls:             sock.FreeBSDDefaults(),
 	FGETFL:              0x02,
 	ONONBLOCK:           0x04,
 }
 
+// Linux is the profile for scripts written for Linux, packetdrill's own
+// gtests/net/tcp: they start from Linux's defaults (the defaults.sh they
+// run, and what a script without it runs with), compare options in order
+// (synack lays out its options as Linux does: <mss,sackOK,TS,nop,wscale>
+// on a SYN, RFC 7323 appendix A's <nop,nop,TS> after it), and expect
+// TSO-sized segments, which JoinSegments matches. The window scale shift
+// is Linux's own choice from tcp_rmem (RFC 7323 section 2.3), not
+// compared. F_GETFL's O_NONBLOCK is Linux's 0x800.
+var Linux = Profile{
+	Name:              "linux",
+	AnyOwnWindowScale: true,
+	JoinSegments:      true,
+	AnyPSH:            true,
+	Sysctls:           sock.LinuxDefaults(),
+	FGETFL:            0x02,
+	ONONBLOCK:         0x800,
+}
+
 // Strict relaxes nothing.
-var Strict = Profile{Name: "strict", FGETFL: 0x02, ONONBLOCK: 0x04}
+var Strict = Profile{Name: "strict", Sysctls: sock.FreeBSDDefaults(), FGETFL: 0x02, ONONBLOCK: 0x04}
+
+// ProfileFor is the profile a script is written for: Linux if it runs
+// packetdrill's common/defaults.sh (every script of gtests/net does),
+// FreeBSD otherwise.
+func ProfileFor(s *Script) Profile {
+	for _, ev := range s.Events {
+		if ev.Kind == ShellEvent && strings.Contains(ev.Command, "common/defaults.sh") {
+			return Linux
+		}
+	}
+	return FreeBSD
+}
+
+// ProfileByName returns the profile called name: "freebsd", "linux" or
+// "strict".
+func ProfileByName(name string) (Profile, bool) {
+	for _, p := range []Profile{FreeBSD, Linux, Strict} {
+		if p.Name == name {
+			return p, true
+		}
+	}
+	return Profile{}, false
+}

@@ -1,23 +1,20 @@
 package pktdrill
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/netip"
-	"os"
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
 	"github.com/synack/synack/internal/clock"
-	"github.com/synack/synack/link"
+	"github.com/synack/synack/internal/pktdrill/sock"
+	"github.com/synack/synack/seqnum"
 	"github.com/synack/synack/stack"
 	"github.com/synack/synack/tcp"
 	"github.com/synack/synack/wire"
@@ -54,7 +51,7 @@ func (r Result) String() string {
 
 // Options control a run.
 type Options struct {
-	Profile Profile   // zero value: FreeBSD
+	Profile Profile   // zero value: the script's own (ProfileFor)
 	Log     io.Writer // if set, every packet and call is logged here
 }
 
@@ -103,9 +100,9 @@ func (s skipError) Error() string { return string(s) }
 func Run(s *Script, o Options) (res Result) {
 	res = Result{Path: s.Path}
 	if o.Profile.Name == "" {
-		o.Profile = FreeBSD
+		o.Profile = ProfileFor(s)
 	}
-	r := &runner{s: s, o: o, prof: o.Profile, fds: map[int]*socket{}, set: defaultSettings()}
+	r := &runner{s: s, o: o, prof: o.Profile, set: o.Profile.Sysctls}
 	if reason := r.prescan(); reason != "" {
 		res.Status, res.Msg = Skip, reason
 		return res
@@ -129,32 +126,30 @@ type runner struct {
 	s    *Script
 	o    Options
 	prof Profile
-	set  settings
+	set  sock.Settings // the sysctls before the first other line: the stack's configuration
 
-	tol        time.Duration
-	ipv6       bool
-	mtu        int
-	local      netip.Addr
-	remote     netip.Addr
-	v          *clock.Virtual
-	st         *stack.Stack
-	ep         *endpoint
-	started    bool
-	last       time.Duration // time of the previous event, as it happened
-	cur        *Event
-	lastFD     int
-	fds        map[int]*socket
-	pending    *call // a blocking call started and not yet returned
-	pendingEv  *Event
-	pendingT   time.Duration
-	localISN   uint32
-	haveTS     bool // the TS mapping below is set
-	scriptTS0  uint32
-	actualTS0  uint32
-	livePort   uint16 // our port on the connection the script talks to
-	rcvbuf     int
-	firstShell bool
-	live       settings // the sysctls as the script has set them so far: what a new socket inherits
+	tol       time.Duration
+	ipv6      bool
+	mtu       int
+	local     netip.Addr
+	remote    netip.Addr
+	v         *clock.Virtual
+	st        *stack.Stack
+	ep        *endpoint
+	started   bool
+	last      time.Duration // time of the previous event, as it happened
+	cur       *Event
+	lastFD    int
+	tab       *sock.Table
+	pending   *sock.Call // a blocking call started and not yet returned
+	pendingEv *Event
+	pendingT  time.Duration
+	localISN  uint32
+	haveTS    bool // the TS mapping below is set
+	scriptTS0 uint32
+	actualTS0 uint32
+	livePort  uint16 // our port on the connection the script talks to
+	rcvbuf    int
 }
 
 // prescan applies the sysctls written before the first other line,
@@ -191,7 +186,12 @@ func (r *runner) prescan() string {
 			return headerSkips[k]
 		}
 	}
+	keys := make([]string, 0, len(r.s.Opts))
 	for k := range r.s.Opts {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys) // the same reason on every run
+	for _, k := range keys {
 		switch k {
 		case "ip_version", "tolerance_usecs", "mtu", "tcp_ts_tick_usecs":
 		default:
@@ -208,12 +208,12 @@ func (r *runner) prescan() string {
 		switch ev.Kind {
 		case ShellEvent:
 			st := late
-			if reason := st.applyShell(ev.Command); reason != "" {
+			if reason := applyShell(&st, ev.Command); reason != "" {
 				return reason
 			}
 			if early {
 				r.set = st
-			} else if st.perStack() != late.perStack() {
+			} else if st.PerStack() != late.PerStack() {
 				changed = true
 			}
 			late = st
@@ -229,6 +229,9 @@ func (r *runner) prescan() string {
 			for _, o := range p.Opts {
 				if o.Kind == "md5" {
 					return "TCP-MD5 signatures (RFC 2385) are not implemented"
+				}
+				if o.Kind == "FO" || o.Kind == "FOEXP" {
+					return "TCP Fast Open (RFC 7413) is not implemented"
 				}
 			}
 			if p.HasUrg || p.Flags&wire.URG != 0 {
@@ -304,6 +307,9 @@ func unsupportedCall(c *Syscall) string {
 	if c.Name == "recv" && len(c.Args) >= 4 && c.Args[3] != "0" {
 		return "recv flags " + c.Args[3] + " (MSG_PEEK) are not supported: the stack's Read has no peek"
 	}
+	if c.Name == "send" && len(c.Args) >= 4 && c.Args[3] != "0" {
+		return "send flags " + c.Args[3] + " are not supported: synack's stream has no record boundaries (MSG_EOR) and no out-of-band data"
+	}
 	return ""
 }
 
@@ -341,33 +347,21 @@ func parseAssert(l string) (field, value string, ok bool) {
 // and the configuration the sysctls and the profile give.
 func (r *runner) start() {
 	r.started = true
-	r.live = r.set
 	r.v = clock.NewVirtual(epoch)
-	r.ep = &endpoint{r: r, mtu: r.mtu}
+	r.ep = r.newEndpoint()
 	mss := r.mtu - 40
 	r.local, r.remote = local4, remote4
 	if r.ipv6 {
 		mss = r.mtu - 60
 		r.local, r.remote = local6, remote6
 	}
-	r.rcvbuf = r.set.recvspace
+	r.rcvbuf = r.set.RecvSpace()
 	if r.prof.RoundReceiveBuffer && mss > 0 && r.rcvbuf%mss != 0 {
 		r.rcvbuf = (r.rcvbuf/mss + 1) * mss
 	}
-	cfg := tcp.Config{
-		RFC793Reset:       r.set.rfc793Reset,
-		RFC793SYN:         r.set.rfc793SYN,
-		NoTimestamps:      r.set.noTS,
-		NoWindowScale:     r.set.noWS,
-		NoSACK:            r.set.noSACK,
-		ReceiveBufferSize: r.rcvbuf,
-		SendBufferSize:    r.set.sendspace,
-		InitialRTO:        r.set.initialRTO,
-		KeepAliveIdle:     r.set.keepIdle,
-		KeepAliveInterval: r.set.keepIntvl,
-		KeepAliveCount:    r.set.keepCnt,
-		Nagle:             true, // a socket's default: TCP_NODELAY off
-	}
+	cfg := r.set.Config()
+	cfg.ReceiveBufferSize = r.rcvbuf
+	cfg.Nagle = true // a socket's default: TCP_NODELAY off
 	r.st = stack.New(stack.Options{
 		Clock: r.v,
 		TCP:   cfg,
@@ -385,16 +379,16 @@ func (r *runner) start() {
 	if err := r.st.AddRoute(def, netip.Addr{}, id); err != nil {
 		panic(err)
 	}
+	r.tab = &sock.Table{Clock: r.v, Stack: r.st, Local4: local4, Local6: local6,
+		Base: r.set, Live: r.set, RcvBuf: r.rcvbuf}
 }
 
 func (r *runner) shutdown() {
 	if !r.started {
 		return
 	}
-	for _, s := range r.fds {
-		if s.dialCancel != nil {
-			s.dialCancel()
-		}
+	for _, s := range r.tab.Forget() {
+		s.Cancel()
 	}
 	r.st.Close()
 	r.v.WaitIdle()
@@ -524,9 +518,9 @@ func (r *runner) shell(cmd string) error {
 		// A sysctl later in the script: only what a new socket
 		// inherits (the keep-alive defaults) can still take effect;
 		// prescan made any other change before a socket() a skip.
-		st := r.live
-		st.applyShell(cmd)
-		r.live = st
+		st := r.tab.Live
+		applyShell(&st, cmd)
+		r.tab.Live = st
 		return nil
 	}
 	return r.sockstat(cmd)
@@ -566,8 +560,8 @@ func (r *runner) sockstat(cmd string) error {
 	if owned && state == "CLOSED" {
 		// A socket whose connection has ended stays the process's
 		// until it is closed; the stack no longer lists it.
-		for _, s := range r.fds {
-			if s.conn != nil && s.conn.State() == tcp.Closed {
+		for _, s := range r.tab.Sockets() {
+			if s.Conn() != nil && s.Conn().State() == tcp.Closed {
 				n++
 			}
 		}
@@ -677,17 +671,17 @@ func (r *runner) liveState() tcp.State {
 // fdState is the state of the connection behind fd, as TCP_INFO would
 // report it.
 func (r *runner) fdState(fd int) tcp.State {
-	s := r.fds[fd]
+	s := r.tab.Get(fd)
 	switch {
 	case s == nil:
 		return tcp.Closed
-	case s.ln != nil:
+	case s.Listener() != nil:
 		return tcp.Listen
-	case s.conn != nil:
-		return s.conn.State()
-	case s.haveTuple:
+	case s.Conn() != nil:
+		return s.Conn().State()
+	case s.HaveTuple:
 		for _, c := range r.st.Connections() {
-			if c.Tuple == s.tuple {
+			if c.Tuple == s.Tuple {
 				return c.State
 			}
 		}
@@ -696,16 +690,16 @@ func (r *runner) fdState(fd int) tcp.State {
 }
 
 func (r *runner) fdInfo(fd int) (tcp.Info, bool) {
-	s := r.fds[fd]
+	s := r.tab.Get(fd)
 	if s == nil {
 		return tcp.Info{}, false
 	}
-	if s.conn != nil {
-		return s.conn.Info(), true
+	if s.Conn() != nil {
+		return s.Conn().Info(), true
 	}
-	if s.haveTuple {
+	if s.HaveTuple {
 		for _, c := range r.st.Connections() {
-			if c.Tuple == s.tuple {
+			if c.Tuple == s.Tuple {
 				return c.Info, true
 			}
 		}
@@ -713,15 +707,10 @@ func (r *runner) fdInfo(fd int) (tcp.Info, bool) {
 	return tcp.Info{}, false
 }
 
-// endpoint is the stack's link: what the stack writes is captured for the
-// runner to check; what the script injects is delivered to the stack.
+// endpoint is the stack's link (sock.Link), with each packet the stack
+// sends parsed as it is sent.
 type endpoint struct {
-	r   *runner
-	mtu int
-
-	mu  sync.Mutex
-	d   link.Dispatcher
-	out []*captured
+	*sock.Link
 }
 
 type captured struct {
@@ -734,28 +723,22 @@ type captured struct {
 	bad  string // why it could not be parsed
 }
 
-func (e *endpoint) MTU() int                 { return e.mtu }
-func (e *endpoint) Attach(d link.Dispatcher) { e.mu.Lock(); e.d = d; e.mu.Unlock() }
-func (e *endpoint) Close() error             { return nil }
-
-func (e *endpoint) WritePackets(pkts [][]byte) (int, error) {
-	now := e.r.v.Now()
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	for _, p := range pkts {
-		c := &captured{at: now, raw: append([]byte(nil), p...)}
+func (r *runner) newEndpoint() *endpoint {
+	l := sock.NewLink(r.mtu, r.v.Now)
+	l.Meta = func(b []byte, at time.Time) any {
+		c := &captured{at: at, raw: b}
 		c.parse()
-		e.out = append(e.out, c)
 		if c.bad == "" && c.ip.Protocol == wire.ProtocolTCP && c.tcp.Flags&wire.SYN != 0 {
 			// Sequence numbers in the script are relative to our ISN,
 			// which our SYN or SYN,ACK tells.
-			e.r.localISN = uint32(c.tcp.Seq)
+			r.localISN = uint32(c.tcp.Seq)
 			if c.tcp.Flags&wire.ACK == 0 {
-				e.r.livePort = c.tcp.SrcPort
+				r.livePort = c.tcp.SrcPort
 			}
 		}
+		return c
 	}
-	return len(pkts), nil
+	return &endpoint{l}
 }
 
 func (c *captured) parse() {
@@ -780,33 +763,24 @@ func (c *captured) parse() {
 	c.opts = decodeOptions(ip.Payload[20:hl])
 }
 
-func (e *endpoint) peek() *captured {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if len(e.out) == 0 {
+// peek is the first packet sent and not yet checked, or nil.
+func (e *endpoint) peek() *captured { return e.peekAt(0) }
+
+// peekAt is the packet n places from the head of the queue, or nil.
+func (e *endpoint) peekAt(n int) *captured {
+	p, ok := e.Peek(n)
+	if !ok {
 		return nil
 	}
-	return e.out[0]
+	return p.Meta.(*captured)
 }
 
 func (e *endpoint) pop() *captured {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if len(e.out) == 0 {
+	p, ok := e.Pop()
+	if !ok {
 		return nil
 	}
-	c := e.out[0]
-	e.out = e.out[1:]
-	return c
-}
-
-func (e *endpoint) deliver(pkt []byte) {
-	e.mu.Lock()
-	d := e.d
-	e.mu.Unlock()
-	if d != nil {
-		d.DeliverPacket(pkt)
-	}
+	return p.Meta.(*captured)
 }
 
 // describe prints a captured packet in script terms (relative numbers).
@@ -835,14 +809,23 @@ func (r *runner) describe(c *captured) string {
 // expected one due at t.
 func (r *runner) expect(ev *Event, t time.Duration) error {
 	p := ev.Packet
-	deadline := t + r.tol
+	// The packet is due at t, or anywhere from t to upto for a range
+	// a~b; the tolerance applies at both ends.
+	upto := t
+	if ev.HasUpto {
+		upto = ev.Upto
+		if ev.UptoRel {
+			upto = r.last + ev.Upto
+		}
+	}
+	deadline := upto + r.tol
 	if ev.TimeKind == AnyTime {
 		deadline = r.last + maxAnyWait
 	}
 	for r.ep.peek() == nil {
 		now := r.now()
 		if now >= deadline {
-			return r.fail("expected %s at %.6f, nothing sent by %.6f", p, t.Seconds(), now.Seconds())
+			return r.fail("expected %s at %s, nothing sent by %.6f", p, r.when(t, upto), now.Seconds())
 		}
 		target := deadline
 		if nt, ok := r.v.NextTimer(); ok && nt.Sub(epoch) < target {
@@ -856,15 +839,83 @@ func (r *runner) expect(ev *Event, t time.Duration) error {
 	c := r.ep.pop()
 	at := c.at.Sub(epoch)
 	r.logf("> %s", r.describe(c))
-	if ev.TimeKind != AnyTime && (at < t-r.tol || at > t+r.tol) {
-		return r.fail("packet sent at %.6f, expected at %.6f (tolerance %v):\n  want: %s\n  got:  %s",
-			at.Seconds(), t.Seconds(), r.tol, p, r.describe(c))
+	if ev.TimeKind != AnyTime && (at < t-r.tol || at > upto+r.tol) {
+		return r.fail("packet sent at %.6f, expected at %s (tolerance %v):\n  want: %s\n  got:  %s",
+			at.Seconds(), r.when(t, upto), r.tol, p, r.describe(c))
+	}
+	if r.prof.JoinSegments {
+		c = r.join(p, c)
 	}
 	if diffs := r.match(p, c); len(diffs) > 0 {
 		return r.fail("packet differs (%s):\n  want: %s\n  got:  %s", strings.Join(diffs, ", "), p, r.describe(c))
 	}
 	r.last = at
 	return nil
+}
+
+// when prints the time an expected packet is due: a moment, or a range.
+func (r *runner) when(t, upto time.Duration) string {
+	if upto != t {
+		return fmt.Sprintf("%.6f~%.6f", t.Seconds(), upto.Seconds())
+	}
+	return fmt.Sprintf("%.6f", t.Seconds())
+}
+
+// join stands several of our data segments sent back to back for the one
+// TSO-sized segment a Linux script expects (Profile.JoinSegments). The
+// segments already sent at the time of the first are taken while each
+// starts where the one before ended and has the same flags, ACK and
+// options apart from PSH, which may be on any (Linux puts it on the last
+// piece of a TSO burst); a FIN may only end the run. If they cover
+// exactly the expected length, the joined segment is returned and they
+// leave the queue; otherwise c is returned as it is and nothing else
+// moves.
+func (r *runner) join(p *PacketSpec, c *captured) *captured {
+	if c.bad != "" || len(c.data) == 0 || len(c.data) >= p.Len || c.tcp.Flags&(wire.SYN|wire.RST|wire.FIN) != 0 {
+		return c
+	}
+	const same = ^(wire.PSH | wire.FIN)
+	j := *c
+	j.data = append([]byte(nil), c.data...)
+	n := 0 // segments taken from the queue
+	for len(j.data) < p.Len {
+		next := r.ep.peekAt(n)
+		if next == nil || next.bad != "" || !next.at.Equal(c.at) ||
+			next.tcp.Flags&same != c.tcp.Flags&same || next.tcp.Ack != c.tcp.Ack ||
+			next.tcp.Seq != j.tcp.Seq.Add(seqnum.Size(len(j.data))) || len(next.data) == 0 ||
+			len(r.matchOptionsSame(c.opts, next.opts)) != 0 {
+			return c
+		}
+		j.data = append(j.data, next.data...)
+		j.tcp.Flags |= next.tcp.Flags
+		j.tcp.Window = next.tcp.Window
+		n++
+		if next.tcp.Flags&wire.FIN != 0 {
+			break
+		}
+	}
+	if len(j.data) != p.Len {
+		return c
+	}
+	for range n {
+		r.logf("> %s (joined)", r.describe(r.ep.pop()))
+	}
+	return &j
+}
+
+// matchOptionsSame compares the options of two of our segments: the same
+// kinds in the same order, TS ecr and SACK blocks equal (TS val may tick).
+func (r *runner) matchOptionsSame(a, b []Opt) string {
+	if len(a) != len(b) {
+		return "options"
+	}
+	for i := range a {
+		if a[i].Kind != b[i].Kind || a[i].Kind == "TS" && a[i].V2 != b[i].V2 ||
+			a[i].Kind == "sack" && fmt.Sprint(a[i].Blocks) != fmt.Sprint(b[i].Blocks) {
+			return "options"
+		}
+	}
+	return ""
 }
 
 // match compares a captured packet with the expectation.
@@ -891,8 +942,10 @@ func (r *runner) match(p *PacketSpec, c *captured) []string {
 		}
 	}
 	var d []string
-	if h.Flags != p.Flags {
-		d = append(d, "flags")
+	if flags := h.Flags; flags != p.Flags {
+		if !r.prof.AnyPSH || len(c.data) == 0 || flags&^wire.PSH != p.Flags&^wire.PSH {
+			d = append(d, "flags")
+		}
 	}
 	if !r.seqMatches(p, h) {
 		d = append(d, "seq")
@@ -1055,7 +1108,7 @@ func (r *runner) inject(p *PacketSpec) error {
 		pkt = append(pkt, tcpb...)
 		r.logf("< %s", p)
 	}
-	r.ep.deliver(pkt)
+	r.ep.Deliver(pkt)
 	r.v.WaitIdle()
 	return nil
 }
@@ -1161,29 +1214,6 @@ func (r *runner) buildICMP(ic *ICMPSpec) ([]byte, error) {
 	body := wire.AppendICMPv6(nil, &m, src, dst)
 	pkt := r.appendIP(nil, src, dst, wire.ProtocolICMPv6, len(body))
 	return append(pkt, body...), nil
-}
-
-// Errno turns a stack error into the errno a socket call returns: the
-// errno inside a net-package error, EAGAIN for a deadline, EBADF for a
-// closed socket, EINTR for a cancelled call, EIO otherwise. The shared
-// object for packetdrill uses the same mapping.
-func Errno(err error) syscall.Errno {
-	if err == nil || err == io.EOF {
-		return 0
-	}
-	var e syscall.Errno
-	if errors.As(err, &e) {
-		return e
-	}
-	switch {
-	case errors.Is(err, os.ErrDeadlineExceeded):
-		return syscall.EAGAIN
-	case errors.Is(err, net.ErrClosed):
-		return syscall.EBADF
-	case errors.Is(err, context.Canceled):
-		return syscall.EINTR
-	}
-	return syscall.EIO
 }
 
 var errnoNames = map[string]syscall.Errno{

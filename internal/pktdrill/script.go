@@ -59,6 +59,13 @@ type Event struct {
 	End      time.Duration
 	EndRel   bool
 
+	// A range a~b (packetdrill's Linux scripts: "+.01~+.015 > ..."):
+	// the event happens at some time within it, not at one moment. Upto
+	// is b; UptoRel says it is written relative to the previous event.
+	HasUpto bool
+	Upto    time.Duration
+	UptoRel bool
+
 	Packet  *PacketSpec
 	Syscall *Syscall
 	Command string // shell command or code
@@ -154,6 +161,13 @@ func Parse(src string) (*Script, error) {
 					break
 				}
 			}
+		} else {
+			// A system call written over several lines (Linux scripts'
+			// poll([{fd=4,\n events=POLLIN, ...}], 1, 0) = 1).
+			for depth(t) > 0 && i+1 < len(text) {
+				i++
+				t += " " + strings.TrimSpace(stripComment(text[i]))
+			}
 		}
 		ev, err := parseEvent(t)
 		if err != nil {
@@ -167,6 +181,20 @@ func Parse(src string) (*Script, error) {
 		return nil, fmt.Errorf("unterminated #ifdef")
 	}
 	return s, nil
+}
+
+// depth is how many brackets of t are open at its end.
+func depth(t string) int {
+	d := 0
+	for _, c := range t {
+		switch c {
+		case '(', '[', '{':
+			d++
+		case ')', ']', '}':
+			d--
+		}
+	}
+	return d
 }
 
 // stripComment removes a // comment that is not inside backticks or a
@@ -222,7 +250,7 @@ func parseEvent(t string) (*Event, error) {
 }
 
 // parseTime reads the time at the start of a line: "0.1", "+0.1", "+.1",
-// "+ 0.00", "*", "1.0...6.0", "+0...0.2".
+// "+ 0.00", "*", "1.0...6.0", "+0...0.2", "+.01~+.015".
 func parseTime(ev *Event, t string) (string, error) {
 	t = strings.TrimSpace(t)
 	if strings.HasPrefix(t, "`") {
@@ -250,25 +278,40 @@ func parseTime(ev *Event, t string) (string, error) {
 	if rel {
 		ev.TimeKind = Relative
 	}
-	if strings.HasPrefix(rest, "...") {
-		rest = rest[3:]
-		endRel := rel
-		if strings.HasPrefix(rest, "+") {
-			endRel = true
-			rest = rest[1:]
-		}
-		num, rest2 := splitNumber(rest)
-		if num == "" {
-			return "", fmt.Errorf("bad time range")
-		}
-		e, err := parseSeconds(num)
+	switch {
+	case strings.HasPrefix(rest, "..."):
+		ev.End, ev.EndRel, rest, err = parseRangeEnd(rest[3:], rel)
 		if err != nil {
 			return "", err
 		}
-		ev.HasEnd, ev.End, ev.EndRel = true, e, endRel
-		rest = rest2
+		ev.HasEnd = true
+	case strings.HasPrefix(rest, "~"):
+		ev.Upto, ev.UptoRel, rest, err = parseRangeEnd(rest[1:], rel)
+		if err != nil {
+			return "", err
+		}
+		if ev.UptoRel != rel || ev.Upto < d {
+			return "", fmt.Errorf("time range ~%v ends before it starts, or mixes relative and absolute times", ev.Upto)
+		}
+		ev.HasUpto = true
 	}
 	return rest, nil
+}
+
+// parseRangeEnd reads the end of a time range after "..." or "~": a time,
+// relative if written with "+" or if the start was.
+func parseRangeEnd(t string, rel bool) (end time.Duration, endRel bool, rest string, err error) {
+	endRel = rel
+	if strings.HasPrefix(t, "+") {
+		endRel = true
+		t = t[1:]
+	}
+	num, rest := splitNumber(t)
+	if num == "" {
+		return 0, false, "", fmt.Errorf("bad time range")
+	}
+	end, err = parseSeconds(num)
+	return end, endRel, rest, err
 }
 
 func splitNumber(t string) (string, string) {

@@ -51,64 +51,9 @@ func TestFreeBSDSuite(t *testing.T) {
 	if root == "" {
 		t.Skip("FreeBSD TCP test suite not found (looked for shared/packetdrill/freebsd-tcp-testsuite beside the module and its parents; set SYNACK_PACKETDRILL)")
 	}
-	var files []string
-	filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
-		if err == nil && !d.IsDir() && strings.HasSuffix(p, ".pkt") {
-			rel, _ := filepath.Rel(root, p)
-			files = append(files, filepath.ToSlash(rel))
-		}
-		return nil
-	})
-	sort.Strings(files)
+	files, results, all := runSuite(t, root, FreeBSD)
 	if len(files) == 0 {
 		t.Fatalf("no .pkt scripts under %s", root)
-	}
-
-	results := map[string]Result{}
-	type tally struct{ pass, fail, skip int }
-	folders := map[string]*tally{}
-	var order []string
-	for _, f := range files {
-		res := RunFile(filepath.Join(root, filepath.FromSlash(f)), Options{})
-		results[f] = res
-		folder := strings.SplitN(f, "/", 2)[0]
-		if folders[folder] == nil {
-			folders[folder] = &tally{}
-			order = append(order, folder)
-		}
-		switch res.Status {
-		case Pass:
-			folders[folder].pass++
-		case Fail:
-			folders[folder].fail++
-		case Skip:
-			folders[folder].skip++
-			if res.Msg == "" {
-				t.Errorf("%s: skipped without a reason", f)
-			}
-		}
-	}
-	var tab strings.Builder
-	fmt.Fprintf(&tab, "FreeBSD TCP test suite (%s), profile %s\n", root, FreeBSD.Name)
-	fmt.Fprintf(&tab, "%-20s %6s %6s %6s %6s\n", "folder", "pass", "fail", "skip", "total")
-	var all tally
-	for _, f := range order {
-		c := folders[f]
-		fmt.Fprintf(&tab, "%-20s %6d %6d %6d %6d\n", f, c.pass, c.fail, c.skip, c.pass+c.fail+c.skip)
-		all.pass += c.pass
-		all.fail += c.fail
-		all.skip += c.skip
-	}
-	fmt.Fprintf(&tab, "%-20s %6d %6d %6d %6d", "all", all.pass, all.fail, all.skip, all.pass+all.fail+all.skip)
-	t.Log("\n" + tab.String())
-
-	// Failures and skips by reason, for the log.
-	if testing.Verbose() {
-		for _, f := range files {
-			if r := results[f]; r.Status != Pass {
-				t.Logf("%s %s: %s", r.Status, f, firstLine(r.Msg))
-			}
-		}
 	}
 
 	const passFile = "testdata/expected-pass.txt"
@@ -153,6 +98,74 @@ func TestFreeBSDSuite(t *testing.T) {
 		t.Logf("%d script(s) pass and are not in %s yet (run with -update to add them): %s",
 			len(newPass), passFile, strings.Join(newPass, " "))
 	}
+}
+
+type tally struct{ pass, fail, skip int }
+
+// runSuite runs every .pkt script below root with the profile, logs
+// pass / fail / skip per folder (and, with -v, why each script did not
+// pass), and returns the scripts (relative to root), their results and
+// the totals.
+func runSuite(t *testing.T, root string, prof Profile) ([]string, map[string]Result, tally) {
+	var files []string
+	filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasSuffix(p, ".pkt") {
+			rel, _ := filepath.Rel(root, p)
+			files = append(files, filepath.ToSlash(rel))
+		}
+		return nil
+	})
+	sort.Strings(files)
+	results := map[string]Result{}
+	folders := map[string]*tally{}
+	var order []string
+	for _, f := range files {
+		res := RunFile(filepath.Join(root, filepath.FromSlash(f)), Options{Profile: prof})
+		results[f] = res
+		folder := "."
+		if i := strings.IndexByte(f, '/'); i >= 0 {
+			folder = f[:i]
+		}
+		if folders[folder] == nil {
+			folders[folder] = &tally{}
+			order = append(order, folder)
+		}
+		switch res.Status {
+		case Pass:
+			folders[folder].pass++
+		case Fail:
+			folders[folder].fail++
+		case Skip:
+			folders[folder].skip++
+			if res.Msg == "" {
+				t.Errorf("%s: skipped without a reason", f)
+			}
+		}
+	}
+	// Failures and skips by reason, for the log; the table after them,
+	// so that the end of a -v run shows it.
+	if testing.Verbose() {
+		for _, f := range files {
+			if r := results[f]; r.Status != Pass {
+				t.Logf("%s %s: %s", r.Status, f, firstLine(r.Msg))
+			}
+		}
+	}
+	var tab strings.Builder
+	fmt.Fprintf(&tab, "%s, profile %s\n", root, prof.Name)
+	fmt.Fprintf(&tab, "%-20s %6s %6s %6s %6s\n", "folder", "pass", "fail", "skip", "total")
+	var all tally
+	for _, f := range order {
+		c := folders[f]
+		fmt.Fprintf(&tab, "%-20s %6d %6d %6d %6d\n", f, c.pass, c.fail, c.skip, c.pass+c.fail+c.skip)
+		all.pass += c.pass
+		all.fail += c.fail
+		all.skip += c.skip
+	}
+	fmt.Fprintf(&tab, "%-20s %6d %6d %6d %6d", "all", all.pass, all.fail, all.skip, all.pass+all.fail+all.skip)
+	t.Log("\n" + tab.String())
+
+	return files, results, all
 }
 
 func firstLine(s string) string {
@@ -304,5 +317,29 @@ func TestKeepAliveOptions(t *testing.T) {
 	}
 	if res := Run(s, Options{}); res.Status != Pass {
 		t.Fatal(res)
+	}
+}
+
+// TestLinuxProfile runs our own Linux-style scripts (testdata/linux: the
+// defaults.sh line, a~b time ranges, a TSO-sized expected segment) with
+// the Linux profile; each must pass. With SYNACK_PACKETDRILL_LINUX set to
+// a directory of Linux-written scripts (packetdrill's gtests/net/tcp), it
+// also runs those and reports pass / fail / skip per folder, without
+// failing on them: they are not ours to commit.
+func TestLinuxProfile(t *testing.T) {
+	files, results, all := runSuite(t, filepath.Join("testdata", "linux"), Linux)
+	if len(files) == 0 {
+		t.Fatal("no scripts in testdata/linux")
+	}
+	for _, f := range files {
+		if r := results[f]; r.Status != Pass {
+			t.Errorf("%s", r)
+		}
+	}
+	if all.pass != len(files) {
+		t.Errorf("%d of %d Linux-style scripts pass", all.pass, len(files))
+	}
+	if dir := os.Getenv("SYNACK_PACKETDRILL_LINUX"); dir != "" {
+		runSuite(t, dir, Linux)
 	}
 }

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -20,6 +21,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "../pdiface.h"
 
@@ -319,5 +321,34 @@ int main(int argc, char **argv)
 
 	ifc.free(U);
 	printf("ok free\n");
+
+	/* A new run reads the sysctls a stub recorded (run-real.sh), Linux's
+	 * and FreeBSD's alike, through the one sysctl table: tcp_rmem's
+	 * default is the receive buffer, keepidle (ms) a new socket's
+	 * TCP_KEEPIDLE (s). */
+	char path[] = "/tmp/synack-harness-sysctl.XXXXXX";
+	int sf = mkstemp(path);
+	CHECK(sf >= 0, "mkstemp");
+	const char *lines = "net.ipv4.tcp_rmem=4096 540000 15728640\nnet.inet.tcp.keepidle=3000\n";
+	CHECK(write(sf, lines, strlen(lines)) == (ssize_t)strlen(lines), "write sysctl file");
+	close(sf);
+	char flags[128];
+	snprintf(flags, sizeof flags, "sysctl_file=%s", path);
+	memset(&ifc, 0, sizeof ifc);
+	init(flags, &ifc);
+	U = ifc.userdata;
+	int s2 = ifc.socket(U, AF_INET, SOCK_STREAM, IPPROTO_TCP);
+	CHECK(s2 >= 0, "socket: errno %d", errno);
+	v = 0;
+	vl = sizeof v;
+	CHECK(ifc.getsockopt(U, s2, SOL_SOCKET, SO_RCVBUF, &v, &vl) == 0 && v == 540000, "SO_RCVBUF %d, want 540000", v);
+	v = 0;
+	vl = sizeof v;
+	CHECK(ifc.getsockopt(U, s2, IPPROTO_TCP, TCP_KEEPIDLE, &v, &vl) == 0 && v == 3, "TCP_KEEPIDLE %d, want 3", v);
+	v = 1;
+	CHECK(ifc.setsockopt(U, s2, IPPROTO_TCP, TCP_NODELAY, &v, sizeof v) == 0, "TCP_NODELAY before connect: errno %d", errno);
+	ifc.free(U);
+	unlink(path);
+	printf("ok sysctl file\n");
 	return 0;
 }
