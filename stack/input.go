@@ -116,8 +116,10 @@ func (s *Stack) deliverTCP(n *nic, p *wire.IPPacket) {
 	}
 	tc, deliver, from := s.demux(n, id, seg, now)
 	if deliver {
-		tc.tcb.HandleSegment(now, seg)
-		s.settle(tc, now)
+		s.callLocked(tc, now, func(now time.Time, c *tcp.Conn) error {
+			c.HandleSegment(now, seg)
+			return nil
+		})
 	}
 	if s.trace != nil {
 		var cid uint64
@@ -147,15 +149,9 @@ func (s *Stack) demux(n *nic, id tcp.Tuple, seg *tcp.Segment, now time.Time) (tc
 func (s *Stack) demux1(n *nic, id tcp.Tuple, seg *tcp.Segment, now time.Time) (*TCPConn, tcp.State) {
 	tc := s.conns[id]
 	if tc != nil {
-		st := tc.tcb.State()
-		if st == tcp.TimeWait && tc.tcb.TimeWaitReopen(seg) {
-			if l := s.lookupListener(id.Local); l != nil {
-				// RFC 9293 3.10.7.4 / RFC 6191: a new incarnation. The
-				// old one ends now, and the new ISS starts beyond its
-				// sequence space.
-				s.isnNext[id] = isnOverride{uint32(tc.tcb.NextISS())}
-				tc.tcb.Abort(now)
-				s.settle(tc, now)
+		st := tc.state()
+		if st == tcp.TimeWait {
+			if l := s.lookupListener(id.Local); l != nil && s.reopen(tc, seg, now) {
 				s.ctr.TCP.TCPTimeWaitReopen.add(1)
 				child := s.onSYN(l, n, id, seg, now)
 				if child == nil {
@@ -180,6 +176,22 @@ func (s *Stack) demux1(n *nic, id tcp.Tuple, seg *tcp.Segment, now time.Time) (*
 	s.ctr.TCP.InNoSocket.add(1)
 	s.resetFor(n, id, seg)
 	return nil, tcp.Closed
+}
+
+// reopen ends tc, in TIME-WAIT, if seg is a SYN that may open a new
+// incarnation of its 4-tuple (RFC 9293 3.10.7.4, RFC 6191), and reports
+// whether it did. The new ISS is to start beyond the old incarnation's
+// sequence space (RFC 1122 4.2.2.13).
+func (s *Stack) reopen(tc *TCPConn, seg *tcp.Segment, now time.Time) bool {
+	var ok bool
+	s.callLocked(tc, now, func(now time.Time, c *tcp.Conn) error {
+		if ok = c.TimeWaitReopen(seg); ok {
+			s.isnNext[tc.id] = isnOverride{uint32(c.NextISS())}
+			c.Abort(now)
+		}
+		return nil
+	})
+	return ok
 }
 
 // resetFor answers a segment that reached no connection (RFC 9293
@@ -304,29 +316,30 @@ func (s *Stack) icmpError(q *wire.ICMPQuote, errno syscall.Errno, hard, pktTooBi
 	}
 	// RFC 5927 section 4.1: SND.UNA <= SEG.SEQ < SND.NXT. SND.NXT itself
 	// has not been sent, so a quote of it cannot be ours.
-	info := tc.tcb.Info()
+	info := tc.info()
 	if q.Seq.LessThan(info.SndUna) || !q.Seq.LessThan(info.SndNxt) {
 		return
 	}
 	s.ctr.ICMP.InErrorsMatched.add(1)
-	now := s.clock.Now()
-	switch {
-	case pktTooBig:
-		if tc.nic != nil {
-			mtu = min(mtu, uint32(tc.nic.mtu))
+	s.callLocked(tc, s.clock.Now(), func(now time.Time, c *tcp.Conn) error {
+		switch {
+		case pktTooBig:
+			if tc.nic != nil {
+				mtu = min(mtu, uint32(tc.nic.mtu))
+			}
+			if mtu == 0 {
+				return nil // an RFC 1191 router would have said; guessing is not worth it
+			}
+			c.HandlePacketTooBig(now, int(mtu))
+		case hard:
+			tc.dialErr = errno
+			c.HandleUnreachable(now, errno, true)
+		default:
+			tc.softErr = errno
+			c.HandleUnreachable(now, errno, false)
 		}
-		if mtu == 0 {
-			return // an RFC 1191 router would have said; guessing is not worth it
-		}
-		tc.tcb.HandlePacketTooBig(now, int(mtu))
-	case hard:
-		tc.dialErr = errno
-		tc.tcb.HandleUnreachable(now, errno, true)
-	default:
-		tc.softErr = errno
-		tc.tcb.HandleUnreachable(now, errno, false)
-	}
-	s.settle(tc, now)
+		return nil
+	})
 }
 
 // icmpv4Errno maps an ICMPv4 error to the errno a socket reports and says

@@ -385,8 +385,7 @@ func (s *Stack) Close() error {
 		gates = append(gates, l.closeLocked(now))
 	}
 	for _, tc := range s.conns {
-		tc.tcb.Abort(now)
-		s.settle(tc, now)
+		s.callLocked(tc, now, abort)
 		tc.stackClosed = true
 		gates = append(gates, tc.gate)
 	}

@@ -1,6 +1,10 @@
 package stack
 
-import "time"
+import (
+	"time"
+
+	"github.com/synack/synack/tcp"
+)
 
 // The stack keeps every connection's next deadline (tcp.Conn.Deadline) in
 // one binary min-heap and points a single clock timer at the earliest.
@@ -155,8 +159,10 @@ func (s *Stack) onTimer() {
 		if tc.removed {
 			continue
 		}
-		tc.tcb.HandleTimers(now)
-		s.settle(tc, now)
+		s.callLocked(tc, now, func(now time.Time, c *tcp.Conn) error {
+			c.HandleTimers(now)
+			return nil
+		})
 		if tc.timerIdx >= 0 && !tc.timerAt.After(now) {
 			// The core left a deadline in the past: do not spin on it.
 			s.timers.set(tc, now.Add(time.Millisecond))

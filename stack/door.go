@@ -1,0 +1,147 @@
+package stack
+
+import (
+	"net"
+	"os"
+	"time"
+
+	"github.com/synack/synack/internal/clock"
+	"github.com/synack/synack/tcp"
+)
+
+// The door into a connection. A tcp.Conn is pure (no lock, no clock, no
+// I/O), so whoever calls into one owes it the runtime's side of the
+// bargain: hold s.mu, pass one reading of the clock, and afterwards settle
+// what the call changed (listen queues, demux table, timer heap, counters,
+// wake-ups), write the segments it produced to the links in one batch and
+// point the stack's timer at the new earliest deadline, then unlock. The
+// links copy what they are given and never call back synchronously, so
+// writing under the lock is safe.
+//
+// That bargain is kept here and nowhere else:
+//
+//   - do: a user call that never blocks (Close, CloseWrite, the option
+//     setters);
+//   - doWait: a user call that may block (Read, Write, the wait for a
+//     dialed handshake), built on block, the one blocking loop, which
+//     Accept uses too;
+//   - callLocked: a call made where the lock is already held and the
+//     clock already read (a segment from the link, a timer, a listener
+//     closing, the stack closing); whoever holds the lock flushes and
+//     unlocks with s.unlock.
+//
+// Every call into a tcp.Conn is made inside the callback of one of them,
+// so "every call into a tcp.Conn is followed by settle" holds by
+// construction. The read-only accessors (State, Info) need the lock only:
+// tc.state and tc.info.
+
+// do is the door for a user call that does not block: it takes the lock,
+// reads the clock once, runs f on tc's tcp.Conn, settles, flushes,
+// re-arms the timer and unlocks. It returns net.ErrClosed, without running
+// f, once tc is closed (by its owner or by Stack.Close); the caller wraps
+// what it returns in its net.OpError.
+func (s *Stack) do(tc *TCPConn, f func(now time.Time, c *tcp.Conn) error) error {
+	s.mu.Lock()
+	if tc.closedErr() {
+		s.mu.Unlock()
+		return net.ErrClosed
+	}
+	err := s.callLocked(tc, s.clock.Now(), f)
+	s.unlock()
+	return err
+}
+
+// doWait is do for a user call that may block. f returns
+// tcp.ErrWouldBlock to wait: the goroutine waits on tc's gate, counted in
+// *waiters (tc.rwait, wwait or owait, so that settle wakes only those who
+// may care), and f runs again, with a new reading of the clock, when
+// settle wakes it. Before each run doWait checks, in net.Conn's order, that
+// tc is not closed (net.ErrClosed) and that *deadline (re-read every time:
+// SetReadDeadline and SetWriteDeadline move it for pending calls; nil is
+// none) has not passed (os.ErrDeadlineExceeded). A close of cancel wakes
+// the call too, and f runs again to decide what that means; it must not
+// ask to wait once cancel is closed.
+func (s *Stack) doWait(tc *TCPConn, waiters *int, deadline *time.Time, cancel <-chan struct{}, f func(now time.Time, c *tcp.Conn) error) error {
+	return s.block(&tc.gate, waiters, deadline, cancel, func(now time.Time) error {
+		if tc.closedErr() {
+			return net.ErrClosed
+		}
+		if expired(now, deadline) {
+			return os.ErrDeadlineExceeded
+		}
+		return s.callLocked(tc, now, f)
+	})
+}
+
+// callLocked is the door for code that already holds the lock and has read
+// the clock: it runs f on tc's tcp.Conn and settles. The caller flushes
+// and unlocks (s.unlock) when it is done.
+func (s *Stack) callLocked(tc *TCPConn, now time.Time, f func(now time.Time, c *tcp.Conn) error) error {
+	err := f(now, tc.tcb)
+	s.settle(tc, now)
+	return err
+}
+
+// block is the one blocking loop, for doWait and Accept. It takes the lock
+// and runs try with the clock's time until try returns something other
+// than tcp.ErrWouldBlock; then it flushes, unlocks and returns that. While
+// try reports tcp.ErrWouldBlock the goroutine waits on *gate (made on first
+// use: most connections never block), counted in *waiters, until a
+// Broadcast, *deadline (nil: none) or a close of cancel; after a deadline
+// it returns os.ErrDeadlineExceeded, otherwise try runs again. try checks
+// whatever ends the call (closed, deadline passed) in the order the API
+// promises.
+func (s *Stack) block(gate **clock.Gate, waiters *int, deadline *time.Time, cancel <-chan struct{}, try func(now time.Time) error) error {
+	s.mu.Lock()
+	for {
+		err := try(s.clock.Now())
+		if err != tcp.ErrWouldBlock {
+			s.unlock()
+			return err
+		}
+		var dl time.Time
+		if deadline != nil {
+			dl = *deadline
+		}
+		if err := s.wait(gate, waiters, cancel, dl); err == os.ErrDeadlineExceeded {
+			s.unlock()
+			return err
+		}
+	}
+}
+
+// wait blocks on *gate after the caller saw its condition false, with the
+// lock held; it returns with the lock held, what the gate's Wait returned.
+//
+// The ticket is taken here, after the check, which is safe because the
+// lock has been held since the check and every change to a condition is
+// made under the lock (the Broadcasts made after unlocking, by
+// Listener.SetDeadline and Stack.Close, follow a change made under it).
+// Taking it only when about to wait keeps the fast path free of channel
+// allocation. What the check produced (a Write that filled the buffer
+// part-way sends segments) is flushed before sleeping.
+func (s *Stack) wait(gate **clock.Gate, waiters *int, cancel <-chan struct{}, deadline time.Time) error {
+	if *gate == nil {
+		*gate = s.clock.NewGate()
+	}
+	g := *gate
+	ticket := g.Chan()
+	*waiters++
+	s.unlock()
+	err := g.Wait(ticket, cancel, deadline)
+	s.mu.Lock()
+	*waiters--
+	return err
+}
+
+// expired reports whether the deadline at *d (nil or zero: none) has
+// passed at now.
+func expired(now time.Time, d *time.Time) bool {
+	return d != nil && !d.IsZero() && !now.Before(*d)
+}
+
+// abort is ABORT (RFC 9293 3.10.5) as a callback of the doors.
+func abort(now time.Time, c *tcp.Conn) error {
+	c.Abort(now)
+	return nil
+}
