@@ -63,9 +63,14 @@ func (s *Stack) newConn(n *nic, id tcp.Tuple, cfg *tcp.Config, now time.Time) *T
 // settle brings the stack up to date with what a call into tc's tcp.Conn
 // changed: listen queues, the demux table, the timer queue, counters,
 // and wakes the goroutines waiting on tc. Every call into a tcp.Conn is
-// followed by settle.
+// followed by settle: the doors (door.go) see to it.
 func (s *Stack) settle(tc *TCPConn, now time.Time) {
 	st := tc.tcb.State()
+	if st != tc.lastState && (tc.lastState == tcp.SynSent || tc.lastState == tcp.SynReceived) && st.Synchronized() {
+		// First, as it may send again in smaller segments, which moves
+		// the deadline and the retransmission count read below.
+		s.clampMSS(tc, now)
+	}
 	if r := tc.tcb.Retransmits(); r != tc.retrans {
 		s.ctr.TCP.RetransSegs.add(r - tc.retrans)
 		tc.retrans = r
@@ -104,9 +109,6 @@ func (s *Stack) settle(tc *TCPConn, now time.Time) {
 		s.timers.set(tc, tc.tcb.Deadline())
 	}
 	wake := st != tc.lastState
-	if wake && (tc.lastState == tcp.SynSent || tc.lastState == tcp.SynReceived) && st.Synchronized() {
-		s.clampMSS(tc, now)
-	}
 	tc.lastState = st
 	if tc.rwait > 0 && tc.tcb.Readable() > 0 {
 		wake = true

@@ -26,14 +26,30 @@ import (
 //     dialed handshake), built on block, the one blocking loop, which
 //     Accept uses too;
 //   - callLocked: a call made where the lock is already held and the
-//     clock already read (a segment from the link, a timer, a listener
-//     closing, the stack closing); whoever holds the lock flushes and
-//     unlocks with s.unlock.
+//     clock already read: inside run, the door for work on the stack as a
+//     whole (packets from a link, timers, a listener or the stack
+//     closing), and inside the three above.
 //
 // Every call into a tcp.Conn is made inside the callback of one of them,
 // so "every call into a tcp.Conn is followed by settle" holds by
 // construction. The read-only accessors (State, Info) need the lock only:
 // tc.state and tc.info.
+
+// run is the door for work on the stack as a whole: packets from a link,
+// the timers, a listener or the stack closing. It takes the lock and,
+// unless the stack is closed, reads the clock once and runs f, which calls
+// into connections through callLocked; then it flushes, re-arms the timer
+// and unlocks. It reports whether f ran.
+func (s *Stack) run(f func(now time.Time)) bool {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return false
+	}
+	f(s.clock.Now())
+	s.unlock()
+	return true
+}
 
 // do is the door for a user call that does not block: it takes the lock,
 // reads the clock once, runs f on tc's tcp.Conn, settles, flushes,

@@ -10,20 +10,9 @@ import (
 	"github.com/synack/synack/wire"
 )
 
-var zeroTime time.Time
-
 // DeliverPacket is the link.Dispatcher of a link: one IPv4 or IPv6 packet
 // in, processed to the end (replies included) before it returns.
-func (n *nic) DeliverPacket(pkt []byte) {
-	s := n.s
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return
-	}
-	s.deliver(n, pkt)
-	s.unlock()
-}
+func (n *nic) DeliverPacket(pkt []byte) { n.DeliverPackets([][]byte{pkt}) }
 
 // DeliverPackets makes the nic a link.BatchDispatcher: a batch that
 // arrived together is processed under one lock, with one reading of the
@@ -31,32 +20,18 @@ func (n *nic) DeliverPacket(pkt []byte) {
 // segment was 7 % of a bulk transfer's CPU.
 func (n *nic) DeliverPackets(pkts [][]byte) {
 	s := n.s
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return
-	}
-	s.rxNow = s.clock.Now()
-	for _, pkt := range pkts {
-		if s.closed {
-			break
+	s.run(func(now time.Time) {
+		for _, pkt := range pkts {
+			if s.closed {
+				break
+			}
+			s.deliver(n, pkt, now)
 		}
-		s.deliver(n, pkt)
-	}
-	s.rxNow = time.Time{}
-	s.unlock()
+	})
 }
 
-// arrival is the time a received segment is processed at: the batch's
-// arrival time inside DeliverPackets, the clock's now otherwise.
-func (s *Stack) arrival() time.Time {
-	if !s.rxNow.IsZero() {
-		return s.rxNow
-	}
-	return s.clock.Now()
-}
-
-func (s *Stack) deliver(n *nic, pkt []byte) {
+// deliver processes one packet that arrived at now.
+func (s *Stack) deliver(n *nic, pkt []byte, now time.Time) {
 	ip := &s.ctr.IP
 	ip.InReceives.add(1)
 	p, err := wire.ParseIP(pkt)
@@ -77,19 +52,19 @@ func (s *Stack) deliver(n *nic, pkt []byte) {
 	switch {
 	case p.Protocol == wire.ProtocolTCP:
 		ip.InDelivers.add(1)
-		s.deliverTCP(n, &p)
+		s.deliverTCP(n, &p, now)
 	case p.Protocol == wire.ProtocolICMP && p.Version == 4:
 		ip.InDelivers.add(1)
-		s.deliverICMPv4(n, &p, pkt)
+		s.deliverICMPv4(n, &p, now)
 	case p.Protocol == wire.ProtocolICMPv6 && p.Version == 6:
 		ip.InDelivers.add(1)
-		s.deliverICMPv6(n, &p, pkt)
+		s.deliverICMPv6(n, &p, now)
 	default:
 		ip.InUnknownProtos.add(1)
 	}
 }
 
-func (s *Stack) deliverTCP(n *nic, p *wire.IPPacket) {
+func (s *Stack) deliverTCP(n *nic, p *wire.IPPacket, now time.Time) {
 	c := &s.ctr.TCP
 	c.InSegs.add(1)
 	h, payload, err := wire.ParseTCP(p.Payload, p.Src, p.Dst, true)
@@ -110,7 +85,6 @@ func (s *Stack) deliverTCP(n *nic, p *wire.IPPacket) {
 		Local:  netip.AddrPortFrom(p.Dst, h.DstPort),
 		Remote: netip.AddrPortFrom(p.Src, h.SrcPort),
 	}
-	now := s.arrival()
 	if s.trace != nil {
 		s.tr.begin(now, id, seg)
 	}
@@ -209,7 +183,7 @@ func (s *Stack) resetFor(n *nic, id tcp.Tuple, seg *tcp.Segment) {
 
 // deliverICMPv4 answers echo requests and hands errors to the connection
 // they concern.
-func (s *Stack) deliverICMPv4(n *nic, p *wire.IPPacket, pkt []byte) {
+func (s *Stack) deliverICMPv4(n *nic, p *wire.IPPacket, now time.Time) {
 	c := &s.ctr.ICMP
 	c.InMsgs.add(1)
 	m, err := wire.ParseICMPv4(p.Payload, true)
@@ -247,11 +221,11 @@ func (s *Stack) deliverICMPv4(n *nic, p *wire.IPPacket, pkt []byte) {
 			return
 		}
 		errno, hard := icmpv4Errno(&m)
-		s.icmpError(&q, errno, hard, m.IsFragNeeded(), uint32(m.NextHopMTU()))
+		s.icmpError(&q, errno, hard, m.IsFragNeeded(), uint32(m.NextHopMTU()), now)
 	}
 }
 
-func (s *Stack) deliverICMPv6(n *nic, p *wire.IPPacket, pkt []byte) {
+func (s *Stack) deliverICMPv6(n *nic, p *wire.IPPacket, now time.Time) {
 	c := &s.ctr.ICMP
 	c.InMsgs.add(1)
 	m, err := wire.ParseICMPv6(p.Payload, p.Src, p.Dst, true)
@@ -289,7 +263,7 @@ func (s *Stack) deliverICMPv6(n *nic, p *wire.IPPacket, pkt []byte) {
 			return
 		}
 		errno, hard := icmpv6Errno(&m)
-		s.icmpError(&q, errno, hard, m.Type == wire.ICMPv6PacketTooBig, m.MTU())
+		s.icmpError(&q, errno, hard, m.Type == wire.ICMPv6PacketTooBig, m.MTU(), now)
 	}
 }
 
@@ -302,7 +276,7 @@ func (s *Stack) deliverICMPv6(n *nic, p *wire.IPPacket, pkt []byte) {
 // (as 4.4BSD's t_softerror; Linux aborts a connect on any ICMP error, the
 // behaviour RFC 5461 section 4 discusses); "packet too big" lowers the
 // segment size (RFC 1191, RFC 8201).
-func (s *Stack) icmpError(q *wire.ICMPQuote, errno syscall.Errno, hard, pktTooBig bool, mtu uint32) {
+func (s *Stack) icmpError(q *wire.ICMPQuote, errno syscall.Errno, hard, pktTooBig bool, mtu uint32, now time.Time) {
 	if q.Protocol != wire.ProtocolTCP {
 		return
 	}
@@ -321,7 +295,7 @@ func (s *Stack) icmpError(q *wire.ICMPQuote, errno syscall.Errno, hard, pktTooBi
 		return
 	}
 	s.ctr.ICMP.InErrorsMatched.add(1)
-	s.callLocked(tc, s.clock.Now(), func(now time.Time, c *tcp.Conn) error {
+	s.callLocked(tc, now, func(now time.Time, c *tcp.Conn) error {
 		switch {
 		case pktTooBig:
 			if tc.nic != nil {

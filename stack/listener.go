@@ -352,14 +352,15 @@ func (l *Listener) SetDeadline(t time.Time) error {
 // Close stops listening. Connections not yet accepted are reset; blocked
 // Accepts return net.ErrClosed.
 func (l *Listener) Close() error {
-	s := l.s
-	s.mu.Lock()
-	if l.closed || s.closed {
-		s.mu.Unlock()
+	var g *clock.Gate
+	l.s.run(func(now time.Time) {
+		if !l.closed {
+			g = l.closeLocked(now)
+		}
+	})
+	if g == nil {
 		return l.opErr("close", net.ErrClosed)
 	}
-	g := l.closeLocked(s.clock.Now())
-	s.unlock()
 	g.Broadcast()
 	return nil
 }

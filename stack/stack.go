@@ -165,7 +165,6 @@ type route struct {
 
 // Stack is a TCP/IP stack: links, addresses, routes, connections.
 type Stack struct {
-	rxNow time.Time // arrival time of the batch being delivered (DeliverPackets); zero otherwise
 	clock clock.Clock
 	opts  Options
 	trace func(TraceEvent)
@@ -370,13 +369,26 @@ func (s *Stack) routeTo(dst netip.Addr) (*nic, netip.Addr, bool) {
 // links, and wakes every blocked call, which returns net.ErrClosed. It
 // leaves no goroutine behind.
 func (s *Stack) Close() error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return nil
-	}
-	now := s.clock.Now()
 	var gates []*clock.Gate
+	var nics []*nic
+	s.run(func(now time.Time) { gates, nics = s.closeLocked(now) })
+	for _, g := range gates {
+		if g != nil { // a connection nobody ever waited on has none
+			g.Broadcast()
+		}
+	}
+	var err error
+	for _, n := range nics {
+		if e := n.ep.Close(); e != nil && err == nil {
+			err = e
+		}
+	}
+	return err
+}
+
+// closeLocked is Close under the lock. It returns the gates to broadcast
+// and the links to close once the lock is released.
+func (s *Stack) closeLocked(now time.Time) (gates []*clock.Gate, nics []*nic) {
 	var ls []*Listener
 	for _, x := range s.lports {
 		ls = append(ls, x...)
@@ -394,30 +406,16 @@ func (s *Stack) Close() error {
 		s.stateChanged(r.cid, r.tw.ID(), tcp.Transition{Time: now, From: tcp.TimeWait, To: tcp.Closed, Cause: "user ABORT"})
 	})
 	s.tw = twTable{}
-	s.flush()
-	s.closed = true
+	s.closed = true // the RSTs above are still flushed, by run
 	if s.timer != nil {
 		s.timer.Stop()
 		s.timerAt = time.Time{}
 	}
-	nics := s.nics
 	for _, sub := range s.subs {
 		close(sub.ch)
 	}
 	s.subs = nil
-	s.mu.Unlock()
-	for _, g := range gates {
-		if g != nil { // a connection nobody ever waited on has none
-			g.Broadcast()
-		}
-	}
-	var err error
-	for _, n := range nics {
-		if e := n.ep.Close(); e != nil && err == nil {
-			err = e
-		}
-	}
-	return err
+	return gates, s.nics
 }
 
 // unlock writes what the locked operation produced and releases the lock.

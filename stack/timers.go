@@ -137,15 +137,13 @@ func (s *Stack) armTimer() {
 	s.timer.Reset(d)
 }
 
-// onTimer runs the timers of every connection that is due.
-func (s *Stack) onTimer() {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return
-	}
+// onTimer is the stack's clock timer firing.
+func (s *Stack) onTimer() { s.run(s.runTimers) }
+
+// runTimers runs the timers of every connection that is due at now, and
+// ends the TIME-WAIT records whose time has come.
+func (s *Stack) runTimers(now time.Time) {
 	s.timerAt = time.Time{}
-	now := s.clock.Now()
 	// Take the due connections out first, so a connection whose deadline
 	// stays in the past (which would be a core bug) runs once per firing
 	// rather than forever.
@@ -171,5 +169,4 @@ func (s *Stack) onTimer() {
 	clear(due)
 	s.dueBuf = due[:0]
 	s.expireTimeWait(now)
-	s.unlock()
 }
