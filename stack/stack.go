@@ -11,14 +11,14 @@
 //   - user calls (Read, Write, Close, Dial, Accept) in the user's goroutine,
 //   - timers in the goroutine of the stack's one clock timer.
 //
-// Each of them takes the lock, calls into the tcp.Conn with the clock's
-// current time, lets the stack settle what the call changed (demux table,
-// listen queues, the timer queue, wake-ups) and writes the segments the
-// call produced to the links in one batch before unlocking. The links copy
-// what they are given and never call back synchronously, so writing under
-// the lock is safe. Blocking calls wait on a clock.Gate, which works with
-// the real clock, inside testing/synctest bubbles and under the virtual
-// clock.
+// Each of them goes through one of the doors of door.go, which takes the
+// lock, calls into the tcp.Conn with the clock's current time, lets the
+// stack settle what the call changed (demux table, listen queues, the
+// timer queue, wake-ups) and writes the segments the call produced to the
+// links in one batch before unlocking. The links copy what they are given
+// and never call back synchronously, so writing under the lock is safe.
+// Blocking calls wait on a clock.Gate, which works with the real clock,
+// inside testing/synctest bubbles and under the virtual clock.
 //
 // All per-connection state is reached through the demux table keyed by the
 // 4-tuple, so the single lock can later become one lock per shard chosen by
@@ -275,20 +275,27 @@ var errStackClosed = errors.New("stack closed")
 // on-link prefix, which also becomes a route) and starts receiving from it.
 // The stack owns ep from then on and closes it in Close.
 func (s *Stack) AddLink(ep link.Endpoint, addrs ...netip.Prefix) (NICID, error) {
+	n, err := s.addLink(ep, addrs)
+	if err != nil {
+		return 0, err
+	}
+	ep.Attach(n) // unlocked: the link may deliver at once
+	return n.id, nil
+}
+
+func (s *Stack) addLink(ep link.Endpoint, addrs []netip.Prefix) (*nic, error) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.closed {
-		s.mu.Unlock()
-		return 0, errStackClosed
+		return nil, errStackClosed
 	}
 	for _, p := range addrs {
 		a := p.Addr().Unmap()
 		if !a.IsValid() || a.IsUnspecified() || a.IsMulticast() {
-			s.mu.Unlock()
-			return 0, fmt.Errorf("stack: AddLink: %v is not a unicast address", p)
+			return nil, fmt.Errorf("stack: AddLink: %v is not a unicast address", p)
 		}
 		if _, dup := s.local[a]; dup {
-			s.mu.Unlock()
-			return 0, fmt.Errorf("stack: AddLink: address %v is already in use", a)
+			return nil, fmt.Errorf("stack: AddLink: address %v is already in use", a)
 		}
 	}
 	n := &nic{s: s, id: NICID(len(s.nics) + 1), ep: ep, mtu: ep.MTU()}
@@ -300,9 +307,7 @@ func (s *Stack) AddLink(ep link.Endpoint, addrs ...netip.Prefix) (NICID, error) 
 		s.addRouteLocked(p.Masked(), netip.Addr{}, n)
 	}
 	s.nics = append(s.nics, n)
-	s.mu.Unlock()
-	ep.Attach(n)
-	return n.id, nil
+	return n, nil
 }
 
 // AddRoute sends packets for prefix out of the link nic. Routes are
