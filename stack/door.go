@@ -20,8 +20,8 @@ import (
 //
 // That bargain is kept here and nowhere else:
 //
-//   - do: a user call that never blocks (Close, CloseWrite, the option
-//     setters);
+//   - do: a user call that does not block (Close, CloseWrite, CloseRead,
+//     the option and deadline setters);
 //   - doWait: a user call that may block (Read, Write, the wait for a
 //     dialed handshake), built on block, the one blocking loop, which
 //     Accept uses too;
@@ -31,9 +31,12 @@ import (
 //     closing), and inside the three above.
 //
 // Every call into a tcp.Conn is made inside the callback of one of them,
-// so "every call into a tcp.Conn is followed by settle" holds by
-// construction. The read-only accessors (State, Info) need the lock only:
-// tc.state and tc.info.
+// on the callback's argument, so "every call into a tcp.Conn is followed
+// by settle" holds by construction. The exceptions are settle itself
+// (which may call again, and then goes on from what that changed), the
+// read-only accessors that need only the lock (tc.state, tc.info), and a
+// listener's tcp.Conn, which stays in LISTEN: it sends nothing and has no
+// timers, so there is nothing to settle. TestOneDoor keeps it so.
 
 // run is the door for work on the stack as a whole: packets from a link,
 // the timers, a listener or the stack closing. It takes the lock and,
@@ -132,7 +135,8 @@ func (s *Stack) block(gate **clock.Gate, waiters *int, deadline *time.Time, canc
 // The ticket is taken here, after the check, which is safe because the
 // lock has been held since the check and every change to a condition is
 // made under the lock (the Broadcasts made after unlocking, by
-// Listener.SetDeadline and Stack.Close, follow a change made under it).
+// Listener.SetDeadline, Listener.Close and Stack.Close, follow a change
+// made under it).
 // Taking it only when about to wait keeps the fast path free of channel
 // allocation. What the check produced (a Write that filled the buffer
 // part-way sends segments) is flushed before sleeping.

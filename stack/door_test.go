@@ -4,10 +4,58 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"io"
+	"net"
+	"net/netip"
 	"os"
 	"strings"
 	"testing"
+	"testing/synctest"
+	"time"
 )
+
+// The doors check what ends a call in net.Conn's order: closed first,
+// then the deadline, then the call itself (a read side shut down reads
+// io.EOF only before its deadline).
+func TestDoorChecksInOrder(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := newPair(t, pairOpts{})
+		c, _ := p.connect(t, 80)
+		past := time.Now().Add(-time.Second)
+		if err := c.CloseRead(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Read(make([]byte, 1)); err != io.EOF {
+			t.Errorf("read after CloseRead: %v, want io.EOF", err)
+		}
+		c.SetDeadline(past)
+		_, err := c.Read(make([]byte, 1))
+		wantOpError(t, err, "read", os.ErrDeadlineExceeded)
+		_, err = c.Write([]byte("x"))
+		wantOpError(t, err, "write", os.ErrDeadlineExceeded)
+		if err := c.Close(); err != nil {
+			t.Fatal(err)
+		}
+		_, err = c.Read(make([]byte, 1))
+		wantOpError(t, err, "read", net.ErrClosed)
+		_, err = c.Write([]byte("x"))
+		wantOpError(t, err, "write", net.ErrClosed)
+		if err := c.SetDeadline(time.Time{}); err == nil {
+			t.Error("SetDeadline after Close: no error")
+		}
+
+		l, err := p.b.ListenTCP(netip.AddrPortFrom(addrB, 81), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.SetDeadline(past)
+		_, err = l.Accept()
+		wantOpError(t, err, "accept", os.ErrDeadlineExceeded)
+		l.Close()
+		_, err = l.Accept()
+		wantOpError(t, err, "accept", net.ErrClosed)
+	})
+}
 
 // TestOneDoor keeps the contract of door.go: the package calls methods of
 // a tcp.Conn held in a tcb field only in the places listed here; every
