@@ -392,7 +392,7 @@ func (l *Listener) closeLocked(now time.Time) *clock.Gate {
 		tc.userClosed = true
 		tc.listener = nil
 		s.callLocked(tc, now, func(now time.Time, c *tcp.Conn) error {
-			c.Release(now, true) // CLOSE with the abort of unaccepted data
+			c.Release(now, true) // never accepted: closed as an abort, with RST
 			return nil
 		})
 	}
