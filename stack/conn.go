@@ -197,7 +197,7 @@ func (tc *TCPConn) Write(p []byte) (int, error) {
 		total += n
 		switch {
 		case err == nil && total < len(p):
-			return tcp.ErrWouldBlock
+			return errMore // the send buffer is full: wait for room
 		case err == tcp.ErrNotConnected:
 			return syscall.EPIPE
 		}
@@ -326,17 +326,20 @@ func (tc *TCPConn) SetReadDeadline(t time.Time) error { return tc.setDeadline(t,
 func (tc *TCPConn) SetWriteDeadline(t time.Time) error { return tc.setDeadline(t, false, true) }
 
 func (tc *TCPConn) setDeadline(t time.Time, r, w bool) error {
-	err := tc.s.do(tc, func(time.Time, *tcp.Conn) error {
-		if r {
-			tc.rdl = t
-		}
-		if w {
-			tc.wdl = t
-		}
-		tc.wake() // waiters re-read their deadline
-		return nil
-	})
-	return opError("set", "setsockopt", tc.id.Local, tc.id.Remote, err)
+	s := tc.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if tc.closedErr() {
+		return opError("set", "setsockopt", tc.id.Local, tc.id.Remote, net.ErrClosed)
+	}
+	if r {
+		tc.rdl = t
+	}
+	if w {
+		tc.wdl = t
+	}
+	tc.wake() // waiters re-read their deadline
+	return nil
 }
 
 // LocalAddr returns the local address, a *net.TCPAddr.

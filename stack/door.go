@@ -1,6 +1,7 @@
 package stack
 
 import (
+	"errors"
 	"net"
 	"os"
 	"time"
@@ -21,7 +22,7 @@ import (
 // That bargain is kept here and nowhere else:
 //
 //   - do: a user call that does not block (Close, CloseWrite, CloseRead,
-//     the option and deadline setters);
+//     the option setters);
 //   - doWait: a user call that may block (Read, Write, the wait for a
 //     dialed handshake), built on block, the one blocking loop, which
 //     Accept uses too;
@@ -37,6 +38,10 @@ import (
 // read-only accessors that need only the lock (tc.state, tc.info), and a
 // listener's tcp.Conn, which stays in LISTEN: it sends nothing and has no
 // timers, so there is nothing to settle. TestOneDoor keeps it so.
+//
+// A call the core answers with tcp.ErrWouldBlock changed nothing (the
+// contract of tcp.Conn's user calls), so the doors skip settle then: a
+// Read that finds nothing to read goes straight to sleep.
 
 // run is the door for work on the stack as a whole: packets from a link,
 // the timers, a listener or the stack closing. It takes the lock and,
@@ -71,15 +76,17 @@ func (s *Stack) do(tc *TCPConn, f func(now time.Time, c *tcp.Conn) error) error 
 }
 
 // doWait is do for a user call that may block. f returns
-// tcp.ErrWouldBlock to wait: the goroutine waits on tc's gate, counted in
-// *waiters (tc.rwait, wwait or owait, so that settle wakes only those who
-// may care), and f runs again, with a new reading of the clock, when
-// settle wakes it. Before each run doWait checks, in net.Conn's order, that
-// tc is not closed (net.ErrClosed) and that *deadline (re-read every time:
-// SetReadDeadline and SetWriteDeadline move it for pending calls; nil is
-// none) has not passed (os.ErrDeadlineExceeded). A close of cancel wakes
-// the call too, and f runs again to decide what that means; it must not
-// ask to wait once cancel is closed.
+// tcp.ErrWouldBlock to wait when its call changed nothing, errMore when it
+// did part of its work (which is settled before waiting). The goroutine
+// then waits on tc's gate, counted in *waiters (tc.rwait, wwait or owait,
+// so that settle wakes only those who may care), and f runs again, with a
+// new reading of the clock, when settle wakes it. Before each run doWait
+// checks, in net.Conn's order, that tc is not closed (net.ErrClosed) and
+// that *deadline (re-read every time: SetReadDeadline and SetWriteDeadline
+// move it for pending calls; nil is none) has not passed
+// (os.ErrDeadlineExceeded). A close of cancel wakes the call too, and f
+// runs again to decide what that means; it must not ask to wait once
+// cancel is closed.
 func (s *Stack) doWait(tc *TCPConn, waiters *int, deadline *time.Time, cancel <-chan struct{}, f func(now time.Time, c *tcp.Conn) error) error {
 	return s.block(&tc.gate, waiters, deadline, cancel, func(now time.Time) error {
 		if tc.closedErr() {
@@ -93,28 +100,37 @@ func (s *Stack) doWait(tc *TCPConn, waiters *int, deadline *time.Time, cancel <-
 }
 
 // callLocked is the door for code that already holds the lock and has read
-// the clock: it runs f on tc's tcp.Conn and settles. The caller flushes
-// and unlocks (s.unlock) when it is done.
+// the clock: it runs f on tc's tcp.Conn and settles, unless f returned
+// tcp.ErrWouldBlock, which says nothing changed. The caller flushes and
+// unlocks (s.unlock) when it is done.
 func (s *Stack) callLocked(tc *TCPConn, now time.Time, f func(now time.Time, c *tcp.Conn) error) error {
 	err := f(now, tc.tcb)
-	s.settle(tc, now)
+	if err != tcp.ErrWouldBlock {
+		s.settle(tc, now)
+	}
 	return err
 }
 
+// errMore is what a doWait callback returns when its call did part of
+// the work and the rest has to wait (Write filled the send buffer with
+// part of p): the door settles that part, then waits as for
+// tcp.ErrWouldBlock.
+var errMore = errors.New("stack: part done, waiting to do more")
+
 // block is the one blocking loop, for doWait and Accept. It takes the lock
 // and runs try with the clock's time until try returns something other
-// than tcp.ErrWouldBlock; then it flushes, unlocks and returns that. While
-// try reports tcp.ErrWouldBlock the goroutine waits on *gate (made on first
-// use: most connections never block), counted in *waiters, until a
-// Broadcast, *deadline (nil: none) or a close of cancel; after a deadline
-// it returns os.ErrDeadlineExceeded, otherwise try runs again. try checks
-// whatever ends the call (closed, deadline passed) in the order the API
-// promises.
+// than tcp.ErrWouldBlock or errMore; then it flushes, unlocks and returns
+// that. While try reports one of those the goroutine waits on *gate (made
+// on first use: most connections never block), counted in *waiters, until
+// a Broadcast, *deadline (nil: none) or a close of cancel; after a
+// deadline it returns os.ErrDeadlineExceeded, otherwise try runs again.
+// try checks whatever ends the call (closed, deadline passed) in the order
+// the API promises.
 func (s *Stack) block(gate **clock.Gate, waiters *int, deadline *time.Time, cancel <-chan struct{}, try func(now time.Time) error) error {
 	s.mu.Lock()
 	for {
 		err := try(s.clock.Now())
-		if err != tcp.ErrWouldBlock {
+		if err != tcp.ErrWouldBlock && err != errMore {
 			s.unlock()
 			return err
 		}

@@ -12,7 +12,9 @@ import (
 
 // DeliverPacket is the link.Dispatcher of a link: one IPv4 or IPv6 packet
 // in, processed to the end (replies included) before it returns.
-func (n *nic) DeliverPacket(pkt []byte) { n.DeliverPackets([][]byte{pkt}) }
+func (n *nic) DeliverPacket(pkt []byte) {
+	n.s.run(func(now time.Time) { n.s.deliver(n, pkt, now) })
+}
 
 // DeliverPackets makes the nic a link.BatchDispatcher: a batch that
 // arrived together is processed under one lock, with one reading of the
