@@ -315,11 +315,11 @@ func (l *Listener) Accept() (net.Conn, error) {
 func (l *Listener) AcceptTCP() (*TCPConn, error) {
 	s := l.s
 	var tc *TCPConn
-	err := s.block(&l.gate, &l.waiters, &l.deadline, nil, func(now time.Time) error {
+	err := s.block(&l.gate, &l.waiters, &l.deadline, nil, func() error {
 		switch {
 		case l.closed || s.closed:
 			return net.ErrClosed
-		case expired(now, &l.deadline):
+		case !l.deadline.IsZero() && expired(s.clock.Now(), &l.deadline):
 			return os.ErrDeadlineExceeded
 		case len(l.acceptQ) == 0:
 			return tcp.ErrWouldBlock
