@@ -24,8 +24,7 @@ import (
 //   - do: a user call that does not block (Close, CloseWrite, CloseRead,
 //     the option setters);
 //   - doWait: a user call that may block (Read, Write, the wait for a
-//     dialed handshake), built on block, the one blocking loop, which
-//     Accept uses too;
+//     dialed handshake); Accept's blocking loop, block, has its shape;
 //   - callLocked: a call made where the lock is already held and the
 //     clock already read: inside run, the door for work on the stack as a
 //     whole (packets from a link, timers, a listener or the stack
@@ -87,17 +86,30 @@ func (s *Stack) do(tc *TCPConn, f func(now time.Time, c *tcp.Conn) error) error 
 // (os.ErrDeadlineExceeded). A close of cancel wakes the call too, and f
 // runs again to decide what that means; it must not ask to wait once
 // cancel is closed.
+//
+// It is block with the attempt written in rather than passed as a
+// closure: that indirection on every Read and Write cost a 1-byte
+// ping-pong (bench/, BenchmarkPingPong) 3 % of its median round trip.
 func (s *Stack) doWait(tc *TCPConn, waiters *int, deadline *time.Time, cancel <-chan struct{}, f func(now time.Time, c *tcp.Conn) error) error {
-	return s.block(&tc.gate, waiters, deadline, cancel, func() error {
+	s.mu.Lock()
+	for {
+		var err error
 		if tc.closedErr() {
-			return net.ErrClosed
+			err = net.ErrClosed
+		} else if now := s.clock.Now(); expired(now, deadline) {
+			err = os.ErrDeadlineExceeded
+		} else {
+			err = s.callLocked(tc, now, f)
 		}
-		now := s.clock.Now()
-		if expired(now, deadline) {
-			return os.ErrDeadlineExceeded
+		if err != tcp.ErrWouldBlock && err != errMore {
+			s.unlock()
+			return err
 		}
-		return s.callLocked(tc, now, f)
-	})
+		if err := s.wait(&tc.gate, waiters, cancel, deadline); err == os.ErrDeadlineExceeded {
+			s.unlock()
+			return err
+		}
+	}
 }
 
 // callLocked is the door for code that already holds the lock and has read
@@ -118,16 +130,15 @@ func (s *Stack) callLocked(tc *TCPConn, now time.Time, f func(now time.Time, c *
 // tcp.ErrWouldBlock.
 var errMore = errors.New("stack: part done, waiting to do more")
 
-// block is the one blocking loop, for doWait and Accept. It takes the lock
-// and runs try until try returns something other than tcp.ErrWouldBlock or
-// errMore; then it flushes, unlocks and returns that. While try reports
-// one of those the goroutine waits on *gate (made on first use: most
-// connections never block), counted in *waiters, until a Broadcast,
-// *deadline (nil: none) or a close of cancel; after a deadline it returns
-// os.ErrDeadlineExceeded, otherwise try runs again. try checks whatever
-// ends the call (closed, deadline passed) in the order the API promises,
-// and reads the clock when it needs the time (a clock read is not free:
-// some 65 ns on a VM's kvm-clock).
+// block is the blocking loop of Accept, and the shape of doWait's. It
+// takes the lock and runs try until try returns something other than
+// tcp.ErrWouldBlock or errMore; then it flushes, unlocks and returns that.
+// While try reports one of those the goroutine waits (wait) and try runs
+// again; a deadline that passes while waiting ends the call with
+// os.ErrDeadlineExceeded. try checks whatever ends the call (closed,
+// deadline passed) in the order the API promises, and reads the clock only
+// when it needs the time (a clock read is not free: some 65 ns on a VM's
+// kvm-clock).
 func (s *Stack) block(gate **clock.Gate, waiters *int, deadline *time.Time, cancel <-chan struct{}, try func() error) error {
 	s.mu.Lock()
 	for {
@@ -136,37 +147,38 @@ func (s *Stack) block(gate **clock.Gate, waiters *int, deadline *time.Time, canc
 			s.unlock()
 			return err
 		}
-		var dl time.Time
-		if deadline != nil {
-			dl = *deadline
-		}
-		if err := s.wait(gate, waiters, cancel, dl); err == os.ErrDeadlineExceeded {
+		if err := s.wait(gate, waiters, cancel, deadline); err == os.ErrDeadlineExceeded {
 			s.unlock()
 			return err
 		}
 	}
 }
 
-// wait blocks on *gate after the caller saw its condition false, with the
-// lock held; it returns with the lock held, what the gate's Wait returned.
+// wait blocks on *gate (made on first use: most connections never block),
+// counted in *waiters, until a Broadcast, *deadline (nil: none) or a close
+// of cancel, after the caller saw its condition false with the lock held.
+// It returns with the lock held, what the gate's Wait returned.
 //
 // The ticket is taken here, after the check, which is safe because the
 // lock has been held since the check and every change to a condition is
 // made under the lock (the Broadcasts made after unlocking, by
 // Listener.SetDeadline, Listener.Close and Stack.Close, follow a change
-// made under it).
-// Taking it only when about to wait keeps the fast path free of channel
-// allocation. What the check produced (a Write that filled the buffer
-// part-way sends segments) is flushed before sleeping.
-func (s *Stack) wait(gate **clock.Gate, waiters *int, cancel <-chan struct{}, deadline time.Time) error {
+// made under it). Taking it only when about to wait keeps the fast path
+// free of channel allocation. What the check produced (a Write that
+// filled the buffer part-way sends segments) is flushed before sleeping.
+func (s *Stack) wait(gate **clock.Gate, waiters *int, cancel <-chan struct{}, deadline *time.Time) error {
 	if *gate == nil {
 		*gate = s.clock.NewGate()
+	}
+	var dl time.Time
+	if deadline != nil {
+		dl = *deadline
 	}
 	g := *gate
 	ticket := g.Chan()
 	*waiters++
 	s.unlock()
-	err := g.Wait(ticket, cancel, deadline)
+	err := g.Wait(ticket, cancel, dl)
 	s.mu.Lock()
 	*waiters--
 	return err
