@@ -3,7 +3,6 @@ package stack
 import (
 	"io"
 	"net"
-	"os"
 	"syscall"
 	"time"
 
@@ -64,9 +63,14 @@ func (s *Stack) newConn(n *nic, id tcp.Tuple, cfg *tcp.Config, now time.Time) *T
 // settle brings the stack up to date with what a call into tc's tcp.Conn
 // changed: listen queues, the demux table, the timer queue, counters,
 // and wakes the goroutines waiting on tc. Every call into a tcp.Conn is
-// followed by settle.
+// followed by settle: the doors (door.go) see to it.
 func (s *Stack) settle(tc *TCPConn, now time.Time) {
 	st := tc.tcb.State()
+	if st != tc.lastState && (tc.lastState == tcp.SynSent || tc.lastState == tcp.SynReceived) && st.Synchronized() {
+		// First, as it may send again in smaller segments, which moves
+		// the deadline and the retransmission count read below.
+		s.clampMSS(tc, now)
+	}
 	if r := tc.tcb.Retransmits(); r != tc.retrans {
 		s.ctr.TCP.RetransSegs.add(r - tc.retrans)
 		tc.retrans = r
@@ -105,9 +109,6 @@ func (s *Stack) settle(tc *TCPConn, now time.Time) {
 		s.timers.set(tc, tc.tcb.Deadline())
 	}
 	wake := st != tc.lastState
-	if wake && (tc.lastState == tcp.SynSent || tc.lastState == tcp.SynReceived) && st.Synchronized() {
-		s.clampMSS(tc, now)
-	}
 	tc.lastState = st
 	if tc.rwait > 0 && tc.tcb.Readable() > 0 {
 		wake = true
@@ -158,29 +159,6 @@ func (s *Stack) remove(tc *TCPConn) {
 	}
 }
 
-// wait blocks on tc's gate after the caller saw its condition false, with
-// the lock held; it returns with the lock held. counter is rwait, wwait or
-// owait.
-//
-// The ticket is taken here, after the check, which is safe because the
-// lock has been held since the check and every change to a condition is
-// made under the lock (the Broadcasts made after unlocking, by
-// setDeadline and Stack.Close, follow a change made under it). Taking it
-// only when about to wait keeps the fast path free of channel allocation.
-func (tc *TCPConn) wait(counter *int, cancel <-chan struct{}, deadline time.Time) error {
-	s := tc.s
-	if tc.gate == nil {
-		tc.gate = s.clock.NewGate()
-	}
-	ticket := tc.gate.Chan()
-	*counter++
-	s.unlock()
-	err := tc.gate.Wait(ticket, cancel, deadline)
-	s.mu.Lock()
-	*counter--
-	return err
-}
-
 func (tc *TCPConn) opErr(op string, err error) error {
 	return opError(op, syscallFor(op), tc.id.Local, tc.id.Remote, err)
 }
@@ -193,37 +171,19 @@ func (tc *TCPConn) closedErr() bool { return tc.userClosed || tc.stackClosed }
 // failed, os.ErrDeadlineExceeded after the read deadline, and net.ErrClosed
 // after Close.
 func (tc *TCPConn) Read(p []byte) (int, error) {
-	s := tc.s
-	s.mu.Lock()
-	for {
-		if tc.closedErr() {
-			s.mu.Unlock()
-			return 0, tc.opErr("read", net.ErrClosed)
-		}
-		now := s.clock.Now()
-		if !tc.rdl.IsZero() && !now.Before(tc.rdl) {
-			s.mu.Unlock()
-			return 0, tc.opErr("read", os.ErrDeadlineExceeded)
-		}
+	n := 0
+	err := tc.s.doWait(tc, &tc.rwait, &tc.rdl, nil, func(now time.Time, c *tcp.Conn) error {
 		if tc.readShut {
-			s.mu.Unlock()
-			return 0, io.EOF
+			return io.EOF
 		}
-		n, err := tc.tcb.Read(now, p)
-		if err == tcp.ErrWouldBlock {
-			if err := tc.wait(&tc.rwait, nil, tc.rdl); err == os.ErrDeadlineExceeded {
-				s.mu.Unlock()
-				return 0, tc.opErr("read", os.ErrDeadlineExceeded)
-			}
-			continue
-		}
-		s.settle(tc, now)
-		s.unlock()
+		var err error
+		n, err = c.Read(now, p)
 		if err == tcp.ErrNotConnected && tc.gotFIN {
 			err = io.EOF
 		}
-		return n, tc.opErr("read", err)
-	}
+		return err
+	})
+	return n, tc.opErr("read", err)
 }
 
 // Write writes p, blocking until all of it is in the send buffer. It
@@ -232,44 +192,19 @@ func (tc *TCPConn) Read(p []byte) (int, error) {
 // write deadline (with the count written so far), and net.ErrClosed after
 // Close.
 func (tc *TCPConn) Write(p []byte) (int, error) {
-	s := tc.s
-	s.mu.Lock()
 	total := 0
-	for {
-		if tc.closedErr() {
-			s.mu.Unlock()
-			return total, tc.opErr("write", net.ErrClosed)
-		}
-		now := s.clock.Now()
-		if !tc.wdl.IsZero() && !now.Before(tc.wdl) {
-			s.mu.Unlock()
-			return total, tc.opErr("write", os.ErrDeadlineExceeded)
-		}
-		n, err := tc.tcb.Write(now, p[total:])
+	err := tc.s.doWait(tc, &tc.wwait, &tc.wdl, nil, func(now time.Time, c *tcp.Conn) error {
+		n, err := c.Write(now, p[total:])
 		total += n
-		if n > 0 {
-			s.settle(tc, now)
+		switch {
+		case err == nil && total < len(p):
+			return errMore // the send buffer is full: wait for room
+		case err == tcp.ErrNotConnected:
+			return syscall.EPIPE
 		}
-		if err == nil && total < len(p) {
-			err = tcp.ErrWouldBlock
-		}
-		switch err {
-		case nil:
-			s.unlock()
-			return total, nil
-		case tcp.ErrWouldBlock:
-			if err := tc.wait(&tc.wwait, nil, tc.wdl); err == os.ErrDeadlineExceeded {
-				s.unlock()
-				return total, tc.opErr("write", os.ErrDeadlineExceeded)
-			}
-			continue
-		}
-		s.unlock()
-		if err == tcp.ErrNotConnected {
-			err = syscall.EPIPE
-		}
-		return total, tc.opErr("write", err)
-	}
+		return err
+	})
+	return total, tc.opErr("write", err)
 }
 
 // Close closes the connection. The owner can no longer read or write; the
@@ -278,81 +213,56 @@ func (tc *TCPConn) Write(p []byte) (int, error) {
 // data, or SetLinger(0), turn it into an abort with RST (RFC 9293 3.6).
 // Blocked Reads and Writes return net.ErrClosed.
 func (tc *TCPConn) Close() error {
-	s := tc.s
-	s.mu.Lock()
-	if tc.closedErr() {
-		s.mu.Unlock()
-		return tc.opErr("close", net.ErrClosed)
-	}
-	tc.userClosed = true
-	now := s.clock.Now()
-	tc.tcb.Release(now, tc.linger == 0)
-	s.settle(tc, now)
-	s.noteOrphan(tc, now)
-	if tc.rwait+tc.wwait+tc.owait > 0 {
-		tc.gate.Broadcast()
-	}
-	s.unlock()
-	return nil
+	return tc.opErr("close", tc.s.do(tc, func(now time.Time, c *tcp.Conn) error {
+		tc.userClosed = true
+		c.Release(now, tc.linger == 0)
+		tc.s.noteOrphan(tc, now) // before settle is as good: it reads only tc's state
+		tc.wake()
+		return nil
+	}))
 }
 
 // CloseWrite shuts down the sending side (a FIN follows the buffered
 // data); reading goes on until the peer's FIN.
 func (tc *TCPConn) CloseWrite() error {
-	return tc.shutdown(func(now time.Time) error {
-		if err := tc.tcb.Close(now); err != nil && err != tcp.ErrNotConnected {
-			return err
-		} else if err == tcp.ErrNotConnected {
+	return tc.opErr("close", tc.s.do(tc, func(now time.Time, c *tcp.Conn) error {
+		err := c.Close(now)
+		tc.wake()
+		if err == tcp.ErrNotConnected {
 			return syscall.ENOTCONN
 		}
-		return nil
-	})
+		return err
+	}))
 }
 
 // CloseRead shuts down the receiving side: buffered data is dropped,
 // what arrives later is acknowledged and discarded, and Read returns
 // io.EOF.
 func (tc *TCPConn) CloseRead() error {
-	return tc.shutdown(func(now time.Time) error {
+	return tc.opErr("close", tc.s.do(tc, func(now time.Time, c *tcp.Conn) error {
 		tc.readShut = true
-		tc.tcb.CloseRead(now)
+		c.CloseRead(now)
+		tc.wake()
 		return nil
-	})
+	}))
 }
 
-func (tc *TCPConn) shutdown(f func(now time.Time) error) error {
-	s := tc.s
-	s.mu.Lock()
-	if tc.closedErr() {
-		s.mu.Unlock()
-		return tc.opErr("close", net.ErrClosed)
-	}
-	now := s.clock.Now()
-	err := f(now)
-	s.settle(tc, now)
-	if tc.rwait+tc.wwait > 0 {
+// wake wakes the calls blocked on tc, which re-check their conditions:
+// for a change settle does not see (tc closed, shut down, its deadlines
+// moved). The lock is held.
+func (tc *TCPConn) wake() {
+	if tc.rwait+tc.wwait+tc.owait > 0 {
 		tc.gate.Broadcast()
 	}
-	s.unlock()
-	return tc.opErr("close", err)
 }
 
-// setOpt runs f under the lock, for the option setters.
-func (tc *TCPConn) setOpt(f func(now time.Time) error) error {
-	s := tc.s
-	s.mu.Lock()
-	if tc.closedErr() {
-		s.mu.Unlock()
-		return opError("set", "setsockopt", tc.id.Local, tc.id.Remote, net.ErrClosed)
-	}
-	now := s.clock.Now()
-	err := f(now)
-	s.settle(tc, now)
-	s.unlock()
-	if err != nil {
-		return opError("set", "setsockopt", tc.id.Local, tc.id.Remote, err)
-	}
-	return nil
+// setOpt runs f on tc's tcp.Conn through the door, for the option setters.
+func (tc *TCPConn) setOpt(f func(now time.Time, c *tcp.Conn)) error {
+	err := tc.s.do(tc, func(now time.Time, c *tcp.Conn) error {
+		f(now, c)
+		return nil
+	})
+	return opError("set", "setsockopt", tc.id.Local, tc.id.Remote, err)
 }
 
 // SetLinger sets what Close does with unsent data: sec < 0 (the default)
@@ -360,17 +270,17 @@ func (tc *TCPConn) setOpt(f func(now time.Time) error) error {
 // connection (RST). sec > 0 is treated as the default for now (Close does
 // not block).
 func (tc *TCPConn) SetLinger(sec int) error {
-	return tc.setOpt(func(time.Time) error { tc.linger = sec; return nil })
+	return tc.setOpt(func(time.Time, *tcp.Conn) { tc.linger = sec })
 }
 
 // SetNoDelay turns Nagle's algorithm off (true) or on (false).
 func (tc *TCPConn) SetNoDelay(noDelay bool) error {
-	return tc.setOpt(func(now time.Time) error { tc.tcb.SetNoDelay(now, noDelay); return nil })
+	return tc.setOpt(func(now time.Time, c *tcp.Conn) { c.SetNoDelay(now, noDelay) })
 }
 
 // SetKeepAlive turns keep-alive probes on or off.
 func (tc *TCPConn) SetKeepAlive(on bool) error {
-	return tc.setOpt(func(now time.Time) error { tc.tcb.SetKeepAlive(now, on); return nil })
+	return tc.setOpt(func(now time.Time, c *tcp.Conn) { c.SetKeepAlive(now, on) })
 }
 
 // SetKeepAlivePeriod sets the idle time before the first probe and the
@@ -401,10 +311,9 @@ func (tc *TCPConn) SetKeepAliveConfig(kc net.KeepAliveConfig) error {
 	if count == 0 {
 		count = netKeepAliveCount
 	}
-	return tc.setOpt(func(now time.Time) error {
-		tc.tcb.SetKeepAliveParams(now, orDefault(kc.Idle, netKeepAliveIdle), orDefault(kc.Interval, netKeepAliveInterval), count)
-		tc.tcb.SetKeepAlive(now, kc.Enable)
-		return nil
+	return tc.setOpt(func(now time.Time, c *tcp.Conn) {
+		c.SetKeepAliveParams(now, orDefault(kc.Idle, netKeepAliveIdle), orDefault(kc.Interval, netKeepAliveInterval), count)
+		c.SetKeepAlive(now, kc.Enable)
 	})
 }
 
@@ -421,8 +330,8 @@ func (tc *TCPConn) SetWriteDeadline(t time.Time) error { return tc.setDeadline(t
 func (tc *TCPConn) setDeadline(t time.Time, r, w bool) error {
 	s := tc.s
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	if tc.closedErr() {
-		s.mu.Unlock()
 		return opError("set", "setsockopt", tc.id.Local, tc.id.Remote, net.ErrClosed)
 	}
 	if r {
@@ -431,12 +340,7 @@ func (tc *TCPConn) setDeadline(t time.Time, r, w bool) error {
 	if w {
 		tc.wdl = t
 	}
-	waiting := tc.rwait+tc.wwait > 0
-	s.mu.Unlock()
-	if waiting {
-		// Waiters re-read their deadline.
-		tc.gate.Broadcast()
-	}
+	tc.wake() // waiters re-read their deadline
 	return nil
 }
 
@@ -463,13 +367,7 @@ func (tc *TCPConn) State() tcp.State {
 func (tc *TCPConn) Info() tcp.Info {
 	tc.s.mu.Lock()
 	defer tc.s.mu.Unlock()
-	if tc.tcb == nil {
-		if r := tc.record(); r != nil {
-			return r.tw.Info()
-		}
-		return tcp.Info{State: tcp.Closed}
-	}
-	return tc.tcb.Info()
+	return tc.info()
 }
 
 // state is State with the lock held. A connection kept as a TIME-WAIT
@@ -483,6 +381,17 @@ func (tc *TCPConn) state() tcp.State {
 		return tcp.Closed
 	}
 	return tc.tcb.State()
+}
+
+// info is Info with the lock held.
+func (tc *TCPConn) info() tcp.Info {
+	if tc.tcb == nil {
+		if r := tc.record(); r != nil {
+			return r.tw.Info()
+		}
+		return tcp.Info{State: tcp.Closed}
+	}
+	return tc.tcb.Info()
 }
 
 // record returns tc's TIME-WAIT record, if tc has been replaced by one

@@ -147,7 +147,7 @@ func (s *Stack) StateCounts() map[tcp.State]int {
 	defer s.mu.Unlock()
 	m := make(map[tcp.State]int)
 	for _, tc := range s.conns {
-		m[tc.tcb.State()]++
+		m[tc.state()]++
 	}
 	if s.tw.live > 0 {
 		m[tcp.TimeWait] += s.tw.live
@@ -186,7 +186,7 @@ func (s *Stack) Connections() []ConnInfo {
 	}
 	for _, tc := range s.conns {
 		out = append(out, ConnInfo{
-			ID: tc.cid, Tuple: tc.id, State: tc.tcb.State(), Info: tc.tcb.Info(),
+			ID: tc.cid, Tuple: tc.id, State: tc.state(), Info: tc.info(),
 			Age: now.Sub(tc.created), Released: tc.userClosed,
 		})
 	}

@@ -81,32 +81,59 @@ func parseDialAddr(network, address string) (netip.AddrPort, error) {
 	return netip.AddrPortFrom(a, port), nil
 }
 
+// dial is an active OPEN (RFC 9293 3.10.1): bind, send the SYN, wait
+// for the handshake to end.
 func (s *Stack) dial(ctx context.Context, laddr, raddr netip.AddrPort) (*TCPConn, error) {
 	raddr = netip.AddrPortFrom(raddr.Addr().Unmap(), raddr.Port())
 	laddr = netip.AddrPortFrom(laddr.Addr().Unmap(), laddr.Port())
-	fail := func(err error) (*TCPConn, error) {
+	if err := ctx.Err(); err != nil {
 		return nil, opError("dial", "connect", laddr, raddr, err)
 	}
-	if err := ctx.Err(); err != nil {
-		return fail(err)
+	tc, err := s.connect(laddr, raddr)
+	if err != nil {
+		return nil, err
 	}
+	err = s.doWait(tc, &tc.owait, nil, ctx.Done(), func(now time.Time, c *tcp.Conn) error {
+		if err := ctx.Err(); err != nil {
+			// The caller gave up: RST if the peer has answered.
+			tc.userClosed = true
+			c.Abort(now)
+			return err
+		}
+		switch c.State() {
+		case tcp.SynSent, tcp.SynReceived:
+			return tcp.ErrWouldBlock
+		case tcp.Closed:
+			tc.userClosed = true
+			return tc.connectErr(c)
+		}
+		return nil // ESTABLISHED, or later if the peer was quick to close
+	})
+	if err != nil {
+		return nil, tc.opErr("dial", err)
+	}
+	return tc, nil
+}
+
+// connect makes the connection from laddr to raddr (zero parts chosen
+// here: the source address by the route, the port by pickEphemeral) and
+// sends its SYN.
+func (s *Stack) connect(laddr, raddr netip.AddrPort) (*TCPConn, error) {
 	ra := raddr.Addr()
 	if !ra.IsValid() || ra.IsUnspecified() || ra.IsMulticast() || raddr.Port() == 0 {
-		return fail(syscall.EINVAL)
+		return nil, opError("dial", "connect", laddr, raddr, syscall.EINVAL)
 	}
 	s.mu.Lock()
+	defer s.unlock()
 	if s.closed {
-		s.mu.Unlock()
-		return fail(net.ErrClosed)
+		return nil, opError("dial", "connect", laddr, raddr, net.ErrClosed)
 	}
 	n, src, ok := s.routeTo(ra)
 	if !ok {
-		s.mu.Unlock()
-		return fail(syscall.ENETUNREACH)
+		return nil, opError("dial", "connect", laddr, raddr, syscall.ENETUNREACH)
 	}
 	if la := laddr.Addr(); la.IsValid() && !la.IsUnspecified() {
 		if _, ours := s.local[la]; !ours || la.Is4() != ra.Is4() {
-			s.mu.Unlock()
 			return nil, opError("dial", "bind", laddr, raddr, syscall.EADDRNOTAVAIL)
 		}
 		src = la
@@ -115,63 +142,34 @@ func (s *Stack) dial(ctx context.Context, laddr, raddr netip.AddrPort) (*TCPConn
 	port := laddr.Port()
 	if port == 0 {
 		if port, ok = s.pickEphemeral(src, raddr, now); !ok {
-			s.mu.Unlock()
 			return nil, opError("dial", "connect", laddr, raddr, syscall.EADDRNOTAVAIL)
 		}
 	} else if !s.portFree(src, port, raddr) && !s.portReusable(src, port, raddr, now) {
-		s.mu.Unlock()
 		return nil, opError("dial", "bind", laddr, raddr, syscall.EADDRINUSE)
 	}
 	id := tcp.Tuple{Local: netip.AddrPortFrom(src, port), Remote: raddr}
 	s.reuseTimeWait(id, now) // when the 4-tuple was in TIME-WAIT (portReusable)
 	tc := s.newConn(n, id, s.configFor(n, ra, keepAliveParams{}), now)
-	if err := tc.tcb.Connect(now); err != nil {
+	if err := s.callLocked(tc, now, func(now time.Time, c *tcp.Conn) error { return c.Connect(now) }); err != nil {
 		s.remove(tc)
-		s.unlock()
 		return nil, tc.opErr("dial", err)
 	}
-	s.settle(tc, now)
-	for {
-		switch st := tc.tcb.State(); st {
-		case tcp.SynSent, tcp.SynReceived:
-			if s.closed {
-				s.mu.Unlock()
-				return nil, tc.opErr("dial", net.ErrClosed)
-			}
-			if err := tc.wait(&tc.owait, ctx.Done(), zeroTime); err != nil {
-				if ctxErr := ctx.Err(); ctxErr != nil {
-					now := s.clock.Now()
-					tc.userClosed = true
-					tc.tcb.Abort(now)
-					s.settle(tc, now)
-					s.unlock()
-					return nil, tc.opErr("dial", ctxErr)
-				}
-			}
-		case tcp.Closed:
-			if tc.stackClosed {
-				s.mu.Unlock()
-				return nil, tc.opErr("dial", net.ErrClosed)
-			}
-			err := tc.dialErr
-			if err == nil {
-				err = tc.tcb.Err()
-				if err == tcp.ErrTimedOut && tc.softErr != nil {
-					err = tc.softErr // EHOSTUNREACH rather than ETIMEDOUT, as Linux
-				}
-			}
-			if err == nil {
-				err = syscall.ECONNABORTED
-			}
-			tc.userClosed = true
-			s.unlock()
-			return nil, tc.opErr("dial", err)
-		default:
-			// ESTABLISHED, or later if the peer was quick to close.
-			s.unlock()
-			return tc, nil
-		}
+	return tc, nil
+}
+
+// connectErr is why the connect of tc, now CLOSED, failed.
+func (tc *TCPConn) connectErr(c *tcp.Conn) error {
+	if tc.dialErr != nil {
+		return tc.dialErr // a hard ICMP error
 	}
+	err := c.Err()
+	if err == tcp.ErrTimedOut && tc.softErr != nil {
+		err = tc.softErr // EHOSTUNREACH rather than ETIMEDOUT, as Linux
+	}
+	if err == nil {
+		err = syscall.ECONNABORTED
+	}
+	return err
 }
 
 // portFree reports whether local port port on src can be used to reach

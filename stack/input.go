@@ -10,19 +10,10 @@ import (
 	"github.com/synack/synack/wire"
 )
 
-var zeroTime time.Time
-
 // DeliverPacket is the link.Dispatcher of a link: one IPv4 or IPv6 packet
 // in, processed to the end (replies included) before it returns.
 func (n *nic) DeliverPacket(pkt []byte) {
-	s := n.s
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return
-	}
-	s.deliver(n, pkt)
-	s.unlock()
+	n.s.run(func(now time.Time) { n.s.deliver(n, pkt, now) })
 }
 
 // DeliverPackets makes the nic a link.BatchDispatcher: a batch that
@@ -31,35 +22,21 @@ func (n *nic) DeliverPacket(pkt []byte) {
 // segment was 7 % of a bulk transfer's CPU.
 func (n *nic) DeliverPackets(pkts [][]byte) {
 	s := n.s
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return
-	}
-	s.rxNow = s.clock.Now()
-	for _, pkt := range pkts {
-		if s.closed {
-			break
+	s.run(func(now time.Time) {
+		for _, pkt := range pkts {
+			if s.closed {
+				break
+			}
+			s.deliver(n, pkt, now)
 		}
-		s.deliver(n, pkt)
-	}
-	s.rxNow = time.Time{}
-	s.unlock()
+	})
 }
 
-// arrival is the time a received segment is processed at: the batch's
-// arrival time inside DeliverPackets, the clock's now otherwise.
-func (s *Stack) arrival() time.Time {
-	if !s.rxNow.IsZero() {
-		return s.rxNow
-	}
-	return s.clock.Now()
-}
-
-func (s *Stack) deliver(n *nic, pkt []byte) {
+// deliver processes one packet that arrived at now.
+func (s *Stack) deliver(n *nic, pkt []byte, now time.Time) {
 	ip := &s.ctr.IP
 	ip.InReceives.add(1)
-	s.expireFragments()
+	s.expireFragments(now)
 	p, err := wire.ParseIP(pkt)
 	frag := errors.Is(err, wire.ErrFragment)
 	if err != nil && !frag {
@@ -71,26 +48,26 @@ func (s *Stack) deliver(n *nic, pkt []byte) {
 		return
 	}
 	if frag {
-		if pkt = s.reassemble(&p, pkt); pkt == nil { // reasm.go
+		if pkt = s.reassemble(&p, pkt, now); pkt == nil { // reasm.go
 			return
 		}
 	}
 	switch {
 	case p.Protocol == wire.ProtocolTCP:
 		ip.InDelivers.add(1)
-		s.deliverTCP(n, &p)
+		s.deliverTCP(n, &p, now)
 	case p.Protocol == wire.ProtocolICMP && p.Version == 4:
 		ip.InDelivers.add(1)
-		s.deliverICMPv4(n, &p, pkt)
+		s.deliverICMPv4(n, &p, now)
 	case p.Protocol == wire.ProtocolICMPv6 && p.Version == 6:
 		ip.InDelivers.add(1)
-		s.deliverICMPv6(n, &p, pkt)
+		s.deliverICMPv6(n, &p, now)
 	default:
 		ip.InUnknownProtos.add(1)
 	}
 }
 
-func (s *Stack) deliverTCP(n *nic, p *wire.IPPacket) {
+func (s *Stack) deliverTCP(n *nic, p *wire.IPPacket, now time.Time) {
 	c := &s.ctr.TCP
 	c.InSegs.add(1)
 	h, payload, err := wire.ParseTCP(p.Payload, p.Src, p.Dst, true)
@@ -111,14 +88,15 @@ func (s *Stack) deliverTCP(n *nic, p *wire.IPPacket) {
 		Local:  netip.AddrPortFrom(p.Dst, h.DstPort),
 		Remote: netip.AddrPortFrom(p.Src, h.SrcPort),
 	}
-	now := s.arrival()
 	if s.trace != nil {
 		s.tr.begin(now, id, seg)
 	}
 	tc, deliver, from := s.demux(n, id, seg, now)
 	if deliver {
-		tc.tcb.HandleSegment(now, seg)
-		s.settle(tc, now)
+		s.callLocked(tc, now, func(now time.Time, c *tcp.Conn) error {
+			c.HandleSegment(now, seg)
+			return nil
+		})
 	}
 	if s.trace != nil {
 		var cid uint64
@@ -148,15 +126,9 @@ func (s *Stack) demux(n *nic, id tcp.Tuple, seg *tcp.Segment, now time.Time) (tc
 func (s *Stack) demux1(n *nic, id tcp.Tuple, seg *tcp.Segment, now time.Time) (*TCPConn, tcp.State) {
 	tc := s.conns[id]
 	if tc != nil {
-		st := tc.tcb.State()
-		if st == tcp.TimeWait && tc.tcb.TimeWaitReopen(seg) {
-			if l := s.lookupListener(id.Local); l != nil {
-				// RFC 9293 3.10.7.4 / RFC 6191: a new incarnation. The
-				// old one ends now, and the new ISS starts beyond its
-				// sequence space.
-				s.isnNext[id] = isnOverride{uint32(tc.tcb.NextISS())}
-				tc.tcb.Abort(now)
-				s.settle(tc, now)
+		st := tc.state()
+		if st == tcp.TimeWait {
+			if l := s.lookupListener(id.Local); l != nil && s.reopen(tc, seg, now) {
 				s.ctr.TCP.TCPTimeWaitReopen.add(1)
 				child := s.onSYN(l, n, id, seg, now)
 				if child == nil {
@@ -183,6 +155,22 @@ func (s *Stack) demux1(n *nic, id tcp.Tuple, seg *tcp.Segment, now time.Time) (*
 	return nil, tcp.Closed
 }
 
+// reopen ends tc, in TIME-WAIT, if seg is a SYN that may open a new
+// incarnation of its 4-tuple (RFC 9293 3.10.7.4, RFC 6191), and reports
+// whether it did. The new ISS is to start beyond the old incarnation's
+// sequence space (RFC 1122 4.2.2.13).
+func (s *Stack) reopen(tc *TCPConn, seg *tcp.Segment, now time.Time) bool {
+	var ok bool
+	s.callLocked(tc, now, func(now time.Time, c *tcp.Conn) error {
+		if ok = c.TimeWaitReopen(seg); ok {
+			s.isnNext[tc.id] = isnOverride{uint32(c.NextISS())}
+			c.Abort(now)
+		}
+		return nil
+	})
+	return ok
+}
+
 // resetFor answers a segment that reached no connection (RFC 9293
 // 3.10.7.1).
 func (s *Stack) resetFor(n *nic, id tcp.Tuple, seg *tcp.Segment) {
@@ -198,7 +186,7 @@ func (s *Stack) resetFor(n *nic, id tcp.Tuple, seg *tcp.Segment) {
 
 // deliverICMPv4 answers echo requests and hands errors to the connection
 // they concern.
-func (s *Stack) deliverICMPv4(n *nic, p *wire.IPPacket, pkt []byte) {
+func (s *Stack) deliverICMPv4(n *nic, p *wire.IPPacket, now time.Time) {
 	c := &s.ctr.ICMP
 	c.InMsgs.add(1)
 	m, err := wire.ParseICMPv4(p.Payload, true)
@@ -236,11 +224,11 @@ func (s *Stack) deliverICMPv4(n *nic, p *wire.IPPacket, pkt []byte) {
 			return
 		}
 		errno, hard := icmpv4Errno(&m)
-		s.icmpError(&q, errno, hard, m.IsFragNeeded(), uint32(m.NextHopMTU()))
+		s.icmpError(&q, errno, hard, m.IsFragNeeded(), uint32(m.NextHopMTU()), now)
 	}
 }
 
-func (s *Stack) deliverICMPv6(n *nic, p *wire.IPPacket, pkt []byte) {
+func (s *Stack) deliverICMPv6(n *nic, p *wire.IPPacket, now time.Time) {
 	c := &s.ctr.ICMP
 	c.InMsgs.add(1)
 	m, err := wire.ParseICMPv6(p.Payload, p.Src, p.Dst, true)
@@ -278,7 +266,7 @@ func (s *Stack) deliverICMPv6(n *nic, p *wire.IPPacket, pkt []byte) {
 			return
 		}
 		errno, hard := icmpv6Errno(&m)
-		s.icmpError(&q, errno, hard, m.Type == wire.ICMPv6PacketTooBig, m.MTU())
+		s.icmpError(&q, errno, hard, m.Type == wire.ICMPv6PacketTooBig, m.MTU(), now)
 	}
 }
 
@@ -291,7 +279,7 @@ func (s *Stack) deliverICMPv6(n *nic, p *wire.IPPacket, pkt []byte) {
 // (as 4.4BSD's t_softerror; Linux aborts a connect on any ICMP error, the
 // behaviour RFC 5461 section 4 discusses); "packet too big" lowers the
 // segment size (RFC 1191, RFC 8201).
-func (s *Stack) icmpError(q *wire.ICMPQuote, errno syscall.Errno, hard, pktTooBig bool, mtu uint32) {
+func (s *Stack) icmpError(q *wire.ICMPQuote, errno syscall.Errno, hard, pktTooBig bool, mtu uint32, now time.Time) {
 	if q.Protocol != wire.ProtocolTCP {
 		return
 	}
@@ -305,29 +293,30 @@ func (s *Stack) icmpError(q *wire.ICMPQuote, errno syscall.Errno, hard, pktTooBi
 	}
 	// RFC 5927 section 4.1: SND.UNA <= SEG.SEQ < SND.NXT. SND.NXT itself
 	// has not been sent, so a quote of it cannot be ours.
-	info := tc.tcb.Info()
+	info := tc.info()
 	if q.Seq.LessThan(info.SndUna) || !q.Seq.LessThan(info.SndNxt) {
 		return
 	}
 	s.ctr.ICMP.InErrorsMatched.add(1)
-	now := s.clock.Now()
-	switch {
-	case pktTooBig:
-		if tc.nic != nil {
-			mtu = min(mtu, uint32(tc.nic.mtu))
+	s.callLocked(tc, now, func(now time.Time, c *tcp.Conn) error {
+		switch {
+		case pktTooBig:
+			if tc.nic != nil {
+				mtu = min(mtu, uint32(tc.nic.mtu))
+			}
+			if mtu == 0 {
+				return nil // an RFC 1191 router would have said; guessing is not worth it
+			}
+			c.HandlePacketTooBig(now, int(mtu))
+		case hard:
+			tc.dialErr = errno
+			c.HandleUnreachable(now, errno, true)
+		default:
+			tc.softErr = errno
+			c.HandleUnreachable(now, errno, false)
 		}
-		if mtu == 0 {
-			return // an RFC 1191 router would have said; guessing is not worth it
-		}
-		tc.tcb.HandlePacketTooBig(now, int(mtu))
-	case hard:
-		tc.dialErr = errno
-		tc.tcb.HandleUnreachable(now, errno, true)
-	default:
-		tc.softErr = errno
-		tc.tcb.HandleUnreachable(now, errno, false)
-	}
-	s.settle(tc, now)
+		return nil
+	})
 }
 
 // icmpv4Errno maps an ICMPv4 error to the errno a socket reports and says

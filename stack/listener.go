@@ -314,40 +314,30 @@ func (l *Listener) Accept() (net.Conn, error) {
 // it was reset while queued, so its Read reports ECONNRESET).
 func (l *Listener) AcceptTCP() (*TCPConn, error) {
 	s := l.s
-	s.mu.Lock()
-	for {
-		if l.closed || s.closed {
-			s.mu.Unlock()
-			return nil, l.opErr("accept", net.ErrClosed)
+	var tc *TCPConn
+	err := s.block(&l.gate, &l.waiters, &l.deadline, nil, func() error {
+		switch {
+		case l.closed || s.closed:
+			return net.ErrClosed
+		case !l.deadline.IsZero() && expired(s.clock.Now(), &l.deadline):
+			return os.ErrDeadlineExceeded
+		case len(l.acceptQ) == 0:
+			return tcp.ErrWouldBlock
 		}
-		if !l.deadline.IsZero() && !s.clock.Now().Before(l.deadline) {
-			s.mu.Unlock()
-			return nil, l.opErr("accept", os.ErrDeadlineExceeded)
+		tc = l.acceptQ[0]
+		l.acceptQ[0] = nil
+		l.acceptQ = l.acceptQ[1:]
+		if len(l.acceptQ) == 0 {
+			l.acceptQ = l.acceptQ[:0:0]
 		}
-		if len(l.acceptQ) > 0 {
-			tc := l.acceptQ[0]
-			l.acceptQ[0] = nil
-			l.acceptQ = l.acceptQ[1:]
-			if len(l.acceptQ) == 0 {
-				l.acceptQ = l.acceptQ[:0:0]
-			}
-			tc.listener = nil
-			tc.inAcceptQ = false
-			s.mu.Unlock()
-			return tc, nil
-		}
-		ticket := l.gate.Chan()
-		l.waiters++
-		dl := l.deadline
-		s.mu.Unlock()
-		err := l.gate.Wait(ticket, nil, dl)
-		s.mu.Lock()
-		l.waiters--
-		if err == os.ErrDeadlineExceeded {
-			s.mu.Unlock()
-			return nil, l.opErr("accept", os.ErrDeadlineExceeded)
-		}
+		tc.listener = nil
+		tc.inAcceptQ = false
+		return nil
+	})
+	if err != nil {
+		return nil, l.opErr("accept", err)
 	}
+	return tc, nil
 }
 
 // SetDeadline sets the deadline of Accept calls, pending ones included.
@@ -362,14 +352,15 @@ func (l *Listener) SetDeadline(t time.Time) error {
 // Close stops listening. Connections not yet accepted are reset; blocked
 // Accepts return net.ErrClosed.
 func (l *Listener) Close() error {
-	s := l.s
-	s.mu.Lock()
-	if l.closed || s.closed {
-		s.mu.Unlock()
+	var g *clock.Gate
+	l.s.run(func(now time.Time) {
+		if !l.closed {
+			g = l.closeLocked(now)
+		}
+	})
+	if g == nil {
 		return l.opErr("close", net.ErrClosed)
 	}
-	g := l.closeLocked(s.clock.Now())
-	s.unlock()
 	g.Broadcast()
 	return nil
 }
@@ -395,14 +386,15 @@ func (l *Listener) closeLocked(now time.Time) *clock.Gate {
 	s.closeHalfOpen(l, now)
 	for tc := range l.children {
 		tc.userClosed = true
-		tc.tcb.Abort(now)
-		s.settle(tc, now)
+		s.callLocked(tc, now, abort)
 	}
 	for _, tc := range l.acceptQ {
 		tc.userClosed = true
 		tc.listener = nil
-		tc.tcb.Release(now, true)
-		s.settle(tc, now)
+		s.callLocked(tc, now, func(now time.Time, c *tcp.Conn) error {
+			c.Release(now, true) // never accepted: closed as an abort, with RST
+			return nil
+		})
 	}
 	l.acceptQ = nil
 	return l.gate

@@ -29,7 +29,7 @@ func (s *Stack) noteOrphan(tc *TCPConn, now time.Time) {
 	if tc.removed || tc.tcb == nil {
 		return
 	}
-	switch tc.tcb.State() {
+	switch tc.state() {
 	case tcp.FinWait1, tcp.FinWait2, tcp.Closing, tcp.LastAck:
 	default:
 		return // ended, or TIME-WAIT, which becomes a small record
@@ -53,8 +53,7 @@ func (s *Stack) noteOrphan(tc *TCPConn, now time.Time) {
 		}
 		delete(o.live, old)
 		s.ctr.TCP.TCPAbortOnMemory.add(1)
-		old.tcb.Abort(now) // RST to the peer, buffers freed
-		s.settle(old, now)
+		s.callLocked(old, now, abort) // RST to the peer, buffers freed
 	}
 	if len(o.q) > 2*len(o.live)+64 {
 		// Drop the entries of orphans that have ended.

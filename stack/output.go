@@ -60,7 +60,7 @@ func (s *Stack) sendSegment(n *nic, id tcp.Tuple, seg *tcp.Segment, tc *TCPConn)
 		var st tcp.State
 		var cid uint64
 		if tc != nil {
-			st = tc.tcb.State()
+			st = tc.state()
 			cid = tc.cid
 		} else if a := s.syn.as; a.cid != 0 { // sent for a listener (syndefence.go)
 			st, cid = a.to, a.cid

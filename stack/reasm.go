@@ -3,6 +3,7 @@ package stack
 import (
 	"encoding/binary"
 	"errors"
+	"time"
 
 	"github.com/synack/synack/ipreasm"
 	"github.com/synack/synack/wire"
@@ -21,12 +22,11 @@ type fragState struct {
 // reassembler. When it completes a datagram, reassemble returns the whole
 // packet and p parsed from it, for deliver to go on with as if it had
 // arrived whole; otherwise nil.
-func (s *Stack) reassemble(p *wire.IPPacket, pkt []byte) []byte {
+func (s *Stack) reassemble(p *wire.IPPacket, pkt []byte, now time.Time) []byte {
 	f := &s.frag
 	if f.r == nil {
 		f.r = ipreasm.New(s.opts.Reassembly)
 	}
-	now := s.arrival()
 	var whole []byte
 	if p.Version == 4 {
 		whole = f.r.AddIPv4(now, &p.IPv4, p.Payload)
@@ -60,9 +60,9 @@ func (s *Stack) reassemble(p *wire.IPPacket, pkt []byte) []byte {
 // reassembler has no timer of its own: deliver calls this for every
 // packet while datagrams are incomplete, and the memory they hold is
 // bounded by the budget in any case.
-func (s *Stack) expireFragments() {
+func (s *Stack) expireFragments(now time.Time) {
 	if f := &s.frag; f.r != nil && f.r.Len() > 0 {
-		f.r.Expire(s.arrival())
+		f.r.Expire(now)
 		s.syncFragCounters()
 	}
 }

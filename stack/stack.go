@@ -11,14 +11,14 @@
 //   - user calls (Read, Write, Close, Dial, Accept) in the user's goroutine,
 //   - timers in the goroutine of the stack's one clock timer.
 //
-// Each of them takes the lock, calls into the tcp.Conn with the clock's
-// current time, lets the stack settle what the call changed (demux table,
-// listen queues, the timer queue, wake-ups) and writes the segments the
-// call produced to the links in one batch before unlocking. The links copy
-// what they are given and never call back synchronously, so writing under
-// the lock is safe. Blocking calls wait on a clock.Gate, which works with
-// the real clock, inside testing/synctest bubbles and under the virtual
-// clock.
+// Each of them goes through one of the doors of door.go, which takes the
+// lock, calls into the tcp.Conn with the clock's current time, lets the
+// stack settle what the call changed (demux table, listen queues, the
+// timer queue, wake-ups) and writes the segments the call produced to the
+// links in one batch before unlocking. The links copy what they are given
+// and never call back synchronously, so writing under the lock is safe.
+// Blocking calls wait on a clock.Gate, which works with the real clock,
+// inside testing/synctest bubbles and under the virtual clock.
 //
 // All per-connection state is reached through the demux table keyed by the
 // 4-tuple, so the single lock can later become one lock per shard chosen by
@@ -173,7 +173,6 @@ type route struct {
 
 // Stack is a TCP/IP stack: links, addresses, routes, connections.
 type Stack struct {
-	rxNow time.Time // arrival time of the batch being delivered (DeliverPackets); zero otherwise
 	clock clock.Clock
 	opts  Options
 	trace func(TraceEvent)
@@ -284,20 +283,27 @@ var errStackClosed = errors.New("stack closed")
 // on-link prefix, which also becomes a route) and starts receiving from it.
 // The stack owns ep from then on and closes it in Close.
 func (s *Stack) AddLink(ep link.Endpoint, addrs ...netip.Prefix) (NICID, error) {
+	n, err := s.addLink(ep, addrs)
+	if err != nil {
+		return 0, err
+	}
+	ep.Attach(n) // unlocked: the link may deliver at once
+	return n.id, nil
+}
+
+func (s *Stack) addLink(ep link.Endpoint, addrs []netip.Prefix) (*nic, error) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.closed {
-		s.mu.Unlock()
-		return 0, errStackClosed
+		return nil, errStackClosed
 	}
 	for _, p := range addrs {
 		a := p.Addr().Unmap()
 		if !a.IsValid() || a.IsUnspecified() || a.IsMulticast() {
-			s.mu.Unlock()
-			return 0, fmt.Errorf("stack: AddLink: %v is not a unicast address", p)
+			return nil, fmt.Errorf("stack: AddLink: %v is not a unicast address", p)
 		}
 		if _, dup := s.local[a]; dup {
-			s.mu.Unlock()
-			return 0, fmt.Errorf("stack: AddLink: address %v is already in use", a)
+			return nil, fmt.Errorf("stack: AddLink: address %v is already in use", a)
 		}
 	}
 	n := &nic{s: s, id: NICID(len(s.nics) + 1), ep: ep, mtu: ep.MTU()}
@@ -309,9 +315,7 @@ func (s *Stack) AddLink(ep link.Endpoint, addrs ...netip.Prefix) (NICID, error) 
 		s.addRouteLocked(p.Masked(), netip.Addr{}, n)
 	}
 	s.nics = append(s.nics, n)
-	s.mu.Unlock()
-	ep.Attach(n)
-	return n.id, nil
+	return n, nil
 }
 
 // AddRoute sends packets for prefix out of the link nic. Routes are
@@ -378,43 +382,9 @@ func (s *Stack) routeTo(dst netip.Addr) (*nic, netip.Addr, bool) {
 // links, and wakes every blocked call, which returns net.ErrClosed. It
 // leaves no goroutine behind.
 func (s *Stack) Close() error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return nil
-	}
-	now := s.clock.Now()
 	var gates []*clock.Gate
-	var ls []*Listener
-	for _, x := range s.lports {
-		ls = append(ls, x...)
-	}
-	for _, l := range ls {
-		gates = append(gates, l.closeLocked(now))
-	}
-	for _, tc := range s.conns {
-		tc.tcb.Abort(now)
-		s.settle(tc, now)
-		tc.stackClosed = true
-		gates = append(gates, tc.gate)
-	}
-	// Records in TIME-WAIT end as ABORT ends a connection there.
-	s.tw.all(func(r *twSlot) {
-		s.stateChanged(r.cid, r.tw.ID(), tcp.Transition{Time: now, From: tcp.TimeWait, To: tcp.Closed, Cause: tcp.UserAbort})
-	})
-	s.tw = twTable{}
-	s.flush()
-	s.closed = true
-	if s.timer != nil {
-		s.timer.Stop()
-		s.timerAt = time.Time{}
-	}
-	nics := s.nics
-	for _, sub := range s.subs {
-		close(sub.ch)
-	}
-	s.subs = nil
-	s.mu.Unlock()
+	var nics []*nic
+	s.run(func(now time.Time) { gates, nics = s.closeLocked(now) })
 	for _, g := range gates {
 		if g != nil { // a connection nobody ever waited on has none
 			g.Broadcast()
@@ -427,6 +397,38 @@ func (s *Stack) Close() error {
 		}
 	}
 	return err
+}
+
+// closeLocked is Close under the lock. It returns the gates to broadcast
+// and the links to close once the lock is released.
+func (s *Stack) closeLocked(now time.Time) (gates []*clock.Gate, nics []*nic) {
+	var ls []*Listener
+	for _, x := range s.lports {
+		ls = append(ls, x...)
+	}
+	for _, l := range ls {
+		gates = append(gates, l.closeLocked(now))
+	}
+	for _, tc := range s.conns {
+		s.callLocked(tc, now, abort)
+		tc.stackClosed = true
+		gates = append(gates, tc.gate)
+	}
+	// Records in TIME-WAIT end as ABORT ends a connection there.
+	s.tw.all(func(r *twSlot) {
+		s.stateChanged(r.cid, r.tw.ID(), tcp.Transition{Time: now, From: tcp.TimeWait, To: tcp.Closed, Cause: tcp.UserAbort})
+	})
+	s.tw = twTable{}
+	s.closed = true // the RSTs above are still flushed, by run
+	if s.timer != nil {
+		s.timer.Stop()
+		s.timerAt = time.Time{}
+	}
+	for _, sub := range s.subs {
+		close(sub.ch)
+	}
+	s.subs = nil
+	return gates, s.nics
 }
 
 // unlock writes what the locked operation produced and releases the lock.

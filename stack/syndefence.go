@@ -399,19 +399,19 @@ func (s *Stack) armSynTimer(l *Listener) {
 	l.synTimer.Reset(d)
 }
 
-// onSynTimer retransmits the SYN,ACKs that are due and gives up the
+// onSynTimer is l's SYN-queue timer firing.
+func (l *Listener) onSynTimer() { l.s.run(l.synTimers) }
+
+// synTimers retransmits the SYN,ACKs that are due at now and gives up the
 // handshakes whose retries are spent, as a TCB in SYN-RECEIVED does
 // (tcp retransmissionTimeout): RST, then back to LISTEN, which for a
 // child means gone.
-func (l *Listener) onSynTimer() {
-	s := l.s
-	s.mu.Lock()
-	if s.closed || l.closed {
-		s.mu.Unlock()
+func (l *Listener) synTimers(now time.Time) {
+	if l.closed {
 		return
 	}
+	s := l.s
 	l.synTimerAt = time.Time{}
-	now := s.clock.Now()
 	for len(l.halfQ) > 0 && !l.halfQ[0].due.After(now) {
 		h := l.halfQ[0]
 		if h.end {
@@ -433,7 +433,6 @@ func (l *Listener) onSynTimer() {
 		l.halfQ.down(0)
 	}
 	s.armSynTimer(l)
-	s.unlock()
 }
 
 // closeHalfOpen aborts l's SYN-queue entries as ABORT does a TCB in

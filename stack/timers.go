@@ -1,6 +1,10 @@
 package stack
 
-import "time"
+import (
+	"time"
+
+	"github.com/synack/synack/tcp"
+)
 
 // The stack keeps every connection's next deadline (tcp.Conn.Deadline) in
 // one binary min-heap and points a single clock timer at the earliest.
@@ -133,15 +137,13 @@ func (s *Stack) armTimer() {
 	s.timer.Reset(d)
 }
 
-// onTimer runs the timers of every connection that is due.
-func (s *Stack) onTimer() {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return
-	}
+// onTimer is the stack's clock timer firing.
+func (s *Stack) onTimer() { s.run(s.runTimers) }
+
+// runTimers runs the timers of every connection that is due at now, and
+// ends the TIME-WAIT records whose time has come.
+func (s *Stack) runTimers(now time.Time) {
 	s.timerAt = time.Time{}
-	now := s.clock.Now()
 	// Take the due connections out first, so a connection whose deadline
 	// stays in the past (which would be a core bug) runs once per firing
 	// rather than forever.
@@ -155,8 +157,10 @@ func (s *Stack) onTimer() {
 		if tc.removed {
 			continue
 		}
-		tc.tcb.HandleTimers(now)
-		s.settle(tc, now)
+		s.callLocked(tc, now, func(now time.Time, c *tcp.Conn) error {
+			c.HandleTimers(now)
+			return nil
+		})
 		if tc.timerIdx >= 0 && !tc.timerAt.After(now) {
 			// The core left a deadline in the past: do not spin on it.
 			s.timers.set(tc, now.Add(time.Millisecond))
@@ -165,5 +169,4 @@ func (s *Stack) onTimer() {
 	clear(due)
 	s.dueBuf = due[:0]
 	s.expireTimeWait(now)
-	s.unlock()
 }
