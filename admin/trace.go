@@ -407,9 +407,7 @@ func ParseTraceFilter(args []string) (TraceFilter, error) {
 	var f TraceFilter
 	var words []string
 	for _, a := range args {
-		for _, w := range strings.FieldsFunc(a, func(r rune) bool { return r == ',' || r == ' ' }) {
-			words = append(words, w)
-		}
+		words = append(words, strings.FieldsFunc(a, func(r rune) bool { return r == ',' || r == ' ' })...)
 	}
 	for i := 0; i < len(words); i++ {
 		w := strings.ToLower(words[i])

@@ -32,15 +32,13 @@ func (s seeded) Read(p []byte) (int, error) { return s.r.Read(p) }
 // pair is two stacks joined by a memlink pipe: a (198.18.0.1, fd00::1)
 // and b (198.18.0.2, fd00::2).
 type pair struct {
-	a, b     *Stack
-	ea, eb   *memlink.Endpoint
-	evA, evB []TraceEvent
+	a, b   *Stack
+	ea, eb *memlink.Endpoint
 }
 
 type pairOpts struct {
-	link  memlink.Config
-	a, b  Options
-	trace bool
+	link memlink.Config
+	a, b Options
 }
 
 func newPair(t testing.TB, po pairOpts) *pair {

@@ -198,19 +198,18 @@ type Stack struct {
 	twOut  twOut
 	twSend func(*tcp.Segment)
 
-	timers   timerHeap
-	timer    clock.Timer
-	timerAt  time.Time // when timer fires; zero when not armed
-	dueBuf   []*TCPConn
-	dirty    []*nic // nics with pending packets
-	inSeg    tcp.Segment
-	hdr      tcpScratch
-	tr       tracer
-	subs     []*subscriber
-	closedRx uint64 // retransmissions of connections gone from the table
-	syn      synDefence
-	frag     fragState // IP reassembly (reasm.go)
-	orph     orphans   // connections closed by their owners, still finishing (orphans.go)
+	timers  timerHeap
+	timer   clock.Timer
+	timerAt time.Time // when timer fires; zero when not armed
+	dueBuf  []*TCPConn
+	dirty   []*nic // nics with pending packets
+	inSeg   tcp.Segment
+	hdr     tcpScratch
+	tr      tracer
+	subs    []*subscriber
+	syn     synDefence
+	frag    fragState // IP reassembly (reasm.go)
+	orph    orphans   // connections closed by their owners, still finishing (orphans.go)
 
 	ctr counters
 }

@@ -185,12 +185,12 @@ func TestTimeWaitRecordInStack(t *testing.T) {
 		if len(sent) != 0 {
 			t.Fatalf("RST in TIME-WAIT answered with %v (RFC 1337)", sent)
 		}
-		time.Sleep(entered.Add(2 * tcp.DefaultMSL).Sub(time.Now()))
+		time.Sleep(time.Until(entered.Add(2 * tcp.DefaultMSL)))
 		synctest.Wait()
 		if st := c.State(); st != tcp.TimeWait {
 			t.Fatalf("left TIME-WAIT at the first 2MSL: the FIN did not restart it (%v)", st)
 		}
-		time.Sleep(restarted.Add(2 * tcp.DefaultMSL).Sub(time.Now()))
+		time.Sleep(time.Until(restarted.Add(2 * tcp.DefaultMSL)))
 		synctest.Wait()
 		if st := c.State(); st != tcp.Closed {
 			t.Fatalf("client %v 2MSL after the FIN, want CLOSED", st)

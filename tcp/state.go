@@ -55,15 +55,6 @@ func States() []State {
 // "ESTABLISHED ... TIME-WAIT" as the synchronized states).
 func (s State) Synchronized() bool { return s >= Established && s <= TimeWait }
 
-// sendClosed reports whether our side has sent, or queued, its FIN.
-func (s State) sendClosed() bool {
-	switch s {
-	case FinWait1, FinWait2, Closing, LastAck, TimeWait:
-		return true
-	}
-	return false
-}
-
 // recvClosed reports whether the peer's FIN has been received.
 func (s State) recvClosed() bool {
 	switch s {

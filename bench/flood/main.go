@@ -113,7 +113,6 @@ type result struct {
 	dur           time.Duration
 	counters      stack.TCPCounters
 	synQMax       int
-	extra         string
 }
 
 func printTable(rs []result) {
