@@ -1,0 +1,231 @@
+package pathmatrix
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/synack/synack/link"
+	"github.com/synack/synack/link/memlink"
+	"github.com/synack/synack/link/tun"
+)
+
+// RootError says why the kernel's implementations cannot run here.
+func RootError() error {
+	if os.Geteuid() != 0 {
+		return errors.New("needs root to create network namespaces and TUN devices")
+	}
+	if _, err := os.Stat(tun.DevicePath); err != nil {
+		return fmt.Errorf("needs %s: %w", tun.DevicePath, err)
+	}
+	return nil
+}
+
+// tunTxQueue is the TUN devices' transmit queue, in packets. The kernel
+// drops what a TUN's queue cannot take (it does not push back on the
+// sender), so it is made deep enough that only the model's drop-tail
+// queue drops packets.
+const tunTxQueue = 10000
+
+// kernelEnd is a namespace with a TUN device whose kernel side has addr:
+// the relay reads what the kernel sends through it and writes what the
+// kernel should receive.
+type kernelEnd struct {
+	ns  *netNS
+	dev *tun.Device
+}
+
+// newKernelEnd makes the namespace, tunes its TCP for the cell (buffers
+// beyond the BDP, so windows do not cap the path; no metrics carried
+// between connections) and opens the TUN device.
+func newKernelEnd(c Cell, addr netip.Prefix) (*kernelEnd, error) {
+	ns, err := newNS()
+	if err != nil {
+		return nil, err
+	}
+	k := &kernelEnd{ns: ns}
+	// Linux counts skb overhead against the buffer: give it twice the
+	// other stacks' figure, and never less than its own defaults.
+	maxBuf := strconv.Itoa(max(2*c.BufferSize(), 6<<20))
+	for _, s := range [][2]string{
+		{"net.ipv4.tcp_rmem", "4096 131072 " + maxBuf},
+		{"net.ipv4.tcp_wmem", "4096 16384 " + maxBuf},
+		{"net.ipv4.tcp_no_metrics_save", "1"},
+	} {
+		if err := ns.sysctl(s[0], s[1]); err != nil {
+			k.close()
+			return nil, fmt.Errorf("%s in %s: %w", s[0], ns.name, err)
+		}
+	}
+	ns.do(func() {
+		k.dev, err = tun.Open("pm0", MTU)
+		if err != nil {
+			return
+		}
+		if err = k.dev.Configure(addr); err != nil {
+			return
+		}
+		nl := k.dev.Netlink()
+		lk, lerr := nl.LinkByIndex(k.dev.Index())
+		if lerr == nil {
+			lerr = nl.LinkSetTxQLen(lk, tunTxQueue)
+		}
+		err = lerr
+	})
+	if err != nil {
+		k.close()
+		return nil, fmt.Errorf("TUN in %s: %w", ns.name, err)
+	}
+	return k, nil
+}
+
+func (k *kernelEnd) close() {
+	if k.dev != nil {
+		k.dev.Close()
+	}
+	k.ns.close()
+}
+
+// setCC sets the congestion control of a kernel socket before it
+// connects or listens (accepted sockets inherit the listener's).
+func setCC(cc string) func(network, address string, rc syscall.RawConn) error {
+	return func(_, _ string, rc syscall.RawConn) error {
+		var serr error
+		err := rc.Control(func(fd uintptr) {
+			serr = unix.SetsockoptString(int(fd), unix.IPPROTO_TCP, unix.TCP_CONGESTION, cc)
+		})
+		if err != nil {
+			return err
+		}
+		if serr != nil {
+			return fmt.Errorf("TCP_CONGESTION %s: %w", cc, serr)
+		}
+		return nil
+	}
+}
+
+func (k *kernelEnd) listen(addr netip.Prefix, cc string) func() (net.Listener, error) {
+	return func() (ln net.Listener, err error) {
+		k.ns.do(func() {
+			lc := net.ListenConfig{Control: setCC(cc)}
+			ln, err = lc.Listen(context.Background(), "tcp4", hostPort(addr))
+		})
+		return ln, err
+	}
+}
+
+func (k *kernelEnd) dial(addr netip.Prefix, cc string) func(ctx context.Context) (net.Conn, error) {
+	return func(ctx context.Context) (c net.Conn, err error) {
+		k.ns.do(func() {
+			d := net.Dialer{Control: setCC(cc)}
+			c, err = d.DialContext(ctx, "tcp4", hostPort(addr))
+		})
+		return c, err
+	}
+}
+
+// kernelStats reads TCP_INFO of the sending socket: tcpi_total_retrans,
+// and tcpi_dsack_dups, the D-SACK blocks received (Linux's evidence of
+// needless retransmissions, RFC 2883; a link that duplicates data adds to
+// it too).
+func kernelStats(c net.Conn) senderStats {
+	st := senderStats{retrans: -1, spurious: -1}
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return st
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return st
+	}
+	rc.Control(func(fd uintptr) {
+		info, err := unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO)
+		if err == nil {
+			st = senderStats{retrans: int64(info.Total_retrans), spurious: int64(info.Dsack_dups), what: "D-SACKs received"}
+		}
+	})
+	return st
+}
+
+// linuxWorld is kernel to kernel: namespace A (the sender, 198.18.0.1) and
+// namespace B (198.18.0.2), each behind its TUN device, joined by the
+// relay: TUN A <-> memlink pipe <-> TUN B.
+func linuxWorld(c Cell, seed int64, cc string) (*world, error) {
+	if err := RootError(); err != nil {
+		return nil, err
+	}
+	snd, err := newKernelEnd(c, senderAddr)
+	if err != nil {
+		return nil, err
+	}
+	rcv, err := newKernelEnd(c, receiverAddr)
+	if err != nil {
+		snd.close()
+		return nil, err
+	}
+	a, b := memlink.Pipe(c.Link(seed))
+	splice(snd.dev, a)
+	splice(b, rcv.dev)
+	return &world{
+		listen: rcv.listen(receiverAddr, cc),
+		dial:   snd.dial(receiverAddr, cc),
+		stats:  kernelStats,
+		close: func() {
+			a.Close()
+			snd.close()
+			rcv.close()
+		},
+	}, nil
+}
+
+// mixedWorld is the kernel (CUBIC, its default) in one namespace behind
+// its TUN, and a synack stack on the relay's other end instead of a
+// second kernel. synackSends picks the direction of the data; the sender
+// is always on the pipe's A side, so its data meets the A-to-B fates in
+// every world.
+func mixedWorld(c Cell, seed int64, synackSends bool) (*world, error) {
+	if err := RootError(); err != nil {
+		return nil, err
+	}
+	// The kernel keeps 198.18.0.1 either way; synack is 198.18.0.2.
+	k, err := newKernelEnd(c, senderAddr)
+	if err != nil {
+		return nil, err
+	}
+	a, b := memlink.Pipe(c.Link(seed))
+	synEnd, kEnd := link.Endpoint(b), link.Endpoint(a)
+	if synackSends {
+		synEnd, kEnd = a, b
+	}
+	s, err := newSynack(c, synEnd, receiverAddr)
+	if err != nil {
+		a.Close()
+		k.close()
+		return nil, err
+	}
+	splice(kEnd, k.dev)
+	w := &world{
+		close: func() {
+			s.Close()
+			a.Close()
+			k.close()
+		},
+	}
+	if synackSends {
+		w.listen = k.listen(senderAddr, "cubic")
+		w.dial = synackDial(s, senderAddr)
+		w.stats = synackStats
+	} else {
+		w.listen = synackListen(s, receiverAddr)
+		w.dial = k.dial(receiverAddr, "cubic")
+		w.stats = kernelStats
+	}
+	return w, nil
+}
