@@ -5,6 +5,8 @@ import (
 	"io"
 	"strings"
 	"time"
+
+	"github.com/synack/synack/bench"
 )
 
 // Options picks what RunMatrix runs.
@@ -20,8 +22,20 @@ type Options struct {
 	// SkipOneMiB leaves out the separate 1 MiB transfer of cells whose bulk
 	// size is larger (where it is 1 MiB, the bulk run is that transfer).
 	SkipOneMiB bool
+	// QuietWait, if set, is the longest each run waits beforehand for the
+	// rest of the machine to use under QuietCores (bench.WaitQuiet).
+	QuietWait  time.Duration
+	QuietCores float64
 	// Progress, if set, gets a line per finished run.
 	Progress io.Writer
+}
+
+// run is Run after waiting for a quiet machine, if asked to.
+func (o *Options) run(impl Impl, c Cell, size int64) (Result, error) {
+	if o.QuietWait > 0 {
+		bench.WaitQuiet(o.QuietCores, o.QuietWait)
+	}
+	return Run(impl, c, size, o.Seed, o.Limit)
 }
 
 // Row is one implementation on one cell.
@@ -47,13 +61,13 @@ func RunMatrix(o Options) []Row {
 			if o.Size > 0 {
 				size = o.Size
 			}
-			r.Bulk, r.Err = Run(impl, c, size, o.Seed, o.Limit)
+			r.Bulk, r.Err = o.run(impl, c, size)
 			if r.Err == nil {
 				switch {
 				case size == 1<<20:
 					r.OneMiB = r.Bulk
 				case !o.SkipOneMiB:
-					r.OneMiB, r.Err = Run(impl, c, 1<<20, o.Seed, o.Limit)
+					r.OneMiB, r.Err = o.run(impl, c, 1<<20)
 				}
 			}
 			if o.Progress != nil {
@@ -73,10 +87,15 @@ func (r Row) summary() string {
 	if r.OneMiB.Size > 0 {
 		s += ", 1 MiB in " + r.oneMiB()
 	}
-	return s
+	return s + ", other load " + r.load()
 }
 
-func sizeName(n int64) string { return fmt.Sprintf("%d MiB", n>>20) }
+func sizeName(n int64) string {
+	if n < 1<<20 {
+		return fmt.Sprintf("%d KiB", n>>10)
+	}
+	return fmt.Sprintf("%d MiB", n>>20)
+}
 
 func count(n int64) string {
 	if n < 0 {
@@ -90,6 +109,15 @@ func (r Row) goodput() string {
 		return "error"
 	}
 	return resultCell(r.Bulk, func(res Result) string { return fmt.Sprintf("%.1f", res.Goodput()/1e6) })
+}
+
+// load is the most cores other processes used during the row's runs.
+func (r Row) load() string {
+	l := max(r.Bulk.OtherLoad, r.OneMiB.OtherLoad)
+	if l < 0 {
+		return "?"
+	}
+	return fmt.Sprintf("%.1f", l)
 }
 
 func (r Row) oneMiB() string {
@@ -120,14 +148,14 @@ func kib(n int64) string {
 // and to Linux (CUBIC), the baselines the loss-recovery work is measured
 // against.
 func Markdown(w io.Writer, rows []Row) {
-	fmt.Fprintln(w, "| path | size | stack | goodput Mbit/s | retrans | spurious | 1 MiB done in |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|---|")
+	fmt.Fprintln(w, "| path | size | stack | goodput Mbit/s | retrans | spurious | 1 MiB done in | other load |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|")
 	for _, r := range rows {
 		retr, spur := "—", "—"
 		if r.Err == nil && r.Bulk.Done {
 			retr, spur = count(r.Bulk.Retrans), count(r.Bulk.Spurious)
 		}
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s |\n", r.Cell, sizeName(r.Bulk.Size), r.Impl, r.goodput(), retr, spur, r.oneMiB())
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", r.Cell, sizeName(r.Bulk.Size), r.Impl, r.goodput(), retr, spur, r.oneMiB(), r.load())
 	}
 	for _, r := range rows {
 		if r.Err != nil {

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/synack/synack/bench"
 )
 
 // Impl names what runs at the two ends of a path.
@@ -74,6 +76,10 @@ type Result struct {
 	Retrans, Spurious int64
 	// SpuriousWhat says what Spurious counts for this stack.
 	SpuriousWhat string
+	// OtherLoad is the cores other processes used during the transfer
+	// (-1: unknown): the machine is shared, and above a few tenths the
+	// figures are disturbed.
+	OtherLoad float64
 }
 
 // Goodput is the payload rate in bits per second, 0 if not done.
@@ -209,8 +215,10 @@ func (c *closers) closeAll() {
 	}
 }
 
-func transfer(w *world, size, seed int64, limit time.Duration) (Result, error) {
-	res := Result{Size: size, Retrans: -1, Spurious: -1}
+func transfer(w *world, size, seed int64, limit time.Duration) (res Result, err error) {
+	res = Result{Size: size, Retrans: -1, Spurious: -1}
+	load := bench.StartLoadMeter()
+	defer func() { res.OtherLoad = load.Other() }()
 	p := payload(seed)
 	want := expectedSum(p, size)
 

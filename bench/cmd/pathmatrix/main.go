@@ -37,10 +37,12 @@ func main() {
 		seed   = flag.Int64("seed", 1, "seed of the link's fates and of the payload")
 		no1MiB = flag.Bool("no-1mib", false, "skip the separate 1 MiB completion-time transfers")
 		quiet  = flag.Bool("q", false, "no progress lines on stderr")
+		qWait  = flag.Duration("quiet-wait", 0, "before each run, wait up to this long for the rest of the machine to use under -quiet cores (0: don't wait)")
+		qCores = flag.Float64("quiet", 0.3, "cores other processes may use for the machine to count as quiet")
 	)
 	flag.Parse()
 
-	o := pathmatrix.Options{Seed: *seed, Limit: *limit, Size: *size, SkipOneMiB: *no1MiB}
+	o := pathmatrix.Options{Seed: *seed, Limit: *limit, Size: *size, SkipOneMiB: *no1MiB, QuietWait: *qWait, QuietCores: *qCores}
 	if !*quiet {
 		o.Progress = os.Stderr
 	}
