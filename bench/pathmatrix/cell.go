@@ -198,3 +198,19 @@ func Matrix(rtts []time.Duration, rates []int64, imps []string) ([]Cell, error) 
 }
 
 func norm(s string) string { return strings.ToLower(strings.ReplaceAll(s, " ", "")) }
+
+// ParseRate reads a rate in bits per second: "100M", "1G" or a number.
+func ParseRate(s string) (int64, error) {
+	mult := int64(1)
+	switch {
+	case strings.HasSuffix(s, "G"):
+		mult, s = 1e9, strings.TrimSuffix(s, "G")
+	case strings.HasSuffix(s, "M"):
+		mult, s = 1e6, strings.TrimSuffix(s, "M")
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("bad rate %q (want e.g. 100M or 1G)", s)
+	}
+	return n * mult, nil
+}

@@ -154,34 +154,67 @@ func kernelStats(c net.Conn) senderStats {
 	return st
 }
 
-// linuxWorld is kernel to kernel: namespace A (the sender, 198.18.0.1) and
-// namespace B (198.18.0.2), each behind its TUN device, joined by the
-// relay: TUN A <-> memlink pipe <-> TUN B.
-func linuxWorld(c Cell, seed int64, cc string) (*world, error) {
+// Relay is the userspace stand-in for netem: two network namespaces, each
+// with a TUN device whose kernel side has one of the path's addresses
+// (198.18.0.1/24 in A, 198.18.0.2/24 in B), and a memlink pipe with the
+// cell's impairments between the two TUNs, both directions impaired. What
+// A's kernel sends to B takes the pipe's A-to-B direction. Kernel sockets
+// made in the namespaces (ip netns exec, or a thread moved there) talk
+// across it.
+type Relay struct {
+	a, b   *kernelEnd
+	pa, pb *memlink.Endpoint // the pipe's ends: pa sends A to B
+}
+
+// NewRelay makes the namespaces (named pm-<pid>-<n>), the devices and the
+// pipe. Close removes them all.
+func NewRelay(c Cell, seed int64) (*Relay, error) {
 	if err := RootError(); err != nil {
 		return nil, err
 	}
-	snd, err := newKernelEnd(c, senderAddr)
+	a, err := newKernelEnd(c, senderAddr)
 	if err != nil {
 		return nil, err
 	}
-	rcv, err := newKernelEnd(c, receiverAddr)
+	b, err := newKernelEnd(c, receiverAddr)
 	if err != nil {
-		snd.close()
+		a.close()
 		return nil, err
 	}
-	a, b := memlink.Pipe(c.Link(seed))
-	splice(snd.dev, a)
-	splice(b, rcv.dev)
+	pa, pb := memlink.Pipe(c.Link(seed))
+	splice(a.dev, pa)
+	splice(pb, b.dev)
+	return &Relay{a: a, b: b, pa: pa, pb: pb}, nil
+}
+
+// Namespaces names the two namespaces, for ip netns exec.
+func (r *Relay) Namespaces() (a, b string) { return r.a.ns.name, r.b.ns.name }
+
+// Addrs are the kernel's addresses in A and in B.
+func (r *Relay) Addrs() (a, b netip.Prefix) { return senderAddr, receiverAddr }
+
+// Stats are the fates of the packets of each direction so far.
+func (r *Relay) Stats() (ab, ba memlink.Stats) { return r.pa.Stats(), r.pb.Stats() }
+
+// Close takes the pipe down and removes the devices and namespaces.
+func (r *Relay) Close() {
+	r.pa.Close()
+	r.a.close()
+	r.b.close()
+}
+
+// linuxWorld is kernel to kernel across a Relay: the sender in namespace
+// A, the receiver in B.
+func linuxWorld(c Cell, seed int64, cc string) (*world, error) {
+	r, err := NewRelay(c, seed)
+	if err != nil {
+		return nil, err
+	}
 	return &world{
-		listen: rcv.listen(receiverAddr, cc),
-		dial:   snd.dial(receiverAddr, cc),
+		listen: r.b.listen(receiverAddr, cc),
+		dial:   r.a.dial(receiverAddr, cc),
 		stats:  kernelStats,
-		close: func() {
-			a.Close()
-			snd.close()
-			rcv.close()
-		},
+		close:  r.Close,
 	}, nil
 }
 

@@ -83,7 +83,7 @@ func (r Row) summary() string {
 	if r.Err != nil {
 		return "error: " + r.Err.Error()
 	}
-	s := fmt.Sprintf("%s: %s Mbit/s, retrans %s, spurious %s", sizeName(r.Bulk.Size), r.goodput(), count(r.Bulk.Retrans), count(r.Bulk.Spurious))
+	s := fmt.Sprintf("%s: %s, retrans %s, spurious %s", sizeName(r.Bulk.Size), r.goodputUnit(), count(r.Bulk.Retrans), count(r.Bulk.Spurious))
 	if r.OneMiB.Size > 0 {
 		s += ", 1 MiB in " + r.oneMiB()
 	}
@@ -109,6 +109,14 @@ func (r Row) goodput() string {
 		return "error"
 	}
 	return resultCell(r.Bulk, func(res Result) string { return fmt.Sprintf("%.1f", res.Goodput()/1e6) })
+}
+
+// goodputUnit is goodput with its unit when there is a figure.
+func (r Row) goodputUnit() string {
+	if r.Err == nil && r.Bulk.Done {
+		return r.goodput() + " Mbit/s"
+	}
+	return r.goodput()
 }
 
 // load is the most cores other processes used during the row's runs.

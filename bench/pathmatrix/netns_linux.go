@@ -13,12 +13,6 @@ import (
 	"github.com/vishvananda/netns"
 )
 
-// NSPrefix starts the name of every network namespace this package makes;
-// the process id follows, so namespaces left by a killed run are found and
-// removed by the next (RemoveStale). Other tests on the machine use other
-// prefixes.
-const NSPrefix = "pm-"
-
 const netnsDir = "/run/netns"
 
 // netNS is a named network namespace with one locked OS thread inside it,

@@ -2,7 +2,12 @@
 
 package pathmatrix
 
-import "errors"
+import (
+	"errors"
+	"net/netip"
+
+	"github.com/synack/synack/link/memlink"
+)
 
 var errNotLinux = errors.New("needs Linux (network namespaces and TUN devices)")
 
@@ -18,3 +23,21 @@ func RemoveStale() {}
 func linuxWorld(Cell, int64, string) (*world, error) { return nil, errNotLinux }
 
 func mixedWorld(Cell, int64, bool) (*world, error) { return nil, errNotLinux }
+
+// Relay needs Linux.
+type Relay struct{}
+
+// Namespaces needs Linux.
+func (*Relay) Namespaces() (a, b string) { return "", "" }
+
+// Addrs needs Linux.
+func (*Relay) Addrs() (a, b netip.Prefix) { return senderAddr, receiverAddr }
+
+// Stats needs Linux.
+func (*Relay) Stats() (ab, ba memlink.Stats) { return }
+
+// Close needs Linux.
+func (*Relay) Close() {}
+
+// NewRelay needs Linux.
+func NewRelay(Cell, int64) (*Relay, error) { return nil, errNotLinux }

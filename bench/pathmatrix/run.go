@@ -115,6 +115,12 @@ var (
 
 const port = 5201
 
+// NSPrefix starts the name of every network namespace this package makes;
+// the process id follows, so namespaces left by a killed run are found and
+// removed by the next (RemoveStale). Other tests on the machine use other
+// prefixes.
+const NSPrefix = "pm-"
+
 // hostPort is the receiver's listening address in a stack's own form.
 func hostPort(p netip.Prefix) string { return netip.AddrPortFrom(p.Addr(), port).String() }
 

@@ -18,7 +18,6 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -54,7 +53,7 @@ func main() {
 	if err != nil {
 		fail(err)
 	}
-	rateList, err := parseList(*rates, parseRate)
+	rateList, err := parseList(*rates, pathmatrix.ParseRate)
 	if err != nil {
 		fail(err)
 	}
@@ -106,22 +105,6 @@ func parseList[T any](s string, parse func(string) (T, error)) ([]T, error) {
 		out = append(out, v)
 	}
 	return out, nil
-}
-
-// parseRate reads "100M", "1G" or bits per second.
-func parseRate(s string) (int64, error) {
-	mult := int64(1)
-	switch {
-	case strings.HasSuffix(s, "G"):
-		mult, s = 1e9, strings.TrimSuffix(s, "G")
-	case strings.HasSuffix(s, "M"):
-		mult, s = 1e6, strings.TrimSuffix(s, "M")
-	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || n <= 0 {
-		return 0, fmt.Errorf("bad rate %q (want e.g. 100M or 1G)", s)
-	}
-	return n * mult, nil
 }
 
 func fail(err error) {
