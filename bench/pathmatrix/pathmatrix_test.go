@@ -229,6 +229,12 @@ func TestMatrixSmoke(t *testing.T) {
 			if r.Bulk.Retrans < 0 {
 				t.Errorf("no retransmission count")
 			}
+			// Only a Linux sender with a Linux receiver (which sends
+			// D-SACKs) can count spurious retransmissions today; the
+			// others must say "—", not 0.
+			if tells := impl == LinuxCubic || impl == LinuxBBR; (r.Bulk.Spurious >= 0) != tells {
+				t.Errorf("spurious count %d (%s)", r.Bulk.Spurious, r.Bulk.SpuriousWhat)
+			}
 			var out strings.Builder
 			Markdown(&out, rows)
 			if !strings.Contains(out.String(), "| "+cell.String()+" | 256 KiB | "+string(impl)+" | ") {

@@ -103,7 +103,11 @@ type world struct {
 	dial   func(ctx context.Context) (net.Conn, error)
 	// stats reads the sender's counters; c is the dialed conn.
 	stats func(c net.Conn) senderStats
-	close func()
+	// noDSACK, if set, says why the receiver never sends a D-SACK
+	// (RFC 2883): then the sender cannot tell a spurious retransmission,
+	// and a count of zero would claim what nobody measured.
+	noDSACK string
+	close   func()
 }
 
 // Ports and addresses inside every path (198.18.0.0/15 is for benchmarks,
@@ -312,5 +316,8 @@ func transfer(w *world, size, seed int64, limit time.Duration) (res Result, err 
 	res.Done = true
 	st := w.stats(c)
 	res.Retrans, res.Spurious, res.SpuriousWhat = st.retrans, st.spurious, st.what
+	if w.noDSACK != "" {
+		res.Spurious, res.SpuriousWhat = -1, w.noDSACK
+	}
 	return res, nil
 }
