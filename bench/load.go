@@ -76,3 +76,14 @@ func WaitQuiet(maxCores float64, timeout time.Duration) float64 {
 		}
 	}
 }
+
+// LoadMeter measures the cores other processes use over a window, for
+// harnesses outside this package (pathmatrix).
+type LoadMeter struct{ m loadMeter }
+
+// StartLoadMeter starts a window now.
+func StartLoadMeter() LoadMeter { return LoadMeter{startLoad()} }
+
+// Other returns the cores other processes used since the start (-1 if
+// unknown).
+func (l LoadMeter) Other() float64 { return l.m.other() }
