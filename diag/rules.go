@@ -534,10 +534,11 @@ func (c *checker) synReceived() []Finding {
 
 // floodLevel is the severity of a SYN-RECEIVED pile-up whose handshakes do
 // not complete (see stalledHandshake), against SynFloodWarn and
-// SynFloodProblem, when the stalled ones are most of rows; false otherwise.
+// SynFloodProblem, when the stalled ones are most of rows and at least
+// SynRecvMin (below which no SYN-RECEIVED reading speaks); false otherwise.
 func (c *checker) floodLevel(rows []Row) (Severity, bool) {
 	n := len(Filter(rows, stalledHandshake))
-	if 2*n < len(rows) {
+	if 2*n < len(rows) || n < c.th.SynRecvMin {
 		return Info, false
 	}
 	return level(n, c.th.SynFloodWarn, c.th.SynFloodProblem)

@@ -369,6 +369,7 @@ func TestSynFloodWhateverTheBacklog(t *testing.T) {
 				"net.ipv4.tcp_syncookies", "net.ipv4.tcp_max_syn_backlog", "net.ipv4.tcp_synack_retries")},
 		{name: "20 stalled of 4096", snap: with(big, stalled(20)), rule: "syn-received", want: Warning, check: contains("SYN flood")},
 		{name: "9 stalled", snap: with(big, stalled(9)), rule: "syn-received", none: true},
+		{name: "SynRecvMin holds", snap: with(big, stalled(20)), th: Thresholds{SynRecvMin: 21}, rule: "syn-received", none: true},
 		{name: "waiting a second counts as stalled", snap: with(big, conns(20, tcp.SynReceived, 80, netip.AddrPort{},
 			func(_ int, r *Row) { r.Age = 1500 * time.Millisecond })), rule: "syn-received", want: Warning},
 		{name: "handshakes completing", snap: with(big, stalled(10), young(40)), rule: "syn-received", none: true},

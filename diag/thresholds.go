@@ -49,7 +49,7 @@ type Thresholds struct {
 	// SynFloodWarn / SynFloodProblem: stalled half-open handshakes on a
 	// port (their SYN,ACK retransmitted, or a second old) read as a SYN
 	// flood whatever the backlog, when they are most of the port's
-	// SYN-RECEIVED rows. Default 10 / 100.
+	// SYN-RECEIVED rows and at least SynRecvMin. Default 10 / 100.
 	SynFloodWarn, SynFloodProblem int
 
 	// AcceptQueueWarn / AcceptQueueProblem: a listener's accept queue as a
