@@ -33,6 +33,16 @@ type Report struct {
 	Notes          []string            `json:"notes,omitempty"`
 }
 
+// MarshalJSON writes the report with "findings": [] when there are none,
+// never null, so that consumers can iterate without a check.
+func (r Report) MarshalJSON() ([]byte, error) {
+	type plain Report // without this method
+	if r.Findings == nil {
+		r.Findings = []Finding{}
+	}
+	return json.Marshal(plain(r))
+}
+
 // KeyCounters are the counters a report shows, in this order, when the
 // source has them.
 var KeyCounters = []string{

@@ -145,6 +145,26 @@ func TestWriteTable(t *testing.T) {
 	}
 }
 
+// Issue 15: `diagnose --json` gave "findings": null on a healthy host.
+func TestReportJSONFindingsEmpty(t *testing.T) {
+	for _, rep := range []Report{NewReport(newSnap(), nil, Thresholds{}), {}} {
+		var b bytes.Buffer
+		if err := WriteJSON(&b, rep); err != nil {
+			t.Fatal(err)
+		}
+		var m map[string]any
+		if err := json.Unmarshal(b.Bytes(), &m); err != nil {
+			t.Fatal(err)
+		}
+		if fs, ok := m["findings"].([]any); !ok || len(fs) != 0 {
+			t.Errorf("findings: %#v, want []\n%s", m["findings"], b.String())
+		}
+	}
+	if fs := Diagnose(newSnap(), nil, Thresholds{}); fs == nil {
+		t.Error("Diagnose returned nil for none")
+	}
+}
+
 // Issue 15: RTTs were printed in three units across ss, ss --host and the
 // page; now always milliseconds with three decimals.
 func TestRTTText(t *testing.T) {

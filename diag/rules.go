@@ -39,7 +39,7 @@ var rules = []Rule{
 func Rules() []Rule { return append([]Rule(nil), rules...) }
 
 // Diagnose applies every rule to cur and returns the findings, most severe
-// first. prev, when not nil, is an earlier snapshot of the same source: with
+// first; an empty, non-nil slice when there are none. prev, when not nil, is an earlier snapshot of the same source: with
 // it, rules see how counters moved between the two (ListenOverflows, ...);
 // without it, only the counters' totals since boot are known.
 func Diagnose(cur Snapshot, prev *Snapshot, th Thresholds) []Finding {
@@ -47,7 +47,7 @@ func Diagnose(cur Snapshot, prev *Snapshot, th Thresholds) []Finding {
 		cur.FillListeners(nil)
 	}
 	c := &checker{s: &cur, prev: prev, th: th.withDefaults(), counts: CountStates(cur.Rows)}
-	var out []Finding
+	out := []Finding{} // none is an empty list, not nil (JSON [])
 	for _, r := range rules {
 		for _, f := range r.check(c) {
 			f.Rule = r.Name
