@@ -611,17 +611,7 @@ func TestParseTraceFilter(t *testing.T) {
 func TestMetricsPromlint(t *testing.T) {
 	w := newWorld(t)
 	w.scenario(t, 12)
-	req, _ := http.NewRequest("GET", w.ts.URL+"/metrics", nil)
-	req.Header.Set("Accept", "text/plain;version=0.0.4")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
+	body := get(t, w.ts.URL+"/metrics") // the text format
 	problems, err := promlint.New(strings.NewReader(string(body))).Lint()
 	if err != nil {
 		t.Fatalf("promlint: %v", err)
