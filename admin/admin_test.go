@@ -7,11 +7,13 @@ import (
 	"io"
 	"net/http"
 	"reflect"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -142,14 +144,14 @@ func TestMetrics(t *testing.T) {
 		want uint64
 		typ  dto.MetricType
 	}{
-		{"synack_netstat_Tcp_ActiveOpens_total", ctr.TCP.ActiveOpens, dto.MetricType_COUNTER},
-		{"synack_netstat_Tcp_PassiveOpens_total", ctr.TCP.PassiveOpens, dto.MetricType_COUNTER},
-		{"synack_netstat_Tcp_InSegs_total", ctr.TCP.InSegs, dto.MetricType_COUNTER},
-		{"synack_netstat_Tcp_OutSegs_total", ctr.TCP.OutSegs, dto.MetricType_COUNTER},
-		{"synack_netstat_Tcp_CurrEstab", ctr.TCP.CurrEstab, dto.MetricType_GAUGE},
-		{"synack_netstat_TcpExt_ListenOverflows_total", ctr.TCP.ListenOverflows, dto.MetricType_COUNTER},
-		{"synack_netstat_Ip_InReceives_total", ctr.IP.InReceives, dto.MetricType_COUNTER},
-		{"synack_netstat_Icmp_InMsgs_total", ctr.ICMP.InMsgs, dto.MetricType_COUNTER},
+		{"synack_netstat_tcp_active_opens_total", ctr.TCP.ActiveOpens, dto.MetricType_COUNTER},
+		{"synack_netstat_tcp_passive_opens_total", ctr.TCP.PassiveOpens, dto.MetricType_COUNTER},
+		{"synack_netstat_tcp_in_segs_total", ctr.TCP.InSegs, dto.MetricType_COUNTER},
+		{"synack_netstat_tcp_out_segs_total", ctr.TCP.OutSegs, dto.MetricType_COUNTER},
+		{"synack_netstat_tcp_curr_estab", ctr.TCP.CurrEstab, dto.MetricType_GAUGE},
+		{"synack_netstat_tcpext_listen_overflows_total", ctr.TCP.ListenOverflows, dto.MetricType_COUNTER},
+		{"synack_netstat_ip_in_receives_total", ctr.IP.InReceives, dto.MetricType_COUNTER},
+		{"synack_netstat_icmp_in_msgs_total", ctr.ICMP.InMsgs, dto.MetricType_COUNTER},
 		{"synack_events_dropped_total", ctr.EventsDropped, dto.MetricType_COUNTER},
 	}
 	for _, c := range checks {
@@ -195,14 +197,34 @@ func TestMetrics(t *testing.T) {
 	if v, _ := value(t, mfs, admin.MetricFindings, map[string]string{"rule": "close-wait", "severity": "warning"}); v != 1 {
 		t.Errorf(`%s{rule="close-wait",severity="warning"} = %v, want 1`, admin.MetricFindings, v)
 	}
-	if v, _ := value(t, mfs, admin.MetricFindingCount, map[string]string{"rule": "close-wait", "severity": "warning"}); v != 12 {
-		t.Errorf(`%s{rule="close-wait",severity="warning"} = %v, want 12`, admin.MetricFindingCount, v)
+	if v, _ := value(t, mfs, admin.MetricFindingValue, map[string]string{"rule": "close-wait", "severity": "warning"}); v != 12 {
+		t.Errorf(`%s{rule="close-wait",severity="warning"} = %v, want 12`, admin.MetricFindingValue, v)
 	}
 	if v, ok := value(t, mfs, admin.MetricFindings, map[string]string{"rule": "fin-wait-2", "severity": "problem"}); !ok || v != 0 {
 		t.Errorf(`%s{rule="fin-wait-2",severity="problem"} = %v, %v; want a 0 sample`, admin.MetricFindings, v, ok)
 	}
 	if v, _ := value(t, mfs, admin.MetricDiagStatus, nil); v != 1 {
 		t.Errorf("%s = %v, want 1 (warnings)", admin.MetricDiagStatus, v)
+	}
+
+	// The RTT histogram: the 13 open connections with a measured RTT
+	// (12 CLOSE-WAIT and one ESTABLISHED; in process, well under 25 ms).
+	if mf := mfs[admin.MetricRTT]; mf == nil || mf.GetType() != dto.MetricType_HISTOGRAM {
+		t.Errorf("%s: %v, want a histogram", admin.MetricRTT, mf)
+	} else if h := mf.Metric[0].Histogram; h.GetSampleCount() != 13 || h.GetSampleSum() <= 0 || len(h.Bucket) < 10 {
+		t.Errorf("%s: %d samples, sum %v, %d buckets; want 13 samples", admin.MetricRTT, h.GetSampleCount(), h.GetSampleSum(), len(h.Bucket))
+	} else {
+		for _, b := range h.Bucket {
+			if b.GetUpperBound() >= 0.025 && b.GetCumulativeCount() != 13 {
+				t.Errorf("%s: bucket le=%v holds %d, want all 13", admin.MetricRTT, b.GetUpperBound(), b.GetCumulativeCount())
+			}
+		}
+	}
+	// The build.
+	if mf := mfs[admin.MetricBuildInfo]; mf == nil || len(mf.Metric) != 1 || mf.Metric[0].Gauge.GetValue() != 1 {
+		t.Errorf("%s: %v, want one sample of 1", admin.MetricBuildInfo, mf)
+	} else if v, _ := value(t, mfs, admin.MetricBuildInfo, map[string]string{"goversion": runtime.Version()}); v != 1 {
+		t.Errorf("%s has no goversion=%q: %v", admin.MetricBuildInfo, runtime.Version(), mf)
 	}
 
 	// Transitions counted from the events.
@@ -579,6 +601,46 @@ func TestParseTraceFilter(t *testing.T) {
 	for _, bad := range [][]string{{"port", "x"}, {"nonsense"}, {"state"}, {"state", "FOO"}} {
 		if _, err := admin.ParseTraceFilter(bad); err == nil {
 			t.Errorf("%q: no error", bad)
+		}
+	}
+}
+
+// Issue 15: promlint found 40 problems in /metrics (camelCase netstat
+// names, a gauge ending in _count). Every family a busy stack exports,
+// findings and listeners included, must pass it.
+func TestMetricsPromlint(t *testing.T) {
+	w := newWorld(t)
+	w.scenario(t, 12)
+	body := get(t, w.ts.URL+"/metrics") // the text format
+	problems, err := promlint.New(strings.NewReader(string(body))).Lint()
+	if err != nil {
+		t.Fatalf("promlint: %v", err)
+	}
+	for _, p := range problems {
+		t.Errorf("promlint: %s: %s", p.Metric, p.Text)
+	}
+	for _, name := range []string{"synack_netstat_tcp_active_opens_total", admin.MetricRTT + "_bucket", admin.MetricBuildInfo, admin.MetricTCPDrops} {
+		if !strings.Contains(string(body), "\n"+name) {
+			t.Errorf("/metrics has no %s", name)
+		}
+	}
+}
+
+func TestNetstatMetric(t *testing.T) {
+	for _, c := range []struct {
+		group, name string
+		gauge       bool
+		want        string
+	}{
+		{"Tcp", "ActiveOpens", false, "synack_netstat_tcp_active_opens_total"},
+		{"Tcp", "CurrEstab", true, "synack_netstat_tcp_curr_estab"},
+		{"Tcp", "InCsumErrors", false, "synack_netstat_tcp_in_csum_errors_total"},
+		{"TcpExt", "TCPTimeWaitReopen", false, "synack_netstat_tcpext_tcp_time_wait_reopen_total"},
+		{"Ip", "ReasmOKs", false, "synack_netstat_ip_reasm_oks_total"},
+		{"Icmp", "InPktTooBigs", false, "synack_netstat_icmp_in_pkt_too_bigs_total"},
+	} {
+		if got := admin.NetstatMetric(c.group, c.name, c.gauge); got != c.want {
+			t.Errorf("NetstatMetric(%q, %q) = %q, want %q", c.group, c.name, got, c.want)
 		}
 	}
 }

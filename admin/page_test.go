@@ -3,8 +3,12 @@ package admin_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"image"
 	"image/png"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -38,13 +42,19 @@ func chromium(t *testing.T) string {
 // its standard output.
 func runChromium(t *testing.T, bin, url string, extra ...string) []byte {
 	t.Helper()
+	return runChromiumSize(t, bin, url, 1400, 1000, extra...)
+}
+
+// runChromiumSize is runChromium with a window of width x height pixels.
+func runChromiumSize(t *testing.T, bin, url string, width, height int, extra ...string) []byte {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	args := []string{
 		"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
 		"--disable-background-networking", "--disable-component-update", "--disable-sync",
 		"--disable-dev-shm-usage", "--hide-scrollbars", "--mute-audio",
-		"--user-data-dir=" + t.TempDir(), "--window-size=1400,1000", "--virtual-time-budget=5000",
+		"--user-data-dir=" + t.TempDir(), fmt.Sprintf("--window-size=%d,%d", width, height), "--virtual-time-budget=5000",
 	}
 	args = append(args, extra...)
 	args = append(args, url)
@@ -188,12 +198,19 @@ func TestPageScreenshot(t *testing.T) {
 	bin := chromium(t)
 	w := newWorld(t)
 	w.scenario(t, 12)
+	for _, size := range [][2]int{{1400, 1000}, {800, 1000}} {
+		t.Run(fmt.Sprintf("%dx%d", size[0], size[1]), func(t *testing.T) { screenshot(t, bin, w, size[0], size[1]) })
+	}
+}
 
+// screenshot takes a width x height screenshot of w's page and checks it.
+// SYNACK_SCREENSHOT=path.png keeps it as path-WIDTHxHEIGHT.png.
+func screenshot(t *testing.T, bin string, w *world, width, height int) {
 	out := filepath.Join(t.TempDir(), "page.png")
 	if keep := os.Getenv("SYNACK_SCREENSHOT"); keep != "" {
-		out, _ = filepath.Abs(keep)
+		out, _ = filepath.Abs(strings.TrimSuffix(keep, ".png") + fmt.Sprintf("-%dx%d.png", width, height))
 	}
-	runChromium(t, bin, w.ts.URL+"/", "--screenshot="+out)
+	runChromiumSize(t, bin, w.ts.URL+"/", width, height, "--screenshot="+out)
 	f, err := os.Open(out)
 	if err != nil {
 		t.Fatal(err)
@@ -203,8 +220,8 @@ func TestPageScreenshot(t *testing.T) {
 	if err != nil {
 		t.Fatalf("screenshot is not a PNG: %v", err)
 	}
-	if b := img.Bounds(); b.Dx() != 1400 || b.Dy() != 1000 {
-		t.Errorf("screenshot is %v, want 1400x1000", b)
+	if b := img.Bounds(); b.Dx() != width || b.Dy() != height {
+		t.Errorf("screenshot is %v, want %dx%d", b, width, height)
 	}
 	// Not blank: many colours, and the diagram's orange highlight of the
 	// live states is there.
@@ -235,4 +252,72 @@ func isHot(img image.Image, x, y int) bool {
 	r, g, b = r>>8, g>>8, b>>8
 	near := func(a, want uint32) bool { return a+6 >= want && a <= want+6 }
 	return (near(r, 0xc2) && near(g, 0x54) && near(b, 0x00)) || (near(r, 0xff) && near(g, 0xf4) && near(b, 0xe0))
+}
+
+// probePage loads the admin page in an 800-pixel-wide frame of the same
+// origin and, once the page has refreshed, measures it: the page's width
+// against the frame's, each section's right edge, and every cell of the
+// transitions table against its scroll box. It writes one line per fault
+// (and a "checked N" line) into #out, which --dump-dom shows.
+const probePage = `<!doctype html>
+<html><body style="margin:0">
+<iframe id="f" src="/" style="width:800px;height:1000px;border:0"></iframe>
+<pre id="out">pending</pre>
+<script>
+"use strict";
+function check() {
+  const d = document.getElementById("f").contentDocument;
+  if (!d || !d.body || !d.body.dataset.updated || !d.querySelector("#events tbody tr")) { setTimeout(check, 50); return; }
+  const out = [];
+  const vw = d.documentElement.clientWidth;
+  out.push("viewport " + vw);
+  if (d.documentElement.scrollWidth > vw) out.push("fault: the page is " + d.documentElement.scrollWidth + " px wide");
+  for (const id of ["diagram-section", "side", "conns-section", "findings"]) {
+    const r = d.getElementById(id).getBoundingClientRect();
+    if (r.right > vw + 1) out.push("fault: #" + id + " ends at " + r.right);
+  }
+  const box = d.getElementById("events").parentElement.getBoundingClientRect();
+  let n = 0;
+  for (const row of d.querySelectorAll("#events tr")) {
+    for (const c of row.children) {
+      const r = c.getBoundingClientRect();
+      n++;
+      if (r.right > box.right + 1 || r.left < box.left - 1) out.push("fault: cell " + JSON.stringify(c.textContent) + " spans " + r.left + ".." + r.right + " outside " + box.left + ".." + box.right);
+    }
+  }
+  out.push("checked " + n);
+  document.getElementById("out").textContent = out.join("\n");
+}
+check();
+</script>
+</body></html>`
+
+// Issue 15: at 800 px the page was two squeezed columns and the
+// transitions table clipped its cause column.
+func TestPageAt800px(t *testing.T) {
+	bin := chromium(t)
+	w := newWorld(t)
+	w.scenario(t, 12)
+	mux := http.NewServeMux()
+	mux.Handle("/", w.srv)
+	mux.HandleFunc("/probe", func(rw http.ResponseWriter, _ *http.Request) {
+		rw.Header().Set("Content-Type", "text/html; charset=utf-8")
+		io.WriteString(rw, probePage)
+	})
+	ts := httptest.NewServer(mux)
+	defer ts.Close()
+	dom := runChromiumSize(t, bin, ts.URL+"/probe", 1000, 1200, "--dump-dom")
+	doc, err := html.Parse(bytes.NewReader(dom))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := text(byID(doc, "out"))
+	if !strings.Contains(out, "viewport 800") || !strings.Contains(out, "checked ") || strings.Contains(out, "checked 0") {
+		t.Fatalf("the probe did not measure the page at 800 px:\n%s", out)
+	}
+	for _, line := range strings.Split(out, "\n") {
+		if strings.HasPrefix(line, "fault:") {
+			t.Error(line)
+		}
+	}
 }

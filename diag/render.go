@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -30,6 +31,16 @@ type Report struct {
 	Findings       []Finding           `json:"findings"`
 	Status         int                 `json:"status"` // ExitStatus(Findings)
 	Notes          []string            `json:"notes,omitempty"`
+}
+
+// MarshalJSON writes the report with "findings": [] when there are none,
+// never null, so that consumers can iterate without a check.
+func (r Report) MarshalJSON() ([]byte, error) {
+	type plain Report // without this method
+	if r.Findings == nil {
+		r.Findings = []Finding{}
+	}
+	return json.Marshal(plain(r))
 }
 
 // KeyCounters are the counters a report shows, in this order, when the
@@ -102,17 +113,20 @@ func SortRows(rows []Row) {
 }
 
 // WriteTable writes rows as a table in the manner of `ss -tan`: state,
-// queues, addresses, timer, RTT, age and owning process.
+// queues, addresses, timer, RTT, age and owning process. The RTT is in
+// milliseconds with three decimals (microseconds, the resolution Linux's
+// tcp_info has), as `ss -i` and the admin page write it and as the JSON's
+// rtt_ms holds it, whatever its size.
 func WriteTable(w io.Writer, rows []Row) error {
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "State\tRecv-Q\tSend-Q\tLocal Address:Port\tPeer Address:Port\tTimer\tRTT\tAge\tProcess")
+	fmt.Fprintln(tw, "State\tRecv-Q\tSend-Q\tLocal Address:Port\tPeer Address:Port\tTimer\tRTT(ms)\tAge\tProcess")
 	for _, r := range rows {
 		peer := "*:*"
 		if r.Remote.IsValid() && (r.Remote.Port() != 0 || !r.Remote.Addr().IsUnspecified()) {
 			peer = r.Remote.String()
 		}
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n",
-			r.State, r.RecvQ, r.SendQ, r.Local, peer, timerText(r), durText(r.RTT), durText(r.Age), processText(r))
+			r.State, r.RecvQ, r.SendQ, r.Local, peer, timerText(r), RTTText(r.RTT), durText(r.Age), processText(r))
 	}
 	return tw.Flush()
 }
@@ -129,6 +143,16 @@ func timerText(r Row) string {
 		s += fmt.Sprintf(" #%d", r.Retransmits)
 	}
 	return s
+}
+
+// RTTText writes a round-trip time in milliseconds with three decimals
+// ("0.023", "12.345", "1500.000"), "" when unknown: the one unit every
+// table of synack uses for RTTs.
+func RTTText(d time.Duration) string {
+	if d <= 0 {
+		return ""
+	}
+	return strconv.FormatFloat(ms(d), 'f', 3, 64)
 }
 
 func durText(d time.Duration) string {

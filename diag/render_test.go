@@ -132,15 +132,48 @@ func TestWriteTable(t *testing.T) {
 		t.Fatalf("%d lines:\n%s", len(lines), b.String())
 	}
 	for i, want := range [][]string{
-		{"State", "Recv-Q", "Send-Q", "Local Address:Port", "Peer Address:Port", "Timer", "RTT", "Process"},
+		{"State", "Recv-Q", "Send-Q", "Local Address:Port", "Peer Address:Port", "Timer", "RTT(ms)", "Process"},
 		{"LISTEN", "3", "128", "10.0.0.1:80", "*:*", "server/7"},
-		{"ESTABLISHED", "1448", "192.0.2.7:50000", "retransmit 204ms #2", "1.23ms", "server/7"},
+		{"ESTABLISHED", "1448", "192.0.2.7:50000", "retransmit 204ms #2", " 1.234 ", "server/7"},
 		{"TIME-WAIT", "time-wait 42s", "18s"},
 	} {
 		for _, w := range want {
 			if !strings.Contains(lines[i], w) {
 				t.Errorf("line %d lacks %q: %s", i, w, lines[i])
 			}
+		}
+	}
+}
+
+// Issue 15: `diagnose --json` gave "findings": null on a healthy host.
+func TestReportJSONFindingsEmpty(t *testing.T) {
+	for _, rep := range []Report{NewReport(newSnap(), nil, Thresholds{}), {}} {
+		var b bytes.Buffer
+		if err := WriteJSON(&b, rep); err != nil {
+			t.Fatal(err)
+		}
+		var m map[string]any
+		if err := json.Unmarshal(b.Bytes(), &m); err != nil {
+			t.Fatal(err)
+		}
+		if fs, ok := m["findings"].([]any); !ok || len(fs) != 0 {
+			t.Errorf("findings: %#v, want []\n%s", m["findings"], b.String())
+		}
+	}
+	if fs := Diagnose(newSnap(), nil, Thresholds{}); fs == nil {
+		t.Error("Diagnose returned nil for none")
+	}
+}
+
+// Issue 15: RTTs were printed in three units across ss, ss --host and the
+// page; now always milliseconds with three decimals.
+func TestRTTText(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		0: "", 23 * time.Microsecond: "0.023", 1234 * time.Microsecond: "1.234",
+		12345678 * time.Nanosecond: "12.346", 1500 * time.Millisecond: "1500.000",
+	} {
+		if got := RTTText(d); got != want {
+			t.Errorf("RTTText(%v) = %q, want %q", d, got, want)
 		}
 	}
 }

@@ -23,11 +23,11 @@ var rules = []Rule{
 	{"time-wait-ports", "TIME-WAIT toward one destination against the ephemeral port range", (*checker).timeWaitPorts},
 	{"time-wait", "many TIME-WAIT: connection churn (info)", (*checker).timeWait},
 	{"time-wait-buckets", "TIME-WAIT against the kernel's table size (tcp_max_tw_buckets)", (*checker).timeWaitBuckets},
-	{"syn-received", "many SYN-RECEIVED against a listener's SYN backlog: SYN flood or clients not finishing", (*checker).synReceived},
+	{"syn-received", "many SYN-RECEIVED against a listener's SYN backlog, or half-open handshakes that do not complete: SYN flood", (*checker).synReceived},
 	{"accept-queue", "a listener's accept queue near its backlog: the application accepts too slowly", (*checker).acceptQueue},
 	{"last-ack", "LAST-ACK pile-up: the final ACK does not come back", (*checker).lastAck},
 	{"closing", "CLOSING pile-up: simultaneous closes whose ACKs are lost", (*checker).closing},
-	{"retransmitting", "connections retransmitting by timeout", (*checker).retransmitting},
+	{"retransmitting", "connections (not half-open ones) retransmitting by timeout", (*checker).retransmitting},
 	{"retrans-rate", "RetransSegs against OutSegs between two looks", (*checker).retransRate},
 	{"listen-drops", "ListenOverflows / ListenDrops moving: handshakes dropped at listeners", (*checker).listenDrops},
 	{"syncookies", "SyncookiesSent moving: a listener's SYN backlog overflowed", (*checker).syncookies},
@@ -39,7 +39,7 @@ var rules = []Rule{
 func Rules() []Rule { return append([]Rule(nil), rules...) }
 
 // Diagnose applies every rule to cur and returns the findings, most severe
-// first. prev, when not nil, is an earlier snapshot of the same source: with
+// first; an empty, non-nil slice when there are none. prev, when not nil, is an earlier snapshot of the same source: with
 // it, rules see how counters moved between the two (ListenOverflows, ...);
 // without it, only the counters' totals since boot are known.
 func Diagnose(cur Snapshot, prev *Snapshot, th Thresholds) []Finding {
@@ -47,7 +47,7 @@ func Diagnose(cur Snapshot, prev *Snapshot, th Thresholds) []Finding {
 		cur.FillListeners(nil)
 	}
 	c := &checker{s: &cur, prev: prev, th: th.withDefaults(), counts: CountStates(cur.Rows)}
-	var out []Finding
+	out := []Finding{} // none is an empty list, not nil (JSON [])
 	for _, r := range rules {
 		for _, f := range r.check(c) {
 			f.Rule = r.Name
@@ -472,6 +472,13 @@ func (c *checker) timeWaitBuckets() []Finding {
 	}}
 }
 
+// stalledHandshake reports whether a SYN-RECEIVED row shows its handshake is
+// not completing: its SYN,ACK timed out at least once (RFC 9293 §3.8.1: the
+// initial RTO is 1 s, RFC 6298 §2.1), or it has waited that long. A real
+// client answers a SYN,ACK within one round trip; a spoofed source never
+// does.
+func stalledHandshake(r Row) bool { return r.Retransmits > 0 || r.Age >= time.Second }
+
 func (c *checker) synReceived() []Finding {
 	rows := InState(c.s.Rows, tcp.SynReceived)
 	if len(rows) == 0 {
@@ -495,27 +502,46 @@ func (c *checker) synReceived() []Finding {
 			continue
 		}
 		frac := float64(g.Count) / float64(bound)
-		var sev Severity
+		ofBound := fmt.Sprintf("%s of its SYN backlog of %d", pct(frac), bound)
+		sev, fire := Info, false
 		switch {
 		case g.Count >= bound && c.th.SynRecvProblem >= 0:
-			sev = Problem
-		case g.Count < c.th.SynRecvMin:
-			continue
-		default:
-			s, fire := levelf(frac, c.th.SynRecvWarn, c.th.SynRecvProblem)
-			if !fire {
-				continue
-			}
-			sev = s
+			sev, fire = Problem, true
+		case g.Count >= c.th.SynRecvMin:
+			sev, fire = levelf(frac, c.th.SynRecvWarn, c.th.SynRecvProblem)
 		}
-		out = append(out, c.synFinding(sev, g.Rows, port, fmt.Sprintf("%s of its SYN backlog of %d", pct(frac), bound), counters, l))
+		// A pile-up that does not complete is a flood whatever the
+		// backlog: 300 spoofed SYNs are 7% of a 4096 backlog.
+		if fs, ffire := c.floodLevel(g.Rows); ffire {
+			sev, fire = max(sev, fs), true
+		}
+		if !fire {
+			continue
+		}
+		out = append(out, c.synFinding(sev, g.Rows, port, ofBound, counters, l))
 	}
 	if len(unbound) > 0 {
-		if sev, ok := level(len(unbound), c.th.SynRecvMany, -1); ok {
+		sev, fire := level(len(unbound), c.th.SynRecvMany, -1)
+		if fs, ffire := c.floodLevel(unbound); ffire {
+			sev, fire = max(sev, fs), true
+		}
+		if fire {
 			out = append(out, c.synFinding(sev, unbound, 0, "no bound known", counters, Listener{}))
 		}
 	}
 	return out
+}
+
+// floodLevel is the severity of a SYN-RECEIVED pile-up whose handshakes do
+// not complete (see stalledHandshake), against SynFloodWarn and
+// SynFloodProblem, when the stalled ones are most of rows and at least
+// SynRecvMin (below which no SYN-RECEIVED reading speaks); false otherwise.
+func (c *checker) floodLevel(rows []Row) (Severity, bool) {
+	n := len(Filter(rows, stalledHandshake))
+	if 2*n < len(rows) || n < c.th.SynRecvMin {
+		return Info, false
+	}
+	return level(n, c.th.SynFloodWarn, c.th.SynFloodProblem)
 }
 
 func (c *checker) synFinding(sev Severity, rows []Row, port uint16, ofBound, counters string, l Listener) Finding {
@@ -526,6 +552,11 @@ func (c *checker) synFinding(sev Severity, rows []Row, port uint16, ofBound, cou
 	}
 	seen := fmt.Sprintf("%s (SYN-RECEIVED) %s, %s; from %s (top: %s).",
 		plural(len(rows), "half-open handshake"), where, ofBound, plural(len(sources), "distinct address"), top(sources, 3, keyLabel))
+	stalled := len(Filter(rows, stalledHandshake))
+	flood := false
+	if _, flood = c.floodLevel(rows); flood {
+		seen += fmt.Sprintf(" %d of them have had their SYN,ACK retransmitted or waited a second or more: the handshakes are not completing.", stalled)
+	}
 	if counters != "" {
 		seen += " Counters moved " + c.since() + ": " + counters + "."
 	}
@@ -537,12 +568,23 @@ func (c *checker) synFinding(sev Severity, rows []Row, port uint16, ofBound, cou
 	if port != 0 {
 		portArg = fmt.Sprintf(" --sport %d", port)
 	}
+	means := "SYNs arrive and SYN,ACKs go out, but the final ACK of the handshake does not come back. " +
+		"Usually a SYN flood (many distinct, often spoofed, source addresses), or clients that give up " +
+		"mid-handshake, or a return path that loses the SYN,ACK (asymmetric routing, a firewall). " +
+		"When the SYN backlog is full, new connections are dropped or answered with SYN cookies."
+	if flood {
+		means = "This is what a SYN flood looks like: SYNs arrive, SYN,ACKs go out and are retransmitted, " +
+			"and the final ACK never comes back, because the sources (often spoofed, many distinct addresses) " +
+			"never meant to connect. Real clients answer a SYN,ACK within a round trip and do not stay here. " +
+			"It is a flood whatever the size of the backlog: each entry holds memory and is retried until " +
+			"the SYN,ACK retries run out, and once the backlog fills, new connections are dropped or " +
+			"answered with SYN cookies. Less often: a return path that loses the SYN,ACKs (asymmetric " +
+			"routing, a firewall) for every client. The retransmissions are the SYN,ACKs' own, not loss " +
+			"on established connections."
+	}
 	return Finding{
 		Severity: sev, Count: len(rows), Seen: seen, Port: port, Process: who, PID: l.PID,
-		Means: "SYNs arrive and SYN,ACKs go out, but the final ACK of the handshake does not come back. " +
-			"Usually a SYN flood (many distinct, often spoofed, source addresses), or clients that give up " +
-			"mid-handshake, or a return path that loses the SYN,ACK (asymmetric routing, a firewall). " +
-			"When the SYN backlog is full, new connections are dropped or answered with SYN cookies.",
+		Means: means,
 		Confirm: []string{
 			"count the sources: synack ss --state syn-received" + portArg + " --json",
 			"watch ListenDrops and SyncookiesSent move: synack diagnose --watch",
@@ -557,6 +599,7 @@ func (c *checker) synFinding(sev Severity, rows []Row, port uint16, ofBound, cou
 			"enable " + c.knob(KnobSyncookies) + " so a full SYN backlog answers with cookies",
 			"raise " + c.knob(KnobSynBacklog),
 			"lower " + c.knob(KnobSynAckRetries) + " so half-open entries expire sooner",
+			"filter a flood upstream: rate-limit SYNs per source",
 		}),
 	}
 }
@@ -657,7 +700,11 @@ func (c *checker) closing() []Finding {
 
 func (c *checker) retransmitting() []Finding {
 	rows := Filter(c.s.Rows, func(r Row) bool {
-		return r.State != tcp.Listen && r.State != tcp.TimeWait && r.Retransmits >= c.th.RetransMin
+		// Half-open handshakes retransmit their SYN,ACK, not data: a
+		// pile of them is the syn-received rule's (a flood), not a lossy
+		// path's.
+		return r.State != tcp.Listen && r.State != tcp.TimeWait && r.State != tcp.SynReceived &&
+			r.Retransmits >= c.th.RetransMin
 	})
 	sev, ok := level(len(rows), c.th.RetransWarn, c.th.RetransProblem)
 	if !ok {

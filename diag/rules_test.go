@@ -343,6 +343,49 @@ func TestSynReceived(t *testing.T) {
 	})
 }
 
+// Issue 15: 300 spoofed SYNs against a 4096 backlog are 7% of it, yet a
+// flood: none of them completes, every SYN,ACK is being retransmitted.
+func TestSynFloodWhateverTheBacklog(t *testing.T) {
+	stalled := func(n int) []Row {
+		return conns(n, tcp.SynReceived, 80, netip.AddrPort{}, func(i int, r *Row) {
+			r.Remote = netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 51, byte(i >> 8), byte(i)}), 1234)
+			r.Retransmits, r.Timer, r.RTO = 2, "retransmit", 4*time.Second
+		})
+	}
+	young := func(n int) []Row { return conns(n, tcp.SynReceived, 80, netip.AddrPort{}, nil) }
+	big := []Row{listener(80, 4096, 0)}
+	synack := func(rows ...[]Row) func() Snapshot {
+		return func() Snapshot {
+			s := with(rows...)()
+			s.Source = SourceSynack
+			s.Settings[KnobMaxRetransmits] = "15"
+			return s
+		}
+	}
+	runCases(t, []ruleCase{
+		{name: "300 stalled of 4096", snap: with(big, stalled(300)), rule: "syn-received", want: Problem,
+			check: contains("300 half-open handshakes (SYN-RECEIVED) on port 80, 7% of its SYN backlog of 4096",
+				"300 of them have had their SYN,ACK retransmitted", "SYN flood",
+				"net.ipv4.tcp_syncookies", "net.ipv4.tcp_max_syn_backlog", "net.ipv4.tcp_synack_retries")},
+		{name: "20 stalled of 4096", snap: with(big, stalled(20)), rule: "syn-received", want: Warning, check: contains("SYN flood")},
+		{name: "9 stalled", snap: with(big, stalled(9)), rule: "syn-received", none: true},
+		{name: "SynRecvMin holds", snap: with(big, stalled(20)), th: Thresholds{SynRecvMin: 21}, rule: "syn-received", none: true},
+		{name: "waiting a second counts as stalled", snap: with(big, conns(20, tcp.SynReceived, 80, netip.AddrPort{},
+			func(_ int, r *Row) { r.Age = 1500 * time.Millisecond })), rule: "syn-received", want: Warning},
+		{name: "handshakes completing", snap: with(big, stalled(10), young(40)), rule: "syn-received", none: true},
+		{name: "no listener", snap: with(stalled(120)), rule: "syn-received", want: Problem, check: contains("no bound known", "SYN flood")},
+		{name: "synack: the SYN settings", snap: synack(big, stalled(300)), rule: "syn-received", want: Problem,
+			check: func(t *testing.T, f Finding) {
+				contains("SynBacklog", "Syncookies", "SynAckRetries")(t, f)
+				if all := strings.Join(f.Do, "\n"); strings.Contains(all, "MaxRetransmits") {
+					t.Errorf("flood advice names MaxRetransmits: %s", all)
+				}
+			}},
+		{name: "synack: not read as retransmitting", snap: synack(big, stalled(300)), rule: "retransmitting", none: true},
+		{name: "host: not read as retransmitting", snap: with(big, stalled(300)), rule: "retransmitting", none: true},
+	})
+}
+
 func TestAcceptQueue(t *testing.T) {
 	runCases(t, []ruleCase{
 		{name: "empty", snap: with([]Row{listener(8080, 128, 0)}), rule: "accept-queue", none: true},
@@ -383,6 +426,9 @@ func TestRetransmitting(t *testing.T) {
 		{name: "five", snap: with(conns(5, tcp.Established, 0, dst, retrans(2))), rule: "retransmitting", want: Warning,
 			check: contains("5 connections have timed out 2 or more times", "Largest RTO 3.2s", "192.0.2.7: 5", "net.ipv4.tcp_mtu_probing")},
 		{name: "fifty", snap: with(conns(50, tcp.Established, 0, dst, retrans(4))), rule: "retransmitting", want: Problem},
+		{name: "half-open ones do not count", snap: with(conns(4, tcp.Established, 0, dst, retrans(2)),
+			conns(300, tcp.SynReceived, 80, netip.AddrPort{}, retrans(3))), rule: "retransmitting", none: true},
+		{name: "SYN-SENT ones do", snap: with(conns(5, tcp.SynSent, 0, dst, retrans(2))), rule: "retransmitting", want: Warning},
 	})
 }
 

@@ -46,6 +46,11 @@ type Thresholds struct {
 	// SynRecvMany: SYN-RECEIVED connections on ports with no known bound,
 	// for a warning. Default 256.
 	SynRecvMany int
+	// SynFloodWarn / SynFloodProblem: stalled half-open handshakes on a
+	// port (their SYN,ACK retransmitted, or a second old) read as a SYN
+	// flood whatever the backlog, when they are most of the port's
+	// SYN-RECEIVED rows and at least SynRecvMin. Default 10 / 100.
+	SynFloodWarn, SynFloodProblem int
 
 	// AcceptQueueWarn / AcceptQueueProblem: a listener's accept queue as a
 	// fraction of its backlog. Default 0.5 / 0.9.
@@ -82,8 +87,9 @@ func DefaultThresholds() Thresholds {
 		TimeWaitPortsWarn: 0.3, TimeWaitPortsProblem: 0.7,
 		TimeWaitBuckets: 0.8,
 		SynRecvWarn:     0.5, SynRecvProblem: 0.9,
-		SynRecvMin:      10,
-		SynRecvMany:     256,
+		SynRecvMin:   10,
+		SynRecvMany:  256,
+		SynFloodWarn: 10, SynFloodProblem: 100,
 		AcceptQueueWarn: 0.5, AcceptQueueProblem: 0.9,
 		AcceptQueueMin: 1,
 		RetransMin:     2,

@@ -303,6 +303,11 @@ func TestDiagnoseAdminQuiet(t *testing.T) {
 	if status != 0 || !strings.Contains(out, "No findings") {
 		t.Errorf("a quiet stack: status %d\n%s", status, out)
 	}
+	// Issue 15: none is an empty list, not null.
+	out, status = captureStdout(t, func() int { return runDiagnose([]string{"--admin", w.url, "--json"}) })
+	if status != 0 || !strings.Contains(out, `"findings": []`) {
+		t.Errorf("diagnose --json on a quiet stack: status %d, want \"findings\": []\n%s", status, out)
+	}
 	out, status = captureStdout(t, func() int { return runSS([]string{"--admin", w.url, "--json"}) })
 	var rows []diag.Row
 	if err := json.Unmarshal([]byte(out), &rows); err != nil || status != 0 {

@@ -74,23 +74,20 @@ func runDemo(args []string) int {
 	delay := fs.Duration("delay", 10*time.Millisecond, "one-way delay of the link")
 	asJSON := fs.Bool("json", false, "print the events as JSON lines instead of a ladder")
 	absolute := fs.Bool("absolute", false, "print absolute sequence numbers")
-	noColor := fs.Bool("no-color", false, "no colour even on a terminal")
+	noColor := fs.Bool("no-color", false, "no colour even on a terminal (so does a non-empty NO_COLOR)")
 	fs.Usage = func() {
-		fmt.Fprintln(os.Stderr, "usage: synack demo [flags] [SCENARIO]\n\nScenarios (default lifecycle):")
+		fmt.Fprintln(fs.Output(), "usage: synack demo [flags] [SCENARIO]\n\nScenarios (default lifecycle):")
 		for _, s := range scenarios {
-			fmt.Fprintf(os.Stderr, "  %-19s %s\n", s.name, s.summary)
+			fmt.Fprintf(fs.Output(), "  %-19s %s\n", s.name, s.summary)
 		}
-		fmt.Fprintln(os.Stderr, "\nFlags:")
+		fmt.Fprintln(fs.Output(), "\nFlags:")
 		fs.PrintDefaults()
 	}
 	// Accept flags after the scenario name too.
 	var names []string
 	for len(args) > 0 {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return 0
-			}
-			return 2
+		if status, done := parseFlags(fs, args); done {
+			return status
 		}
 		args = fs.Args()
 		if len(args) > 0 {
@@ -133,7 +130,8 @@ func runDemo(args []string) int {
 	}
 	out := newView(os.Stdout, *asJSON)
 	out.l.Absolute = *absolute
-	out.l.Color = !*noColor && !*asJSON && isTerminal(os.Stdout)
+	out.l.Color = !*asJSON && colorOn(os.Stdout, *noColor)
+	out.l.Width = termWidth(os.Stdout)
 	if err := playScenario(sc, out, *seed, *loss, *delay); err != nil {
 		fmt.Fprintf(os.Stderr, "synack demo %s: %v\n", sc.name, err)
 		return 1

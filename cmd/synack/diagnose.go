@@ -50,11 +50,11 @@ func runDiagnose(args []string) int {
 	count := fs.Int("count", 0, "with --watch, stop after `N` looks (0: until interrupted)")
 	var th diag.Thresholds
 	fs.Var(thresholdFlags{&th}, "threshold", "set a threshold, `NAME=VALUE` (repeatable; see the list below)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
+	if status, done := parseFlags(fs, args); done {
+		if status != 0 {
+			return diagStatusError
 		}
-		return diagStatusError
+		return 0
 	}
 	if fs.NArg() > 0 {
 		return diagFail("diagnose", diagStatusError, fmt.Errorf("unexpected arguments %q", fs.Args()))

@@ -21,17 +21,19 @@ func init() {
 }
 
 func runDrill(args []string) int {
-	fs := flag.NewFlagSet("drill", flag.ExitOnError)
+	fs := flag.NewFlagSet("drill", flag.ContinueOnError)
 	verbose := fs.Bool("v", false, "log every packet and system call")
 	strict := fs.Bool("strict", false, "compare FreeBSD's constants too (no compatibility profile)")
 	quiet := fs.Bool("q", false, "print only failures and the summary")
 	fs.Usage = func() {
-		fmt.Fprintln(os.Stderr, "usage: synack drill [-v] [-q] [-strict] SCRIPT.pkt|DIR...")
-		fmt.Fprintln(os.Stderr, "\nRuns packetdrill scripts against a fresh synack stack each, on a virtual clock.")
-		fmt.Fprintln(os.Stderr, "A directory runs every .pkt file below it.")
+		fmt.Fprintln(fs.Output(), "usage: synack drill [-v] [-q] [-strict] SCRIPT.pkt|DIR...")
+		fmt.Fprintln(fs.Output(), "\nRuns packetdrill scripts against a fresh synack stack each, on a virtual clock.")
+		fmt.Fprintln(fs.Output(), "A directory runs every .pkt file below it.")
 		fs.PrintDefaults()
 	}
-	fs.Parse(args)
+	if status, done := parseFlags(fs, args); done {
+		return status
+	}
 	if fs.NArg() == 0 {
 		fs.Usage()
 		return 2

@@ -35,11 +35,8 @@ func runNC(args []string) int {
 		fmt.Fprintln(fs.Output(), "connection error (refused, reset, timed out). Needs root (CAP_NET_ADMIN).\n\nflags:")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if status, done := parseFlags(fs, args); done {
+		return status
 	}
 	if fs.NArg() != 2 {
 		fs.Usage()

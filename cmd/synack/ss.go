@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -32,11 +31,8 @@ func runSS(args []string) int {
 	sport := fs.Int("sport", 0, "only rows with this local `port`")
 	dport := fs.Int("dport", 0, "only rows with this remote `port`")
 	process := fs.String("process", "", "only rows owned by a process whose name contains `NAME`")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if status, done := parseFlags(fs, args); done {
+		return status
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(os.Stderr, "synack ss: unexpected arguments %q\n", fs.Args())

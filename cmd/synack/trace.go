@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -34,6 +33,7 @@ type traceOpts struct {
 	count    int // stop after this many records; 0: never
 	json     bool
 	color    bool
+	width    int // the ladder's width; 0 for its default
 	absolute bool
 }
 
@@ -56,15 +56,12 @@ func runTrace(args []string) int {
 	fs.IntVar(&o.count, "count", 0, "stop after `N` events (0: until interrupted)")
 	fs.BoolVar(&o.json, "json", false, "print the events as JSON lines")
 	fs.BoolVar(&o.absolute, "absolute", false, "print absolute sequence numbers")
-	noColor := fs.Bool("no-color", false, "no colour even on a terminal")
+	noColor := fs.Bool("no-color", false, "no colour even on a terminal (so does a non-empty NO_COLOR)")
 	// Flags may come after filter words.
 	var words []string
 	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return 0
-			}
-			return 2
+		if status, done := parseFlags(fs, args); done {
+			return status
 		}
 		args = fs.Args()
 		if len(args) == 0 {
@@ -78,7 +75,8 @@ func runTrace(args []string) int {
 		fmt.Fprintf(os.Stderr, "synack trace: filter: %v\n", err)
 		return 2
 	}
-	o.color = !*noColor && !o.json && isTerminal(os.Stdout)
+	o.color = !o.json && colorOn(os.Stdout, *noColor)
+	o.width = termWidth(os.Stdout)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	err = followTrace(ctx, adminBase(*base), o, os.Stdout)
@@ -129,7 +127,7 @@ func followTrace(ctx context.Context, base string, o traceOpts, w io.Writer) err
 	var ll *ladder.Ladder
 	if !o.json {
 		ll = ladder.NewLive(w)
-		ll.Color, ll.Absolute = o.color, o.absolute
+		ll.Color, ll.Absolute, ll.Width = o.color, o.absolute, o.width
 		ll.Header()
 	}
 	sc := bufio.NewScanner(resp.Body)

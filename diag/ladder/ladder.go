@@ -25,6 +25,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/synack/synack/seqnum"
 	"github.com/synack/synack/stack"
@@ -48,8 +49,23 @@ const (
 	liveTimeWidth = 12 // live: "15:04:05.000"
 	connWidth     = 6  // live: "#12"
 	stateWidth    = 13 // "SYN-RECEIVED "
-	midWidth      = 60 // the arrow with the segment on it
+
+	// The middle column, the arrow with the segment on it, takes what the
+	// width leaves, within these bounds: below the least a segment's
+	// flags and numbers do not fit; beyond the most lines only get emptier.
+	minMidWidth = 30
+	maxMidWidth = 60
+
+	// pairFixed and liveFixed are the columns around the middle one:
+	// time, left state and, for a pair, the right state ("SYN-RECEIVED").
+	pairFixed = timeWidth + 2 + stateWidth + 1 + 1 + stateWidth - 1
+	liveFixed = liveTimeWidth + 2 + connWidth + 1 + stateWidth + 1
 )
+
+// DefaultWidth is the width in columns a ladder fits in when Width is not
+// set: an 80-column terminal, and what pipes and files get, so that the
+// output does not depend on where it goes.
+const DefaultWidth = 80
 
 // Side is one end of a pair ladder: a stack, its address, the state its
 // connection is in and the states it went through.
@@ -69,6 +85,12 @@ type Ladder struct {
 	// Absolute prints sequence numbers as they are on the wire instead of
 	// relative to each direction's initial sequence number (tcpdump -S).
 	Absolute bool
+	// Width is the number of columns the lines fit in (a terminal's
+	// width); 0 means DefaultWidth. The middle column takes what the time
+	// and state columns leave, up to 60; segment options that do not fit
+	// go on a line of their own and narration wraps. Below about 70
+	// columns some lines are longer than Width.
+	Width int
 
 	mu    sync.Mutex
 	w     io.Writer
@@ -145,26 +167,104 @@ func (l *Ladder) side(a netip.Addr) *Side {
 	return l.right
 }
 
-func (l *Ladder) rule() string {
-	if l.live {
-		return strings.Repeat("─", liveTimeWidth+2+connWidth+1+stateWidth+midWidth+2+6)
+// width is the number of columns lines fit in.
+func (l *Ladder) width() int {
+	if l.Width > 0 {
+		return l.Width
 	}
-	return strings.Repeat("─", timeWidth+2+stateWidth+midWidth+2+stateWidth)
+	return DefaultWidth
 }
+
+// fixed is the width of the columns other than the middle one.
+func (l *Ladder) fixed() int {
+	if l.live {
+		return liveFixed
+	}
+	return pairFixed
+}
+
+// mid is the width of the middle column.
+func (l *Ladder) mid() int { return min(max(l.width()-l.fixed(), minMidWidth), maxMidWidth) }
+
+// lineWidth is the width of a full line: the rule's.
+func (l *Ladder) lineWidth() int { return l.fixed() + l.mid() }
+
+// midStart is the column where the middle column begins.
+func (l *Ladder) midStart() int {
+	if l.live {
+		return liveFixed
+	}
+	return timeWidth + 2 + stateWidth + 1
+}
+
+func (l *Ladder) rule() string { return strings.Repeat("─", l.lineWidth()) }
+
+func runes(s string) int { return utf8.RuneCountInString(s) }
 
 // Header prints the column titles.
 func (l *Ladder) Header() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	var left, right string
+	var lcol, rcol string
 	if l.live {
-		fmt.Fprintf(l.w, "%-*s  %-*s %-*s %*s  %s\n", liveTimeWidth, "time", connWidth, "conn", stateWidth,
-			l.paint(colCyan, "synack"), midWidth-1, "", l.paint(colPurple, "peer"))
+		left = fmt.Sprintf("%-*s  %-*s ", liveTimeWidth, "time", connWidth, "conn")
+		lcol, rcol = "synack", "peer"
+		left, right = left+l.paint(colCyan, lcol), l.paint(colPurple, rcol)
 	} else {
-		fmt.Fprintf(l.w, "%*s  %-*s %*s  %s\n", timeWidth, "time", stateWidth,
-			l.paint(l.left.color, "client "+l.left.Addr.String()), midWidth-1, "",
-			l.paint(l.right.color, "server "+l.right.Addr.String()))
+		left = fmt.Sprintf("%*s  ", timeWidth, "time")
+		lcol, rcol = "client "+l.left.Addr.String(), "server "+l.right.Addr.String()
+		left, right = left+l.paint(l.left.color, lcol), l.paint(l.right.color, rcol)
 	}
+	// The right title ends where the lines end.
+	plain := l.midStart() - stateWidth - 1 + runes(lcol)
+	if l.live {
+		plain = liveTimeWidth + 2 + connWidth + 1 + runes(lcol)
+	}
+	pad := max(l.lineWidth()-plain-runes(rcol), 2)
+	fmt.Fprintf(l.w, "%s%s%s\n", left, strings.Repeat(" ", pad), right)
 	fmt.Fprintln(l.w, l.rule())
+}
+
+// wrap breaks text at spaces into lines of at most width runes; a word
+// longer than that stays whole on its own line.
+func wrap(text string, width int) []string {
+	var lines []string
+	line := ""
+	for _, w := range strings.Split(text, " ") {
+		switch {
+		case line == "":
+			line = w
+		case runes(line)+1+runes(w) <= width:
+			line += " " + w
+		default:
+			lines = append(lines, line)
+			line = w
+		}
+	}
+	return append(lines, line)
+}
+
+// narrate writes text after a prefix of prefixWidth columns (the time),
+// painted with code, wrapped to the ladder's width; continuation lines are
+// indented by indent more columns.
+func (l *Ladder) narrate(prefix string, prefixWidth, indent int, code, text string) {
+	// Leading spaces are part of the prefix: they indent every line.
+	trimmed := strings.TrimLeft(text, " ")
+	lead := strings.Repeat(" ", len(text)-len(trimmed))
+	prefix, prefixWidth, text = prefix+lead, prefixWidth+len(lead), trimmed
+	room := max(l.width()-prefixWidth, 20)
+	lines := wrap(text, room)
+	if len(lines) > 1 {
+		rest := wrap(strings.Join(lines[1:], " "), max(room-indent, 20))
+		lines = append(lines[:1], rest...)
+	}
+	for i, ln := range lines {
+		if i > 0 {
+			prefix = strings.Repeat(" ", prefixWidth) + strings.Repeat(" ", indent)
+		}
+		fmt.Fprintf(l.w, "%s%s\n", prefix, l.paint(code, ln))
+	}
 }
 
 func (l *Ladder) when(t time.Time) string {
@@ -247,43 +347,85 @@ func (l *Ladder) relative(ev *stack.TraceEvent) tcp.Segment {
 	return s
 }
 
-// arrow is the middle column: the segment on an arrow pointing right
-// (from the left column) or left.
-func arrow(text string, right bool) string {
-	room := midWidth - 6
-	if len(text) > room {
-		text = text[:room-1] + "…"
+// truncate cuts text to n runes, the last one an ellipsis.
+func truncate(text string, n int) string {
+	if runes(text) <= n {
+		return text
 	}
-	pad := room - len([]rune(text))
+	return string([]rune(text)[:n-1]) + "…"
+}
+
+// arrow is the middle column, width runes wide: the segment on an arrow
+// pointing right (from the left column) or left.
+func arrow(text string, width int, right bool) string {
+	room := width - 6
+	text = truncate(text, room)
+	pad := room - runes(text)
 	if right {
 		return "──" + text + " " + strings.Repeat("─", pad) + "─▶ "
 	}
 	return " ◀─" + strings.Repeat("─", pad) + " " + text + "──"
 }
 
+// segmentText is a segment as tcpdump summarises it, split in two when it
+// does not fit on an arrow: the flags and numbers, and the options
+// ("<mss 1460,sackOK,...>") for a line of their own ("" if they fit).
+func (l *Ladder) segmentText(s tcp.Segment) (main, opts string) {
+	text := s.Text(wire.TextBrief)
+	if runes(text) <= l.mid()-6 {
+		return text, ""
+	}
+	if i := strings.Index(text, " <"); i >= 0 {
+		return text[:i], text[i+1:]
+	}
+	return text, ""
+}
+
+// options writes the options segmentText split off, under the arrow.
+func (l *Ladder) options(opts, col string) {
+	if opts == "" {
+		return
+	}
+	fmt.Fprintf(l.w, "%s%s\n", strings.Repeat(" ", l.midStart()+3), l.paint(col, truncate(opts, l.mid()-3)))
+}
+
 func (l *Ladder) pairSegment(ev *stack.TraceEvent, sd *Side, col string) {
-	s := l.relative(ev)
+	text, opts := l.segmentText(l.relative(ev))
 	fmt.Fprintf(l.w, "%s  %s %s %s\n", l.when(ev.Time),
 		l.paint(l.left.color, fmt.Sprintf("%-*s", stateWidth, l.left.State)),
-		l.paint(col, arrow(s.Text(wire.TextBrief), sd == l.left)),
+		l.paint(col, arrow(text, l.mid(), sd == l.left)),
 		l.paint(l.right.color, l.right.State.String()))
+	l.options(opts, col)
 }
 
 func (l *Ladder) pairState(ev *stack.TraceEvent, sd *Side) {
 	change := fmt.Sprintf("%s: %s → %s", sd.Name, ev.From, ev.To)
 	cause := "(" + ev.Cause.String() + ")"
+	// When the change and its cause do not fit on one line, the cause
+	// goes under the change.
+	sep := " "
+	if l.midStart()+runes(change)+1+runes(cause) > l.lineWidth() {
+		sep = "\n" + strings.Repeat(" ", l.midStart()+2)
+	}
 	var line string
 	if sd == l.left {
-		line = fmt.Sprintf("%s  %s %s %s", l.when(ev.Time),
+		line = fmt.Sprintf("%s  %s %s%s%s", l.when(ev.Time),
 			l.paint(colBold+sd.color, fmt.Sprintf("%-*s", stateWidth, ev.To)),
-			l.paint(sd.color, change), l.paint(colDim, cause))
+			l.paint(sd.color, change), sep, l.paint(colDim, cause))
 	} else {
+		// Right-aligned against the right state column; when that
+		// does not fit, against the line's end without the state
+		// column, which only repeats the change's new state.
 		text := change + " " + cause
-		pad := midWidth - 1 - len([]rune(text))
-		line = fmt.Sprintf("%s  %s %s%s %s %s", l.when(ev.Time),
+		to := " " + l.paint(colBold+sd.color, ev.To.String())
+		pad := l.mid() - 1 - runes(text)
+		if pad < 0 {
+			to = ""
+			pad = l.lineWidth() - l.midStart() - runes(text)
+		}
+		line = fmt.Sprintf("%s  %s %s%s%s%s%s", l.when(ev.Time),
 			l.paint(l.left.color, fmt.Sprintf("%-*s", stateWidth, l.left.State)),
-			strings.Repeat(" ", max(pad, 0)), l.paint(sd.color, change), l.paint(colDim, cause),
-			l.paint(colBold+sd.color, ev.To.String()))
+			strings.Repeat(" ", max(pad, 0)), l.paint(sd.color, change), sep, l.paint(colDim, cause), to)
 	}
 	fmt.Fprintln(l.w, line)
 }
@@ -295,8 +437,8 @@ func (l *Ladder) Lost(at time.Time, tuple tcp.Tuple, seg *tcp.Segment) {
 	defer l.mu.Unlock()
 	ev := stack.TraceEvent{Kind: stack.TraceSent, Transition: tcp.Transition{Time: at, Tuple: tuple}, Segment: seg}
 	s := l.relative(&ev)
-	fmt.Fprintf(l.w, "%s  %s %s\n", l.when(at), fmt.Sprintf("%-*s", stateWidth, ""),
-		l.paint(colRed, fmt.Sprintf("   ✗ lost on the way: %s", s.Text(wire.TextBrief))))
+	l.narrate(l.when(at)+"  "+strings.Repeat(" ", stateWidth+1), l.midStart(), 5, colRed,
+		"   ✗ lost on the way: "+s.Text(wire.TextBrief))
 }
 
 // Note prints a line of narration: what side who's application did or
@@ -308,7 +450,15 @@ func (l *Ladder) Note(at time.Time, who, msg string) {
 	if !l.live && who == l.right.Name {
 		col = l.right.color
 	}
-	fmt.Fprintf(l.w, "%s  %s\n", l.when(at), l.paint(colDim+col, "   "+who+" app: "+msg))
+	l.narrate(l.when(at)+"  ", l.whenWidth()+2, 5, colDim+col, "   "+who+" app: "+msg)
+}
+
+// whenWidth is the width of the time column.
+func (l *Ladder) whenWidth() int {
+	if l.live {
+		return liveTimeWidth
+	}
+	return timeWidth
 }
 
 // Aside prints a line about something beside the connections drawn (an
@@ -316,7 +466,7 @@ func (l *Ladder) Note(at time.Time, who, msg string) {
 func (l *Ladder) Aside(at time.Time, text string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	fmt.Fprintf(l.w, "%s  %s\n", l.when(at), l.paint(colRed, "   "+text))
+	l.narrate(l.when(at)+"  ", l.whenWidth()+2, 5, colRed, "   "+text)
 }
 
 // Dropped tells that n events are missing: the source dropped them
@@ -331,7 +481,7 @@ func (l *Ladder) Dropped(n uint64) {
 func (l *Ladder) Remark(text string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	fmt.Fprintln(l.w, l.paint(colDim, text))
+	l.narrate("", 0, 2, colDim, text)
 }
 
 // Summary closes a pair ladder: each side's path, and how the numbers
@@ -341,10 +491,11 @@ func (l *Ladder) Summary() {
 	defer l.mu.Unlock()
 	fmt.Fprintln(l.w, l.rule())
 	for _, sd := range []*Side{l.left, l.right} {
-		fmt.Fprintf(l.w, "%s path: %s\n", l.paint(sd.color, sd.Name), pathText(sd.Path))
+		name := sd.Name + " path: "
+		l.narrate(l.paint(sd.color, name), runes(name), 0, "", pathText(sd.Path))
 	}
 	if !l.Absolute && len(l.isn) > 0 {
-		fmt.Fprintln(l.w, l.paint(colDim, "seq and ack are relative to each side's initial sequence number, as tcpdump prints them (--absolute for raw)."))
+		l.narrate("", 0, 0, colDim, "seq and ack are relative to each side's initial sequence number, as tcpdump prints them (--absolute for raw).")
 	}
 }
 
@@ -378,7 +529,8 @@ func (l *Ladder) traceLive(ev *stack.TraceEvent) {
 		// its own line.
 		if ev.Kind == stack.TraceReceived {
 			l.last = 0
-			fmt.Fprintf(l.w, "%s  %-*s %s\n", when, connWidth, "-", l.paint(colDim, fmt.Sprintf("no socket for %s (from %s): %s", ev.Tuple.Local, ev.Tuple.Remote, ev.Segment.Text(wire.TextBrief))))
+			l.narrate(fmt.Sprintf("%s  %-*s ", when, connWidth, "-"), liveTimeWidth+2+connWidth+1, 2, colDim,
+				fmt.Sprintf("no socket for %s (from %s): %s", ev.Tuple.Local, ev.Tuple.Remote, ev.Segment.Text(wire.TextBrief)))
 		}
 		return
 	}
@@ -398,9 +550,14 @@ func (l *Ladder) traceLive(ev *stack.TraceEvent) {
 		if n := len(c.path); n == 0 || c.path[n-1] != ev.To {
 			c.path = append(c.path, ev.To)
 		}
-		fmt.Fprintf(l.w, "%s  %-*s %s %s %s\n", when, connWidth, id,
+		change, cause := fmt.Sprintf("%s → %s", ev.From, ev.To), "("+ev.Cause.String()+")"
+		sep := " "
+		if liveFixed+runes(change)+1+runes(cause) > l.width() {
+			sep = "\n" + strings.Repeat(" ", liveFixed+2) // the cause under the change
+		}
+		fmt.Fprintf(l.w, "%s  %-*s %s %s%s%s\n", when, connWidth, id,
 			l.paint(colBold+colCyan, fmt.Sprintf("%-*s", stateWidth, ev.To)),
-			l.paint(colCyan, fmt.Sprintf("%s → %s", ev.From, ev.To)), l.paint(colDim, "("+ev.Cause.String()+")"))
+			l.paint(colCyan, change), sep, l.paint(colDim, cause))
 		if ev.To == tcp.Closed {
 			fmt.Fprintf(l.w, "%-*s  %-*s %s\n", liveTimeWidth, "", connWidth, id, l.paint(colDim, "path: "+pathText(c.path)))
 			delete(l.conns, ev.ID)
@@ -413,7 +570,7 @@ func (l *Ladder) traceLive(ev *stack.TraceEvent) {
 		if ev.Segment == nil {
 			return
 		}
-		s := l.relative(ev)
+		text, opts := l.segmentText(l.relative(ev))
 		col := colCyan
 		if ev.Kind == stack.TraceReceived {
 			col = colPurple
@@ -421,9 +578,16 @@ func (l *Ladder) traceLive(ev *stack.TraceEvent) {
 		// For a received segment the state column is the state it found.
 		var dropped string
 		if ev.Drop != tcp.DropNone {
-			dropped = " " + l.paint(colDim, "dropped ("+ev.Drop.String()+")")
+			dropped = "dropped (" + ev.Drop.String() + ")"
+			if liveFixed+l.mid()+1+runes(dropped) <= l.width() {
+				dropped = " " + l.paint(colDim, dropped)
+			} else {
+				// Under the arrow, so the line keeps to the width.
+				dropped = "\n" + strings.Repeat(" ", liveFixed+3) + l.paint(colDim, dropped)
+			}
 		}
 		fmt.Fprintf(l.w, "%s  %-*s %s %s%s\n", when, connWidth, id,
-			l.paint(colCyan, fmt.Sprintf("%-*s", stateWidth, c.state)), l.paint(col, arrow(s.Text(wire.TextBrief), ev.Kind == stack.TraceSent)), dropped)
+			l.paint(colCyan, fmt.Sprintf("%-*s", stateWidth, c.state)), l.paint(col, arrow(text, l.mid(), ev.Kind == stack.TraceSent)), dropped)
+		l.options(opts, col)
 	}
 }

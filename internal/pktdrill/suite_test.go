@@ -8,6 +8,7 @@ import (
 	"path"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -20,6 +21,12 @@ var update = flag.Bool("update", false, "rewrite testdata/expected-pass.txt from
 // with the suite in /work/shared, or a fresh clone somewhere below /work).
 func suiteDir(t *testing.T) string {
 	if d := os.Getenv("SYNACK_PACKETDRILL"); d != "" {
+		if st, err := os.Stat(d); err != nil || !st.IsDir() {
+			fail, msg := missingSuite(os.Getenv("CI"), true)
+			if fail {
+				t.Fatalf("%s (%v)", msg, err)
+			}
+		}
 		return d
 	}
 	dir, err := os.Getwd()
@@ -43,13 +50,48 @@ func suiteDir(t *testing.T) string {
 	}
 }
 
+// missingSuite tells what to do when the suite is not found: skip with the
+// reason (a fresh clone has no ../shared; `go test -v` shows why), or fail
+// when the environment says CI (CI=true, as CI systems set it), where a
+// skipped conformance run would read as a pass, or when SYNACK_PACKETDRILL
+// names a directory that is not there (explicit).
+func missingSuite(ci string, explicit bool) (fail bool, msg string) {
+	msg = "FreeBSD TCP test suite not found, so the packetdrill conformance run did not happen: " +
+		"looked for shared/packetdrill/freebsd-tcp-testsuite beside the module and each directory above it; " +
+		"set SYNACK_PACKETDRILL to the suite's directory"
+	if explicit {
+		return true, "SYNACK_PACKETDRILL does not name a directory"
+	}
+	if on, err := strconv.ParseBool(ci); err == nil && on {
+		return true, msg + " (CI is set: a missing suite fails)"
+	}
+	return false, msg
+}
+
+func TestMissingSuite(t *testing.T) {
+	for _, c := range []struct {
+		ci       string
+		explicit bool
+		fail     bool
+	}{{"", false, false}, {"false", false, false}, {"true", false, true}, {"1", false, true}, {"", true, true}} {
+		fail, msg := missingSuite(c.ci, c.explicit)
+		if fail != c.fail || msg == "" {
+			t.Errorf("CI=%q explicit %v: fail %v (%q), want %v", c.ci, c.explicit, fail, msg, c.fail)
+		}
+	}
+}
+
 // TestFreeBSDSuite runs every script of the suite, reports pass / fail /
 // skip per folder, and fails when a script listed in
 // testdata/expected-pass.txt does not pass.
 func TestFreeBSDSuite(t *testing.T) {
 	root := suiteDir(t)
 	if root == "" {
-		t.Skip("FreeBSD TCP test suite not found (looked for shared/packetdrill/freebsd-tcp-testsuite beside the module and its parents; set SYNACK_PACKETDRILL)")
+		fail, msg := missingSuite(os.Getenv("CI"), false)
+		if fail {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
 	}
 	files, results, all := runSuite(t, root, FreeBSD)
 	if len(files) == 0 {
