@@ -37,7 +37,8 @@ var (
 // vanishes without a FIN or RST.
 type cutLink struct {
 	link.Endpoint
-	cut atomic.Bool
+	cut  atomic.Bool
+	deaf atomic.Bool // deliver nothing, but send: handshakes stay half-open
 }
 
 func (c *cutLink) WritePackets(pkts [][]byte) (int, error) {
@@ -49,7 +50,7 @@ func (c *cutLink) WritePackets(pkts [][]byte) (int, error) {
 
 func (c *cutLink) Attach(d link.Dispatcher) {
 	c.Endpoint.Attach(link.DispatcherFunc(func(pkt []byte) {
-		if !c.cut.Load() {
+		if !c.cut.Load() && !c.deaf.Load() {
 			d.DeliverPacket(pkt)
 		}
 	}))
@@ -298,9 +299,9 @@ func heapInUse() int {
 	return int(ms.HeapInuse)
 }
 
-// With thousands of connections the status page lists the first
-// statusRows, counts all of them by state and links to the admin API: one
-// GET stays a few kilobytes.
+// With thousands of connections, half of them half-open as in a SYN
+// flood, the status page lists the first statusRows, counts all of them by
+// state and links to the admin API: one GET stays a few kilobytes.
 func TestServeStatusPageBounded(t *testing.T) {
 	const conns = 5000
 	synctest.Test(t, func(t *testing.T) {
@@ -310,8 +311,18 @@ func TestServeStatusPageBounded(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer l.Close()
-		for range conns {
+		for range conns / 2 {
 			n.dial(t, 80) // established, left in the accept queue
+		}
+		// The other half never hear the SYN,ACK: SYN-RECEIVED on the
+		// server until the client stack closes at the end.
+		n.clientLink.deaf.Store(true)
+		for range conns / 2 {
+			go n.client.DialTCP(context.Background(), netip.AddrPortFrom(serveStackAddr, 80))
+		}
+		synctest.Wait()
+		if got := n.server.StateCounts()[tcp.SynReceived]; got != conns/2 {
+			t.Fatalf("%d connections in SYN-RECEIVED, want %d", got, conns/2)
 		}
 		const api = "http://127.0.0.1:9090/api/connections"
 		get := func(p *statusPage, accept string) string {
@@ -328,7 +339,7 @@ func TestServeStatusPageBounded(t *testing.T) {
 			if len(page) > 32<<10 {
 				t.Errorf("Accept %s: page is %d bytes, want at most 32 KiB", accept, len(page))
 			}
-			for _, want := range []string{"All connections (5001)", "ESTABLISHED", "5000", "LISTEN", api, "4901 more"} {
+			for _, want := range []string{"All connections (5001)", "ESTABLISHED", "SYN-RECEIVED", "2500", "LISTEN", api, "4901 more"} {
 				if !strings.Contains(page, want) {
 					t.Errorf("Accept %s: page does not say %q:\n%s", accept, want, page[:min(len(page), 2000)])
 				}
