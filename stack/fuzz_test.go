@@ -17,10 +17,10 @@ import (
 
 // FuzzStack drives a whole stack from the outside: it listens on port 80
 // and dials the fuzzer's address, and the fuzz input is a program of
-// operations: TCP segments (random flags, sequence and acknowledgment
+// operations, over IPv4 and IPv6: TCP segments (random flags, sequence and acknowledgment
 // numbers near or far from what the stack sent, windows, options,
 // payload), ICMP errors quoting what the stack sent, the same segments cut
-// into IPv4 fragments, the passing of (virtual) time and user calls
+// into IPv4 or IPv6 fragments, the passing of (virtual) time and user calls
 // (accept, dial, read, write, close, CloseWrite, SetLinger(0)).
 //
 // Invariants: no panic; after every operation the CurrEstab gauge equals
@@ -107,7 +107,7 @@ func runStackProgram(t *testing.T, prog []byte) Counters {
 		SynBacklog:    8, // small queues, so overflows, drops and cookies happen
 		ListenBacklog: 4,
 	})
-	if _, err := f.s.AddLink(ea, netip.PrefixFrom(addrA, 24)); err != nil {
+	if _, err := f.s.AddLink(ea, netip.PrefixFrom(addrA, 24), netip.PrefixFrom(addrA6, 64)); err != nil {
 		t.Fatal(err)
 	}
 	eb.Attach(link.DispatcherFunc(func(pkt []byte) {
@@ -115,7 +115,7 @@ func runStackProgram(t *testing.T, prog []byte) Counters {
 		f.sent = append(f.sent, append([]byte(nil), pkt...))
 		f.mu.Unlock()
 	}))
-	l, err := f.s.ListenTCP(netip.AddrPortFrom(addrA, 80), 4)
+	l, err := f.s.ListenTCP(netip.AddrPortFrom(netip.Addr{}, 80), 4) // both families
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -288,21 +288,31 @@ func (f *stackFuzzer) flowSegment() (from, to netip.AddrPort, h wire.TCPHeader, 
 	return fl.us, fl.them, h, payload, true
 }
 
+// ends picks, from the next byte, a source port among 16 and the family:
+// the fuzzer's end and the stack's listener.
+func (f *stackFuzzer) ends() (from, to netip.AddrPort) {
+	b := f.byte()
+	port := 4000 + uint16(b%16)
+	if b&16 != 0 {
+		return netip.AddrPortFrom(addrB6, port), netip.AddrPortFrom(addrA6, 80)
+	}
+	return netip.AddrPortFrom(addrB, port), netip.AddrPortFrom(addrA, 80)
+}
+
 func (f *stackFuzzer) step(op byte) {
 	switch op {
 	case opSYN:
-		from := netip.AddrPortFrom(addrB, 4000+uint16(f.byte()%16))
+		from, to := f.ends()
 		h := wire.TCPHeader{Seq: seqnum.Value(f.u32()), Flags: wire.SYN, Window: f.u16()}
 		h.Options = f.options(h.Seq)
-		f.send(tcpPacket(from, netip.AddrPortFrom(addrA, 80), h, nil))
+		f.send(tcpPacket(from, to, h, nil))
 	case opSegment:
 		if from, to, h, payload, ok := f.flowSegment(); ok {
 			f.send(tcpPacket(from, to, h, payload))
 		}
 	case opRandom:
-		from := netip.AddrPortFrom(addrB, 4000+uint16(f.byte()%16))
-		to := netip.AddrPortFrom(addrA, 80)
-		if len(f.flows) > 0 && f.byte()&1 != 0 {
+		from, to := f.ends()
+		if len(f.flows) > 0 && f.byte()&1 != 0 && f.flows[0].them.Addr().Is4() == to.Addr().Is4() {
 			to = f.flows[0].them
 		}
 		h := wire.TCPHeader{Seq: seqnum.Value(f.u32()), Ack: seqnum.Value(f.u32()), Window: f.u16(),
@@ -314,6 +324,20 @@ func (f *stackFuzzer) step(op byte) {
 			return
 		}
 		fl := f.flows[int(f.byte())%len(f.flows)]
+		if fl.us.Addr().Is6() {
+			// As much of the packet as fits (RFC 4443 section 2.4).
+			var m wire.ICMPv6Message
+			switch k := f.byte(); k % 3 {
+			case 0:
+				m = wire.NewICMPv6PacketTooBig(uint32(f.u16()), fl.last)
+			case 1:
+				m = wire.ICMPv6Message{Type: wire.ICMPv6ParamProblem, Code: k % 4, Data: fl.last}
+			default:
+				m = wire.NewICMPv6Unreachable(k%8, fl.last)
+			}
+			f.send(ipPacket(addrB6, addrA6, wire.ProtocolICMPv6, wire.AppendICMPv6(nil, &m, addrB6, addrA6)))
+			return
+		}
 		// Quote the IP header and the first 8 octets of TCP (RFC 792).
 		quote := fl.last[:min(len(fl.last), wire.IPv4MinHeaderLen+8)]
 		var m wire.ICMPv4Message
@@ -335,7 +359,16 @@ func (f *stackFuzzer) step(op byte) {
 		for c := 8 * (1 + int(f.byte()%8)); c < len(seg) && len(cuts) < 4; c += 8 * (1 + int(f.byte()%8)) {
 			cuts = append(cuts, c)
 		}
-		frags := fragments4(from.Addr(), to.Addr(), f.u16(), seg, cuts...)
+		var frags [][]byte
+		if from.Addr().Is4() {
+			frags = fragments4(from.Addr(), to.Addr(), f.u16(), seg, cuts...)
+		} else {
+			id := uint32(f.u16())
+			bounds := append(append([]int{0}, cuts...), len(seg))
+			for i := 0; i+1 < len(bounds); i++ {
+				frags = append(frags, fragment6(from.Addr(), to.Addr(), id, bounds[i], i+2 < len(bounds), seg[bounds[i]:bounds[i+1]]))
+			}
+		}
 		mask, rev := f.byte(), f.byte()&1 != 0
 		for i := range frags {
 			j := i
@@ -356,13 +389,18 @@ func (f *stackFuzzer) step(op byte) {
 			f.conns = append(f.conns, c)
 		}
 	case opDial:
-		port := 80 + uint16(f.byte()%2)
+		b := f.byte()
+		port := 80 + uint16(b%2)
+		to := addrB
+		if b&2 != 0 {
+			to = addrB6
+		}
 		f.dials.Add(1)
 		go func() {
 			defer f.dials.Done()
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 			defer cancel()
-			c, err := f.s.DialTCP(ctx, netip.AddrPortFrom(addrB, port))
+			c, err := f.s.DialTCP(ctx, netip.AddrPortFrom(to, port))
 			if err != nil {
 				return
 			}
@@ -398,7 +436,8 @@ func (f *stackFuzzer) step(op byte) {
 
 // fuzzStackSeeds are hand-made programs: a handshake with the listener and
 // data both ways, a passive close; an active open; ICMP and fragments on
-// an open connection; a reset; a SYN flood into the small queues. The
+// an open connection; a reset; the same over IPv6; a SYN flood into the
+// small queues. The
 // committed corpus in testdata/fuzz/FuzzStack has the same kind.
 func fuzzStackSeeds() [][]byte {
 	// seg on flow 0: flags, seq delta, ack delta, window, options, payload/8.
@@ -450,19 +489,31 @@ func fuzzStackSeeds() [][]byte {
 	for i := range 12 {
 		flood = append(flood, opSYN, byte(i), 0, 0, byte(i), 0, 0xff, 0xff, 0)
 	}
+	out = append(out, cat(
+		[]byte{opSYN, 16, 0, 0, 0, 100, 0xff, 0xff, 0x07, 0x05, 0xa0, 7}, // over IPv6
+		seg(wire.ACK, 0),
+		[]byte{opAccept, opWrite, 0, 40},
+		[]byte{opICMP, 0, 0, 0x05, 0x00}, // packet too big, MTU 1280
+		[]byte{opFragments, 0, byte(wire.ACK | wire.PSH), 0, 0, 0xff, 0xff, 0, 20, 2, 2, 2, 2, 0, 0, 1, 0, 1},
+		[]byte{opRead, 0, 100, opClose, 0},
+	))
 	out = append(out, cat(flood, []byte{opAdvance, 0x02, opRandom, 1, 1, 2, 3, 4, 5, 6, 7, 8, 0, 16, 0x12, 0, 0}))
 	return out
 }
 
 // TestFuzzStackSeeds checks that the seeds do what they are meant to (go
 // test runs them as FuzzStack's corpus too): open passively, open
-// actively, reassemble fragments and match ICMP errors, fill the queues.
+// actively, reassemble fragments and take ICMP errors (IPv4, then IPv6),
+// fill the queues.
 func TestFuzzStackSeeds(t *testing.T) {
 	seeds := fuzzStackSeeds()
 	for i, check := range []func(c Counters) bool{
 		func(c Counters) bool { return c.TCP.PassiveOpens >= 1 && c.TCP.InSegs >= 5 },
 		func(c Counters) bool { return c.TCP.ActiveOpens >= 1 && c.ICMP.InErrorsMatched >= 1 },
 		func(c Counters) bool { return c.TCP.PassiveOpens >= 1 && c.IP.ReasmOKs >= 1 },
+		func(c Counters) bool {
+			return c.TCP.PassiveOpens >= 1 && c.IP.ReasmOKs >= 1 && c.ICMP.InPktTooBigs >= 1
+		},
 		func(c Counters) bool { return c.TCP.SyncookiesSent+c.TCP.ListenDrops+c.TCP.ListenOverflows >= 1 },
 	} {
 		synctest.Test(t, func(t *testing.T) {
