@@ -183,7 +183,8 @@ const (
 	// without a FIN or RST does not hold a connection for good.
 	defaultIdleTimeout = 5 * time.Minute
 	// defaultServeBuffer is --buffer's default. A quarter of the stack's
-	// default (1 MiB) still fills a TUN link on this host, and it bounds
+	// default (1 MiB) is still a window of 20 Gbit/s at the 0.1 ms round
+	// trip of a TUN link on one host (not measured here), and it bounds
 	// what a client that sends to echo and never reads makes the server
 	// hold: the send buffer full of its echo, the receive buffer full of
 	// what it sent since, and one copy chunk.
