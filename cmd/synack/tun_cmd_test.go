@@ -297,7 +297,8 @@ func TestTUNCommandsWithoutRoot(t *testing.T) {
 
 // TestTUNFlagErrors: address flags that cannot work are a usage error
 // (exit 2) with one line naming the flag, before any device is made; the
-// values are checked by tunstack, the flags named here.
+// values are checked by tunstack, the flags named here. So are serve's
+// --idle-timeout and --buffer out of range.
 func TestTUNFlagErrors(t *testing.T) {
 	for _, tc := range []struct {
 		args []string
@@ -306,6 +307,8 @@ func TestTUNFlagErrors(t *testing.T) {
 		{[]string{"serve", "--echo", "7", "--host-addr", "198.18.0.1"}, "--host-addr \"198.18.0.1\": want an address with a prefix length"},
 		{[]string{"serve", "--echo", "7", "--stack-addr", "198.18.0.1"}, "--stack-addr 198.18.0.1: the stack's address is the host's own"},
 		{[]string{"serve", "--echo", "7", "--stack-addr", "224.0.0.1"}, "not a unicast address"},
+		{[]string{"serve", "--echo", "7", "--idle-timeout", "-1s"}, "--idle-timeout -1s: negative"},
+		{[]string{"serve", "--echo", "7", "--buffer", "100"}, "--buffer 100: less than 4096 bytes"},
 		{[]string{"nc", "--host-addr", "198.18.0.1/24,fd00::1/64", "198.18.0.1", "7"}, "--host-addr fd00::1/64 has no --stack-addr of the same family"},
 		{[]string{"nc", "--stack-addr", "fd00::2", "198.18.0.1", "7"}, "has no --stack-addr of the same family"},
 	} {
