@@ -67,6 +67,11 @@ type sender struct {
 	inRecovery bool
 	recover    seqnum.Value
 
+	// sb is the SACK scoreboard (RFC 6675 section 4); su what the latest
+	// ACK's SACK option told it.
+	sb scoreboard
+	su sackUpdate
+
 	// RTT timing without timestamps: one segment at a time (RFC 6298 3).
 	rttSeq    seqnum.Value
 	rttTime   time.Time
@@ -175,28 +180,32 @@ type Conn struct {
 
 // Stats are per-connection counters.
 type Stats struct {
-	SegsIn, SegsOut       uint64
-	BytesSent             uint64 // payload bytes put on the wire, retransmissions included
-	BytesRetrans          uint64
-	BytesAcked            uint64
-	BytesReceived         uint64 // in-order payload bytes taken into the receive buffer
-	Retransmits           uint64 // segments retransmitted, by timeout or fast retransmit
-	Timeouts              uint64
-	FastRetransmits       uint64
-	DupAcksIn             uint64
-	OutOfOrderSegs        uint64
-	ChallengeACKs         uint64
-	ChallengeACKsLimited  uint64
-	ZeroWindowProbes      uint64
-	KeepAliveProbes       uint64
-	PAWSRejected          uint64
-	UnacceptableSegs      uint64
-	RstsOut               uint64
-	DataAfterCloseResets  uint64
-	WindowUpdates         uint64
-	ResetsReceived        uint64
-	DelayedACKsSent       uint64
-	SACKBlocksSent        uint64
+	SegsIn, SegsOut      uint64
+	BytesSent            uint64 // payload bytes put on the wire, retransmissions included
+	BytesRetrans         uint64
+	BytesAcked           uint64
+	BytesReceived        uint64 // in-order payload bytes taken into the receive buffer
+	Retransmits          uint64 // segments retransmitted, by timeout or fast retransmit
+	Timeouts             uint64
+	FastRetransmits      uint64
+	DupAcksIn            uint64
+	OutOfOrderSegs       uint64
+	ChallengeACKs        uint64
+	ChallengeACKsLimited uint64
+	ZeroWindowProbes     uint64
+	KeepAliveProbes      uint64
+	PAWSRejected         uint64
+	UnacceptableSegs     uint64
+	RstsOut              uint64
+	DataAfterCloseResets uint64
+	WindowUpdates        uint64
+	ResetsReceived       uint64
+	DelayedACKsSent      uint64
+	SACKBlocksSent       uint64
+	// Sender-side loss recovery (recovery.go).
+	SACKBlocksIn          uint64 // SACK blocks received and used (RFC 2018)
+	SACKBlocksBogus       uint64 // SACK blocks ignored: outside SND.UNA..SND.MAX
+	DSACKsIn              uint64 // D-SACK blocks received (RFC 2883)
 	SegmentsDroppedNoACK  uint64
 	TimestampRTTSamples   uint64
 	RetransmissionStalled uint64

@@ -423,6 +423,7 @@ func (c *Conn) enterFinWait2(now time.Time) {
 // retransmission timer (RFC 6298 section 5).
 func (c *Conn) ackAdvance(now time.Time, seg *Segment) {
 	ack := seg.Ack
+	c.sackUpdate(seg)
 	if !ack.GreaterThan(c.snd.una) {
 		c.maybeDupAck(now, seg)
 		return
