@@ -71,6 +71,9 @@ type sender struct {
 	// ACK's SACK option told it.
 	sb scoreboard
 	su sackUpdate
+	// rec is RFC 6675 loss recovery with PRR (recovery.go), used instead
+	// of NewReno's when the peer sends SACK.
+	rec sackRecovery
 
 	// RTT timing without timestamps: one segment at a time (RFC 6298 3).
 	rttSeq    seqnum.Value
@@ -206,6 +209,9 @@ type Stats struct {
 	SACKBlocksIn          uint64 // SACK blocks received and used (RFC 2018)
 	SACKBlocksBogus       uint64 // SACK blocks ignored: outside SND.UNA..SND.MAX
 	DSACKsIn              uint64 // D-SACK blocks received (RFC 2883)
+	SACKRecoveries        uint64 // RFC 6675 loss recovery episodes entered
+	LimitedTransmit       uint64 // new segments sent by Limited Transmit (RFC 3042)
+	RescueRetrans         uint64 // RFC 6675 rescue retransmissions (NextSeg rule 4)
 	SegmentsDroppedNoACK  uint64
 	TimestampRTTSamples   uint64
 	RetransmissionStalled uint64

@@ -464,7 +464,9 @@ func (c *Conn) ackAdvance(now time.Time, seg *Segment) {
 	c.snd.retransmits = 0
 	c.rtt.backoff = 0
 
-	if c.cc != nil && c.state != SynSent && c.state != SynReceived {
+	if c.cc != nil && c.state != SynSent && c.state != SynReceived && c.sackRecovering() {
+		c.sackOnAck(now, seg, acked, false)
+	} else if c.cc != nil && c.state != SynSent && c.state != SynReceived {
 		flight := int(c.snd.una.Size(c.snd.max))
 		if c.snd.inRecovery {
 			if ack.GreaterThanEq(c.snd.recover) {
@@ -480,8 +482,8 @@ func (c *Conn) ackAdvance(now time.Time, seg *Segment) {
 		} else {
 			c.cc.OnAck(acked, flight)
 		}
+		c.snd.dupAcks = 0
 	}
-	c.snd.dupAcks = 0
 
 	// RFC 6298 5.2 and 5.3.
 	if c.snd.una == c.snd.max {
@@ -500,7 +502,16 @@ func (c *Conn) maybeDupAck(now time.Time, seg *Segment) {
 	isDup := seg.Ack == c.snd.una && c.snd.una != c.snd.max && c.snd.wnd != 0 &&
 		len(seg.Payload) == 0 && !seg.has(wire.SYN|wire.FIN) &&
 		uint32(seg.Window)<<c.snd.wscale == c.snd.wnd
-	if !isDup || c.cc == nil || !c.synAcked() {
+	if c.cc == nil || !c.synAcked() {
+		return
+	}
+	if c.sackRecovering() {
+		// RFC 6675 section 2: with SACK, a duplicate is an ACK that
+		// brings SACK information not known before.
+		c.sackOnAck(now, seg, 0, isDup || c.snd.su.newlySACKed > 0 && c.snd.una != c.snd.max)
+		return
+	}
+	if !isDup {
 		return
 	}
 	c.snd.dupAcks++

@@ -33,11 +33,12 @@ type scoreboard struct {
 
 // sackUpdate is what one ACK's SACK option told the scoreboard.
 type sackUpdate struct {
-	newlySACKed int  // bytes SACKed for the first time
-	dsack       bool // the first block was a D-SACK (RFC 2883)
-	dsackStart  seqnum.Value
-	dsackEnd    seqnum.Value
-	bogus       int // blocks ignored as invalid
+	newlySACKed  int  // bytes SACKed for the first time
+	dsack        bool // the first block was a D-SACK (RFC 2883)
+	dsackStart   seqnum.Value
+	dsackEnd     seqnum.Value
+	bogus        int // blocks ignored as invalid
+	sackedBefore int // scoreboard bytes before the ACK (RFC 6937 DeliveredData)
 }
 
 // update takes the SACK blocks of an acceptable ACK, after SND.UNA has

@@ -117,6 +117,13 @@ func (c *Conn) retransmissionTimeout(now time.Time) {
 	c.cc.OnTimeout(int(c.snd.una.Size(c.snd.max)))
 	c.snd.inRecovery = false
 	c.snd.dupAcks = 0
+	c.snd.rec = sackRecovery{}
+	if c.snd.retransmits > 1 {
+		// A second timeout in a row: the peer may have reneged on what it
+		// SACKed (RFC 2018 section 8, RFC 6675 section 5.1), so resend
+		// everything.
+		c.snd.sb.reset()
+	}
 	c.snd.recover = c.snd.max // RFC 6582 section 4: no fast retransmit for old duplicates
 	c.snd.nxt = c.snd.una
 	c.armRTX(now)
