@@ -74,6 +74,11 @@ type sender struct {
 	// rec is RFC 6675 loss recovery with PRR (recovery.go), used instead
 	// of NewReno's when the peer sends SACK.
 	rec sackRecovery
+	// txq times every segment in flight and rack is RACK-TLP (rack.go).
+	txq        txQueue
+	rack       rack
+	tlpSending bool // the TLP sends one new segment whatever cwnd says
+	tlpRearm   bool // new data went out or SND.UNA advanced: restart the PTO
 
 	// RTT timing without timestamps: one segment at a time (RFC 6298 3).
 	rttSeq    seqnum.Value
@@ -129,6 +134,8 @@ type timers struct {
 	delack    time.Time // delayed ACK (RFC 9293 3.8.6.3)
 	keepalive time.Time // keep-alive (RFC 9293 3.8.4)
 	timewait  time.Time // 2MSL in TIME-WAIT, or the FIN-WAIT-2 timeout
+	reo       time.Time // RACK reordering timer (RFC 8985 section 6.3)
+	tlp       time.Time // Tail Loss Probe timeout (RFC 8985 section 7.2)
 }
 
 // Conn is a transmission control block: one connection.
@@ -212,6 +219,11 @@ type Stats struct {
 	SACKRecoveries        uint64 // RFC 6675 loss recovery episodes entered
 	LimitedTransmit       uint64 // new segments sent by Limited Transmit (RFC 3042)
 	RescueRetrans         uint64 // RFC 6675 rescue retransmissions (NextSeg rule 4)
+	RACKLosses            uint64 // segments RACK marked lost (RFC 8985 section 6.2)
+	TLPProbes             uint64 // Tail Loss Probes sent (RFC 8985 section 7.3)
+	TLPRecoveries         uint64 // probes that repaired a lost tail (section 7.4)
+	SpuriousRetrans       uint64 // recoveries and timeouts found spurious (RFC 3708, RFC 4015)
+	Undos                 uint64 // of those, the ones whose window reduction was undone
 	SegmentsDroppedNoACK  uint64
 	TimestampRTTSamples   uint64
 	RetransmissionStalled uint64

@@ -423,7 +423,7 @@ func (c *Conn) enterFinWait2(now time.Time) {
 // retransmission timer (RFC 6298 section 5).
 func (c *Conn) ackAdvance(now time.Time, seg *Segment) {
 	ack := seg.Ack
-	c.sackUpdate(seg)
+	c.sackUpdate(now, seg)
 	if !ack.GreaterThan(c.snd.una) {
 		c.maybeDupAck(now, seg)
 		return
@@ -487,7 +487,7 @@ func (c *Conn) ackAdvance(now time.Time, seg *Segment) {
 
 	// RFC 6298 5.2 and 5.3.
 	if c.snd.una == c.snd.max {
-		c.tm.rtx = time.Time{}
+		c.tm.rtx, c.tm.reo, c.tm.tlp = time.Time{}, time.Time{}, time.Time{}
 	} else {
 		c.armRTX(now)
 	}

@@ -101,6 +101,12 @@ func (c *Conn) output(now time.Time) {
 		// as a zero-window probe and the window has opened since).
 		c.armRTX(now)
 	}
+	if c.snd.tlpRearm {
+		c.snd.tlpRearm = false
+		if c.tm.persist.IsZero() {
+			c.armTLP(now)
+		}
+	}
 }
 
 // sendOneSegment sends the next data and/or FIN segment if the rules allow,
@@ -166,6 +172,12 @@ func (c *Conn) sendOneSegment(now time.Time) bool {
 		c.snd.rttTiming, c.snd.rttSeq, c.snd.rttTime = true, c.snd.nxt, now
 	}
 	c.stats.BytesSent += uint64(n)
+	if c.sackOK {
+		c.snd.txq.sent(c.snd.nxt, c.snd.nxt.Add(s.Len()), now, c.snd.max)
+		if !retrans {
+			c.snd.tlpRearm = true
+		}
+	}
 	c.snd.nxt = c.snd.nxt.Add(s.Len())
 	if c.snd.max.LessThan(c.snd.nxt) {
 		c.snd.max = c.snd.nxt
@@ -208,6 +220,9 @@ func (c *Conn) dataSegment(now time.Time, seq seqnum.Value, off, n int, fin, pus
 // flight.
 func (c *Conn) sendWindow() (wnd, inflight int64) {
 	inflight = int64(c.snd.una.Size(c.snd.nxt))
+	if c.snd.tlpSending {
+		return int64(c.snd.wnd), int64(c.snd.una.Size(c.snd.nxt)) // RFC 8985 7.3: one new segment
+	}
 	if !c.sackRecovering() {
 		return min(int64(c.snd.wnd), int64(c.cc.Window())), inflight
 	}

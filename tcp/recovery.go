@@ -11,7 +11,7 @@ import (
 
 // sackUpdate feeds the SACK blocks of an acceptable ACK to the scoreboard
 // (RFC 6675 section 4, "Update()"), once SND.UNA has been computed.
-func (c *Conn) sackUpdate(seg *Segment) {
+func (c *Conn) sackUpdate(now time.Time, seg *Segment) {
 	c.snd.su = sackUpdate{}
 	if !c.sackOK {
 		return
@@ -21,7 +21,10 @@ func (c *Conn) sackUpdate(seg *Segment) {
 		una = seg.Ack
 	}
 	before := c.snd.sb.sacked
-	u := c.snd.sb.update(&seg.Options, seg.Ack, una, c.snd.max)
+	u := c.snd.sb.update(&seg.Options, seg.Ack, una, c.snd.max, func(a, b seqnum.Value) {
+		c.txSACKed(now, seg, a, b)
+	})
+	c.txAcked(now, seg, una)
 	u.sackedBefore = before
 	c.snd.su = u
 	c.stats.SACKBlocksIn += uint64(int(seg.Options.NumSACK) - u.bogus)
@@ -61,8 +64,13 @@ func (c *Conn) delivered(acked int) int {
 // lostBelow is where the bytes counted lost end (see scoreboard.lostBelow).
 func (c *Conn) lostBelow() seqnum.Value { return c.snd.sb.lostBelow(c.snd.una, c.mss) }
 
-// pipe is RFC 6675's SetPipe.
+// pipe is RFC 6675's SetPipe. With RACK the bytes counted lost are the
+// ones RACK marked and that wait for their retransmission (a resent
+// segment counts once, as its retransmission).
 func (c *Conn) pipe() int {
+	if c.rackOn() {
+		return max(c.snd.sb.unsackedIn(c.snd.una, c.snd.max)-c.snd.txq.lostBytes, 0)
+	}
 	hr := c.snd.una
 	if c.snd.inRecovery && c.snd.rec.highRxt.GreaterThan(hr) {
 		hr = c.snd.rec.highRxt
@@ -82,6 +90,13 @@ func (c *Conn) sackOnAck(now time.Time, seg *Segment, acked int, dup bool) {
 		c.snd.dupAcks++
 		c.stats.DupAcksIn++
 	}
+	if acked > 0 {
+		c.snd.tlpRearm = true
+	}
+	rack := c.rackOn()
+	if rack {
+		c.rackOnAck(now, seg)
+	}
 	if c.snd.inRecovery {
 		if seg.Ack.GreaterThanEq(c.snd.recover) {
 			// RFC 6675 section 5 step (B)... once HighACK reaches
@@ -89,6 +104,9 @@ func (c *Conn) sackOnAck(now time.Time, seg *Segment, acked int, dup bool) {
 			// ssthresh (bounded by the pipe, RFC 6582 option 1).
 			c.snd.inRecovery = false
 			c.cc.OnRecoveryEnd(c.pipe())
+			if rack {
+				c.rackRecoveryEnded()
+			}
 			return
 		}
 		c.snd.rec.prrDelivered += delivered
@@ -99,12 +117,17 @@ func (c *Conn) sackOnAck(now time.Time, seg *Segment, acked int, dup bool) {
 		c.cc.OnAck(acked, int(c.snd.una.Size(c.snd.max)))
 	}
 	// RFC 6675 section 5 steps (2) and (3): DupThresh duplicates, or
-	// IsLost(HighACK + 1); and RFC 6582 section 4's guard: a cumulative
-	// ACK beyond the last recovery point (old duplicates start nothing).
+	// IsLost(HighACK + 1); with RACK (RFC 8985 section 6.2), a segment
+	// marked lost. And RFC 6582 section 4's guard: a cumulative ACK beyond
+	// the last recovery point (old duplicates start nothing).
 	if c.snd.una == c.snd.max || !c.snd.una.Sub(1).GreaterThanEq(c.snd.recover) {
 		return
 	}
-	if c.snd.dupAcks < dupThresh && !c.snd.sb.isLost(c.snd.una, c.snd.una, c.mss) {
+	if rack {
+		if c.snd.txq.lostBytes == 0 {
+			return
+		}
+	} else if c.snd.dupAcks < dupThresh && !c.snd.sb.isLost(c.snd.una, c.snd.una, c.mss) {
 		return
 	}
 	c.enterSACKRecovery(now, delivered)
@@ -124,6 +147,8 @@ func (c *Conn) enterSACKRecovery(now time.Time, delivered int) {
 	}
 	c.stats.SACKRecoveries++
 	c.stats.FastRetransmits++
+	c.snd.rack.tlpActive = false
+	c.tm.tlp = time.Time{}
 	c.prr(delivered)
 	// RFC 6675 step (4.3) retransmits the first lost segment at once: PRR
 	// lets at least that one go (RFC 6937 section 3, "fast retransmit").
@@ -208,6 +233,9 @@ func (c *Conn) unsent() int {
 // SACKed byte (rule 3), else the rescue retransmission (rule 4). It
 // returns the rule, 0 for none.
 func (c *Conn) nextSeg() (seq seqnum.Value, n int, rule int) {
+	if c.rackOn() {
+		return c.rackNextSeg()
+	}
 	r := &c.snd.rec
 	una, hi := c.snd.una, c.snd.max
 	from := seqnum.Max(r.highRxt, una)
@@ -243,6 +271,29 @@ func (c *Conn) nextSeg() (seq seqnum.Value, n int, rule int) {
 	return 0, 0, 0
 }
 
+// rackNextSeg is NextSeg with RACK deciding what is lost (RFC 8985
+// section 6: RACK replaces IsLost): the first segment marked lost, else
+// new data. Holes not yet known lost wait for RACK or the TLP rather than
+// being resent on a guess (rules 3 and 4), which is what makes reordering
+// cheap.
+func (c *Conn) rackNextSeg() (seq seqnum.Value, n int, rule int) {
+	q := &c.snd.txq
+	if q.lostBytes > 0 {
+		for i := 0; i < q.n; i++ {
+			s := q.at(i)
+			if s.has(txLost) && !s.has(txSACKed) {
+				return s.start, int(s.start.Size(s.end)), 1
+			}
+		}
+	}
+	if c.unsent() > 0 || c.snd.finQueued && !c.finSent() {
+		if int64(c.snd.una.Size(c.snd.max)) < int64(c.snd.wnd) {
+			return c.snd.max, 0, 2
+		}
+	}
+	return 0, 0, 0
+}
+
 // sendRange retransmits [seq, seq+n): data, and the FIN when the range
 // covers its sequence number. It returns the sequence space sent.
 func (c *Conn) sendRange(now time.Time, seq seqnum.Value, n int) int {
@@ -260,6 +311,7 @@ func (c *Conn) sendRange(now time.Time, seq seqnum.Value, n int) int {
 	}
 	s := c.dataSegment(now, seq, off, data, fin, data == c.snd.buf.len()-off)
 	c.noteRetransmission(s, data)
+	c.snd.txq.sent(seq, seq.Add(s.Len()), now, c.snd.max)
 	c.stats.BytesSent += uint64(data)
 	c.tm.persist = time.Time{}
 	c.emit(s)

@@ -2,6 +2,7 @@ package tcp
 
 import (
 	"testing"
+	"time"
 
 	"github.com/synack/synack/seqnum"
 	"github.com/synack/synack/wire"
@@ -14,6 +15,7 @@ func sackBulk(t *testing.T, n int, mods ...func(*Config)) *tconn {
 	mods = append([]func(*Config){func(c *Config) { c.SendBufferSize = 1 << 20; c.NoSACK = false }}, mods...)
 	tc := newSynSent(t, mods...)
 	tc.peerWin = 65535
+	tc.advance(100 * time.Millisecond) // the handshake's RTT sample: SRTT 100 ms
 	o := mssOpt(1000)
 	o.SACKPermitted = true
 	tc.in(seg{flags: S | A, seq: irs, ack: iss + 1, opts: o})
@@ -24,6 +26,9 @@ func sackBulk(t *testing.T, n int, mods ...func(*Config)) *tconn {
 	}
 	return tc
 }
+
+// dupThreshMode selects RFC 6675 loss detection without RACK.
+func dupThreshMode(c *Config) { c.LossDetection = LossDupThresh }
 
 // sack injects an ACK of ack with SACK blocks [start, end) relative to ISS+1.
 func (tc *tconn) sack(ack uint32, blocks ...uint32) {
@@ -53,7 +58,7 @@ func (tc *tconn) wantData(why string, off uint32, n int) {
 // starts recovery with a retransmission of the hole; PRR (RFC 6937) then
 // sends about ssthresh/RecoverFS of what is delivered.
 func TestSACKRecoveryRFC6675LimitedTransmitPRR(t *testing.T) {
-	tc := sackBulk(t, 30000)
+	tc := sackBulk(t, 30000, dupThreshMode)
 	tc.sack(0, 1000, 2000)
 	tc.wantData("RFC 3042: first duplicate ACK sends one new segment", 10000, 1000)
 	tc.wantNothing("only one")
@@ -95,7 +100,7 @@ func TestSACKRecoveryRFC6675LimitedTransmitPRR(t *testing.T) {
 // it); with no new data and nothing else below the highest SACKed byte,
 // the rescue retransmission resends the tail.
 func TestSACKRecoveryRFC6675IsLostAndRescue(t *testing.T) {
-	tc := sackBulk(t, 10000)
+	tc := sackBulk(t, 10000, dupThreshMode)
 	tc.sack(0, 1000, 9000)
 	tc.wantData("rule 1: the lost first segment", 0, 1000)
 	tc.wantData("rule 4: the rescue retransmission of the tail", 9000, 1000)
@@ -114,7 +119,7 @@ func TestSACKRecoveryRFC6675IsLostAndRescue(t *testing.T) {
 // RFC 6675 section 4, NextSeg rule 1 walks the holes in order, each resent
 // once (HighRxt), and SACKed data is never resent.
 func TestSACKRecoveryRFC6675HolesInOrder(t *testing.T) {
-	tc := sackBulk(t, 10000)
+	tc := sackBulk(t, 10000, dupThreshMode)
 	// Holes at 0, 2000 and 5000; SACKed 1000-2000, 3000-5000, 6000-10000.
 	tc.sack(0, 6000, 10000, 3000, 5000, 1000, 2000)
 	// Everything unSACKed is lost, so pipe is 0 and PRR-SSRB lets
@@ -140,7 +145,7 @@ func TestSACKRecoveryRFC6675HolesInOrder(t *testing.T) {
 // RFC 6582 section 4 (kept by RFC 6675 section 5): duplicate ACKs of an
 // old episode, below the recovery point, do not start another recovery.
 func TestSACKRecoveryNoReentryBelowRecoveryPoint(t *testing.T) {
-	tc := sackBulk(t, 30000)
+	tc := sackBulk(t, 30000, dupThreshMode)
 	tc.sack(0, 1000, 9000)
 	tc.drain()
 	tc.sack(9000, 9500, 10000) // partial ACK, still in recovery
@@ -157,7 +162,7 @@ func TestSACKRecoveryNoReentryBelowRecoveryPoint(t *testing.T) {
 // TestFastRetransmitAndRecovery. Here: after a timeout, go-back-N skips
 // what the peer has SACKed (RFC 6675 section 5.1).
 func TestSACKTimeoutSkipsSACKed(t *testing.T) {
-	tc := sackBulk(t, 10000)
+	tc := sackBulk(t, 10000, dupThreshMode)
 	tc.sack(0, 2000, 4000) // two segments SACKed: not enough for recovery
 	tc.drain()
 	tc.advanceToDeadline()

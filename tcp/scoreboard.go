@@ -48,7 +48,9 @@ type sackUpdate struct {
 // (RFC 2883 section 4) when it lies at or below SND.UNA (the cumulative
 // ACK) or inside the second block: it reports a duplicate, not a hole
 // filled, so it is recognised and reported but never marked SACKed.
-func (sb *scoreboard) update(o *wire.TCPOptions, ackField, una, max seqnum.Value) sackUpdate {
+//
+// newly, when not nil, is told of every interval SACKed for the first time.
+func (sb *scoreboard) update(o *wire.TCPOptions, ackField, una, max seqnum.Value, newly func(a, b seqnum.Value)) sackUpdate {
 	var u sackUpdate
 	sb.advance(una)
 	for i := 0; i < int(o.NumSACK) && i < len(o.SACKBlocks); i++ {
@@ -87,20 +89,33 @@ func (sb *scoreboard) update(o *wire.TCPOptions, ackField, una, max seqnum.Value
 			}
 			start = una // the part above SND.UNA still counts
 		}
-		u.newlySACKed += sb.add(start, end)
+		u.newlySACKed += sb.add(start, end, newly)
 	}
 	return u
 }
 
 // add marks [start, end) SACKed and returns how many of its bytes were
-// not SACKed before.
-func (sb *scoreboard) add(start, end seqnum.Value) int {
+// not SACKed before; newly, when not nil, is told of them.
+func (sb *scoreboard) add(start, end seqnum.Value, newly func(a, b seqnum.Value)) int {
 	before := sb.sacked
 	// Find the first range that ends at or after start: ranges before it
 	// are untouched.
 	i := 0
 	for i < sb.n && sb.r[i].end.LessThan(start) {
 		i++
+	}
+	if newly != nil {
+		// The gaps between the ranges [start, end) overlaps are new.
+		cur := start
+		for k := i; k < sb.n && sb.r[k].start.LessThan(end); k++ {
+			if cur.LessThan(sb.r[k].start) {
+				newly(cur, sb.r[k].start)
+			}
+			cur = seqnum.Max(cur, sb.r[k].end)
+		}
+		if cur.LessThan(end) {
+			newly(cur, end)
+		}
 	}
 	// Merge every range that touches [start, end).
 	j := i

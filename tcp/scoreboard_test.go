@@ -25,26 +25,26 @@ func TestScoreboardRFC6675Update(t *testing.T) {
 	var sb scoreboard
 	una, max := seqnum.Value(1000), seqnum.Value(11000)
 	o := sackOpts(3000, 4000)
-	if u := sb.update(&o, una, una, max); u.newlySACKed != 1000 || u.dsack {
+	if u := sb.update(&o, una, una, max, nil); u.newlySACKed != 1000 || u.dsack {
 		t.Fatalf("first block: %+v", u)
 	}
 	o = sackOpts(5000, 6000, 3000, 4000)
-	if u := sb.update(&o, una, una, max); u.newlySACKed != 1000 {
+	if u := sb.update(&o, una, una, max, nil); u.newlySACKed != 1000 {
 		t.Fatalf("second block: %+v", u)
 	}
 	o = sackOpts(4000, 5000, 3000, 6000)
-	sb.update(&o, una, una, max)
+	sb.update(&o, una, una, max, nil)
 	if r := sb.ranges(); len(r) != 1 || r[0] != (sackRange{3000, 6000}) || sb.sacked != 3000 {
 		t.Fatalf("merge: %v sacked %d", r, sb.sacked)
 	}
 	// A cumulative ACK to 4000 trims the range.
 	o = sackOpts(3000, 6000)
-	sb.update(&o, 4000, 4000, max)
+	sb.update(&o, 4000, 4000, max, nil)
 	if r := sb.ranges(); len(r) != 1 || r[0] != (sackRange{4000, 6000}) || sb.sacked != 2000 {
 		t.Fatalf("advance: %v sacked %d", r, sb.sacked)
 	}
 	o = wire.TCPOptions{}
-	sb.update(&o, 7000, 7000, max)
+	sb.update(&o, 7000, 7000, max, nil)
 	if !sb.empty() || sb.sacked != 0 {
 		t.Fatalf("everything acknowledged: %v sacked %d", sb.ranges(), sb.sacked)
 	}
@@ -60,7 +60,7 @@ func TestScoreboardRFC2018BogusBlocks(t *testing.T) {
 		sackOpts(3000, 2000),   // reversed
 		sackOpts(100, 1<<31+5), // absurd length
 	} {
-		u := sb.update(&o, una, una, max)
+		u := sb.update(&o, una, una, max, nil)
 		if u.bogus == 0 || !sb.empty() {
 			t.Fatalf("%v: %+v ranges %v", o.SACKBlocks[0], u, sb.ranges())
 		}
@@ -73,11 +73,11 @@ func TestScoreboardRFC2883DSACK(t *testing.T) {
 	var sb scoreboard
 	una, max := seqnum.Value(3000), seqnum.Value(9000)
 	o := sackOpts(1000, 2000)
-	if u := sb.update(&o, una, una, max); !u.dsack || u.dsackStart != 1000 || !sb.empty() {
+	if u := sb.update(&o, una, una, max, nil); !u.dsack || u.dsackStart != 1000 || !sb.empty() {
 		t.Fatalf("below SND.UNA: %+v %v", u, sb.ranges())
 	}
 	o = sackOpts(5000, 6000, 4000, 7000)
-	u := sb.update(&o, una, una, max)
+	u := sb.update(&o, una, una, max, nil)
 	if !u.dsack || u.dsackStart != 5000 {
 		t.Fatalf("inside the second block: %+v", u)
 	}
@@ -92,13 +92,13 @@ func TestScoreboardBounded(t *testing.T) {
 	var sb scoreboard
 	for i := 0; i < 3*maxSACKRanges; i++ {
 		s := seqnum.Value(1000 + 2000*i)
-		sb.add(s, s+1000)
+		sb.add(s, s+1000, nil)
 	}
 	if sb.n != maxSACKRanges || sb.sacked != maxSACKRanges*1000 {
 		t.Fatalf("%d ranges, %d bytes", sb.n, sb.sacked)
 	}
 	// A range below the others still gets in, pushing out the highest.
-	sb.add(500, 600)
+	sb.add(500, 600, nil)
 	if sb.r[0] != (sackRange{500, 600}) || sb.n != maxSACKRanges {
 		t.Fatalf("low range: %v", sb.ranges()[:2])
 	}
@@ -110,17 +110,17 @@ func TestScoreboardRFC6675IsLost(t *testing.T) {
 	var sb scoreboard
 	una := seqnum.Value(1000)
 	mss := 1000
-	sb.add(2000, 3000)
-	sb.add(4000, 5000)
+	sb.add(2000, 3000, nil)
+	sb.add(4000, 5000, nil)
 	if sb.isLost(1000, una, mss) {
 		t.Fatal("two SACKed segments: not lost yet")
 	}
-	sb.add(6000, 6001)
+	sb.add(6000, 6001, nil)
 	if !sb.isLost(1000, una, mss) || sb.isLost(3500, una, mss) || sb.isLost(2500, una, mss) {
 		t.Fatal("three discontiguous ranges above 1000: lost; above 3500 only two; 2500 is SACKed")
 	}
 	var sb2 scoreboard
-	sb2.add(2000, 4001) // 2001 bytes > 2 * SMSS
+	sb2.add(2000, 4001, nil) // 2001 bytes > 2 * SMSS
 	if !sb2.isLost(1000, una, mss) || sb2.isLost(2500, una, mss) {
 		t.Fatal("more than (DupThresh-1)*SMSS bytes above: lost")
 	}
