@@ -79,6 +79,9 @@ type sender struct {
 	rack       rack
 	tlpSending bool // the TLP sends one new segment whatever cwnd says
 	tlpRearm   bool // new data went out or SND.UNA advanced: restart the PTO
+	// undo is the loss episode spurious retransmissions are checked in
+	// (undo.go).
+	undo undoEpisode
 
 	// RTT timing without timestamps: one segment at a time (RFC 6298 3).
 	rttSeq    seqnum.Value

@@ -424,6 +424,9 @@ func (c *Conn) enterFinWait2(now time.Time) {
 func (c *Conn) ackAdvance(now time.Time, seg *Segment) {
 	ack := seg.Ack
 	c.sackUpdate(now, seg)
+	if c.synAcked() && c.state.Synchronized() {
+		c.checkSpurious(now, seg)
+	}
 	if !ack.GreaterThan(c.snd.una) {
 		c.maybeDupAck(now, seg)
 		return
@@ -526,6 +529,7 @@ func (c *Conn) maybeDupAck(now time.Time, seg *Segment) {
 	if c.snd.dupAcks == 3 && seg.Ack.Sub(1).GreaterThanEq(c.snd.recover) {
 		c.snd.inRecovery = true
 		c.snd.recover = c.snd.max
+		c.startEpisode(false)
 		c.cc.OnFastRetransmit(int(c.snd.una.Size(c.snd.max)))
 		c.stats.FastRetransmits++
 		c.retransmitFirst(now)

@@ -139,6 +139,7 @@ func (c *Conn) enterSACKRecovery(now time.Time, delivered int) {
 	flight := int(c.snd.una.Size(c.snd.max))
 	c.snd.inRecovery = true
 	c.snd.recover = c.snd.max // RecoveryPoint = HighData
+	c.startEpisode(false)
 	c.cc.OnFastRetransmit(flight)
 	c.snd.rec = sackRecovery{
 		highRxt:      c.snd.una,
@@ -328,4 +329,5 @@ func (c *Conn) noteRetransmission(s *Segment, n int) {
 	c.stats.Retransmits++
 	c.stats.BytesRetrans += uint64(n)
 	c.stampRetransmission(s)
+	c.episodeRetransmit(s)
 }
