@@ -284,6 +284,7 @@ func (c *Conn) setState(now time.Time, to State, cause Cause) {
 		// be flushed", RFC 9293 3.10.7.4 on RST); Read releases the
 		// buffer once it is empty.
 		c.snd.buf.release()
+		c.snd.txq = txQueue{}
 		if c.rcv.buf.len() == 0 || c.err != nil {
 			c.rcv.buf.release()
 		}

@@ -30,6 +30,11 @@ const (
 // join the newest record, which then times them all as one.
 const maxTxSegs = 4096
 
+// txShrink is the ring size kept when the flight drains; a larger ring
+// is let go then, so an idle connection holds little (DESIGN: buffers
+// shrink back when drained).
+const txShrink = 64
+
 // rackReoPersist is how many recoveries the reordering window stays
 // widened after a D-SACK (RFC 8985 section 6.2, step 4).
 const rackReoPersist = 16
@@ -250,6 +255,9 @@ func (c *Conn) txAcked(now time.Time, seg *Segment, una seqnum.Value) {
 	}
 	if q.n == 0 {
 		q.head, q.highRtxEnd = 0, una
+		if len(q.s) > txShrink {
+			q.s = nil // a drained flight gives a large ring back
+		}
 	}
 }
 
