@@ -135,9 +135,6 @@ func (q *txQueue) grow() {
 	q.s, q.head = ns, 0
 }
 
-// reset forgets every record.
-func (q *txQueue) reset() { q.head, q.n, q.lostBytes = 0, 0, 0 }
-
 // clearLost forgets the lost marks (after a timeout, when go-back-N
 // resends everything).
 func (q *txQueue) clearLost() {
@@ -164,7 +161,9 @@ type rack struct {
 	// TLP (RFC 8985 section 7.1).
 	tlpEnd     seqnum.Value // TLP.end_seq
 	tlpActive  bool
-	tlpRetrans bool // TLP.is_retrans
+	tlpRetrans bool   // TLP.is_retrans
+	tlpTSVal   uint32 // the probe's TSval, when it was a retransmission with timestamps
+	tlpTSSet   bool
 }
 
 func (c *Conn) rackOn() bool {
@@ -425,6 +424,7 @@ func (c *Conn) tlpTimeout(now time.Time) {
 			return
 		}
 		r.tlpRetrans = true
+		r.tlpTSVal, r.tlpTSSet = c.out.Options.TSVal, c.out.Options.HasTimestamps
 	}
 	r.tlpActive, r.tlpEnd = true, c.snd.max
 	c.stats.TLPProbes++
@@ -448,6 +448,11 @@ func (c *Conn) tlpOnAck(seg *Segment) {
 		return
 	}
 	r.tlpActive = false
+	if o := &seg.Options; r.tlpRetrans && r.tlpTSSet && c.tsOK && o.HasTimestamps && o.TSEcr != 0 && int32(o.TSEcr-r.tlpTSVal) < 0 {
+		// The ACK echoes a transmission before the probe: the original
+		// arrived, nothing was lost (Eifel, as for D-SACK in 7.4.2).
+		return
+	}
 	if r.tlpRetrans && !c.snd.inRecovery {
 		c.stats.TLPRecoveries++
 		flight := int(c.snd.una.Size(c.snd.max)) + c.mss

@@ -151,3 +151,24 @@ func TestTLPProbesNewData(t *testing.T) {
 		t.Fatalf("stats %+v", s)
 	}
 }
+
+// RFC 8985 section 7.4.2 with the Eifel test: when the ACK covering a
+// retransmitted probe echoes the original's TSval, the tail was only late:
+// no congestion response.
+func TestTLPLateTailNoResponse(t *testing.T) {
+	tc := tsBulk(t, 10000)
+	orig := firstTSVal(tc)
+	tc.advance(100 * time.Millisecond)
+	tc.tsAck(9000, orig)
+	tc.drain()
+	tc.advanceToDeadline()
+	tc.wantData("TLP: the last segment again", 9000, 1000)
+	cwnd := tc.c.Info().CWnd
+	tc.tsAck(10000, orig+50) // the original, sent before the probe
+	if s := tc.c.Stats(); s.TLPProbes != 1 || s.TLPRecoveries != 0 {
+		t.Fatalf("stats %+v", s)
+	}
+	if w := tc.c.Info().CWnd; w < cwnd {
+		t.Fatalf("cwnd %d -> %d after a probe that repaired nothing", cwnd, w)
+	}
+}
