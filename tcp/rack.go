@@ -92,25 +92,35 @@ func (q *txQueue) find(seq seqnum.Value) int {
 	return lo
 }
 
-// sent records a transmission of [start, end) at now. New data is
-// appended; a retransmission restamps the records it covers.
+// sent records a transmission of [start, end) at now; highest is SND.MAX
+// before it. A retransmission restamps the records it covers; new data,
+// including the part of a resent segment beyond highest (go-back-N may
+// send larger segments than the first time), gets a record.
 func (q *txQueue) sent(start, end seqnum.Value, now time.Time, highest seqnum.Value) {
-	if !start.LessThan(highest) {
-		if q.n > 0 && q.at(q.n-1).end != start {
-			return // cannot happen: new data starts where the flight ends
-		}
-		if q.n == len(q.s) && q.n < maxTxSegs {
-			q.grow()
-		}
-		if q.n == len(q.s) {
-			last := q.at(q.n - 1) // full: the newest record takes it
-			last.end, last.xmit = end, now
+	if start.LessThan(highest) {
+		q.resent(start, seqnum.Min(end, highest), now)
+		if !end.GreaterThan(highest) {
 			return
 		}
-		*q.at(q.n) = txSeg{start: start, end: end, xmit: now}
-		q.n++
+		start = highest
+	}
+	if q.n > 0 && q.at(q.n-1).end != start {
+		return // cannot happen: new data starts where the flight ends
+	}
+	if q.n == len(q.s) && q.n < maxTxSegs {
+		q.grow()
+	}
+	if q.n == len(q.s) {
+		last := q.at(q.n - 1) // full: the newest record takes it
+		last.end, last.xmit = end, now
 		return
 	}
+	*q.at(q.n) = txSeg{start: start, end: end, xmit: now}
+	q.n++
+}
+
+// resent restamps the records of [start, end), sent again at now.
+func (q *txQueue) resent(start, end seqnum.Value, now time.Time) {
 	for i := q.find(start); i < q.n; i++ {
 		s := q.at(i)
 		if !s.start.LessThan(end) {

@@ -172,3 +172,23 @@ func TestTLPLateTailNoResponse(t *testing.T) {
 		t.Fatalf("cwnd %d -> %d after a probe that repaired nothing", cwnd, w)
 	}
 }
+
+// Go-back-N after a timeout may send a larger segment than the first
+// transmission (Nagle held data back): the part beyond SND.MAX still gets
+// its transmit record, so RACK keeps timing the whole flight.
+func TestRACKRecordsGoBackNBeyondMax(t *testing.T) {
+	tc := sackBulk(t, 100) // Nagle on: 100 bytes out
+	tc.write(payload(500, 1))
+	tc.wantNothing("Nagle holds the rest")
+	tc.advanceToDeadline()
+	tc.wantData("the TLP sends the new data", 100, 500)
+	tc.write(payload(500, 2))
+	tc.wantNothing("Nagle holds the rest")
+	tc.advanceToDeadline() // the RTO: go-back-N from SND.UNA
+	tc.wantData("RTO: a full segment from SND.UNA", 0, 1000)
+	checkRecoveryInvariants(t, tc.c)
+	q := &tc.c.snd.txq
+	if q.n == 0 || q.at(q.n-1).end != tc.c.snd.max {
+		t.Fatalf("records end short of SND.MAX %d", tc.c.snd.max)
+	}
+}
