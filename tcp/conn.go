@@ -193,40 +193,28 @@ type Conn struct {
 
 // Stats are per-connection counters.
 type Stats struct {
-	SegsIn, SegsOut      uint64
-	BytesSent            uint64 // payload bytes put on the wire, retransmissions included
-	BytesRetrans         uint64
-	BytesAcked           uint64
-	BytesReceived        uint64 // in-order payload bytes taken into the receive buffer
-	Retransmits          uint64 // segments retransmitted, by timeout or fast retransmit
-	Timeouts             uint64
-	FastRetransmits      uint64
-	DupAcksIn            uint64
-	OutOfOrderSegs       uint64
-	ChallengeACKs        uint64
-	ChallengeACKsLimited uint64
-	ZeroWindowProbes     uint64
-	KeepAliveProbes      uint64
-	PAWSRejected         uint64
-	UnacceptableSegs     uint64
-	RstsOut              uint64
-	DataAfterCloseResets uint64
-	WindowUpdates        uint64
-	ResetsReceived       uint64
-	DelayedACKsSent      uint64
-	SACKBlocksSent       uint64
-	// Sender-side loss recovery (recovery.go).
-	SACKBlocksIn          uint64 // SACK blocks received and used (RFC 2018)
-	SACKBlocksBogus       uint64 // SACK blocks ignored: outside SND.UNA..SND.MAX
-	DSACKsIn              uint64 // D-SACK blocks received (RFC 2883)
-	SACKRecoveries        uint64 // RFC 6675 loss recovery episodes entered
-	LimitedTransmit       uint64 // new segments sent by Limited Transmit (RFC 3042)
-	RescueRetrans         uint64 // RFC 6675 rescue retransmissions (NextSeg rule 4)
-	RACKLosses            uint64 // segments RACK marked lost (RFC 8985 section 6.2)
-	TLPProbes             uint64 // Tail Loss Probes sent (RFC 8985 section 7.3)
-	TLPRecoveries         uint64 // probes that repaired a lost tail (section 7.4)
-	SpuriousRetrans       uint64 // recoveries and timeouts found spurious (RFC 3708, RFC 4015)
-	Undos                 uint64 // of those, the ones whose window reduction was undone
+	SegsIn, SegsOut       uint64
+	BytesSent             uint64 // payload bytes put on the wire, retransmissions included
+	BytesRetrans          uint64
+	BytesAcked            uint64
+	BytesReceived         uint64 // in-order payload bytes taken into the receive buffer
+	Retransmits           uint64 // segments retransmitted, by timeout or fast retransmit
+	Timeouts              uint64
+	FastRetransmits       uint64
+	DupAcksIn             uint64
+	OutOfOrderSegs        uint64
+	ChallengeACKs         uint64
+	ChallengeACKsLimited  uint64
+	ZeroWindowProbes      uint64
+	KeepAliveProbes       uint64
+	PAWSRejected          uint64
+	UnacceptableSegs      uint64
+	RstsOut               uint64
+	DataAfterCloseResets  uint64
+	WindowUpdates         uint64
+	ResetsReceived        uint64
+	DelayedACKsSent       uint64
+	SACKBlocksSent        uint64
 	SegmentsDroppedNoACK  uint64
 	TimestampRTTSamples   uint64
 	RetransmissionStalled uint64
@@ -234,6 +222,20 @@ type Stats struct {
 	// (drop.go). PAWSRejected and UnacceptableSegs above are
 	// Drops[DropPAWS] and Drops[DropOutOfWindow] under their older names.
 	Drops DropCounts
+
+	// Sender-side loss recovery (scoreboard.go, recovery.go, rack.go,
+	// undo.go).
+	SACKBlocksIn    uint64 // SACK blocks received and used (RFC 2018)
+	SACKBlocksBogus uint64 // SACK blocks ignored: outside SND.UNA..SND.MAX
+	DSACKsIn        uint64 // D-SACK blocks received (RFC 2883)
+	SACKRecoveries  uint64 // RFC 6675 loss recovery episodes entered
+	LimitedTransmit uint64 // new segments sent by Limited Transmit (RFC 3042)
+	RescueRetrans   uint64 // RFC 6675 rescue retransmissions (NextSeg rule 4)
+	RACKLosses      uint64 // segments RACK marked lost (RFC 8985 section 6.2)
+	TLPProbes       uint64 // Tail Loss Probes sent (RFC 8985 section 7.3)
+	TLPRecoveries   uint64 // probes that repaired a lost tail (section 7.4)
+	SpuriousRetrans uint64 // recoveries and timeouts found spurious (RFC 3522, 4015, 3708)
+	Undos           uint64 // of those, the ones whose window reduction was undone
 }
 
 // NewConn makes a connection in state CLOSED for the 4-tuple id. cfg may be

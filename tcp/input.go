@@ -510,8 +510,9 @@ func (c *Conn) maybeDupAck(now time.Time, seg *Segment) {
 	}
 	if c.sackRecovering() {
 		// RFC 6675 section 2: with SACK, a duplicate is an ACK that
-		// brings SACK information not known before.
-		c.sackOnAck(now, seg, 0, isDup || c.snd.su.newlySACKed > 0 && c.snd.una != c.snd.max)
+		// brings SACK information not known before (so the ACKs of
+		// duplicated segments, which bring none, do not count).
+		c.sackOnAck(now, seg, 0, c.snd.su.newlySACKed > 0 && c.snd.una != c.snd.max)
 		return
 	}
 	if !isDup {

@@ -219,23 +219,25 @@ func (c *Conn) dataSegment(now time.Time, seq seqnum.Value, off, n int, fin, pus
 // only the receive window is left. SACKed bytes below SND.NXT are not in
 // flight.
 func (c *Conn) sendWindow() (wnd, inflight int64) {
-	inflight = int64(c.snd.una.Size(c.snd.nxt))
-	if c.snd.tlpSending {
-		return int64(c.snd.wnd), int64(c.snd.una.Size(c.snd.nxt)) // RFC 8985 7.3: one new segment
-	}
-	if !c.sackRecovering() {
-		return min(int64(c.snd.wnd), int64(c.cc.Window())), inflight
-	}
-	inflight -= int64(c.snd.sb.sackedIn(c.snd.una, c.snd.nxt))
-	if c.snd.inRecovery {
-		return int64(c.snd.wnd) - int64(c.snd.una.Size(c.snd.nxt)) + inflight, inflight
-	}
+	flight := int64(c.snd.una.Size(c.snd.nxt))
+	rwnd := int64(c.snd.wnd)
 	cwnd := int64(c.cc.Window())
-	if c.snd.dupAcks > 0 && c.snd.nxt == c.snd.max {
+	switch {
+	case c.snd.tlpSending:
+		return rwnd, flight // RFC 8985 7.3: one new segment, whatever cwnd says
+	case !c.sackRecovering():
+		return min(rwnd, cwnd), flight
+	case c.snd.dupAcks > 0 && !c.snd.inRecovery && c.snd.nxt == c.snd.max:
 		// RFC 3042 counts the whole flight (FlightSize), SACKed or not.
-		return min(int64(c.snd.wnd), cwnd+int64(min(c.snd.dupAcks, 2)*c.mss)), int64(c.snd.una.Size(c.snd.nxt))
+		return min(rwnd, cwnd+int64(min(c.snd.dupAcks, 2)*c.mss)), flight
 	}
-	return min(int64(c.snd.wnd)-int64(c.snd.una.Size(c.snd.nxt))+inflight, cwnd), inflight
+	// The receive window holds the SACKed bytes too: it is checked
+	// against the whole flight, cwnd against what is in the network.
+	inflight = flight - int64(c.snd.sb.sackedIn(c.snd.una, c.snd.nxt))
+	if c.snd.inRecovery {
+		return rwnd - flight + inflight, inflight
+	}
+	return min(rwnd-flight+inflight, cwnd), inflight
 }
 
 // skipSACKed moves SND.NXT, when it is behind SND.MAX after a timeout,

@@ -173,3 +173,21 @@ func TestSACKTimeoutSkipsSACKed(t *testing.T) {
 	tc.wantData("then past the SACKed range", 4000, 1000)
 	tc.wantNothing("cwnd 2000")
 }
+
+// RFC 6675 section 2: with SACK in use, a duplicate ACK must bring SACK
+// information not known before. The ACKs a peer sends for duplicated
+// segments bring none, and must not start a recovery that halves cwnd
+// with nothing to resend.
+func TestSACKDupAckNeedsNewSACKInfo(t *testing.T) {
+	tc := sackBulk(t, 30000, dupThreshMode)
+	for range 4 {
+		tc.sack(0)
+	}
+	if s := tc.c.Stats(); s.SACKRecoveries != 0 || s.DupAcksIn != 0 || s.Retransmits != 0 {
+		t.Fatalf("stats %+v", s)
+	}
+	tc.sack(0, 1000, 2000)
+	if s := tc.c.Stats(); s.DupAcksIn != 1 {
+		t.Fatalf("an ACK with new SACK information is a duplicate: %d", s.DupAcksIn)
+	}
+}
