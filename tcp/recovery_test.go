@@ -191,3 +191,22 @@ func TestSACKDupAckNeedsNewSACKInfo(t *testing.T) {
 		t.Fatalf("an ACK with new SACK information is a duplicate: %d", s.DupAcksIn)
 	}
 }
+
+// RFC 6675 section 5.1 (and RFC 2018 section 8): the peer may renege on
+// what it SACKed; a second timeout in a row stops trusting the scoreboard
+// and resends everything.
+func TestSACKSecondTimeoutForgetsScoreboard(t *testing.T) {
+	tc := sackBulk(t, 10000, dupThreshMode)
+	tc.sack(0, 2000, 4000)
+	tc.drain()
+	tc.advanceToDeadline()
+	tc.wantData("first RTO: the first segment", 0, 1000)
+	if tc.c.snd.sb.empty() {
+		t.Fatal("the first timeout keeps the scoreboard")
+	}
+	tc.advanceToDeadline()
+	tc.wantData("second RTO: the first segment again", 0, 1000)
+	if !tc.c.snd.sb.empty() {
+		t.Fatal("the second timeout must forget the scoreboard")
+	}
+}

@@ -129,3 +129,21 @@ func TestUndoDSACKRFC3708(t *testing.T) {
 		t.Fatalf("no undo on D-SACK: ssthresh %d (before %d) %+v", i.SSThresh, before.SSThresh, i.Stats)
 	}
 }
+
+// Eifel needs no SACK: NewReno's fast retransmit (RFC 6582) is undone the
+// same way when the ACK echoes the original's TSval.
+func TestUndoEifelNewReno(t *testing.T) {
+	tc := tsBulk(t, 30000, func(c *Config) { c.NoSACK = true })
+	orig := firstTSVal(tc)
+	tc.advance(100 * time.Millisecond)
+	before := tc.c.Info()
+	for range 3 {
+		tc.tsAck(0, orig)
+	}
+	tc.want("fast retransmit", seg{flags: A, seq: iss + 1, ack: irs + 1, len: 1000})
+	tc.advance(5 * time.Millisecond)
+	tc.tsAck(3000, orig)
+	if i := tc.c.Info(); i.SpuriousRetrans != 1 || i.Undos != 1 || i.SSThresh < before.SSThresh || i.Recovering {
+		t.Fatalf("no undo: %+v", i)
+	}
+}
