@@ -185,6 +185,8 @@ type Conn struct {
 	challengeWindow time.Time // start of the current one-second challenge ACK budget
 	challengeCount  int
 
+	reported RecoveryCounts // what TakeRecoveryCounts has handed out
+
 	out     Segment // reused for every segment handed to the sink
 	scratch []byte  // a segment's payload when it wraps around the ring
 
@@ -312,7 +314,7 @@ func (c *Conn) returnToListen(now time.Time, cause Cause) {
 		passive: true, released: c.released,
 		nodelay: c.nodelay, keepAlive: c.keepAlive,
 		kaIdle: c.kaIdle, kaInterval: c.kaInterval, kaCount: c.kaCount,
-		stats: c.stats,
+		stats: c.stats, reported: c.reported,
 	}
 	fresh.rtt.init(c.cfg)
 	fresh.snd.buf.limit = c.cfg.sendBufferSize()

@@ -110,3 +110,44 @@ func (c *Conn) undo(seg *Segment) {
 		c.rackDSACK()
 	}
 }
+
+// RecoveryCounts are the loss recovery events of one connection that the
+// stack adds to its counters, under Linux's TcpExt names where it has one.
+type RecoveryCounts struct {
+	TCPSackRecovery      uint64 // Stats.SACKRecoveries
+	TCPLossProbes        uint64 // Stats.TLPProbes
+	TCPLossProbeRecovery uint64 // Stats.TLPRecoveries
+	TCPDSACKRecv         uint64 // Stats.DSACKsIn
+	TCPRACKLost          uint64 // Stats.RACKLosses
+	TCPSpuriousRetrans   uint64 // Stats.SpuriousRetrans
+	TCPLossUndo          uint64 // Stats.Undos
+}
+
+func (c *Conn) recoveryCounts() RecoveryCounts {
+	s := &c.stats
+	return RecoveryCounts{
+		TCPSackRecovery: s.SACKRecoveries, TCPLossProbes: s.TLPProbes, TCPLossProbeRecovery: s.TLPRecoveries,
+		TCPDSACKRecv: s.DSACKsIn, TCPRACKLost: s.RACKLosses, TCPSpuriousRetrans: s.SpuriousRetrans, TCPLossUndo: s.Undos,
+	}
+}
+
+// TakeRecoveryCounts returns the recovery events since its last call, and
+// whether there were any: the stack reads it after every call into the
+// connection, as it does Retransmits.
+func (c *Conn) TakeRecoveryCounts() (RecoveryCounts, bool) {
+	now := c.recoveryCounts()
+	if now == c.reported {
+		return RecoveryCounts{}, false
+	}
+	d := RecoveryCounts{
+		TCPSackRecovery:      now.TCPSackRecovery - c.reported.TCPSackRecovery,
+		TCPLossProbes:        now.TCPLossProbes - c.reported.TCPLossProbes,
+		TCPLossProbeRecovery: now.TCPLossProbeRecovery - c.reported.TCPLossProbeRecovery,
+		TCPDSACKRecv:         now.TCPDSACKRecv - c.reported.TCPDSACKRecv,
+		TCPRACKLost:          now.TCPRACKLost - c.reported.TCPRACKLost,
+		TCPSpuriousRetrans:   now.TCPSpuriousRetrans - c.reported.TCPSpuriousRetrans,
+		TCPLossUndo:          now.TCPLossUndo - c.reported.TCPLossUndo,
+	}
+	c.reported = now
+	return d, true
+}

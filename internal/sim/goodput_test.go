@@ -59,6 +59,11 @@ func bulk(t *testing.T, size int, imp memlink.Impairments, ld tcp.LossDetection)
 		}
 		mbit = float64(size) * 8 / time.Since(start).Seconds() / 1e6
 		info = tc.Info()
+		// The stack's counters follow the connection's (Linux TcpExt names).
+		if ctr := cli.Counters().TCP; ctr.TCPSackRecovery != info.SACKRecoveries || ctr.TCPLossUndo != info.Undos ||
+			ctr.TCPSpuriousRetrans != info.SpuriousRetrans || ctr.TCPRACKLost != info.RACKLosses {
+			t.Errorf("stack counters %+v, connection %+v", ctr, info.Stats)
+		}
 	})
 	return mbit, info
 }
