@@ -227,7 +227,7 @@ type Stats struct {
 
 	// Sender-side loss recovery (scoreboard.go, recovery.go, rack.go,
 	// undo.go).
-	SACKBlocksIn    uint64 // SACK blocks received and used (RFC 2018)
+	SACKBlocksIn    uint64 // SACK blocks received, D-SACKs and bogus ones aside (RFC 2018)
 	SACKBlocksBogus uint64 // SACK blocks ignored: outside SND.UNA..SND.MAX
 	DSACKsIn        uint64 // D-SACK blocks received (RFC 2883)
 	SACKRecoveries  uint64 // RFC 6675 loss recovery episodes entered

@@ -200,7 +200,10 @@ func (c *Conn) rackDelivered(now time.Time, s *txSeg, seg *Segment) {
 		}
 	}
 	if rtt > 0 && (r.minRTT == 0 || rtt < r.minRTT) {
-		r.minRTT = rtt // step 1 (a lifetime minimum)
+		// Step 1. A lifetime minimum, not a windowed one: if the path's
+		// RTT grows for good, the window stays smaller than it could be,
+		// which errs towards resending early.
+		r.minRTT = rtt
 	}
 	r.rtt = rtt
 	if r.xmit.IsZero() || s.xmit.After(r.xmit) || s.xmit.Equal(r.xmit) && s.end.GreaterThan(r.end) {

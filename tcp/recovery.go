@@ -7,7 +7,10 @@ import (
 )
 
 // This file is the sender's SACK-based loss recovery: the scoreboard fed
-// by each ACK (RFC 6675 section 4, RFC 2018, RFC 2883).
+// by each ACK (RFC 6675 section 4, RFC 2018, RFC 2883), recovery entered on
+// RFC 6675's rule or RACK's (rack.go), NextSeg choosing what to resend,
+// and Proportional Rate Reduction (RFC 6937) choosing how much. Limited
+// Transmit (RFC 3042) is in output.go's sendWindow.
 
 // sackUpdate feeds the SACK blocks of an acceptable ACK to the scoreboard
 // (RFC 6675 section 4, "Update()"), once SND.UNA has been computed.
