@@ -75,6 +75,7 @@ func (s *Stack) settle(tc *TCPConn, now time.Time) {
 		s.ctr.TCP.RetransSegs.add(r - tc.retrans)
 		tc.retrans = r
 	}
+	s.countRecovery(tc.tcb)
 	if l := tc.listener; l != nil && tc.inSynQ && st != tcp.SynReceived {
 		// The handshake ended one way or the other.
 		tc.inSynQ = false

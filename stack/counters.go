@@ -78,6 +78,15 @@ type TCPCounters struct {
 	TCPTimeWaitReopen uint64 // SYNs that reopened a 4-tuple in TIME-WAIT (RFC 6191)
 	TCPTimeWaitReuse  uint64 // active opens that took over a 4-tuple in TIME-WAIT (Options.TimeWaitReuse)
 	TCPAbortOnMemory  uint64 // orphans reset because there were more than Options.MaxOrphans
+
+	// Loss recovery (tcp.RecoveryCounts).
+	TCPSackRecovery      uint64 // SACK loss recoveries entered (RFC 6675)
+	TCPLossProbes        uint64 // Tail Loss Probes sent (RFC 8985)
+	TCPLossProbeRecovery uint64 // tail losses repaired by a probe
+	TCPDSACKRecv         uint64 // D-SACK blocks received (RFC 2883)
+	TCPRACKLost          uint64 // segments RACK marked lost (RFC 8985)
+	TCPSpuriousRetrans   uint64 // recoveries and timeouts found spurious (RFC 3522, 4015, 3708)
+	TCPLossUndo          uint64 // window reductions undone after them
 }
 
 // ctr64 is one counter, updated atomically so Counters needs no lock.
@@ -105,6 +114,9 @@ type counters struct {
 		SyncookiesSent, SyncookiesRecv, SyncookiesFailed, SynRateLimited ctr64
 		TCPTimeWaitReopen, TCPTimeWaitReuse                              ctr64
 		TCPAbortOnMemory                                                 ctr64
+
+		TCPSackRecovery, TCPLossProbes, TCPLossProbeRecovery, TCPDSACKRecv ctr64
+		TCPRACKLost, TCPSpuriousRetrans, TCPLossUndo                       ctr64
 	}
 	EventsDropped ctr64
 	Drops         [tcp.NumDropReasons]ctr64
@@ -138,6 +150,23 @@ func copyCounters(dst, src reflect.Value) {
 		}
 		df.SetUint(sf.Addr().Interface().(*ctr64).v.Load())
 	}
+}
+
+// countRecovery adds what a connection's loss recovery did since the last
+// look (tcp.Conn.TakeRecoveryCounts) to the counters.
+func (s *Stack) countRecovery(tcb *tcp.Conn) {
+	d, ok := tcb.TakeRecoveryCounts()
+	if !ok {
+		return
+	}
+	t := &s.ctr.TCP
+	t.TCPSackRecovery.add(d.TCPSackRecovery)
+	t.TCPLossProbes.add(d.TCPLossProbes)
+	t.TCPLossProbeRecovery.add(d.TCPLossProbeRecovery)
+	t.TCPDSACKRecv.add(d.TCPDSACKRecv)
+	t.TCPRACKLost.add(d.TCPRACKLost)
+	t.TCPSpuriousRetrans.add(d.TCPSpuriousRetrans)
+	t.TCPLossUndo.add(d.TCPLossUndo)
 }
 
 // StateCounts returns how many connections are in each state, listeners

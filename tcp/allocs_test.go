@@ -50,3 +50,33 @@ func TestAllocsPerSegment(t *testing.T) {
 		t.Errorf("sending a segment and taking its ACK: %v allocations, want 0", n)
 	}
 }
+
+// Taking ACKs with SACK blocks (the scoreboard, RACK, PRR and their
+// retransmissions) allocates nothing once the transmit ring has grown.
+func TestAllocsSACKRecovery(t *testing.T) {
+	tc := sackBulk(t, 10000, withNoDelay)
+	tc.c.sink = nullSink{}
+	c := tc.c
+	data := payload(1000, 0)
+	hole := c.snd.una // the first segment is never acknowledged
+	in := &Segment{Flags: A, Seq: irs + 1, Window: 65535}
+	step := func() {
+		c.Write(tc.now, data)
+		in.Ack = hole
+		in.Options.NumSACK = 1
+		in.Options.SACKBlocks[0].Start = hole.Add(1000)
+		in.Options.SACKBlocks[0].End = c.snd.max
+		c.HandleSegment(tc.now, in)
+		tc.now = tc.now.Add(time.Millisecond)
+		c.HandleTimers(tc.now)
+	}
+	for range 300 {
+		step()
+	}
+	if c.Stats().SACKRecoveries == 0 {
+		t.Fatalf("no recovery: the test does not exercise it: %+v", c.Info())
+	}
+	if n := testing.AllocsPerRun(100, step); n != 0 {
+		t.Errorf("taking a SACK: %v allocations, want 0", n)
+	}
+}

@@ -97,3 +97,21 @@ func (c *newReno) OnTimeout(flight int) {
 	c.cwnd = c.mss
 	c.acc = 0
 }
+
+// Undoer is a Congestion that can go back to the window it had before a
+// reduction that proved spurious (RFC 3708 section 4, RFC 4015 section 3).
+// It is optional: a controller without it keeps the reduced window, and
+// the connection still counts the spurious retransmission.
+type Undoer interface {
+	// Undo restores at least cwnd and ssthresh, the values before the
+	// reduction.
+	Undo(cwnd, ssthresh int)
+}
+
+// Undo implements Undoer as RFC 4015 section 3.2's "restore cwnd and
+// ssthresh" (never below what they have grown to since).
+func (c *newReno) Undo(cwnd, ssthresh int) {
+	c.cwnd = max(c.cwnd, cwnd)
+	c.ssthresh = max(c.ssthresh, ssthresh)
+	c.acc = 0
+}

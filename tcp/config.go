@@ -184,6 +184,12 @@ type Config struct {
 	// never sent its FIN. Default 60 s, as Linux's tcp_fin_timeout.
 	FinWait2Timeout time.Duration
 
+	// LossDetection chooses how a connection whose peer SACKs finds lost
+	// segments: LossRACK (RACK-TLP, RFC 8985; the default) or
+	// LossDupThresh (RFC 6675 alone). Without SACK, NewReno's duplicate
+	// ACK counting applies.
+	LossDetection LossDetection
+
 	// NewCongestion makes the congestion controller of a connection.
 	// Default NewReno (RFC 5681, RFC 6582).
 	NewCongestion func(mss int) Congestion
@@ -212,6 +218,7 @@ func (c Config) WithDefaults() Config {
 	c.MinPMTU = c.minPMTU()
 	c.OutOfOrderLimit = c.outOfOrderLimit()
 	c.OrphanRetries = c.orphanRetries()
+	c.LossDetection = c.lossDetection()
 	return c
 }
 
@@ -311,6 +318,14 @@ func (c *Config) mss(remote netip.Addr) uint16 {
 		return 1500 - 40
 	}
 	return 1500 - 60
+}
+
+// lossDetection is LossDetection or its default, RACK-TLP.
+func (c *Config) lossDetection() LossDetection {
+	if c.LossDetection == LossDupThresh {
+		return LossDupThresh
+	}
+	return LossRACK
 }
 
 // newCongestion makes a connection's congestion controller.

@@ -67,6 +67,22 @@ type sender struct {
 	inRecovery bool
 	recover    seqnum.Value
 
+	// sb is the SACK scoreboard (RFC 6675 section 4); su what the latest
+	// ACK's SACK option told it.
+	sb scoreboard
+	su sackUpdate
+	// rec is RFC 6675 loss recovery with PRR (recovery.go), used instead
+	// of NewReno's when the peer sends SACK.
+	rec sackRecovery
+	// txq times every segment in flight and rack is RACK-TLP (rack.go).
+	txq        txQueue
+	rack       rack
+	tlpSending bool // the TLP sends one new segment whatever cwnd says
+	tlpRearm   bool // new data went out or SND.UNA advanced: restart the PTO
+	// undo is the loss episode spurious retransmissions are checked in
+	// (undo.go).
+	undo undoEpisode
+
 	// RTT timing without timestamps: one segment at a time (RFC 6298 3).
 	rttSeq    seqnum.Value
 	rttTime   time.Time
@@ -127,6 +143,8 @@ type timers struct {
 	keepalive time.Time // keep-alive (RFC 9293 3.8.4)
 	timewait  time.Time // 2MSL in TIME-WAIT, or the FIN-WAIT-2 timeout
 	reclaim   time.Time // give drained buffers back (reclaimIdle after one emptied)
+	reo       time.Time // RACK reordering timer (RFC 8985 section 6.3)
+	tlp       time.Time // Tail Loss Probe timeout (RFC 8985 section 7.2)
 }
 
 // Conn is a transmission control block: one connection.
@@ -173,6 +191,8 @@ type Conn struct {
 	challengeWindow time.Time // start of the current one-second challenge ACK budget
 	challengeCount  int
 
+	reported RecoveryCounts // what TakeRecoveryCounts has handed out
+
 	out     Segment // reused for every segment handed to the sink
 	scratch []byte  // a segment's payload when it wraps around the ring
 
@@ -213,6 +233,20 @@ type Stats struct {
 	// (drop.go). PAWSRejected and UnacceptableSegs above are
 	// Drops[DropPAWS] and Drops[DropOutOfWindow] under their older names.
 	Drops DropCounts
+
+	// Sender-side loss recovery (scoreboard.go, recovery.go, rack.go,
+	// undo.go).
+	SACKBlocksIn    uint64 // SACK blocks received, D-SACKs and bogus ones aside (RFC 2018)
+	SACKBlocksBogus uint64 // SACK blocks ignored: outside SND.UNA..SND.MAX
+	DSACKsIn        uint64 // D-SACK blocks received (RFC 2883)
+	SACKRecoveries  uint64 // RFC 6675 loss recovery episodes entered
+	LimitedTransmit uint64 // new segments sent by Limited Transmit (RFC 3042)
+	RescueRetrans   uint64 // RFC 6675 rescue retransmissions (NextSeg rule 4)
+	RACKLosses      uint64 // segments RACK marked lost (RFC 8985 section 6.2)
+	TLPProbes       uint64 // Tail Loss Probes sent (RFC 8985 section 7.3)
+	TLPRecoveries   uint64 // probes that repaired a lost tail (section 7.4)
+	SpuriousRetrans uint64 // recoveries and timeouts found spurious (RFC 3522, 4015, 3708)
+	Undos           uint64 // of those, the ones whose window reduction was undone
 }
 
 // NewConn makes a connection in state CLOSED for the 4-tuple id. cfg may be
@@ -263,6 +297,7 @@ func (c *Conn) setState(now time.Time, to State, cause Cause) {
 		// be flushed", RFC 9293 3.10.7.4 on RST); Read releases the
 		// buffer once it is empty.
 		c.snd.buf.release()
+		c.snd.txq = txQueue{}
 		if c.rcv.buf.len() == 0 || c.err != nil {
 			c.rcv.buf.release()
 		}
@@ -289,7 +324,7 @@ func (c *Conn) returnToListen(now time.Time, cause Cause) {
 		passive: true, released: c.released,
 		nodelay: c.nodelay, keepAlive: c.keepAlive,
 		kaIdle: c.kaIdle, kaInterval: c.kaInterval, kaCount: c.kaCount,
-		stats: c.stats,
+		stats: c.stats, reported: c.reported,
 	}
 	fresh.rtt.init(c.cfg)
 	fresh.snd.buf.limit = c.cfg.sendBufferSize()

@@ -68,6 +68,16 @@ func FuzzConn(f *testing.F) {
 					sg.opts.TSVal = uint32(s[3]) << 8
 					sg.opts.TSEcr = uint32(s[5])
 				}
+				if s[0]&32 != 0 && sg.flags&S == 0 {
+					// A SACK block somewhere around what we sent.
+					start := iss + 1 + seqv(uint32(s[2])<<6)
+					sg.opts.SACKBlocks[0] = wire.SACKBlock{Start: start, End: start + seqv(uint32(s[3])<<5+1)}
+					sg.opts.NumSACK = 1
+					if s[0]&64 != 0 { // and a second, as a D-SACK would pair
+						sg.opts.SACKBlocks[1] = wire.SACKBlock{Start: start - seqv(uint32(s[6])<<4), End: start + seqv(uint32(s[7])<<6+1)}
+						sg.opts.NumSACK = 2
+					}
+				}
 				if s[0]&16 != 0 && sg.flags&S != 0 {
 					sg.opts.HasMSS, sg.opts.MSS = true, uint16(s[4])<<4
 					sg.opts.HasWindowScale, sg.opts.WindowScale = true, s[5]&15
@@ -160,6 +170,7 @@ func checkInvariants(t *testing.T, tc *tconn) {
 		t.Fatalf("out-of-order cost %d (counted %d, limit %d), %d bytes in chunks, %d in spans",
 			cost, c.rcv.ooo.cost, c.cfg.outOfOrderLimit(), held, c.rcv.ooo.bytes())
 	}
+	checkRecoveryInvariants(t, c)
 	if dl := c.Deadline(); !dl.IsZero() && dl.Before(tc.now) {
 		t.Fatalf("state %v: deadline %v in the past", c.state, tc.now.Sub(dl))
 	}
@@ -173,5 +184,48 @@ func checkInvariants(t *testing.T, tc *tconn) {
 		if i > 0 && tc.events[i-1].To != e.From {
 			t.Fatalf("transitions do not chain: %v then %v -> %v", tc.events[i-1].To, e.From, e.To)
 		}
+	}
+}
+
+// checkRecoveryInvariants checks the sender's loss recovery state: the
+// scoreboard's ranges are sorted, disjoint and within SND.UNA..SND.MAX; the
+// transmit records tile SND.UNA..SND.MAX; the byte counts add up.
+func checkRecoveryInvariants(t *testing.T, c *Conn) {
+	t.Helper()
+	sb := &c.snd.sb
+	if sb.n > maxSACKRanges {
+		t.Fatalf("%d SACK ranges", sb.n)
+	}
+	sum := 0
+	for i := 0; i < sb.n; i++ {
+		r := sb.r[i]
+		if !r.start.LessThan(r.end) || r.start.LessThan(c.snd.una) || r.end.GreaterThan(c.snd.max) ||
+			i > 0 && !sb.r[i-1].end.LessThan(r.start) {
+			t.Fatalf("bad SACK range %d %v (SND.UNA %d SND.MAX %d): %v", i, r, c.snd.una, c.snd.max, sb.r[:sb.n])
+		}
+		sum += int(r.start.Size(r.end))
+	}
+	if sum != sb.sacked {
+		t.Fatalf("SACKed bytes %d, ranges hold %d", sb.sacked, sum)
+	}
+	q := &c.snd.txq
+	if q.n > maxTxSegs || q.n > len(q.s) {
+		t.Fatalf("%d transmit records in %d", q.n, len(q.s))
+	}
+	lost := 0
+	for i := 0; i < q.n; i++ {
+		s := q.at(i)
+		if !s.start.LessThan(s.end) || i > 0 && q.at(i-1).end != s.start {
+			t.Fatalf("transmit records do not tile: %d %+v", i, *s)
+		}
+		if s.has(txLost) {
+			lost += int(s.start.Size(s.end))
+		}
+	}
+	if lost != q.lostBytes {
+		t.Fatalf("lost bytes %d, records hold %d", q.lostBytes, lost)
+	}
+	if q.n > 0 && c.state.Synchronized() && c.state != TimeWait && (q.at(0).start != c.snd.una || q.at(q.n-1).end != c.snd.max) {
+		t.Fatalf("transmit records %d..%d, flight %d..%d", q.at(0).start, q.at(q.n-1).end, c.snd.una, c.snd.max)
 	}
 }

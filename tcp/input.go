@@ -423,6 +423,10 @@ func (c *Conn) enterFinWait2(now time.Time) {
 // retransmission timer (RFC 6298 section 5).
 func (c *Conn) ackAdvance(now time.Time, seg *Segment) {
 	ack := seg.Ack
+	c.sackUpdate(now, seg)
+	if c.synAcked() && c.state.Synchronized() {
+		c.checkSpurious(now, seg)
+	}
 	if !ack.GreaterThan(c.snd.una) {
 		c.maybeDupAck(now, seg)
 		return
@@ -465,7 +469,9 @@ func (c *Conn) ackAdvance(now time.Time, seg *Segment) {
 	c.snd.orphanRetries = 0 // progress: an orphan's budget starts again
 	c.rtt.backoff = 0
 
-	if c.cc != nil && c.state != SynSent && c.state != SynReceived {
+	if c.cc != nil && c.state != SynSent && c.state != SynReceived && c.sackRecovering() {
+		c.sackOnAck(now, seg, acked, false)
+	} else if c.cc != nil && c.state != SynSent && c.state != SynReceived {
 		flight := int(c.snd.una.Size(c.snd.max))
 		if c.snd.inRecovery {
 			if ack.GreaterThanEq(c.snd.recover) {
@@ -481,12 +487,12 @@ func (c *Conn) ackAdvance(now time.Time, seg *Segment) {
 		} else {
 			c.cc.OnAck(acked, flight)
 		}
+		c.snd.dupAcks = 0
 	}
-	c.snd.dupAcks = 0
 
 	// RFC 6298 5.2 and 5.3.
 	if c.snd.una == c.snd.max {
-		c.tm.rtx = time.Time{}
+		c.tm.rtx, c.tm.reo, c.tm.tlp = time.Time{}, time.Time{}, time.Time{}
 	} else {
 		c.armRTX(now)
 	}
@@ -501,7 +507,17 @@ func (c *Conn) maybeDupAck(now time.Time, seg *Segment) {
 	isDup := seg.Ack == c.snd.una && c.snd.una != c.snd.max && c.snd.wnd != 0 &&
 		len(seg.Payload) == 0 && !seg.has(wire.SYN|wire.FIN) &&
 		uint32(seg.Window)<<c.snd.wscale == c.snd.wnd
-	if !isDup || c.cc == nil || !c.synAcked() {
+	if c.cc == nil || !c.synAcked() {
+		return
+	}
+	if c.sackRecovering() {
+		// RFC 6675 section 2: with SACK, a duplicate is an ACK that
+		// brings SACK information not known before (so the ACKs of
+		// duplicated segments, which bring none, do not count).
+		c.sackOnAck(now, seg, 0, c.snd.su.newlySACKed > 0 && c.snd.una != c.snd.max)
+		return
+	}
+	if !isDup {
 		return
 	}
 	c.snd.dupAcks++
@@ -516,6 +532,7 @@ func (c *Conn) maybeDupAck(now time.Time, seg *Segment) {
 	if c.snd.dupAcks == 3 && seg.Ack.Sub(1).GreaterThanEq(c.snd.recover) {
 		c.snd.inRecovery = true
 		c.snd.recover = c.snd.max
+		c.startEpisode(false)
 		c.cc.OnFastRetransmit(int(c.snd.una.Size(c.snd.max)))
 		c.stats.FastRetransmits++
 		c.retransmitFirst(now)

@@ -80,7 +80,12 @@ func (c *Conn) output(now time.Time) {
 	// and FIN wait for the handshake (RFC 9293 3.10.2, 3.10.4: queued
 	// until ESTABLISHED). In TIME-WAIT only ACKs go out.
 	if c.synAcked() && c.state != TimeWait {
-		for c.sendOneSegment(now) {
+		if c.snd.inRecovery && c.sackRecovering() {
+			for c.recoverySend(now) {
+			}
+		} else {
+			for c.sendOneSegment(now) {
+			}
 		}
 	}
 	if c.rcv.ackPending {
@@ -96,11 +101,18 @@ func (c *Conn) output(now time.Time) {
 		// as a zero-window probe and the window has opened since).
 		c.armRTX(now)
 	}
+	if c.snd.tlpRearm {
+		c.snd.tlpRearm = false
+		if c.tm.persist.IsZero() {
+			c.armTLP(now)
+		}
+	}
 }
 
 // sendOneSegment sends the next data and/or FIN segment if the rules allow,
 // and reports whether it did.
 func (c *Conn) sendOneSegment(now time.Time) bool {
+	holeEnd := c.skipSACKed()
 	off := int(c.snd.bufStart.Size(c.snd.nxt))
 	if c.snd.nxt.LessThan(c.snd.bufStart) {
 		off = 0 // cannot happen once the SYN is acknowledged; be safe
@@ -113,14 +125,17 @@ func (c *Conn) sendOneSegment(now time.Time) bool {
 	if avail == 0 && !finPending {
 		return false
 	}
-	wnd := min(int64(c.snd.wnd), int64(c.cc.Window()))
-	inflight := int64(c.snd.una.Size(c.snd.nxt))
+	wnd, inflight := c.sendWindow()
 	usable := wnd - inflight
 	n := int(min(int64(c.mss), int64(avail), max(usable, 0)))
+	fillsHole := false // a retransmission up to a SACKed range
+	if holeEnd.GreaterThan(c.snd.nxt) && int(c.snd.nxt.Size(holeEnd)) <= n {
+		n, fillsHole = int(c.snd.nxt.Size(holeEnd)), true
+	}
 	fin := finPending && n == avail
 	if n > 0 {
 		switch {
-		case n == c.mss:
+		case n == c.mss || fillsHole:
 			// A full segment is always worth sending.
 		case n == avail && (c.nodelay || inflight == 0 || fin):
 			// Everything queued fits: Nagle lets it go when nothing is
@@ -141,40 +156,28 @@ func (c *Conn) sendOneSegment(now time.Time) bool {
 	// A FIN with no data is sent whatever the window: it occupies one
 	// sequence number, and a peer with a full buffer drops and ACKs it,
 	// after which the retransmission timer tries again.
-	s := &c.out
-	*s = Segment{Seq: c.snd.nxt, Ack: c.rcv.nxt, Flags: wire.ACK}
-	if n > 0 {
-		if cap(c.scratch) < c.mss {
-			c.scratch = make([]byte, c.mss)
-		}
-		s.Payload = c.snd.buf.peek(off, n, c.scratch)
-		if n == avail {
-			s.Flags |= wire.PSH
-		}
-	}
-	if fin {
-		s.Flags |= wire.FIN
-	}
-	c.fillACKFields(now, s, false)
+	s := c.dataSegment(now, c.snd.nxt, off, n, fin, n == avail)
 	if c.snd.una == c.snd.max {
 		c.snd.stalled = now // the flight was empty: USER TIMEOUT starts here
 	}
 	retrans := c.snd.nxt.LessThan(c.snd.max)
 	if retrans {
-		// Karn's rule (RFC 6298 section 3) for fast retransmit and
-		// go-back-N as well as timeouts: the ACK that follows cannot say
-		// which transmission it answers, so the timed segment gives no
-		// sample.
-		c.snd.rttTiming = false
-		c.stats.Retransmits++
-		c.stats.BytesRetrans += uint64(n)
-		c.stampRetransmission(s)
-	} else if !c.snd.rttTiming && c.snd.retransmits == 0 {
+		c.noteRetransmission(s, n)
+	} else if c.snd.dupAcks > 0 && !c.snd.inRecovery && c.sackRecovering() {
+		c.stats.LimitedTransmit++ // sent on a duplicate ACK (RFC 3042)
+	}
+	if !retrans && !c.snd.rttTiming && c.snd.retransmits == 0 {
 		// Time this segment (RFC 6298 section 3); Karn's rule keeps
 		// retransmissions out.
 		c.snd.rttTiming, c.snd.rttSeq, c.snd.rttTime = true, c.snd.nxt, now
 	}
 	c.stats.BytesSent += uint64(n)
+	if c.sackOK {
+		c.snd.txq.sent(c.snd.nxt, c.snd.nxt.Add(s.Len()), now, c.snd.max)
+		if !retrans {
+			c.snd.tlpRearm = true
+		}
+	}
 	c.snd.nxt = c.snd.nxt.Add(s.Len())
 	if c.snd.max.LessThan(c.snd.nxt) {
 		c.snd.max = c.snd.nxt
@@ -185,6 +188,70 @@ func (c *Conn) sendOneSegment(now time.Time) bool {
 	c.tm.persist = time.Time{}
 	c.emit(s)
 	return true
+}
+
+// dataSegment builds a segment of n bytes of data from offset off of the
+// send buffer at seq, with the FIN if fin, in c.out.
+func (c *Conn) dataSegment(now time.Time, seq seqnum.Value, off, n int, fin, push bool) *Segment {
+	s := &c.out
+	*s = Segment{Seq: seq, Ack: c.rcv.nxt, Flags: wire.ACK}
+	if n > 0 {
+		if cap(c.scratch) < c.mss {
+			c.scratch = make([]byte, c.mss)
+		}
+		s.Payload = c.snd.buf.peek(off, n, c.scratch)
+		if push {
+			s.Flags |= wire.PSH
+		}
+	}
+	if fin {
+		s.Flags |= wire.FIN
+	}
+	c.fillACKFields(now, s, false)
+	return s
+}
+
+// sendWindow is the window sendOneSegment fills and what already fills
+// it. Outside recovery it is min(SND.WND, cwnd), with Limited Transmit's
+// allowance (RFC 3042 section 2: on the first two duplicate ACKs, up to
+// two segments beyond cwnd, the receive window permitting) when the peer
+// SACKs. In RFC 6675 recovery PRR meters the sending (recoverySend) and
+// only the receive window is left. SACKed bytes below SND.NXT are not in
+// flight.
+func (c *Conn) sendWindow() (wnd, inflight int64) {
+	flight := int64(c.snd.una.Size(c.snd.nxt))
+	rwnd := int64(c.snd.wnd)
+	cwnd := int64(c.cc.Window())
+	switch {
+	case c.snd.tlpSending:
+		return rwnd, flight // RFC 8985 7.3: one new segment, whatever cwnd says
+	case !c.sackRecovering():
+		return min(rwnd, cwnd), flight
+	case c.snd.dupAcks > 0 && !c.snd.inRecovery && c.snd.nxt == c.snd.max:
+		// RFC 3042 counts the whole flight (FlightSize), SACKed or not.
+		return min(rwnd, cwnd+int64(min(c.snd.dupAcks, 2)*c.mss)), flight
+	}
+	// The receive window holds the SACKed bytes too: it is checked
+	// against the whole flight, cwnd against what is in the network.
+	inflight = flight - int64(c.snd.sb.sackedIn(c.snd.una, c.snd.nxt))
+	if c.snd.inRecovery {
+		return rwnd - flight + inflight, inflight
+	}
+	return min(rwnd-flight+inflight, cwnd), inflight
+}
+
+// skipSACKed moves SND.NXT, when it is behind SND.MAX after a timeout,
+// past bytes the peer has SACKed, which need no retransmission (RFC 6675
+// section 5.1 lets the scoreboard guide what is resent after a timeout;
+// a second timeout clears it). It returns where the hole at SND.NXT ends,
+// or SND.NXT when nothing is skipped.
+func (c *Conn) skipSACKed() seqnum.Value {
+	if !c.snd.nxt.LessThan(c.snd.max) || c.snd.sb.empty() {
+		return c.snd.nxt
+	}
+	s, e := c.snd.sb.nextHole(c.snd.nxt, c.snd.max)
+	c.snd.nxt = s
+	return e
 }
 
 // fillACKFields sets the ACK-related fields of an outgoing non-SYN

@@ -15,7 +15,7 @@ import (
 // zero time when no timer is armed.
 func (c *Conn) Deadline() time.Time {
 	var d time.Time
-	for _, t := range [...]time.Time{c.tm.rtx, c.tm.persist, c.tm.delack, c.tm.keepalive, c.tm.timewait, c.tm.reclaim} {
+	for _, t := range [...]time.Time{c.tm.rtx, c.tm.persist, c.tm.delack, c.tm.keepalive, c.tm.timewait, c.tm.reclaim, c.tm.reo, c.tm.tlp} {
 		if !t.IsZero() && (d.IsZero() || t.Before(d)) {
 			d = t
 		}
@@ -44,6 +44,14 @@ func (c *Conn) HandleTimers(now time.Time) {
 		if c.state == Closed {
 			return
 		}
+	}
+	if due(c.tm.reo, now) {
+		c.tm.reo = time.Time{}
+		c.reorderTimeout(now)
+	}
+	if due(c.tm.tlp, now) {
+		c.tm.tlp = time.Time{}
+		c.tlpTimeout(now)
 	}
 	if due(c.tm.persist, now) {
 		c.tm.persist = time.Time{}
@@ -183,9 +191,20 @@ func (c *Conn) retransmissionTimeout(now time.Time) {
 	}
 	// RFC 5681 section 3.1 eq. 4, and go back to SND.UNA: everything
 	// after it is sent again as the window opens (RFC 6582 section 4).
+	c.startEpisode(true)
 	c.cc.OnTimeout(int(c.snd.una.Size(c.snd.max)))
 	c.snd.inRecovery = false
 	c.snd.dupAcks = 0
+	c.snd.rec = sackRecovery{}
+	c.snd.txq.clearLost()
+	c.snd.rack.tlpActive = false
+	c.tm.reo, c.tm.tlp = time.Time{}, time.Time{}
+	if c.snd.retransmits > 1 {
+		// A second timeout in a row: the peer may have reneged on what it
+		// SACKed (RFC 2018 section 8, RFC 6675 section 5.1), so resend
+		// everything.
+		c.snd.sb.reset()
+	}
 	c.snd.recover = c.snd.max // RFC 6582 section 4: no fast retransmit for old duplicates
 	c.snd.nxt = c.snd.una
 	c.armRTX(now)
@@ -266,7 +285,7 @@ func (c *Conn) armPersist(now time.Time) {
 			}
 			c.tm.persist = now.Add(c.rtt.withBackoff(c.snd.probes))
 		}
-		c.tm.rtx = time.Time{}
+		c.tm.rtx, c.tm.tlp = time.Time{}, time.Time{}
 	case canSend && unsent && c.snd.una == c.snd.max:
 		c.snd.probes = 0
 		if c.tm.persist.IsZero() {
@@ -332,6 +351,9 @@ func (c *Conn) sendProbe(now time.Time) {
 	c.fillACKFields(now, s, false)
 	if c.snd.una.LessThan(c.snd.max) {
 		c.stampRetransmission(s) // a repeated probe
+	}
+	if c.sackOK {
+		c.snd.txq.sent(c.snd.una, c.snd.una.Add(s.Len()), now, c.snd.max)
 	}
 	c.snd.nxt = c.snd.una.Add(s.Len())
 	if c.snd.max.LessThan(c.snd.nxt) {

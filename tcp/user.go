@@ -318,6 +318,12 @@ type Info struct {
 	Backoff     int // consecutive retransmission timeouts
 	OutOfOrder  int // bytes held that arrived out of order
 	Memory      int // bytes the buffers hold: both rings' arrays and the out-of-order data (BufferMemory)
+	// Loss recovery (recovery.go, rack.go).
+	LossDetection LossDetection // in use: rack or dupthresh; empty without SACK
+	Recovering    bool          // in fast recovery (RFC 6675 / RFC 6582)
+	SACKedBytes   int           // bytes above SND.UNA the peer has SACKed
+	LostBytes     int           // bytes marked lost and not yet resent
+	ReorderWindow time.Duration // RACK's reo_wnd now (RFC 8985 section 6.2)
 	Stats
 }
 
@@ -347,7 +353,18 @@ func (c *Conn) Info() Info {
 		Backoff:    c.snd.retransmits,
 		OutOfOrder: c.rcv.ooo.bytes(),
 		Memory:     c.BufferMemory(),
+		Recovering: c.snd.inRecovery,
 		Stats:      c.stats,
+	}
+	if c.sackOK {
+		i.LossDetection = c.cfg.lossDetection()
+		i.SACKedBytes = c.snd.sb.sacked
+		if c.rackOn() {
+			i.LostBytes = c.snd.txq.lostBytes
+			i.ReorderWindow = c.rackReoWnd()
+		} else if c.snd.una != c.snd.max {
+			i.LostBytes = c.snd.sb.unsackedIn(c.snd.una, c.lostBelow())
+		}
 	}
 	if c.cc != nil {
 		i.CWnd = c.cc.Window()

@@ -66,6 +66,9 @@ type Plan struct {
 	Up, Down      int // bytes client->server and server->client
 	Ending        Ending
 	MTU           int
+	// LossDetection is the stacks' tcp.Config.LossDetection (zero: the
+	// default, RACK-TLP).
+	LossDetection tcp.LossDetection
 }
 
 // NewPlan derives a lifetime from seed: 0-10% loss, reordering,
@@ -158,7 +161,7 @@ func Run(p Plan, clk clock.Clock, pcapOut io.Writer) (Result, error) {
 			Rand:  rand.NewChaCha8(seedKey(p.Seed, n)),
 			Trace: rec.trace,
 			// Nagle on for odd seeds: both send paths get exercised.
-			TCP: tcp.Config{MinRTO: 200 * time.Millisecond, Nagle: p.Seed%2 == 1},
+			TCP: tcp.Config{MinRTO: 200 * time.Millisecond, Nagle: p.Seed%2 == 1, LossDetection: p.LossDetection},
 		})
 		_, err := s.AddLink(ep, netip.PrefixFrom(addr, 24))
 		return s, err

@@ -10,6 +10,7 @@ import (
 	"testing/synctest"
 
 	"github.com/synack/synack/internal/clock"
+	"github.com/synack/synack/tcp"
 )
 
 var (
@@ -46,6 +47,48 @@ func TestLifetimes(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestReorderDuplicate plays lifetimes on links that reorder or duplicate
+// but do not lose (issue 10: reordering made every retransmission
+// spurious): the byte streams must arrive intact, with RACK-TLP and with
+// RFC 6675's DupThresh alone.
+func TestReorderDuplicate(t *testing.T) {
+	seeds := uint64(24)
+	if testing.Short() {
+		seeds = 8
+	}
+	for _, c := range []struct {
+		name         string
+		reorder, dup float64
+	}{
+		{"reorder1", 0.01, 0},
+		{"reorder5", 0.05, 0},
+		{"dup5", 0, 0.05},
+	} {
+		for _, ld := range []tcp.LossDetection{tcp.LossRACK, tcp.LossDupThresh} {
+			t.Run(c.name+"/"+string(ld), func(t *testing.T) {
+				t.Parallel()
+				for seed := uint64(1); seed <= seeds; seed++ {
+					p := NewPlan(seed)
+					p.Loss, p.Corrupt = 0, 0
+					p.Reorder, p.Duplicate = c.reorder, c.dup
+					p.LossDetection = ld
+					if p.Up < 40_000 {
+						p.Up = 200_000 // enough data for reordering to matter
+					}
+					var err error
+					var res Result
+					synctest.Test(t, func(t *testing.T) {
+						res, err = Run(p, clock.Real(), nil)
+					})
+					if err != nil {
+						t.Errorf("%v (%s)\n  failed: %v\n  client path %v\n  server path %v", p, ld, err, res.ClientPath, res.ServerPath)
+					}
+				}
+			})
+		}
 	}
 }
 

@@ -1,0 +1,194 @@
+package tcp
+
+import (
+	"testing"
+	"time"
+)
+
+// RFC 8985 section 6.2: a segment is lost only when one sent after it was
+// delivered more than RACK.rtt + reo_wnd after it was sent; min_RTT/4 of
+// reordering is tolerated, and the reordering timer (section 6.3) marks the
+// loss when the window has passed.
+func TestRACKReorderingWindowRFC8985(t *testing.T) {
+	tc := sackBulk(t, 30000)
+	tc.advance(100 * time.Millisecond)
+	tc.sack(0, 1000, 2000) // one segment above the first
+	tc.wantData("RFC 3042: limited transmit", 10000, 1000)
+	tc.wantNothing("not lost yet: reo_wnd = min_RTT/4 = 25 ms")
+	if d := tc.c.tm.reo.Sub(tc.now); d != 25*time.Millisecond {
+		t.Fatalf("reordering timer in %v, want 25ms", d)
+	}
+	tc.advance(24 * time.Millisecond)
+	tc.wantNothing("within the window")
+	tc.advance(time.Millisecond)
+	tc.wantData("reordering timer: lost, retransmitted", 0, 1000)
+	if s := tc.c.Stats(); s.RACKLosses != 1 || s.SACKRecoveries != 1 {
+		t.Fatalf("stats %+v", s)
+	}
+}
+
+// RFC 8985 section 6.2 step 4: with no reordering seen, once DupThresh
+// segments are SACKed the window is 0: the hole is lost as soon as RACK.rtt
+// has passed since it was sent.
+func TestRACKDupThreshSACKedNoWindow(t *testing.T) {
+	tc := sackBulk(t, 30000)
+	tc.advance(100 * time.Millisecond)
+	tc.sack(0, 1000, 2000)
+	tc.sack(0, 1000, 3000)
+	tc.drain()
+	tc.sack(0, 1000, 4000)
+	if w := tc.c.rackReoWnd(); w != 0 {
+		t.Fatalf("reo_wnd %v, want 0", w)
+	}
+	tc.wantData("lost at once", 0, 1000)
+}
+
+// RFC 8985 section 6.2 step 3 and 4: once reordering has been seen, the
+// window is min_RTT/4; a late segment arriving within it is not resent.
+func TestRACKReorderedSegmentNotResent(t *testing.T) {
+	tc := sackBulk(t, 30000)
+	tc.advance(100 * time.Millisecond)
+	// Segment 2 arrives before 1, which arrives 10 ms later: reordering.
+	tc.sack(0, 1000, 2000)
+	tc.advance(10 * time.Millisecond)
+	tc.sack(2000)
+	if !tc.c.snd.rack.reordering {
+		t.Fatal("RACK.reordering_seen not set by a delivery below RACK.fack")
+	}
+	if w := tc.c.rackReoWnd(); w != 25*time.Millisecond {
+		t.Fatalf("reo_wnd %v, want min_RTT/4 = 25ms", w)
+	}
+	// Segment 4 arrives ahead of 3; 3 is then 20 ms late: within the window.
+	tc.advance(time.Millisecond)
+	tc.sack(2000, 3000, 4000)
+	tc.advance(20 * time.Millisecond)
+	tc.sack(4000)
+	for _, s := range tc.drain() {
+		if s.Seq.LessThan(iss + 1 + 10000) {
+			t.Fatalf("spurious retransmission %s", s.String())
+		}
+	}
+	if s := tc.c.Stats(); s.Retransmits != 0 || s.RACKLosses != 0 {
+		t.Fatalf("stats %+v", s)
+	}
+}
+
+// RFC 8985 section 6.2 step 4: each round trip with a D-SACK widens the
+// window by min_RTT/4, for 16 recoveries.
+func TestRACKDSACKWidensWindow(t *testing.T) {
+	tc := sackBulk(t, 30000)
+	tc.advance(100 * time.Millisecond)
+	tc.sack(0, 1000, 2000)
+	tc.sack(2000)
+	// A D-SACK (below SND.UNA) for segment 1.
+	tc.sack(2000, 0, 1000)
+	if s := tc.c.Stats(); s.DSACKsIn != 1 {
+		t.Fatalf("D-SACKs %d", s.DSACKsIn)
+	}
+	if w := tc.c.rackReoWnd(); w != 50*time.Millisecond {
+		t.Fatalf("reo_wnd %v after a D-SACK, want 2 * min_RTT/4", w)
+	}
+	tc.sack(2000, 0, 1000) // same round: no further growth
+	if m := tc.c.snd.rack.reoWndMult; m != 2 {
+		t.Fatalf("reo_wnd_mult %d, want 2", m)
+	}
+	for range rackReoPersist {
+		tc.c.rackRecoveryEnded()
+	}
+	if m := tc.c.snd.rack.reoWndMult; m != 1 {
+		t.Fatalf("reo_wnd_mult %d after 16 recoveries, want 1", m)
+	}
+}
+
+// RFC 8985 section 7: a lost tail is probed after PTO = 2*SRTT (+ the
+// worst-case delayed ACK with one segment in flight) by resending the last
+// segment, long before the RTO; the ACK of the probe ends the episode with
+// a congestion response (section 7.4).
+func TestTLPLostTailRFC8985(t *testing.T) {
+	tc := sackBulk(t, 10000)
+	tc.advance(100 * time.Millisecond)
+	tc.sack(9000) // the last segment is lost
+	tc.drain()
+	if d := tc.c.tm.tlp.Sub(tc.now); d != 2*tc.c.rtt.srtt+wcDelAckT {
+		t.Fatalf("PTO %v, want 2*SRTT + WCDelAckT (SRTT %v)", d, tc.c.rtt.srtt)
+	}
+	if !tc.c.tm.tlp.Before(tc.c.tm.rtx) {
+		t.Fatal("the PTO must come before the RTO")
+	}
+	tc.advanceToDeadline()
+	tc.wantData("TLP: the last segment again", 9000, 1000)
+	tc.wantNothing("one probe")
+	if s := tc.c.Stats(); s.TLPProbes != 1 || s.Timeouts != 0 {
+		t.Fatalf("stats %+v", s)
+	}
+	cwnd := tc.c.Info().CWnd
+	tc.advance(100 * time.Millisecond)
+	tc.sack(10000)
+	if s := tc.c.Stats(); s.TLPRecoveries != 1 {
+		t.Fatalf("TLP recoveries %d", s.TLPRecoveries)
+	}
+	if w := tc.c.Info().CWnd; w >= cwnd {
+		t.Fatalf("cwnd %d -> %d: a repaired tail loss must reduce it", cwnd, w)
+	}
+}
+
+// RFC 8985 section 7.3: with new data waiting and room in the receive
+// window, the probe sends new data, whatever cwnd says.
+func TestTLPProbesNewData(t *testing.T) {
+	tc := sackBulk(t, 30000)
+	tc.advance(100 * time.Millisecond)
+	tc.drain()
+	// Nothing comes back: the PTO fires before the RTO.
+	tc.advanceToDeadline()
+	tc.wantData("TLP: new data", 10000, 1000)
+	tc.wantNothing("one probe")
+	if s := tc.c.Stats(); s.TLPProbes != 1 || s.Retransmits != 0 {
+		t.Fatalf("stats %+v", s)
+	}
+	// Then the RTO, not another probe.
+	tc.advanceToDeadline()
+	if s := tc.c.Stats(); s.TLPProbes != 1 || s.Timeouts != 1 {
+		t.Fatalf("stats %+v", s)
+	}
+}
+
+// RFC 8985 section 7.4.2 with the Eifel test: when the ACK covering a
+// retransmitted probe echoes the original's TSval, the tail was only late:
+// no congestion response.
+func TestTLPLateTailNoResponse(t *testing.T) {
+	tc := tsBulk(t, 10000)
+	orig := firstTSVal(tc)
+	tc.advance(100 * time.Millisecond)
+	tc.tsAck(9000, orig)
+	tc.drain()
+	tc.advanceToDeadline()
+	tc.wantData("TLP: the last segment again", 9000, 1000)
+	cwnd := tc.c.Info().CWnd
+	tc.tsAck(10000, orig+50) // the original, sent before the probe
+	if s := tc.c.Stats(); s.TLPProbes != 1 || s.TLPRecoveries != 0 {
+		t.Fatalf("stats %+v", s)
+	}
+	if w := tc.c.Info().CWnd; w < cwnd {
+		t.Fatalf("cwnd %d -> %d after a probe that repaired nothing", cwnd, w)
+	}
+}
+
+// Go-back-N after a timeout may send a larger segment than the first
+// transmission (Nagle held data back): the part beyond SND.MAX still gets
+// its transmit record, so RACK keeps timing the whole flight.
+func TestRACKRecordsGoBackNBeyondMax(t *testing.T) {
+	tc := sackBulk(t, 100) // Nagle on: 100 bytes out
+	tc.write(payload(500, 1))
+	tc.wantNothing("Nagle holds the rest")
+	tc.advanceToDeadline()
+	tc.wantData("the TLP sends the new data", 100, 500)
+	tc.write(payload(500, 2))
+	tc.wantNothing("Nagle holds the rest")
+	tc.advanceToDeadline() // the RTO: go-back-N from SND.UNA
+	tc.wantData("RTO: a full segment from SND.UNA", 0, 1000)
+	checkRecoveryInvariants(t, tc.c)
+	q := &tc.c.snd.txq
+	if q.n == 0 || q.at(q.n-1).end != tc.c.snd.max {
+		t.Fatalf("records end short of SND.MAX %d", tc.c.snd.max)
+	}
+}

@@ -1,0 +1,336 @@
+package tcp
+
+import (
+	"time"
+
+	"github.com/synack/synack/seqnum"
+)
+
+// This file is the sender's SACK-based loss recovery: the scoreboard fed
+// by each ACK (RFC 6675 section 4, RFC 2018, RFC 2883), recovery entered on
+// RFC 6675's rule or RACK's (rack.go), NextSeg choosing what to resend,
+// and Proportional Rate Reduction (RFC 6937) choosing how much. Limited
+// Transmit (RFC 3042) is in output.go's sendWindow.
+
+// sackUpdate feeds the SACK blocks of an acceptable ACK to the scoreboard
+// (RFC 6675 section 4, "Update()"), once SND.UNA has been computed.
+func (c *Conn) sackUpdate(now time.Time, seg *Segment) {
+	c.snd.su = sackUpdate{}
+	if !c.sackOK {
+		return
+	}
+	una := c.snd.una
+	if seg.Ack.GreaterThan(una) {
+		una = seg.Ack
+	}
+	before := c.snd.sb.sacked
+	u := c.snd.sb.update(&seg.Options, seg.Ack, una, c.snd.max, func(a, b seqnum.Value) {
+		c.txSACKed(now, seg, a, b)
+	})
+	c.txAcked(now, seg, una)
+	u.sackedBefore = before
+	c.snd.su = u
+	c.stats.SACKBlocksIn += uint64(int(seg.Options.NumSACK) - u.bogus)
+	c.stats.SACKBlocksBogus += uint64(u.bogus)
+	if u.dsack {
+		c.stats.DSACKsIn++
+		c.stats.SACKBlocksIn--
+	}
+}
+
+// sackRecovery is the state of RFC 6675 loss recovery and of the
+// Proportional Rate Reduction (RFC 6937) that paces it. The recovery
+// point is sender.recover and "in recovery" sender.inRecovery, shared with
+// NewReno.
+type sackRecovery struct {
+	highRxt   seqnum.Value // HighRxt + 1: the end of the highest byte resent by NextSeg rules 1 and 3
+	rescueRxt seqnum.Value // RescueRxt
+	rescued   bool         // RescueRxt is defined
+
+	// PRR (RFC 6937 section 3).
+	recoverFS    int // RecoverFS: the flight when recovery started
+	prrDelivered int // prr_delivered: bytes delivered to the peer since
+	prrOut       int // prr_out: bytes sent since
+	sndcnt       int // what PRR lets go now, spent by output
+}
+
+// sackRecovering reports whether loss recovery is RFC 6675's: the peer
+// agreed to SACK. Without it NewReno (RFC 6582) recovers as before.
+func (c *Conn) sackRecovering() bool { return c.sackOK }
+
+// delivered is RFC 6937's DeliveredData for the latest ACK: the change in
+// SND.UNA plus the change in SACKed bytes.
+func (c *Conn) delivered(acked int) int {
+	return max(acked+c.snd.sb.sacked-c.snd.su.sackedBefore, 0)
+}
+
+// lostBelow is where the bytes counted lost end (see scoreboard.lostBelow).
+func (c *Conn) lostBelow() seqnum.Value { return c.snd.sb.lostBelow(c.snd.una, c.mss) }
+
+// pipe is RFC 6675's SetPipe. With RACK the bytes counted lost are the
+// ones RACK marked and that wait for their retransmission (a resent
+// segment counts once, as its retransmission).
+func (c *Conn) pipe() int {
+	if c.rackOn() {
+		return max(c.snd.sb.unsackedIn(c.snd.una, c.snd.max)-c.snd.txq.lostBytes, 0)
+	}
+	hr := c.snd.una
+	if c.snd.inRecovery && c.snd.rec.highRxt.GreaterThan(hr) {
+		hr = c.snd.rec.highRxt
+	}
+	return c.snd.sb.pipe(c.snd.una, c.snd.max, c.lostBelow(), hr)
+}
+
+// sackOnAck is RFC 6675 section 5 for one acceptable ACK: acked bytes
+// newly acknowledged cumulatively (0 for a duplicate). It counts duplicate
+// ACKs, enters loss recovery, paces it with PRR, and leaves it at the
+// recovery point. output then sends what NextSeg and PRR allow.
+func (c *Conn) sackOnAck(now time.Time, seg *Segment, acked int, dup bool) {
+	delivered := c.delivered(acked)
+	if acked > 0 {
+		c.snd.dupAcks = 0 // RFC 6675 section 5: a cumulative ACK resets DupAcks
+	} else if dup {
+		c.snd.dupAcks++
+		c.stats.DupAcksIn++
+	}
+	if acked > 0 {
+		c.snd.tlpRearm = true
+	}
+	rack := c.rackOn()
+	if rack {
+		c.rackOnAck(now, seg)
+	}
+	if c.snd.inRecovery {
+		if seg.Ack.GreaterThanEq(c.snd.recover) {
+			// RFC 6675 section 5 step (B)... once HighACK reaches
+			// RecoveryPoint, recovery is over; RFC 6937: cwnd goes to
+			// ssthresh (bounded by the pipe, RFC 6582 option 1).
+			c.snd.inRecovery = false
+			c.cc.OnRecoveryEnd(c.pipe())
+			if rack {
+				c.rackRecoveryEnded()
+			}
+			return
+		}
+		c.snd.rec.prrDelivered += delivered
+		c.prr(delivered)
+		return
+	}
+	if acked > 0 {
+		c.cc.OnAck(acked, int(c.snd.una.Size(c.snd.max)))
+	}
+	// RFC 6675 section 5 steps (2) and (3): DupThresh duplicates, or
+	// IsLost(HighACK + 1); with RACK (RFC 8985 section 6.2), a segment
+	// marked lost. And RFC 6582 section 4's guard: a cumulative ACK beyond
+	// the last recovery point (old duplicates start nothing).
+	if c.snd.una == c.snd.max || !c.snd.una.Sub(1).GreaterThanEq(c.snd.recover) {
+		return
+	}
+	if rack {
+		if c.snd.txq.lostBytes == 0 {
+			return
+		}
+	} else if c.snd.dupAcks < dupThresh && !c.snd.sb.isLost(c.snd.una, c.snd.una, c.mss) {
+		return
+	}
+	c.enterSACKRecovery(now, delivered)
+}
+
+// enterSACKRecovery is RFC 6675 section 5 step (4) with RFC 6937's
+// initialisation.
+func (c *Conn) enterSACKRecovery(now time.Time, delivered int) {
+	flight := int(c.snd.una.Size(c.snd.max))
+	c.snd.inRecovery = true
+	c.snd.recover = c.snd.max // RecoveryPoint = HighData
+	c.startEpisode(false)
+	c.cc.OnFastRetransmit(flight)
+	c.snd.rec = sackRecovery{
+		highRxt:      c.snd.una,
+		recoverFS:    max(c.pipeAtEntry(), 1),
+		prrDelivered: delivered,
+	}
+	c.stats.SACKRecoveries++
+	c.stats.FastRetransmits++
+	c.snd.rack.tlpActive = false
+	c.tm.tlp = time.Time{}
+	c.prr(delivered)
+	// RFC 6675 step (4.3) retransmits the first lost segment at once: PRR
+	// lets at least that one go (RFC 6937 section 3, "fast retransmit").
+	c.snd.rec.sndcnt = max(c.snd.rec.sndcnt, c.mss)
+}
+
+// pipeAtEntry is RecoverFS: RFC 6937 uses the flight; the bytes SACKed
+// before are not in the network and are left out.
+func (c *Conn) pipeAtEntry() int {
+	return int(c.snd.una.Size(c.snd.max)) - c.snd.sb.sacked
+}
+
+// prr sets what Proportional Rate Reduction (RFC 6937 section 3.1, with
+// the Slow Start Reduction Bound) lets go on this ACK.
+func (c *Conn) prr(delivered int) {
+	r := &c.snd.rec
+	pipe := c.pipe()
+	ss := c.cc.SlowStartThreshold()
+	var sndcnt int
+	if pipe > ss {
+		// Proportional part: CEIL(prr_delivered * ssthresh / RecoverFS) - prr_out.
+		sndcnt = int((int64(r.prrDelivered)*int64(ss)+int64(r.recoverFS)-1)/int64(r.recoverFS)) - r.prrOut
+	} else {
+		// Slow start part, PRR-SSRB.
+		limit := max(r.prrDelivered-r.prrOut, delivered) + c.mss
+		sndcnt = min(ss-pipe, limit)
+	}
+	r.sndcnt = max(sndcnt, 0)
+}
+
+// recoverySend sends one segment in SACK recovery if PRR allows and NextSeg
+// (RFC 6675 section 4) finds one, and reports whether it did.
+func (c *Conn) recoverySend(now time.Time) bool {
+	r := &c.snd.rec
+	if r.sndcnt <= 0 {
+		return false
+	}
+	seq, n, rule := c.nextSeg()
+	switch rule {
+	case 0:
+		return false
+	case 2:
+		// New data: the ordinary path, within the receive window.
+		if r.sndcnt < min(c.mss, c.unsent()) {
+			return false
+		}
+		before := c.snd.max
+		if !c.sendOneSegment(now) {
+			return false
+		}
+		sent := int(before.Size(c.snd.max))
+		r.prrOut += sent
+		r.sndcnt -= sent
+		return true
+	}
+	if r.sndcnt < n && r.prrOut > 0 {
+		return false
+	}
+	sent := c.sendRange(now, seq, n)
+	if sent == 0 {
+		return false
+	}
+	switch rule {
+	case 1, 3:
+		r.highRxt = seq.Add(seqnum.Size(sent))
+	case 4:
+		r.rescueRxt, r.rescued = c.snd.recover, true
+		c.stats.RescueRetrans++
+	}
+	r.prrOut += sent
+	r.sndcnt -= sent
+	return true
+}
+
+// unsent is how many bytes of data are queued and never sent.
+func (c *Conn) unsent() int {
+	return max(c.snd.buf.len()-int(c.snd.bufStart.Size(c.snd.max)), 0)
+}
+
+// nextSeg is RFC 6675 section 4's NextSeg: the first lost hole above
+// HighRxt (rule 1), else new data (rule 2), else a hole below the highest
+// SACKed byte (rule 3), else the rescue retransmission (rule 4). It
+// returns the rule, 0 for none.
+func (c *Conn) nextSeg() (seq seqnum.Value, n int, rule int) {
+	if c.rackOn() {
+		return c.rackNextSeg()
+	}
+	r := &c.snd.rec
+	una, hi := c.snd.una, c.snd.max
+	from := seqnum.Max(r.highRxt, una)
+	lost := c.lostBelow()
+	highSACK := c.snd.sb.highest(una)
+	// Rule 1: S2 > HighRxt, below the highest SACKed byte, IsLost(S2).
+	if s, e := c.snd.sb.nextHole(from, hi); s.LessThan(lost) && s.LessThan(highSACK) {
+		return s, int(s.Size(seqnum.Min(e, s.Add(seqnum.Size(c.mss))))), 1
+	}
+	// Rule 2: new data, if the receive window has room.
+	if c.unsent() > 0 || c.snd.finQueued && !c.finSent() {
+		if int64(una.Size(hi)) < int64(c.snd.wnd) {
+			return hi, 0, 2
+		}
+	}
+	// Rule 3: a hole above HighRxt below the highest SACKed byte, lost or not.
+	if s, e := c.snd.sb.nextHole(from, hi); s.LessThan(highSACK) {
+		return s, int(s.Size(seqnum.Min(e, s.Add(seqnum.Size(c.mss))))), 3
+	}
+	// Rule 4: the rescue retransmission, once per recovery window: the
+	// segment holding the highest byte not SACKed.
+	if !r.rescued || una.GreaterThan(r.rescueRxt) {
+		top := hi
+		if !highSACK.LessThan(hi) && c.snd.sb.n > 0 {
+			top = c.snd.sb.r[c.snd.sb.n-1].start
+		}
+		start := seqnum.Max(una, top.Sub(seqnum.Size(c.mss)))
+		// Not when that byte was already resent by rule 1 or 3.
+		if s, e := c.snd.sb.nextHole(start, top); s.LessThan(e) && e.GreaterThan(r.highRxt) {
+			return s, int(s.Size(e)), 4
+		}
+	}
+	return 0, 0, 0
+}
+
+// rackNextSeg is NextSeg with RACK deciding what is lost (RFC 8985
+// section 6: RACK replaces IsLost): the first segment marked lost, else
+// new data. Holes not yet known lost wait for RACK or the TLP rather than
+// being resent on a guess (rules 3 and 4), which is what makes reordering
+// cheap.
+func (c *Conn) rackNextSeg() (seq seqnum.Value, n int, rule int) {
+	q := &c.snd.txq
+	if q.lostBytes > 0 {
+		for i := 0; i < q.n; i++ {
+			s := q.at(i)
+			if s.has(txLost) && !s.has(txSACKed) {
+				return s.start, int(s.start.Size(s.end)), 1
+			}
+		}
+	}
+	if c.unsent() > 0 || c.snd.finQueued && !c.finSent() {
+		if int64(c.snd.una.Size(c.snd.max)) < int64(c.snd.wnd) {
+			return c.snd.max, 0, 2
+		}
+	}
+	return 0, 0, 0
+}
+
+// sendRange retransmits [seq, seq+n): data, and the FIN when the range
+// covers its sequence number. It returns the sequence space sent.
+func (c *Conn) sendRange(now time.Time, seq seqnum.Value, n int) int {
+	if seq.LessThan(c.snd.bufStart) {
+		return 0
+	}
+	off := int(c.snd.bufStart.Size(seq))
+	data := min(n, c.snd.buf.len()-off, c.mss)
+	if data < 0 {
+		data = 0
+	}
+	fin := c.snd.finQueued && seq.Add(seqnum.Size(data)) == c.finSeq() && n > data
+	if data == 0 && !fin {
+		return 0
+	}
+	s := c.dataSegment(now, seq, off, data, fin, data == c.snd.buf.len()-off)
+	c.noteRetransmission(s, data)
+	c.snd.txq.sent(seq, seq.Add(s.Len()), now, c.snd.max)
+	c.stats.BytesSent += uint64(data)
+	c.tm.persist = time.Time{}
+	c.emit(s)
+	return int(s.Len())
+}
+
+// noteRetransmission is the bookkeeping of every segment sent again.
+func (c *Conn) noteRetransmission(s *Segment, n int) {
+	// Karn's rule (RFC 6298 section 3) for fast retransmit and
+	// go-back-N as well as timeouts: the ACK that follows cannot say
+	// which transmission it answers, so the timed segment gives no
+	// sample.
+	c.snd.rttTiming = false
+	c.stats.Retransmits++
+	c.stats.BytesRetrans += uint64(n)
+	c.stampRetransmission(s)
+	c.episodeRetransmit(s)
+}

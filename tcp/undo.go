@@ -1,0 +1,153 @@
+package tcp
+
+import (
+	"time"
+
+	"github.com/synack/synack/seqnum"
+)
+
+// This file detects spurious retransmissions and undoes the window
+// reduction they caused: with timestamps by the Eifel algorithm (RFC 3522
+// for fast retransmits, RFC 4015 for timeouts), with D-SACK by RFC 3708.
+
+// undoEpisode is one loss episode: a fast recovery or a run of timeouts,
+// and the window before it.
+type undoEpisode struct {
+	active         bool
+	timeout        bool // started by a retransmission timeout
+	cwnd, ssthresh int  // before the reduction
+	end            seqnum.Value
+	// The first retransmission: its sequence number and TSval, which the
+	// ACK that covers it echoes back (RFC 3522 section 3.2, RetransmitTS).
+	firstSeq  seqnum.Value
+	tsval     uint32
+	tsSet     bool
+	eifelDone bool
+	retrans   int // retransmissions of data below end
+	dsacked   int // of them, D-SACKed (RFC 3708)
+}
+
+// startEpisode notes the window before a reduction; the caller reduces it
+// next.
+func (c *Conn) startEpisode(timeout bool) {
+	if u := &c.snd.undo; u.active && timeout && u.timeout && c.snd.una.LessThan(u.end) {
+		return // a further timeout of the same episode
+	}
+	c.snd.undo = undoEpisode{
+		active: true, timeout: timeout,
+		cwnd: c.cc.Window(), ssthresh: c.cc.SlowStartThreshold(),
+		end: c.snd.max,
+	}
+}
+
+// episodeRetransmit counts a retransmission of s for the episode.
+func (c *Conn) episodeRetransmit(s *Segment) {
+	u := &c.snd.undo
+	if !u.active || !s.Seq.LessThan(u.end) {
+		return
+	}
+	u.retrans++
+	if !u.tsSet && s.Options.HasTimestamps {
+		u.tsSet, u.tsval, u.firstSeq = true, s.Options.TSVal, s.Seq
+	}
+}
+
+// checkSpurious looks at an acceptable ACK for proof that the episode's
+// retransmissions were not needed.
+func (c *Conn) checkSpurious(now time.Time, seg *Segment) {
+	u := &c.snd.undo
+	if !u.active || c.cc == nil {
+		return
+	}
+	spurious := false
+	// Eifel: the first ACK that covers the first retransmission echoes a
+	// TSval older than it, so it answers the original transmission.
+	if u.tsSet && !u.eifelDone && seg.Ack.GreaterThan(u.firstSeq) {
+		u.eifelDone = true
+		o := &seg.Options
+		if c.tsOK && o.HasTimestamps && o.TSEcr != 0 && int32(o.TSEcr-u.tsval) < 0 {
+			spurious = true
+		}
+	}
+	// RFC 3708: every retransmission of the episode D-SACKed. Counted once
+	// the recovery is over, as later retransmissions could still follow.
+	if su := &c.snd.su; su.dsack && u.retrans > 0 && su.dsackEnd.LessThanEq(u.end) {
+		u.dsacked++
+	}
+	if u.retrans > 0 && u.dsacked >= u.retrans && !c.snd.inRecovery {
+		spurious = true
+	}
+	if spurious {
+		c.undo(seg)
+	}
+}
+
+// undo restores the window of before the episode (RFC 3522 section 3.2,
+// RFC 4015 section 3.2, RFC 3708 section 4).
+func (c *Conn) undo(seg *Segment) {
+	u := &c.snd.undo
+	u.active = false
+	c.stats.SpuriousRetrans++
+	if un, ok := c.cc.(Undoer); ok {
+		un.Undo(u.cwnd, u.ssthresh)
+		c.stats.Undos++
+	}
+	if c.snd.inRecovery {
+		// Leave the recovery; a real loss found later may start another.
+		c.snd.inRecovery = false
+		c.snd.recover = seg.Ack.Sub(1)
+		c.snd.rec = sackRecovery{}
+	}
+	if u.timeout && c.snd.nxt.LessThan(c.snd.max) {
+		// RFC 4015 section 3.2: after a spurious timeout, resume with new
+		// data instead of going back over what the peer already has.
+		c.snd.nxt = c.snd.max
+	}
+	if c.rackOn() {
+		// A spurious retransmission is reordering, as a D-SACK would show
+		// (RFC 8985 section 6.2 step 4 counts D-SACKs; timestamps tell
+		// the same sooner).
+		c.rackDSACK()
+	}
+}
+
+// RecoveryCounts are the loss recovery events of one connection that the
+// stack adds to its counters, under Linux's TcpExt names where it has one.
+type RecoveryCounts struct {
+	TCPSackRecovery      uint64 // Stats.SACKRecoveries
+	TCPLossProbes        uint64 // Stats.TLPProbes
+	TCPLossProbeRecovery uint64 // Stats.TLPRecoveries
+	TCPDSACKRecv         uint64 // Stats.DSACKsIn
+	TCPRACKLost          uint64 // Stats.RACKLosses
+	TCPSpuriousRetrans   uint64 // Stats.SpuriousRetrans
+	TCPLossUndo          uint64 // Stats.Undos
+}
+
+func (c *Conn) recoveryCounts() RecoveryCounts {
+	s := &c.stats
+	return RecoveryCounts{
+		TCPSackRecovery: s.SACKRecoveries, TCPLossProbes: s.TLPProbes, TCPLossProbeRecovery: s.TLPRecoveries,
+		TCPDSACKRecv: s.DSACKsIn, TCPRACKLost: s.RACKLosses, TCPSpuriousRetrans: s.SpuriousRetrans, TCPLossUndo: s.Undos,
+	}
+}
+
+// TakeRecoveryCounts returns the recovery events since its last call, and
+// whether there were any: the stack reads it after every call into the
+// connection, as it does Retransmits.
+func (c *Conn) TakeRecoveryCounts() (RecoveryCounts, bool) {
+	now := c.recoveryCounts()
+	if now == c.reported {
+		return RecoveryCounts{}, false
+	}
+	d := RecoveryCounts{
+		TCPSackRecovery:      now.TCPSackRecovery - c.reported.TCPSackRecovery,
+		TCPLossProbes:        now.TCPLossProbes - c.reported.TCPLossProbes,
+		TCPLossProbeRecovery: now.TCPLossProbeRecovery - c.reported.TCPLossProbeRecovery,
+		TCPDSACKRecv:         now.TCPDSACKRecv - c.reported.TCPDSACKRecv,
+		TCPRACKLost:          now.TCPRACKLost - c.reported.TCPRACKLost,
+		TCPSpuriousRetrans:   now.TCPSpuriousRetrans - c.reported.TCPSpuriousRetrans,
+		TCPLossUndo:          now.TCPLossUndo - c.reported.TCPLossUndo,
+	}
+	c.reported = now
+	return d, true
+}
