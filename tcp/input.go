@@ -266,6 +266,9 @@ func (c *Conn) segmentSynchronized(now time.Time, seg *Segment) {
 		c.drop(seg, v.drop)
 		switch v.reply {
 		case replyACK:
+			if v.drop == DropOutOfWindow || v.drop == DropPAWS {
+				c.noteOldDuplicate(seg) // RFC 2883: D-SACK what was received before
+			}
 			c.sendACK(now)
 		case replyChallengeACK:
 			c.challengeACK(now)
@@ -615,8 +618,12 @@ func (c *Conn) receiveData(now time.Time, seg *Segment) {
 		d := int(seq.Size(c.rcv.nxt))
 		if d >= len(data) {
 			c.rcv.ackPending, c.rcv.ackNow = true, true // a pure duplicate
+			c.noteDuplicate(seq, seq.Add(seqnum.Size(len(data))))
 			return
 		}
+		// Partly a duplicate: its first d bytes were received before
+		// (RFC 2883 section 4.2.1).
+		c.noteDuplicate(seq, c.rcv.nxt)
 		data, seq = data[d:], c.rcv.nxt
 	}
 	wnd := int(c.rcvWindow())

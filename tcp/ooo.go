@@ -3,6 +3,7 @@ package tcp
 import (
 	"slices"
 
+	"github.com/synack/synack/seqnum"
 	"github.com/synack/synack/wire"
 )
 
@@ -152,6 +153,24 @@ func (q *reassembly) island(pos int) int {
 		return lo
 	}
 	return -1
+}
+
+// held returns the first run of [start, end) that an island holds
+// already, if any.
+func (q *reassembly) held(start, end int) (span, bool) {
+	lo, hi := 0, len(q.spans)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if q.spans[m].end <= start {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	if lo == len(q.spans) || q.spans[lo].start >= end {
+		return span{}, false
+	}
+	return span{max(start, q.spans[lo].start), min(end, q.spans[lo].end)}, true
 }
 
 // touch makes the island holding pos the most recently reported one: it
@@ -346,6 +365,15 @@ func (q *reassembly) empty() bool { return len(q.chunks) == 0 }
 // receiveOutOfOrder keeps data that arrived at offset off > 0 from
 // RCV.NXT, within the window, and counts what happened to it.
 func (c *Conn) receiveOutOfOrder(off int, data []byte) {
+	if c.sackOK && !c.rcv.dsackSet {
+		// Bytes held already: report the first run of them in a D-SACK
+		// block (RFC 2883 section 4.1.3; section 4.2.3: of several
+		// duplicate runs only the first is reported).
+		if d, ok := c.rcv.ooo.held(c.rcv.ooo.base+off, c.rcv.ooo.base+off+len(data)); ok {
+			d = c.rcv.ooo.rel(d)
+			c.noteDuplicate(c.rcv.nxt.Add(seqnum.Size(d.start)), c.rcv.nxt.Add(seqnum.Size(d.end)))
+		}
+	}
 	res, pruned := c.rcv.ooo.add(off, data, c.cfg.outOfOrderLimit())
 	c.stats.OutOfOrderPruned += uint64(pruned)
 	if res == oooStored {

@@ -53,6 +53,7 @@ func (c *Conn) noteAckSent(s *Segment) {
 	c.rcv.ackPending = false
 	c.rcv.ackNow = false
 	c.rcv.unackedSegs = 0
+	c.rcv.dsackSet = false // a duplicate is reported once, in the next ACK (RFC 2883 section 4 (1), (2))
 	c.tm.delack = time.Time{}
 }
 
@@ -197,7 +198,7 @@ func (c *Conn) fillACKFields(now time.Time, s *Segment, pureACK bool) {
 		s.Options.TSVal = c.tsNow(now)
 		s.Options.TSEcr = c.tsRecent
 	}
-	if pureACK && c.sackOK && !c.rcv.ooo.empty() {
+	if pureACK && c.sackOK && (!c.rcv.ooo.empty() || c.rcv.dsackSet) {
 		c.fillSACK(s)
 	}
 	c.noteAckSent(s)

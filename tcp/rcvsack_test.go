@@ -117,9 +117,9 @@ func TestSACKOrderWithTimestampsThreeBlocks(t *testing.T) {
 	tc.inData(1000, 1500)
 	tc.wantSACK("the triggering island, then the two most recent", 0,
 		blk{1000, 1500}, blk{8000, 9000}, blk{6000, 7000})
-	tc.inData(4500, 5000)
+	tc.inData(5000, 5500)
 	tc.wantSACK("an island extended at its end goes first", 0,
-		blk{4000, 5000}, blk{1000, 1500}, blk{8000, 9000})
+		blk{4000, 5500}, blk{1000, 1500}, blk{8000, 9000})
 }
 
 func TestSACKOrderDelayedACK(t *testing.T) {
@@ -166,5 +166,126 @@ func TestSACKOrderAllocs(t *testing.T) {
 		tc.now = tc.now.Add(time.Millisecond)
 	}); n != 0 {
 		t.Errorf("a SACK answering a duplicate out-of-order segment: %v allocations, want 0", n)
+	}
+}
+
+// D-SACK (RFC 2883): a duplicate is reported in the first SACK block of
+// an ACK sent at once, followed by the island holding it, then the
+// ordinary blocks.
+
+func TestDSACKBelowCumulativeACK(t *testing.T) {
+	// RFC 2883 section 4.1.1 (example 1): a segment wholly before
+	// RCV.NXT arrives again (its ACK was lost, the sender retransmitted).
+	tc := newEstablishedSACK(t)
+	tc.inData(0, 1000)
+	tc.inData(1000, 2000)
+	tc.drain()
+	tc.inData(0, 1000)
+	tc.wantSACK("the duplicate is reported at once, below the ACK", 2000, blk{0, 1000})
+	if got := tc.c.Stats().DSACKsSent; got != 1 {
+		t.Fatalf("DSACKsSent = %d, want 1", got)
+	}
+	tc.inData(2000, 2500)
+	tc.advance(time.Second)
+	tc.wantSACK("the next ACK does not repeat it (section 4 (2))", 2500)
+}
+
+func TestDSACKBelowCumulativeACKWithIslands(t *testing.T) {
+	// RFC 2883 section 4.1.2 (example 2): a duplicate before RCV.NXT
+	// while out-of-order data is held: the D-SACK block first, then the
+	// ordinary SACK blocks.
+	tc := newEstablishedSACK(t)
+	tc.inData(0, 1000)
+	tc.inData(3000, 4000)
+	tc.drain()
+	tc.inData(0, 1000)
+	tc.wantSACK("D-SACK, then the island", 1000, blk{0, 1000}, blk{3000, 4000})
+}
+
+func TestDSACKOfOutOfOrderData(t *testing.T) {
+	// RFC 2883 section 4.1.3 (example 3): a duplicate of data held out of
+	// order: the D-SACK block, then the (larger) island holding it, then
+	// the other islands.
+	tc := newEstablishedSACK(t)
+	tc.inData(5000, 6000)
+	tc.inData(3000, 4000)
+	tc.inData(7000, 8000)
+	tc.drain()
+	tc.inData(3000, 3500)
+	tc.wantSACK("D-SACK, its island, then the most recently reported", 0,
+		blk{3000, 3500}, blk{3000, 4000}, blk{7000, 8000}, blk{5000, 6000})
+	tc.inData(8000, 8500)
+	tc.wantSACK("reported once: the next ACK has none", 0,
+		blk{7000, 8500}, blk{3000, 4000}, blk{5000, 6000})
+}
+
+func TestDSACKPartialBelowCumulativeACK(t *testing.T) {
+	// RFC 2883 section 4.2.1 (example 4): a larger retransmission whose
+	// first part was received: only that part is reported, and the ACK
+	// goes out at once though the rest was new, in-order data.
+	tc := newEstablishedSACK(t)
+	tc.inData(0, 500)
+	tc.drain()
+	tc.inData(0, 1000)
+	tc.wantSACK("the duplicate part only", 1000, blk{0, 500})
+}
+
+func TestDSACKPartialFirstRunOnly(t *testing.T) {
+	// RFC 2883 sections 4.2.2 and 4.2.3 (examples 5 and 6): a segment
+	// holding two non-contiguous duplicate runs reports only the first.
+	t.Run("one run below RCV.NXT, one in an island", func(t *testing.T) {
+		tc := newEstablishedSACK(t)
+		tc.inData(0, 1000)
+		tc.inData(1500, 2000)
+		tc.drain()
+		tc.inData(500, 2500)
+		tc.wantSACK("the run below RCV.NXT", 2500, blk{500, 1000})
+	})
+	t.Run("two runs in islands", func(t *testing.T) {
+		tc := newEstablishedSACK(t)
+		tc.inData(2000, 2500)
+		tc.inData(3000, 3500)
+		tc.drain()
+		tc.inData(2000, 4000)
+		tc.wantSACK("the first run, then the island it is now part of", 0,
+			blk{2000, 2500}, blk{2000, 4000})
+	})
+}
+
+func TestDSACKNeedsSACK(t *testing.T) {
+	// A D-SACK block is a SACK block: without SACK-permitted none is sent
+	// (RFC 2883 section 4, RFC 2018 section 2).
+	tc := newEstablished(t)
+	tc.in(seg{flags: A, seq: irs + 1, ack: iss + 1, data: payload(100, 0)})
+	tc.in(seg{flags: A, seq: irs + 1, ack: iss + 1, data: payload(100, 0)})
+	s := tc.want("plain ACK of the duplicate", seg{flags: A, seq: iss + 1, ack: irs + 101})
+	if s.Options.NumSACK != 0 || tc.c.Stats().DSACKsSent != 0 {
+		t.Fatalf("SACK blocks %v sent without SACK-permitted", s.Options.SACK())
+	}
+}
+
+func TestDSACKWithTimestamps(t *testing.T) {
+	// With timestamps 3 blocks fit: the D-SACK block takes one of them.
+	tc := newEstablishedSACKTS(t)
+	for i := 1; i <= 4; i++ {
+		tc.inData(2000*i, 2000*i+1000)
+	}
+	tc.drain()
+	tc.inData(4000, 4500)
+	tc.wantSACK("D-SACK, its island, the most recent other", 0,
+		blk{4000, 4500}, blk{4000, 5000}, blk{8000, 9000})
+}
+
+func TestDSACKOfPAWSRejectedDuplicate(t *testing.T) {
+	// An old duplicate that PAWS rejects (RFC 7323 section 5.3) is
+	// answered with the ACK R1 asks for; what of it lies before RCV.NXT
+	// was received already, and is reported.
+	tc := newEstablishedSACKTS(t)
+	tc.in(seg{flags: A, seq: irs + 1, ack: iss + 1, data: payload(1000, 0), opts: wire.TCPOptions{HasTimestamps: true, TSVal: 5}})
+	tc.drain()
+	tc.in(seg{flags: A, seq: irs + 1, ack: iss + 1, data: payload(1000, 0), opts: wire.TCPOptions{HasTimestamps: true, TSVal: 4}})
+	tc.wantSACK("PAWS ACK with a D-SACK block", 1000, blk{0, 1000})
+	if tc.c.Stats().PAWSRejected != 1 {
+		t.Fatal("the segment was not rejected by PAWS")
 	}
 }
