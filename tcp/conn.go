@@ -118,10 +118,18 @@ type receiver struct {
 	dsack    wire.SACKBlock
 	dsackSet bool
 
-	ackPending  bool // an ACK is owed
-	ackNow      bool // and must not wait for the delayed-ACK timer
-	unackedSegs int  // full-sized segments received since the last ACK we sent
-	lastAckSent seqnum.Value
+	ackPending   bool // an ACK is owed
+	ackNow       bool // and must not wait for the delayed-ACK timer
+	unackedBytes int  // in-order bytes received since the last ACK we sent
+	lastAckSent  seqnum.Value
+
+	// Quick-ACK mode (Config.QuickACKs): quickACKs more data segments
+	// are acknowledged at once. lastData is when data last arrived, and
+	// sndMaxAtData our SND.MAX then: if it has moved since, we answered
+	// (the exchange is interactive and our data carries the ACKs).
+	quickACKs    int
+	lastData     time.Time
+	sndMaxAtData seqnum.Value
 }
 
 // timers are the connection's deadlines; the zero time means disarmed.

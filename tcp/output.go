@@ -52,7 +52,7 @@ func (c *Conn) noteAckSent(s *Segment) {
 	c.rcv.advEdge = s.Ack.Add(seqnum.Size(uint32(s.Window) << scale))
 	c.rcv.ackPending = false
 	c.rcv.ackNow = false
-	c.rcv.unackedSegs = 0
+	c.rcv.unackedBytes = 0
 	c.rcv.dsackSet = false // a duplicate is reported once, in the next ACK (RFC 2883 section 4 (1), (2))
 	c.tm.delack = time.Time{}
 }
