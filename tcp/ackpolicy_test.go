@@ -2,6 +2,7 @@ package tcp
 
 import (
 	"github.com/synack/synack/seqnum"
+	"github.com/synack/synack/wire"
 	"testing"
 	"time"
 )
@@ -163,4 +164,39 @@ func TestPartialDuplicateACKedAtOnce(t *testing.T) {
 	tc.drain()
 	tc.in(seg{flags: A, seq: irs + 51, ack: iss + 1, data: payload(100, 0)})
 	tc.wantImmediateACK("partly a duplicate", 150)
+}
+
+func TestCloseReadSendsNothingAndDataIsStillAcked(t *testing.T) {
+	// Passive open with a 1 MiB buffer: the SYN,ACK offered 65535
+	// (unscaled), the scaled window now is larger. shutdown(SHUT_RD)
+	// with nothing buffered sends nothing (Linux neither), and data
+	// arriving afterwards is acknowledged (at once in quick-ACK mode)
+	// and discarded.
+	tc := newListen(t, withOptions, withQuickACK, func(c *Config) { c.ReceiveBufferSize = 1 << 20 })
+	ts := wire.TCPOptions{HasTimestamps: true, TSVal: 2}
+	tc.in(seg{flags: S, seq: irs, opts: synOpts(7, 1)})
+	tc.want("SYN,ACK", seg{flags: S | A, seq: iss, ack: irs + 1})
+	tc.in(seg{flags: A, seq: irs + 1, ack: iss + 1, opts: ts})
+	tc.wantState("established", Established)
+	tc.wantNothing("the handshake's last ACK needs no answer")
+	tc.c.CloseRead(tc.now)
+	tc.wantNothing("CloseRead with nothing buffered")
+	tc.in(seg{flags: A, seq: irs + 1, ack: iss + 1, data: payload(1000, 0), opts: ts})
+	tc.want("data after CloseRead is acknowledged at once", seg{flags: A, seq: iss + 1, ack: irs + 1001})
+	if tc.c.Readable() != 0 {
+		t.Fatal("data after CloseRead is readable")
+	}
+}
+
+func TestCloseReadWithBufferedDataUpdatesTheWindow(t *testing.T) {
+	// Dropping unread data opens the window as reading it would: the
+	// window update goes out as after a Read (RFC 9293 3.8.6.2.2).
+	tc := newEstablishedMSS(t, 1000)
+	for off := 0; off < 12000; off += 1000 {
+		tc.inSmall(off, 1000)
+	}
+	tc.advance(time.Second)
+	tc.drain()
+	tc.c.CloseRead(tc.now)
+	tc.want("window update", seg{flags: A, seq: iss + 1, ack: irs + 12001, win: 16384})
 }
