@@ -615,7 +615,8 @@ func (c *Conn) takeSYNText(now time.Time) {
 func (c *Conn) receiveData(now time.Time, seg *Segment) {
 	seq, data := seg.Seq, seg.Payload
 	c.noteDataArrival(now)
-	if seq.LessThan(c.rcv.nxt) {
+	dup := seq.LessThan(c.rcv.nxt) // (partly) received before
+	if dup {
 		d := int(seq.Size(c.rcv.nxt))
 		// A duplicate, whole or in part: acknowledged at once (RFC 9293
 		// 3.10.7.4, "first": an unacceptable segment is answered with an
@@ -654,6 +655,11 @@ func (c *Conn) receiveData(now time.Time, seg *Segment) {
 		c.enterQuickACK()
 		c.receiveOutOfOrder(off, data)
 		return
+	}
+	if !dup {
+		// Its tail may repeat the front of an island (RFC 2883 section
+		// 4.2.3): only the first duplicate run of a segment is reported.
+		c.noteHeldDuplicate(0, len(data))
 	}
 	n := c.rcv.buf.write(data)
 	hadHoles := !c.rcv.ooo.empty()

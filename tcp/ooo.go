@@ -365,15 +365,7 @@ func (q *reassembly) empty() bool { return len(q.chunks) == 0 }
 // receiveOutOfOrder keeps data that arrived at offset off > 0 from
 // RCV.NXT, within the window, and counts what happened to it.
 func (c *Conn) receiveOutOfOrder(off int, data []byte) {
-	if c.sackOK && !c.rcv.dsackSet {
-		// Bytes held already: report the first run of them in a D-SACK
-		// block (RFC 2883 section 4.1.3; section 4.2.3: of several
-		// duplicate runs only the first is reported).
-		if d, ok := c.rcv.ooo.held(c.rcv.ooo.base+off, c.rcv.ooo.base+off+len(data)); ok {
-			d = c.rcv.ooo.rel(d)
-			c.noteDuplicate(c.rcv.nxt.Add(seqnum.Size(d.start)), c.rcv.nxt.Add(seqnum.Size(d.end)))
-		}
-	}
+	c.noteHeldDuplicate(off, len(data))
 	res, pruned := c.rcv.ooo.add(off, data, c.cfg.outOfOrderLimit())
 	c.stats.OutOfOrderPruned += uint64(pruned)
 	if res == oooStored {
@@ -384,6 +376,20 @@ func (c *Conn) receiveOutOfOrder(off int, data []byte) {
 	// Dropped unacknowledged: the peer sends it again. (Linux counts
 	// this as TCPOFODrop.)
 	c.stats.OutOfOrderDropped++
+}
+
+// noteHeldDuplicate reports, in a D-SACK block, the first run of the n
+// bytes at offset off from RCV.NXT that an island holds already (RFC 2883
+// section 4.1.3; sections 4.2.2 and 4.2.3: of several duplicate runs only
+// the first is reported).
+func (c *Conn) noteHeldDuplicate(off, n int) {
+	if !c.sackOK {
+		return
+	}
+	if d, ok := c.rcv.ooo.held(c.rcv.ooo.base+off, c.rcv.ooo.base+off+n); ok {
+		d = c.rcv.ooo.rel(d)
+		c.noteDuplicate(c.rcv.nxt.Add(seqnum.Size(d.start)), c.rcv.nxt.Add(seqnum.Size(d.end)))
+	}
 }
 
 // Prune gives back the memory of the out-of-order data the connection

@@ -289,3 +289,15 @@ func TestDSACKOfPAWSRejectedDuplicate(t *testing.T) {
 		t.Fatal("the segment was not rejected by PAWS")
 	}
 }
+
+func TestDSACKInOrderSegmentRepeatingAnIsland(t *testing.T) {
+	// An in-order segment whose tail was held out of order: the tail is
+	// the duplicate (RFC 2883 section 4.2.3); the island joins the
+	// in-order data and the other islands follow.
+	tc := newEstablishedSACK(t)
+	tc.inData(1500, 2000)
+	tc.inData(500, 1000)
+	tc.drain()
+	tc.inData(0, 1000)
+	tc.wantSACK("D-SACK of the tail, then the island left", 1000, blk{500, 1000}, blk{1500, 2000})
+}
