@@ -53,6 +53,7 @@ const (
 	DefaultMinRTO            = 200 * time.Millisecond
 	DefaultMaxRTO            = 120 * time.Second
 	DefaultDelayedACK        = 40 * time.Millisecond
+	DefaultQuickACKs         = 16 // Linux's TCP_MAX_QUICKACKS
 	DefaultFinWait2Timeout   = 60 * time.Second
 	DefaultKeepAliveIdle     = 2 * time.Hour
 	DefaultKeepAliveInterval = 75 * time.Second
@@ -140,6 +141,21 @@ type Config struct {
 	// 3.8.6.3 says at most 0.5 s; RFC 1122 4.2.3.2). Default 40 ms.
 	DelayedACK time.Duration
 
+	// QuickACKs is how many data segments are acknowledged at once, not
+	// delayed, when a connection starts receiving, after it has received
+	// nothing for longer than the retransmission timeout, and after data
+	// arrived out of order or twice: the sender's slow start grows with
+	// every ACK (RFC 5681 section 3.1), and a sender recovering from a
+	// loss needs each ACK without delay (RFC 5681 section 4.2 asks an
+	// immediate ACK for out-of-order data and for data that fills a
+	// hole). Linux's quick-ACK mode does the same. It is bounded by half
+	// the receive window in full-sized segments (at least 2). Default 16,
+	// as Linux. NoQuickACK turns it off: an ACK then waits for a second
+	// full-sized segment or for DelayedACK (RFC 9293 3.8.6.3), as FreeBSD
+	// does.
+	QuickACKs  int
+	NoQuickACK bool
+
 	// Nagle turns Nagle's algorithm on for new connections (RFC 9293
 	// section 3.7.4, SHLD-7): while data is unacknowledged, a segment
 	// smaller than the MSS waits for more. Off by default, as Go's net
@@ -212,6 +228,7 @@ func (c Config) WithDefaults() Config {
 	c.InitialRTO, c.MinRTO, c.MaxRTO = c.initialRTO(), c.minRTO(), c.maxRTO()
 	c.MaxRetransmits, c.SynRetries, c.SynAckRetries = c.maxRetransmits(), c.synRetries(), c.synAckRetries()
 	c.DelayedACK = c.delayedACK()
+	c.QuickACKs = c.quickACKs()
 	c.ChallengeACKLimit = c.challengeACKLimit()
 	c.KeepAliveIdle, c.KeepAliveInterval, c.KeepAliveCount = c.keepAliveIdle(), c.keepAliveInterval(), c.keepAliveCount()
 	c.FinWait2Timeout = c.finWait2Timeout()
@@ -281,6 +298,14 @@ func (c *Config) synAckRetries() int {
 
 func (c *Config) delayedACK() time.Duration {
 	return configDefault(c.DelayedACK, DefaultDelayedACK)
+}
+
+// quickACKs is QuickACKs, 0 with NoQuickACK.
+func (c *Config) quickACKs() int {
+	if c.NoQuickACK {
+		return 0
+	}
+	return configDefault(c.QuickACKs, DefaultQuickACKs)
 }
 
 func (c *Config) challengeACKLimit() int {

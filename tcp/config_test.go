@@ -32,6 +32,7 @@ func TestConfigDefaults(t *testing.T) {
 		{"SynRetries", func(c *Config) any { return c.synRetries() }, func(c *Config) { c.SynRetries = 2 }, 6, 2},
 		{"SynAckRetries", func(c *Config) any { return c.synAckRetries() }, func(c *Config) { c.SynAckRetries = 2 }, 5, 2},
 		{"DelayedACK", func(c *Config) any { return c.delayedACK() }, func(c *Config) { c.DelayedACK = 200 * time.Millisecond }, 40 * time.Millisecond, 200 * time.Millisecond},
+		{"QuickACKs", func(c *Config) any { return c.quickACKs() }, func(c *Config) { c.QuickACKs = 4 }, 16, 4},
 		{"ChallengeACKLimit", func(c *Config) any { return c.challengeACKLimit() }, func(c *Config) { c.ChallengeACKLimit = 1000 }, 100, 1000},
 		{"KeepAliveIdle", func(c *Config) any { return c.keepAliveIdle() }, func(c *Config) { c.KeepAliveIdle = time.Minute }, 2 * time.Hour, time.Minute},
 		{"KeepAliveInterval", func(c *Config) any { return c.keepAliveInterval() }, func(c *Config) { c.KeepAliveInterval = time.Second }, 75 * time.Second, time.Second},

@@ -129,10 +129,23 @@ type receiver struct {
 	advEdge seqnum.Value // right edge of the window last advertised: RCV.NXT + RCV.WND then
 	wscale  uint8        // Rcv.Wind.Shift of RFC 7323
 
-	ackPending  bool // an ACK is owed
-	ackNow      bool // and must not wait for the delayed-ACK timer
-	unackedSegs int  // full-sized segments received since the last ACK we sent
-	lastAckSent seqnum.Value
+	// dsack is a duplicate to report in the first SACK block of the
+	// next ACK, when dsackSet (RFC 2883 section 4, rcvsack.go).
+	dsack    wire.SACKBlock
+	dsackSet bool
+
+	ackPending   bool // an ACK is owed
+	ackNow       bool // and must not wait for the delayed-ACK timer
+	unackedBytes int  // in-order bytes received since the last ACK we sent
+	lastAckSent  seqnum.Value
+
+	// Quick-ACK mode (Config.QuickACKs): quickACKs more data segments
+	// are acknowledged at once. lastData is when data last arrived, and
+	// sndMaxAtData our SND.MAX then: if it has moved since, we answered
+	// (the exchange is interactive and our data carries the ACKs).
+	quickACKs    int
+	lastData     time.Time
+	sndMaxAtData seqnum.Value
 }
 
 // timers are the connection's deadlines; the zero time means disarmed.
@@ -226,6 +239,7 @@ type Stats struct {
 	ResetsReceived        uint64
 	DelayedACKsSent       uint64
 	SACKBlocksSent        uint64
+	DSACKsSent            uint64 // ACKs whose first SACK block reported a duplicate (RFC 2883)
 	SegmentsDroppedNoACK  uint64
 	TimestampRTTSamples   uint64
 	RetransmissionStalled uint64

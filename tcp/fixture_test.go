@@ -76,9 +76,11 @@ func (tc *tconn) StateChanged(c *Conn, t Transition) { tc.events = append(tc.eve
 func (tc *tconn) SegmentDropped(c *Conn, s *Segment, r DropReason) { tc.drops = append(tc.drops, r) }
 
 // newTC makes a CLOSED connection. By default no options are offered, so
-// segments are plain, and Nagle's algorithm is on, as RFC 9293 3.7.4
-// (SHLD-7) has it, though a zero Config turns it off; a test that wants
-// otherwise passes a config change (withOptions, withNoDelay).
+// segments are plain, Nagle's algorithm is on, as RFC 9293 3.7.4
+// (SHLD-7) has it, though a zero Config turns it off, and quick-ACK mode
+// is off, so that ACKs follow RFC 9293 3.8.6.3's delayed-ACK rule alone;
+// a test that wants otherwise passes a config change (withOptions,
+// withNoDelay, withQuickACK).
 func newTC(t *testing.T, mods ...func(*Config)) *tconn {
 	t.Helper()
 	tc := &tconn{t: t, now: epoch, peerWin: 8192}
@@ -92,6 +94,7 @@ func newTC(t *testing.T, mods ...func(*Config)) *tconn {
 		SendBufferSize:    16384,
 		MinRTO:            time.Second,
 		Nagle:             true,
+		NoQuickACK:        true,
 	}
 	for _, m := range mods {
 		m(&tc.cfg)
@@ -101,6 +104,9 @@ func newTC(t *testing.T, mods ...func(*Config)) *tconn {
 }
 
 func withOptions(c *Config) { c.NoWindowScale, c.NoTimestamps, c.NoSACK = false, false, false }
+
+// withQuickACK turns quick-ACK mode on, with the default count.
+func withQuickACK(c *Config) { c.NoQuickACK = false }
 
 // in injects a segment from the peer.
 func (tc *tconn) in(s seg) {

@@ -266,6 +266,9 @@ func (c *Conn) segmentSynchronized(now time.Time, seg *Segment) {
 		c.drop(seg, v.drop)
 		switch v.reply {
 		case replyACK:
+			if v.drop == DropOutOfWindow || v.drop == DropPAWS {
+				c.noteOldDuplicate(seg) // RFC 2883: D-SACK what was received before
+			}
 			c.sendACK(now)
 		case replyChallengeACK:
 			c.challengeACK(now)
@@ -625,15 +628,26 @@ func (c *Conn) takeSYNText(now time.Time) {
 // receiveData takes payload into the receive buffer, in order or out of
 // order, trimming what was already received and what lies beyond the
 // window, and decides how soon to acknowledge (RFC 9293 3.8.6.3, RFC 5681
-// section 4.2, RFC 1122 4.2.3.2).
+// section 4.2, RFC 1122 4.2.3.2): see ackPolicy.
 func (c *Conn) receiveData(now time.Time, seg *Segment) {
 	seq, data := seg.Seq, seg.Payload
-	if seq.LessThan(c.rcv.nxt) {
+	c.noteDataArrival(now)
+	dup := seq.LessThan(c.rcv.nxt) // (partly) received before
+	if dup {
 		d := int(seq.Size(c.rcv.nxt))
+		// A duplicate, whole or in part: acknowledged at once (RFC 9293
+		// 3.10.7.4, "first": an unacceptable segment is answered with an
+		// ACK; RFC 2883 section 4 reports it in a D-SACK block). The
+		// sender retransmitted what we had: our ACKs were lost or late.
+		c.rcv.ackPending, c.rcv.ackNow = true, true
+		c.enterQuickACK()
 		if d >= len(data) {
-			c.rcv.ackPending, c.rcv.ackNow = true, true // a pure duplicate
+			c.noteDuplicate(seq, seq.Add(seqnum.Size(len(data))))
 			return
 		}
+		// Partly a duplicate: its first d bytes were received before
+		// (RFC 2883 section 4.2.1).
+		c.noteDuplicate(seq, c.rcv.nxt)
 		data, seq = data[d:], c.rcv.nxt
 	}
 	wnd := int(c.rcvWindow())
@@ -648,10 +662,21 @@ func (c *Conn) receiveData(now time.Time, seg *Segment) {
 	c.rcv.ackPending = true
 	if off > 0 {
 		// Out of order: keep it for later (ooo.go) and send a duplicate
-		// ACK at once, which is what drives the peer's fast retransmit.
+		// ACK at once, which is what drives the peer's fast retransmit
+		// (RFC 5681 section 4.2: "A TCP receiver SHOULD send an
+		// immediate duplicate ACK when an out-of-order segment
+		// arrives"; RFC 9293 3.10.7.4 "seventh"). The segments that
+		// repair the hole follow: quick-ACK mode acknowledges them at
+		// once too.
 		c.rcv.ackNow = true
+		c.enterQuickACK()
 		c.receiveOutOfOrder(off, data)
 		return
+	}
+	if !dup {
+		// Its tail may repeat the front of an island (RFC 2883 section
+		// 4.2.3): only the first duplicate run of a segment is reported.
+		c.noteHeldDuplicate(0, len(data))
 	}
 	n := c.rcv.buf.write(data)
 	hadHoles := !c.rcv.ooo.empty()
@@ -659,23 +684,70 @@ func (c *Conn) receiveData(now time.Time, seg *Segment) {
 	k := n + c.rcv.ooo.deliver(n, &c.rcv.buf)
 	c.rcv.nxt = c.rcv.nxt.Add(seqnum.Size(k))
 	c.stats.BytesReceived += uint64(k)
-	if hadHoles {
-		c.rcv.ackNow = true // a gap was (partly) filled: ACK at once
-	}
 	if c.readShut {
 		c.rcv.buf.discard(c.rcv.buf.len())
 		c.armReclaim(now)
 	}
-	// At least every second full-sized segment is acknowledged at once.
-	if n >= c.mss {
-		c.rcv.unackedSegs++
-	}
-	if c.rcv.unackedSegs >= 2 {
-		c.rcv.ackNow = true
-	}
+	c.ackPolicy(n, hadHoles)
 	if c.rcv.fin && c.rcv.fseq == c.rcv.nxt {
 		c.receiveFIN(now)
 	}
+}
+
+// ackPolicy decides whether the ACK of n in-order bytes just taken goes
+// out at once or may wait for the delayed-ACK timer (RFC 9293 3.8.6.3,
+// RFC 1122 4.2.3.2: at most DelayedACK, under 0.5 s). At once when:
+//   - the segment filled (part of) a hole: RFC 5681 section 4.2, "a TCP
+//     receiver SHOULD send an immediate ACK when the incoming segment
+//     fills in all or part of a gap in the sequence space";
+//   - two full-sized segments' worth of data is unacknowledged: RFC 5681
+//     section 4.2 and RFC 9293 3.8.6.3, "an ACK SHOULD be generated for
+//     at least every second full-sized segment". Counted in bytes, so a
+//     segment larger than one MSS (from a peer's segmentation offload)
+//     counts for what it carries;
+//   - the connection is in quick-ACK mode (Config.QuickACKs).
+func (c *Conn) ackPolicy(n int, filledHole bool) {
+	if filledHole {
+		c.rcv.ackNow = true
+	}
+	c.rcv.unackedBytes += n
+	if c.rcv.unackedBytes >= 2*c.mss {
+		c.rcv.ackNow = true
+	}
+	if c.rcv.quickACKs > 0 {
+		c.rcv.quickACKs--
+		c.rcv.ackNow = true
+	}
+}
+
+// noteDataArrival notes that a segment with data arrived, and starts
+// quick-ACK mode when it is the first data of the connection or the first
+// after an idle period longer than the retransmission timeout: the
+// sender is then in slow start, or restarts from a small window (RFC 5681
+// section 4.1), and every ACK lets its window grow. Not when we sent data
+// since the last data arrived: the exchange is interactive, and our data
+// carries the ACKs.
+func (c *Conn) noteDataArrival(now time.Time) {
+	first := c.rcv.lastData.IsZero()
+	idle := !first && now.Sub(c.rcv.lastData) > c.rtt.withBackoff(0) && c.snd.max == c.rcv.sndMaxAtData
+	if first || idle {
+		c.enterQuickACK()
+	}
+	c.rcv.lastData = now
+	c.rcv.sndMaxAtData = c.snd.max
+}
+
+// enterQuickACK starts (or extends) quick-ACK mode: the next
+// Config.QuickACKs data segments are acknowledged at once, but no more
+// than half the receive window in full-sized segments (at least 2), so
+// that the sender is never acked byte by byte for a window it cannot fill.
+func (c *Conn) enterQuickACK() {
+	q := c.cfg.quickACKs()
+	if q == 0 || c.mss <= 0 {
+		return
+	}
+	q = min(q, max(int(c.rcvWindow())/(2*c.mss), 2))
+	c.rcv.quickACKs = max(c.rcv.quickACKs, q)
 }
 
 // receiveFIN is the eighth step: the peer's FIN is in order.

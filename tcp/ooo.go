@@ -1,6 +1,11 @@
 package tcp
 
-import "slices"
+import (
+	"slices"
+
+	"github.com/synack/synack/seqnum"
+	"github.com/synack/synack/wire"
+)
 
 // This file keeps out-of-order data (RFC 9293 section 3.10.7.4, "seventh":
 // segments beyond RCV.NXT are kept for later). What is kept costs what was
@@ -39,8 +44,17 @@ type reassembly struct {
 	base   int        // stream offset of RCV.NXT
 	chunks []oooChunk // sorted by off, disjoint, all beyond base
 	spans  []span     // the islands: chunks merged where they touch; sorted, disjoint, non-adjacent
-	last   span       // the most recently received range, whose island goes first in SACK (RFC 2018 section 4)
 	cost   int        // sum of the chunks' costs
+
+	// recent names the islands most recently reported as the first
+	// block of a SACK option, the most recent first, each by a stream
+	// offset inside it: RFC 2018 section 4 fills the blocks after the
+	// first by "repeating the most recently reported SACK blocks". An
+	// offset finds its island again whatever the island has grown into
+	// since, and one that names no island any more (delivered, pruned)
+	// is skipped. A fixed array: keeping the order allocates nothing.
+	recent  [wire.MaxSACKBlocks]int
+	nrecent int
 }
 
 // maxOOOSpans bounds the out-of-order islands one connection keeps, so a
@@ -119,9 +133,103 @@ func (q *reassembly) add(off int, data []byte, limit int) (oooResult, int) {
 		j++
 		pos = gapEnd
 	}
-	q.last = span{start, end}
 	q.addSpan(start, end)
 	return oooStored, pruned
+}
+
+// island returns the index of the island holding stream offset pos, or
+// -1 if none does.
+func (q *reassembly) island(pos int) int {
+	lo, hi := 0, len(q.spans)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if q.spans[m].end <= pos {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	if lo < len(q.spans) && q.spans[lo].start <= pos {
+		return lo
+	}
+	return -1
+}
+
+// held returns the first run of [start, end) that an island holds
+// already, if any.
+func (q *reassembly) held(start, end int) (span, bool) {
+	lo, hi := 0, len(q.spans)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if q.spans[m].end <= start {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	if lo == len(q.spans) || q.spans[lo].start >= end {
+		return span{}, false
+	}
+	return span{max(start, q.spans[lo].start), min(end, q.spans[lo].end)}, true
+}
+
+// touch makes the island holding pos the most recently reported one: it
+// holds the segment that triggers the ACK about to go out, which RFC 2018
+// section 4 puts in the first SACK block. Entries for the same island,
+// or for none, leave the list.
+func (q *reassembly) touch(pos int) {
+	k := q.island(pos)
+	if k < 0 {
+		return
+	}
+	var keep [len(q.recent)]int
+	keep[0] = pos
+	n := 1
+	for _, p := range q.recent[:q.nrecent] {
+		if n == len(keep) {
+			break
+		}
+		if j := q.island(p); j >= 0 && j != k {
+			keep[n] = p
+			n++
+		}
+	}
+	q.recent, q.nrecent = keep, n
+}
+
+// sackBlocks puts into out up to limit islands, in the order RFC 2018
+// section 4 gives SACK blocks: the most recently reported first (the
+// first of them holds the segment that triggered this ACK, see touch),
+// then, while room is left, the others from RCV.NXT on: the holes
+// nearest RCV.NXT are the ones the sender must fill first. It returns how
+// many it put.
+func (q *reassembly) sackBlocks(out []span, limit int) int {
+	limit = min(limit, len(out))
+	var used [len(q.recent)]int // islands already in out, by index
+	n := 0
+	for _, p := range q.recent[:q.nrecent] {
+		if n == limit {
+			return n
+		}
+		k := q.island(p)
+		if k < 0 || slices.Contains(used[:n], k) {
+			continue
+		}
+		used[n] = k
+		out[n] = q.spans[k]
+		n++
+	}
+	recent := used[:n]
+	for k, sp := range q.spans {
+		if n == limit {
+			break
+		}
+		if !slices.Contains(recent, k) {
+			out[n] = sp
+			n++
+		}
+	}
+	return n
 }
 
 // addSpan merges [start, end), now held whole, into the islands.
@@ -257,15 +365,31 @@ func (q *reassembly) empty() bool { return len(q.chunks) == 0 }
 // receiveOutOfOrder keeps data that arrived at offset off > 0 from
 // RCV.NXT, within the window, and counts what happened to it.
 func (c *Conn) receiveOutOfOrder(off int, data []byte) {
+	c.noteHeldDuplicate(off, len(data))
 	res, pruned := c.rcv.ooo.add(off, data, c.cfg.outOfOrderLimit())
 	c.stats.OutOfOrderPruned += uint64(pruned)
 	if res == oooStored {
 		c.stats.OutOfOrderSegs++
+		c.rcv.ooo.touch(c.rcv.ooo.base + off)
 		return
 	}
 	// Dropped unacknowledged: the peer sends it again. (Linux counts
 	// this as TCPOFODrop.)
 	c.stats.OutOfOrderDropped++
+}
+
+// noteHeldDuplicate reports, in a D-SACK block, the first run of the n
+// bytes at offset off from RCV.NXT that an island holds already (RFC 2883
+// section 4.1.3; sections 4.2.2 and 4.2.3: of several duplicate runs only
+// the first is reported).
+func (c *Conn) noteHeldDuplicate(off, n int) {
+	if !c.sackOK {
+		return
+	}
+	if d, ok := c.rcv.ooo.held(c.rcv.ooo.base+off, c.rcv.ooo.base+off+n); ok {
+		d = c.rcv.ooo.rel(d)
+		c.noteDuplicate(c.rcv.nxt.Add(seqnum.Size(d.start)), c.rcv.nxt.Add(seqnum.Size(d.end)))
+	}
 }
 
 // Prune gives back the memory of the out-of-order data the connection

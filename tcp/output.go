@@ -52,7 +52,8 @@ func (c *Conn) noteAckSent(s *Segment) {
 	c.rcv.advEdge = s.Ack.Add(seqnum.Size(uint32(s.Window) << scale))
 	c.rcv.ackPending = false
 	c.rcv.ackNow = false
-	c.rcv.unackedSegs = 0
+	c.rcv.unackedBytes = 0
+	c.rcv.dsackSet = false // a duplicate is reported once, in the next ACK (RFC 2883 section 4 (1), (2))
 	c.tm.delack = time.Time{}
 }
 
@@ -264,44 +265,10 @@ func (c *Conn) fillACKFields(now time.Time, s *Segment, pureACK bool) {
 		s.Options.TSVal = c.tsNow(now)
 		s.Options.TSEcr = c.tsRecent
 	}
-	if pureACK && c.sackOK && !c.rcv.ooo.empty() {
+	if pureACK && c.sackOK && (!c.rcv.ooo.empty() || c.rcv.dsackSet) {
 		c.fillSACK(s)
 	}
 	c.noteAckSent(s)
-}
-
-// fillSACK puts the out-of-order blocks held into s (RFC 2018 section 4):
-// the block holding the most recently received segment first, then the
-// others, as many as fit beside the timestamps.
-func (c *Conn) fillSACK(s *Segment) {
-	limit := wire.MaxSACKBlocks
-	if c.tsOK {
-		limit = maxSACKBlocksTS
-	}
-	o := &s.Options
-	add := func(sp span) {
-		sp = c.rcv.ooo.rel(sp)
-		if o.NumSACK < limit {
-			o.SACKBlocks[o.NumSACK] = wire.SACKBlock{
-				Start: c.rcv.nxt.Add(seqnum.Size(sp.start)),
-				End:   c.rcv.nxt.Add(seqnum.Size(sp.end)),
-			}
-			o.NumSACK++
-		}
-	}
-	first := -1
-	for i, sp := range c.rcv.ooo.spans {
-		if sp.start <= c.rcv.ooo.last.start && c.rcv.ooo.last.start < sp.end {
-			first = i
-			add(sp)
-		}
-	}
-	for i, sp := range c.rcv.ooo.spans {
-		if i != first {
-			add(sp)
-		}
-	}
-	c.stats.SACKBlocksSent += uint64(o.NumSACK)
 }
 
 // sendACK sends a pure ACK: <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>. Like BSD

@@ -253,12 +253,21 @@ func (c *Conn) Release(now time.Time, abort bool) {
 }
 
 // CloseRead is shutdown(SHUT_RD): data already buffered is dropped and
-// what arrives later is acknowledged and discarded.
+// what arrives later is acknowledged and discarded. Data still arrives
+// and is acknowledged as before: RFC 9293 has no half-close of the
+// receiving side, and an unacknowledged segment would only come back
+// (Linux acknowledges it too; FreeBSD also drops it). Nothing is sent
+// unless buffered data was dropped, which opens the window as reading
+// it would (a window update, afterRead); with nothing buffered the
+// window the peer has is still right (Linux sends nothing either).
 func (c *Conn) CloseRead(now time.Time) {
 	c.readShut = true
-	c.rcv.buf.discard(c.rcv.buf.len())
+	n := c.rcv.buf.len()
+	c.rcv.buf.discard(n)
 	c.armReclaim(now)
-	c.afterRead(now)
+	if n > 0 {
+		c.afterRead(now)
+	}
 }
 
 // SetNoDelay turns Nagle's algorithm off (true) or on.

@@ -29,9 +29,10 @@ func TestLinuxProfileFailures(t *testing.T) {
 +.01~+.02 > P. 1:1001(1000) ack 1
 `, "expected at"},
 		{"late for its range", handshake + `
-+.5 < P. 1:101(100) ack 1 win 2000
-+0~+.01 > . 1:1(0) ack 101
-`, "at 0.600000~0.610000"},
++0 write(4, ..., 1000) = 1000
++0 > P. 1:1001(1000) ack 1
++0~+.01 > P. 1:1001(1000) ack 1
+`, "at 0.100000~0.110000"},
 		{"segments that do not end where the expected one does", handshake + `
 +0 write(4, ..., 3000) = 3000
 +0 > P. 1:2501(2500) ack 1

@@ -83,12 +83,16 @@ type Settings struct {
 	synAckRetries          int
 	keepIdle, keepIntvl    time.Duration
 	keepCnt                int
+	noQuickACK             bool
 }
 
 // FreeBSDDefaults are FreeBSD's socket buffer sizes (the suite restates
-// them at the top of every script); everything else is synack's default.
+// them at the top of every script) and its ACK policy, which has no
+// quick-ACK mode (tcp_input's DELAY_ACK: the first segment's ACK waits,
+// the second is acknowledged at once; tcp.Config.NoQuickACK); everything
+// else is synack's default.
 func FreeBSDDefaults() Settings {
-	return Settings{recvspace: 65536, sendspace: 32768}
+	return Settings{recvspace: 65536, sendspace: 32768, noQuickACK: true}
 }
 
 // LinuxDefaults is what packetdrill's gtests/net/common/defaults.sh sets
@@ -141,6 +145,7 @@ func (st Settings) Config() tcp.Config {
 		KeepAliveIdle:     st.keepIdle,
 		KeepAliveInterval: st.keepIntvl,
 		KeepAliveCount:    st.keepCnt,
+		NoQuickACK:        st.noQuickACK,
 	}
 }
 
