@@ -29,6 +29,7 @@ var rules = []Rule{
 	{"closing", "CLOSING pile-up: simultaneous closes whose ACKs are lost", (*checker).closing},
 	{"retransmitting", "connections (not half-open ones) retransmitting by timeout", (*checker).retransmitting},
 	{"retrans-rate", "RetransSegs against OutSegs between two looks", (*checker).retransRate},
+	{"reordering", "retransmissions found needless (D-SACK, timestamps): paths that reorder or duplicate packets", (*checker).reordering},
 	{"listen-drops", "ListenOverflows / ListenDrops moving: handshakes dropped at listeners", (*checker).listenDrops},
 	{"syncookies", "SyncookiesSent moving: a listener's SYN backlog overflowed", (*checker).syncookies},
 	{"orphans", "sockets no process owns against tcp_max_orphans", (*checker).orphans},
@@ -758,6 +759,52 @@ func (c *checker) retransRate() []Finding {
 			"acknowledge. A few tenths of a percent is ordinary; several percent slows every connection.",
 		Confirm: []string{"synack ss: look for rows with retransmit timers and large RTOs, and which peers they share"},
 		Do:      []string{"find the lossy path or peer (see the retransmitting finding, if any)"},
+	}}
+}
+
+// reorderMin is how many needless retransmissions, or D-SACKs received,
+// between two looks make the reordering note: a few are ordinary.
+const reorderMin = 10
+
+// reordering reads the counters that tell reordering and duplication from
+// loss: a D-SACK (RFC 2883) says the peer got a segment twice, and a
+// retransmission undone by a D-SACK (RFC 3708) or by timestamps (Eifel,
+// RFC 3522, RFC 4015) was not needed. synack counts the undone episodes
+// in TCPSpuriousRetrans; Linux splits them by how they were found.
+func (c *checker) reordering() []Finding {
+	dsacks, ok := c.delta("TCPDSACKRecv")
+	if !ok {
+		return nil
+	}
+	spurious := c.pick(
+		[]string{"TCPSpuriousRTOs", "TCPDSACKUndo", "TCPFullUndo", "TCPPartialUndo", "TCPLossUndo"},
+		[]string{"TCPSpuriousRetrans"})
+	var needless uint64
+	for _, n := range spurious {
+		if d, ok := c.delta(n); ok {
+			needless += d
+		}
+	}
+	if dsacks < reorderMin && needless < reorderMin {
+		return nil
+	}
+	names := append([]string{"TCPDSACKRecv"}, spurious...)
+	if c.host() {
+		names = append(names, "TCPSACKReorder", "TCPTSReorder", "TCPRenoReorder")
+	}
+	return []Finding{{
+		Severity: Info, Count: int(max(dsacks, needless)),
+		Seen: fmt.Sprintf("Retransmissions that were not needed %s: %s.", c.since(), c.moved(names...)),
+		Means: "Some paths reorder or duplicate packets (multipath links, load balancers that spread one flow, " +
+			"Wi-Fi or tunnel retries): segments the sender took for lost arrived after all. With SACK, " +
+			"RACK (RFC 8985) widens its reordering window on these D-SACKs and the congestion response is " +
+			"undone, so throughput recovers; without SACK or timestamps every reordering costs a window reduction.",
+		Confirm: []string{"ss -ti (or synack ss): look for connections with a reordering window (reord) above 3 or spurious retransmissions"},
+		Do: c.pick(
+			[]string{"keep net.ipv4.tcp_sack and tcp_timestamps on, and net.ipv4.tcp_recovery=1 (RACK)",
+				"find the path that reorders (traceroute, the peers the affected connections share); ECMP by flow hash keeps a flow on one path"},
+			[]string{"keep SACK and timestamps on (tcp.Config.NoSACK / NoTimestamps false) and LossDetection \"rack\" (the default)",
+				"find the path that reorders: the peers the affected connections share"}),
 	}}
 }
 

@@ -462,6 +462,26 @@ func TestRetransRate(t *testing.T) {
 	})
 }
 
+func TestReordering(t *testing.T) {
+	synack := func(f func() Snapshot) func() Snapshot {
+		return func() Snapshot { s := f(); s.Source = SourceSynack; return s }
+	}
+	base := map[string]uint64{"TCPDSACKRecv": 100, "TCPSpuriousRetrans": 10, "RetransSegs": 500}
+	runCases(t, []ruleCase{
+		{name: "synack: d-sacks and undos", snap: synack(withCounters(map[string]uint64{"TCPDSACKRecv": 160, "TCPSpuriousRetrans": 25, "RetransSegs": 560})),
+			prev: counters(base, 10*time.Second), rule: "reordering", want: Info,
+			check: contains("in the last 10s: TCPDSACKRecv +60, TCPSpuriousRetrans +15", "LossDetection")},
+		{name: "synack: spurious only", snap: synack(withCounters(map[string]uint64{"TCPDSACKRecv": 100, "TCPSpuriousRetrans": 22, "RetransSegs": 520})),
+			prev: counters(base, 10*time.Second), rule: "reordering", want: Info, check: contains("TCPSpuriousRetrans +12")},
+		{name: "synack: a few", snap: synack(withCounters(map[string]uint64{"TCPDSACKRecv": 103, "TCPSpuriousRetrans": 11, "RetransSegs": 600})),
+			prev: counters(base, 10*time.Second), rule: "reordering", none: true},
+		{name: "host: undone by D-SACK and timestamps", snap: withCounters(map[string]uint64{"TCPDSACKRecv": 100, "TCPDSACKUndo": 8, "TCPFullUndo": 6, "TCPSACKReorder": 40}),
+			prev: counters(map[string]uint64{"TCPDSACKRecv": 100, "TCPDSACKUndo": 0, "TCPFullUndo": 0, "TCPSACKReorder": 0}, 2*time.Second),
+			rule: "reordering", want: Info, check: contains("TCPDSACKUndo +8, TCPFullUndo +6, TCPSACKReorder +40", "tcp_recovery")},
+		{name: "one look", snap: withCounters(base), rule: "reordering", none: true},
+	})
+}
+
 func TestListenDrops(t *testing.T) {
 	runCases(t, []ruleCase{
 		{name: "quiet", snap: withCounters(map[string]uint64{"ListenOverflows": 0, "ListenDrops": 0}), rule: "listen-drops", none: true},
@@ -549,7 +569,7 @@ func TestEveryRuleHasATest(t *testing.T) {
 	tested := map[string]bool{
 		"close-wait": true, "fin-wait-1": true, "fin-wait-2": true, "time-wait-ports": true, "time-wait": true,
 		"time-wait-buckets": true, "syn-received": true, "accept-queue": true, "last-ack": true, "closing": true,
-		"retransmitting": true, "retrans-rate": true, "listen-drops": true, "syncookies": true, "orphans": true,
+		"retransmitting": true, "retrans-rate": true, "reordering": true, "listen-drops": true, "syncookies": true, "orphans": true,
 	}
 	for _, r := range Rules() {
 		if !tested[r.Name] {
