@@ -269,7 +269,7 @@ func (c *Conn) segmentSynchronized(now time.Time, seg *Segment) {
 			if v.drop == DropOutOfWindow || v.drop == DropPAWS {
 				c.noteOldDuplicate(seg) // RFC 2883: D-SACK what was received before
 			}
-			c.sendACK(now)
+			c.invalidACK(now, seg)
 		case replyChallengeACK:
 			c.challengeACK(now)
 		case replyReset:
@@ -357,7 +357,7 @@ func (c *Conn) segmentACK(now time.Time, seg *Segment) bool {
 	// before SND.UNA: it cannot be from this connection's recent past.
 	if r := checkACK(seg.Ack, c.snd.una, c.snd.max, c.snd.maxWnd); r != DropNone {
 		c.drop(seg, r)
-		c.sendACK(now)
+		c.invalidACK(now, seg)
 		return false
 	}
 	// The segment is acceptable and so is its ACK: TS.Recent follows the

@@ -320,6 +320,24 @@ func (c *Conn) challengeACK(now time.Time) {
 	c.sendACK(now)
 }
 
+// invalidACK answers seg, dropped as unacceptable, with an ACK (RFC 9293
+// 3.10.7.4, first and fifth; RFC 7323 5.3), unless seg occupies no
+// sequence space and another such answer went out less than
+// Config.InvalidACKInterval ago (RFC 5961 section 7). Without the limit
+// two connections that each hold the other's ACKs unacceptable answer
+// each other at once, forever.
+func (c *Conn) invalidACK(now time.Time, seg *Segment) {
+	if seg.Len() == 0 {
+		iv := c.cfg.invalidACKInterval()
+		if iv > 0 && !c.lastInvalidACK.IsZero() && now.Sub(c.lastInvalidACK) < iv {
+			c.stats.InvalidACKsLimited++
+			return
+		}
+		c.lastInvalidACK = now
+	}
+	c.sendACK(now)
+}
+
 // sendRST sends <SEQ=seq><CTL=RST>.
 func (c *Conn) sendRST(now time.Time, seq seqnum.Value) {
 	s := &c.out
