@@ -21,17 +21,28 @@ import (
 
 // Both sides write and neither reads: both windows close and both probe.
 // Ten seconds of virtual time must pass (the ACK storm never let them),
-// with no segment dropped as unacceptable, and a reset afterwards must end
-// the peer's connection.
+// with no ACK dropped as unacceptable, and a reset afterwards must end the
+// peer's connection.
 func TestZeroWindowBothWaysNoACKStorm(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		var segs atomic.Int64
-		small := tcp.Config{SendBufferSize: 16 << 10, ReceiveBufferSize: 16 << 10}
-		p := newPair(t, pairOpts{a: Options{TCP: small, Trace: func(ev TraceEvent) {
-			if ev.Kind == TraceSent {
+		var segs, badACKs atomic.Int64
+		trace := func(ev TraceEvent) {
+			switch {
+			case ev.Kind == TraceSent:
 				segs.Add(1)
+			case ev.Kind == TraceReceived && ev.Drop == tcp.DropOutOfWindow && ev.Segment.Len() == 0:
+				// Data may be dropped as an old duplicate (a Tail Loss
+				// Probe racing the ACK of what it repeats); an empty
+				// segment is one of the peer's ACKs.
+				badACKs.Add(1)
 			}
-		}}, b: Options{TCP: small}})
+		}
+		small := tcp.Config{SendBufferSize: 16 << 10, ReceiveBufferSize: 16 << 10}
+		p := newPair(t, pairOpts{a: Options{TCP: small, Trace: trace}, b: Options{TCP: small, Trace: func(ev TraceEvent) {
+			if ev.Kind == TraceReceived {
+				trace(ev)
+			}
+		}}})
 		c, s := p.connect(t, 80)
 		for _, x := range []*TCPConn{c, s} {
 			go func() {
@@ -43,15 +54,17 @@ func TestZeroWindowBothWaysNoACKStorm(t *testing.T) {
 		synctest.Wait()
 		n := segs.Load()
 		t.Logf("a sent %d segments in 10 s of virtual time", n)
+		if k := badACKs.Load(); k != 0 {
+			t.Errorf("%d ACKs were dropped as out of the receiver's window", k)
+		}
 		// About 20 data segments, then probes backed off from 200 ms and
 		// the ACKs of the peer's probes: a few dozen at most.
 		if n > 200 {
 			t.Errorf("a sent %d segments in 10 s with both windows closed: ACKs go back and forth", n)
 		}
 		for name, st := range map[string]*Stack{"a": p.a, "b": p.b} {
-			d := st.Counters().Drops
-			if d[tcp.DropOutOfWindow] != 0 || d[tcp.DropRSTOutOfWindow] != 0 {
-				t.Errorf("%s dropped %d segments and %d RSTs as out of its window", name, d[tcp.DropOutOfWindow], d[tcp.DropRSTOutOfWindow])
+			if n := st.Counters().Drops[tcp.DropRSTOutOfWindow]; n != 0 {
+				t.Errorf("%s dropped %d RSTs as out of its window", name, n)
 			}
 		}
 		if c.State() != tcp.Established || s.State() != tcp.Established {
