@@ -76,6 +76,10 @@ const (
 	DefaultOutOfOrderLimitMin = 64 << 10
 )
 
+// DefaultInvalidACKInterval is Config.InvalidACKInterval's default, as
+// Linux's tcp_invalid_ratelimit.
+const DefaultInvalidACKInterval = 500 * time.Millisecond
+
 // Config holds what a connection needs to know about its stack. The zero
 // value is ready to use: a zero (or negative) field means the default named
 // in its comment, which the connection applies when it reads the field
@@ -178,6 +182,22 @@ type Config struct {
 	// connection sends per second at most. Default 100.
 	ChallengeACKLimit int
 
+	// InvalidACKInterval is the least time between two ACKs one
+	// connection sends in answer to unacceptable segments that carry no
+	// data: out of the window (RFC 9293 3.10.7.4, first), failing PAWS
+	// (RFC 7323 5.3), or acknowledging what was never sent (3.10.7.4,
+	// fifth); the ones in between are dropped unanswered. RFC 9293 says
+	// to answer each, but two TCPs that each find the other's ACKs
+	// unacceptable would then exchange ACKs without end; RFC 5961 section
+	// 7 lets a TCP limit such ACKs, and Linux does so per connection
+	// (tcp_invalid_ratelimit). A segment with data, a SYN or a FIN is
+	// always answered: its sender needs the ACK to recover (a SYN gets
+	// RFC 5961's challenge ACK, limited by ChallengeACKLimit), and it
+	// cannot start a loop. Default 500 ms, as Linux. NoInvalidACKLimit
+	// answers every one, as RFC 9293 alone would.
+	InvalidACKInterval time.Duration
+	NoInvalidACKLimit  bool
+
 	// KeepAlive enables keep-alive probes (RFC 9293 section 3.8.4); off by
 	// default. The idle time before the first probe, the interval between
 	// probes and the number of unanswered probes that abort the connection
@@ -230,6 +250,7 @@ func (c Config) WithDefaults() Config {
 	c.DelayedACK = c.delayedACK()
 	c.QuickACKs = c.quickACKs()
 	c.ChallengeACKLimit = c.challengeACKLimit()
+	c.InvalidACKInterval = c.invalidACKInterval()
 	c.KeepAliveIdle, c.KeepAliveInterval, c.KeepAliveCount = c.keepAliveIdle(), c.keepAliveInterval(), c.keepAliveCount()
 	c.FinWait2Timeout = c.finWait2Timeout()
 	c.MinPMTU = c.minPMTU()
@@ -310,6 +331,14 @@ func (c *Config) quickACKs() int {
 
 func (c *Config) challengeACKLimit() int {
 	return configDefault(c.ChallengeACKLimit, DefaultChallengeACKLimit)
+}
+
+// invalidACKInterval is InvalidACKInterval, 0 with NoInvalidACKLimit.
+func (c *Config) invalidACKInterval() time.Duration {
+	if c.NoInvalidACKLimit {
+		return 0
+	}
+	return configDefault(c.InvalidACKInterval, DefaultInvalidACKInterval)
 }
 
 func (c *Config) keepAliveIdle() time.Duration {

@@ -34,6 +34,7 @@ func TestConfigDefaults(t *testing.T) {
 		{"DelayedACK", func(c *Config) any { return c.delayedACK() }, func(c *Config) { c.DelayedACK = 200 * time.Millisecond }, 40 * time.Millisecond, 200 * time.Millisecond},
 		{"QuickACKs", func(c *Config) any { return c.quickACKs() }, func(c *Config) { c.QuickACKs = 4 }, 16, 4},
 		{"ChallengeACKLimit", func(c *Config) any { return c.challengeACKLimit() }, func(c *Config) { c.ChallengeACKLimit = 1000 }, 100, 1000},
+		{"InvalidACKInterval", func(c *Config) any { return c.invalidACKInterval() }, func(c *Config) { c.InvalidACKInterval = time.Second }, 500 * time.Millisecond, time.Second},
 		{"KeepAliveIdle", func(c *Config) any { return c.keepAliveIdle() }, func(c *Config) { c.KeepAliveIdle = time.Minute }, 2 * time.Hour, time.Minute},
 		{"KeepAliveInterval", func(c *Config) any { return c.keepAliveInterval() }, func(c *Config) { c.KeepAliveInterval = time.Second }, 75 * time.Second, time.Second},
 		{"KeepAliveCount", func(c *Config) any { return c.keepAliveCount() }, func(c *Config) { c.KeepAliveCount = 3 }, 9, 3},

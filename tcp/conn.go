@@ -203,6 +203,7 @@ type Conn struct {
 
 	challengeWindow time.Time // start of the current one-second challenge ACK budget
 	challengeCount  int
+	lastInvalidACK  time.Time // when an unacceptable segment was last answered (invalidACK)
 
 	reported RecoveryCounts // what TakeRecoveryCounts has handed out
 
@@ -229,6 +230,7 @@ type Stats struct {
 	OrphanResets          uint64 // resets after Config.OrphanRetries (Linux: TCPAbortOnTimeout of an orphan)
 	ChallengeACKs         uint64
 	ChallengeACKsLimited  uint64
+	InvalidACKsLimited    uint64 // ACKs not sent to unacceptable segments, Config.InvalidACKInterval (Linux: TCPACKSkippedSeq, ...PAWS)
 	ZeroWindowProbes      uint64
 	KeepAliveProbes       uint64
 	PAWSRejected          uint64

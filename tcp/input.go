@@ -269,11 +269,11 @@ func (c *Conn) segmentSynchronized(now time.Time, seg *Segment) {
 			if v.drop == DropOutOfWindow || v.drop == DropPAWS {
 				c.noteOldDuplicate(seg) // RFC 2883: D-SACK what was received before
 			}
-			c.sendACK(now)
+			c.invalidACK(now, seg)
 		case replyChallengeACK:
 			c.challengeACK(now)
 		case replyReset:
-			c.sendRST(now, c.snd.max)
+			c.sendRST(now, c.acceptableSeq())
 			c.abort(now, ErrReset, RcvSYN)
 		}
 		return
@@ -357,7 +357,7 @@ func (c *Conn) segmentACK(now time.Time, seg *Segment) bool {
 	// before SND.UNA: it cannot be from this connection's recent past.
 	if r := checkACK(seg.Ack, c.snd.una, c.snd.max, c.snd.maxWnd); r != DropNone {
 		c.drop(seg, r)
-		c.sendACK(now)
+		c.invalidACK(now, seg)
 		return false
 	}
 	// The segment is acceptable and so is its ACK: TS.Recent follows the
@@ -573,7 +573,7 @@ func (c *Conn) processText(now time.Time, seg *Segment) {
 				// A retransmission of data already received is no new
 				// data: it is acknowledged like any duplicate.
 				c.stats.DataAfterCloseResets++
-				c.sendRSTACK(now, c.snd.max, seg.Seq.Add(seqnum.Size(len(seg.Payload))))
+				c.sendRSTACK(now, c.acceptableSeq(), seg.Seq.Add(seqnum.Size(len(seg.Payload))))
 				c.abort(now, ErrReset, DataAfterClose)
 				return
 			}
@@ -608,7 +608,7 @@ func (c *Conn) takeSYNText(now time.Time) {
 		if c.released {
 			// As for any data after close (processText).
 			c.stats.DataAfterCloseResets++
-			c.sendRSTACK(now, c.snd.max, c.rcv.nxt.Add(seqnum.Size(n)))
+			c.sendRSTACK(now, c.acceptableSeq(), c.rcv.nxt.Add(seqnum.Size(n)))
 			c.abort(now, ErrReset, DataAfterClose)
 			return
 		}

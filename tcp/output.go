@@ -271,12 +271,35 @@ func (c *Conn) fillACKFields(now time.Time, s *Segment, pureACK bool) {
 	c.noteAckSent(s)
 }
 
-// sendACK sends a pure ACK: <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>. Like BSD
-// we use the highest sequence number sent, so that after a timeout has
-// moved SND.NXT back the ACK is not mistaken for old data.
+// acceptableSeq is the sequence number for a segment that carries no
+// data or FIN of ours (an ACK, a RST): the RFC's SND.NXT, taken as the
+// highest sequence number sent (like BSD: after a timeout has moved our
+// SND.NXT back, an ACK there is not mistaken for old data), unless that
+// lies beyond the right edge of the peer's window, SND.UNA+SND.WND. Then
+// it is the right edge. This happens after a zero-window probe: the
+// probe's byte moved SND.NXT past the peer's RCV.NXT while RCV.WND is 0,
+// and with a zero window the peer accepts a segment of no length only at
+// SEG.SEQ = RCV.NXT (RFC 9293 3.10.7.4, first); it drops an RST anywhere
+// else (RFC 5961 section 3.2), and a dropped ACK is answered with an ACK,
+// which between two such connections never ends. Linux chooses the same
+// number (tcp_acceptable_seq). Before our SYN is acknowledged the peer's
+// window says nothing of where its RCV.NXT is, and SND.NXT stays.
+func (c *Conn) acceptableSeq() seqnum.Value {
+	if !c.synAcked() {
+		return c.snd.max
+	}
+	edge := c.snd.una.Add(seqnum.Size(c.snd.wnd))
+	if c.snd.max.GreaterThan(edge) {
+		return edge
+	}
+	return c.snd.max
+}
+
+// sendACK sends a pure ACK: <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>, at the
+// SND.NXT of acceptableSeq.
 func (c *Conn) sendACK(now time.Time) {
 	s := &c.out
-	*s = Segment{Seq: c.snd.max, Ack: c.rcv.nxt, Flags: wire.ACK}
+	*s = Segment{Seq: c.acceptableSeq(), Ack: c.rcv.nxt, Flags: wire.ACK}
 	c.fillACKFields(now, s, true)
 	c.emit(s)
 }
@@ -294,6 +317,24 @@ func (c *Conn) challengeACK(now time.Time) {
 	}
 	c.challengeCount++
 	c.stats.ChallengeACKs++
+	c.sendACK(now)
+}
+
+// invalidACK answers seg, dropped as unacceptable, with an ACK (RFC 9293
+// 3.10.7.4, first and fifth; RFC 7323 5.3), unless seg occupies no
+// sequence space and another such answer went out less than
+// Config.InvalidACKInterval ago (RFC 5961 section 7). Without the limit
+// two connections that each hold the other's ACKs unacceptable answer
+// each other at once, forever.
+func (c *Conn) invalidACK(now time.Time, seg *Segment) {
+	if seg.Len() == 0 {
+		iv := c.cfg.invalidACKInterval()
+		if iv > 0 && !c.lastInvalidACK.IsZero() && now.Sub(c.lastInvalidACK) < iv {
+			c.stats.InvalidACKsLimited++
+			return
+		}
+		c.lastInvalidACK = now
+	}
 	c.sendACK(now)
 }
 

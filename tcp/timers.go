@@ -169,7 +169,7 @@ func (c *Conn) retransmissionTimeout(now time.Time) {
 		if c.state.Synchronized() || c.state == SynReceived {
 			// Tell the peer, as Linux does, so it does not wait on a
 			// connection that is gone.
-			c.sendRST(now, c.snd.max)
+			c.sendRST(now, c.acceptableSeq())
 		}
 		if c.state == SynReceived && c.passive {
 			c.returnToListen(now, cause)
@@ -242,7 +242,7 @@ func (c *Conn) orphanExhausted(now time.Time) bool {
 		return false
 	}
 	c.stats.OrphanResets++
-	c.sendRST(now, c.snd.max)
+	c.sendRST(now, c.acceptableSeq())
 	c.abort(now, ErrTimedOut, OrphanRetries)
 	return true
 }
@@ -315,7 +315,7 @@ func (c *Conn) persistTimeout(now time.Time) {
 		// The peer stopped answering: RFC 1122 4.2.2.17 forbids giving
 		// up only "as long as the receiving TCP continues to send
 		// acknowledgments in response to the probe segments".
-		c.sendRST(now, c.snd.max)
+		c.sendRST(now, c.acceptableSeq())
 		c.abort(now, ErrTimedOut, RetransmitTimeout)
 		return
 	}
@@ -414,7 +414,7 @@ func (c *Conn) keepAliveTimeout(now time.Time) {
 		return
 	}
 	if c.keepAliveProbes >= c.keepAliveCount() {
-		c.sendRST(now, c.snd.max)
+		c.sendRST(now, c.acceptableSeq())
 		c.abort(now, ErrTimedOut, KeepAliveTimeout)
 		return
 	}

@@ -222,8 +222,10 @@ func (c *Conn) Abort(now time.Time) {
 	case SynReceived, Established, FinWait1, FinWait2, CloseWait:
 		// <SEQ=SND.NXT><CTL=RST>, with the RFC's SND.NXT: the highest
 		// sequence number sent (ours moves back to SND.UNA after a
-		// timeout, and a RST there could fall left of the peer's window).
-		c.sendRST(now, c.snd.max)
+		// timeout, and a RST there could fall left of the peer's window),
+		// but no further than the peer's window reaches, so that a RST
+		// after a zero-window probe is still acceptable (acceptableSeq).
+		c.sendRST(now, c.acceptableSeq())
 	}
 	c.abort(now, ErrConnectionAbort, UserAbort)
 }
