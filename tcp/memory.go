@@ -80,3 +80,12 @@ func (c *Conn) memoryRefuses(off, n int) bool {
 	c.stats.MemoryDropped++
 	return true
 }
+
+// ClampSYN applies the memory state to a SYN,ACK built without a
+// connection (Handshake.SynAck, SynCookies.Make): under pressure it
+// offers a few segments of its MSS, as a connection's would (clampWindow).
+func (m MemoryState) ClampSYN(s *Segment) {
+	if m != MemoryNormal && s.Options.HasMSS {
+		s.Window = uint16(min(int(s.Window), pressureWindowSegs*int(s.Options.MSS)))
+	}
+}
