@@ -29,9 +29,9 @@ import (
 //     few segments (the right edge already offered is kept: RFC 9293
 //     3.8.6, RFC 7323 section 2.4), rings that drain give their arrays back
 //     at once, and out-of-order data is pruned across connections, the
-//     largest holders first, down to the pressure threshold. The stack
-//     leaves pressure only below the low threshold (hysteresis), as Linux
-//     does;
+//     largest holders first, down to the low threshold if it can be. The
+//     stack leaves pressure only below the low threshold (hysteresis), as
+//     Linux does;
 //   - over the limit (memory in use at or above MemoryLimit): as pressure,
 //     and text that would take memory is dropped before it is queued (the
 //     segment's ACK is still processed), counted in TCPRcvQDrop. The stack
@@ -180,7 +180,9 @@ func (s *Stack) updateMemoryState(now time.Time) {
 // pruneMemory is the prune pass, run at the end of a door (unlock) after
 // a call raised the state: out-of-order data and empty rings
 // (tcp.Conn.Prune) from the connections holding the most memory first,
-// until the memory in use is back under the pressure threshold. Linux
+// until the memory in use is under the low threshold, where pressure ends
+// (pruning only to the pressure threshold would leave the next few
+// segments to start it all again). Linux
 // prunes a socket's own out-of-order queue when it is over its budget
 // (tcp_prune_ofo_queue); a stack-wide pass that starts with the largest
 // holders takes from attackers first, since a connection holding much
@@ -204,7 +206,7 @@ func (s *Stack) pruneMemory() {
 	slices.SortFunc(cand, func(a, b *TCPConn) int { return cmp.Compare(b.mem, a.mem) })
 	now := s.clock.Now()
 	for _, tc := range cand {
-		if s.memoryInUse() <= m.pressure {
+		if s.memoryInUse() < m.low {
 			break
 		}
 		var n int
