@@ -187,7 +187,7 @@ func counterFields() []counterField {
 				if rfc4022[g.Name] {
 					cf.group = "Tcp"
 				}
-				cf.gauge = g.Name == "CurrEstab"
+				cf.gauge = g.Name == "CurrEstab" || g.Name == "TCPMemoryBytes" || g.Name == "TCPMemoryState"
 			default:
 				cf.group, cf.flat = f.Name, f.Name+g.Name
 			}
@@ -212,6 +212,7 @@ func Settings(o stack.Options) map[string]string {
 		diag.KnobMaxRetransmits:  strconv.Itoa(o.TCP.MaxRetransmits),
 		diag.KnobUserTimeout:     o.TCP.UserTimeout.String(),
 		diag.KnobEphemeralPorts:  fmt.Sprintf("%d-%d", o.FirstEphemeral, o.LastEphemeral),
+		diag.KnobMemoryLimit:     strconv.FormatInt(max(o.MemoryLimit, 0), 10),
 	}
 	// SYN cookies are a stack option once they exist; read it by name so
 	// this keeps up without a change.

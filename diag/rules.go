@@ -33,6 +33,7 @@ var rules = []Rule{
 	{"listen-drops", "ListenOverflows / ListenDrops moving: handshakes dropped at listeners", (*checker).listenDrops},
 	{"syncookies", "SyncookiesSent moving: a listener's SYN backlog overflowed", (*checker).syncookies},
 	{"orphans", "sockets no process owns against tcp_max_orphans", (*checker).orphans},
+	{"memory", "the stack's memory budget: over its limit, under pressure, or pressure since the last look", (*checker).memory},
 }
 
 // Rules lists the rules Diagnose applies, in no particular order of
@@ -918,5 +919,70 @@ func (c *checker) orphans() []Finding {
 			"fix the peers or the path that keeps them from finishing",
 			"lower " + c.knob(SysctlOrphanRetries) + "; raise " + c.knob(SysctlMaxOrphans) + " only if memory allows",
 		},
+	}}
+}
+
+// memory is one finding per state of synack's memory budget (stack
+// Options.MemoryLimit, like Linux's tcp_mem): over the limit (a problem:
+// data is being dropped), under pressure (a warning: windows are held
+// small), or back to normal after pressure since the last look (info).
+// The state and the bytes in use are gauges of a synack snapshot
+// (TCPMemoryState, TCPMemoryBytes); the pressure count and the drops are
+// counters Linux has too (TCPMemoryPressures, TCPRcvQDrop).
+func (c *checker) memory() []Finding {
+	if c.host() {
+		return nil
+	}
+	state, ok := c.s.Counters["TCPMemoryState"]
+	if !ok {
+		return nil
+	}
+	used := c.s.Counters["TCPMemoryBytes"]
+	inUse := fmt.Sprintf("%d bytes in use", used)
+	if limit, err := strconv.ParseUint(c.s.Setting(KnobMemoryLimit), 10, 64); err == nil && limit > 0 {
+		inUse += fmt.Sprintf(", %s of %s", pct(float64(used)/float64(limit)), c.knob(KnobMemoryLimit))
+	}
+	confirm := []string{
+		"synack ss: the connections with the most Recv-Q and out-of-order data (Info.Memory) are the ones holding it",
+		"synack diagnose --watch: whether TCPMemoryPressures and TCPRcvQDrop still move",
+	}
+	do := []string{
+		"if the connections holding memory are real clients whose application reads too slowly, make it read faster or raise " + c.knob(KnobMemoryLimit),
+		"if they are attackers (out-of-order data far ahead, data never read), limit them upstream; the budget keeps the process alive meanwhile",
+	}
+	switch state {
+	case 2:
+		drops := c.s.Counters["TCPRcvQDrop"]
+		seen := fmt.Sprintf("The stack is at its memory limit: %s. %d segments' data dropped over the limit since start.", inUse, drops)
+		if m := c.moved("TCPRcvQDrop", "OFOPruned"); m != "" {
+			seen += " Counters moved " + c.since() + ": " + m + "."
+		}
+		return []Finding{{
+			Severity: Problem, Count: int(drops), Seen: seen,
+			Means: "Connections' buffers (unread data, out-of-order data) fill the whole budget. Arriving data " +
+				"that would take more memory is dropped before it is queued, so peers must send it again: " +
+				"every connection that needs memory stalls until some is given back.",
+			Confirm: confirm, Do: do,
+		}}
+	case 1:
+		return []Finding{{
+			Severity: Warning, Count: int(c.s.Counters["TCPMemoryPressures"]),
+			Seen: "The stack is under memory pressure: " + inUse + ".",
+			Means: "Past 75% of the budget every receive window is held to a few segments and out-of-order " +
+				"data is pruned, largest holders first, until memory falls under 50%. Connections are slower " +
+				"meanwhile; nothing is dropped yet.",
+			Confirm: confirm, Do: do,
+		}}
+	}
+	n, ok := c.delta("TCPMemoryPressures")
+	if !ok || n == 0 {
+		return nil
+	}
+	return []Finding{{
+		Severity: Info, Count: int(n),
+		Seen: fmt.Sprintf("The stack entered memory pressure %d times %s and is back to normal (%s).", n, c.since(), inUse),
+		Means: "Buffers came close to the budget for a while: a burst, slow readers or an attack that has " +
+			"passed. Windows were held small meanwhile.",
+		Confirm: confirm[1:], Do: []string{"nothing, unless it recurs; then see what holds the memory"},
 	}}
 }

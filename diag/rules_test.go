@@ -570,6 +570,7 @@ func TestEveryRuleHasATest(t *testing.T) {
 		"close-wait": true, "fin-wait-1": true, "fin-wait-2": true, "time-wait-ports": true, "time-wait": true,
 		"time-wait-buckets": true, "syn-received": true, "accept-queue": true, "last-ack": true, "closing": true,
 		"retransmitting": true, "retrans-rate": true, "reordering": true, "listen-drops": true, "syncookies": true, "orphans": true,
+		"memory": true, // TestMemoryRule
 	}
 	for _, r := range Rules() {
 		if !tested[r.Name] {
@@ -601,5 +602,55 @@ func TestThresholds(t *testing.T) {
 	}
 	if len(ThresholdNames()) == 0 {
 		t.Error("no threshold names")
+	}
+}
+
+// One memory finding per state of synack's memory budget.
+func TestMemoryRule(t *testing.T) {
+	snap := func(state, used, pressures, drops uint64) Snapshot {
+		s := newSnap()
+		s.Source = SourceSynack
+		s.Settings[KnobMemoryLimit] = "4194304"
+		s.Counters["TCPMemoryState"] = state
+		s.Counters["TCPMemoryBytes"] = used
+		s.Counters["TCPMemoryPressures"] = pressures
+		s.Counters["TCPRcvQDrop"] = drops
+		return s
+	}
+	prev := snap(0, 1000, 2, 0)
+	for _, c := range []struct {
+		name  string
+		cur   Snapshot
+		prev  *Snapshot
+		sev   Severity
+		none  bool
+		count int
+		seen  string
+	}{
+		{name: "normal, no pressure", cur: snap(0, 1000, 0, 0), none: true},
+		{name: "normal, pressure since boot but no earlier look", cur: snap(0, 1000, 3, 0), none: true},
+		{name: "normal, pressure since the last look", cur: snap(0, 1000, 5, 0), prev: &prev, sev: Info, count: 3, seen: "3 times"},
+		{name: "normal, no pressure since the last look", cur: snap(0, 1000, 2, 0), prev: &prev, none: true},
+		{name: "pressure", cur: snap(1, 3500000, 3, 0), sev: Warning, count: 3, seen: "83% of MemoryLimit (now 4194304)"},
+		{name: "over the limit", cur: snap(2, 4194304, 3, 77), prev: &prev, sev: Problem, count: 77, seen: "TCPRcvQDrop +77"},
+		{name: "not for the host", cur: func() Snapshot { s := snap(2, 1, 1, 1); s.Source = SourceHost; return s }(), none: true},
+		{name: "no gauge: an older synack", cur: func() Snapshot { s := snap(2, 1, 1, 1); delete(s.Counters, "TCPMemoryState"); return s }(), none: true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			fs := find(Diagnose(c.cur, c.prev, Thresholds{}), "memory")
+			if c.none {
+				if len(fs) != 0 {
+					t.Fatalf("got %+v, want no memory finding", fs)
+				}
+				return
+			}
+			if len(fs) != 1 {
+				t.Fatalf("got %d memory findings, want 1", len(fs))
+			}
+			f := fs[0]
+			if f.Severity != c.sev || f.Count != c.count || !strings.Contains(f.Seen, c.seen) {
+				t.Fatalf("got %v count %d %q, want %v count %d with %q", f.Severity, f.Count, f.Seen, c.sev, c.count, c.seen)
+			}
+		})
 	}
 }

@@ -42,6 +42,7 @@ const (
 	KnobMaxRetransmits  = "MaxRetransmits"  // retransmissions before ETIMEDOUT
 	KnobUserTimeout     = "UserTimeout"     // RFC 9293 USER TIMEOUT
 	KnobEphemeralPorts  = "EphemeralPorts"  // "lo-hi"
+	KnobMemoryLimit     = "MemoryLimit"     // the stack's memory budget, bytes; 0 unlimited
 )
 
 // Setting returns a setting's value, "" if the snapshot does not have it.

@@ -45,6 +45,13 @@ type TCPConn struct {
 	softErr     error // the last soft ICMP error, reported instead of ETIMEDOUT
 
 	rdl, wdl time.Time // read and write deadlines; zero: none
+
+	// The memory budget (memory.go): what the stack counts for this
+	// connection's buffers, the state it last told the connection, and
+	// the connection's MemoryDrops already counted.
+	mem      int64
+	memState tcp.MemoryState
+	memDrops uint64
 }
 
 var _ net.Conn = (*TCPConn)(nil)
@@ -76,6 +83,7 @@ func (s *Stack) settle(tc *TCPConn, now time.Time) {
 		tc.retrans = r
 	}
 	s.countRecovery(tc.tcb)
+	s.accountMemory(tc, now)
 	if l := tc.listener; l != nil && tc.inSynQ && st != tcp.SynReceived {
 		// The handshake ended one way or the other.
 		tc.inSynQ = false
@@ -148,6 +156,7 @@ func (s *Stack) remove(tc *TCPConn) {
 	}
 	tc.removed = true
 	s.forgetOrphan(tc)
+	s.forgetMemory(tc)
 	if s.conns[tc.id] == tc {
 		delete(s.conns, tc.id)
 	}

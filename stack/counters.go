@@ -79,6 +79,16 @@ type TCPCounters struct {
 	TCPTimeWaitReuse  uint64 // active opens that took over a 4-tuple in TIME-WAIT (Options.TimeWaitReuse)
 	TCPAbortOnMemory  uint64 // orphans reset because there were more than Options.MaxOrphans
 
+	// The memory budget (Options.MemoryLimit, memory.go), named as
+	// Linux's TcpExt where it has the count.
+	TCPMemoryPressures       uint64 // times the stack entered memory pressure
+	TCPMemoryPressuresChrono uint64 // milliseconds spent in memory pressure (spells that ended; Stack.Memory has the current one)
+	PruneCalled              uint64 // prune passes over the connections (pressure entered or the limit reached)
+	OFOPruned                uint64 // out-of-order bytes those passes gave back (Linux counts packets)
+	TCPRcvQDrop              uint64 // segments whose text was dropped, not queued: over the memory limit (in order or not; Linux splits off TCPOFODrop)
+	TCPMemoryBytes           uint64 // gauge: memory in use: connections' buffers and IP reassembly, bytes
+	TCPMemoryState           uint64 // gauge: 0 normal, 1 pressure, 2 over the limit (tcp.MemoryState)
+
 	// Loss recovery (tcp.RecoveryCounts).
 	TCPSackRecovery      uint64 // SACK loss recoveries entered (RFC 6675)
 	TCPLossProbes        uint64 // Tail Loss Probes sent (RFC 8985)
@@ -114,6 +124,8 @@ type counters struct {
 		SyncookiesSent, SyncookiesRecv, SyncookiesFailed, SynRateLimited ctr64
 		TCPTimeWaitReopen, TCPTimeWaitReuse                              ctr64
 		TCPAbortOnMemory                                                 ctr64
+		TCPMemoryPressures, TCPMemoryPressuresChrono, PruneCalled        ctr64
+		OFOPruned, TCPRcvQDrop, TCPMemoryBytes, TCPMemoryState           ctr64
 
 		TCPSackRecovery, TCPLossProbes, TCPLossProbeRecovery, TCPDSACKRecv ctr64
 		TCPRACKLost, TCPSpuriousRetrans, TCPLossUndo                       ctr64

@@ -117,6 +117,7 @@ func (s *Stack) doWait(tc *TCPConn, waiters *int, deadline *time.Time, cancel <-
 // tcp.ErrWouldBlock, which says nothing changed. The caller flushes and
 // unlocks (s.unlock) when it is done.
 func (s *Stack) callLocked(tc *TCPConn, now time.Time, f func(now time.Time, c *tcp.Conn) error) error {
+	s.pushMemoryState(tc)
 	err := f(now, tc.tcb)
 	if err != tcp.ErrWouldBlock {
 		s.settle(tc, now)

@@ -239,6 +239,7 @@ func (s *Stack) synCookieSYN(l *Listener, n *nic, id tcp.Tuple, seg *tcp.Segment
 	}
 	cfg := s.configFor(n, id.Remote.Addr(), l.cfgKA)
 	synack := s.synCookies().Make(cfg, id, seg, now)
+	s.mem.state.ClampSYN(&synack) // under memory pressure (memory.go)
 	s.traceAs(l.cid, tcp.Listen, tcp.Listen)
 	s.sendAs(n, id, &synack, l.cid, tcp.Listen)
 	s.ctr.TCP.SyncookiesSent.add(1)

@@ -24,10 +24,15 @@ type rawPeer struct {
 	got chan []byte
 }
 
-func newRawPeer(t *testing.T) *rawPeer {
+func newRawPeer(t *testing.T) *rawPeer { return newRawPeerOpts(t, Options{}) }
+
+// newRawPeerOpts is newRawPeer with the stack made from opts (its Rand
+// set here).
+func newRawPeerOpts(t *testing.T, opts Options) *rawPeer {
 	ea, eb := memlink.Pipe(memlink.Config{})
 	r := &rawPeer{t: t, ep: eb, got: make(chan []byte, 100)}
-	r.s = New(Options{Rand: newSeeded(3)})
+	opts.Rand = newSeeded(3)
+	r.s = New(opts)
 	if _, err := r.s.AddLink(ea, netip.PrefixFrom(addrA, 24), netip.PrefixFrom(addrA6, 64)); err != nil {
 		t.Fatal(err)
 	}

@@ -138,6 +138,15 @@ type Options struct {
 	// package ipreasm.
 	Reassembly ipreasm.Config
 
+	// MemoryLimit bounds the memory of the whole stack: every
+	// connection's buffers and the IP reassembly queue, in bytes (like
+	// Linux's tcp_mem, see memory.go). Above 75 % of it the stack is under
+	// pressure (receive windows stop opening, out-of-order data is pruned,
+	// drained buffers go back at once) until it is back under 50 %; at
+	// the limit, arriving data that would take memory is dropped. Default
+	// DefaultMemoryLimit (256 MiB); negative means unlimited.
+	MemoryLimit int64
+
 	// Trace, if set, is called synchronously, under the stack's lock, for
 	// every TCP segment received and sent and for every state change, in
 	// the order they happen (see TraceEvent). It must not call into the
@@ -210,6 +219,7 @@ type Stack struct {
 	syn     synDefence
 	frag    fragState // IP reassembly (reasm.go)
 	orph    orphans   // connections closed by their owners, still finishing (orphans.go)
+	mem     memState  // the memory budget (memory.go)
 
 	ctr counters
 }
@@ -261,6 +271,7 @@ func New(opts Options) *Stack {
 	if s.opts.TTL == 0 {
 		s.opts.TTL = DefaultTTL
 	}
+	s.initMemory()
 	// The defaults are written out only so that Options reports the knobs
 	// the connections run with; the connections would apply them anyway.
 	s.cfg = opts.TCP.WithDefaults()
@@ -432,6 +443,7 @@ func (s *Stack) closeLocked(now time.Time) (gates []*clock.Gate, nics []*nic) {
 
 // unlock writes what the locked operation produced and releases the lock.
 func (s *Stack) unlock() {
+	s.pruneMemory()
 	s.flush()
 	s.armTimer()
 	s.mu.Unlock()

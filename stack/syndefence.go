@@ -325,6 +325,7 @@ func (s *Stack) enqueueSYN(l *Listener, n *nic, id tcp.Tuple, seg *tcp.Segment, 
 // sendSynAck sends (again) the SYN,ACK of h.
 func (s *Stack) sendSynAck(h *halfOpen, now time.Time) {
 	seg := h.hs.SynAck(h.cfg, h.id, now)
+	s.mem.state.ClampSYN(&seg) // under memory pressure (memory.go)
 	s.sendAs(h.nic, h.id, &seg, h.cid, tcp.SynReceived)
 }
 

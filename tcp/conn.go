@@ -173,6 +173,8 @@ type Conn struct {
 	rtt   rttEstimator
 	cc    Congestion
 
+	memState MemoryState // the stack's memory state (memory.go)
+
 	err      error // why the connection ended, for the user's next call
 	passive  bool  // opened by a passive OPEN: RST in SYN-RECEIVED returns to LISTEN
 	released bool  // the owner closed the socket and will never read again
@@ -227,6 +229,7 @@ type Stats struct {
 	OutOfOrderSegs        uint64
 	OutOfOrderDropped     uint64 // out-of-order segments dropped: over OutOfOrderLimit, or too many islands
 	OutOfOrderPruned      uint64 // out-of-order bytes given back: by Prune, or to make room nearer RCV.NXT
+	MemoryDropped         uint64 // segments whose text was not taken: the stack was over its memory limit (memory.go)
 	OrphanResets          uint64 // resets after Config.OrphanRetries (Linux: TCPAbortOnTimeout of an orphan)
 	ChallengeACKs         uint64
 	ChallengeACKsLimited  uint64

@@ -659,6 +659,13 @@ func (c *Conn) receiveData(now time.Time, seg *Segment) {
 	if off+len(data) > wnd {
 		data = data[:wnd-off]
 	}
+	if c.memoryRefuses(off, len(data)) {
+		// Over the stack's memory limit: not accepted, so not
+		// acknowledged; answered at once as data beyond the window is
+		// (memory.go).
+		c.rcv.ackPending, c.rcv.ackNow = true, true
+		return
+	}
 	c.rcv.ackPending = true
 	if off > 0 {
 		// Out of order: keep it for later (ooo.go) and send a duplicate

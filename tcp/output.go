@@ -19,9 +19,10 @@ func (c *Conn) rcvWindow() uint32 { return uint32(c.rcv.buf.free()) }
 // side silly window avoidance (RFC 9293 section 3.8.6.2.2): the right edge
 // only moves forward by at least min(half the buffer, one MSS); and it
 // never moves back (RFC 9293 3.8.6, "shrinking the window" is strongly
-// discouraged).
+// discouraged). Under the stack's memory pressure it opens no further
+// than clampWindow allows (memory.go).
 func (c *Conn) windowField() uint16 {
-	wnd := c.rcvWindow()
+	wnd := c.clampWindow(c.rcvWindow())
 	edge := c.rcv.nxt.Add(seqnum.Size(wnd))
 	adv := c.rcv.advEdge
 	// advEdge counts only once a window has been advertised, and only if
@@ -35,6 +36,14 @@ func (c *Conn) windowField() uint16 {
 	}
 	wnd = uint32(c.rcv.nxt.Size(edge))
 	f := wnd >> c.rcv.wscale
+	if c.memState != MemoryNormal && edge == c.rcv.advEdge && f<<c.rcv.wscale < wnd {
+		// A scaled window names edges on its granularity only. Under
+		// memory pressure the edge is held for many ACKs (memory.go),
+		// and rounding down would retract it a little on each: round up,
+		// a little beyond it (RFC 7323 section 2.4 names the choice;
+		// Linux rounds up too).
+		f++
+	}
 	if f > 0xFFFF {
 		f = 0xFFFF
 	}
@@ -49,7 +58,13 @@ func (c *Conn) noteAckSent(s *Segment) {
 	if s.Flags&wire.SYN != 0 {
 		scale = 0
 	}
-	c.rcv.advEdge = s.Ack.Add(seqnum.Size(uint32(s.Window) << scale))
+	edge := s.Ack.Add(seqnum.Size(uint32(s.Window) << scale))
+	if c.memState != MemoryNormal && edge.GreaterThan(c.rcv.advEdge) && c.rcv.advEdge.Size(edge) < 1<<scale {
+		// A held edge rounded up (windowField): remember the edge
+		// itself, so the rounding does not creep forward ACK by ACK.
+		edge = c.rcv.advEdge
+	}
+	c.rcv.advEdge = edge
 	c.rcv.ackPending = false
 	c.rcv.ackNow = false
 	c.rcv.unackedBytes = 0

@@ -92,6 +92,12 @@ func (c *Conn) armReclaim(now time.Time) {
 	if c.state == Closed || c.state == TimeWait {
 		return
 	}
+	if c.memState != MemoryNormal {
+		// The stack is short of memory: drained rings go back now
+		// (memory.go).
+		c.reclaimBuffers()
+		return
+	}
 	for _, r := range [...]*ring{&c.snd.buf, &c.rcv.buf} {
 		if r.len() == 0 && r.size() > ringKeep {
 			r.emptied = now

@@ -396,7 +396,7 @@ func (c *Conn) sendSYN(now time.Time) {
 		s.Ack = c.rcv.nxt
 	}
 	// RFC 7323 section 2.2: the window in a SYN is never scaled.
-	s.Window = uint16(min(c.rcvWindow(), 0xFFFF))
+	s.Window = uint16(min(c.clampWindow(c.rcvWindow()), 0xFFFF))
 	o := &s.Options
 	o.HasMSS, o.MSS = true, c.ourMSS()
 	// A first SYN offers what the config allows; a SYN,ACK only echoes

@@ -1,0 +1,255 @@
+package stack
+
+import (
+	"cmp"
+	"slices"
+	"time"
+
+	"github.com/synack/synack/tcp"
+)
+
+// The stack-wide memory budget (issue 12; DESIGN: "the whole stack lives
+// within one budget, like Linux's tcp_mem").
+//
+// What is counted: the buffers of every connection in the demux table
+// (tcp.Conn.BufferMemory: both rings' arrays and the out-of-order chunks)
+// and the IP reassembly queue (ipreasm's own count). It is accounted
+// incrementally: settle, which follows every call into a connection,
+// compares the connection's BufferMemory (three field reads) with what was
+// last counted for it and adds the difference; a connection leaving the
+// demux table takes its share with it. Nothing walks the connections on
+// the data path.
+//
+// Three thresholds, as Linux's three tcp_mem numbers (low, pressure,
+// high), at 50 %, 75 % and 100 % of Options.MemoryLimit, give three
+// states (tcp.MemoryState):
+//
+//   - normal, until the memory in use passes the pressure threshold;
+//   - pressure: every connection's receive window stops opening beyond a
+//     few segments (the right edge already offered is kept: RFC 9293
+//     3.8.6, RFC 7323 section 2.4), rings that drain give their arrays back
+//     at once, and out-of-order data is pruned across connections, the
+//     largest holders first, down to the low threshold if it can be. The
+//     stack leaves pressure only below the low threshold (hysteresis), as
+//     Linux does;
+//   - over the limit (memory in use at or above MemoryLimit): as pressure,
+//     and text that would take memory is dropped before it is queued (the
+//     segment's ACK is still processed), counted in TCPRcvQDrop. The stack
+//     falls back to pressure as soon as it is under the limit again.
+//
+// A connection learns the state lazily, before the next call into it
+// (callLocked): windows are only ever advertised inside a call, so that is
+// exactly when it matters, and a change of state costs nothing per
+// connection.
+//
+// What is not refused: data the application writes (the send rings count,
+// but Write does not block on the budget; each is bounded by
+// TCP.SendBufferSize) and the growth of one call already under way. The
+// memory in use can therefore pass the limit by what one call can add:
+// one receive ring's doubling (at most TCP.ReceiveBufferSize) plus a
+// segment; see TestMemoryLimitUnderAttack for the slack measured.
+
+// DefaultMemoryLimit is Options.MemoryLimit's default: 256 MiB. Linux
+// sizes tcp_mem from the machine's RAM (its high mark is about 3/32 of the
+// free pages at boot), because the kernel owns the machine. A stack
+// embedded in a program does not: it shares the process with its host,
+// which may run in a container whose limit the stack cannot see. A fixed
+// default, documented, is the honest choice: 256 MiB holds a thousand
+// connections each with 256 KiB in flight, is a small share of a
+// server's memory and still keeps a flood of attackers from taking the
+// process down. Programs that know their budget set their own.
+const DefaultMemoryLimit = 256 << 20
+
+// memState is the stack's side of the budget.
+type memState struct {
+	limit            int64 // 0: unlimited (Options.MemoryLimit < 0)
+	low, pressure    int64 // thresholds: 50 % and 75 % of limit
+	tcp              int64 // the connections' buffers, as last counted
+	state            tcp.MemoryState
+	since            time.Time // when pressure was entered
+	prunePending     bool      // a prune pass is due at the end of the door
+	pruning          bool
+	pruneBuf         []*TCPConn
+	pressureDuration time.Duration // time spent in pressure, ended spells
+}
+
+// initMemory sets the thresholds from Options.MemoryLimit.
+func (s *Stack) initMemory() {
+	switch l := s.opts.MemoryLimit; {
+	case l == 0:
+		s.opts.MemoryLimit = DefaultMemoryLimit
+	case l < 0:
+		return
+	}
+	m := &s.mem
+	m.limit = s.opts.MemoryLimit
+	m.low, m.pressure = m.limit/2, m.limit/4*3
+}
+
+// memoryInUse is what the budget counts now: the connections' buffers and
+// the IP reassembly queue.
+func (s *Stack) memoryInUse() int64 {
+	n := s.mem.tcp
+	if s.frag.r != nil {
+		n += int64(s.frag.r.Mem())
+	}
+	return n
+}
+
+// pushMemoryState tells tc's connection the stack's memory state when it
+// changed since the connection last heard: part of the door (callLocked),
+// before the call.
+func (s *Stack) pushMemoryState(tc *TCPConn) {
+	if tc.memState != s.mem.state {
+		tc.memState = s.mem.state
+		tc.tcb.SetMemoryState(s.mem.state)
+	}
+}
+
+// accountMemory brings the count of tc's buffers up to date after a call
+// into it: part of settle.
+func (s *Stack) accountMemory(tc *TCPConn, now time.Time) {
+	if tc.removed {
+		return
+	}
+	if tc.memState == tcp.MemoryOverLimit {
+		if d := tc.tcb.MemoryDrops(); d != tc.memDrops {
+			s.ctr.TCP.TCPRcvQDrop.add(d - tc.memDrops)
+			tc.memDrops = d
+		}
+	}
+	m := int64(tc.tcb.BufferMemory())
+	if m == tc.mem {
+		return
+	}
+	s.mem.tcp += m - tc.mem
+	tc.mem = m
+	s.updateMemoryState(now)
+}
+
+// forgetMemory takes a connection leaving the demux table out of the
+// count.
+func (s *Stack) forgetMemory(tc *TCPConn) {
+	if tc.mem == 0 {
+		return
+	}
+	s.mem.tcp -= tc.mem
+	tc.mem = 0
+	s.updateMemoryState(s.clock.Now())
+}
+
+// updateMemoryState moves between the states with the memory in use (see
+// the top of this file).
+func (s *Stack) updateMemoryState(now time.Time) {
+	m := &s.mem
+	used := s.memoryInUse()
+	s.ctr.TCP.TCPMemoryBytes.v.Store(uint64(max(used, 0)))
+	if m.limit == 0 {
+		return
+	}
+	was := m.state
+	switch {
+	case used >= m.limit:
+		m.state = tcp.MemoryOverLimit
+	case m.state == tcp.MemoryOverLimit:
+		m.state = tcp.MemoryPressure
+	case m.state == tcp.MemoryNormal && used > m.pressure:
+		m.state = tcp.MemoryPressure
+	case m.state == tcp.MemoryPressure && used < m.low:
+		m.state = tcp.MemoryNormal
+	}
+	if m.state == was {
+		return
+	}
+	s.ctr.TCP.TCPMemoryState.v.Store(uint64(m.state))
+	if was == tcp.MemoryNormal {
+		s.ctr.TCP.TCPMemoryPressures.add(1)
+		m.since = now
+	}
+	if m.state == tcp.MemoryNormal {
+		m.pressureDuration += now.Sub(m.since)
+		s.ctr.TCP.TCPMemoryPressuresChrono.v.Store(uint64(m.pressureDuration.Milliseconds()))
+	}
+	if m.state > was {
+		// Entering pressure, or reaching the limit: give back what can
+		// be given back, after the call under way (end of the door).
+		m.prunePending = true
+	}
+}
+
+// pruneMemory is the prune pass, run at the end of a door (unlock) after
+// a call raised the state: out-of-order data and empty rings
+// (tcp.Conn.Prune) from the connections holding the most memory first,
+// until the memory in use is under the low threshold, where pressure ends
+// (pruning only to the pressure threshold would leave the next few
+// segments to start it all again). Linux
+// prunes a socket's own out-of-order queue when it is over its budget
+// (tcp_prune_ofo_queue); a stack-wide pass that starts with the largest
+// holders takes from attackers first, since a connection holding much
+// out-of-order data is the signature of the issue 12 attack. Data already
+// acknowledged (in the rings) is never dropped.
+func (s *Stack) pruneMemory() {
+	m := &s.mem
+	if !m.prunePending || m.pruning {
+		return
+	}
+	m.prunePending = false
+	m.pruning = true
+	defer func() { m.pruning = false }()
+	s.ctr.TCP.PruneCalled.add(1)
+	cand := m.pruneBuf[:0]
+	for _, tc := range s.conns {
+		if tc.mem > 0 {
+			cand = append(cand, tc)
+		}
+	}
+	slices.SortFunc(cand, func(a, b *TCPConn) int { return cmp.Compare(b.mem, a.mem) })
+	now := s.clock.Now()
+	for _, tc := range cand {
+		if s.memoryInUse() < m.low {
+			break
+		}
+		var n int
+		s.callLocked(tc, now, func(now time.Time, c *tcp.Conn) error {
+			n = c.Prune()
+			return nil
+		})
+		s.ctr.TCP.OFOPruned.add(uint64(n))
+	}
+	clear(cand)
+	m.pruneBuf = cand[:0]
+}
+
+// MemoryInfo is the state of the stack's memory budget.
+type MemoryInfo struct {
+	Limit              int64           // Options.MemoryLimit; 0: unlimited
+	Low, Pressure      int64           // the thresholds: leave pressure below Low, enter it above Pressure
+	InUse              int64           // connections' buffers and IP reassembly, bytes
+	Reassembly         int64           // of which IP reassembly
+	State              tcp.MemoryState // normal, pressure, over_limit
+	InPressure         time.Duration   // how long the current spell of pressure has lasted; 0 if normal
+	PressureTotal      time.Duration   // time spent in pressure since New, the current spell included
+	Pressures, Prunes  uint64          // TCPMemoryPressures, PruneCalled
+	OFOPruned, Dropped uint64          // OFOPruned bytes, TCPRcvQDrop segments
+}
+
+// Memory returns the state of the stack's memory budget.
+func (s *Stack) Memory() MemoryInfo {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m := &s.mem
+	mi := MemoryInfo{
+		Limit: m.limit, Low: m.low, Pressure: m.pressure,
+		InUse: s.memoryInUse(), State: m.state, PressureTotal: m.pressureDuration,
+		Pressures: s.ctr.TCP.TCPMemoryPressures.v.Load(), Prunes: s.ctr.TCP.PruneCalled.v.Load(),
+		OFOPruned: s.ctr.TCP.OFOPruned.v.Load(), Dropped: s.ctr.TCP.TCPRcvQDrop.v.Load(),
+	}
+	if s.frag.r != nil {
+		mi.Reassembly = int64(s.frag.r.Mem())
+	}
+	if m.state != tcp.MemoryNormal {
+		mi.InPressure = s.clock.Now().Sub(m.since)
+		mi.PressureTotal += mi.InPressure
+	}
+	return mi
+}
