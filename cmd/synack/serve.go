@@ -20,6 +20,7 @@ import (
 	texttemplate "text/template"
 	"time"
 
+	"github.com/synack/synack/diag"
 	"github.com/synack/synack/stack"
 	"github.com/synack/synack/tcp"
 )
@@ -429,7 +430,7 @@ type statusPage struct {
 	api  string // the admin API's connection list, "" when --admin is off
 }
 
-var pageTmpl = template.Must(template.New("page").Parse(`<!doctype html>
+var pageTmpl = template.Must(template.New("page").Funcs(template.FuncMap{"ms": diag.RTTText}).Parse(`<!doctype html>
 <html><head><meta charset="utf-8"><title>synack</title>
 <style>body{font-family:sans-serif;margin:2em}td,th{padding:0 1em 0 0;text-align:left;font-family:monospace}</style>
 </head><body>
@@ -442,7 +443,7 @@ not by the kernel you are talking from.</p>
 <tr><th>you</th><td>{{.Tuple.Remote}}</td></tr>
 <tr><th>synack</th><td>{{.Tuple.Local}}</td></tr>
 <tr><th>state</th><td>{{.State}}</td></tr>
-<tr><th>RTT</th><td>{{.Info.RTT}} (var {{.Info.RTTVar}}, RTO {{.Info.RTO}})</td></tr>
+<tr><th>RTT</th><td>{{ms .Info.RTT}} ms (var {{ms .Info.RTTVar}} ms, RTO {{ms .Info.RTO}} ms)</td></tr>
 <tr><th>MSS</th><td>{{.Info.MSS}} (yours {{.Info.PeerMSS}})</td></tr>
 <tr><th>windows</th><td>send {{.Info.SndWnd}} (scale {{.Info.SndWScale}}), receive {{.Info.RcvWnd}} (scale {{.Info.RcvWScale}}), cwnd {{.Info.CWnd}}</td></tr>
 <tr><th>options</th><td>timestamps {{.Info.Timestamps}}, SACK {{.Info.SACK}}</td></tr>
@@ -464,13 +465,13 @@ not by the kernel you are talking from.</p>
 `))
 
 // textTmpl is the page for clients that do not ask for HTML (curl).
-var textTmpl = texttemplate.Must(texttemplate.New("text").Parse(`Hello from synack, a userspace TCP/IP stack written in Go.
+var textTmpl = texttemplate.Must(texttemplate.New("text").Funcs(texttemplate.FuncMap{"ms": diag.RTTText}).Parse(`Hello from synack, a userspace TCP/IP stack written in Go.
 {{with .Conn}}
 Your connection, as synack sees it:
   you       {{.Tuple.Remote}}
   synack    {{.Tuple.Local}}
   state     {{.State}}
-  RTT       {{.Info.RTT}} (var {{.Info.RTTVar}}, RTO {{.Info.RTO}})
+  RTT       {{ms .Info.RTT}} ms (var {{ms .Info.RTTVar}} ms, RTO {{ms .Info.RTO}} ms)
   MSS       {{.Info.MSS}} (yours {{.Info.PeerMSS}})
   windows   send {{.Info.SndWnd}} (scale {{.Info.SndWScale}}), receive {{.Info.RcvWnd}} (scale {{.Info.RcvWScale}}), cwnd {{.Info.CWnd}}
   options   timestamps {{.Info.Timestamps}}, SACK {{.Info.SACK}}
