@@ -172,6 +172,8 @@ type Conn struct {
 	tm    timers
 	rtt   rttEstimator
 	cc    Congestion
+	ccNew func(mss int) Congestion // chosen by SetCongestionControl; nil: the Config's
+	dr    deliveryRound
 
 	err      error // why the connection ended, for the user's next call
 	passive  bool  // opened by a passive OPEN: RST in SYN-RECEIVED returns to LISTEN
