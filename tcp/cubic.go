@@ -157,7 +157,7 @@ func (c *cubic) reduce(flight int) {
 	}
 	c.cwndPrior = cwnd
 	// ssthresh = flight_size * beta_cubic, at least 2 segments.
-	c.ssthresh = max(int(float64(flight)*cubicBeta), 2*c.mss)
+	c.ssthresh = max(int(math.Round(float64(flight)*cubicBeta)), 2*c.mss)
 	c.start = time.Time{}
 	c.acc = 0
 	c.hs.done = true // RFC 9406 section 4.2: a loss ends slow start and CSS
