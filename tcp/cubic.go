@@ -28,6 +28,7 @@ type cubic struct {
 	// since. A further timeout then only keeps cwnd at one segment: the
 	// window at the loss is the one before the first.
 	rtoBackoff bool
+	lastAck    time.Time // of the latest ACK in congestion avoidance
 }
 
 // cubicEpoch is the state of a congestion avoidance stage (RFC 9438
@@ -105,6 +106,17 @@ func (e *cubicEpoch) renoFriendly(segsAcked, cwnd float64) {
 
 func (c *cubic) OnAck(now time.Time, a Ack) {
 	c.rtoBackoff = false
+	if 2*(a.Flight+a.Acked) < c.cwnd {
+		// Application-limited (section 5.8): less than half the window
+		// was in use, so the ACK says nothing of the path's room; cwnd
+		// does not grow, and the time does not count in the epoch (t is
+		// the time spent using the window, section 4.2).
+		if !c.start.IsZero() {
+			c.start = c.start.Add(now.Sub(c.lastAck))
+			c.lastAck = now
+		}
+		return
+	}
 	if c.cwnd < c.ssthresh {
 		if c.hs.done || c.ssthresh != initialSSThresh {
 			c.slowStart(a.Acked)
@@ -122,6 +134,7 @@ func (c *cubic) OnAck(now time.Time, a Ack) {
 	if c.start.IsZero() {
 		c.begin(now, cwnd)
 	}
+	c.lastAck = now
 	t := now.Sub(c.start).Seconds()
 	segs := float64(a.Acked) / mss
 	c.renoFriendly(segs, cwnd)

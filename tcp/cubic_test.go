@@ -42,7 +42,7 @@ func TestCubicWindowFunctionRFC9438(t *testing.T) {
 	if c.ssthresh != 70000 || c.cwnd != 70000 || c.wMax != 100 {
 		t.Fatalf("after the loss: ssthresh %d cwnd %d W_max %v, want 70000 70000 100", c.ssthresh, c.cwnd, c.wMax)
 	}
-	c.OnAck(epoch, Ack{Acked: 0, SRTT: 100 * time.Millisecond}) // begins the epoch
+	c.OnAck(epoch, Ack{Acked: 0, Flight: c.cwnd, SRTT: 100 * time.Millisecond}) // begins the epoch
 	near(t, "K", c.k, 4.2172, 1e-4)
 	near(t, "cwnd_epoch", c.cwndEpoch, 70, 1e-9)
 	for _, w := range []struct{ t, w float64 }{{0, 70}, {1, 86.681}, {c.k, 100}, {6, 102.267}} {
@@ -52,7 +52,7 @@ func TestCubicWindowFunctionRFC9438(t *testing.T) {
 	// 100 ms: target = W_cubic(1.1) = 0.4 * (1.1 - 4.2172)^3 + 100 =
 	// 87.884; W_est = 70 + 0.5294/70 is far below W_cubic(1), so cwnd
 	// grows by (87.884 - 70) / 70 = 0.2555 segments for one acknowledged.
-	c.OnAck(epoch.Add(time.Second), Ack{Acked: 1000, SRTT: 100 * time.Millisecond})
+	c.OnAck(epoch.Add(time.Second), Ack{Acked: 1000, Flight: c.cwnd, SRTT: 100 * time.Millisecond})
 	if c.cwnd != 70255 {
 		t.Errorf("concave growth: cwnd %d, want 70255", c.cwnd)
 	}
@@ -61,7 +61,7 @@ func TestCubicWindowFunctionRFC9438(t *testing.T) {
 	// window's worth of ACKs can at most add half the window.
 	before := c.cwnd
 	for i := 0; i < 70; i++ {
-		c.OnAck(epoch.Add(time.Minute), Ack{Acked: 1000, SRTT: 100 * time.Millisecond})
+		c.OnAck(epoch.Add(time.Minute), Ack{Acked: 1000, Flight: c.cwnd, SRTT: 100 * time.Millisecond})
 	}
 	if c.cwnd <= before+before/4 || c.cwnd > before+before/2+1000 {
 		t.Errorf("convex growth over one window: %d -> %d, want at most +50%%", before, c.cwnd)
@@ -77,14 +77,14 @@ func TestCubicWindowFunctionRFC9438(t *testing.T) {
 func TestCubicRenoFriendlyRFC9438(t *testing.T) {
 	c := reduced(10)
 	near(t, "alpha_cubic", cubicAlpha, 0.529412, 1e-6)
-	c.OnAck(epoch, Ack{Acked: 1000, SRTT: time.Millisecond})
+	c.OnAck(epoch, Ack{Acked: 1000, Flight: c.cwnd, SRTT: time.Millisecond})
 	near(t, "K", c.k, 1.9574, 1e-4)
 	near(t, "W_est", c.wEst, 7.07563, 1e-5)
 	if c.cwnd != 7075 {
 		t.Fatalf("Reno-friendly region: cwnd %d, want 7075", c.cwnd)
 	}
 	c.wEst = 10 // as if W_est had grown to cwnd_prior
-	c.OnAck(epoch, Ack{Acked: 1000, SRTT: time.Millisecond})
+	c.OnAck(epoch, Ack{Acked: 1000, Flight: c.cwnd, SRTT: time.Millisecond})
 	near(t, "W_est with alpha 1", c.wEst, 10.14134, 1e-5)
 	if c.cwnd < 10140 || c.cwnd > 10142 {
 		t.Fatalf("cwnd %d, want W_est (10141 bytes)", c.cwnd)
@@ -120,12 +120,12 @@ func TestCubicTimeoutRFC9438(t *testing.T) {
 		t.Fatalf("after timeouts: ssthresh %d cwnd %d W_max %v", c.ssthresh, c.cwnd, c.wMax)
 	}
 	now := epoch.Add(2 * time.Second)
-	c.OnAck(now, Ack{Acked: 1000})
+	c.OnAck(now, Ack{Acked: 1000, Flight: c.cwnd})
 	if c.cwnd != 2000 {
 		t.Fatalf("standard slow start after a timeout: cwnd %d, want 2000", c.cwnd)
 	}
 	c.cwnd = 70000
-	c.OnAck(now, Ack{Acked: 1000, SRTT: 100 * time.Millisecond})
+	c.OnAck(now, Ack{Acked: 1000, Flight: c.cwnd, SRTT: 100 * time.Millisecond})
 	if c.k != 0 || c.wMax != 70 || c.cwndEpoch != 70 || c.afterRTO {
 		t.Errorf("first epoch after a timeout: K %v W_max %v cwnd_epoch %v", c.k, c.wMax, c.cwndEpoch)
 	}
@@ -135,7 +135,7 @@ func TestCubicTimeoutRFC9438(t *testing.T) {
 // cwnd, ssthresh, W_max, K and the epoch come back.
 func TestCubicUndoRFC9438(t *testing.T) {
 	c := reduced(100)
-	c.OnAck(epoch, Ack{Acked: 1000, SRTT: 100 * time.Millisecond})
+	c.OnAck(epoch, Ack{Acked: 1000, Flight: c.cwnd, SRTT: 100 * time.Millisecond})
 	c.cwnd = 80000
 	k, start, wMax := c.k, c.start, c.wMax
 	c.OnFastRetransmit(epoch.Add(3*time.Second), 80000)
@@ -149,10 +149,10 @@ func TestCubicUndoRFC9438(t *testing.T) {
 	}
 }
 
-// hsRounds feeds c rounds of n ACKs of one segment each, the i-th round
-// with RTT samples rtts[i]; the sender keeps n segments in flight, so each
-// round ends with the ACK of what was outstanding when it began (RFC 9406
-// section 4.2's windowEnd).
+// hsDriver feeds c rounds of n ACKs of one segment each (round), all with
+// the same RTT sample; each round ends with the ACK of what was
+// outstanding when it began (RFC 9406 section 4.2's windowEnd), and the
+// sender fills its window.
 type hsDriver struct {
 	c   *cubic
 	una seqnum.Value
@@ -163,7 +163,7 @@ func (d *hsDriver) round(n int, rtt time.Duration, each func(i int)) {
 	for i := 0; i < n; i++ {
 		d.una = d.una.Add(1000)
 		d.now = d.now.Add(time.Millisecond)
-		d.c.OnAck(d.now, Ack{Acked: 1000, Una: d.una, Next: d.una.Add(seqnum.Size(n * 1000)), RTT: rtt, SRTT: rtt})
+		d.c.OnAck(d.now, Ack{Acked: 1000, Flight: d.c.cwnd, Una: d.una, Next: d.una.Add(seqnum.Size(n * 1000)), RTT: rtt, SRTT: rtt})
 		if each != nil {
 			each(i)
 		}
@@ -284,5 +284,24 @@ func TestCongestionControlBeforeHandshake(t *testing.T) {
 	tc.in(seg{flags: S | A, seq: irs, ack: iss + 1, opts: mssOpt(1000)})
 	if got := tc.c.Info().CongestionControl; got != "newreno" {
 		t.Fatalf("after the handshake: %q, want newreno", got)
+	}
+}
+
+// RFC 9438 section 5.8: an application-limited flow (here less than half
+// the window in flight) does not grow cwnd, and the time it spends so does
+// not count in the epoch (section 4.2's t).
+func TestCubicApplicationLimitedRFC9438(t *testing.T) {
+	c := reduced(100)
+	c.OnAck(epoch, Ack{Acked: 0, Flight: c.cwnd, SRTT: 100 * time.Millisecond})
+	start := c.start
+	c.OnAck(epoch.Add(10*time.Second), Ack{Acked: 1000, Flight: 10000, SRTT: 100 * time.Millisecond})
+	if c.cwnd != 70000 || !c.start.Equal(start.Add(10*time.Second)) {
+		t.Fatalf("application-limited ACK: cwnd %d, epoch start moved by %v; want 70000 and 10s", c.cwnd, c.start.Sub(start))
+	}
+	// Back to a full window one second later: growth as at t = 1 s
+	// (TestCubicWindowFunctionRFC9438).
+	c.OnAck(epoch.Add(11*time.Second), Ack{Acked: 1000, Flight: c.cwnd, SRTT: 100 * time.Millisecond})
+	if c.cwnd != 70255 {
+		t.Fatalf("cwnd %d, want 70255", c.cwnd)
 	}
 }
