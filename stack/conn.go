@@ -288,6 +288,18 @@ func (tc *TCPConn) SetNoDelay(noDelay bool) error {
 	return tc.setOpt(func(now time.Time, c *tcp.Conn) { c.SetNoDelay(now, noDelay) })
 }
 
+// SetCongestionControl chooses the congestion controller of this
+// connection by name, as Linux's TCP_CONGESTION socket option: "cubic"
+// (the default) or "newreno" (tcp.CongestionControls lists them; "bbr" is
+// not there yet). The new controller starts from the current cwnd and
+// ssthresh. An unknown name is an error wrapping
+// tcp.ErrUnknownCongestionControl, naming the registered ones, and
+// changes nothing.
+func (tc *TCPConn) SetCongestionControl(name string) error {
+	err := tc.s.do(tc, func(_ time.Time, c *tcp.Conn) error { return c.SetCongestionControl(name) })
+	return opError("set", "setsockopt", tc.id.Local, tc.id.Remote, err)
+}
+
 // SetKeepAlive turns keep-alive probes on or off.
 func (tc *TCPConn) SetKeepAlive(on bool) error {
 	return tc.setOpt(func(now time.Time, c *tcp.Conn) { c.SetKeepAlive(now, on) })

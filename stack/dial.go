@@ -128,6 +128,9 @@ func (s *Stack) connect(laddr, raddr netip.AddrPort) (*TCPConn, error) {
 	if s.closed {
 		return nil, opError("dial", "connect", laddr, raddr, net.ErrClosed)
 	}
+	if s.cfgErr != nil {
+		return nil, opError("dial", "connect", laddr, raddr, s.cfgErr)
+	}
 	n, src, ok := s.routeTo(ra)
 	if !ok {
 		return nil, opError("dial", "connect", laddr, raddr, syscall.ENETUNREACH)

@@ -136,6 +136,9 @@ func (s *Stack) listen(ap netip.AddrPort, v6only bool, backlog int) (*Listener, 
 	if s.closed {
 		return nil, opError("listen", "bind", netip.AddrPort{}, ap, net.ErrClosed)
 	}
+	if s.cfgErr != nil {
+		return nil, opError("listen", "bind", netip.AddrPort{}, ap, s.cfgErr)
+	}
 	a := ap.Addr()
 	if a.IsValid() && !a.IsUnspecified() {
 		if _, ok := s.local[a]; !ok {

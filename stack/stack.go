@@ -194,6 +194,7 @@ type Stack struct {
 	local  map[netip.Addr]*nic // our addresses
 
 	cfg     tcp.Config                // defaults written out; the template of cfgs
+	cfgErr  error                     // why opts.TCP is unusable (tcp.Config.Validate); nil if it is not
 	cfgs    map[cfgKey]*tcp.Config    // shared by connections of the same class
 	isn     *tcp.ISNGenerator         // RFC 6528
 	isnNext map[tcp.Tuple]isnOverride // ISS for a new incarnation after TIME-WAIT
@@ -275,6 +276,9 @@ func New(opts Options) *Stack {
 	// The defaults are written out only so that Options reports the knobs
 	// the connections run with; the connections would apply them anyway.
 	s.cfg = opts.TCP.WithDefaults()
+	// New has no error to return: a Config no connection can run with (an
+	// unknown congestion control name) fails AddLink, Listen and Dial.
+	s.cfgErr = s.cfg.Validate()
 	if s.cfg.ISN == nil {
 		s.cfg.ISN = isnSource{s}
 	}
@@ -306,6 +310,9 @@ func (s *Stack) addLink(ep link.Endpoint, addrs []netip.Prefix) (*nic, error) {
 	defer s.mu.Unlock()
 	if s.closed {
 		return nil, errStackClosed
+	}
+	if s.cfgErr != nil {
+		return nil, fmt.Errorf("stack: AddLink: %w", s.cfgErr)
 	}
 	for _, p := range addrs {
 		a := p.Addr().Unmap()

@@ -1,45 +1,73 @@
 package tcp
 
+import (
+	"time"
+
+	"github.com/synack/synack/seqnum"
+)
+
 // Congestion is a congestion controller: it owns cwnd and ssthresh. Loss
-// detection (duplicate ACKs, timeouts) stays in the connection; the
-// controller only decides how the window moves. NewReno is the default;
-// CUBIC and SACK-based recovery plug in here later.
+// detection (duplicate ACKs, SACK, RACK, timeouts) stays in the
+// connection; the controller only decides how the window moves. Like the
+// rest of the core it is pure: time comes in as an argument. Controllers
+// are chosen by name (Config.CongestionControl, ccreg.go); CUBIC is the
+// default.
 type Congestion interface {
+	// Name is the name the controller is registered under ("cubic",
+	// "newreno"), or any name a custom controller gives itself.
+	Name() string
 	// Window is cwnd in bytes.
 	Window() int
 	// SlowStartThreshold is ssthresh in bytes.
 	SlowStartThreshold() int
-	// OnAck is told of newly acknowledged bytes outside fast recovery.
-	OnAck(acked, flight int)
-	// OnFastRetransmit is told that three duplicate ACKs started fast
-	// recovery with flight bytes outstanding.
-	OnFastRetransmit(flight int)
-	// OnDupAck is told of a further duplicate ACK during fast recovery.
+	// OnAck is told of an ACK that acknowledged new bytes outside fast
+	// recovery.
+	OnAck(now time.Time, a Ack)
+	// OnFastRetransmit is told that loss recovery started (three
+	// duplicate ACKs, RFC 6675 or RACK) with flight bytes outstanding.
+	OnFastRetransmit(now time.Time, flight int)
+	// OnDupAck is told of a further duplicate ACK during NewReno's fast
+	// recovery (the connection without SACK).
 	OnDupAck()
 	// OnPartialAck is told of an ACK during recovery that acknowledged
 	// acked bytes but not everything up to the recovery point.
 	OnPartialAck(acked int)
 	// OnRecoveryEnd is told that an ACK covered the recovery point.
-	OnRecoveryEnd(flight int)
+	OnRecoveryEnd(now time.Time, flight int)
 	// OnTimeout is told of a retransmission timeout with flight bytes out.
-	OnTimeout(flight int)
+	OnTimeout(now time.Time, flight int)
 	// SetMSS changes the segment size the controller counts in.
 	SetMSS(mss int)
 }
 
-// newReno is RFC 5681 slow start and congestion avoidance with the fast
-// recovery of RFC 6582.
-type newReno struct {
-	cwnd, ssthresh int
-	mss            int
-	acc            int // bytes acknowledged towards the next cwnd increase in congestion avoidance
+// Ack is what a controller learns from one ACK that acknowledged new data.
+type Ack struct {
+	Acked  int // bytes newly acknowledged cumulatively
+	Flight int // bytes outstanding after the ACK
+	// Una is SND.UNA after the ACK and Next the highest sequence number
+	// sent (SND.MAX): round trips are counted from them (RFC 9406 section
+	// 4.2's windowEnd).
+	Una, Next seqnum.Value
+	// RTT is the sample this ACK gave (RFC 6298, RFC 7323 section 4.1), or
+	// 0 when it gave none (Karn's rule). SRTT is the smoothed RTT and
+	// MinRTT the least sample of the connection, 0 before the first.
+	RTT, SRTT, MinRTT time.Duration
 }
 
-// NewNewReno returns a NewReno controller for segments of mss bytes.
-func NewNewReno(mss int) Congestion {
-	c := &newReno{mss: mss, ssthresh: 1 << 30}
-	c.cwnd = initialWindow(mss)
-	return c
+// window is the part a loss-based controller shares with NewReno: the two
+// numbers and NewReno's fast recovery (RFC 6582), which inflates the
+// window by the duplicate ACKs and deflates it by partial ACKs.
+type window struct {
+	cwnd, ssthresh int
+	mss            int
+}
+
+// initialSSThresh is RFC 5681 section 3.1's "arbitrarily high" initial
+// ssthresh.
+const initialSSThresh = 1 << 30
+
+func newWindow(mss int) window {
+	return window{cwnd: initialWindow(mss), ssthresh: initialSSThresh, mss: mss}
 }
 
 // initialWindow is RFC 6928's IW = min(10*MSS, max(2*MSS, 14600)).
@@ -47,51 +75,79 @@ func initialWindow(mss int) int {
 	return min(10*mss, max(2*mss, 14600))
 }
 
-func (c *newReno) Window() int             { return c.cwnd }
-func (c *newReno) SlowStartThreshold() int { return c.ssthresh }
-func (c *newReno) SetMSS(mss int)          { c.mss = mss }
+func (w *window) Window() int             { return w.cwnd }
+func (w *window) SlowStartThreshold() int { return w.ssthresh }
+func (w *window) SetMSS(mss int)          { w.mss = mss }
 
-func (c *newReno) OnAck(acked, flight int) {
+// setWindow carries cwnd and ssthresh over from the controller a
+// connection had before SetCongestionControl, as Linux does on
+// TCP_CONGESTION.
+func (w *window) setWindow(cwnd, ssthresh int) {
+	w.cwnd, w.ssthresh = max(cwnd, w.mss), max(ssthresh, 2*w.mss)
+}
+
+// slowStart is RFC 5681 section 3.1 with RFC 3465's L = 2*SMSS cap on
+// the increase per ACK.
+func (w *window) slowStart(acked int) { w.cwnd += min(acked, 2*w.mss) }
+
+func (w *window) OnDupAck() { w.cwnd += w.mss } // RFC 6582 section 3.2 step 3
+
+func (w *window) OnPartialAck(acked int) {
+	// RFC 6582 section 3.2 step 5: deflate by the amount acknowledged, then
+	// add back one MSS if that amount was at least one MSS.
+	w.cwnd -= acked
+	if acked >= w.mss {
+		w.cwnd += w.mss
+	}
+	w.cwnd = max(w.cwnd, w.mss)
+}
+
+// recoveryEnd is RFC 6582 section 3.2 step 5, full acknowledgment, option
+// (1).
+func (w *window) recoveryEnd(flight int) {
+	w.cwnd = min(w.ssthresh, max(flight, w.mss)+w.mss)
+}
+
+// newReno is RFC 5681 slow start and congestion avoidance with the fast
+// recovery of RFC 6582.
+type newReno struct {
+	window
+	acc int // bytes acknowledged towards the next cwnd increase in congestion avoidance
+}
+
+// NewNewReno returns a NewReno controller for segments of mss bytes.
+func NewNewReno(mss int) Congestion {
+	return &newReno{window: newWindow(mss)}
+}
+
+func (c *newReno) Name() string { return "newreno" }
+
+func (c *newReno) OnAck(_ time.Time, a Ack) {
 	if c.cwnd < c.ssthresh {
-		// Slow start, RFC 5681 section 3.1 (with RFC 3465's L = 2*SMSS
-		// cap on the increase per ACK).
-		c.cwnd += min(acked, 2*c.mss)
+		c.slowStart(a.Acked)
 		return
 	}
 	// Congestion avoidance: about one MSS per RTT (RFC 5681 eq. 3, counted
 	// in bytes acknowledged as RFC 3465 recommends).
-	c.acc += acked
+	c.acc += a.Acked
 	if c.acc >= c.cwnd {
 		c.acc -= c.cwnd
 		c.cwnd += c.mss
 	}
 }
 
-func (c *newReno) OnFastRetransmit(flight int) {
+func (c *newReno) OnFastRetransmit(_ time.Time, flight int) {
 	// RFC 5681 section 3.2 steps 2 and 3 (eq. 4).
 	c.ssthresh = max(flight/2, 2*c.mss)
 	c.cwnd = c.ssthresh + 3*c.mss
 }
 
-func (c *newReno) OnDupAck() { c.cwnd += c.mss } // RFC 6582 section 3.2 step 3
-
-func (c *newReno) OnPartialAck(acked int) {
-	// RFC 6582 section 3.2 step 5: deflate by the amount acknowledged, then
-	// add back one MSS if that amount was at least one MSS.
-	c.cwnd -= acked
-	if acked >= c.mss {
-		c.cwnd += c.mss
-	}
-	c.cwnd = max(c.cwnd, c.mss)
-}
-
-func (c *newReno) OnRecoveryEnd(flight int) {
-	// RFC 6582 section 3.2 step 5, full acknowledgment, option (1).
-	c.cwnd = min(c.ssthresh, max(flight, c.mss)+c.mss)
+func (c *newReno) OnRecoveryEnd(_ time.Time, flight int) {
+	c.recoveryEnd(flight)
 	c.acc = 0
 }
 
-func (c *newReno) OnTimeout(flight int) {
+func (c *newReno) OnTimeout(_ time.Time, flight int) {
 	// RFC 5681 section 3.1 eq. 4 and "LW = 1 SMSS".
 	c.ssthresh = max(flight/2, 2*c.mss)
 	c.cwnd = c.mss

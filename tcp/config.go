@@ -226,8 +226,18 @@ type Config struct {
 	// ACK counting applies.
 	LossDetection LossDetection
 
-	// NewCongestion makes the congestion controller of a connection.
-	// Default NewReno (RFC 5681, RFC 6582).
+	// CongestionControl names the congestion controller of new
+	// connections, as Linux's tcp_congestion_control: "cubic" (RFC 9438
+	// with HyStart++, RFC 9406; the default) or "newreno" (RFC 5681, RFC
+	// 6582). CongestionControls lists them; "bbr" is not there yet. An
+	// unknown name is an error (Validate) when a stack is made and at
+	// Connect and Listen, never a silent fallback.
+	CongestionControl string
+
+	// NewCongestion, when set, makes the congestion controller of a
+	// connection instead, for a controller of one's own; its Name is what
+	// Info reports. Conn.SetCongestionControl still picks a registered one
+	// for one connection.
 	NewCongestion func(mss int) Congestion
 
 	// ISN chooses initial sequence numbers and timestamp offsets. Default:
@@ -257,6 +267,9 @@ func (c Config) WithDefaults() Config {
 	c.OutOfOrderLimit = c.outOfOrderLimit()
 	c.OrphanRetries = c.orphanRetries()
 	c.LossDetection = c.lossDetection()
+	if c.CongestionControl == "" && c.NewCongestion == nil {
+		c.CongestionControl = DefaultCongestionControl
+	}
 	return c
 }
 
@@ -380,14 +393,6 @@ func (c *Config) lossDetection() LossDetection {
 		return LossDupThresh
 	}
 	return LossRACK
-}
-
-// newCongestion makes a connection's congestion controller.
-func (c *Config) newCongestion(mss int) Congestion {
-	if c.NewCongestion == nil {
-		return NewNewReno(mss)
-	}
-	return c.NewCongestion(mss)
 }
 
 // zeroKeyISN is the ISN default: the keyed generator with an all-zero key.

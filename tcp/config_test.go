@@ -76,11 +76,11 @@ func TestConfigDefaults(t *testing.T) {
 		t.Errorf("negative fields: %d %v %d %d, want the defaults", neg.sendBufferSize(), neg.msl(), neg.maxRetransmits(), neg.keepAliveCount())
 	}
 
-	// The zero Config's congestion controller is NewReno, its ISN source
-	// the all-zero-key generator.
+	// The zero Config's congestion controller is CUBIC (issue 11), its
+	// ISN source the all-zero-key generator.
 	var zero Config
-	if _, ok := zero.newCongestion(1000).(*newReno); !ok {
-		t.Errorf("zero Config: congestion controller %T, want NewReno", zero.newCongestion(1000))
+	if _, ok := zero.newCongestion(1000).(*cubic); !ok {
+		t.Errorf("zero Config: congestion controller %T, want CUBIC", zero.newCongestion(1000))
 	}
 	id := Tuple{Local: localAP, Remote: remoteAP}
 	want := NewISNGenerator([32]byte{})

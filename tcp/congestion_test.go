@@ -15,10 +15,10 @@ func TestInitialWindow(t *testing.T) {
 	}
 }
 
-// bulk sets up an established connection with MSS 1000, a large peer
-// window and n bytes queued; it returns after the initial flight.
+// bulk sets up an established NewReno connection with MSS 1000, a large
+// peer window and n bytes queued; it returns after the initial flight.
 func bulk(t *testing.T, n int) *tconn {
-	tc := newSynSent(t, func(c *Config) { c.SendBufferSize = 1 << 20 })
+	tc := newSynSent(t, func(c *Config) { c.SendBufferSize = 1 << 20; c.CongestionControl = "newreno" })
 	tc.peerWin = 65535
 	tc.in(seg{flags: S | A, seq: irs, ack: iss + 1, opts: mssOpt(1000)})
 	tc.want("ACK", seg{flags: A, seq: iss + 1, ack: irs + 1})

@@ -172,6 +172,8 @@ type Conn struct {
 	tm    timers
 	rtt   rttEstimator
 	cc    Congestion
+	ccNew func(mss int) Congestion // chosen by SetCongestionControl; nil: the Config's
+	dr    deliveryRound
 
 	memState MemoryState // the stack's memory state (memory.go)
 

@@ -105,7 +105,7 @@ func (c *Conn) setMSS(mss int) {
 		opt = tsOptionSpace
 	}
 	c.mss = max(mss-opt, min(minPeerMSS, int(c.ourMSS())-opt), 1)
-	c.cc = c.cfg.newCongestion(c.mss)
+	c.cc = c.makeCongestion(c.mss)
 }
 
 // updateWindow applies the send window update rule of RFC 9293 3.10.7.4
@@ -455,6 +455,7 @@ func (c *Conn) ackAdvance(now time.Time, seg *Segment) {
 	// RTT: a timed segment gives the finest sample; otherwise the
 	// timestamp echo does (RFC 7323 section 4.1), unless it is older than
 	// the latest retransmission (tsSample).
+	c.rtt.fresh = false
 	if c.snd.rttTiming && ack.GreaterThan(c.snd.rttSeq) {
 		c.rtt.sample(now.Sub(c.snd.rttTime))
 		c.snd.rttTiming = false
@@ -480,7 +481,7 @@ func (c *Conn) ackAdvance(now time.Time, seg *Segment) {
 			if ack.GreaterThanEq(c.snd.recover) {
 				// Full acknowledgment (RFC 6582 section 3.2 step 5).
 				c.snd.inRecovery = false
-				c.cc.OnRecoveryEnd(flight)
+				c.cc.OnRecoveryEnd(now, flight)
 			} else {
 				// Partial acknowledgment: the next hole is lost too;
 				// resend it at once and deflate the window.
@@ -488,7 +489,7 @@ func (c *Conn) ackAdvance(now time.Time, seg *Segment) {
 				c.retransmitFirst(now)
 			}
 		} else {
-			c.cc.OnAck(acked, flight)
+			c.congestionOnAck(now, acked)
 		}
 		c.snd.dupAcks = 0
 	}
@@ -536,7 +537,7 @@ func (c *Conn) maybeDupAck(now time.Time, seg *Segment) {
 		c.snd.inRecovery = true
 		c.snd.recover = c.snd.max
 		c.startEpisode(false)
-		c.cc.OnFastRetransmit(int(c.snd.una.Size(c.snd.max)))
+		c.cc.OnFastRetransmit(now, int(c.snd.una.Size(c.snd.max)))
 		c.stats.FastRetransmits++
 		c.retransmitFirst(now)
 	}

@@ -358,7 +358,7 @@ func (c *Conn) rackOnAck(now time.Time, seg *Segment) {
 	if c.snd.su.dsack {
 		c.rackDSACK()
 	}
-	c.tlpOnAck(seg)
+	c.tlpOnAck(now, seg)
 	c.rackLossTimer(now)
 }
 
@@ -448,7 +448,7 @@ func (c *Conn) tlpTimeout(now time.Time) {
 // episode ends; if the probe was a retransmission that repaired a loss
 // (no D-SACK says the original arrived too), the congestion window must
 // still be reduced as after a fast recovery.
-func (c *Conn) tlpOnAck(seg *Segment) {
+func (c *Conn) tlpOnAck(now time.Time, seg *Segment) {
 	r := &c.snd.rack
 	if !r.tlpActive {
 		return
@@ -469,7 +469,7 @@ func (c *Conn) tlpOnAck(seg *Segment) {
 	if r.tlpRetrans && !c.snd.inRecovery {
 		c.stats.TLPRecoveries++
 		flight := int(c.snd.una.Size(c.snd.max)) + c.mss
-		c.cc.OnFastRetransmit(flight)
-		c.cc.OnRecoveryEnd(c.pipe())
+		c.cc.OnFastRetransmit(now, flight)
+		c.cc.OnRecoveryEnd(now, c.pipe())
 	}
 }

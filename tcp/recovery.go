@@ -106,7 +106,7 @@ func (c *Conn) sackOnAck(now time.Time, seg *Segment, acked int, dup bool) {
 			// RecoveryPoint, recovery is over; RFC 6937: cwnd goes to
 			// ssthresh (bounded by the pipe, RFC 6582 option 1).
 			c.snd.inRecovery = false
-			c.cc.OnRecoveryEnd(c.pipe())
+			c.cc.OnRecoveryEnd(now, c.pipe())
 			if rack {
 				c.rackRecoveryEnded()
 			}
@@ -117,7 +117,7 @@ func (c *Conn) sackOnAck(now time.Time, seg *Segment, acked int, dup bool) {
 		return
 	}
 	if acked > 0 {
-		c.cc.OnAck(acked, int(c.snd.una.Size(c.snd.max)))
+		c.congestionOnAck(now, acked)
 	}
 	// RFC 6675 section 5 steps (2) and (3): DupThresh duplicates, or
 	// IsLost(HighACK + 1); with RACK (RFC 8985 section 6.2), a segment
@@ -143,7 +143,7 @@ func (c *Conn) enterSACKRecovery(now time.Time, delivered int) {
 	c.snd.inRecovery = true
 	c.snd.recover = c.snd.max // RecoveryPoint = HighData
 	c.startEpisode(false)
-	c.cc.OnFastRetransmit(flight)
+	c.cc.OnFastRetransmit(now, flight)
 	c.snd.rec = sackRecovery{
 		highRxt:      c.snd.una,
 		recoverFS:    max(c.pipeAtEntry(), 1),

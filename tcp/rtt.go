@@ -5,6 +5,8 @@ import "time"
 // rttEstimator computes the retransmission timeout of RFC 6298.
 type rttEstimator struct {
 	srtt, rttvar time.Duration
+	latest, min  time.Duration // the latest sample and the least one
+	fresh        bool          // latest came from the ACK being processed
 	rto          time.Duration
 	measured     bool
 	backoff      int // exponential backoff shifts applied to rto (RFC 6298 5.5)
@@ -25,6 +27,10 @@ func (e *rttEstimator) init(cfg *Config) {
 func (e *rttEstimator) sample(r time.Duration) {
 	if r <= 0 {
 		r = time.Microsecond
+	}
+	e.latest, e.fresh = r, true
+	if !e.measured || r < e.min {
+		e.min = r
 	}
 	if !e.measured {
 		e.srtt = r

@@ -198,7 +198,7 @@ func (c *Conn) retransmissionTimeout(now time.Time) {
 	// RFC 5681 section 3.1 eq. 4, and go back to SND.UNA: everything
 	// after it is sent again as the window opens (RFC 6582 section 4).
 	c.startEpisode(true)
-	c.cc.OnTimeout(int(c.snd.una.Size(c.snd.max)))
+	c.cc.OnTimeout(now, int(c.snd.una.Size(c.snd.max)))
 	c.snd.inRecovery = false
 	c.snd.dupAcks = 0
 	c.snd.rec = sackRecovery{}

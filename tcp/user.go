@@ -16,6 +16,9 @@ func (c *Conn) Connect(now time.Time) error {
 	if c.state != Closed || c.err != nil {
 		return ErrAlreadyOpen
 	}
+	if err := c.cfg.Validate(); err != nil {
+		return err
+	}
 	c.openCommon(now)
 	// The state changes first so that whoever watches sees the SYN leave
 	// from SYN-SENT; nothing else happens in between.
@@ -28,6 +31,9 @@ func (c *Conn) Connect(now time.Time) error {
 func (c *Conn) Listen(now time.Time) error {
 	if c.state != Closed || c.err != nil {
 		return ErrAlreadyOpen
+	}
+	if err := c.cfg.Validate(); err != nil {
+		return err
 	}
 	c.passive = true
 	c.setState(now, Listen, UserListen)
@@ -50,7 +56,7 @@ func (c *Conn) openCommon(now time.Time) {
 	c.rcv.wscale = c.ourWindowShift()
 	c.mss = c.defaultPeerMSS()
 	c.peerMSS = c.mss
-	c.cc = c.cfg.newCongestion(c.mss)
+	c.cc = c.makeCongestion(c.mss)
 }
 
 // ourWindowShift is the smallest shift that lets the receive buffer be
@@ -311,8 +317,6 @@ type Info struct {
 	RTO         time.Duration
 	MSS         int // bytes of payload per segment we send
 	PeerMSS     int
-	CWnd        int // congestion window, bytes
-	SSThresh    int
 	SndWnd      int // the peer's window, scaled
 	RcvWnd      int // our advertised window, scaled
 	SndWScale   uint8
@@ -329,6 +333,17 @@ type Info struct {
 	Backoff     int // consecutive retransmission timeouts
 	OutOfOrder  int // bytes held that arrived out of order
 	Memory      int // bytes the buffers hold: both rings' arrays and the out-of-order data (BufferMemory)
+	// Congestion control: the controller's name ("cubic", "newreno"),
+	// cwnd and ssthresh in bytes, the least RTT sample, and the delivery
+	// rate (bytes per second acknowledged over the last round trip).
+	// PacingRate is 0: synack does not pace yet.
+	CongestionControl string
+	CWnd              int
+	SSThresh          int
+	MinRTT            time.Duration
+	PacingRate        int64
+	DeliveryRate      int64
+
 	// Loss recovery (recovery.go, rack.go).
 	LossDetection LossDetection // in use: rack or dupthresh; empty without SACK
 	Recovering    bool          // in fast recovery (RFC 6675 / RFC 6582)
@@ -377,7 +392,9 @@ func (c *Conn) Info() Info {
 			i.LostBytes = c.snd.sb.unsackedIn(c.snd.una, c.lostBelow())
 		}
 	}
+	i.MinRTT, i.DeliveryRate = c.rtt.min, c.dr.rate
 	if c.cc != nil {
+		i.CongestionControl = c.cc.Name()
 		i.CWnd = c.cc.Window()
 		i.SSThresh = c.cc.SlowStartThreshold()
 	}

@@ -358,6 +358,9 @@ func (in *instance) getsockopt(fd, level, name int) (int, syscall.Errno) {
 
 func (in *instance) setsockopt(fd, level, name int, v []byte) syscall.Errno {
 	o := sock.LinuxOpt(level, name)
+	if o == sock.TCP_CONGESTION {
+		return in.tab.SetCongestion(fd, strings.TrimRight(string(v), "\x00")) // a name, not an int
+	}
 	if !sock.Settable(o) {
 		if in.tab.Get(fd) == nil {
 			return syscall.EBADF

@@ -286,7 +286,7 @@ func unsupportedCall(c *Syscall) string {
 		opt := c.Args[2]
 		get := c.Name == "getsockopt"
 		switch opt {
-		case "TCP_KEEPIDLE", "TCP_KEEPINTVL", "TCP_KEEPCNT":
+		case "TCP_KEEPIDLE", "TCP_KEEPINTVL", "TCP_KEEPCNT", "TCP_CONGESTION":
 			return ""
 		case "SO_ERROR", "SO_RCVBUF":
 			if get {
@@ -1224,7 +1224,7 @@ var errnoNames = map[string]syscall.Errno{
 	"EISCONN": syscall.EISCONN, "EALREADY": syscall.EALREADY, "ECONNABORTED": syscall.ECONNABORTED,
 	"ENOPROTOOPT": syscall.ENOPROTOOPT, "EACCES": syscall.EACCES, "EOPNOTSUPP": syscall.EOPNOTSUPP,
 	"EINTR": syscall.EINTR, "EIO": syscall.EIO, "EADDRNOTAVAIL": syscall.EADDRNOTAVAIL,
-	"EPROTO": syscall.EPROTO,
+	"EPROTO": syscall.EPROTO, "ENOENT": syscall.ENOENT,
 }
 
 func errnoName(e syscall.Errno) string {

@@ -215,6 +215,16 @@ func (r *runner) syscall(ev *Event, t time.Duration) error {
 }
 
 func (r *runner) getsockopt(ev *Event, fd int, opt sock.Opt, want string) error {
+	if opt == sock.TCP_CONGESTION {
+		name, e := r.tab.Congestion(fd)
+		if e != 0 {
+			return r.result(ev, -1, e)
+		}
+		if w := strings.Trim(want, `"`); name != w {
+			return r.fail("getsockopt(TCP_CONGESTION) gave %q, want %q", name, w)
+		}
+		return r.result(ev, 0, 0)
+	}
 	if !sock.Gettable(opt) {
 		return skipError("getsockopt " + string(opt) + " is not supported")
 	}
@@ -242,6 +252,13 @@ func (r *runner) getsockopt(ev *Event, fd int, opt sock.Opt, want string) error 
 }
 
 func (r *runner) setsockopt(ev *Event, fd int, opt sock.Opt, val string) error {
+	if opt == sock.TCP_CONGESTION {
+		// setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, "cubic", 5): a name.
+		if e := r.tab.SetCongestion(fd, strings.Trim(val, `"`)); e != 0 {
+			return r.result(ev, -1, e)
+		}
+		return r.result(ev, 0, 0)
+	}
 	if !sock.Settable(opt) {
 		return skipError("setsockopt " + string(opt) + " is not supported")
 	}

@@ -81,9 +81,10 @@ type Socket struct {
 	soErr    syscall.Errno // pending error (a failed non-blocking connect)
 	reported bool          // the connection's error was reported by SO_ERROR
 
-	linger0   bool
-	nodelay   int // -1 unset, 0 or 1
-	keepalive int // -1 unset, 0 or 1
+	linger0    bool
+	nodelay    int    // -1 unset, 0 or 1
+	keepalive  int    // -1 unset, 0 or 1
+	congestion string // TCP_CONGESTION; "" unset: the stack's
 
 	// Keep-alive timing (TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT): taken
 	// from the sysctls when the socket is made, or from the listening
@@ -293,7 +294,7 @@ func (t *Table) Accept(fd int) *Call {
 			return -1, e
 		}
 		ns.conn, ns.Tuple, ns.HaveTuple = tc, tc.Tuple(), true
-		ns.linger0, ns.nodelay, ns.keepalive = s.linger0, s.nodelay, s.keepalive
+		ns.linger0, ns.nodelay, ns.keepalive, ns.congestion = s.linger0, s.nodelay, s.keepalive, s.congestion
 		ns.keepIdle, ns.keepIntvl, ns.keepCnt = s.keepIdle, s.keepIntvl, s.keepCnt
 		t.applyOpts(ns)
 		return int64(ns.FD), 0
@@ -463,6 +464,9 @@ const (
 	TCP_KEEPIDLE  Opt = "TCP_KEEPIDLE"
 	TCP_KEEPINTVL Opt = "TCP_KEEPINTVL"
 	TCP_KEEPCNT   Opt = "TCP_KEEPCNT"
+	// TCP_CONGESTION takes and gives a name, not an int: SetCongestion
+	// and Congestion.
+	TCP_CONGESTION Opt = "TCP_CONGESTION"
 )
 
 // Gettable and Settable say which options the layer has.
@@ -487,6 +491,7 @@ func Settable(o Opt) bool {
 var linuxOpts = map[[2]int]Opt{
 	{1, 2}: SO_REUSEADDR, {1, 13}: SO_LINGER, {1, 4}: SO_ERROR, {1, 8}: SO_RCVBUF, {1, 9}: SO_KEEPALIVE,
 	{6, 1}: TCP_NODELAY, {6, 4}: TCP_KEEPIDLE, {6, 5}: TCP_KEEPINTVL, {6, 6}: TCP_KEEPCNT,
+	{6, 13}: TCP_CONGESTION,
 }
 
 // LinuxOpt names the option Linux numbers (level, name), or "".
@@ -563,6 +568,37 @@ func (t *Table) Setsockopt(fd int, o Opt, v ...int) syscall.Errno {
 	return 0
 }
 
+// SetCongestion is setsockopt(TCP_CONGESTION): the socket's connection,
+// and those accepted from it, use the congestion controller registered
+// under name. An unknown name is ENOENT, as on Linux.
+func (t *Table) SetCongestion(fd int, name string) syscall.Errno {
+	s := t.Get(fd)
+	if s == nil {
+		return syscall.EBADF
+	}
+	if !KnownCongestion(name) {
+		return syscall.ENOENT
+	}
+	s.congestion = name
+	t.applyOpts(s)
+	return 0
+}
+
+// Congestion is getsockopt(TCP_CONGESTION): the name of the socket's
+// congestion controller.
+func (t *Table) Congestion(fd int) (string, syscall.Errno) {
+	s := t.Get(fd)
+	switch {
+	case s == nil:
+		return "", syscall.EBADF
+	case s.conn != nil:
+		return s.conn.Info().CongestionControl, 0
+	case s.congestion != "":
+		return s.congestion, 0
+	}
+	return t.Stack.Options().TCP.CongestionControl, 0
+}
+
 // applyOpts sets the socket's options on its connection.
 func (t *Table) applyOpts(s *Socket) {
 	if s.conn == nil {
@@ -576,6 +612,9 @@ func (t *Table) applyOpts(s *Socket) {
 	}
 	if s.keepalive >= 0 {
 		s.conn.SetKeepAlive(s.keepalive == 1)
+	}
+	if s.congestion != "" && s.conn.Info().CongestionControl != s.congestion {
+		s.conn.SetCongestionControl(s.congestion) // a known name: SetCongestion checked it
 	}
 	// The stack's configuration holds the keep-alive timing of the
 	// sysctls at the start; a socket with other values sets its own.

@@ -2,6 +2,7 @@ package sock
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -51,6 +52,8 @@ import (
 //	blackhole=0, hostcache.purgenow, ecn.maxretries,
 //	syncookies=1, syncookies_only=0, tolerate_missing_ts
 //	                                             ignored: defaults, or no effect on these scripts
+//	net.inet.tcp.cc.algorithm       newreno/cubic CongestionControl (the profile's default is newreno,
+//	                                             FreeBSD's); other: skip
 //	udp_tunneling_*                 any          skip: TCP over UDP encapsulation is not implemented
 //
 // Linux (packetdrill's gtests/net/tcp scripts):
@@ -62,7 +65,8 @@ import (
 //	net.ipv4.tcp_syn_retries        N            SynRetries
 //	net.ipv4.tcp_synack_retries     N            SynAckRetries
 //	net.ipv4.tcp_ecn                0            ignored; other: skip (ECN is not implemented)
-//	net.ipv4.tcp_congestion_control reno         ignored; other: skip (synack's controller is NewReno)
+//	net.ipv4.tcp_congestion_control reno / cubic CongestionControl "newreno" / "cubic" (the default, as
+//	                                             Linux's); other: skip (bbr is not there yet)
 //	net.ipv4.tcp_fastopen           0 or defaults.sh's 0x70403 ignored (no data on SYN is ever sent or
 //	                                             accepted without a cookie); other: skip (no TCP Fast Open)
 //	tcp_syncookies=1, tcp_dsack=1, tcp_fack=0, tcp_reordering=3, tcp_frto, tcp_slow_start_after_idle=0,
@@ -84,15 +88,17 @@ type Settings struct {
 	keepIdle, keepIntvl    time.Duration
 	keepCnt                int
 	noQuickACK             bool
+	congestion             string // tcp.Config.CongestionControl
 }
 
 // FreeBSDDefaults are FreeBSD's socket buffer sizes (the suite restates
-// them at the top of every script) and its ACK policy, which has no
+// them at the top of every script), its ACK policy, which has no
 // quick-ACK mode (tcp_input's DELAY_ACK: the first segment's ACK waits,
-// the second is acknowledged at once; tcp.Config.NoQuickACK); everything
-// else is synack's default.
+// the second is acknowledged at once; tcp.Config.NoQuickACK), and its
+// default congestion control, NewReno (net.inet.tcp.cc.algorithm);
+// everything else is synack's default.
 func FreeBSDDefaults() Settings {
-	return Settings{recvspace: 65536, sendspace: 32768, noQuickACK: true}
+	return Settings{recvspace: 65536, sendspace: 32768, noQuickACK: true, congestion: "newreno"}
 }
 
 // LinuxDefaults is what packetdrill's gtests/net/common/defaults.sh sets
@@ -146,6 +152,7 @@ func (st Settings) Config() tcp.Config {
 		KeepAliveInterval: st.keepIntvl,
 		KeepAliveCount:    st.keepCnt,
 		NoQuickACK:        st.noQuickACK,
+		CongestionControl: st.congestion,
 	}
 }
 
@@ -165,6 +172,9 @@ func (st *Settings) SetLine(a string) (skip string) {
 func (st *Settings) Set(name, val string) (skip string) {
 	if strings.HasPrefix(name, "net.ipv4.") {
 		return st.setLinux(strings.TrimPrefix(name, "net.ipv4."), val)
+	}
+	if name == "net.inet.tcp.cc.algorithm" {
+		return st.setCongestion(name, val, val)
 	}
 	n, err := strconv.ParseInt(val, 10, 64)
 	if err != nil {
@@ -266,10 +276,11 @@ func (st *Settings) setLinux(name, val string) string {
 		}
 		return ""
 	case "tcp_congestion_control":
-		if val != "reno" {
-			return "tcp_congestion_control=" + val + ": synack's congestion control is NewReno (RFC 5681, RFC 6582)"
+		cc := val
+		if cc == "reno" {
+			cc = "newreno" // Linux's reno recovers as NewReno (RFC 6582)
 		}
-		return ""
+		return st.setCongestion("net.ipv4."+name, val, cc)
 	case "tcp_fastopen_key":
 		return ""
 	}
@@ -307,4 +318,20 @@ func (st *Settings) setLinux(name, val string) string {
 		return "sysctl net.ipv4." + name + " has no synack equivalent"
 	}
 	return ""
+}
+
+// setCongestion sets the congestion controller a sysctl names (cc, the
+// name synack registers it under), or says why it cannot.
+func (st *Settings) setCongestion(name, val, cc string) string {
+	if !KnownCongestion(cc) {
+		return fmt.Sprintf("sysctl %s=%s: synack has the congestion controllers %s", name, val, strings.Join(tcp.CongestionControls(), ", "))
+	}
+	st.congestion = cc
+	return ""
+}
+
+// KnownCongestion reports whether synack registers a congestion
+// controller under name.
+func KnownCongestion(name string) bool {
+	return slices.Contains(tcp.CongestionControls(), name)
 }

@@ -1,0 +1,158 @@
+package tcp
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// DefaultCongestionControl is the controller of a connection whose Config
+// names none: CUBIC (RFC 9438) with HyStart++ (RFC 9406), as on Linux.
+const DefaultCongestionControl = "cubic"
+
+// ErrUnknownCongestionControl is wrapped by the error for a congestion
+// control name that is not registered.
+var ErrUnknownCongestionControl = errors.New("unknown congestion control")
+
+// congestionControls is the registry of controllers by name, as Linux's
+// net.ipv4.tcp_available_congestion_control. "bbr" is not among them yet.
+var congestionControls = []struct {
+	name string
+	new  func(mss int) Congestion
+}{
+	{"cubic", NewCubic},
+	{"newreno", NewNewReno},
+}
+
+// CongestionControls returns the names of the registered controllers.
+func CongestionControls() []string {
+	names := make([]string, len(congestionControls))
+	for i, r := range congestionControls {
+		names[i] = r.name
+	}
+	return names
+}
+
+// lookupCongestion returns the constructor registered under name ("" is
+// the default).
+func lookupCongestion(name string) (func(mss int) Congestion, error) {
+	if name == "" {
+		name = DefaultCongestionControl
+	}
+	for _, r := range congestionControls {
+		if r.name == name {
+			return r.new, nil
+		}
+	}
+	return nil, fmt.Errorf("%w %q (registered: %s)", ErrUnknownCongestionControl, name, strings.Join(CongestionControls(), ", "))
+}
+
+// Validate reports a Config no connection can run with: for now, a
+// CongestionControl that names no registered controller (when
+// NewCongestion is not set, which would take precedence). Connect and
+// Listen return its error; stacks check it when they are made.
+func (c *Config) Validate() error {
+	if c.NewCongestion != nil {
+		return nil
+	}
+	_, err := lookupCongestion(c.CongestionControl)
+	return err
+}
+
+// newCongestion makes a connection's congestion controller: NewCongestion
+// if set, else the one CongestionControl names. A name that Validate
+// rejects never gets here through Connect or Listen; should one come by
+// another way, the default is used.
+func (c *Config) newCongestion(mss int) Congestion {
+	if c.NewCongestion != nil {
+		return c.NewCongestion(mss)
+	}
+	f, err := lookupCongestion(c.CongestionControl)
+	if err != nil {
+		f = NewCubic
+	}
+	return f(mss)
+}
+
+// makeCongestion makes the controller of c: the one SetCongestionControl
+// chose, else the Config's.
+func (c *Conn) makeCongestion(mss int) Congestion {
+	if c.ccNew != nil {
+		return c.ccNew(mss)
+	}
+	return c.cfg.newCongestion(mss)
+}
+
+// windowSetter is a controller that can take over the window of another.
+type windowSetter interface{ setWindow(cwnd, ssthresh int) }
+
+// SetCongestionControl changes the congestion controller of c to the one
+// registered under name, as Linux's TCP_CONGESTION socket option: the new
+// controller starts from the current cwnd and ssthresh. An unknown name
+// is an error naming the registered ones, and changes nothing.
+func (c *Conn) SetCongestionControl(name string) error {
+	f, err := lookupCongestion(name)
+	if err != nil {
+		return err
+	}
+	c.ccNew = f
+	if c.cc == nil {
+		return nil
+	}
+	n := f(c.mss)
+	if s, ok := n.(windowSetter); ok {
+		s.setWindow(c.cc.Window(), c.cc.SlowStartThreshold())
+	}
+	c.cc = n
+	return nil
+}
+
+// ccAck builds what the controller learns from an ACK that acknowledged
+// acked new bytes, and measures the delivery rate.
+func (c *Conn) ccAck(now time.Time, acked int) Ack {
+	a := Ack{
+		Acked: acked, Flight: int(c.snd.una.Size(c.snd.max)),
+		Una: c.snd.una, Next: c.snd.max,
+		SRTT: c.rtt.srtt, MinRTT: c.rtt.min,
+	}
+	if c.rtt.fresh {
+		a.RTT = c.rtt.latest
+	}
+	c.measureDelivery(now)
+	return a
+}
+
+// congestionOnAck tells the controller of an ACK outside recovery.
+func (c *Conn) congestionOnAck(now time.Time, acked int) {
+	c.cc.OnAck(now, c.ccAck(now, acked))
+}
+
+// deliveryRound measures the delivery rate over one round trip: the bytes
+// acknowledged cumulatively between the ACK that started it and the one
+// that covers what was sent when it started, over the time between them.
+// It is the rate Info reports (Linux's tcpi_delivery_rate, measured more
+// coarsely).
+type deliveryRound struct {
+	started   bool
+	start     time.Time
+	end       uint64 // Stats.BytesAcked at which the round ends
+	delivered uint64
+	rate      int64 // bytes per second of the last complete round
+}
+
+// measureDelivery runs on every ACK that acknowledged new data.
+func (c *Conn) measureDelivery(now time.Time) {
+	d := &c.dr
+	if d.started && c.stats.BytesAcked < d.end {
+		return
+	}
+	if d.started {
+		if el := now.Sub(d.start); el > 0 {
+			d.rate = int64(float64(c.stats.BytesAcked-d.delivered) / el.Seconds())
+		}
+	}
+	// The next round ends once what is outstanding now is acknowledged.
+	d.started, d.start, d.delivered = true, now, c.stats.BytesAcked
+	d.end = c.stats.BytesAcked + uint64(c.snd.una.Size(c.snd.max))
+}
