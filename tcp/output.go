@@ -11,9 +11,13 @@ import (
 // sender-side silly window avoidance), the FIN, ACKs (delayed or not),
 // window updates, resets and challenge ACKs.
 
-// rcvWindow is the free room in the receive buffer: RCV.WND before any
-// rounding or silly-window rules.
-func (c *Conn) rcvWindow() uint32 { return uint32(c.rcv.buf.free()) }
+// rcvWindow is RCV.WND before any rounding or silly-window rules: the
+// room left under the window's present limit, which auto-tuning grows
+// (autotune.go) and which is the whole receive buffer with NoAutoTune.
+// The limit never exceeds the ring's, so this never exceeds its free room.
+func (c *Conn) rcvWindow() uint32 {
+	return uint32(max(min(c.rcvLimit()-c.rcv.buf.len(), c.rcv.buf.free()), 0))
+}
 
 // windowField is the window to put in a non-SYN segment, scaled. Receiver
 // side silly window avoidance (RFC 9293 section 3.8.6.2.2): the right edge

@@ -121,6 +121,7 @@ func (c *Conn) Read(now time.Time, p []byte) (int, error) {
 			c.rcv.buf.release() // kept only for this read (see setState)
 		}
 		c.armReclaim(now)
+		c.rcvSpaceAdjust(now, n)
 		c.afterRead(now)
 		return n, nil
 	}
@@ -315,6 +316,7 @@ type Info struct {
 	SSThresh    int
 	SndWnd      int // the peer's window, scaled
 	RcvWnd      int // our advertised window, scaled
+	RcvSpace    int // the most receive window we advertise now: auto-tuned (autotune.go), or ReceiveBufferSize with NoAutoTune
 	SndWScale   uint8
 	RcvWScale   uint8
 	Timestamps  bool
@@ -349,6 +351,7 @@ func (c *Conn) Info() Info {
 		PeerMSS:    c.peerMSS,
 		SndWnd:     int(c.snd.wnd),
 		RcvWnd:     int(c.rcvWindow()),
+		RcvSpace:   c.rcvLimit(),
 		SndWScale:  c.snd.wscale,
 		RcvWScale:  c.rcv.wscale,
 		Timestamps: c.tsOK,

@@ -84,15 +84,18 @@ type Settings struct {
 	keepIdle, keepIntvl    time.Duration
 	keepCnt                int
 	noQuickACK             bool
+	noAutoTune             bool
 }
 
 // FreeBSDDefaults are FreeBSD's socket buffer sizes (the suite restates
 // them at the top of every script) and its ACK policy, which has no
 // quick-ACK mode (tcp_input's DELAY_ACK: the first segment's ACK waits,
 // the second is acknowledged at once; tcp.Config.NoQuickACK); everything
-// else is synack's default.
+// else is synack's default, except that the receive window is the whole
+// buffer from the start (tcp.Config.NoAutoTune), as the suite's scripts
+// expect of FreeBSD's fixed socket buffers.
 func FreeBSDDefaults() Settings {
-	return Settings{recvspace: 65536, sendspace: 32768, noQuickACK: true}
+	return Settings{recvspace: 65536, sendspace: 32768, noQuickACK: true, noAutoTune: true}
 }
 
 // LinuxDefaults is what packetdrill's gtests/net/common/defaults.sh sets
@@ -146,6 +149,7 @@ func (st Settings) Config() tcp.Config {
 		KeepAliveInterval: st.keepIntvl,
 		KeepAliveCount:    st.keepCnt,
 		NoQuickACK:        st.noQuickACK,
+		NoAutoTune:        st.noAutoTune,
 	}
 }
 
