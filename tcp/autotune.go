@@ -92,13 +92,15 @@ func (c *Conn) rcvSpaceAdjust(now time.Time, n int) {
 // rcvRTT is the round-trip time auto-tuning measures delivery over: the
 // receiver's own estimate from timestamps when there is one, else the
 // sender's smoothed RTT (RFC 6298; a passive open has a sample from its
-// SYN,ACK, an active one from its SYN).
+// SYN,ACK, an active one from its SYN), taken as at least a millisecond,
+// the timestamp clock's tick, as a path of no measurable delay (an
+// in-memory link) has.
 func (c *Conn) rcvRTT() time.Duration {
 	if c.rcv.space.rtt > 0 {
 		return c.rcv.space.rtt
 	}
 	if c.rtt.measured {
-		return c.rtt.srtt
+		return max(c.rtt.srtt, time.Millisecond)
 	}
 	return 0
 }
