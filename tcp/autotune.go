@@ -78,15 +78,37 @@ func (c *Conn) rcvSpaceAdjust(now time.Time, n int) {
 	if rtt <= 0 || now.Sub(s.start) < rtt {
 		return
 	}
-	if s.copied > s.space {
-		s.space = s.copied
-		if c.memState == MemoryNormal {
-			if want := min(2*s.copied, c.cfg.receiveBufferSize()); want > c.rcvLimit() {
-				s.limit = want
-			}
+	if s.space == 0 {
+		// What a sender delivers in its first round trip (RFC 6928's
+		// initial window): growth starts once a round trip brings more.
+		s.space = 10 * c.mss
+	}
+	if s.copied > s.space && c.memState == MemoryNormal {
+		// (Under pressure the high is not raised either: delivery
+		// through the window held then must still count as growth
+		// once the pressure is over.)
+		if want := min(c.drsWindow(s.copied, s.space), c.cfg.receiveBufferSize()); want > c.rcvLimit() {
+			s.limit = want
 		}
+		s.space = s.copied
 	}
 	s.copied, s.start = 0, now
+}
+
+// drsWindow is the window to offer after a round trip delivered copied
+// bytes, the most before being space: twice the delivery (the sender may
+// double in slow start), plus 16 segments of slack for ACKs that are
+// delayed or stretched and for reordering, and up to twice as much
+// again as delivery grew over the last high (at most for one doubling):
+// a sender still growing that fast keeps growing while the new window
+// travels to it and its data back, and a window that only kept pace with
+// it would hold it back (Linux grows rcvwin by the same reasoning,
+// without the cap; the cap keeps a first burst, which may bring more
+// than a round trip's worth, from jumping to the maximum).
+func (c *Conn) drsWindow(copied, space int) int {
+	w := 2*copied + 16*c.mss
+	grow := min(copied-space, space)
+	return w + 2*int(int64(w)*int64(grow)/int64(space))
 }
 
 // rcvRTT is the round-trip time auto-tuning measures delivery over: the

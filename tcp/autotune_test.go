@@ -100,35 +100,41 @@ func TestAutoTuneStartsSmall(t *testing.T) {
 }
 
 // A sender that fills the window every round trip and an application
-// that reads it all: the limit doubles each round trip until it reaches
-// ReceiveBufferSize, and stops there.
+// that reads it all: the limit grows with each round trip's delivery
+// until it reaches ReceiveBufferSize (here 4 MiB), and stops there.
 func TestAutoTuneGrowsWithDeliveryToTheCap(t *testing.T) {
-	p := newATPeer(t)
+	const cap = 4 << 20
+	p := newATPeer(t, func(c *Config) { c.ReceiveBufferSize = cap })
 	prev := p.tc.c.Info().RcvSpace
-	grew := 0
+	grew, prevSent := 0, 0
 	for r := range 12 {
-		p.round(0, true)
+		sent := p.round(0, true)
 		s := p.tc.c.Info().RcvSpace
 		t.Logf("round %d: limit %d, window %d", r, s, p.nxt.Size(p.tc.c.rcv.advEdge))
 		if s < prev {
 			t.Fatalf("round %d: the limit went down from %d to %d", r, prev, s)
 		}
-		if s > 1<<20 {
+		if s > cap {
 			t.Fatalf("round %d: limit %d, over ReceiveBufferSize", r, s)
 		}
+		// A measurement spans at most this round's reads and the last's.
+		if max := 3 * (2*(sent+prevSent) + 16*1000); s > prev && s > max {
+			t.Fatalf("round %d: limit %d after %d bytes read in two rounds, want at most %d", r, s, sent+prevSent, max)
+		}
+		prevSent = sent
 		if s > prev {
 			grew++
 		}
 		prev = s
 	}
-	if prev != 1<<20 {
-		t.Fatalf("after 12 round trips of full windows the limit is %d, want ReceiveBufferSize (1 MiB)", prev)
+	if prev != cap {
+		t.Fatalf("after 12 round trips of full windows the limit is %d, want ReceiveBufferSize (4 MiB)", prev)
 	}
 	if grew < 3 {
-		t.Fatalf("the limit grew in %d rounds, want it to double its way up (at least 3)", grew)
+		t.Fatalf("the limit grew in %d rounds, want it to grow its way up with delivery (at least 3)", grew)
 	}
-	if sent := p.round(0, true); sent < 1<<20-1000 {
-		t.Fatalf("at the cap the peer could send %d bytes in a round trip, want about 1 MiB", sent)
+	if sent := p.round(0, true); sent < cap-1000 {
+		t.Fatalf("at the cap the peer could send %d bytes in a round trip, want about 4 MiB", sent)
 	}
 }
 
@@ -158,7 +164,7 @@ func TestAutoTuneSlowReaderKeepsSmallWindow(t *testing.T) {
 // Under memory pressure the limit does not grow, however much is read
 // (memory.go: windows stop opening); back to normal it grows again.
 func TestAutoTuneFrozenUnderPressure(t *testing.T) {
-	p := newATPeer(t)
+	p := newATPeer(t, func(c *Config) { c.ReceiveBufferSize = 16 << 20 })
 	p.round(0, true)
 	p.round(0, true)
 	before := p.tc.c.Info().RcvSpace
