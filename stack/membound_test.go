@@ -64,10 +64,19 @@ func (r *rawPeer) drain() {
 
 // The out-of-order amplification attack of issue 12: one byte a megabyte
 // ahead of RCV.NXT made the connection's receive ring grow to a megabyte.
+// With a fixed 1 MiB window (NoAutoTune) the byte is inside it, held
+// (and SACKed) at the cost of what arrived; auto-tuned, the window starts
+// at 64 KiB and the byte lies beyond it: dropped, answered with a plain
+// ACK (RFC 9293 3.10.7.4), costing nothing.
 func TestOutOfOrderAmplification(t *testing.T) {
+	t.Run("fixed", func(t *testing.T) { testOutOfOrderAmplification(t, true) })
+	t.Run("autotune", func(t *testing.T) { testOutOfOrderAmplification(t, false) })
+}
+
+func testOutOfOrderAmplification(t *testing.T, fixed bool) {
 	const conns = 1000
 	synctest.Test(t, func(t *testing.T) {
-		r := newRawPeer(t)
+		r := newRawPeerOpts(t, Options{TCP: tcp.Config{NoAutoTune: fixed}})
 		l, err := r.s.ListenTCP(netip.AddrPortFrom(addrA, 80), conns)
 		if err != nil {
 			t.Fatal(err)
@@ -103,8 +112,12 @@ func TestOutOfOrderAmplification(t *testing.T) {
 			if err != nil || h.Ack != 1001 {
 				t.Fatalf("want a duplicate ACK of 1001, got %v %v", h, err)
 			}
-			if sack := h.Options.SACK(); len(sack) != 1 || sack[0].Start != 1001+1_000_000 {
+			sack := h.Options.SACK()
+			if fixed && (len(sack) != 1 || sack[0].Start != 1001+1_000_000) {
 				t.Fatalf("SACK %v, want the byte at %d", sack, 1001+1_000_000)
+			}
+			if !fixed && len(sack) != 0 {
+				t.Fatalf("SACK %v, want none: the byte is beyond the auto-tuned window", sack)
 			}
 		}
 		attacked := heapNow()

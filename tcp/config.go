@@ -96,9 +96,16 @@ type Config struct {
 	// direction; the receive buffer is the most window we ever advertise.
 	// Default 1 MiB each. Memory is taken as it is used, not up front,
 	// and a buffer that has stayed empty for a second is given back (one
-	// of 4 KiB or less is kept for reuse).
+	// of 4 KiB or less is kept for reuse). The receive window starts at
+	// 64 KiB and grows with what the application reads per round trip
+	// (autotune.go), up to ReceiveBufferSize: the maximum, as the third
+	// value of Linux's tcp_rmem is.
 	SendBufferSize    int
 	ReceiveBufferSize int
+
+	// NoAutoTune advertises the whole ReceiveBufferSize from the start
+	// instead of growing the window with delivery (autotune.go).
+	NoAutoTune bool
 
 	// OutOfOrderLimit bounds the memory one connection spends on data
 	// that arrived out of order, counted as the bytes held plus 64 bytes

@@ -127,6 +127,7 @@ type receiver struct {
 	synText int
 
 	advEdge seqnum.Value // right edge of the window last advertised: RCV.NXT + RCV.WND then
+	space   rcvSpace     // receive-window auto-tuning (autotune.go)
 	wscale  uint8        // Rcv.Wind.Shift of RFC 7323
 
 	// dsack is a duplicate to report in the first SACK block of the

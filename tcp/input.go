@@ -681,6 +681,7 @@ func (c *Conn) receiveData(now time.Time, seg *Segment) {
 		c.receiveOutOfOrder(off, data)
 		return
 	}
+	c.rcvRTTSample(now, seg) // for receive-window auto-tuning (autotune.go)
 	if !dup {
 		// Its tail may repeat the front of an island (RFC 2883 section
 		// 4.2.3): only the first duplicate run of a segment is reported.

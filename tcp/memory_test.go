@@ -42,7 +42,9 @@ func TestMemoryPressureClampsNewWindow(t *testing.T) {
 // reaches it the window opens only a few segments ahead; back to normal
 // it opens in full again.
 func TestMemoryPressureStopsOpeningNeverRetracts(t *testing.T) {
-	tc := newEstablishedSACK(t)
+	// A fixed 1 MiB window, to see it reopen in full after pressure
+	// (autotune_test.go covers pressure with auto-tuning).
+	tc := newEstablishedSACK(t, func(c *Config) { c.NoAutoTune = true })
 	tc.in(seg{flags: A, seq: irs + 1, ack: iss + 1, data: payload(1000, 'a')})
 	tc.read()
 	tc.flushACK()

@@ -11,9 +11,13 @@ import (
 // sender-side silly window avoidance), the FIN, ACKs (delayed or not),
 // window updates, resets and challenge ACKs.
 
-// rcvWindow is the free room in the receive buffer: RCV.WND before any
-// rounding or silly-window rules.
-func (c *Conn) rcvWindow() uint32 { return uint32(c.rcv.buf.free()) }
+// rcvWindow is RCV.WND before any rounding or silly-window rules: the
+// room left under the window's present limit, which auto-tuning grows
+// (autotune.go) and which is the whole receive buffer with NoAutoTune.
+// The limit never exceeds the ring's, so this never exceeds its free room.
+func (c *Conn) rcvWindow() uint32 {
+	return uint32(max(min(c.rcvLimit()-c.rcv.buf.len(), c.rcv.buf.free()), 0))
+}
 
 // windowField is the window to put in a non-SYN segment, scaled. Receiver
 // side silly window avoidance (RFC 9293 section 3.8.6.2.2): the right edge
@@ -36,12 +40,13 @@ func (c *Conn) windowField() uint16 {
 	}
 	wnd = uint32(c.rcv.nxt.Size(edge))
 	f := wnd >> c.rcv.wscale
-	if c.memState != MemoryNormal && edge == c.rcv.advEdge && f<<c.rcv.wscale < wnd {
-		// A scaled window names edges on its granularity only. Under
-		// memory pressure the edge is held for many ACKs (memory.go),
-		// and rounding down would retract it a little on each: round up,
-		// a little beyond it (RFC 7323 section 2.4 names the choice;
-		// Linux rounds up too).
+	if edge == c.rcv.advEdge && f<<c.rcv.wscale < wnd {
+		// A scaled window names edges on its granularity only. A held
+		// edge (under memory pressure, memory.go, or while the window
+		// waits to open by a step, as an auto-tuned window often does,
+		// autotune.go) stays for many ACKs, and rounding down would
+		// retract it a little on each: round up, a little beyond it
+		// (RFC 7323 section 2.4 names the choice; Linux rounds up too).
 		f++
 	}
 	if f > 0xFFFF {
@@ -59,7 +64,7 @@ func (c *Conn) noteAckSent(s *Segment) {
 		scale = 0
 	}
 	edge := s.Ack.Add(seqnum.Size(uint32(s.Window) << scale))
-	if c.memState != MemoryNormal && edge.GreaterThan(c.rcv.advEdge) && c.rcv.advEdge.Size(edge) < 1<<scale {
+	if edge.GreaterThan(c.rcv.advEdge) && c.rcv.advEdge.Size(edge) < 1<<scale {
 		// A held edge rounded up (windowField): remember the edge
 		// itself, so the rounding does not creep forward ACK by ACK.
 		edge = c.rcv.advEdge

@@ -259,7 +259,9 @@ func (tw *TimeWaitRecord) restart(now time.Time) { tw.expiry = now.UnixNano() + 
 // sendACK is Conn.sendACK: <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>.
 func (tw *TimeWaitRecord) sendACK(now time.Time, send func(*Segment)) {
 	s := Segment{Seq: tw.sndNxt, Ack: tw.rcvNxt, Flags: wire.ACK, Window: tw.windowField()}
-	tw.advEdge = s.Ack.Add(seqnum.Size(uint32(s.Window) << tw.rcvWScale))
+	if edge := s.Ack.Add(seqnum.Size(uint32(s.Window) << tw.rcvWScale)); !edge.GreaterThan(tw.advEdge) || tw.advEdge.Size(edge) >= 1<<tw.rcvWScale {
+		tw.advEdge = edge // a held edge rounded up stays itself (Conn.noteAckSent)
+	}
 	if tw.ts() {
 		s.Options.HasTimestamps = true
 		s.Options.TSVal = tw.TSVal(now)
@@ -280,7 +282,12 @@ func (tw *TimeWaitRecord) windowField() uint16 {
 			edge = seqnum.Max(adv, tw.rcvNxt)
 		}
 	}
-	return uint16(min(uint32(tw.rcvNxt.Size(edge))>>tw.rcvWScale, 0xFFFF))
+	wnd := uint32(tw.rcvNxt.Size(edge))
+	f := wnd >> tw.rcvWScale
+	if edge == tw.advEdge && f<<tw.rcvWScale < wnd {
+		f++ // a held edge is rounded up, not back (Conn.windowField)
+	}
+	return uint16(min(f, 0xFFFF))
 }
 
 // challengeACK is Conn.challengeACK, with its limit (RFC 5961 section 7).

@@ -127,6 +127,7 @@ func (c *Conn) Read(now time.Time, p []byte) (int, error) {
 			c.rcv.buf.release() // kept only for this read (see setState)
 		}
 		c.armReclaim(now)
+		c.rcvSpaceAdjust(now, n)
 		c.afterRead(now)
 		return n, nil
 	}
@@ -319,6 +320,7 @@ type Info struct {
 	PeerMSS     int
 	SndWnd      int // the peer's window, scaled
 	RcvWnd      int // our advertised window, scaled
+	RcvSpace    int // the most receive window we advertise now: auto-tuned (autotune.go), or ReceiveBufferSize with NoAutoTune
 	SndWScale   uint8
 	RcvWScale   uint8
 	Timestamps  bool
@@ -364,6 +366,7 @@ func (c *Conn) Info() Info {
 		PeerMSS:    c.peerMSS,
 		SndWnd:     int(c.snd.wnd),
 		RcvWnd:     int(c.rcvWindow()),
+		RcvSpace:   c.rcvLimit(),
 		SndWScale:  c.snd.wscale,
 		RcvWScale:  c.rcv.wscale,
 		Timestamps: c.tsOK,

@@ -89,16 +89,19 @@ type Settings struct {
 	keepCnt                int
 	noQuickACK             bool
 	congestion             string // tcp.Config.CongestionControl
+	noAutoTune             bool
 }
 
 // FreeBSDDefaults are FreeBSD's socket buffer sizes (the suite restates
 // them at the top of every script), its ACK policy, which has no
 // quick-ACK mode (tcp_input's DELAY_ACK: the first segment's ACK waits,
-// the second is acknowledged at once; tcp.Config.NoQuickACK), and its
-// default congestion control, NewReno (net.inet.tcp.cc.algorithm);
-// everything else is synack's default.
+// the second is acknowledged at once; tcp.Config.NoQuickACK), its
+// default congestion control, NewReno (net.inet.tcp.cc.algorithm), and
+// a receive window that is the whole buffer from the start
+// (tcp.Config.NoAutoTune), as the suite's scripts expect of FreeBSD's
+// fixed socket buffers; everything else is synack's default.
 func FreeBSDDefaults() Settings {
-	return Settings{recvspace: 65536, sendspace: 32768, noQuickACK: true, congestion: "newreno"}
+	return Settings{recvspace: 65536, sendspace: 32768, noQuickACK: true, congestion: "newreno", noAutoTune: true}
 }
 
 // LinuxDefaults is what packetdrill's gtests/net/common/defaults.sh sets
@@ -153,6 +156,7 @@ func (st Settings) Config() tcp.Config {
 		KeepAliveCount:    st.keepCnt,
 		NoQuickACK:        st.noQuickACK,
 		CongestionControl: st.congestion,
+		NoAutoTune:        st.noAutoTune,
 	}
 }
 
