@@ -16,15 +16,17 @@ import (
 // udpNetwork is "udp4" or "udp6".
 func (f family) udpNetwork() string { return "udp" + f.network()[3:] }
 
-// udpPayloads are the sizes exchanged: empty, small, and the largest one
-// packet of the 1500-byte link carries.
+// udpPayloads are the sizes exchanged: empty, small, the largest one
+// packet of the 1500-byte link carries and, over IPv4, datagrams that
+// synack and the kernel send in fragments (synack does not fragment over
+// IPv6).
 func (f family) udpPayloads() [][]byte {
-	max := 1500 - 20 - 8
+	sizes := []int{0, 1, 100, 1500 - 20 - 8, 1500 - 20 - 8 + 1, 4000, 65507}
 	if !f.stack.Is4() {
-		max = 1500 - 40 - 8
+		sizes = []int{0, 1, 100, 1500 - 40 - 8}
 	}
 	var out [][]byte
-	for _, n := range []int{0, 1, 100, max} {
+	for _, n := range sizes {
 		b := make([]byte, n)
 		for i := range b {
 			b[i] = byte(i*7 + n)
@@ -37,7 +39,7 @@ func (f family) udpPayloads() [][]byte {
 // echoUDP sends each payload on c and checks the same comes back.
 func echoUDP(t *testing.T, c net.Conn, payloads [][]byte) {
 	t.Helper()
-	buf := make([]byte, 2000)
+	buf := make([]byte, 65536)
 	for _, p := range payloads {
 		c.SetDeadline(time.Now().Add(5 * time.Second))
 		if _, err := c.Write(p); err != nil {

@@ -39,6 +39,8 @@ type IPCounters struct {
 	OutRequests     uint64 // packets built
 	OutNoRoutes     uint64 // dropped for want of a route
 	OutDiscards     uint64 // refused by the link (too big, link down)
+	FragOKs         uint64 // IPv4 datagrams sent in fragments (UDP, udp.go)
+	FragCreates     uint64 // fragments those made
 }
 
 // ICMPCounters are ICMPv4 and ICMPv6 together (RFC 4293 icmpStats).
@@ -131,6 +133,7 @@ type counters struct {
 		InReceives, InHdrErrors, InAddrErrors, InUnknownProtos, InDelivers ctr64
 		ReasmReqds, ReasmOKs, ReasmFails, ReasmTimeout                     ctr64
 		OutRequests, OutNoRoutes, OutDiscards                              ctr64
+		FragOKs, FragCreates                                               ctr64
 	}
 	ICMP struct {
 		InMsgs, InErrors, InEchos, InDestUnreachs, InPktTooBigs, InTimeExcds, InErrorsMatched ctr64

@@ -32,9 +32,10 @@ import (
 //     the application; Linux without IP_RECVERR reports exactly these),
 //     and ignored for an unconnected one;
 //   - a full receive queue drops the datagram (RcvbufErrors, InErrors);
-//   - a datagram the link's MTU cannot carry in one packet fails with
-//     EMSGSIZE: the stack does not fragment what it sends (as with
-//     IP_PMTUDISC_DO); fragments it receives are reassembled (reasm.go).
+//   - a datagram the link's MTU cannot carry in one packet is sent in
+//     fragments over IPv4 (RFC 791 section 3.2) and fails with EMSGSIZE
+//     over IPv6 (no Fragment header is built yet); fragments received
+//     are reassembled (reasm.go).
 
 // DefaultUDPReadBuffer is the receive queue bound of a new UDPConn, in
 // bytes charged as udpCharge says: Linux's net.core.rmem_default.
@@ -92,6 +93,7 @@ type udpState struct {
 	portTab    [256]uint16
 	icmpLast   int64
 	icmpTokens float64
+	frag       []byte // a datagram being cut into IPv4 fragments
 }
 
 // isUDP reports whether network names UDP, for the dispatch of
@@ -519,8 +521,9 @@ func (u *UDPConn) Read(p []byte) (int, error) {
 }
 
 // WriteToUDPAddrPort sends p as one datagram to addr. It does not block:
-// the datagram goes to the link at once. It fails with EMSGSIZE when the
-// link's MTU cannot carry it in one packet (the stack does not fragment),
+// the datagram goes to the link at once, in IPv4 fragments if the link's
+// MTU calls for them. It fails with EMSGSIZE when p is over 65507 bytes
+// (IPv4) or 65527 (IPv6) or, over IPv6, too big for the link's MTU,
 // ENETUNREACH without a route, net.ErrWriteToConnected on a connected
 // socket, os.ErrDeadlineExceeded after the write deadline, and with a
 // pending ICMP error on a connected socket.
@@ -605,16 +608,51 @@ func (u *UDPConn) send(p []byte, dst netip.AddrPort) error {
 	if !ra.Is4() {
 		hdr = wire.IPv6HeaderLen
 	}
-	if len(p) > maxUDPPayload(ra.Is4()) || hdr+wire.UDPHeaderLen+len(p) > n.mtu {
+	h := wire.UDPHeader{SrcPort: u.laddr.Port(), DstPort: dst.Port()}
+	if len(p) > maxUDPPayload(ra.Is4()) {
 		return syscall.EMSGSIZE
 	}
-	h := wire.UDPHeader{SrcPort: u.laddr.Port(), DstPort: dst.Port()}
+	if hdr+wire.UDPHeaderLen+len(p) > n.mtu {
+		if !ra.Is4() || n.mtu < wire.IPv4MinHeaderLen+8 {
+			return syscall.EMSGSIZE
+		}
+		s.udp.frag = wire.AppendUDP(s.udp.frag[:0], &h, p, src, ra)
+		s.sendFragments4(n, src, ra, wire.ProtocolUDP, s.udp.frag)
+		s.ctr.UDP.OutDatagrams.add(1)
+		return nil
+	}
 	b := n.next()
 	b = s.appendIP(b, src, ra, wire.ProtocolUDP, wire.UDPHeaderLen+len(p))
 	b = wire.AppendUDP(b, &h, p, src, ra)
 	n.commit(b)
 	s.ctr.UDP.OutDatagrams.add(1)
 	return nil
+}
+
+// sendFragments4 sends the IPv4 payload d from src to dst in fragments
+// that fit n's MTU (RFC 791 section 3.2): every one but the last carries
+// a multiple of 8 bytes and More Fragments, all share one identification
+// (RFC 6864 section 4.1: unique for the source, destination and protocol
+// while the datagram may live; the stack's counter serves). DF is clear.
+func (s *Stack) sendFragments4(n *nic, src, dst netip.Addr, proto uint8, d []byte) {
+	s.ctr.IP.OutRequests.add(1)
+	s.hdr.id++
+	id := s.hdr.id
+	per := (n.mtu - wire.IPv4MinHeaderLen) &^ 7
+	for off := 0; off < len(d); off += per {
+		end := min(off+per, len(d))
+		h := &s.hdr.v4
+		*h = wire.IPv4Header{ID: id, FragOff: uint16(off / 8), TTL: s.opts.TTL, Protocol: proto, Src: src, Dst: dst}
+		if end < len(d) {
+			h.Flags = wire.IPv4MoreFragments
+		}
+		b := n.next()
+		b = wire.AppendIPv4(b, h, end-off)
+		b = append(b, d[off:end]...)
+		n.commit(b)
+		s.ctr.IP.FragCreates.add(1)
+	}
+	s.ctr.IP.FragOKs.add(1)
 }
 
 // Close closes the socket: blocked reads return net.ErrClosed, queued

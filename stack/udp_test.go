@@ -1,6 +1,7 @@
 package stack
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"net"
@@ -377,8 +378,8 @@ func TestUDPErrors(t *testing.T) {
 		if _, err := u.Write([]byte("x")); !errors.Is(err, syscall.EDESTADDRREQ) {
 			t.Errorf("Write unconnected: %v", err)
 		}
-		if _, err := u.WriteToUDPAddrPort(make([]byte, 1500-28+1), netip.AddrPortFrom(addrB, 9)); !errors.Is(err, syscall.EMSGSIZE) {
-			t.Errorf("too big for the MTU: %v", err)
+		if _, err := u.WriteToUDPAddrPort(make([]byte, 65507+1), netip.AddrPortFrom(addrB, 9)); !errors.Is(err, syscall.EMSGSIZE) {
+			t.Errorf("too big for IPv4: %v", err)
 		}
 		if _, err := u.WriteToUDPAddrPort(make([]byte, 1500-28), netip.AddrPortFrom(addrB, 9)); err != nil {
 			t.Errorf("as big as the MTU: %v", err)
@@ -404,6 +405,50 @@ func TestUDPErrors(t *testing.T) {
 		}
 		if _, err := p.a.ListenUDP("udp", netip.AddrPortFrom(netip.MustParseAddr("198.18.0.9"), 0)); !errors.Is(err, syscall.EADDRNOTAVAIL) {
 			t.Errorf("bind to a foreign address: %v", err)
+		}
+	})
+}
+
+// TestUDPFragments: over IPv4 a datagram bigger than the MTU goes in
+// fragments, which the other stack reassembles; IPv6 refuses it.
+func TestUDPFragments(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := newPair(t, pairOpts{})
+		srv, err := p.b.ListenUDP("udp", netip.AddrPortFrom(netip.Addr{}, 7))
+		if err != nil {
+			t.Fatal(err)
+		}
+		go udpEcho(srv)
+		c, err := p.a.DialUDP("udp", netip.AddrPort{}, netip.AddrPortFrom(addrB, 7))
+		if err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 70000)
+		for _, size := range []int{1500 - 28 + 1, 4000, 65507} {
+			msg := make([]byte, size)
+			for i := range msg {
+				msg[i] = byte(i * 13)
+			}
+			if _, err := c.Write(msg); err != nil {
+				t.Fatalf("%d bytes: %v", size, err)
+			}
+			n, err := c.Read(buf)
+			if err != nil || !bytes.Equal(buf[:n], msg) {
+				t.Fatalf("%d bytes: echo of %d, %v", size, n, err)
+			}
+		}
+		// 1473 bytes: 2 fragments; 4000: 3; 65507: 45 (1480 a fragment).
+		for _, s := range []*Stack{p.a, p.b} {
+			if c := s.Counters().IP; c.FragOKs != 3 || c.FragCreates != 2+3+45 || c.ReasmOKs != 3 {
+				t.Errorf("FragOKs %d FragCreates %d ReasmOKs %d, want 3 50 3", c.FragOKs, c.FragCreates, c.ReasmOKs)
+			}
+		}
+		c6, err := p.a.DialUDP("udp", netip.AddrPort{}, netip.AddrPortFrom(addrB6, 7))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c6.Write(make([]byte, 1500-48+1)); !errors.Is(err, syscall.EMSGSIZE) {
+			t.Errorf("IPv6 over the MTU: %v, want EMSGSIZE", err)
 		}
 	})
 }
