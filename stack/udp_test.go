@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -449,6 +450,63 @@ func TestUDPFragments(t *testing.T) {
 		}
 		if _, err := c6.Write(make([]byte, 1500-48+1)); !errors.Is(err, syscall.EMSGSIZE) {
 			t.Errorf("IPv6 over the MTU: %v, want EMSGSIZE", err)
+		}
+	})
+}
+
+// TestUDPConcurrent: several writers and readers on the same sockets at
+// once (run with -race); every datagram arrives once.
+func TestUDPConcurrent(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := newPair(t, pairOpts{})
+		srv, err := p.b.ListenUDP("udp", netip.AddrPortFrom(netip.Addr{}, 7))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cli, err := p.a.ListenUDP("udp", netip.AddrPort{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		const writers, each = 4, 50
+		got := make(chan string, writers*each)
+		for range 2 {
+			go func() {
+				buf := make([]byte, 100)
+				for {
+					n, _, err := srv.ReadFromUDPAddrPort(buf)
+					if err != nil {
+						return
+					}
+					got <- string(buf[:n])
+				}
+			}()
+		}
+		for w := range writers {
+			to := netip.AddrPortFrom(addrB, 7)
+			if w%2 == 1 {
+				to = netip.AddrPortFrom(addrB6, 7)
+			}
+			go func() {
+				for i := range each {
+					if _, err := cli.WriteToUDPAddrPort([]byte(fmt.Sprint(w, "/", i)), to); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			}()
+		}
+		seen := make(map[string]bool)
+		for range writers * each {
+			m := <-got
+			if seen[m] {
+				t.Fatalf("%q twice", m)
+			}
+			seen[m] = true
+		}
+		srv.Close()
+		synctest.Wait()
+		if c := p.b.Counters().UDP; c.InDatagrams != writers*each || c.InErrors != 0 {
+			t.Errorf("counters %+v", c)
 		}
 	})
 }
