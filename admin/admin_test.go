@@ -155,6 +155,8 @@ func TestMetrics(t *testing.T) {
 		{"synack_netstat_tcpext_listen_overflows_total", ctr.TCP.ListenOverflows, dto.MetricType_COUNTER},
 		{"synack_netstat_ip_in_receives_total", ctr.IP.InReceives, dto.MetricType_COUNTER},
 		{"synack_netstat_icmp_in_msgs_total", ctr.ICMP.InMsgs, dto.MetricType_COUNTER},
+		{"synack_netstat_udp_in_datagrams_total", ctr.UDP.InDatagrams, dto.MetricType_COUNTER},
+		{"synack_netstat_udp_rcvbuf_errors_total", ctr.UDP.RcvbufErrors, dto.MetricType_COUNTER},
 		{"synack_events_dropped_total", ctr.EventsDropped, dto.MetricType_COUNTER},
 	}
 	for _, c := range checks {

@@ -54,7 +54,7 @@ var rttBuckets = []float64{
 }
 
 // NetstatMetric is the metric name of a netstat counter in group ("Tcp",
-// "TcpExt", "Ip", "Icmp") named name ("ActiveOpens"), a gauge or not:
+// "TcpExt", "Ip", "Icmp", "Udp") named name ("ActiveOpens"), a gauge or not:
 // synack_netstat_tcp_active_opens_total.
 func NetstatMetric(group, name string, gauge bool) string {
 	n := metricNetstatStart + strings.ToLower(group) + "_" + snake(name)

@@ -182,6 +182,8 @@ func counterFields() []counterField {
 				cf.group, cf.flat = "Ip", "Ip"+g.Name
 			case "ICMP":
 				cf.group, cf.flat = "Icmp", "Icmp"+g.Name
+			case "UDP":
+				cf.group, cf.flat = "Udp", "Udp"+g.Name
 			case "TCP":
 				cf.group, cf.flat = "TcpExt", g.Name
 				if rfc4022[g.Name] {

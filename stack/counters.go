@@ -15,6 +15,7 @@ type Counters struct {
 	IP   IPCounters
 	ICMP ICMPCounters
 	TCP  TCPCounters
+	UDP  UDPCounters
 	// EventsDropped counts events not delivered to a subscriber whose
 	// channel was full.
 	EventsDropped uint64
@@ -38,6 +39,8 @@ type IPCounters struct {
 	OutRequests     uint64 // packets built
 	OutNoRoutes     uint64 // dropped for want of a route
 	OutDiscards     uint64 // refused by the link (too big, link down)
+	FragOKs         uint64 // IPv4 datagrams sent in fragments (UDP, udp.go)
+	FragCreates     uint64 // fragments those made
 }
 
 // ICMPCounters are ICMPv4 and ICMPv6 together (RFC 4293 icmpStats).
@@ -51,6 +54,25 @@ type ICMPCounters struct {
 	InErrorsMatched uint64 // errors quoting a segment of one of our connections
 	OutMsgs         uint64
 	OutEchoReps     uint64
+	OutDestUnreachs uint64 // port unreachable for UDP datagrams to closed ports (udp.go)
+	// OutRateLimitGlobal counts errors not sent for the stack-wide rate
+	// limit (as Linux's Icmp OutRateLimitGlobal).
+	OutRateLimitGlobal uint64
+}
+
+// UDPCounters are netstat's Udp group (RFC 4113 udp, and Linux's
+// RcvbufErrors, SndbufErrors and InCsumErrors).
+type UDPCounters struct {
+	InDatagrams  uint64 // datagrams queued on a socket
+	NoPorts      uint64 // datagrams to a port with no socket (answered with port unreachable)
+	InErrors     uint64 // datagrams dropped otherwise: malformed, bad checksum, queue full
+	OutDatagrams uint64 // datagrams sent
+	RcvbufErrors uint64 // of InErrors, dropped because the socket's receive queue was full
+	// SndbufErrors counts sends refused for want of send buffer: never
+	// so far, as a datagram goes to the link at once, there is no send
+	// buffer to fill. Kept so that the group is netstat's.
+	SndbufErrors uint64
+	InCsumErrors uint64 // of InErrors, bad checksums (a zero one over IPv6 included)
 }
 
 // TCPCounters are RFC 4022's tcp group and the Linux TcpExt fields the
@@ -111,10 +133,14 @@ type counters struct {
 		InReceives, InHdrErrors, InAddrErrors, InUnknownProtos, InDelivers ctr64
 		ReasmReqds, ReasmOKs, ReasmFails, ReasmTimeout                     ctr64
 		OutRequests, OutNoRoutes, OutDiscards                              ctr64
+		FragOKs, FragCreates                                               ctr64
 	}
 	ICMP struct {
 		InMsgs, InErrors, InEchos, InDestUnreachs, InPktTooBigs, InTimeExcds, InErrorsMatched ctr64
-		OutMsgs, OutEchoReps                                                                  ctr64
+		OutMsgs, OutEchoReps, OutDestUnreachs, OutRateLimitGlobal                             ctr64
+	}
+	UDP struct {
+		InDatagrams, NoPorts, InErrors, OutDatagrams, RcvbufErrors, SndbufErrors, InCsumErrors ctr64
 	}
 	TCP struct {
 		ActiveOpens, PassiveOpens, AttemptFails, EstabResets, CurrEstab  ctr64

@@ -17,8 +17,12 @@ import (
 // "tcp6", like net.Dialer.DialContext. ctx bounds the connect only. The
 // errors wrap syscall.ECONNREFUSED (RST or ICMP port unreachable in answer
 // to the SYN), ETIMEDOUT (no answer after the SYN retries), ENETUNREACH
-// (no route) or ctx's error.
+// (no route) or ctx's error. Networks "udp", "udp4" and "udp6" give a
+// connected *UDPConn (DialUDP).
 func (s *Stack) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	if isUDP(network) {
+		return s.dialUDPContext(ctx, network, address) // udp.go
+	}
 	raddr, err := parseDialAddr(network, address)
 	if err != nil {
 		return nil, &net.OpError{Op: "dial", Net: network, Err: err}
@@ -210,16 +214,7 @@ func (s *Stack) portReusable(src netip.Addr, port uint16, raddr netip.AddrPort, 
 func (s *Stack) pickEphemeral(src netip.Addr, raddr netip.AddrPort, now time.Time) (uint16, bool) {
 	first, last := uint32(s.opts.FirstEphemeral), uint32(s.opts.LastEphemeral)
 	num := last - first + 1
-	var buf [32 + 16 + 16 + 2]byte
-	k := copy(buf[:], s.portKey[:])
-	a := src.As16()
-	k += copy(buf[k:], a[:])
-	b := raddr.Addr().As16()
-	k += copy(buf[k:], b[:])
-	binary.BigEndian.PutUint16(buf[k:], raddr.Port())
-	sum := sha256.Sum256(buf[:])
-	offset := binary.BigEndian.Uint32(sum[:4]) // F()
-	idx := sum[4]                              // G(), a different part of the hash
+	offset, idx := s.portHash(src, raddr)
 	// When the connections and records together could fill the range,
 	// a free port may not be there at all: a port in reusable TIME-WAIT is
 	// then taken if the next reuseLookahead candidates are no freer, rather
@@ -241,6 +236,22 @@ func (s *Stack) pickEphemeral(src netip.Addr, raddr netip.AddrPort, now time.Tim
 		}
 	}
 	return reuse, canReuse
+}
+
+// portHash is RFC 6056 Algorithm 4's F() and G() for a connection from
+// src to raddr: a keyed hash giving the starting offset, and the index of
+// the per-bucket counter (a different part of the hash). UDP uses it too,
+// with its own table of counters (udp.go).
+func (s *Stack) portHash(src netip.Addr, raddr netip.AddrPort) (offset uint32, idx byte) {
+	var buf [32 + 16 + 16 + 2]byte
+	k := copy(buf[:], s.portKey[:])
+	a := src.As16()
+	k += copy(buf[k:], a[:])
+	b := raddr.Addr().As16()
+	k += copy(buf[k:], b[:])
+	binary.BigEndian.PutUint16(buf[k:], raddr.Port())
+	sum := sha256.Sum256(buf[:])
+	return binary.BigEndian.Uint32(sum[:4]), sum[4]
 }
 
 // reuseLookahead bounds the search for a free port once one in reusable

@@ -56,6 +56,9 @@ func (s *Stack) deliver(n *nic, pkt []byte, now time.Time) {
 	case p.Protocol == wire.ProtocolTCP:
 		ip.InDelivers.add(1)
 		s.deliverTCP(n, &p, now)
+	case p.Protocol == wire.ProtocolUDP:
+		ip.InDelivers.add(1)
+		s.deliverUDP(n, &p, pkt, now) // udp.go
 	case p.Protocol == wire.ProtocolICMP && p.Version == 4:
 		ip.InDelivers.add(1)
 		s.deliverICMPv4(n, &p, now)
@@ -280,6 +283,10 @@ func (s *Stack) deliverICMPv6(n *nic, p *wire.IPPacket, now time.Time) {
 // behaviour RFC 5461 section 4 discusses); "packet too big" lowers the
 // segment size (RFC 1191, RFC 8201).
 func (s *Stack) icmpError(q *wire.ICMPQuote, errno syscall.Errno, hard, pktTooBig bool, mtu uint32, now time.Time) {
+	if q.Protocol == wire.ProtocolUDP {
+		s.udpICMPError(q, errno, hard && !pktTooBig) // udp.go
+		return
+	}
 	if q.Protocol != wire.ProtocolTCP {
 		return
 	}

@@ -221,6 +221,7 @@ type Stack struct {
 	frag    fragState // IP reassembly (reasm.go)
 	orph    orphans   // connections closed by their owners, still finishing (orphans.go)
 	mem     memState  // the memory budget (memory.go)
+	udp     udpState  // UDP sockets (udp.go)
 
 	ctr counters
 }
@@ -426,6 +427,7 @@ func (s *Stack) closeLocked(now time.Time) (gates []*clock.Gate, nics []*nic) {
 	for _, l := range ls {
 		gates = append(gates, l.closeLocked(now))
 	}
+	gates = append(gates, s.closeUDPLocked()...) // udp.go
 	for _, tc := range s.conns {
 		s.callLocked(tc, now, abort)
 		tc.stackClosed = true
