@@ -6,7 +6,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/synack/synack/internal/clock"
+	"github.com/synack/synack/clock"
 	"github.com/synack/synack/tcp"
 )
 

@@ -12,7 +12,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/synack/synack/internal/clock"
+	"github.com/synack/synack/clock"
 	"github.com/synack/synack/internal/pktdrill/sock"
 	"github.com/synack/synack/seqnum"
 	"github.com/synack/synack/stack"
