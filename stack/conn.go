@@ -6,7 +6,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/synack/synack/internal/clock"
+	"github.com/synack/synack/clock"
 	"github.com/synack/synack/tcp"
 )
 
@@ -180,14 +180,29 @@ func (tc *TCPConn) closedErr() bool { return tc.userClosed || tc.stackClosed }
 // an error wrapping syscall.ECONNRESET (or ETIMEDOUT) after the connection
 // failed, os.ErrDeadlineExceeded after the read deadline, and net.ErrClosed
 // after Close.
-func (tc *TCPConn) Read(p []byte) (int, error) {
+func (tc *TCPConn) Read(p []byte) (int, error) { return tc.receive(p, false) }
+
+// Peek is Read without consuming, recv(2) with MSG_PEEK: it blocks like
+// Read until data, the peer's FIN, an error or the read deadline, then
+// copies the buffered in-order bytes into p and leaves them there for the
+// next Read. It returns what Read would: io.EOF after the peer's FIN once
+// nothing is buffered, the connection's error, os.ErrDeadlineExceeded,
+// net.ErrClosed. Peeking does not open the receive window.
+func (tc *TCPConn) Peek(p []byte) (int, error) { return tc.receive(p, true) }
+
+// receive is Read, or Peek when peek is set.
+func (tc *TCPConn) receive(p []byte, peek bool) (int, error) {
 	n := 0
 	err := tc.s.doWait(tc, &tc.rwait, &tc.rdl, nil, func(now time.Time, c *tcp.Conn) error {
 		if tc.readShut {
 			return io.EOF
 		}
 		var err error
-		n, err = c.Read(now, p)
+		if peek {
+			n, err = c.Peek(now, p)
+		} else {
+			n, err = c.Read(now, p)
+		}
 		if err == tcp.ErrNotConnected && tc.gotFIN {
 			err = io.EOF
 		}

@@ -6,7 +6,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/synack/synack/internal/clock"
+	"github.com/synack/synack/clock"
 	"github.com/synack/synack/tcp"
 )
 
@@ -23,7 +23,7 @@ import (
 //
 //   - do: a user call that does not block (Close, CloseWrite, CloseRead,
 //     the option setters);
-//   - doWait: a user call that may block (Read, Write, the wait for a
+//   - doWait: a user call that may block (Read, Peek, Write, the wait for a
 //     dialed handshake); Accept's blocking loop, block, has its shape;
 //   - callLocked: a call made where the lock is already held and the
 //     clock already read: inside run, the door for work on the stack as a

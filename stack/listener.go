@@ -8,7 +8,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/synack/synack/internal/clock"
+	"github.com/synack/synack/clock"
 	"github.com/synack/synack/tcp"
 	"github.com/synack/synack/wire"
 )

@@ -37,7 +37,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/synack/synack/internal/clock"
+	"github.com/synack/synack/clock"
 	"github.com/synack/synack/ipreasm"
 	"github.com/synack/synack/link"
 	"github.com/synack/synack/seqnum"

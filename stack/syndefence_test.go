@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/synack/synack/internal/clock"
+	"github.com/synack/synack/clock"
 	"github.com/synack/synack/link"
 	"github.com/synack/synack/seqnum"
 	"github.com/synack/synack/tcp"

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/synack/synack/internal/clock"
+	"github.com/synack/synack/clock"
 	"github.com/synack/synack/link/memlink"
 	"github.com/synack/synack/tcp"
 )

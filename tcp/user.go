@@ -131,17 +131,42 @@ func (c *Conn) Read(now time.Time, p []byte) (int, error) {
 		c.afterRead(now)
 		return n, nil
 	}
+	return 0, c.readEmpty(len(p))
+}
+
+// Peek is RECEIVE without consuming, recv(2)'s MSG_PEEK: it copies into p
+// the in-order bytes Read would return and leaves them in the receive
+// buffer, so the next Read or Peek gets them again. Nothing else changes:
+// the window does not open (no window update is sent, RFC 9293 3.8.6.2.2
+// moves the right edge only as the user consumes data), no timer moves.
+// With nothing buffered it answers as Read does: io.EOF after the peer's
+// FIN, the connection's error after a reset, ErrWouldBlock while data may
+// still come.
+func (c *Conn) Peek(now time.Time, p []byte) (int, error) {
+	if c.rcv.buf.len() > 0 {
+		k := min(len(p), c.rcv.buf.len())
+		// peek returns a slice of the ring when the bytes are contiguous,
+		// else copies them into p; copy handles both (a no-op on itself).
+		copy(p, c.rcv.buf.peek(0, k, p))
+		return k, nil
+	}
+	return 0, c.readEmpty(len(p))
+}
+
+// readEmpty is what Read and Peek of an n-byte buffer return when nothing
+// is buffered to read.
+func (c *Conn) readEmpty(n int) error {
 	switch {
 	case c.err != nil:
-		return 0, c.err
+		return c.err
 	case c.haveFIN:
-		return 0, io.EOF
+		return io.EOF
 	case c.state == Closed || c.state == Listen:
-		return 0, ErrNotConnected
-	case len(p) == 0:
-		return 0, nil
+		return ErrNotConnected
+	case n == 0:
+		return nil
 	}
-	return 0, ErrWouldBlock
+	return ErrWouldBlock
 }
 
 // afterRead sends a window update when reading opened the window enough

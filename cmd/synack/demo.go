@@ -17,8 +17,8 @@ import (
 	"time"
 
 	"github.com/synack/synack/admin"
+	"github.com/synack/synack/clock"
 	"github.com/synack/synack/diag/ladder"
-	"github.com/synack/synack/internal/clock"
 	"github.com/synack/synack/link/memlink"
 	"github.com/synack/synack/stack"
 	"github.com/synack/synack/tcp"

@@ -81,6 +81,16 @@ func sdRead(fd C.int, buf unsafe.Pointer, n C.size_t) C.longlong {
 	return C.longlong(k)
 }
 
+//export sdRecv
+func sdRecv(fd C.int, buf unsafe.Pointer, n C.size_t, flags C.int) C.longlong {
+	b := unsafe.Slice((*byte)(buf), int(n))
+	k, e := wait(inst.tab.Recv(int(fd), b, int(flags)))
+	if e != 0 {
+		return neg(e)
+	}
+	return C.longlong(k)
+}
+
 //export sdWrite
 func sdWrite(fd C.int, buf unsafe.Pointer, n C.size_t) C.longlong {
 	b := C.GoBytes(buf, C.int(n))

@@ -14,7 +14,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/synack/synack/internal/clock"
+	"github.com/synack/synack/clock"
 	"github.com/synack/synack/internal/pktdrill/sock"
 	"github.com/synack/synack/stack"
 	"github.com/synack/synack/tcp"

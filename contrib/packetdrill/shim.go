@@ -27,6 +27,7 @@ extern long long sdListen(int, int);
 extern long long sdAccept(int, void *, socklen_t *);
 extern long long sdConnect(int, void *, socklen_t);
 extern long long sdRead(int, void *, size_t);
+extern long long sdRecv(int, void *, size_t, int);
 extern long long sdWrite(int, void *, size_t);
 extern long long sdFcntl(int, int, long);
 extern long long sdClose(int);
@@ -49,10 +50,7 @@ static int w_listen(void *u, int fd, int b) { return ret(sdListen(fd, b)); }
 static int w_accept(void *u, int fd, struct sockaddr *a, socklen_t *l) { return ret(sdAccept(fd, a, l)); }
 static int w_connect(void *u, int fd, const struct sockaddr *a, socklen_t l) { return ret(sdConnect(fd, (void *)a, l)); }
 static ssize_t w_read(void *u, int fd, void *b, size_t n) { return ret(sdRead(fd, b, n)); }
-static ssize_t w_recv(void *u, int fd, void *b, size_t n, int f) {
-	if (f != 0) { errno = EOPNOTSUPP; return -1; }
-	return ret(sdRead(fd, b, n));
-}
+static ssize_t w_recv(void *u, int fd, void *b, size_t n, int f) { return ret(sdRecv(fd, b, n, f)); }
 static ssize_t w_write(void *u, int fd, const void *b, size_t n) { return ret(sdWrite(fd, (void *)b, n)); }
 static ssize_t w_send(void *u, int fd, const void *b, size_t n, int f) { return ret(sdWrite(fd, (void *)b, n)); }
 static int w_fcntl(void *u, int fd, int cmd, ...) {

@@ -12,7 +12,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/synack/synack/internal/clock"
+	"github.com/synack/synack/clock"
 	"github.com/synack/synack/internal/pktdrill/sock"
 	"github.com/synack/synack/seqnum"
 	"github.com/synack/synack/stack"
@@ -304,8 +304,10 @@ func unsupportedCall(c *Syscall) string {
 	default:
 		return "system call " + c.Name + " is not supported"
 	}
-	if c.Name == "recv" && len(c.Args) >= 4 && c.Args[3] != "0" {
-		return "recv flags " + c.Args[3] + " (MSG_PEEK) are not supported: the stack's Read has no peek"
+	if c.Name == "recv" && len(c.Args) >= 4 {
+		if _, ok := recvFlags(c.Args[3]); !ok {
+			return "recv flags " + c.Args[3] + " are not supported: only MSG_PEEK (no out-of-band data, MSG_WAITALL or MSG_TRUNC)"
+		}
 	}
 	if c.Name == "send" && len(c.Args) >= 4 && c.Args[3] != "0" {
 		return "send flags " + c.Args[3] + " are not supported: synack's stream has no record boundaries (MSG_EOR) and no out-of-band data"

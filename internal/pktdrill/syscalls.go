@@ -197,9 +197,14 @@ func (r *runner) syscall(ev *Event, t time.Duration) error {
 		}
 		return r.result(ev, 0, 0)
 
-	case "read", "recv":
+	case "read":
 		n, _ := strconv.Atoi(arg(2))
 		return r.call(ev, t, s, r.tab.Read(fd, make([]byte, n)))
+
+	case "recv":
+		n, _ := strconv.Atoi(arg(2))
+		flags, _ := recvFlags(arg(3)) // unsupportedCall refused the others
+		return r.call(ev, t, s, r.tab.Recv(fd, make([]byte, n), flags))
 
 	case "write", "send":
 		n, _ := strconv.Atoi(arg(2))
@@ -284,4 +289,16 @@ func (r *runner) setsockopt(ev *Event, fd int, opt sock.Opt, val string) error {
 		return r.result(ev, -1, e)
 	}
 	return r.result(ev, 0, 0)
+}
+
+// recvFlags reads recv(2)'s flags argument: 0 (or none given) or MSG_PEEK,
+// the one flag the socket layer supports; ok is false for anything else.
+func recvFlags(a string) (flags int, ok bool) {
+	switch strings.TrimSpace(a) {
+	case "", "0":
+		return 0, true
+	case "MSG_PEEK":
+		return syscall.MSG_PEEK, true
+	}
+	return 0, false
 }

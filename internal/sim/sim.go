@@ -22,7 +22,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/synack/synack/internal/clock"
+	"github.com/synack/synack/clock"
 	"github.com/synack/synack/link"
 	"github.com/synack/synack/link/memlink"
 	"github.com/synack/synack/link/pcap"

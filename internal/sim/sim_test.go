@@ -9,7 +9,7 @@ import (
 	"testing"
 	"testing/synctest"
 
-	"github.com/synack/synack/internal/clock"
+	"github.com/synack/synack/clock"
 	"github.com/synack/synack/tcp"
 )
 

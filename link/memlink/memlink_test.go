@@ -14,7 +14,7 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/synack/synack/internal/clock"
+	"github.com/synack/synack/clock"
 	"github.com/synack/synack/link"
 )
 

@@ -10,7 +10,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/synack/synack/internal/clock"
+	"github.com/synack/synack/clock"
 	"github.com/synack/synack/link"
 )
 

@@ -6,9 +6,11 @@
 // enters the kernel as if it had arrived on that interface.
 //
 // Open creates the interface in the network namespace of the calling
-// thread; Configure gives the kernel's side of the link its address, brings
-// the interface up and installs the on-link route, all over rtnetlink (no
-// `ip` command). Close stops delivery and removes the interface.
+// thread; FromFile and FromFD adopt one opened elsewhere (the descriptor of
+// Android's VpnService, one a parent process passed down). Configure gives
+// the kernel's side of the link its address, brings the interface up and
+// installs the on-link route, all over rtnetlink (no `ip` command). Close
+// stops delivery and removes the interface.
 //
 // Reads and writes are one system call per packet: a TUN device without
 // IFF_VNET_HDR offloads carries exactly one packet per read(2) and write(2),
@@ -205,7 +207,8 @@ func Open(name string, mtu int) (*Device, error) {
 // Name is the interface's name, as the kernel knows it.
 func (d *Device) Name() string { return d.name }
 
-// Index is the interface's index in its namespace.
+// Index is the interface's index in its namespace (0 on an adopted device
+// whose interface could not be looked up, see FromFile).
 func (d *Device) Index() int { return d.index }
 
 // MTU is the largest packet the device carries.
@@ -227,6 +230,9 @@ func (d *Device) link() netlink.Link {
 func (d *Device) Configure(hostAddr netip.Prefix) error {
 	if !hostAddr.IsValid() {
 		return &Error{Op: "configuring", Name: d.name, Err: errors.New("invalid host address")}
+	}
+	if d.nl == nil {
+		return &Error{Op: "configuring", Name: d.name, Err: errNoNetlink}
 	}
 	hostAddr = netip.PrefixFrom(hostAddr.Addr().Unmap(), hostAddr.Bits())
 	a := &netlink.Addr{IPNet: prefixToIPNet(hostAddr)}
@@ -288,6 +294,9 @@ func (d *Device) waitAddrReady(a netip.Addr) error {
 // up.
 func (d *Device) AddRoute(dst netip.Prefix) error {
 	dst = dst.Masked()
+	if d.nl == nil {
+		return &Error{Op: "adding route " + dst.String(), Name: d.name, Err: errNoNetlink}
+	}
 	r := &netlink.Route{LinkIndex: d.index, Dst: prefixToIPNet(dst), Scope: netlink.SCOPE_LINK}
 	if err := d.nl.RouteAdd(r); err != nil && !errors.Is(err, syscall.EEXIST) {
 		return wrap("adding route "+dst.String(), d.name, err)
@@ -297,7 +306,8 @@ func (d *Device) AddRoute(dst netip.Prefix) error {
 
 // Netlink returns the rtnetlink handle of the device's namespace, for
 // configuration this package does not offer (qdiscs in tests, say). It is
-// closed by Close.
+// closed by Close. It is nil on a device adopted (FromFile, FromFD) in a
+// namespace this process cannot reach over rtnetlink.
 func (d *Device) Netlink() *netlink.Handle { return d.nl }
 
 func prefixToIPNet(p netip.Prefix) *net.IPNet {
@@ -368,7 +378,8 @@ func (d *Device) WritePackets(pkts [][]byte) (int, error) {
 
 // Close stops delivery and removes the interface with its addresses and
 // routes (the kernel unregisters a non-persistent TUN interface when its
-// file is closed, which Close waits for). It does not wait for a
+// file is closed, which Close waits for; on an adopted device, when the
+// last descriptor of it is closed, which may not be Close's). It does not wait for a
 // DeliverPacket call in progress, so it is safe inside one; Done says when
 // the reader goroutine has gone. After Close returns no new delivery
 // starts. It is safe to call more than once.
@@ -384,7 +395,9 @@ func (d *Device) Close() error {
 		err = d.f.Close()
 		// Never attached: no reader will close readerDone.
 		d.attachOnce.Do(func() { close(d.readerDone) })
-		d.nl.Close()
+		if d.nl != nil {
+			d.nl.Close()
+		}
 	})
 	return err
 }

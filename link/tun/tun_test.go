@@ -44,6 +44,12 @@ func open(t *testing.T, host netip.Prefix) (*nstest.NS, *tun.Device, chan []byte
 	if err := dev.Configure(host); err != nil {
 		t.Fatalf("Configure(%v): %v", host, err)
 	}
+	return ns, dev, attachUDP(dev)
+}
+
+// attachUDP attaches a dispatcher to dev that forwards copies of UDP
+// packets to the returned channel.
+func attachUDP(dev *tun.Device) chan []byte {
 	pkts := make(chan []byte, 16)
 	dev.Attach(link.DispatcherFunc(func(p []byte) {
 		ip, err := wire.ParseIP(p)
@@ -55,7 +61,7 @@ func open(t *testing.T, host netip.Prefix) (*nstest.NS, *tun.Device, chan []byte
 		default:
 		}
 	}))
-	return ns, dev, pkts
+	return pkts
 }
 
 // udpPacket builds an IP/UDP packet with correct checksums.
@@ -79,102 +85,115 @@ func udpPacket(src, dst netip.AddrPort, payload []byte) []byte {
 	return append(b, udp...)
 }
 
+// udpCase is a family for the UDP exchanges: the kernel's address on the
+// device, the stack's, and the kernel socket to use.
+type udpCase struct {
+	name        string
+	host        netip.Prefix
+	stack       netip.Addr
+	udp, listen string
+}
+
+var udpCases = []udpCase{
+	{"IPv4", netip.MustParsePrefix("198.18.7.1/24"), netip.MustParseAddr("198.18.7.2"), "udp4", "198.18.7.1:0"},
+	{"IPv6", netip.MustParsePrefix("fd00:7::1/64"), netip.MustParseAddr("fd00:7::2"), "udp6", "[fd00:7::1]:0"},
+}
+
 func TestUDPBothWays(t *testing.T) {
-	for _, tc := range []struct {
-		name        string
-		host        netip.Prefix
-		stack       netip.Addr
-		udp, listen string
-	}{
-		{"IPv4", netip.MustParsePrefix("198.18.7.1/24"), netip.MustParseAddr("198.18.7.2"), "udp4", "198.18.7.1:0"},
-		{"IPv6", netip.MustParsePrefix("fd00:7::1/64"), netip.MustParseAddr("fd00:7::2"), "udp6", "[fd00:7::1]:0"},
-	} {
+	for _, tc := range udpCases {
 		t.Run(tc.name, func(t *testing.T) {
 			ns, dev, pkts := open(t, tc.host)
-			c, err := ns.ListenPacket(tc.udp, tc.listen)
-			if err != nil {
-				t.Fatalf("ListenPacket in namespace: %v", err)
-			}
-			defer c.Close()
-			kernel := c.LocalAddr().(*net.UDPAddr).AddrPort()
-			stackEnd := netip.AddrPortFrom(tc.stack, 9999)
-
-			// Kernel -> device.
-			if _, err := c.WriteTo([]byte("hello, device"), net.UDPAddrFromAddrPort(stackEnd)); err != nil {
-				t.Fatalf("kernel WriteTo %v: %v", stackEnd, err)
-			}
-			select {
-			case p := <-pkts:
-				ip, err := wire.ParseIP(p)
-				if err != nil {
-					t.Fatalf("ParseIP: %v", err)
-				}
-				if ip.Src != kernel.Addr() || ip.Dst != tc.stack {
-					t.Errorf("packet %v -> %v, want %v -> %v", ip.Src, ip.Dst, kernel.Addr(), tc.stack)
-				}
-				if got := string(ip.Payload[8:]); got != "hello, device" {
-					t.Errorf("payload %q, want %q", got, "hello, device")
-				}
-				if dp := binary.BigEndian.Uint16(ip.Payload[2:]); dp != 9999 {
-					t.Errorf("destination port %d, want 9999", dp)
-				}
-			case <-time.After(5 * time.Second):
-				t.Fatal("no UDP packet read from the device within 5s")
-			}
-
-			// Device -> kernel.
-			p := udpPacket(stackEnd, kernel, []byte("hello, kernel"))
-			if n, err := dev.WritePackets([][]byte{p}); n != 1 || err != nil {
-				t.Fatalf("WritePackets = %d, %v; want 1, nil", n, err)
-			}
-			c.SetReadDeadline(time.Now().Add(5 * time.Second))
-			buf := make([]byte, 100)
-			n, from, err := c.ReadFrom(buf)
-			if err != nil {
-				t.Fatalf("kernel ReadFrom: %v", err)
-			}
-			if got := string(buf[:n]); got != "hello, kernel" {
-				t.Errorf("kernel got %q, want %q", got, "hello, kernel")
-			}
-			if got := from.(*net.UDPAddr).AddrPort(); got != stackEnd {
-				t.Errorf("kernel got it from %v, want %v", got, stackEnd)
-			}
-
-			st := dev.Stats()
-			if st.RxPackets < 1 || st.TxPackets != 1 {
-				t.Errorf("Stats() = %+v, want RxPackets >= 1 and TxPackets == 1", st)
-			}
-
-			// Oversized packets are refused, not truncated.
-			big := make([]byte, dev.MTU()+1)
-			if n, err := dev.WritePackets([][]byte{p, big, p}); n != 1 || err == nil {
-				t.Errorf("WritePackets(ok, oversize, ok) = %d, %v; want 1 and an error", n, err)
-			}
-
-			// Close stops the reader and removes the interface.
-			if err := dev.Close(); err != nil {
-				t.Fatalf("Close: %v", err)
-			}
-			select {
-			case <-dev.Done():
-			case <-time.After(5 * time.Second):
-				t.Fatal("reader goroutine still running 5s after Close")
-			}
-			if err := dev.Err(); err != nil {
-				t.Errorf("Err() after Close = %v, want nil", err)
-			}
-			var ifErr error
-			ns.Do(func() { _, ifErr = net.InterfaceByName(dev.Name()) })
-			if ifErr == nil {
-				t.Errorf("interface %s still exists after Close", dev.Name())
-			}
-			if _, err := dev.WritePackets([][]byte{p}); !errors.Is(err, net.ErrClosed) {
-				t.Errorf("WritePackets after Close: %v, want net.ErrClosed", err)
-			}
-			if err := dev.Close(); err != nil {
-				t.Errorf("second Close: %v", err)
-			}
+			udpBothWays(t, ns, dev, pkts, tc)
 		})
+	}
+}
+
+// udpBothWays sends a datagram from a kernel socket in ns through dev
+// (read from pkts) and one written to dev back to the socket, then closes
+// dev and checks the interface is gone.
+func udpBothWays(t *testing.T, ns *nstest.NS, dev *tun.Device, pkts chan []byte, tc udpCase) {
+	c, err := ns.ListenPacket(tc.udp, tc.listen)
+	if err != nil {
+		t.Fatalf("ListenPacket in namespace: %v", err)
+	}
+	defer c.Close()
+	kernel := c.LocalAddr().(*net.UDPAddr).AddrPort()
+	stackEnd := netip.AddrPortFrom(tc.stack, 9999)
+
+	// Kernel -> device.
+	if _, err := c.WriteTo([]byte("hello, device"), net.UDPAddrFromAddrPort(stackEnd)); err != nil {
+		t.Fatalf("kernel WriteTo %v: %v", stackEnd, err)
+	}
+	select {
+	case p := <-pkts:
+		ip, err := wire.ParseIP(p)
+		if err != nil {
+			t.Fatalf("ParseIP: %v", err)
+		}
+		if ip.Src != kernel.Addr() || ip.Dst != tc.stack {
+			t.Errorf("packet %v -> %v, want %v -> %v", ip.Src, ip.Dst, kernel.Addr(), tc.stack)
+		}
+		if got := string(ip.Payload[8:]); got != "hello, device" {
+			t.Errorf("payload %q, want %q", got, "hello, device")
+		}
+		if dp := binary.BigEndian.Uint16(ip.Payload[2:]); dp != 9999 {
+			t.Errorf("destination port %d, want 9999", dp)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no UDP packet read from the device within 5s")
+	}
+
+	// Device -> kernel.
+	p := udpPacket(stackEnd, kernel, []byte("hello, kernel"))
+	if n, err := dev.WritePackets([][]byte{p}); n != 1 || err != nil {
+		t.Fatalf("WritePackets = %d, %v; want 1, nil", n, err)
+	}
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 100)
+	n, from, err := c.ReadFrom(buf)
+	if err != nil {
+		t.Fatalf("kernel ReadFrom: %v", err)
+	}
+	if got := string(buf[:n]); got != "hello, kernel" {
+		t.Errorf("kernel got %q, want %q", got, "hello, kernel")
+	}
+	if got := from.(*net.UDPAddr).AddrPort(); got != stackEnd {
+		t.Errorf("kernel got it from %v, want %v", got, stackEnd)
+	}
+
+	st := dev.Stats()
+	if st.RxPackets < 1 || st.TxPackets != 1 {
+		t.Errorf("Stats() = %+v, want RxPackets >= 1 and TxPackets == 1", st)
+	}
+
+	// Oversized packets are refused, not truncated.
+	big := make([]byte, dev.MTU()+1)
+	if n, err := dev.WritePackets([][]byte{p, big, p}); n != 1 || err == nil {
+		t.Errorf("WritePackets(ok, oversize, ok) = %d, %v; want 1 and an error", n, err)
+	}
+
+	// Close stops the reader and removes the interface.
+	if err := dev.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	select {
+	case <-dev.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("reader goroutine still running 5s after Close")
+	}
+	if err := dev.Err(); err != nil {
+		t.Errorf("Err() after Close = %v, want nil", err)
+	}
+	var ifErr error
+	ns.Do(func() { _, ifErr = net.InterfaceByName(dev.Name()) })
+	if ifErr == nil {
+		t.Errorf("interface %s still exists after Close", dev.Name())
+	}
+	if _, err := dev.WritePackets([][]byte{p}); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("WritePackets after Close: %v, want net.ErrClosed", err)
+	}
+	if err := dev.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
 	}
 }
 

@@ -23,7 +23,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/synack/synack/internal/clock"
+	"github.com/synack/synack/clock"
 	"github.com/synack/synack/stack"
 	"github.com/synack/synack/tcp"
 )
@@ -348,7 +348,22 @@ func (t *Table) Connect(fd int, raddr netip.AddrPort) *Call {
 }
 
 // Read reads up to len(b) bytes; 0 is the end of the stream.
-func (t *Table) Read(fd int, b []byte) *Call {
+func (t *Table) Read(fd int, b []byte) *Call { return t.recv(fd, b, false) }
+
+// Peek is recv(fd, b, len(b), MSG_PEEK): Read that leaves the bytes for
+// the next Read (stack.TCPConn.Peek).
+func (t *Table) Peek(fd int, b []byte) *Call { return t.recv(fd, b, true) }
+
+// Recv is recv(2) with flags: MSG_PEEK peeks, any other flag is
+// EOPNOTSUPP (no out-of-band data, MSG_WAITALL or MSG_TRUNC here).
+func (t *Table) Recv(fd int, b []byte, flags int) *Call {
+	if flags&^syscall.MSG_PEEK != 0 {
+		return t.returned(-1, syscall.EOPNOTSUPP)
+	}
+	return t.recv(fd, b, flags&syscall.MSG_PEEK != 0)
+}
+
+func (t *Table) recv(fd int, b []byte, peek bool) *Call {
 	s := t.Get(fd)
 	if s == nil {
 		return t.returned(-1, syscall.EBADF)
@@ -361,7 +376,13 @@ func (t *Table) Read(fd int, b []byte) *Call {
 	}
 	c := s.conn
 	return t.blocking(s, func() (int64, syscall.Errno) {
-		n, err := c.Read(b)
+		var n int
+		var err error
+		if peek {
+			n, err = c.Peek(b)
+		} else {
+			n, err = c.Read(b)
+		}
 		if n > 0 || err == nil || err == io.EOF {
 			return int64(n), 0
 		}

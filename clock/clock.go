@@ -1,19 +1,31 @@
 // Package clock gives the stack its notion of time and its one way to block.
 //
+// It is public so that programs outside this module can pass a clock to
+// stack.Options.Clock and memlink.Config.Clock, above all a [Virtual] one: the
+// virtual clock is what makes synack's deterministic simulation possible —
+// whole stacks on an impaired in-memory network where a 2MSL TIME-WAIT, an
+// RTO backoff or a keepalive costs no real time, and where time moves only
+// when every goroutine of the simulation is idle (see the example).
+//
 // Two clocks implement [Clock]:
 //
-//   - [Real] reads time.Now and uses time.AfterFunc. It only ever blocks on
-//     channels and runtime timers, so code using it runs unchanged inside a
-//     testing/synctest bubble, where time is virtual and "idle" is decided by
-//     the runtime.
+//   - [Real] reads time.Now and uses time.AfterFunc; it is what a stack uses
+//     by default. It only ever blocks on channels and runtime timers, so code
+//     using it runs unchanged inside a testing/synctest bubble, where time is
+//     virtual and "idle" is decided by the runtime.
 //   - [Virtual] is a clock of our own for simulations and the demo outside
-//     `go test`: time moves only when every participant goroutine is blocked
-//     in a [Gate] wait of that clock, and then jumps to the next timer.
+//     `go test`. Under [Virtual.Run] it advances itself: time moves only when
+//     every participant goroutine is blocked in a [Gate] wait of that clock,
+//     and then jumps to the next timer. [Virtual.Advance] drives it by hand
+//     instead (the packetdrill runner steps it so).
 //
-// Every blocking call of the stack (Read, Write, Accept, Dial) waits on a
-// [Gate]: take a ticket with [Gate.Chan], check the condition under the stack's
-// lock, unlock, then [Gate.Wait] on the ticket. See [Gate] for why this order
-// loses no wake-up under either clock.
+// [Gate] is the one way the stack blocks. Every blocking call of the stack
+// (Read, Peek, Write, Accept, Dial) waits on a Gate: take a ticket with
+// [Gate.Chan], check the condition under the stack's lock, unlock, then
+// [Gate.Wait] on the ticket. See [Gate] for why this order loses no wake-up
+// under either clock; under a Virtual clock a Gate wait is also how the clock
+// learns that a goroutine is idle, so code of your own that runs as a
+// participant ([Virtual.Go]) must block on Gates of that clock too.
 package clock
 
 import (
