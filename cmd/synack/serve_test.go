@@ -65,7 +65,11 @@ type serveNet struct {
 
 func newServeNet(t *testing.T, client, server stack.Options) *serveNet {
 	t.Helper()
-	ea, eb := memlink.Pipe(memlink.Config{})
+	// A queue deep enough for the largest burst a test makes (5,000
+	// SYNs at one instant): memlink's default of 1,000 packets in flight
+	// would drop the tail of it.
+	deep := memlink.Impairments{QueueLimit: 16 << 10}
+	ea, eb := memlink.Pipe(memlink.Config{AB: deep, BA: deep})
 	n := &serveNet{client: stack.New(client), server: stack.New(server), clientLink: &cutLink{Endpoint: ea}}
 	if _, err := n.client.AddLink(n.clientLink, netip.PrefixFrom(serveClientAddr, 24)); err != nil {
 		t.Fatal(err)
@@ -318,7 +322,8 @@ func TestServeStatusPageBounded(t *testing.T) {
 		}
 		synctest.Wait()
 		if got := n.server.StateCounts()[tcp.SynReceived]; got != conns/2 {
-			t.Fatalf("%d connections in SYN-RECEIVED, want %d", got, conns/2)
+			t.Fatalf("%d connections in SYN-RECEIVED, want %d; server states %v, client states %v", got, conns/2,
+				n.server.StateCounts(), n.client.StateCounts())
 		}
 		const api = "http://127.0.0.1:9090/api/connections"
 		get := func(p *statusPage, accept string) string {
