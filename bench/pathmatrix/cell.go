@@ -9,7 +9,9 @@
 // duplication), applied in both directions. An [Impl] is what runs at the
 // two ends:
 //
-//   - synack: two synack stacks on a memlink pipe;
+//   - synack, synack-dupthresh: two synack stacks on a memlink pipe,
+//     finding losses by RACK-TLP (the default) or by RFC 6675's duplicate
+//     threshold alone;
 //   - gvisor-reno, gvisor-cubic: two gVisor stacks whose channel endpoints
 //     are spliced to the two ends of a memlink pipe;
 //   - linux-cubic, linux-bbr: two network namespaces, a TUN device in each,

@@ -71,7 +71,7 @@ func RunMatrix(o Options) []Row {
 				}
 			}
 			if o.Progress != nil {
-				fmt.Fprintf(o.Progress, "%-28s %-13s %s\n", c, impl, r.summary())
+				fmt.Fprintf(o.Progress, "%-28s %-16s %s\n", c, impl, r.summary())
 			}
 			rows = append(rows, r)
 		}
@@ -83,7 +83,10 @@ func (r Row) summary() string {
 	if r.Err != nil {
 		return "error: " + r.Err.Error()
 	}
-	s := fmt.Sprintf("%s: %s, retrans %s, spurious %s", sizeName(r.Bulk.Size), r.goodputUnit(), count(r.Bulk.Retrans), count(r.Bulk.Spurious))
+	s := fmt.Sprintf("%s: %s, retrans %s, D-SACKs %s", sizeName(r.Bulk.Size), r.goodputUnit(), count(r.Bulk.Retrans), count(r.Bulk.Spurious))
+	if rc := r.Bulk.Recovery; rc != nil {
+		s += fmt.Sprintf(", spurious episodes %d (undone %d), RACK lost %d, TLPs %d", rc.SpuriousEpisodes, rc.Undos, rc.RACKLosses, rc.TLPProbes)
+	}
 	if r.OneMiB.Size > 0 {
 		s += ", 1 MiB in " + r.oneMiB()
 	}
@@ -152,18 +155,26 @@ func kib(n int64) string {
 
 // Markdown writes the rows as two tables: every figure per cell and
 // implementation, then goodput alone with cells as rows and
-// implementations as columns, plus the ratios of synack to gVisor (Reno)
-// and to Linux (CUBIC), the baselines the loss-recovery work is measured
+// implementations as columns, plus the ratios of synack to gVisor and to
+// Linux (CUBIC), the baselines the loss-recovery work is measured
 // against.
+//
+// "D-SACKs" is the sender's count of D-SACKs received: segments for
+// Linux (tcpi_dsack_dups) and gVisor, blocks for synack; "spurious
+// episodes" is synack's own count of recoveries and timeouts found
+// spurious, with those undone in brackets (Recovery).
 func Markdown(w io.Writer, rows []Row) {
-	fmt.Fprintln(w, "| path | size | stack | goodput Mbit/s | retrans | spurious | 1 MiB done in | other load |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|")
+	fmt.Fprintln(w, "| path | size | stack | goodput Mbit/s | retrans | D-SACKs | spurious episodes (undone) | TLPs | 1 MiB done in | other load |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|")
 	for _, r := range rows {
-		retr, spur := "—", "—"
+		retr, spur, epi, tlp := "—", "—", "—", "—"
 		if r.Err == nil && r.Bulk.Done {
 			retr, spur = count(r.Bulk.Retrans), count(r.Bulk.Spurious)
+			if rc := r.Bulk.Recovery; rc != nil {
+				epi, tlp = fmt.Sprintf("%d (%d)", rc.SpuriousEpisodes, rc.Undos), fmt.Sprint(rc.TLPProbes)
+			}
 		}
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", r.Cell, sizeName(r.Bulk.Size), r.Impl, r.goodput(), retr, spur, r.oneMiB(), r.load())
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", r.Cell, sizeName(r.Bulk.Size), r.Impl, r.goodput(), retr, spur, epi, tlp, r.oneMiB(), r.load())
 	}
 	for _, r := range rows {
 		if r.Err != nil {
@@ -194,7 +205,10 @@ func Markdown(w io.Writer, rows []Row) {
 	for _, i := range impls {
 		head = append(head, string(i))
 	}
-	ratios := [][2]Impl{{Synack, GVisorReno}, {Synack, LinuxCubic}, {SynackLinux, LinuxCubic}}
+	ratios := [][2]Impl{
+		{Synack, GVisorReno}, {Synack, GVisorCubic}, {Synack, LinuxCubic},
+		{SynackDupThresh, GVisorReno}, {SynackLinux, LinuxCubic}, {LinuxSynack, LinuxCubic},
+	}
 	var useRatios [][2]Impl
 	for _, q := range ratios {
 		if seen[q[0]] && seen[q[1]] {

@@ -98,7 +98,7 @@ func TestInteropSynackGVisor(t *testing.T) {
 			t.Run(name, func(t *testing.T) {
 				a, b := memlink.Pipe(memlink.Config{MTU: MTU, Seed: seed, AB: imp, BA: imp})
 				defer a.Close()
-				sa, err := newSynack(cell, a, senderAddr)
+				sa, err := newSynack(cell, a, senderAddr, "")
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -229,11 +229,16 @@ func TestMatrixSmoke(t *testing.T) {
 			if r.Bulk.Retrans < 0 {
 				t.Errorf("no retransmission count")
 			}
-			// Only a Linux sender with a Linux receiver (which sends
-			// D-SACKs) can count spurious retransmissions today; the
-			// others must say "—", not 0.
-			if tells := impl == LinuxCubic || impl == LinuxBBR; (r.Bulk.Spurious >= 0) != tells {
-				t.Errorf("spurious count %d (%s)", r.Bulk.Spurious, r.Bulk.SpuriousWhat)
+			// Every receiver but gVisor's sends D-SACKs, and every
+			// sender counts them; between two gVisor stacks the count
+			// must say "—", not 0.
+			gv := impl == GVisorReno || impl == GVisorCubic
+			if (r.Bulk.Spurious >= 0) == gv {
+				t.Errorf("D-SACK count %d (%s)", r.Bulk.Spurious, r.Bulk.SpuriousWhat)
+			}
+			// Only a synack sender accounts for its own recovery.
+			if synackSends := impl == Synack || impl == SynackDupThresh || impl == SynackLinux; (r.Bulk.Recovery != nil) != synackSends {
+				t.Errorf("recovery account %+v", r.Bulk.Recovery)
 			}
 			var out strings.Builder
 			Markdown(&out, rows)

@@ -15,23 +15,27 @@ import (
 	"time"
 
 	"github.com/synack/synack/bench"
+	"github.com/synack/synack/tcp"
 )
 
 // Impl names what runs at the two ends of a path.
 type Impl string
 
 const (
-	Synack      Impl = "synack"       // synack to synack, in process
-	GVisorReno  Impl = "gvisor-reno"  // gVisor to gVisor, in process, its default Reno
-	GVisorCubic Impl = "gvisor-cubic" // the same with CUBIC
-	LinuxCubic  Impl = "linux-cubic"  // kernel to kernel across two namespaces and the relay
-	LinuxBBR    Impl = "linux-bbr"    // the same with BBR
-	SynackLinux Impl = "synack>linux" // synack sends, the kernel receives
-	LinuxSynack Impl = "linux>synack" // the kernel (CUBIC) sends, synack receives
+	Synack Impl = "synack" // synack to synack, in process, RACK-TLP (its default)
+	// SynackDupThresh is synack to synack finding losses by RFC 6675's
+	// duplicate threshold alone (tcp.LossDupThresh), for comparison.
+	SynackDupThresh Impl = "synack-dupthresh"
+	GVisorReno      Impl = "gvisor-reno"  // gVisor to gVisor, in process, its default Reno
+	GVisorCubic     Impl = "gvisor-cubic" // the same with CUBIC
+	LinuxCubic      Impl = "linux-cubic"  // kernel to kernel across two namespaces and the relay
+	LinuxBBR        Impl = "linux-bbr"    // the same with BBR
+	SynackLinux     Impl = "synack>linux" // synack sends, the kernel receives
+	LinuxSynack     Impl = "linux>synack" // the kernel (CUBIC) sends, synack receives
 )
 
 // Impls is every implementation, in table order.
-var Impls = []Impl{Synack, GVisorReno, GVisorCubic, LinuxCubic, LinuxBBR, SynackLinux, LinuxSynack}
+var Impls = []Impl{Synack, SynackDupThresh, GVisorReno, GVisorCubic, LinuxCubic, LinuxBBR, SynackLinux, LinuxSynack}
 
 // NeedsRoot says whether the implementation needs namespaces and TUN
 // devices (root, Linux).
@@ -70,12 +74,16 @@ type Result struct {
 	Done     bool          // the receiver saw all of them and the FIN in time
 	Elapsed  time.Duration // from the start of the connect to the receiver's EOF (Done), or the limit
 	Received int64         // bytes the receiver got (all of Size when Done)
-	// Retrans is the sender's retransmitted segments; Spurious the
-	// retransmissions it found needless (D-SACK), -1 where the stack does
-	// not say. Both are read from the sending connection or stack.
+	// Retrans is the sender's retransmitted segments; Spurious the D-SACKs
+	// it received (RFC 2883: evidence of needless retransmissions, or of a
+	// link that duplicates), -1 where the stack does not say or its peer
+	// sends none. Both are read from the sending connection or stack.
 	Retrans, Spurious int64
 	// SpuriousWhat says what Spurious counts for this stack.
 	SpuriousWhat string
+	// Recovery is what a synack sender says of its loss recovery; nil for
+	// the other stacks.
+	Recovery *Recovery
 	// OtherLoad is the cores other processes used during the transfer
 	// (-1: unknown): the machine is shared, and above a few tenths the
 	// figures are disturbed.
@@ -90,10 +98,24 @@ func (r Result) Goodput() float64 {
 	return float64(r.Size) * 8 / r.Elapsed.Seconds()
 }
 
+// Recovery is a synack sender's own account of its loss recovery
+// (tcp.Stats).
+type Recovery struct {
+	// SpuriousEpisodes is the fast recoveries and retransmission timeouts
+	// the sender found spurious — by Eifel (RFC 3522, 4015) or because
+	// D-SACKs covered every retransmission of the episode (RFC 3708) —
+	// and Undos those of them whose window reduction it undid. Episodes,
+	// not segments: one spurious timeout may have resent many.
+	SpuriousEpisodes, Undos uint64
+	RACKLosses              uint64 // segments RACK marked lost (RFC 8985 section 6.2)
+	TLPProbes               uint64 // Tail Loss Probes sent (RFC 8985 section 7.3)
+}
+
 // senderStats are what a world can say about its sending side.
 type senderStats struct {
 	retrans, spurious int64
 	what              string
+	recovery          *Recovery
 }
 
 // world is a path with a stack at each end, set up for one transfer: the
@@ -132,7 +154,9 @@ func hostPort(p netip.Prefix) string { return netip.AddrPortFrom(p.Addr(), port)
 func newWorld(impl Impl, c Cell, seed int64) (*world, error) {
 	switch impl {
 	case Synack:
-		return synackWorld(c, seed)
+		return synackWorld(c, seed, "")
+	case SynackDupThresh:
+		return synackWorld(c, seed, tcp.LossDupThresh)
 	case GVisorReno:
 		return gvisorWorld(c, seed, "reno")
 	case GVisorCubic:
@@ -315,7 +339,7 @@ func transfer(w *world, size, seed int64, limit time.Duration) (res Result, err 
 	}
 	res.Done = true
 	st := w.stats(c)
-	res.Retrans, res.Spurious, res.SpuriousWhat = st.retrans, st.spurious, st.what
+	res.Retrans, res.Spurious, res.SpuriousWhat, res.Recovery = st.retrans, st.spurious, st.what, st.recovery
 	if w.noDSACK != "" {
 		res.Spurious, res.SpuriousWhat = -1, w.noDSACK
 	}

@@ -12,10 +12,11 @@ import (
 	"github.com/synack/synack/tcp"
 )
 
-// newSynack makes a synack stack with the cell's buffers on ep. Everything
-// else is synack's default (NewReno today; Nagle off, as Go's net package).
-func newSynack(c Cell, ep link.Endpoint, addr netip.Prefix) (*stack.Stack, error) {
-	s := stack.New(stack.Options{TCP: tcp.Config{SendBufferSize: c.BufferSize(), ReceiveBufferSize: c.BufferSize()}})
+// newSynack makes a synack stack with the cell's buffers on ep, finding
+// losses by ld (empty: the default, RACK-TLP). Everything else is synack's
+// default (NewReno; Nagle off, as Go's net package).
+func newSynack(c Cell, ep link.Endpoint, addr netip.Prefix, ld tcp.LossDetection) (*stack.Stack, error) {
+	s := stack.New(stack.Options{TCP: tcp.Config{SendBufferSize: c.BufferSize(), ReceiveBufferSize: c.BufferSize(), LossDetection: ld}})
 	if _, err := s.AddLink(ep, addr); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("synack: AddLink: %w", err)
@@ -32,25 +33,40 @@ func synackDial(s *stack.Stack, addr netip.Prefix) func(ctx context.Context) (ne
 	return func(ctx context.Context) (net.Conn, error) { return s.DialContext(ctx, "tcp", hostPort(addr)) }
 }
 
-// synackStats reads the sending connection's counters. synack does not
-// detect spurious retransmissions yet (no D-SACK processing), so it says
-// nothing about them rather than a zero.
+// synackStats reads the sending connection's counters. Spurious is the
+// D-SACK blocks received (RFC 2883), the same evidence Linux counts (it
+// counts the segments they cover; a block is one segment or more, so
+// synack's figure can only be lower), and which duplicated data earns
+// too. The recoveries and timeouts synack's sender itself judged spurious
+// (Eifel, RFC 3522 and 4015; D-SACK, RFC 3708) go into Recovery: they
+// count episodes, not segments, so they are a separate column.
 func synackStats(c net.Conn) senderStats {
 	tc, ok := c.(*stack.TCPConn)
 	if !ok {
 		return senderStats{retrans: -1, spurious: -1}
 	}
-	return senderStats{retrans: int64(tc.Info().Retransmits), spurious: -1}
+	i := tc.Info()
+	return senderStats{
+		retrans:  int64(i.Retransmits),
+		spurious: int64(i.DSACKsIn),
+		what:     "D-SACK blocks received",
+		recovery: &Recovery{
+			SpuriousEpisodes: i.SpuriousRetrans,
+			Undos:            i.Undos,
+			RACKLosses:       i.RACKLosses,
+			TLPProbes:        i.TLPProbes,
+		},
+	}
 }
 
-func synackWorld(c Cell, seed int64) (*world, error) {
+func synackWorld(c Cell, seed int64, ld tcp.LossDetection) (*world, error) {
 	a, b := memlink.Pipe(c.Link(seed))
-	snd, err := newSynack(c, a, senderAddr)
+	snd, err := newSynack(c, a, senderAddr, ld)
 	if err != nil {
 		a.Close()
 		return nil, err
 	}
-	rcv, err := newSynack(c, b, receiverAddr)
+	rcv, err := newSynack(c, b, receiverAddr, ld)
 	if err != nil {
 		snd.Close()
 		a.Close()

@@ -1,8 +1,9 @@
 // Command pathmatrix runs bulk transfers over seeded impaired paths —
-// synack, gVisor (Reno and CUBIC), Linux to Linux (CUBIC, BBR) and Linux to
-// synack, on the same link/memlink impairment model — and prints Markdown
-// tables: goodput, retransmissions, spurious retransmissions where the
-// stack can tell, and the completion time of a 1 MiB transfer (issue 10).
+// synack (RACK-TLP and dupthresh), gVisor (Reno and CUBIC), Linux to Linux
+// (CUBIC, BBR) and Linux to synack, on the same link/memlink impairment
+// model — and prints Markdown tables: goodput, retransmissions, D-SACKs
+// received, synack's own count of spurious recoveries, and the completion
+// time of a 1 MiB transfer (issue 10).
 //
 //	go run ./cmd/pathmatrix                              # the whole matrix (long: see BENCHMARKS.md)
 //	go run ./cmd/pathmatrix -rtt 20ms -rate 100M -impl synack,gvisor-reno
