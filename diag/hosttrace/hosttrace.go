@@ -171,7 +171,7 @@ type Options struct {
 type Tracer struct {
 	dir     string // the instance
 	mounted bool   // Root was mounted by Open
-	cpus    []int // trace_pipe_raw file descriptors, non-blocking
+	cpus    []int  // trace_pipe_raw file descriptors, non-blocking
 	page    []byte
 	formats map[uint16]*format
 	// mono is CLOCK_MONOTONIC minus the wall clock at Open, so an event's

@@ -300,18 +300,36 @@ func TestReset(t *testing.T) {
 }
 
 // TestThroughput generates connection lifecycles on loopback in a
-// namespace (HOSTTRACE_N of them, default 5000, 12 transitions each)
-// while a reader drains the tracer, and reports transitions read per
-// second and the events lost. It fails only if the counts do not add
-// up: every transition is either read or counted as lost.
+// namespace (HOSTTRACE_N of them, default 5000) and reports transitions
+// read per second and events lost, twice: "live", the reader draining
+// while the lifecycles run (the rate is then the generator's, on this
+// 2-core machine), and "backlog", the reader started only after all of
+// them ran (the rate is the reader's own). An aborted lifecycle is 6
+// transitions (client CLOSED->SYN-SENT->ESTABLISHED->CLOSED, server
+// LISTEN->SYN-RECEIVED->ESTABLISHED->CLOSED) and the listener adds 2: every
+// one must be read or counted as lost.
 func TestThroughput(t *testing.T) {
 	n := 5000
 	if s := os.Getenv("HOSTTRACE_N"); s != "" {
 		n, _ = strconv.Atoi(s)
 	}
+	for _, backlog := range []bool{false, true} {
+		name := "live"
+		if backlog {
+			name = "backlog"
+		}
+		t.Run(name, func(t *testing.T) { throughput(t, n, backlog) })
+	}
+}
+
+func throughput(t *testing.T, n int, backlog bool) {
 	ns := nstest.New(t)
 	port := freePort(t, ns)
-	tr := openTracer(t, port)
+	tr, err := Open(Options{Ports: []uint16{port}, BufferKB: 16384})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
 	srv := netip.AddrPortFrom(srvAddr, port)
 	l, err := ns.Listen("tcp4", srv.String())
 	if err != nil {
@@ -320,16 +338,18 @@ func TestThroughput(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var read, lostMarks int
 	var rd sync.WaitGroup
-	rd.Add(1)
-	go func() {
+	var readStart, lastRead time.Time
+	reader := func() {
 		defer rd.Done()
+		readStart = time.Now()
 		var buf []Event
 		for {
 			var err error
 			buf, err = tr.Next(ctx, buf[:0])
 			for i := range buf {
-				if buf[i].Kind == KindState {
+				if buf[i].Kind == KindState && mine(&buf[i], port) {
 					read++
+					lastRead = time.Now()
 				} else if buf[i].Kind == KindLost {
 					lostMarks += int(buf[i].Lost)
 				}
@@ -338,7 +358,11 @@ func TestThroughput(t *testing.T) {
 				return
 			}
 		}
-	}()
+	}
+	rd.Add(1)
+	if !backlog {
+		go reader()
+	}
 	go func() {
 		for {
 			c, err := l.Accept()
@@ -371,7 +395,7 @@ func TestThroughput(t *testing.T) {
 					t.Error(err)
 					return
 				}
-				c.(*net.TCPConn).SetLinger(0) // no TIME-WAIT pile-up on the client's ports
+				c.(*net.TCPConn).SetLinger(0) // an abort: no TIME-WAIT pile-up on the client's ports
 				c.Write([]byte("x"))
 				c.Close()
 			}
@@ -382,15 +406,26 @@ func TestThroughput(t *testing.T) {
 	time.Sleep(300 * time.Millisecond) // the servers' closes
 	l.Close()
 	time.Sleep(200 * time.Millisecond)
+	if backlog {
+		go reader()
+		time.Sleep(2 * time.Second)
+	} else {
+		time.Sleep(300 * time.Millisecond)
+	}
 	cancel()
 	rd.Wait()
 	lost, err := tr.Lost()
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("%d lifecycles in %v: %d transitions read (%.0f/s), %d lost (stats), %d lost (page markers)",
-		done, gen.Round(time.Millisecond), read, float64(read)/gen.Seconds(), lost, lostMarks)
-	if read == 0 {
-		t.Fatal("nothing read")
+	span := gen
+	if backlog {
+		span = lastRead.Sub(readStart)
+	}
+	t.Logf("%d lifecycles generated in %v; %d transitions read in %v (%.0f/s), %d lost (stats), %d lost (page markers)",
+		done, gen.Round(time.Millisecond), read, span.Round(time.Millisecond), float64(read)/span.Seconds(), lost, lostMarks)
+	want := 6*done + 2
+	if read > want || uint64(read)+lost < uint64(want) {
+		t.Errorf("%d transitions read and %d lost, want %d in all", read, lost, want)
 	}
 }
