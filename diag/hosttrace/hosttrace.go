@@ -11,7 +11,7 @@
 // a few loads per event; the text trace_pipe makes the kernel format every
 // event and the reader parse it back, and its inet_sock_set_state line
 // lacks skaddr, the only key that tells two incarnations of a 4-tuple
-// apart. The instance is private (instances/synack-<pid>), so other
+// apart. The instance is private (instances/synack-<pid>-<n>), so other
 // tracers on the machine are not disturbed and it can be removed whole.
 //
 // Tracepoints are global, not per network namespace: a reader sees every
@@ -32,6 +32,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/synack/synack/tcp"
@@ -45,6 +46,9 @@ const Root = "/sys/kernel/tracing"
 // the process id follows, so instances left by a killed process can be
 // recognised and removed.
 const instancePrefix = "synack-"
+
+// instances numbers the Tracers of this process, so each has its own.
+var instances atomic.Uint64
 
 // Kind says what an Event is.
 type Kind uint8
@@ -187,7 +191,7 @@ type Tracer struct {
 	closed    chan struct{}
 }
 
-// Open mounts tracefs if needed, creates instance synack-<pid>, enables
+// Open mounts tracefs if needed, creates instance synack-<pid>-<n>, enables
 // the events of o and starts recording. Close undoes all of it. Root
 // (CAP_SYS_ADMIN) is needed.
 func Open(o Options) (t *Tracer, err error) {
@@ -199,8 +203,8 @@ func Open(o Options) (t *Tracer, err error) {
 		t.mounted = true
 	}
 	removeStale()
-	t.dir = filepath.Join(Root, "instances", instancePrefix+strconv.Itoa(os.Getpid()))
-	if err := os.Mkdir(t.dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+	t.dir = filepath.Join(Root, "instances", fmt.Sprintf("%s%d-%d", instancePrefix, os.Getpid(), instances.Add(1)))
+	if err := os.Mkdir(t.dir, 0o700); err != nil {
 		t.unmount()
 		return nil, fmt.Errorf("hosttrace: creating the instance: %w", err)
 	}
@@ -540,7 +544,8 @@ func removeStale() {
 		if !ok {
 			continue
 		}
-		pid, err := strconv.Atoi(rest)
+		pidText, _, _ := strings.Cut(rest, "-")
+		pid, err := strconv.Atoi(pidText)
 		if err != nil || pid == os.Getpid() {
 			continue
 		}
