@@ -178,12 +178,10 @@ type Tracer struct {
 	cpus    []int  // trace_pipe_raw file descriptors, non-blocking
 	page    []byte
 	formats map[uint16]*format
-	// mono is CLOCK_MONOTONIC minus the wall clock at Open, so an event's
-	// mono timestamp (the instance's trace_clock) becomes a time.Time.
+	// The wall clock and CLOCK_MONOTONIC at Open, so an event's mono
+	// timestamp (the instance's trace_clock) becomes a time.Time.
 	base     time.Time
 	baseMono int64
-	pending  []Event
-	lostSeen uint64 // lost events reported by page markers
 
 	mu        sync.Mutex // guards cpus against Close during Next
 	closeOnce sync.Once
@@ -382,7 +380,6 @@ func (t *Tracer) parsePage(dst []Event, cpu int, p []byte) []Event {
 		if commit&missedStored != 0 && size+8 <= len(data) {
 			n = binary.LittleEndian.Uint64(data[size:])
 		}
-		t.lostSeen += n
 		dst = append(dst, Event{Kind: KindLost, CPU: cpu, Time: t.wall(ts), Lost: n})
 	}
 	data = data[:size]
