@@ -313,19 +313,21 @@ func TestThroughput(t *testing.T) {
 	if s := os.Getenv("HOSTTRACE_N"); s != "" {
 		n, _ = strconv.Atoi(s)
 	}
-	for _, backlog := range []bool{false, true} {
-		name := "live"
-		if backlog {
-			name = "backlog"
+	t.Run("live", func(t *testing.T) { throughput(t, n, false, 16384) })
+	t.Run("backlog", func(t *testing.T) { throughput(t, n, true, 16384) })
+	// A buffer far too small for the backlog: most events are lost, and
+	// must be counted.
+	t.Run("overflow", func(t *testing.T) {
+		if lost := throughput(t, n, true, 64); lost == 0 {
+			t.Error("nothing lost with a 64 KB buffer")
 		}
-		t.Run(name, func(t *testing.T) { throughput(t, n, backlog) })
-	}
+	})
 }
 
-func throughput(t *testing.T, n int, backlog bool) {
+func throughput(t *testing.T, n int, backlog bool, bufKB int) (lost uint64) {
 	ns := nstest.New(t)
 	port := freePort(t, ns)
-	tr, err := Open(Options{Ports: []uint16{port}, BufferKB: 16384})
+	tr, err := Open(Options{Ports: []uint16{port}, BufferKB: bufKB})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -414,7 +416,7 @@ func throughput(t *testing.T, n int, backlog bool) {
 	}
 	cancel()
 	rd.Wait()
-	lost, err := tr.Lost()
+	lost, err = tr.Lost()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -428,4 +430,5 @@ func throughput(t *testing.T, n int, backlog bool) {
 	if read > want || uint64(read)+lost < uint64(want) {
 		t.Errorf("%d transitions read and %d lost, want %d in all", read, lost, want)
 	}
+	return lost
 }
