@@ -35,6 +35,7 @@ type traceOpts struct {
 	color    bool
 	width    int // the ladder's width; 0 for its default
 	absolute bool
+	ladder   bool // --host: the live ladder instead of one line an event
 }
 
 func runTrace(args []string) int {
@@ -55,6 +56,7 @@ func runTrace(args []string) int {
 	base := fs.String("admin", "", "the admin `URL` of a running synack (default $SYNACK_ADMIN, else "+defaultAdminURL+")")
 	hostMode := fs.Bool("host", false, "trace the host kernel's TCP (tracepoints; needs root) instead of a synack")
 	var o traceOpts
+	fs.BoolVar(&o.ladder, "ladder", false, "with --host: draw the connections' transitions as the live ladder")
 	fs.IntVar(&o.backlog, "backlog", 0, "first show the last `N` recorded events that match")
 	fs.IntVar(&o.count, "count", 0, "stop after `N` events (0: until interrupted)")
 	fs.BoolVar(&o.json, "json", false, "print the events as JSON lines")

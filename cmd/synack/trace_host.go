@@ -11,6 +11,7 @@ import (
 
 	"github.com/synack/synack/admin"
 	"github.com/synack/synack/diag/hosttrace"
+	"github.com/synack/synack/diag/ladder"
 	"github.com/synack/synack/stack"
 	"github.com/synack/synack/tcp"
 )
@@ -110,6 +111,14 @@ func followHost(ctx context.Context, o traceOpts, w, errw io.Writer) error {
 	}
 	defer tr.Close()
 	enc := json.NewEncoder(w)
+	var ll *ladder.Ladder
+	var ids *connIDs
+	if o.ladder {
+		ll = ladder.NewLive(w)
+		ll.Color, ll.Width = o.color, o.width
+		ll.Header()
+		ids = &connIDs{ids: map[uint64]uint64{}}
+	}
 	var buf []hosttrace.Event
 	n := 0
 	defer func() {
@@ -124,11 +133,14 @@ func followHost(ctx context.Context, o traceOpts, w, errw io.Writer) error {
 			if !hostMatch(&o.filter, ev) {
 				continue
 			}
-			if o.json {
+			switch {
+			case o.json:
 				if err := enc.Encode(hostJSON(ev)); err != nil {
 					return err
 				}
-			} else {
+			case ll != nil:
+				hostLadder(ll, ids, ev)
+			default:
 				fmt.Fprintln(w, hostLine(ev))
 			}
 			if n++; o.count > 0 && n >= o.count {
@@ -141,5 +153,45 @@ func followHost(ctx context.Context, o traceOpts, w, errw io.Writer) error {
 			}
 			return err
 		}
+	}
+}
+
+// connIDs numbers the kernel's sockets for the ladder, #1, #2, ...: an
+// address is reused once its socket is freed, so a socket that reached
+// CLOSED gets a new number next time.
+type connIDs struct {
+	ids  map[uint64]uint64
+	next uint64
+}
+
+func (c *connIDs) id(sock uint64, closed bool) uint64 {
+	id, ok := c.ids[sock]
+	if !ok {
+		c.next++
+		id = c.next
+		c.ids[sock] = id
+	}
+	if closed {
+		delete(c.ids, sock)
+	}
+	return id
+}
+
+// hostLadder draws a kernel event on the live ladder: the state changes
+// as its connections' transitions (the kernel's segments are not
+// traced), the rest as remarks.
+func hostLadder(ll *ladder.Ladder, ids *connIDs, ev *hosttrace.Event) {
+	switch ev.Kind {
+	case hosttrace.KindState:
+		tu := tcp.Tuple{Local: ev.Local, Remote: ev.Remote}
+		if ev.Remote.Port() == 0 && ev.Remote.Addr().IsUnspecified() {
+			tu.Remote = netip.AddrPort{} // a listener, as the stack's has no remote
+		}
+		ll.Trace(stack.TraceEvent{Kind: stack.TraceState, Transition: tcp.Transition{
+			Time: ev.Time, ID: ids.id(ev.Sock, ev.To == tcp.Closed), Tuple: tu, From: ev.From, To: ev.To}})
+	case hosttrace.KindLost:
+		ll.Dropped(ev.Lost)
+	default:
+		ll.Aside(ev.Time, hostLine(ev)[len("15:04:05.000000  "):])
 	}
 }

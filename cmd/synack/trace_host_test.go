@@ -16,6 +16,7 @@ import (
 
 	"github.com/synack/synack/admin"
 	"github.com/synack/synack/diag/hosttrace"
+	"github.com/synack/synack/diag/ladder"
 	"github.com/synack/synack/link/tun/nstest"
 	"github.com/synack/synack/tcp"
 )
@@ -151,6 +152,27 @@ func TestTraceHostLine(t *testing.T) {
 			if got := hostMatch(&f, &evs[i]); got != c.match[i] {
 				t.Errorf("filter %q on %q: %v, want %v", c.words, want[i], got, c.match[i])
 			}
+		}
+	}
+	// The ladder: a listener and a connection's transitions, numbered.
+	var b strings.Builder
+	ll := ladder.NewLive(&b)
+	ids := &connIDs{ids: map[uint64]uint64{}}
+	lis := netip.MustParseAddrPort("10.0.0.1:80")
+	for _, e := range []hosttrace.Event{
+		{Time: at, Kind: hosttrace.KindState, Sock: 1, Local: lis, Remote: netip.MustParseAddrPort("0.0.0.0:0"), From: tcp.Closed, To: tcp.Listen},
+		{Time: at, Kind: hosttrace.KindState, Sock: 2, Local: l, Remote: r, From: tcp.Listen, To: tcp.SynReceived},
+		{Time: at, Kind: hosttrace.KindState, Sock: 2, Local: l, Remote: r, From: tcp.SynReceived, To: tcp.Established},
+		{Time: at, Kind: hosttrace.KindReceiveReset, Sock: 2, Local: l, Remote: r},
+		{Time: at, Kind: hosttrace.KindState, Sock: 2, Local: l, Remote: r, From: tcp.Established, To: tcp.Closed},
+		{Time: at, Kind: hosttrace.KindState, Sock: 2, Local: l, Remote: r, From: tcp.Listen, To: tcp.SynReceived}, // the address reused
+	} {
+		hostLadder(ll, ids, &e)
+	}
+	for _, w := range []string{"#1 10.0.0.1:80 ⇄ *:*", "CLOSED → LISTEN\n", "#2 10.0.0.1:80 ⇄ 10.0.0.2:5555", "RST received",
+		"#2     path: LISTEN → SYN-RECEIVED → ESTABLISHED → CLOSED", "#3 10.0.0.1:80 ⇄ 10.0.0.2:5555"} {
+		if !strings.Contains(b.String(), w) {
+			t.Errorf("ladder without %q:\n%s", w, b.String())
 		}
 	}
 	j := hostJSON(&evs[0])
