@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/synack/synack/link/tun/nstest"
+	"github.com/synack/synack/tcp"
+	"golang.org/x/sys/unix"
 )
 
 // Addresses of loopback inside the test's namespace: tracepoints are
@@ -431,4 +433,65 @@ func throughput(t *testing.T, n int, backlog bool, bufKB int) (lost uint64) {
 		t.Errorf("%d transitions read and %d lost, want %d in all", read, lost, want)
 	}
 	return lost
+}
+
+// TestRetransmit: a listener whose accept queue is full (backlog 0, one
+// connection never accepted) drops the next SYN, so its client
+// retransmits it once after the initial RTO of 1 s (RFC 6298 2.1, Linux's
+// TCP_TIMEOUT_INIT) before the dial gives up at 1.6 s: exactly one
+// tcp_retransmit_skb, from that client's socket in SYN-SENT.
+func TestRetransmit(t *testing.T) {
+	ns := nstest.New(t)
+	port := freePort(t, ns)
+	tr, err := Open(Options{Retransmits: true, Ports: []uint16{port}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	srv := netip.AddrPortFrom(srvAddr, port)
+	var lfd int
+	ns.Do(func() {
+		if lfd, err = unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0); err != nil {
+			return
+		}
+		if err = unix.Bind(lfd, &unix.SockaddrInet4{Port: int(port), Addr: srvAddr.As4()}); err != nil {
+			return
+		}
+		err = unix.Listen(lfd, 0)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(lfd)
+	first, err := dialFrom(ns, srv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	var second net.Conn
+	ns.Do(func() {
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: cliAddr.AsSlice()}, Timeout: 1600 * time.Millisecond}
+		second, err = d.Dial("tcp4", srv.String())
+	})
+	if err == nil {
+		second.Close()
+		t.Fatal("the second dial succeeded: the accept queue was not full")
+	}
+	got := collect(t, tr, port, func(evs []Event) bool {
+		for _, e := range evs {
+			if e.Kind == KindRetransmit {
+				return true
+			}
+		}
+		return false
+	})
+	var rtx []Event
+	for _, e := range got {
+		if e.Kind == KindRetransmit {
+			rtx = append(rtx, e)
+		}
+	}
+	if len(rtx) != 1 || rtx[0].To != tcp.SynSent || rtx[0].Remote != srv || rtx[0].Local.Addr() != cliAddr || rtx[0].Sock == 0 {
+		t.Fatalf("retransmissions: %+v, want one SYN from %v to %v\n%s", rtx, cliAddr, srv, ladderText(got))
+	}
 }
