@@ -9,9 +9,12 @@
 // Why tracefs and trace_pipe_raw: the events arrive as the kernel's binary
 // ring-buffer pages, one file per CPU, so reading costs a copy per page and
 // a few loads per event; the text trace_pipe makes the kernel format every
-// event and the reader parse it back, and its inet_sock_set_state line
-// lacks skaddr, the only key that tells two incarnations of a 4-tuple
-// apart. The instance is private (instances/synack-<pid>-<n>), so other
+// event (262 bytes a line against 76) and the reader parse it back, and its
+// inet_sock_set_state line lacks skaddr, the only key that tells two
+// incarnations of a 4-tuple apart. Measured on the 2-core test machine
+// with 120,000 buffered transitions: trace_pipe_raw read and decoded at
+// 2.2-2.7 million/s, trace_pipe merely read (not parsed) at 1.07 million/s.
+// Either keeps up with 50,000/s; raw costs less CPU and keys connections. The instance is private (instances/synack-<pid>-<n>), so other
 // tracers on the machine are not disturbed and it can be removed whole.
 //
 // Tracepoints are global, not per network namespace: a reader sees every
