@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/netip"
 	"strconv"
+	"time"
 
 	"github.com/synack/synack/admin"
 	"github.com/synack/synack/diag/hosttrace"
@@ -21,17 +22,17 @@ import (
 // traceJSON) where they apply, plus the kernel's socket key and state
 // names.
 type hostRecord struct {
-	Kind      string `json:"kind"` // "state", "rst_snd", "rst_rcv", "retransmit", "lost"
-	Time      string `json:"time"`
-	Sock      string `json:"sock,omitempty"` // skaddr: which incarnation of the tuple
-	Local     string `json:"local,omitempty"`
-	Remote    string `json:"remote,omitempty"`
-	From      string `json:"from,omitempty"`
-	To        string `json:"to,omitempty"`
-	LinuxFrom string `json:"linux_from,omitempty"` // the kernel's TCP_* name: NEW_SYN_RECV stays visible
-	LinuxTo   string `json:"linux_to,omitempty"`
-	Reason    int    `json:"reason,omitempty"` // a sent RST's sk_rst_reason
-	Dropped   uint64 `json:"dropped,omitempty"`
+	Kind      string    `json:"kind"` // "state", "rst_snd", "rst_rcv", "retransmit", "lost"
+	Time      time.Time `json:"time"`
+	Sock      string    `json:"sock,omitempty"` // skaddr: which incarnation of the tuple
+	Local     string    `json:"local,omitempty"`
+	Remote    string    `json:"remote,omitempty"`
+	From      string    `json:"from,omitempty"`
+	To        string    `json:"to,omitempty"`
+	LinuxFrom string    `json:"linux_from,omitempty"` // the kernel's TCP_* name: NEW_SYN_RECV stays visible
+	LinuxTo   string    `json:"linux_to,omitempty"`
+	Reason    int       `json:"reason,omitempty"` // a sent RST's sk_rst_reason
+	Dropped   uint64    `json:"dropped,omitempty"`
 }
 
 // hostMatch applies a `trace` filter to a kernel event: a state change
@@ -56,7 +57,7 @@ func apText(ap netip.AddrPort) string {
 }
 
 func hostJSON(ev *hosttrace.Event) hostRecord {
-	r := hostRecord{Kind: ev.Kind.String(), Time: ev.Time.UTC().Format("2006-01-02T15:04:05.000000000Z07:00")}
+	r := hostRecord{Kind: ev.Kind.String(), Time: ev.Time}
 	if ev.Kind == hosttrace.KindLost {
 		r.Dropped = ev.Lost
 		return r
