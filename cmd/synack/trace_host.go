@@ -69,7 +69,9 @@ func hostJSON(ev *hosttrace.Event) hostRecord {
 	if ev.Kind == hosttrace.KindState {
 		r.From, r.LinuxFrom = ev.From.String(), hosttrace.LinuxStateName(ev.LinuxFrom)
 	}
-	r.To, r.LinuxTo = ev.To.String(), hosttrace.LinuxStateName(ev.LinuxTo)
+	if ev.Kind == hosttrace.KindState || ev.LinuxTo != 0 { // 0: a RST's event without a socket state
+		r.To, r.LinuxTo = ev.To.String(), hosttrace.LinuxStateName(ev.LinuxTo)
+	}
 	r.Reason = ev.Reason
 	return r
 }

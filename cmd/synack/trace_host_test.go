@@ -179,4 +179,7 @@ func TestTraceHostLine(t *testing.T) {
 	if j.Kind != "state" || j.From != "ESTABLISHED" || j.To != "CLOSE-WAIT" || j.Local != "10.0.0.1:80" || j.Remote != "10.0.0.2:5555" || j.Sock != "0xff01" || j.LinuxTo != "CLOSE_WAIT" {
 		t.Errorf("hostJSON = %+v", j)
 	}
+	if j := hostJSON(&evs[2]); j.Kind != "rst_rcv" || j.To != "" || j.LinuxTo != "" {
+		t.Errorf("hostJSON of a RST received = %+v, want no state", j)
+	}
 }
