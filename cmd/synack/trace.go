@@ -35,14 +35,17 @@ type traceOpts struct {
 	color    bool
 	width    int // the ladder's width; 0 for its default
 	absolute bool
+	ladder   bool // --host: the live ladder instead of one line an event
 }
 
 func runTrace(args []string) int {
 	fs := flag.NewFlagSet("trace", flag.ContinueOnError)
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: synack trace [--admin URL] [flags] [FILTER ...]")
+		fmt.Fprintln(fs.Output(), "usage: synack trace [--admin URL | --host] [flags] [FILTER ...]")
 		fmt.Fprintln(fs.Output(), "\nPrints the segments and state changes of a running synack's connections as they happen,")
 		fmt.Fprintln(fs.Output(), "as the ladder of `synack demo`: the stack on the left, each peer on the right.")
+		fmt.Fprintln(fs.Output(), "With --host, the host kernel's own TCP sockets instead (root): every state change, RST")
+		fmt.Fprintln(fs.Output(), "and retransmission, one line each, from tracepoints in a private tracefs instance.")
 		fmt.Fprintln(fs.Output(), "\nFILTER words (all kinds must match; values of one kind are alternatives):")
 		fmt.Fprintln(fs.Output(), "  port N | N            either end's port")
 		fmt.Fprintln(fs.Output(), "  host ADDR | ADDR      either end's address (ADDR:PORT sets both)")
@@ -51,7 +54,9 @@ func runTrace(args []string) int {
 		fs.PrintDefaults()
 	}
 	base := fs.String("admin", "", "the admin `URL` of a running synack (default $SYNACK_ADMIN, else "+defaultAdminURL+")")
+	hostMode := fs.Bool("host", false, "trace the host kernel's TCP (tracepoints; needs root) instead of a synack")
 	var o traceOpts
+	fs.BoolVar(&o.ladder, "ladder", false, "with --host: draw the connections' transitions as the live ladder")
 	fs.IntVar(&o.backlog, "backlog", 0, "first show the last `N` recorded events that match")
 	fs.IntVar(&o.count, "count", 0, "stop after `N` events (0: until interrupted)")
 	fs.BoolVar(&o.json, "json", false, "print the events as JSON lines")
@@ -79,7 +84,11 @@ func runTrace(args []string) int {
 	o.width = termWidth(os.Stdout)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	err = followTrace(ctx, adminBase(*base), o, os.Stdout)
+	if *hostMode {
+		err = followHost(ctx, o, os.Stdout, os.Stderr)
+	} else {
+		err = followTrace(ctx, adminBase(*base), o, os.Stdout)
+	}
 	switch {
 	case err == nil, ctx.Err() != nil:
 		return 0

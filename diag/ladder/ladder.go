@@ -550,9 +550,15 @@ func (l *Ladder) traceLive(ev *stack.TraceEvent) {
 		if n := len(c.path); n == 0 || c.path[n-1] != ev.To {
 			c.path = append(c.path, ev.To)
 		}
-		change, cause := fmt.Sprintf("%s → %s", ev.From, ev.To), "("+ev.Cause.String()+")"
+		change, cause := fmt.Sprintf("%s → %s", ev.From, ev.To), ""
+		if ev.Cause != tcp.NoCause { // the kernel's transitions (trace --host) come without one
+			cause = "(" + ev.Cause.String() + ")"
+		}
 		sep := " "
-		if liveFixed+runes(change)+1+runes(cause) > l.width() {
+		switch {
+		case cause == "":
+			sep = ""
+		case liveFixed+runes(change)+1+runes(cause) > l.width():
 			sep = "\n" + strings.Repeat(" ", liveFixed+2) // the cause under the change
 		}
 		fmt.Fprintf(l.w, "%s  %-*s %s %s%s%s\n", when, connWidth, id,
