@@ -30,7 +30,6 @@ type TCPConn struct {
 
 	timerIdx int // position in s.timers, -1 when not there
 	timerAt  time.Time
-	retrans  uint64 // tcb's Retransmits already added to the counters
 
 	listener          *Listener // until accepted: in its SYN queue or accept queue
 	inSynQ, inAcceptQ bool
@@ -47,11 +46,9 @@ type TCPConn struct {
 	rdl, wdl time.Time // read and write deadlines; zero: none
 
 	// The memory budget (memory.go): what the stack counts for this
-	// connection's buffers, the state it last told the connection, and
-	// the connection's MemoryDrops already counted.
+	// connection's buffers and the state it last told the connection.
 	mem      int64
 	memState tcp.MemoryState
-	memDrops uint64
 }
 
 var _ net.Conn = (*TCPConn)(nil)
@@ -78,11 +75,7 @@ func (s *Stack) settle(tc *TCPConn, now time.Time) {
 		// the deadline and the retransmission count read below.
 		s.clampMSS(tc, now)
 	}
-	if r := tc.tcb.Retransmits(); r != tc.retrans {
-		s.ctr.TCP.RetransSegs.add(r - tc.retrans)
-		tc.retrans = r
-	}
-	s.countRecovery(tc.tcb)
+	s.count(tc.tcb)
 	s.accountMemory(tc, now)
 	if l := tc.listener; l != nil && tc.inSynQ && st != tcp.SynReceived {
 		// The handshake ended one way or the other.

@@ -190,14 +190,15 @@ func copyCounters(dst, src reflect.Value) {
 	}
 }
 
-// countRecovery adds what a connection's loss recovery did since the last
-// look (tcp.Conn.TakeRecoveryCounts) to the counters.
-func (s *Stack) countRecovery(tcb *tcp.Conn) {
-	d, ok := tcb.TakeRecoveryCounts()
+// count adds what a call into tcb counted to the stack's counters.
+func (s *Stack) count(tcb *tcp.Conn) {
+	d, ok := tcb.TakeCounts()
 	if !ok {
 		return
 	}
 	t := &s.ctr.TCP
+	t.RetransSegs.add(d.RetransSegs)
+	t.TCPRcvQDrop.add(d.TCPRcvQDrop)
 	t.TCPSackRecovery.add(d.TCPSackRecovery)
 	t.TCPLossProbes.add(d.TCPLossProbes)
 	t.TCPLossProbeRecovery.add(d.TCPLossProbeRecovery)

@@ -112,12 +112,6 @@ func (s *Stack) accountMemory(tc *TCPConn, now time.Time) {
 	if tc.removed {
 		return
 	}
-	if tc.memState == tcp.MemoryOverLimit {
-		if d := tc.tcb.MemoryDrops(); d != tc.memDrops {
-			s.ctr.TCP.TCPRcvQDrop.add(d - tc.memDrops)
-			tc.memDrops = d
-		}
-	}
 	m := int64(tc.tcb.BufferMemory())
 	if m == tc.mem {
 		return

@@ -367,7 +367,7 @@ func (s *Stack) halfOpenSegment(l *Listener, h *halfOpen, seg *tcp.Segment, now 
 func (s *Stack) resume(l *Listener, n *nic, id tcp.Tuple, cfg *tcp.Config, hs *tcp.Handshake, cid uint64, created, now time.Time) *TCPConn {
 	tc := &TCPConn{
 		s: s, id: id, cid: cid, nic: n, cfg: cfg, created: created, timerIdx: -1, linger: -1,
-		listener: l, inSynQ: true, lastState: tcp.SynReceived, retrans: uint64(hs.Retransmits),
+		listener: l, inSynQ: true, lastState: tcp.SynReceived,
 	}
 	tc.tcb = tcp.ResumeSynReceived(cfg, id, (*connSink)(tc), hs, now)
 	s.conns[id] = tc

@@ -210,7 +210,7 @@ type Conn struct {
 	challengeCount  int
 	lastInvalidACK  time.Time // when an unacceptable segment was last answered (invalidACK)
 
-	reported RecoveryCounts // what TakeRecoveryCounts has handed out
+	reported StackCounts // what TakeCounts has handed out
 
 	out     Segment // reused for every segment handed to the sink
 	scratch []byte  // a segment's payload when it wraps around the ring
@@ -294,10 +294,6 @@ func (c *Conn) Err() error { return c.err }
 
 // Stats returns the connection's counters.
 func (c *Conn) Stats() Stats { return c.stats }
-
-// Retransmits returns Stats().Retransmits without copying the whole
-// struct: the stack reads it after every call into the connection.
-func (c *Conn) Retransmits() uint64 { return c.stats.Retransmits }
 
 // setState is the only place the state changes. It checks the transition
 // against RFC 9293 Figure 5 and reports it.

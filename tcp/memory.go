@@ -50,10 +50,6 @@ const pressureWindowSegs = 4
 // connection whenever the state changed since the last one.
 func (c *Conn) SetMemoryState(m MemoryState) { c.memState = m }
 
-// MemoryDrops reports how many segments' text was not accepted because
-// the stack was over its memory limit (MemoryOverLimit).
-func (c *Conn) MemoryDrops() uint64 { return c.stats.MemoryDropped }
-
 // clampWindow is the window the connection may open to in the current
 // memory state, given wnd, what the buffer has room for. The caller
 // (windowField) keeps the edge already advertised.

@@ -125,7 +125,7 @@ func TestMemoryOverLimitRefusesNewMemory(t *testing.T) {
 	if tc.c.snd.una != iss+501 {
 		t.Fatalf("SND.UNA %d, want %d: the ACK of a segment whose text was refused must count", tc.c.snd.una, iss+501)
 	}
-	if got := tc.c.MemoryDrops(); got != 2 {
+	if got := tc.c.Stats().MemoryDropped; got != 2 {
 		t.Fatalf("MemoryDrops %d, want 2", got)
 	}
 	if m := tc.c.BufferMemory(); m > before {
@@ -143,7 +143,7 @@ func TestMemoryOverLimitRefusesNewMemory(t *testing.T) {
 	if len(acks) == 0 || acks[len(acks)-1].Ack != irs+201 {
 		t.Fatalf("ACKs %v, want RCV.NXT %d: text fitting the ring's array is taken", acks, irs+201)
 	}
-	if got := tc.c.MemoryDrops(); got != 2 {
+	if got := tc.c.Stats().MemoryDropped; got != 2 {
 		t.Fatalf("MemoryDrops %d, want still 2", got)
 	}
 }

@@ -111,9 +111,13 @@ func (c *Conn) undo(seg *Segment) {
 	}
 }
 
-// RecoveryCounts are the loss recovery events of one connection that the
-// stack adds to its counters, under Linux's TcpExt names where it has one.
-type RecoveryCounts struct {
+// StackCounts are the events of one connection that the stack adds to
+// its own counters (RFC 4022's RetransSegs, and Linux's TcpExt names where
+// it has one). The stack takes them after every call into the connection
+// (TakeCounts); the connection keeps what it handed out last.
+type StackCounts struct {
+	RetransSegs          uint64 // Stats.Retransmits
+	TCPRcvQDrop          uint64 // Stats.MemoryDropped: text refused over the memory limit
 	TCPSackRecovery      uint64 // Stats.SACKRecoveries
 	TCPLossProbes        uint64 // Stats.TLPProbes
 	TCPLossProbeRecovery uint64 // Stats.TLPRecoveries
@@ -123,31 +127,33 @@ type RecoveryCounts struct {
 	TCPLossUndo          uint64 // Stats.Undos
 }
 
-func (c *Conn) recoveryCounts() RecoveryCounts {
+func (c *Conn) stackCounts() StackCounts {
 	s := &c.stats
-	return RecoveryCounts{
+	return StackCounts{
+		RetransSegs: s.Retransmits, TCPRcvQDrop: s.MemoryDropped,
 		TCPSackRecovery: s.SACKRecoveries, TCPLossProbes: s.TLPProbes, TCPLossProbeRecovery: s.TLPRecoveries,
 		TCPDSACKRecv: s.DSACKsIn, TCPRACKLost: s.RACKLosses, TCPSpuriousRetrans: s.SpuriousRetrans, TCPLossUndo: s.Undos,
 	}
 }
 
-// TakeRecoveryCounts returns the recovery events since its last call, and
-// whether there were any: the stack reads it after every call into the
-// connection, as it does Retransmits.
-func (c *Conn) TakeRecoveryCounts() (RecoveryCounts, bool) {
-	now := c.recoveryCounts()
+// TakeCounts returns the events since its last call, and whether there
+// were any.
+func (c *Conn) TakeCounts() (StackCounts, bool) {
+	now := c.stackCounts()
 	if now == c.reported {
-		return RecoveryCounts{}, false
+		return StackCounts{}, false
 	}
-	d := RecoveryCounts{
-		TCPSackRecovery:      now.TCPSackRecovery - c.reported.TCPSackRecovery,
-		TCPLossProbes:        now.TCPLossProbes - c.reported.TCPLossProbes,
-		TCPLossProbeRecovery: now.TCPLossProbeRecovery - c.reported.TCPLossProbeRecovery,
-		TCPDSACKRecv:         now.TCPDSACKRecv - c.reported.TCPDSACKRecv,
-		TCPRACKLost:          now.TCPRACKLost - c.reported.TCPRACKLost,
-		TCPSpuriousRetrans:   now.TCPSpuriousRetrans - c.reported.TCPSpuriousRetrans,
-		TCPLossUndo:          now.TCPLossUndo - c.reported.TCPLossUndo,
-	}
+	was := c.reported
 	c.reported = now
-	return d, true
+	return StackCounts{
+		RetransSegs:          now.RetransSegs - was.RetransSegs,
+		TCPRcvQDrop:          now.TCPRcvQDrop - was.TCPRcvQDrop,
+		TCPSackRecovery:      now.TCPSackRecovery - was.TCPSackRecovery,
+		TCPLossProbes:        now.TCPLossProbes - was.TCPLossProbes,
+		TCPLossProbeRecovery: now.TCPLossProbeRecovery - was.TCPLossProbeRecovery,
+		TCPDSACKRecv:         now.TCPDSACKRecv - was.TCPDSACKRecv,
+		TCPRACKLost:          now.TCPRACKLost - was.TCPRACKLost,
+		TCPSpuriousRetrans:   now.TCPSpuriousRetrans - was.TCPSpuriousRetrans,
+		TCPLossUndo:          now.TCPLossUndo - was.TCPLossUndo,
+	}, true
 }
