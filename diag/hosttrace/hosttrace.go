@@ -38,6 +38,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/synack/synack/diag/host"
 	"github.com/synack/synack/tcp"
 	"golang.org/x/sys/unix"
 )
@@ -102,22 +103,6 @@ type Event struct {
 	Lost uint64
 }
 
-// Linux's TCP states (include/net/tcp_states.h).
-const (
-	linuxEstablished = 1 + iota
-	linuxSynSent
-	linuxSynRecv
-	linuxFinWait1
-	linuxFinWait2
-	linuxTimeWait
-	linuxClose
-	linuxCloseWait
-	linuxLastAck
-	linuxListen
-	linuxClosing
-	linuxNewSynRecv
-)
-
 // LinuxStateName is the kernel's name of a TCP_* state number.
 func LinuxStateName(n int) string {
 	names := [...]string{"", "ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT",
@@ -128,35 +113,15 @@ func LinuxStateName(n int) string {
 	return strconv.Itoa(n)
 }
 
-// State maps a Linux TCP_* number to the RFC 9293 state: TCP_NEW_SYN_RECV
-// (a request sock) and TCP_SYN_RECV are both SYN-RECEIVED, TCP_CLOSE is
-// CLOSED. ok is false for a number Linux does not define.
+// State maps a Linux TCP_* number to the RFC 9293 state, as sock_diag's
+// numbers are mapped (host.State: TCP_NEW_SYN_RECV and TCP_SYN_RECV are
+// both SYN-RECEIVED, TCP_CLOSE is CLOSED). ok is false for a number Linux
+// does not define.
 func State(linux int) (s tcp.State, ok bool) {
-	switch linux {
-	case linuxEstablished:
-		return tcp.Established, true
-	case linuxSynSent:
-		return tcp.SynSent, true
-	case linuxSynRecv, linuxNewSynRecv:
-		return tcp.SynReceived, true
-	case linuxFinWait1:
-		return tcp.FinWait1, true
-	case linuxFinWait2:
-		return tcp.FinWait2, true
-	case linuxTimeWait:
-		return tcp.TimeWait, true
-	case linuxClose:
-		return tcp.Closed, true
-	case linuxCloseWait:
-		return tcp.CloseWait, true
-	case linuxLastAck:
-		return tcp.LastAck, true
-	case linuxListen:
-		return tcp.Listen, true
-	case linuxClosing:
-		return tcp.Closing, true
+	if linux < 0 || linux > 255 {
+		return tcp.Closed, false
 	}
-	return tcp.Closed, false
+	return host.State(uint8(linux))
 }
 
 // Options chooses what Open traces.

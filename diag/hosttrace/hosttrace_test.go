@@ -495,3 +495,19 @@ func TestRetransmit(t *testing.T) {
 		t.Fatalf("retransmissions: %+v, want one SYN from %v to %v\n%s", rtx, cliAddr, srv, ladderText(got))
 	}
 }
+
+// Linux's TCP states (include/net/tcp_states.h), as the events carry them.
+const (
+	linuxEstablished = 1 + iota
+	linuxSynSent
+	linuxSynRecv
+	linuxFinWait1
+	linuxFinWait2
+	linuxTimeWait
+	linuxClose
+	linuxCloseWait
+	linuxLastAck
+	linuxListen
+	linuxClosing
+	linuxNewSynRecv
+)
