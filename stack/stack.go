@@ -205,6 +205,7 @@ type Stack struct {
 	portTab [256]uint16               // RFC 6056 Algorithm 4's table
 	conns   map[tcp.Tuple]*TCPConn    // the demux table
 	lports  map[uint16][]*Listener    // listeners by port
+	fwd     forwarder                 // the listener for any address (forward.go)
 	nextID  uint64
 
 	tw     twTable // connections in TIME-WAIT, as records (timewait.go)
@@ -430,6 +431,9 @@ func (s *Stack) closeLocked(now time.Time) (gates []*clock.Gate, nics []*nic) {
 	var ls []*Listener
 	for _, x := range s.lports {
 		ls = append(ls, x...)
+	}
+	if s.fwd.l != nil {
+		ls = append(ls, s.fwd.l)
 	}
 	for _, l := range ls {
 		gates = append(gates, l.closeLocked(now))
