@@ -137,7 +137,7 @@ func runForward(args []string) int {
 		fmt.Fprintf(os.Stderr, "synack forward: %v\n", err)
 		return 1
 	}
-	r := &relay{out: out, dialTimeout: *dialTimeout, slots: make(chan struct{}, *maxConns), verbose: *verbose, conns: map[io.Closer]struct{}{}}
+	r := &relay{dial: out.dial, dialTimeout: *dialTimeout, slots: make(chan struct{}, *maxConns), verbose: *verbose, conns: map[io.Closer]struct{}{}}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -217,7 +217,9 @@ func (o *outDialer) String() string {
 // relay accepts the forwarder's connections and relays each to its
 // destination.
 type relay struct {
-	out         *outDialer
+	// dial connects to a destination ("ip:port") and returns the
+	// kernel's connection (outDialer.dial).
+	dial        func(ctx context.Context, dst string) (*net.TCPConn, error)
 	dialTimeout time.Duration
 	slots       chan struct{} // --max-conns
 	verbose     bool
@@ -280,7 +282,7 @@ func (r *relay) handle(c *stack.TCPConn) {
 	id := c.Tuple()
 	dst := id.Local
 	ctx, cancel := context.WithTimeout(context.Background(), r.dialTimeout)
-	up, err := r.out.dial(ctx, dst.String())
+	up, err := r.dial(ctx, dst.String())
 	cancel()
 	if err != nil {
 		// The destination refused, was unreachable or did not answer:
