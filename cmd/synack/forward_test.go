@@ -140,14 +140,23 @@ func TestForwardInterop(t *testing.T) {
 	a, r, b := newFwdNS(t, "a"), newFwdNS(t, "r"), newFwdNS(t, "b")
 	r.ip(t, "link", "add", "fwdr0", "type", "veth", "peer", "name", "fwdb0", "netns", string(b))
 	r.ip(t, "addr", "add", "198.19.1.1/24", "dev", "fwdr0")
+	r.ip(t, "addr", "add", "fd00:f1::1/64", "dev", "fwdr0", "nodad")
 	r.ip(t, "link", "set", "fwdr0", "up")
 	b.ip(t, "addr", "add", "198.19.1.2/24", "dev", "fwdb0")
+	b.ip(t, "addr", "add", "fd00:f1::2/64", "dev", "fwdb0", "nodad")
 	b.ip(t, "link", "set", "fwdb0", "up")
+	// A second way from A to B, for --out-iface: a veth pair whose
+	// route to B's first network the test adds only while it runs.
+	a.ip(t, "link", "add", "fwda0", "type", "veth", "peer", "name", "fwdb1", "netns", string(b))
+	a.ip(t, "addr", "add", "198.19.2.1/24", "dev", "fwda0")
+	a.ip(t, "link", "set", "fwda0", "up")
+	b.ip(t, "addr", "add", "198.19.2.2/24", "dev", "fwdb1")
+	b.ip(t, "link", "set", "fwdb1", "up")
 
 	file := make([]byte, 8<<20)
 	rand.NewChaCha8([32]byte{'f', 'w', 'd'}).Read(file)
 	var hl net.Listener
-	if e := b.do(func() { hl, err = net.Listen("tcp4", "198.19.1.2:8080") }); e != nil || err != nil {
+	if e := b.do(func() { hl, err = net.Listen("tcp", ":8080") }); e != nil || err != nil {
 		t.Fatal(e, err)
 	}
 	if err != nil {
@@ -192,17 +201,27 @@ func TestForwardInterop(t *testing.T) {
 		return c, err
 	})
 
+	netnsOut := []string{"--route", "0.0.0.0/0,::/0", "--out-netns", string(r)}
 	for _, tc := range []struct {
 		name  string
 		extra []string
+		ipv6  bool   // also fetch over IPv6
+		route string // in A while the case runs, via the second veth
 	}{
-		{"direct", nil},
-		{"socks5", []string{"--via", "socks5://198.19.1.1:1080"}},
+		{"direct", netnsOut, true, ""},
+		{"socks5", append([]string{"--via", "socks5://198.19.1.1:1080"}, netnsOut...), false, ""},
+		// The TUN device gets B's network, the veth a route to it with a
+		// higher metric: curl goes into the TUN device, the relay's
+		// connections (bound to fwda0) over the veth.
+		{"out-iface", []string{"--route", "198.19.1.0/24", "--out-iface", "fwda0"}, false, "198.19.1.0/24 via 198.19.2.2 dev fwda0 metric 100"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := socksConnects.Load()
-			args := append([]string{"forward", "--tun", "fwd0", "--host-addr", "198.18.0.1/24", "--stack-addr", "198.18.0.2",
-				"--route", "0.0.0.0/0", "--out-netns", string(r)}, tc.extra...)
+			if tc.route != "" {
+				a.ip(t, append([]string{"route", "add"}, strings.Fields(tc.route)...)...)
+				defer exec.Command("ip", append([]string{"-n", string(a), "route", "del"}, strings.Fields(tc.route)...)...).Run()
+			}
+			args := append([]string{"forward", "--tun", "fwd0", "--host-addr", "198.18.0.1/24,fd00:f0::1/64", "--stack-addr", "198.18.0.2,fd00:f0::2", "-v"}, tc.extra...)
 			cmd := a.command(os.Args[0], append([]string{"-test.run=^TestHelperProcess$", "--"}, args...)...)
 			cmd.Env = append(os.Environ(), "SYNACK_CMD_CHILD=1")
 			stdout, err := cmd.StdoutPipe()
@@ -229,7 +248,7 @@ func TestForwardInterop(t *testing.T) {
 					cmd.Wait()
 					t.Fatalf("synack forward exited before it was ready: %s", stderr.String())
 				}
-				if !strings.Contains(l, "ready") || !strings.Contains(l, "fwd0") || !strings.Contains(l, string(r)) {
+				if !strings.Contains(l, "ready") || !strings.Contains(l, "fwd0") {
 					t.Errorf("ready line %q", l)
 				}
 				t.Logf("ready line: %s", l)
@@ -242,6 +261,12 @@ func TestForwardInterop(t *testing.T) {
 			if err != nil || sha256.Sum256(out) != sha256.Sum256(file) {
 				t.Errorf("curl GET through synack forward: %d bytes (want %d, hash %s), %v; forward's stderr: %s",
 					len(out), len(file), map[bool]string{true: "matches", false: "differs"}[sha256.Sum256(out) == sha256.Sum256(file)], err, stderr.String())
+			}
+			if tc.ipv6 {
+				out, err := a.command(curl, "-sS", "--fail", "--max-time", "30", "-g", "http://[fd00:f1::2]:8080/file").Output()
+				if err != nil || sha256.Sum256(out) != sha256.Sum256(file) {
+					t.Errorf("curl GET over IPv6 through synack forward: %d bytes (want %d), %v; forward's stderr: %s", len(out), len(file), err, stderr.String())
+				}
 			}
 			// POST: the other direction, and the request's end is the
 			// upload's end (Content-Length) while the response comes back.
@@ -261,8 +286,11 @@ func TestForwardInterop(t *testing.T) {
 				t.Errorf("curl to a closed port through synack forward: %v after %v; want a quick failure", err, time.Since(start))
 			}
 			t.Logf("curl to a closed port: %v after %v", err, time.Since(start).Round(time.Millisecond))
-			if tc.extra != nil && socksConnects.Load()-before < 3 {
+			if tc.name == "socks5" && socksConnects.Load()-before < 3 {
 				t.Errorf("the SOCKS5 proxy saw %d CONNECTs, want 3", socksConnects.Load()-before)
+			}
+			if tc.name != "socks5" && socksConnects.Load() != before {
+				t.Errorf("the SOCKS5 proxy saw %d CONNECTs without --via", socksConnects.Load()-before)
 			}
 
 			cmd.Process.Signal(syscall.SIGTERM)
@@ -279,10 +307,15 @@ func TestForwardInterop(t *testing.T) {
 			if err := a.command("ip", "link", "show", "fwd0").Run(); err == nil {
 				t.Error("fwd0 still exists after synack forward exited")
 			}
+			// -v: one line per connection relayed; they show curl's
+			// connections went through synack, not around it.
+			if n := strings.Count(stderr.String(), "-> 198.19.1.2:8080: relaying"); n != 2 {
+				t.Errorf("synack forward -v logged %d relays to 198.19.1.2:8080, want 2 (GET, POST):\n%s", n, stderr.String())
+			}
 		})
 	}
-	if httpConns.Load() < 4 {
-		t.Errorf("the HTTP server in B saw %d connections, want 4", httpConns.Load())
+	if httpConns.Load() < 7 {
+		t.Errorf("the HTTP server in B saw %d connections, want 7", httpConns.Load())
 	}
 }
 
