@@ -27,8 +27,9 @@ import (
 //     it covers; the martian source checks (martian.go) apply as before,
 //     and destinations no host may be (multicast, broadcast, 0/8, class E,
 //     loopback) are still dropped (RFC 1122 3.2.1.3, RFC 9293 MUST-57).
-//     Everything else to a foreign address (UDP, ICMP) is dropped as
-//     before, counted in InAddrErrors;
+//     UDP to a foreign address is taken only by the UDP forwarder
+//     (ListenUDPAny, forward_udp.go), and everything else (ICMP) is
+//     dropped as before, counted in InAddrErrors;
 //   - the SYN queue is bounded by ForwarderOptions.MaxInFlight instead of
 //     Options.SynBacklog. A SYN beyond it is treated as a listener treats
 //     one that finds its SYN queue full: answered with a SYN cookie under
@@ -104,10 +105,20 @@ func (s *Stack) ListenAny(opts ForwarderOptions) (*Listener, error) {
 }
 
 // forwards reports whether a packet to p.Dst, which is not one of our
-// addresses, is taken for the forwarder: TCP, on a link it covers, to an
-// address a host may have.
+// addresses, is taken for a forwarder: TCP or UDP (forward_udp.go) while
+// that protocol's forwarder is installed and covers n, to an address a
+// host may have.
 func (s *Stack) forwards(n *nic, p *wire.IPPacket) bool {
-	return s.fwd.l != nil && p.Protocol == wire.ProtocolTCP && s.fwdCovers(n) && forwardable(p.Dst)
+	if !forwardable(p.Dst) {
+		return false
+	}
+	switch p.Protocol {
+	case wire.ProtocolTCP:
+		return s.fwd.l != nil && s.fwdCovers(n)
+	case wire.ProtocolUDP:
+		return s.udpFwdCovers(n)
+	}
+	return false
 }
 
 // fwdCovers reports whether the forwarder takes segments arriving on n.

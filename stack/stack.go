@@ -206,6 +206,7 @@ type Stack struct {
 	conns   map[tcp.Tuple]*TCPConn    // the demux table
 	lports  map[uint16][]*Listener    // listeners by port
 	fwd     forwarder                 // the listener for any address (forward.go)
+	udpFwd  *UDPForwarder             // UDP to any address (forward_udp.go)
 	nextID  uint64
 
 	tw     twTable // connections in TIME-WAIT, as records (timewait.go)
@@ -439,6 +440,7 @@ func (s *Stack) closeLocked(now time.Time) (gates []*clock.Gate, nics []*nic) {
 		gates = append(gates, l.closeLocked(now))
 	}
 	gates = append(gates, s.closeUDPLocked()...) // udp.go
+	gates = append(gates, s.closeUDPForwarderLocked())
 	for _, tc := range s.conns {
 		s.callLocked(tc, now, abort)
 		tc.stackClosed = true
