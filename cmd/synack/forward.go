@@ -50,7 +50,9 @@ func runForward(args []string) int {
 	maxInFlight := fs.Int("max-in-flight", stack.DefaultMaxInFlight, "bound on handshakes in flight (`N`); beyond, SYNs are answered with SYN cookies")
 	dialTimeout := fs.Duration("dial-timeout", 10*time.Second, "give up connecting to a destination after `D`; the client then gets a RST")
 	buffer := fs.Int("buffer", defaultForwardBuffer, "each forwarded connection's send and receive buffer in the stack, in `bytes`")
-	verbose := fs.Bool("v", false, "print a line per connection relayed")
+	udpTimeout := fs.Duration("udp-timeout", 60*time.Second, "relay UDP too, ending a flow (client and destination) after `D` without a datagram; 0: TCP only. Not with --via")
+	maxFlows := fs.Int("max-udp-flows", defaultUDPFlows, "relay at most `N` UDP flows at once; datagrams of new ones beyond are dropped")
+	verbose := fs.Bool("v", false, "print a line per connection (and UDP flow) relayed")
 	fs.Usage = func() {
 		w := fs.Output()
 		fmt.Fprintln(w, "usage: synack forward [--tun NAME --host-addr CIDR --stack-addr IP] [--route CIDR] [--via socks5://HOST:PORT] [--out-netns NAME | --out-iface NAME]")
@@ -59,7 +61,9 @@ func runForward(args []string) int {
 		fmt.Fprintln(w, "with the host's own sockets (or through a SOCKS5 proxy) and relays both ways:")
 		fmt.Fprintln(w, "half-close is passed on, a reset on one side resets the other, and a destination")
 		fmt.Fprintln(w, "that refuses or does not answer gets the client a reset. Runs until SIGINT or")
-		fmt.Fprintln(w, "SIGTERM. Needs root (CAP_NET_ADMIN; CAP_SYS_ADMIN for --out-netns). TCP only.")
+		fmt.Fprintln(w, "SIGTERM. Needs root (CAP_NET_ADMIN; CAP_SYS_ADMIN for --out-netns). UDP is relayed")
+		fmt.Fprintln(w, "too, one host socket per client and destination, except through --via (SOCKS5's")
+		fmt.Fprintln(w, "UDP ASSOCIATE is not supported).")
 		fmt.Fprintln(w, "\nThe relay's own connections must not be routed back into the TUN device: dial")
 		fmt.Fprintln(w, "from another namespace (--out-netns) or interface (--out-iface), or route only")
 		fmt.Fprintln(w, "some prefixes into the TUN. --route with a default route requires one of them.")
@@ -87,6 +91,12 @@ func runForward(args []string) int {
 	}
 	if *maxInFlight < 1 {
 		return bad("--max-in-flight %d: at least 1", *maxInFlight)
+	}
+	if *udpTimeout < 0 {
+		return bad("--udp-timeout %v: negative", *udpTimeout)
+	}
+	if *maxFlows < 1 {
+		return bad("--max-udp-flows %d: at least 1", *maxFlows)
 	}
 	if *dialTimeout <= 0 {
 		return bad("--dial-timeout %v: must be positive", *dialTimeout)
@@ -137,19 +147,40 @@ func runForward(args []string) int {
 		fmt.Fprintf(os.Stderr, "synack forward: %v\n", err)
 		return 1
 	}
+	udpOn := *udpTimeout > 0 && *via == ""
+	var ur *udpRelay
+	if udpOn {
+		uf, err := tn.Stack.ListenUDPAny(stack.ForwarderOptions{NIC: tn.NIC})
+		if err != nil {
+			l.Close()
+			tn.Close()
+			fmt.Fprintf(os.Stderr, "synack forward: %v\n", err)
+			return 1
+		}
+		ur = &udpRelay{f: uf, dial: out.directDial, timeout: *udpTimeout, max: *maxFlows, verbose: *verbose, flows: map[udpFlowKey]*udpFlow{}}
+		go ur.serve()
+	}
 	r := &relay{dial: out.dial, dialTimeout: *dialTimeout, slots: make(chan struct{}, *maxConns), verbose: *verbose, conns: map[io.Closer]struct{}{}}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		r.serve(l)
 	}()
-	fmt.Printf("synack forward: ready on %s: relaying TCP to any destination %s\n", tn, out)
+	what := "TCP and UDP"
+	if !udpOn {
+		what = "TCP"
+	}
+	fmt.Printf("synack forward: ready on %s: relaying %s to any destination %s\n", tn, what, out)
 
 	<-ctx.Done()
 	stop()
 	l.Close()
 	<-done
 	r.shutdown()
+	if ur != nil {
+		ur.f.Close()
+		ur.shutdown()
+	}
 	if err := tn.Close(); err != nil {
 		fmt.Fprintf(os.Stderr, "synack forward: closing: %v\n", err)
 		return 1

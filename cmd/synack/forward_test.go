@@ -181,6 +181,26 @@ func TestForwardInterop(t *testing.T) {
 	}
 	go srv.Serve(hl)
 	defer srv.Close()
+	// The UDP echo server binds each address: an unbound one would answer
+	// the --out-iface case (which reaches B over its second veth) from
+	// the address of that veth, which the relay's connected socket rejects.
+	for _, addr := range []string{"198.19.1.2:7", "[fd00:f1::2]:7"} {
+		var echo net.PacketConn
+		if e := b.do(func() { echo, err = net.ListenPacket("udp", addr) }); e != nil || err != nil {
+			t.Fatal(e, err)
+		}
+		defer echo.Close()
+		go func() {
+			buf := make([]byte, 2000)
+			for {
+				n, from, err := echo.ReadFrom(buf)
+				if err != nil {
+					return
+				}
+				echo.WriteTo(buf[:n], from)
+			}
+		}()
+	}
 
 	var sl net.Listener
 	if e := r.do(func() { sl, err = net.Listen("tcp4", "198.19.1.1:1080") }); e != nil || err != nil {
@@ -267,6 +287,30 @@ func TestForwardInterop(t *testing.T) {
 				if err != nil || sha256.Sum256(out) != sha256.Sum256(file) {
 					t.Errorf("curl GET over IPv6 through synack forward: %d bytes (want %d), %v; forward's stderr: %s", len(out), len(file), err, stderr.String())
 				}
+			}
+			// UDP, except through SOCKS5: a datagram to B's echo server
+			// and its answer, from B's address (the socket is connected).
+			udpTo := []string{"198.19.1.2:7"}
+			if tc.ipv6 {
+				udpTo = append(udpTo, "[fd00:f1::2]:7")
+			}
+			for _, addr := range udpTo {
+				if tc.name == "socks5" {
+					break
+				}
+				var uc net.Conn
+				if e := a.do(func() { uc, err = net.Dial("udp", addr) }); e != nil || err != nil {
+					t.Fatal(e, err)
+				}
+				uc.SetDeadline(time.Now().Add(10 * time.Second))
+				msg := "datagram to " + addr
+				uc.Write([]byte(msg))
+				buf := make([]byte, 100)
+				n, err := uc.Read(buf)
+				if err != nil || string(buf[:n]) != msg {
+					t.Errorf("UDP to %s through synack forward: %q, %v; want the echo", addr, buf[:n], err)
+				}
+				uc.Close()
 			}
 			// POST: the other direction, and the request's end is the
 			// upload's end (Content-Length) while the response comes back.
