@@ -1,6 +1,7 @@
 package stack
 
 import (
+	"iter"
 	"net"
 	"net/netip"
 	"syscall"
@@ -166,5 +167,21 @@ func (s *Stack) synBacklog(l *Listener) int {
 func (s *Stack) forwarderClosed(l *Listener) {
 	if l == s.fwd.l {
 		s.fwd = forwarder{}
+	}
+}
+
+// listenerSets yields the listeners by port and then the forwarder, if
+// installed, alone: every listener, for Connections, Listeners and the
+// per-state counts.
+func (s *Stack) listenerSets() iter.Seq2[uint16, []*Listener] {
+	return func(yield func(uint16, []*Listener) bool) {
+		for port, ls := range s.lports {
+			if !yield(port, ls) {
+				return
+			}
+		}
+		if s.fwd.l != nil {
+			yield(0, []*Listener{s.fwd.l})
+		}
 	}
 }

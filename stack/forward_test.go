@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/synack/synack/link/memlink"
+	"github.com/synack/synack/tcp"
 	"github.com/synack/synack/wire"
 )
 
@@ -280,3 +281,32 @@ func TestForwardNIC(t *testing.T) {
 
 // newPipeEnds is a memlink pipe whose ends the caller owns.
 func newPipeEnds() (*memlink.Endpoint, *memlink.Endpoint) { return memlink.Pipe(memlink.Config{}) }
+
+// TestForwardListed: the forwarder is listed as a listener (on *:0), its
+// handshakes in flight as SYN-RECEIVED, its bound as the SYN backlog.
+func TestForwardListed(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRawPeer(t)
+		if _, err := r.s.ListenAny(ForwarderOptions{MaxInFlight: 7}); err != nil {
+			t.Fatal(err)
+		}
+		r.send(tcpPacket(netip.AddrPortFrom(addrB, 4000), netip.AddrPortFrom(farAddr, 80), wire.TCPHeader{Seq: 1, Flags: wire.SYN, Window: 1000}, nil))
+		r.recv()
+		ls := r.s.Listeners()
+		if len(ls) != 1 || ls[0].SynQueue != 1 || ls[0].SynBacklog != 7 || ls[0].Addr.IsValid() && ls[0].Addr.Port() != 0 {
+			t.Errorf("Listeners() = %+v, want the forwarder with 1 of 7 in its SYN queue", ls)
+		}
+		found := false
+		for _, c := range r.s.Connections() {
+			if c.State == tcp.SynReceived && c.Tuple.Local == netip.AddrPortFrom(farAddr, 80) {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("Connections() has no SYN-RECEIVED entry to %v: %+v", netip.AddrPortFrom(farAddr, 80), r.s.Connections())
+		}
+		if got := r.s.StateCounts()[tcp.SynReceived]; got != 1 {
+			t.Errorf("StateCounts()[SYN-RECEIVED] = %d, want 1", got)
+		}
+	})
+}
