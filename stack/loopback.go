@@ -35,8 +35,11 @@ const (
 	// Linux's net.core.netdev_max_backlog (1000) bounds a CPU's backlog;
 	// beyond it WritePackets refuses and the stack counts OutDiscards.
 	loopQueueMax = 1000
-	// loopFreeMax bounds the buffers kept for reuse.
-	loopFreeMax = 256
+	// loopFreeMax bounds the buffers kept for reuse while packets flow;
+	// loopFreeIdle, those kept once the queue has drained, so an idle
+	// stack holds little (DESIGN.md: every buffer shrinks back).
+	loopFreeMax  = 256
+	loopFreeIdle = 4
 )
 
 var (
@@ -112,6 +115,10 @@ func (l *loopLink) deliver() {
 		l.recycle(batch)
 		if l.closed || len(l.q) == 0 {
 			l.running = false
+			if len(l.free) > loopFreeIdle {
+				clear(l.free[loopFreeIdle:])
+				l.free = l.free[:loopFreeIdle]
+			}
 			l.mu.Unlock()
 			return
 		}
