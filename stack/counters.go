@@ -220,7 +220,7 @@ func (s *Stack) StateCounts() map[tcp.State]int {
 	if s.tw.live > 0 {
 		m[tcp.TimeWait] += s.tw.live
 	}
-	for _, ls := range s.lports {
+	for _, ls := range s.listenerSets() { // forward.go
 		m[tcp.Listen] += len(ls)
 		for _, l := range ls {
 			m[tcp.SynReceived] += len(l.half)
@@ -246,7 +246,7 @@ func (s *Stack) Connections() []ConnInfo {
 	defer s.mu.Unlock()
 	now := s.clock.Now()
 	out := make([]ConnInfo, 0, len(s.conns)+s.tw.live+len(s.lports))
-	for _, ls := range s.lports {
+	for _, ls := range s.listenerSets() { // forward.go
 		for _, l := range ls {
 			out = append(out, ConnInfo{ID: l.cid, Tuple: l.tcb.ID(), State: l.tcb.State(), Info: l.tcb.Info(), Age: now.Sub(l.created)})
 			out = l.halfOpenInfo(now, out)

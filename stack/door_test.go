@@ -72,7 +72,7 @@ func TestOneDoor(t *testing.T) {
 		"TCPConn.info":          "read-only, lock held",
 		// A listener's tcp.Conn stays in LISTEN: it sends nothing and
 		// has no timers, so there is nothing to settle.
-		"Stack.listen":         "a listener's LISTEN",
+		"Stack.newListener":    "a listener's LISTEN (listeners and the forwarder)",
 		"Listener.closeLocked": "a listener's CLOSE",
 		"Stack.Connections":    "read-only, lock held",
 	}

@@ -43,7 +43,8 @@ func (s *Stack) deliver(n *nic, pkt []byte, now time.Time) {
 		ip.InHdrErrors.add(1)
 		return
 	}
-	if _, ours := s.local[p.Dst]; !ours || s.martian(n, &p) { // martian.go
+	// Not ours: taken only for the forwarder (forward.go).
+	if _, ours := s.local[p.Dst]; (!ours && !s.forwards(n, &p)) || s.martian(n, &p) { // martian.go
 		ip.InAddrErrors.add(1)
 		return
 	}
@@ -131,7 +132,7 @@ func (s *Stack) demux1(n *nic, id tcp.Tuple, seg *tcp.Segment, now time.Time) (*
 	if tc != nil {
 		st := tc.state()
 		if st == tcp.TimeWait {
-			if l := s.lookupListener(id.Local); l != nil && s.reopen(tc, seg, now) {
+			if l := s.listenerFor(n, id.Local); l != nil && s.reopen(tc, seg, now) {
 				s.ctr.TCP.TCPTimeWaitReopen.add(1)
 				child := s.onSYN(l, n, id, seg, now)
 				if child == nil {
@@ -150,7 +151,7 @@ func (s *Stack) demux1(n *nic, id tcp.Tuple, seg *tcp.Segment, now time.Time) (*
 	if p := s.tw.lookup(id); p >= 0 {
 		return s.timeWaitSegment(n, id, p, seg, now)
 	}
-	if l := s.lookupListener(id.Local); l != nil {
+	if l := s.listenerFor(n, id.Local); l != nil {
 		return s.listenerSegment(l, n, id, seg, now)
 	}
 	s.ctr.TCP.InNoSocket.add(1)

@@ -29,11 +29,11 @@ func (s *Stack) Listeners() []ListenerInfo {
 	defer s.mu.Unlock()
 	now := s.clock.Now()
 	var out []ListenerInfo
-	for _, ls := range s.lports {
+	for _, ls := range s.listenerSets() { // forward.go
 		for _, l := range ls {
 			out = append(out, ListenerInfo{
 				ID: l.cid, Addr: l.addr, AcceptQueue: len(l.acceptQ), Backlog: l.backlog,
-				SynQueue: l.synQ, SynBacklog: s.opts.SynBacklog, Age: now.Sub(l.created),
+				SynQueue: l.synQ, SynBacklog: s.synBacklog(l), Age: now.Sub(l.created),
 				AcceptQueueMax: l.acceptQMax, SynQueueMax: l.synQMax,
 				SyncookiesSent: l.stats.cookiesSent, SyncookiesRecv: l.stats.cookiesRecv,
 				SyncookiesFailed: l.stats.cookiesFailed, ListenOverflows: l.stats.overflows,

@@ -158,15 +158,22 @@ func (s *Stack) listen(ap netip.AddrPort, v6only bool, backlog int) (*Listener, 
 			return nil, fail(syscall.EADDRINUSE)
 		}
 	}
+	l := s.newListener(ap, v6only, backlog)
+	s.lports[port] = append(s.lports[port], l)
+	return l, nil
+}
+
+// newListener makes a listener on ap, in LISTEN; the caller installs it
+// (in lports, or as the forwarder).
+func (s *Stack) newListener(ap netip.AddrPort, v6only bool, backlog int) *Listener {
 	now := s.clock.Now()
 	l := &Listener{
 		s: s, addr: ap, v6only: v6only, cid: s.nextConnID(), gate: s.clock.NewGate(),
 		created: now, backlog: backlog, children: make(map[*TCPConn]struct{}),
 	}
 	l.tcb = tcp.NewConn(&s.cfg, tcp.Tuple{Local: ap}, (*listenerSink)(l))
-	s.lports[port] = append(s.lports[port], l)
 	l.tcb.Listen(now)
-	return l, nil
+	return l
 }
 
 // listenOverlap reports whether listeners on a and b (same port) would
@@ -220,7 +227,7 @@ func (s *Stack) onSYN(l *Listener, n *nic, id tcp.Tuple, seg *tcp.Segment, now t
 		s.overflow(l)
 		return nil
 	}
-	if s.opts.SynCookies == SynCookiesAlways || l.synQ >= s.opts.SynBacklog {
+	if s.opts.SynCookies == SynCookiesAlways || l.synQ >= s.synBacklog(l) { // forward.go
 		if s.synCookieSYN(l, n, id, seg, now) {
 			return nil
 		}
@@ -374,6 +381,7 @@ func (l *Listener) Close() error {
 func (l *Listener) closeLocked(now time.Time) *clock.Gate {
 	s := l.s
 	l.closed = true
+	s.forwarderClosed(l) // forward.go
 	ls := s.lports[l.addr.Port()]
 	for i, x := range ls {
 		if x == l {

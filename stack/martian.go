@@ -39,12 +39,18 @@ var ipv6Mapped = netip.MustParsePrefix("::ffff:0:0/96")
 //     IPv4 ACL would not see the address);
 //   - one of our own addresses, as for IPv4.
 //
-// Destinations need no check here: deliver takes only our unicast
-// addresses (AddLink refuses others), so a segment to a broadcast or
+// Other destinations need no check here: deliver takes only our unicast
+// addresses (AddLink refuses others) and the forwarder's (forward.go), so a segment to a broadcast or
 // multicast address never reaches TCP (RFC 1122 4.2.3.10, RFC 9293
 // MUST-57: a TCP "MUST silently discard an incoming SYN segment that is
 // addressed to a broadcast or multicast address").
 func (s *Stack) martian(n *nic, p *wire.IPPacket) bool {
+	if p.Dst.IsLoopback() && !n.loopback() {
+		// 127.0.0.1 and ::1 are ours on the loopback link only
+		// (loopback.go): from outside they are martian destinations (RFC
+		// 1122 3.2.1.3 "MUST NOT appear outside a host", RFC 4291 2.5.3).
+		return true
+	}
 	src := p.Src
 	if src.Is4() {
 		// The first octet tells 0/8, 127/8, 224/4 and 240/4 apart.

@@ -5,7 +5,9 @@
 // # Concurrency
 //
 // There is no goroutine per connection, and the stack starts no goroutine
-// of its own. Work runs in the caller's goroutine under the stack's lock:
+// of its own but its loopback link's, which runs only while packets to
+// ourselves are queued (loopback.go). Work runs in the caller's goroutine
+// under the stack's lock:
 //
 //   - inbound packets in the link's delivering goroutine (link.Dispatcher),
 //   - user calls (Read, Write, Close, Dial, Accept) in the user's goroutine,
@@ -122,8 +124,8 @@ type Options struct {
 	// starts beyond the old sequence space (RFC 1122 4.2.2.13). Ephemeral
 	// ports are chosen among free ones first (see pickEphemeral). Off by
 	// default (Linux's
-	// default, 2, allows it for loopback only; this stack has no
-	// loopback). Counted in TCPTimeWaitReuse.
+	// default, 2, allows it for loopback only; here it applies to every
+	// link, the loopback link included). Counted in TCPTimeWaitReuse.
 	TimeWaitReuse bool
 	// TimeWaitReuseAfter is how long a connection must have been in
 	// TIME-WAIT before TimeWaitReuse lets a new one take its 4-tuple.
@@ -190,6 +192,7 @@ type Stack struct {
 	closed bool
 
 	nics   []*nic
+	lo     *nic // the loopback link (loopback.go), not in nics
 	routes []route
 	local  map[netip.Addr]*nic // our addresses
 
@@ -202,6 +205,8 @@ type Stack struct {
 	portTab [256]uint16               // RFC 6056 Algorithm 4's table
 	conns   map[tcp.Tuple]*TCPConn    // the demux table
 	lports  map[uint16][]*Listener    // listeners by port
+	fwd     forwarder                 // the listener for any address (forward.go)
+	udpFwd  *UDPForwarder             // UDP to any address (forward_udp.go)
 	nextID  uint64
 
 	tw     twTable // connections in TIME-WAIT, as records (timewait.go)
@@ -274,6 +279,7 @@ func New(opts Options) *Stack {
 		s.opts.TTL = DefaultTTL
 	}
 	s.initMemory()
+	s.newLoopback()
 	// The defaults are written out only so that Options reports the knobs
 	// the connections run with; the connections would apply them anyway.
 	s.cfg = opts.TCP.WithDefaults()
@@ -358,6 +364,9 @@ func (s *Stack) addRouteLocked(p netip.Prefix, gw netip.Addr, n *nic) {
 
 // routeTo returns the link for dst and the source address to use on it.
 func (s *Stack) routeTo(dst netip.Addr) (*nic, netip.Addr, bool) {
+	if n, src, ok := s.loopRoute(dst); ok { // loopback.go
+		return n, src, true
+	}
 	best := -1
 	for i, r := range s.routes {
 		if r.prefix.Contains(dst) && (best < 0 || r.prefix.Bits() > s.routes[best].prefix.Bits()) {
@@ -424,10 +433,14 @@ func (s *Stack) closeLocked(now time.Time) (gates []*clock.Gate, nics []*nic) {
 	for _, x := range s.lports {
 		ls = append(ls, x...)
 	}
+	if s.fwd.l != nil {
+		ls = append(ls, s.fwd.l)
+	}
 	for _, l := range ls {
 		gates = append(gates, l.closeLocked(now))
 	}
 	gates = append(gates, s.closeUDPLocked()...) // udp.go
+	gates = append(gates, s.closeUDPForwarderLocked())
 	for _, tc := range s.conns {
 		s.callLocked(tc, now, abort)
 		tc.stackClosed = true
@@ -447,7 +460,7 @@ func (s *Stack) closeLocked(now time.Time) (gates []*clock.Gate, nics []*nic) {
 		close(sub.ch)
 	}
 	s.subs = nil
-	return gates, s.nics
+	return gates, append(s.nics[:len(s.nics):len(s.nics)], s.lo)
 }
 
 // unlock writes what the locked operation produced and releases the lock.

@@ -253,7 +253,7 @@ func (s *Stack) timeWaitSegment(n *nic, id tcp.Tuple, p int, seg *tcp.Segment, n
 	slot := &s.tw.ring[p]
 	cid := slot.cid
 	if seg.Flags&(wire.SYN|wire.ACK|wire.RST) == wire.SYN && slot.tw.Reopen(seg) {
-		if l := s.lookupListener(id.Local); l != nil {
+		if l := s.listenerFor(n, id.Local); l != nil {
 			// A new incarnation: the old one ends now, and the new ISS
 			// starts beyond its sequence space.
 			s.isnNext[id] = isnOverride{uint32(slot.tw.NextISS())}

@@ -318,7 +318,13 @@ func (s *Stack) deliverUDP(n *nic, p *wire.IPPacket, pkt []byte, now time.Time) 
 		return
 	}
 	from := netip.AddrPortFrom(p.Src, h.SrcPort)
-	u := s.lookupUDP(netip.AddrPortFrom(p.Dst, h.DstPort), from)
+	var u *UDPConn
+	if _, ours := s.local[p.Dst]; ours { // else for the UDP forwarder (forward_udp.go)
+		u = s.lookupUDP(netip.AddrPortFrom(p.Dst, h.DstPort), from)
+	}
+	if u == nil && s.forwardUDP(n, from, netip.AddrPortFrom(p.Dst, h.DstPort), payload) {
+		return
+	}
 	if u == nil {
 		c.NoPorts.add(1)
 		s.portUnreachable(n, p, pkt, now)
@@ -604,11 +610,18 @@ func (u *UDPConn) send(p []byte, dst netip.AddrPort) error {
 	if la.IsValid() && !la.IsUnspecified() {
 		src = la
 	}
+	return s.sendUDP(n, netip.AddrPortFrom(src, u.laddr.Port()), dst, p)
+}
+
+// sendUDP builds the datagram p from src to dst and queues it on n, in
+// IPv4 fragments if n's MTU calls for them. The lock is held.
+func (s *Stack) sendUDP(n *nic, src, dst netip.AddrPort, p []byte) error {
+	ra := dst.Addr()
 	hdr := wire.IPv4MinHeaderLen
 	if !ra.Is4() {
 		hdr = wire.IPv6HeaderLen
 	}
-	h := wire.UDPHeader{SrcPort: u.laddr.Port(), DstPort: dst.Port()}
+	h := wire.UDPHeader{SrcPort: src.Port(), DstPort: dst.Port()}
 	if len(p) > maxUDPPayload(ra.Is4()) {
 		return syscall.EMSGSIZE
 	}
@@ -616,14 +629,14 @@ func (u *UDPConn) send(p []byte, dst netip.AddrPort) error {
 		if !ra.Is4() || n.mtu < wire.IPv4MinHeaderLen+8 {
 			return syscall.EMSGSIZE
 		}
-		s.udp.frag = wire.AppendUDP(s.udp.frag[:0], &h, p, src, ra)
-		s.sendFragments4(n, src, ra, wire.ProtocolUDP, s.udp.frag)
+		s.udp.frag = wire.AppendUDP(s.udp.frag[:0], &h, p, src.Addr(), ra)
+		s.sendFragments4(n, src.Addr(), ra, wire.ProtocolUDP, s.udp.frag)
 		s.ctr.UDP.OutDatagrams.add(1)
 		return nil
 	}
 	b := n.next()
-	b = s.appendIP(b, src, ra, wire.ProtocolUDP, wire.UDPHeaderLen+len(p))
-	b = wire.AppendUDP(b, &h, p, src, ra)
+	b = s.appendIP(b, src.Addr(), ra, wire.ProtocolUDP, wire.UDPHeaderLen+len(p))
+	b = wire.AppendUDP(b, &h, p, src.Addr(), ra)
 	n.commit(b)
 	s.ctr.UDP.OutDatagrams.add(1)
 	return nil
