@@ -247,6 +247,12 @@ type Config struct {
 	// for one connection.
 	NewCongestion func(mss int) Congestion
 
+	// ECN is Explicit Congestion Notification (RFC 3168), as Linux's
+	// net.ipv4.tcp_ecn: ECNPassive (the zero value, Linux's 2) uses it
+	// when the peer's SYN asks for it but does not ask on active opens;
+	// ECNActive (1) asks too; ECNOff (0) never uses it (ecn.go).
+	ECN ECNMode
+
 	// ISN chooses initial sequence numbers and timestamp offsets. Default:
 	// a generator keyed with a fixed all-zero key, which is only fit for
 	// tests; stacks must set a keyed generator (NewISNGenerator) with a

@@ -30,6 +30,7 @@ type undoEpisode struct {
 // startEpisode notes the window before a reduction; the caller reduces it
 // next.
 func (c *Conn) startEpisode(timeout bool) {
+	c.ecnWindowReduced() // a reduction for loss is answered with CWR too (RFC 3168 6.1.2)
 	if u := &c.snd.undo; u.active && timeout && u.timeout && c.snd.una.LessThan(u.end) {
 		return // a further timeout of the same episode
 	}
