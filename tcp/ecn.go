@@ -114,14 +114,14 @@ func (c *Conn) ecnNegotiate(seg *Segment) {
 }
 
 // ecnSYNFlags sets the ECN flags of our SYN or SYN,ACK s (sendSYN). Our
-// first SYN asks with ECE|CWR when ECNActive; a retransmitted one does
-// not, in case a middlebox drops ECN-setup SYNs (RFC 3168 6.1.1.1 lets
-// the retransmissions go without, as Linux's tcp_ecn_fallback does). A
-// SYN,ACK agrees with ECE alone. Neither is ECT: RFC 3168 6.1.1 leaves
-// SYNs Not-ECT (RFC 8311 section 4.3 allows an experiment with ECT on
-// them, which we do not run).
-func (c *Conn) ecnSYNFlags(s *Segment, answer, retransmit bool) {
-	if answer {
+// SYN asks with ECE|CWR when ECNActive; its retransmissions beyond
+// Config.ECNSynRetries do not, in case a middlebox drops ECN-setup SYNs
+// (RFC 3168 6.1.1.1 lets them go without). A SYN,ACK agrees with ECE
+// alone. Neither is ECT: RFC 3168 6.1.1 leaves SYNs Not-ECT (RFC 8311
+// section 4.3 allows an experiment with ECT on them, which we do not
+// run).
+func (c *Conn) ecnSYNFlags(s *Segment) {
+	if c.haveSYN {
 		if c.ecn.ok {
 			s.Flags |= wire.ECE
 		}
@@ -129,7 +129,7 @@ func (c *Conn) ecnSYNFlags(s *Segment, answer, retransmit bool) {
 	}
 	// A SYN,ACK that answers an earlier ECN-setup SYN agrees to nothing
 	// once a later SYN went without (the scenario of 6.1.1.1).
-	c.ecn.requested = !retransmit && c.cfg.ECN == ECNActive
+	c.ecn.requested = c.cfg.ECN == ECNActive && c.snd.retransmits <= c.cfg.ECNSynRetries
 	if c.ecn.requested {
 		s.Flags |= wire.ECE | wire.CWR
 	}

@@ -192,11 +192,23 @@ func TestECNSetupRules(t *testing.T) {
 	tc.want("ECN-setup SYN", seg{flags: S | ECE | CWR, seq: iss})
 	tc.advanceToDeadline()
 	tc.want("the retransmitted SYN does not ask", seg{flags: S, seq: iss})
+	tc.advanceToDeadline()
+	tc.want("nor the next", seg{flags: S, seq: iss})
 	tc.in(seg{flags: S | A | ECE, seq: irs, ack: iss + 1})
 	tc.want("ACK", seg{flags: A, seq: iss + 1, ack: irs + 1})
 	if tc.c.Info().ECN {
 		t.Error("ECN negotiated though the SYN that went out last did not ask")
 	}
+
+	// FreeBSD's net.inet.tcp.ecn.maxretries: one retransmission still
+	// asks.
+	tc = newTC(t, withECN(ECNActive), func(c *Config) { c.ECNSynRetries = 1 })
+	tc.c.Connect(tc.now)
+	tc.want("ECN-setup SYN", seg{flags: S | ECE | CWR, seq: iss})
+	tc.advanceToDeadline()
+	tc.want("the first retransmission asks too", seg{flags: S | ECE | CWR, seq: iss})
+	tc.advanceToDeadline()
+	tc.want("the second does not", seg{flags: S, seq: iss})
 
 	tc = newTC(t, withECN(ECNActive))
 	tc.c.Connect(tc.now)

@@ -463,7 +463,7 @@ func (c *Conn) sendSYN(now time.Time) {
 			o.TSEcr = c.tsRecent
 		}
 	}
-	c.ecnSYNFlags(s, answer, c.snd.max != c.snd.iss)
+	c.ecnSYNFlags(s)
 	if c.snd.max != c.snd.iss {
 		c.stampRetransmission(s) // the SYN went out before
 	}
