@@ -211,6 +211,9 @@ func (c *Conn) seqCheck() seqCheck {
 		tsOK: c.tsOK, tsRecent: c.tsRecent,
 		timeWait:    c.state == TimeWait,
 		rfc793Reset: c.cfg.RFC793Reset, rfc793SYN: c.cfg.RFC793SYN,
+		ackOK:  c.synAcked(),
+		sndUna: c.snd.una, sndWnd: c.snd.wnd, sndWScale: c.snd.wscale,
+		rto: c.rtt.current(),
 	}
 }
 
