@@ -229,3 +229,14 @@ func (c *Conn) ecnWindowReduced() {
 	c.ecn.cwr = true
 	c.ecn.reduced, c.ecn.recover = true, c.snd.max
 }
+
+// ecnNegotiatedCount is the connection's share of the stack's count of
+// connections that use ECN (StackCounts.ECNNegotiated): 1 once the
+// handshake is done with ECN agreed. It never goes back: ECN is agreed on
+// the handshake only, and SND.UNA never returns to the ISS.
+func (c *Conn) ecnNegotiatedCount() uint64 {
+	if c.ecn.ok && c.synAcked() && c.haveSYN {
+		return 1
+	}
+	return 0
+}
