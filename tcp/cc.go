@@ -42,6 +42,9 @@ type Congestion interface {
 	// no recovery follows (no OnDupAck, OnPartialAck or OnRecoveryEnd) and
 	// cwnd takes the reduced value at once. The connection calls it at
 	// most once per window of data, and never during loss recovery.
+	// RFC 8311 section 4.1 lets the response to ECE be milder than the
+	// one to a loss (RFC 8511's ABE uses beta 0.8); NewReno and CUBIC
+	// here keep their loss response, as Linux does.
 	OnECE(now time.Time, flight int)
 	// SetMSS changes the segment size the controller counts in.
 	SetMSS(mss int)

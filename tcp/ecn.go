@@ -47,7 +47,8 @@ func (m ECNMode) Sysctl() int {
 }
 
 // ECNModeFromSysctl is the mode a net.ipv4.tcp_ecn value means: 0, 1 or 2.
-// Linux's 3 and above (AccECN, RFC 9768 work) are not implemented.
+// Linux's 3 and above (Accurate ECN, draft-ietf-tcpm-accurate-ecn) are
+// not implemented.
 func ECNModeFromSysctl(v int) (ECNMode, error) {
 	switch v {
 	case 0:
