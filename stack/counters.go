@@ -119,6 +119,12 @@ type TCPCounters struct {
 	TCPRACKLost          uint64 // segments RACK marked lost (RFC 8985)
 	TCPSpuriousRetrans   uint64 // recoveries and timeouts found spurious (RFC 3522, 4015, 3708)
 	TCPLossUndo          uint64 // window reductions undone after them
+
+	// ECN (RFC 3168; tcp.Config.ECN).
+	ECNNegotiated uint64 // connections established with ECN in use
+	CEReceived    uint64 // segments received marked CE (Congestion Experienced) on those
+	ECEReceived   uint64 // ACKs received with ECE (the peer echoing a CE mark)
+	CWRSent       uint64 // segments sent with CWR (our window reduced)
 }
 
 // ctr64 is one counter, updated atomically so Counters needs no lock.
@@ -155,6 +161,7 @@ type counters struct {
 
 		TCPSackRecovery, TCPLossProbes, TCPLossProbeRecovery, TCPDSACKRecv ctr64
 		TCPRACKLost, TCPSpuriousRetrans, TCPLossUndo                       ctr64
+		ECNNegotiated, CEReceived, ECEReceived, CWRSent                    ctr64
 	}
 	EventsDropped ctr64
 	Drops         [tcp.NumDropReasons]ctr64
@@ -206,6 +213,10 @@ func (s *Stack) count(tcb *tcp.Conn) {
 	t.TCPRACKLost.add(d.TCPRACKLost)
 	t.TCPSpuriousRetrans.add(d.TCPSpuriousRetrans)
 	t.TCPLossUndo.add(d.TCPLossUndo)
+	t.ECNNegotiated.add(d.ECNNegotiated)
+	t.CEReceived.add(d.CEReceived)
+	t.ECEReceived.add(d.ECEReceived)
+	t.CWRSent.add(d.CWRSent)
 }
 
 // StateCounts returns how many connections are in each state, listeners

@@ -87,7 +87,7 @@ func (s *Stack) deliverTCP(n *nic, p *wire.IPPacket, now time.Time) {
 		return
 	}
 	seg := &s.inSeg
-	*seg = tcp.Segment{Seq: h.Seq, Ack: h.Ack, Flags: h.Flags, Window: h.Window, Options: h.Options, Payload: payload}
+	*seg = tcp.Segment{Seq: h.Seq, Ack: h.Ack, Flags: h.Flags, Window: h.Window, Options: h.Options, Payload: payload, ECN: p.ECN()}
 	id := tcp.Tuple{
 		Local:  netip.AddrPortFrom(p.Dst, h.DstPort),
 		Remote: netip.AddrPortFrom(p.Src, h.SrcPort),

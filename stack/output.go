@@ -84,7 +84,7 @@ func (s *Stack) sendSegment(n *nic, id tcp.Tuple, seg *tcp.Segment, tc *TCPConn)
 	}
 	l4 := h.HeaderLen() + len(seg.Payload)
 	b := n.next()
-	b = s.appendIP(b, src, dst, wire.ProtocolTCP, l4)
+	b = s.appendIPECN(b, src, dst, wire.ProtocolTCP, l4, seg.ECN)
 	b = wire.AppendTCP(b, h, seg.Payload, src, dst)
 	n.commit(b)
 }
@@ -92,11 +92,20 @@ func (s *Stack) sendSegment(n *nic, id tcp.Tuple, seg *tcp.Segment, tc *TCPConn)
 // appendIP appends an IPv4 or IPv6 header for an upper-layer payload of l4
 // bytes.
 func (s *Stack) appendIP(b []byte, src, dst netip.Addr, proto uint8, l4 int) []byte {
+	return s.appendIPECN(b, src, dst, proto, l4, wire.NotECT)
+}
+
+// appendIPECN is appendIP with the ECN field the core chose for a TCP
+// segment (RFC 3168 section 5: ECT(0) on new data of an ECN connection,
+// tcp/ecn.go) in the TOS byte or Traffic Class; the DSCP stays 0.
+func (s *Stack) appendIPECN(b []byte, src, dst netip.Addr, proto uint8, l4 int, ecn wire.ECN) []byte {
 	s.ctr.IP.OutRequests.add(1)
+	tos := wire.WithECN(0, ecn)
 	if src.Is4() {
 		h := &s.hdr.v4
 		s.hdr.id++
 		*h = wire.IPv4Header{
+			TOS:      tos,
 			ID:       s.hdr.id,
 			Flags:    wire.IPv4DontFragment, // RFC 1191 path MTU discovery
 			TTL:      s.opts.TTL,
@@ -107,7 +116,7 @@ func (s *Stack) appendIP(b []byte, src, dst netip.Addr, proto uint8, l4 int) []b
 		return wire.AppendIPv4(b, h, l4)
 	}
 	h := &s.hdr.v6
-	*h = wire.IPv6Header{NextHeader: proto, HopLimit: s.opts.TTL, Src: src, Dst: dst}
+	*h = wire.IPv6Header{TrafficClass: tos, NextHeader: proto, HopLimit: s.opts.TTL, Src: src, Dst: dst}
 	return wire.AppendIPv6(b, h, l4)
 }
 

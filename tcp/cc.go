@@ -36,6 +36,16 @@ type Congestion interface {
 	OnRecoveryEnd(now time.Time, flight int)
 	// OnTimeout is told of a retransmission timeout with flight bytes out.
 	OnTimeout(now time.Time, flight int)
+	// OnECE is told of an ACK echoing a congestion mark (ECE, RFC 3168
+	// section 6.1.2) with flight bytes outstanding: the controller
+	// reduces its window as it would for a loss, but nothing is lost, so
+	// no recovery follows (no OnDupAck, OnPartialAck or OnRecoveryEnd) and
+	// cwnd takes the reduced value at once. The connection calls it at
+	// most once per window of data, and never during loss recovery.
+	// RFC 8311 section 4.1 lets the response to ECE be milder than the
+	// one to a loss (RFC 8511's ABE uses beta 0.8); NewReno and CUBIC
+	// here keep their loss response, as Linux does.
+	OnECE(now time.Time, flight int)
 	// SetMSS changes the segment size the controller counts in.
 	SetMSS(mss int)
 }
@@ -52,6 +62,12 @@ type Ack struct {
 	// 0 when it gave none (Karn's rule). SRTT is the smoothed RTT and
 	// MinRTT the least sample of the connection, 0 before the first.
 	RTT, SRTT, MinRTT time.Duration
+	// ECE: the ACK echoed a congestion mark (RFC 3168 section 6.1.2:
+	// "the sending TCP SHOULD NOT increase the congestion window in
+	// response to the receipt of an ECN-Echo ACK packet"). The
+	// connection has called OnECE first if the echo called for a
+	// reduction.
+	ECE bool
 }
 
 // window is the part a loss-based controller shares with NewReno: the two
@@ -123,6 +139,9 @@ func NewNewReno(mss int) Congestion {
 func (c *newReno) Name() string { return "newreno" }
 
 func (c *newReno) OnAck(_ time.Time, a Ack) {
+	if a.ECE {
+		return // RFC 3168 6.1.2: no increase on an ECN-Echo ACK
+	}
 	if c.cwnd < c.ssthresh {
 		c.slowStart(a.Acked)
 		return
@@ -140,6 +159,16 @@ func (c *newReno) OnFastRetransmit(_ time.Time, flight int) {
 	// RFC 5681 section 3.2 steps 2 and 3 (eq. 4).
 	c.ssthresh = max(flight/2, 2*c.mss)
 	c.cwnd = c.ssthresh + 3*c.mss
+}
+
+// OnECE is RFC 3168 section 6.1.2: "the congestion window (cwnd) is
+// halved, and the slow-start threshold (ssthresh) is reduced to the
+// congestion window", as RFC 5681's eq. 4 for a loss, with no fast
+// recovery after it.
+func (c *newReno) OnECE(_ time.Time, flight int) {
+	c.ssthresh = max(flight/2, 2*c.mss)
+	c.cwnd = min(c.cwnd, c.ssthresh) // never up, from one segment after a timeout
+	c.acc = 0
 }
 
 func (c *newReno) OnRecoveryEnd(_ time.Time, flight int) {

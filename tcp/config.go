@@ -247,6 +247,18 @@ type Config struct {
 	// for one connection.
 	NewCongestion func(mss int) Congestion
 
+	// ECN is Explicit Congestion Notification (RFC 3168), as Linux's
+	// net.ipv4.tcp_ecn: ECNPassive (the zero value, Linux's 2) uses it
+	// when the peer's SYN asks for it but does not ask on active opens;
+	// ECNActive (1) asks too; ECNOff (0) never uses it (ecn.go).
+	ECN ECNMode
+	// ECNSynRetries is how many retransmissions of an ECN-setup SYN
+	// still ask for ECN before the SYN goes without, in case a middlebox
+	// drops ECN-setup SYNs (RFC 3168 6.1.1.1). Default 0: only the first
+	// SYN asks, as Linux's tcp_ecn_fallback; FreeBSD's
+	// net.inet.tcp.ecn.maxretries is 1.
+	ECNSynRetries int
+
 	// ISN chooses initial sequence numbers and timestamp offsets. Default:
 	// a generator keyed with a fixed all-zero key, which is only fit for
 	// tests; stacks must set a keyed generator (NewISNGenerator) with a

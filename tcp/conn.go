@@ -175,6 +175,7 @@ type Conn struct {
 	cc    Congestion
 	ccNew func(mss int) Congestion // chosen by SetCongestionControl; nil: the Config's
 	dr    deliveryRound
+	ecn   ecnState // Explicit Congestion Notification (RFC 3168, ecn.go)
 
 	memState MemoryState // the stack's memory state (memory.go)
 
@@ -269,6 +270,12 @@ type Stats struct {
 	TLPRecoveries   uint64 // probes that repaired a lost tail (section 7.4)
 	SpuriousRetrans uint64 // recoveries and timeouts found spurious (RFC 3522, 4015, 3708)
 	Undos           uint64 // of those, the ones whose window reduction was undone
+
+	// ECN (RFC 3168, ecn.go).
+	CEReceived    uint64 // segments that arrived marked CE (Congestion Experienced)
+	ECEReceived   uint64 // ACKs that arrived with ECE
+	ECNReductions uint64 // window reductions in answer to them (at most one per window)
+	CWRSent       uint64 // segments sent with CWR
 }
 
 // NewConn makes a connection in state CLOSED for the 4-tuple id. cfg may be

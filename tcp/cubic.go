@@ -106,6 +106,9 @@ func (e *cubicEpoch) renoFriendly(segsAcked, cwnd float64) {
 
 func (c *cubic) OnAck(now time.Time, a Ack) {
 	c.rtoBackoff = false
+	if a.ECE {
+		return // RFC 3168 6.1.2: no increase on an ECN-Echo ACK
+	}
 	if 2*(a.Flight+a.Acked) < c.cwnd {
 		// Application-limited (section 5.8): less than half the window
 		// was in use, so the ACK says nothing of the path's room; cwnd
@@ -183,6 +186,16 @@ func (c *cubic) OnFastRetransmit(_ time.Time, flight int) {
 	// the sending in recovery; without, NewReno's fast recovery inflates
 	// the window from here by the duplicate ACKs (OnDupAck).
 	c.cwnd = c.ssthresh
+}
+
+// OnECE is RFC 9438 section 4.6's multiplicative decrease, which
+// applies to an ECN-Echo as to a loss (RFC 9438 counts both as congestion
+// events): beta_cubic and fast convergence as in reduce; with nothing to
+// recover, cwnd is the new ssthresh at once (RFC 3168 section 6.1.2).
+func (c *cubic) OnECE(_ time.Time, flight int) {
+	c.rtoBackoff = false
+	c.reduce(flight)
+	c.cwnd = min(c.cwnd, c.ssthresh) // never up, from one segment after a timeout
 }
 
 func (c *cubic) OnRecoveryEnd(_ time.Time, flight int) {

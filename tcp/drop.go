@@ -3,6 +3,7 @@ package tcp
 import (
 	"encoding/json"
 	"strconv"
+	"time"
 
 	"github.com/synack/synack/seqnum"
 	"github.com/synack/synack/wire"
@@ -246,6 +247,13 @@ type seqCheck struct {
 	timeWait bool // RFC 1337: RSTs are ignored
 	// The Config's pre-RFC 5961 switches.
 	rfc793Reset, rfc793SYN bool
+	// The sending side, for PAWS's exception of a reordered pure ACK
+	// (disorderedACK); ackOK false (the TIME-WAIT record) makes none.
+	ackOK     bool
+	sndUna    seqnum.Value
+	sndWnd    uint32 // SND.WND, scaled
+	sndWScale uint8
+	rto       time.Duration
 }
 
 // seqVerdict is the outcome of the sequence check.
@@ -279,7 +287,7 @@ func checkSequence(k *seqCheck, seg *Segment) seqVerdict {
 	if k.timeWait && rst {
 		return seqVerdict{drop: DropTimeWaitRST}
 	}
-	if k.tsOK && seg.Options.HasTimestamps && !rst && int32(seg.Options.TSVal-k.tsRecent) < 0 {
+	if k.tsOK && seg.Options.HasTimestamps && !rst && int32(seg.Options.TSVal-k.tsRecent) < 0 && !disorderedACK(k, seg) {
 		return seqVerdict{drop: DropPAWS, reply: replyACK}
 	}
 	var v seqVerdict
@@ -314,6 +322,36 @@ func checkSequence(k *seqCheck, seg *Segment) seqVerdict {
 		}
 	}
 	return v
+}
+
+// disorderedACK is the exception to PAWS for a pure ACK that only came
+// late: ACKs overtake each other in the network, and the receiver's TSval
+// grows from one to the next, so the older of two reordered duplicate
+// ACKs fails RFC 7323 5.3's test although it is no old duplicate from an
+// earlier wrap. Dropping it loses what it says (a duplicate ACK for fast
+// retransmit, its SACK blocks, RFC 2018) and answers it with an ACK.
+// Linux accepts such a "disordered ACK" (tcp_disordered_ack), and so do
+// we, when nothing in it could do harm if it were a real old duplicate:
+//   - it occupies no sequence space and sits exactly at RCV.NXT;
+//   - it acknowledges exactly SND.UNA (a duplicate ACK: it moves nothing);
+//   - its window is the one in force (no window update, which an old
+//     segment must not make, RFC 9293 3.10.7.4 fifth);
+//   - its TSval is behind TS.Recent by no more than the retransmission
+//     timeout, taking the peer's clock as ticking in milliseconds (RFC
+//     7323 section 5.4 recommends 1 ms to 1 s): a segment that old is
+//     from this round of the sequence space, not a wrapped one.
+//
+// Its TSval is older than TS.Recent, so it leaves TS.Recent alone
+// (takeTSRecent only moves forward).
+func disorderedACK(k *seqCheck, seg *Segment) bool {
+	if !k.ackOK || seg.Flags&(wire.SYN|wire.FIN|wire.RST|wire.ACK) != wire.ACK || len(seg.Payload) > 0 {
+		return false
+	}
+	if seg.Seq != k.rcvNxt || seg.Ack != k.sndUna || uint32(seg.Window)<<k.sndWScale != k.sndWnd {
+		return false
+	}
+	behind := k.tsRecent - seg.Options.TSVal // in the peer's ticks, assumed 1 ms
+	return int64(behind) <= k.rto.Milliseconds()
 }
 
 // segAcceptable is the acceptability test of RFC 9293 3.10.7.4 ("first"):

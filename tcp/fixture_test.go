@@ -46,8 +46,9 @@ type seg struct {
 	zeroWin bool
 	data    []byte
 	opts    wire.TCPOptions
-	anyLen  bool // expectation: any payload length
-	len     int  // expectation: payload length when data is nil
+	anyLen  bool     // expectation: any payload length
+	len     int      // expectation: payload length when data is nil
+	ecn     wire.ECN // injected: the IP ECN field (RFC 3168) it arrives with
 }
 
 type tconn struct {
@@ -118,7 +119,7 @@ func (tc *tconn) in(s seg) {
 	if s.zeroWin {
 		w = 0
 	}
-	tc.c.HandleSegment(tc.now, &Segment{Seq: s.seq, Ack: s.ack, Flags: s.flags, Window: w, Options: s.opts, Payload: s.data})
+	tc.c.HandleSegment(tc.now, &Segment{Seq: s.seq, Ack: s.ack, Flags: s.flags, Window: w, Options: s.opts, Payload: s.data, ECN: s.ecn})
 }
 
 func (tc *tconn) next(why string) (Segment, bool) {

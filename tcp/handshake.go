@@ -43,6 +43,9 @@ type Handshake struct {
 	SACKPermitted bool
 	Timestamps    bool
 	TSRecent      uint32 // the TSval of the peer's SYN
+	// ECN: the peer's SYN asked for ECN and the Config agrees (RFC 3168
+	// 6.1.1); the SYN,ACK says so with ECE.
+	ECN bool
 
 	Retransmits uint8 // SYN,ACKs sent again by timeout
 }
@@ -71,6 +74,7 @@ func handshakeFromSYN(cfg *Config, id Tuple, seg *Segment, now time.Time) Handsh
 	if o.HasTimestamps && !cfg.NoTimestamps {
 		h.Timestamps, h.TSRecent = true, o.TSVal
 	}
+	h.ECN = cfg.acceptsECN(seg)
 	return h
 }
 
@@ -98,6 +102,9 @@ func (h *Handshake) SynAck(cfg *Config, id Tuple, now time.Time) Segment {
 	o.SACKPermitted = h.SACKPermitted
 	if h.Timestamps {
 		o.HasTimestamps, o.TSVal, o.TSEcr = true, h.TSVal(now), h.TSRecent
+	}
+	if h.ECN {
+		s.Flags |= wire.ECE // an ECN-setup SYN,ACK (RFC 3168 6.1.1)
 	}
 	return s
 }
@@ -148,6 +155,9 @@ func ResumeSynReceived(cfg *Config, id Tuple, sink Sink, h *Handshake, now time.
 	o.HasWindowScale, o.WindowScale = h.WindowScale, h.PeerWScale
 	o.SACKPermitted = h.SACKPermitted
 	o.HasTimestamps, o.TSVal = h.Timestamps, h.TSRecent
+	if h.ECN {
+		syn.Flags |= wire.ECE | wire.CWR // the ECN-setup SYN it answered
+	}
 	c.negotiate(&syn)
 	c.updateWindow(&syn, uint32(h.Window))
 
@@ -194,7 +204,7 @@ func (h *Handshake) Info(cfg *Config) Info {
 	return Info{
 		State: SynReceived, RTO: e.withBackoff(int(h.Retransmits)), PeerMSS: mss, MSS: mss,
 		SndWnd: int(h.Window), RcvWnd: cfg.receiveBufferSize(), SndWScale: h.PeerWScale,
-		Timestamps: h.Timestamps, SACK: h.SACKPermitted, Unacked: 1,
+		Timestamps: h.Timestamps, SACK: h.SACKPermitted, ECN: h.ECN, Unacked: 1,
 		ISS: h.ISS, IRS: h.IRS, SndUna: h.ISS, SndNxt: h.ISS + 1, RcvNxt: h.IRS + 1,
 		Backoff: int(h.Retransmits),
 	}

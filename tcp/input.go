@@ -92,6 +92,7 @@ func (c *Conn) negotiate(seg *Segment) {
 		c.tsRecent = o.TSVal
 	}
 	c.sackOK = o.SACKPermitted && !c.cfg.NoSACK
+	c.ecnNegotiate(seg)
 	c.setMSS(min(c.peerMSS, int(c.ourMSS())))
 }
 
@@ -210,6 +211,9 @@ func (c *Conn) seqCheck() seqCheck {
 		tsOK: c.tsOK, tsRecent: c.tsRecent,
 		timeWait:    c.state == TimeWait,
 		rfc793Reset: c.cfg.RFC793Reset, rfc793SYN: c.cfg.RFC793SYN,
+		ackOK:  c.synAcked(),
+		sndUna: c.snd.una, sndWnd: c.snd.wnd, sndWScale: c.snd.wscale,
+		rto: c.rtt.current(),
 	}
 }
 
@@ -287,6 +291,7 @@ func (c *Conn) segmentSynchronized(now time.Time, seg *Segment) {
 		seg = &trimmed
 		c.rcv.ackPending, c.rcv.ackNow = true, true
 	}
+	c.ecnIncoming(seg) // CE and CWR of an acceptable segment (RFC 3168 6.1.3)
 
 	// Second, the RST bit: what remains is an RST that resets.
 	if seg.has(wire.RST) {
@@ -366,7 +371,9 @@ func (c *Conn) segmentACK(now time.Time, seg *Segment) bool {
 	// above (an ACK of data never sent, RFC 9293 3.10.7.4) must leave
 	// TS.Recent alone, or the next valid segment fails PAWS (issue 10).
 	takeTSRecent(c.tsOK, &c.tsRecent, seg, c.rcv.lastAckSent)
+	c.ecnOnACK(now, seg) // ECE: RFC 3168 6.1.2
 	c.ackAdvance(now, seg)
+	c.ecn.eceACK = false
 	if c.state == Closed {
 		return false
 	}

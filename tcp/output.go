@@ -207,6 +207,7 @@ func (c *Conn) sendOneSegment(now time.Time) bool {
 		c.armRTX(now) // RFC 6298 5.1
 	}
 	c.tm.persist = time.Time{}
+	c.ecnOutgoing(s, retrans) // ECT(0) and CWR (RFC 3168 6.1.2, 6.1.5)
 	c.emit(s)
 	return true
 }
@@ -288,6 +289,7 @@ func (c *Conn) fillACKFields(now time.Time, s *Segment, pureACK bool) {
 	if pureACK && c.sackOK && (!c.rcv.ooo.empty() || c.rcv.dsackSet) {
 		c.fillSACK(s)
 	}
+	c.ecnEcho(s) // RFC 3168 6.1.3
 	c.noteAckSent(s)
 }
 

@@ -471,5 +471,6 @@ func (c *Conn) tlpOnAck(now time.Time, seg *Segment) {
 		flight := int(c.snd.una.Size(c.snd.max)) + c.mss
 		c.cc.OnFastRetransmit(now, flight)
 		c.cc.OnRecoveryEnd(now, c.pipe())
+		c.ecnWindowReduced()
 	}
 }

@@ -47,6 +47,10 @@ type Segment struct {
 	Window  uint16 // as carried on the wire, before window scaling
 	Options wire.TCPOptions
 	Payload []byte
+	// ECN is the ECN field of the IP header the segment came in or goes
+	// out in (RFC 3168 section 5; ecn.go): the runtime copies it from
+	// what arrives and into what leaves.
+	ECN wire.ECN
 }
 
 // Len is SEG.LEN of RFC 9293 section 3.4: the payload plus one for SYN and

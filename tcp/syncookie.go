@@ -31,16 +31,20 @@ import (
 // after two. A forged ACK has one chance in 2^28 (two keys, 29 bits).
 //
 // A SYN cookie cannot remember options by itself. When the peer sends
-// timestamps, the low 6 bits of the TSval of our SYN,ACK carry them, as
-// Linux does, and the peer echoes them in the TSecr of its ACK:
+// timestamps, the low 6 bits of the TSval of our SYN,ACK carry them, in
+// Linux's layout, and the peer echoes them in the TSecr of its ACK:
 //
-//	bit 5      1: options are encoded
+//	bit 5      ECN agreed (RFC 3168 6.1.1)
 //	bit 4      SACK permitted
 //	bits 3..0  the peer's window shift, 15 for no window scaling
 //
-// The bits are under the MAC too. The TSval is moved back by up to 63 ms
-// for them, never forward, so our timestamps never go backwards. Without
-// timestamps a cookie connection has no window scaling and no SACK.
+// The bits are under the MAC too, with a seventh that says whether they
+// are there at all (the ACK carries timestamps), so an ACK cannot add
+// timestamps its SYN,ACK did not have. The TSval is moved back by up to
+// 63 ms for them, never forward, so our timestamps never go backwards.
+// Without timestamps a cookie connection has no window scaling, no SACK
+// and no ECN: nothing in the ACK could bring them back (Linux's cookies
+// lose them the same way).
 
 // CookiePeriod is how often the cookie key rotates; a cookie is accepted
 // in the period it was made and the next.
@@ -55,9 +59,12 @@ const (
 	cookieMACMask = 1<<cookieMACBits - 1
 	tsOptBits     = 6
 	tsOptMask     = 1<<tsOptBits - 1
-	tsOptPresent  = 1 << 5
+	tsOptECN      = 1 << 5
 	tsOptSACK     = 1 << 4
 	tsOptNoWScale = 0xF
+	// tsOptPresent is the MAC's seventh option bit: the options are
+	// encoded in the timestamps (never sent itself).
+	tsOptPresent = 1 << 6
 )
 
 // cookieEpoch is the origin of the timestamp clock of cookie SYN,ACKs:
@@ -137,8 +144,9 @@ func (sc *SynCookies) Make(cfg *Config, id Tuple, seg *Segment, now time.Time) S
 	h := handshakeFromSYN(cfg, id, seg, now)
 	h.TSEpoch = cookieEpoch
 	if !h.Timestamps {
-		// Nowhere to keep them: not offered (RFC 7323 2.2, RFC 2018 2).
-		h.WindowScale, h.SACKPermitted = false, false
+		// Nowhere to keep them: not offered (RFC 7323 2.2, RFC 2018 2,
+		// RFC 3168 6.1.1).
+		h.WindowScale, h.SACKPermitted, h.ECN = false, false, false
 	}
 	mss := h.PeerMSS
 	if mss == 0 {
@@ -159,6 +167,9 @@ func (sc *SynCookies) Make(cfg *Config, id Tuple, seg *Segment, now time.Time) S
 		if h.SACKPermitted {
 			opts |= tsOptSACK
 		}
+		if h.ECN {
+			opts |= tsOptECN
+		}
 	}
 	k, _ := sc.key(cookieCounter(now), true)
 	mask := uint32(k.mac(id, h.IRS, opts, 0xFF) >> 61)
@@ -167,7 +178,7 @@ func (sc *SynCookies) Make(cfg *Config, id Tuple, seg *Segment, now time.Time) S
 	s := h.SynAck(cfg, id, now)
 	if h.Timestamps {
 		v := s.Options.TSVal
-		e := v&^tsOptMask | uint32(opts)
+		e := v&^tsOptMask | uint32(opts&tsOptMask)
 		if int32(e-v) > 0 {
 			e -= 1 << tsOptBits
 		}
@@ -188,8 +199,8 @@ func (sc *SynCookies) Check(cfg *Config, id Tuple, seg *Segment, now time.Time) 
 	iss, irs := uint32(seg.Ack-1), seg.Seq-1
 	var opts uint8
 	o := &seg.Options
-	if o.HasTimestamps && o.TSEcr&tsOptPresent != 0 {
-		opts = uint8(o.TSEcr & tsOptMask)
+	if o.HasTimestamps {
+		opts = tsOptPresent | uint8(o.TSEcr&tsOptMask)
 	}
 	c := cookieCounter(now)
 	for _, counter := range [2]int64{c, c - 1} {
@@ -209,6 +220,7 @@ func (sc *SynCookies) Check(cfg *Config, id Tuple, seg *Segment, now time.Time) 
 				h.WindowScale, h.PeerWScale = true, min(ws, maxWindowShift)
 			}
 			h.SACKPermitted = opts&tsOptSACK != 0
+			h.ECN = opts&tsOptECN != 0
 		}
 		return h, true
 	}

@@ -30,6 +30,7 @@ type undoEpisode struct {
 // startEpisode notes the window before a reduction; the caller reduces it
 // next.
 func (c *Conn) startEpisode(timeout bool) {
+	c.ecnWindowReduced() // a reduction for loss is answered with CWR too (RFC 3168 6.1.2)
 	if u := &c.snd.undo; u.active && timeout && u.timeout && c.snd.una.LessThan(u.end) {
 		return // a further timeout of the same episode
 	}
@@ -125,6 +126,11 @@ type StackCounts struct {
 	TCPRACKLost          uint64 // Stats.RACKLosses
 	TCPSpuriousRetrans   uint64 // Stats.SpuriousRetrans
 	TCPLossUndo          uint64 // Stats.Undos
+	// ECN (RFC 3168, ecn.go).
+	ECNNegotiated uint64 // 1 once the connection is synchronized with ECN in use
+	CEReceived    uint64 // Stats.CEReceived
+	ECEReceived   uint64 // Stats.ECEReceived
+	CWRSent       uint64 // Stats.CWRSent
 }
 
 func (c *Conn) stackCounts() StackCounts {
@@ -133,6 +139,8 @@ func (c *Conn) stackCounts() StackCounts {
 		RetransSegs: s.Retransmits, TCPRcvQDrop: s.MemoryDropped,
 		TCPSackRecovery: s.SACKRecoveries, TCPLossProbes: s.TLPProbes, TCPLossProbeRecovery: s.TLPRecoveries,
 		TCPDSACKRecv: s.DSACKsIn, TCPRACKLost: s.RACKLosses, TCPSpuriousRetrans: s.SpuriousRetrans, TCPLossUndo: s.Undos,
+		ECNNegotiated: c.ecnNegotiatedCount(),
+		CEReceived:    s.CEReceived, ECEReceived: s.ECEReceived, CWRSent: s.CWRSent,
 	}
 }
 
@@ -155,5 +163,9 @@ func (c *Conn) TakeCounts() (StackCounts, bool) {
 		TCPRACKLost:          now.TCPRACKLost - was.TCPRACKLost,
 		TCPSpuriousRetrans:   now.TCPSpuriousRetrans - was.TCPSpuriousRetrans,
 		TCPLossUndo:          now.TCPLossUndo - was.TCPLossUndo,
+		ECNNegotiated:        now.ECNNegotiated - was.ECNNegotiated,
+		CEReceived:           now.CEReceived - was.CEReceived,
+		ECEReceived:          now.ECEReceived - was.ECEReceived,
+		CWRSent:              now.CWRSent - was.CWRSent,
 	}, true
 }

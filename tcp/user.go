@@ -350,9 +350,10 @@ type Info struct {
 	RcvWScale   uint8
 	Timestamps  bool
 	SACK        bool
-	Unacked     int // bytes sent and not acknowledged
-	SendQueue   int // bytes in the send buffer
-	RecvQueue   int // bytes waiting to be read
+	ECN         bool // ECN negotiated (RFC 3168): tcp_info's TCPI_OPT_ECN
+	Unacked     int  // bytes sent and not acknowledged
+	SendQueue   int  // bytes in the send buffer
+	RecvQueue   int  // bytes waiting to be read
 	ISS, IRS    seqnum.Value
 	SndUna      seqnum.Value
 	SndNxt      seqnum.Value
@@ -396,6 +397,7 @@ func (c *Conn) Info() Info {
 		RcvWScale:  c.rcv.wscale,
 		Timestamps: c.tsOK,
 		SACK:       c.sackOK,
+		ECN:        c.ecn.ok,
 		Unacked:    int(c.snd.una.Size(c.snd.max)),
 		SendQueue:  c.snd.buf.len(),
 		RecvQueue:  c.rcv.buf.len(),
@@ -461,6 +463,7 @@ func (c *Conn) sendSYN(now time.Time) {
 			o.TSEcr = c.tsRecent
 		}
 	}
+	c.ecnSYNFlags(s)
 	if c.snd.max != c.snd.iss {
 		c.stampRetransmission(s) // the SYN went out before
 	}

@@ -33,7 +33,7 @@ type PacketSpec struct {
 	Opts    []Opt
 
 	IPAttrs string // "(ttl 4)", "(tos 0x20)": recorded, not checked
-	ECN     string // "noecn", "ect0", "ect1", "ce": the IP ECN field
+	ECN     string // "noecn", "ect0", "ect1", "ect01", "ce": the IP ECN field, injected or checked; "" checks nothing
 
 	UDPEncap bool // "/udp(...)": TCP over UDP
 }
@@ -75,7 +75,8 @@ func parsePacket(t string) (*PacketSpec, error) {
 	p := &PacketSpec{Dir: t[0]}
 	t = strings.TrimSpace(t[1:])
 	if strings.HasPrefix(t, "[") {
-		// An ECN codepoint for the IP header: [noecn], [ect0], [ce].
+		// An ECN codepoint for the IP header: [noecn], [ect0], [ect1],
+		// [ect01], [ce] (RFC 3168 section 5).
 		end := strings.IndexByte(t, ']')
 		if end < 0 {
 			return nil, fmt.Errorf("unbalanced ECN attribute")
@@ -403,7 +404,11 @@ func (p *PacketSpec) String() string {
 	if p.Flags == 0 {
 		fl = "-"
 	}
-	fmt.Fprintf(&b, "%c %s ", p.Dir, fl)
+	b.WriteByte(p.Dir)
+	if p.ECN != "" {
+		b.WriteString("[" + p.ECN + "]")
+	}
+	fmt.Fprintf(&b, " %s ", fl)
 	if p.AnySeq {
 		fmt.Fprintf(&b, "...(%d)", p.Len)
 	} else {

@@ -1,7 +1,6 @@
 package pktdrill
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -220,8 +219,8 @@ func (r *runner) prescan() string {
 			continue
 		case PacketEvent:
 			p := ev.Packet
-			if p.Flags&(wire.ECE|wire.CWR) != 0 || p.ECN != "" {
-				return "ECN (RFC 3168) is not implemented"
+			if _, ok := ecnCodepoints[p.ECN]; !ok {
+				return "ECN attribute [" + p.ECN + "] is not known"
 			}
 			if p.UDPEncap {
 				return "TCP over UDP encapsulation is not implemented"
@@ -626,6 +625,9 @@ func (r *runner) code(code string) error {
 			if info.SndWScale != 0 || info.RcvWScale != 0 {
 				got |= 4
 			}
+			if info.ECN {
+				got |= tcpiOptECN
+			}
 			if got != want {
 				return r.fail("tcpi_options is %#x, want %#x", got, want)
 			}
@@ -633,6 +635,10 @@ func (r *runner) code(code string) error {
 	}
 	return nil
 }
+
+// tcpiOptECN is tcp_info's TCPI_OPT_ECN: ECN negotiated (RFC 3168), on
+// Linux and FreeBSD alike.
+const tcpiOptECN = 8
 
 func tcpiOptions(v string) (int, error) {
 	v = strings.Trim(v, "() ")
@@ -647,7 +653,7 @@ func tcpiOptions(v string) (int, error) {
 		case "TCPI_OPT_WSCALE":
 			n |= 4
 		case "TCPI_OPT_ECN":
-			return 0, errors.New("TCPI_OPT_ECN: ECN is not implemented")
+			n |= tcpiOptECN
 		default:
 			return 0, fmt.Errorf("unknown tcpi_options value %q", f)
 		}
@@ -797,6 +803,9 @@ func (r *runner) describe(c *captured) string {
 	}
 	seq := uint32(h.Seq) - r.localISN
 	s := fmt.Sprintf("%s %d:%d(%d)", fl, seq, seq+uint32(len(c.data)), len(c.data))
+	if e := c.ip.ECN(); e != wire.NotECT {
+		s = "[" + e.String() + "] " + s
+	}
 	if h.Flags&wire.ACK != 0 {
 		s += fmt.Sprintf(" ack %d", uint32(h.Ack)-remoteISN)
 	}
@@ -966,7 +975,36 @@ func (r *runner) match(p *PacketSpec, c *captured) []string {
 			d = append(d, why)
 		}
 	}
+	if e := ecnCodepoints[p.ECN]; e.set && !e.matches(c.ip.ECN()) {
+		d = append(d, "ECN field "+c.ip.ECN().String())
+	}
 	return d
+}
+
+// ecnCodepoint is what an ECN attribute ([noecn], [ect0], ...) of a
+// packet line asks for: the codepoint to inject, and the ones an outbound
+// packet may have. A line without one ("") injects Not-ECT and checks
+// nothing, as packetdrill does.
+type ecnCodepoint struct {
+	set    bool
+	ecn    wire.ECN
+	either bool // [ect01]: ECT(0) or ECT(1)
+}
+
+func (e ecnCodepoint) matches(got wire.ECN) bool {
+	if e.either {
+		return got == wire.ECT0 || got == wire.ECT1
+	}
+	return got == e.ecn
+}
+
+var ecnCodepoints = map[string]ecnCodepoint{
+	"":      {},
+	"noecn": {set: true, ecn: wire.NotECT},
+	"ect0":  {set: true, ecn: wire.ECT0},
+	"ect1":  {set: true, ecn: wire.ECT1},
+	"ect01": {set: true, ecn: wire.ECT0, either: true},
+	"ce":    {set: true, ecn: wire.CE},
 }
 
 // seqMatches compares the sequence number of a segment we sent with the
@@ -1108,6 +1146,9 @@ func (r *runner) inject(p *PacketSpec) error {
 		put16(tcpb[16:], wire.Checksum(tcpb, wire.PseudoHeaderChecksum(wire.ProtocolTCP, src, dst, len(tcpb))))
 		pkt = r.appendIP(nil, src, dst, wire.ProtocolTCP, len(tcpb))
 		pkt = append(pkt, tcpb...)
+		if e := ecnCodepoints[p.ECN]; e.set {
+			wire.SetPacketECN(pkt, e.ecn) // [ect0], [ce], ...: the IP ECN field (RFC 3168 section 5)
+		}
 		r.logf("< %s", p)
 	}
 	r.ep.Deliver(pkt)

@@ -20,7 +20,7 @@ func TestApplyShell(t *testing.T) {
 	if c.ReceiveBufferSize != 540000 || c.SendBufferSize != 50000 || !c.NoTimestamps {
 		t.Errorf("after defaults.sh and set_sysctls.py: %+v", c)
 	}
-	for _, cmd := range []string{"tc qdisc add dev tun0 root fq", "echo 1 > /proc/x", "sysctl -q net.ipv4.tcp_ecn=1"} {
+	for _, cmd := range []string{"tc qdisc add dev tun0 root fq", "echo 1 > /proc/x", "sysctl -q net.ipv4.tcp_ecn=3"} {
 		if applyShell(&st, cmd) == "" {
 			t.Errorf("%q: no skip reason", cmd)
 		}

@@ -69,6 +69,10 @@ type Plan struct {
 	// LossDetection is the stacks' tcp.Config.LossDetection (zero: the
 	// default, RACK-TLP).
 	LossDetection tcp.LossDetection
+	// MarkEvery, when not 0, asks for ECN on the client's connect
+	// (tcp.ECNActive; the server accepts, as by default) and has the link
+	// mark every MarkEvery-th ECN-capable packet CE (RFC 3168).
+	MarkEvery int
 }
 
 // NewPlan derives a lifetime from seed: 0-10% loss, reordering,
@@ -145,7 +149,13 @@ func Run(p Plan, clk clock.Clock, pcapOut io.Writer) (Result, error) {
 		Loss: p.Loss, Reorder: p.Reorder, Duplicate: p.Duplicate, Corrupt: p.Corrupt,
 		Delay: p.Delay, Jitter: p.Jitter,
 	}
-	a, b := memlink.Pipe(memlink.Config{Clock: clk, MTU: p.MTU, Seed: int64(p.Seed), AB: imp, BA: imp})
+	impAB, impBA := imp, imp
+	if p.MarkEvery > 0 {
+		var ab, ba int // each runs under its own direction's lock
+		impAB.MarkCE = func([]byte) bool { ab++; return ab%p.MarkEvery == 0 }
+		impBA.MarkCE = func([]byte) bool { ba++; return ba%p.MarkEvery == 0 }
+	}
+	a, b := memlink.Pipe(memlink.Config{Clock: clk, MTU: p.MTU, Seed: int64(p.Seed), AB: impAB, BA: impBA})
 	var ca link.Endpoint = a
 	if pcapOut != nil {
 		w, err := pcap.NewWriter(pcapOut)
@@ -156,12 +166,16 @@ func Run(p Plan, clk clock.Clock, pcapOut io.Writer) (Result, error) {
 	}
 	rec := &recorder{path: map[netip.Addr][]tcp.State{}}
 	mk := func(ep link.Endpoint, addr netip.Addr, n uint64) (*stack.Stack, error) {
+		ecn := tcp.ECNPassive
+		if p.MarkEvery > 0 && n == 1 {
+			ecn = tcp.ECNActive // the client asks
+		}
 		s := stack.New(stack.Options{
 			Clock: clk,
 			Rand:  rand.NewChaCha8(seedKey(p.Seed, n)),
 			Trace: rec.trace,
 			// Nagle on for odd seeds: both send paths get exercised.
-			TCP: tcp.Config{MinRTO: 200 * time.Millisecond, Nagle: p.Seed%2 == 1, LossDetection: p.LossDetection},
+			TCP: tcp.Config{MinRTO: 200 * time.Millisecond, Nagle: p.Seed%2 == 1, LossDetection: p.LossDetection, ECN: ecn},
 		})
 		_, err := s.AddLink(ep, netip.PrefixFrom(addr, 24))
 		return s, err

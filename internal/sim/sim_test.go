@@ -92,6 +92,33 @@ func TestReorderDuplicate(t *testing.T) {
 	}
 }
 
+// TestECNLifetimes plays seeded lifetimes, with their loss, reordering,
+// duplication and corruption, on connections that use ECN (RFC 3168) over
+// a link that also marks every 7th ECN-capable packet CE: the streams
+// must arrive intact and every connection end as TIME-WAIT and CLOSED
+// say, whatever ECE and CWR do to the windows.
+func TestECNLifetimes(t *testing.T) {
+	seeds := uint64(48)
+	if testing.Short() {
+		seeds = 12
+	}
+	for seed := uint64(1); seed <= seeds; seed++ {
+		p := NewPlan(seed)
+		p.MarkEvery = 7
+		if p.Up < 40_000 {
+			p.Up = 200_000 // enough data for marks to matter
+		}
+		var err error
+		var res Result
+		synctest.Test(t, func(t *testing.T) {
+			res, err = Run(p, clock.Real(), nil)
+		})
+		if err != nil {
+			t.Errorf("%v (ECN, every 7th marked)\n  failed: %v\n  client path %v\n  server path %v", p, err, res.ClientPath, res.ServerPath)
+		}
+	}
+}
+
 func writePcap(t *testing.T, p Plan) {
 	path := filepath.Join(*pcapDir, fmt.Sprintf("synack-sim-seed%d.pcap", p.Seed))
 	f, err := os.Create(path)

@@ -1,7 +1,8 @@
 // Package memlink is an in-memory network for tests, simulations and
 // benchmarks: a point-to-point [Pipe] and a [Switch] joining many stacks,
 // with seeded, deterministic impairments (loss, delay, jitter, reordering,
-// duplication, corruption, rate limit with a drop-tail queue).
+// duplication, corruption, rate limit with a drop-tail queue) and ECN
+// marking (Impairments.MarkCE).
 //
 // Packets are copied on write and delivered later, never inside
 // WritePackets: with the real clock by one goroutine per direction, with a
@@ -22,6 +23,7 @@ import (
 
 	"github.com/synack/synack/clock"
 	"github.com/synack/synack/link"
+	"github.com/synack/synack/wire" // the IP header's ECN field only (MarkCE), as a router sees it
 )
 
 // Defaults for zero Config fields.
@@ -104,6 +106,15 @@ type Impairments struct {
 	// packet, e.g. the ACK of the FIN. It runs inside WritePackets under the
 	// link's lock: it must not call into the link.
 	Drop func(pkt []byte) bool
+	// MarkCE, if set, is asked about every packet that is not dropped:
+	// true marks it Congestion Experienced as an ECN router would instead
+	// of dropping it (RFC 3168 section 5): if the packet is ECN-capable
+	// (ECT(0) or ECT(1)), its ECN field becomes CE, with the IPv4 header
+	// checksum fixed up, and it counts as MarkedCE; a Not-ECT packet is
+	// left alone (a router would have to drop it; use Drop for that). It
+	// sees the packet as written, runs under the link's lock and must not
+	// call into the link.
+	MarkCE func(pkt []byte) bool
 }
 
 // Stats counts what happened to the packets of one direction.
@@ -116,6 +127,7 @@ type Stats struct {
 	Duplicated   uint64
 	Corrupted    uint64
 	Reordered    uint64
+	MarkedCE     uint64 // ECN-capable packets marked CE by Impairments.MarkCE
 }
 
 // Endpoint is one end of a Pipe. It implements link.Endpoint.
@@ -329,7 +341,16 @@ func (d *direction) enqueue(pkt []byte, now int64) bool {
 	}
 	dup := d.chance(imp.Duplicate)
 
+	markCE := imp.MarkCE != nil && imp.MarkCE(pkt)
+	if markCE {
+		e, ok := wire.PacketECN(pkt)
+		markCE = ok && (e == wire.ECT0 || e == wire.ECT1)
+	}
 	p := d.copyOf(pkt)
+	if markCE {
+		wire.SetPacketECN(p.buf.b[:p.n], wire.CE)
+		d.st.MarkedCE++
+	}
 	if corrupt && len(pkt) > 0 {
 		p.buf.b[bytePos] ^= 1 << bit
 		d.st.Corrupted++
@@ -346,6 +367,9 @@ func (d *direction) enqueue(pkt []byte, now int64) bool {
 	}
 	if dup {
 		q := d.copyOf(pkt)
+		if markCE {
+			wire.SetPacketECN(q.buf.b[:q.n], wire.CE)
+		}
 		q.at = max(at, d.lastAt)
 		d.lastAt = q.at
 		d.fifo.push(q)

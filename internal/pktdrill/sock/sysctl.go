@@ -2,6 +2,7 @@ package sock
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -38,8 +39,10 @@ import (
 //	net.inet.tcp.drop_synfin        0            ignored (synack processes SYN+FIN as RFC 9293 says: in
 //	                                             SYN-SENT the FIN is queued until ESTABLISHED, 3.10.7.3)
 //	                                1            skip: synack has no "drop SYN+FIN" switch
-//	net.inet.tcp.ecn.enable         2            ignored (FreeBSD default: ECN only when asked)
-//	                                other        skip: ECN (RFC 3168) is not implemented
+//	net.inet.tcp.ecn.enable         0 / 1 / 2    ECN (RFC 3168): tcp.ECNOff / ECNActive / ECNPassive
+//	                                             (2, the default: ECN only when the peer asks); other: skip
+//	net.inet.tcp.ecn.maxretries     N            ECNSynRetries: SYN retransmissions that still ask for
+//	                                             ECN (FreeBSD's default, and the profile's, is 1)
 //	kern.ipc.maxsockbuf             2097152      ignored (default)
 //	                                other        skip: synack derives its window scale from its
 //	                                             receive buffer, not from a buffer ceiling
@@ -49,7 +52,7 @@ import (
 //	net.inet.tcp.rexmit_slop        200          ignored: synack adds no slop to its RTO. FreeBSD adds it
 //	                                             to every backed-off RTO (TCPT_RANGESET), so its second
 //	                                             SYN retransmission comes 200 ms after RFC 6298's
-//	blackhole=0, hostcache.purgenow, ecn.maxretries,
+//	blackhole=0, hostcache.purgenow,
 //	syncookies=1, syncookies_only=0, tolerate_missing_ts
 //	                                             ignored: defaults, or no effect on these scripts
 //	net.inet.tcp.cc.algorithm       newreno/cubic CongestionControl (the profile's default is newreno,
@@ -64,7 +67,10 @@ import (
 //	net.ipv4.tcp_rmem / tcp_wmem    "min def max" ReceiveBufferSize / SendBufferSize: the default
 //	net.ipv4.tcp_syn_retries        N            SynRetries
 //	net.ipv4.tcp_synack_retries     N            SynAckRetries
-//	net.ipv4.tcp_ecn                0            ignored; other: skip (ECN is not implemented)
+//	net.ipv4.tcp_ecn                0 / 1 / 2    ECN (RFC 3168): tcp.ECNOff / ECNActive / ECNPassive
+//	                                             (defaults.sh sets 0; Linux's own default is 2); other: skip
+//	net.ipv4.tcp_ecn_fallback       1 / 0        ECNSynRetries 0 (a retransmitted SYN no longer asks,
+//	                                             the default) / unbounded
 //	net.ipv4.tcp_congestion_control reno / cubic CongestionControl "newreno" / "cubic" (the default, as
 //	                                             Linux's); other: skip (bbr is not there yet)
 //	net.ipv4.tcp_fastopen           0 or defaults.sh's 0x70403 ignored (no data on SYN is ever sent or
@@ -90,6 +96,8 @@ type Settings struct {
 	noQuickACK             bool
 	congestion             string // tcp.Config.CongestionControl
 	noAutoTune             bool
+	ecn                    tcp.ECNMode
+	ecnSynRetries          int
 }
 
 // FreeBSDDefaults are FreeBSD's socket buffer sizes (the suite restates
@@ -101,18 +109,19 @@ type Settings struct {
 // (tcp.Config.NoAutoTune), as the suite's scripts expect of FreeBSD's
 // fixed socket buffers; everything else is synack's default.
 func FreeBSDDefaults() Settings {
-	return Settings{recvspace: 65536, sendspace: 32768, noQuickACK: true, congestion: "newreno", noAutoTune: true}
+	return Settings{recvspace: 65536, sendspace: 32768, noQuickACK: true, congestion: "newreno", noAutoTune: true,
+		ecn: tcp.ECNPassive, ecnSynRetries: 1}
 }
 
 // LinuxDefaults is what packetdrill's gtests/net/common/defaults.sh sets
 // (a Linux-written script runs it first), as far as synack has the knob:
 // tcp_rmem and tcp_wmem defaults 540000 and 262144, timestamps and SACK
-// on, five SYN and SYN,ACK retries. The rest of defaults.sh restates
-// what synack does anyway (RACK-TLP on, ECN off, no slow start after
-// idle) or tunes Linux internals (TSO, pacing, FRTO) the Linux profile
-// does not compare.
+// on, five SYN and SYN,ACK retries, ECN off (tcp_ecn=0). The rest of
+// defaults.sh restates what synack does anyway (RACK-TLP on, no slow
+// start after idle) or tunes Linux internals (TSO, pacing, FRTO) the
+// Linux profile does not compare.
 func LinuxDefaults() Settings {
-	return Settings{recvspace: 540000, sendspace: 262144, synRetries: 5, synAckRetries: 5}
+	return Settings{recvspace: 540000, sendspace: 262144, synRetries: 5, synAckRetries: 5, ecn: tcp.ECNOff}
 }
 
 // RecvSpace is the receive buffer the sysctls ask for, 0 for synack's
@@ -157,6 +166,8 @@ func (st Settings) Config() tcp.Config {
 		NoQuickACK:        st.noQuickACK,
 		CongestionControl: st.congestion,
 		NoAutoTune:        st.noAutoTune,
+		ECN:               st.ecn,
+		ECNSynRetries:     st.ecnSynRetries,
 	}
 }
 
@@ -219,9 +230,13 @@ func (st *Settings) Set(name, val string) (skip string) {
 			return "drop_synfin=1: synack has no switch to drop SYN+FIN segments (it processes the SYN as RFC 9293 3.10.7.2 / 3.10.7.3 say)"
 		}
 	case "net.inet.tcp.ecn.enable":
-		if n != 2 {
-			return "ECN (RFC 3168) is not implemented"
+		m, err := tcp.ECNModeFromSysctl(int(n))
+		if err != nil {
+			return "net.inet.tcp.ecn.enable: " + err.Error()
 		}
+		st.ecn = m
+	case "net.inet.tcp.ecn.maxretries":
+		st.ecnSynRetries = int(max(n, 0))
 	case "kern.ipc.maxsockbuf":
 		if n != 2097152 {
 			return "kern.ipc.maxsockbuf: synack derives its window scale from its receive buffer, not from a socket-buffer ceiling"
@@ -239,7 +254,7 @@ func (st *Settings) Set(name, val string) (skip string) {
 			return "keepinit: synack bounds connection setup by SYN retries, not by a timer"
 		}
 	case "net.inet.tcp.blackhole", "net.inet.tcp.rexmit_slop", "net.inet.tcp.hostcache.purgenow",
-		"net.inet.tcp.ecn.maxretries", "net.inet.tcp.syncookies", "net.inet.tcp.syncookies_only",
+		"net.inet.tcp.syncookies", "net.inet.tcp.syncookies_only",
 		"net.inet.tcp.tolerate_missing_ts":
 	case "net.inet.tcp.udp_tunneling_port", "net.inet.tcp.udp_tunneling_overhead":
 		if b {
@@ -304,8 +319,15 @@ func (st *Settings) setLinux(name, val string) string {
 	case "tcp_synack_retries":
 		st.synAckRetries = int(n)
 	case "tcp_ecn":
-		if b {
-			return "ECN (RFC 3168) is not implemented"
+		m, err := tcp.ECNModeFromSysctl(int(n))
+		if err != nil {
+			return "net.ipv4.tcp_ecn: " + err.Error()
+		}
+		st.ecn = m
+	case "tcp_ecn_fallback":
+		st.ecnSynRetries = 0
+		if !b {
+			st.ecnSynRetries = math.MaxInt32 // every retransmitted SYN still asks
 		}
 	case "tcp_fastopen":
 		if b && n != 0x70403 {
