@@ -221,7 +221,7 @@ func Open(o Options) (t *Tracer, err error) {
 		}
 	}
 	filter := "protocol == 6" // IPPROTO_TCP: the tracepoint also fires for SCTP and MPTCP
-	portFilter := "" // for the tcp: events whose sport and dport are plain numbers too
+	portFilter := ""          // for the tcp: events whose sport and dport are plain numbers too
 	if len(o.Ports) > 0 {
 		var ps []string
 		for _, p := range o.Ports {
