@@ -153,10 +153,13 @@ type View struct {
 	Report   diag.Report
 	// Counts are sockets by state and port label: the local port when it
 	// is one of the listening ports labelled, else OtherPort.
-	Counts      map[tcp.State]map[string]int
-	Transitions []Transition // in state order
-	Totals      Totals
-	Conns       []Conn // the per-connection table, most recently active first
+	Counts map[tcp.State]map[string]int
+	// ListeningPorts are the listening ports with a label of their own
+	// (at most Options.MaxPorts, those with the most sockets), in order.
+	ListeningPorts []uint16
+	Transitions    []Transition // in state order
+	Totals         Totals
+	Conns          []Conn // the per-connection table, most recently active first
 	// LastSeq is the Seq of the newest transition; Recent are the kept
 	// transitions newer than what View's caller asked for.
 	LastSeq uint64
@@ -499,6 +502,10 @@ func (m *Model) View(after uint64) View {
 		Totals: m.totals, LastSeq: m.seq, Counts: map[tcp.State]map[string]int{},
 	}
 	labelled := labelledPorts(m.snap.Rows, m.o.MaxPorts)
+	for p := range labelled {
+		v.ListeningPorts = append(v.ListeningPorts, p)
+	}
+	slices.Sort(v.ListeningPorts)
 	for _, r := range m.snap.Rows {
 		byPort := v.Counts[r.State]
 		if byPort == nil {
