@@ -54,9 +54,9 @@ func runWatch(args []string) int {
 	return serveHost(ctx, "watch", o, func(m *hostModel) http.Handler { return watchHandler(m.Model) })
 }
 
-// hostJSON is the reply of api/host: the totals and the per-connection
+// hostAPI is the reply of api/host: the totals and the per-connection
 // table of resets and retransmissions.
-type hostJSON struct {
+type hostAPI struct {
 	Totals hostTotalsJSON `json:"totals"`
 	Conns  []hostConnJSON `json:"conns"`
 }
@@ -111,9 +111,9 @@ func hostEvents(v hostlive.View) admin.Events {
 	return out
 }
 
-func hostConns(v hostlive.View) hostJSON {
+func hostConns(v hostlive.View) hostAPI {
 	t := v.Totals
-	out := hostJSON{Conns: []hostConnJSON{}, Totals: hostTotalsJSON{
+	out := hostAPI{Conns: []hostConnJSON{}, Totals: hostTotalsJSON{
 		ResetsSent: t.ResetsSent, ResetsReceived: t.ResetsReceived, Retransmits: t.Retransmits,
 		SynAckRetransmits: t.SynAckRetransmits, BytesAcked: t.BytesAcked, BytesReceived: t.BytesReceived,
 		LostEvents: t.Lost, Untracked: t.ConnsDropped,
