@@ -5,9 +5,11 @@ package hostlive
 import (
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/synack/synack/admin"
 	"github.com/synack/synack/diag"
 	"github.com/synack/synack/internal/buildinfo"
 	"github.com/synack/synack/tcp"
@@ -123,8 +125,21 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			ch <- gauge(descConnections, float64(v.Counts[st][p]), st.String(), p)
 		}
 	}
+	// The arrows of RFC 9293 Figure 5 even before they are taken, so
+	// that a rate over one exists (and is 0) from the first scrape: the
+	// SYN-flood alert compares SYN-RECEIVED->ESTABLISHED with the
+	// half-open count.
+	seen := map[[2]string]bool{}
 	for _, t := range v.Transitions {
-		ch <- counter(descTransitions, t.Count, t.From.String(), t.To.String())
+		k := [2]string{t.From.String(), t.To.String()}
+		seen[k] = true
+		ch <- counter(descTransitions, t.Count, k[0], k[1])
+	}
+	for _, arrow := range admin.DrawnTransitions() {
+		from, to, _ := strings.Cut(arrow, ">")
+		if !seen[[2]string{from, to}] {
+			ch <- counter(descTransitions, 0, from, to)
+		}
 	}
 	tot := v.Totals
 	ch <- counter(descResets, tot.ResetsSent, resetsSent)
