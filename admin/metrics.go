@@ -43,7 +43,22 @@ const (
 	// histogram_quantile on the buckets as they are, not over rate().
 	MetricRTT          = "synack_tcp_rtt_seconds"
 	metricNetstatStart = "synack_netstat_"
+
+	// MetricAckedBytes and MetricReceivedBytes are the connections'
+	// payload bytes acknowledged by the peers and received in order
+	// (stack.TCPCounters BytesAcked and BytesReceived; netstat has no such
+	// counters, so they are not under synack_netstat_). `synack exporter
+	// --host` has the same for the kernel, synack_host_tcp_*_bytes_total.
+	MetricAckedBytes    = "synack_tcp_acked_bytes_total"
+	MetricReceivedBytes = "synack_tcp_received_bytes_total"
 )
+
+// ownCounters are the stack's counters exported under a name of their
+// own instead of a netstat one, with their help.
+var ownCounters = map[string][2]string{
+	"BytesAcked":    {MetricAckedBytes, "Payload bytes of the stack's connections acknowledged by the peers (RFC 4898 HCThruOctetsAcked)."},
+	"BytesReceived": {MetricReceivedBytes, "Payload bytes the stack's connections received in order (RFC 4898 HCThruOctetsReceived)."},
+}
 
 // rttBuckets span a loopback or in-process RTT (tens of µs) to a path
 // that is losing (seconds), about ×2–2.5 apart.
@@ -115,7 +130,10 @@ func counterDescs() []*prometheus.Desc {
 	for _, f := range counterFields() {
 		name := NetstatMetric(f.group, f.name, f.gauge)
 		help := "netstat " + f.group + " " + f.name + " of the synack stack (counter)."
+		own, isOwn := ownCounters[f.name]
 		switch {
+		case isOwn && f.group == "TcpExt":
+			name, help = own[0], own[1]
 		case f.group == "":
 			name = MetricEventsDrop
 			help = "State changes not delivered to a stack event subscriber whose channel was full."

@@ -119,6 +119,12 @@ type TCPCounters struct {
 	TCPRACKLost          uint64 // segments RACK marked lost (RFC 8985)
 	TCPSpuriousRetrans   uint64 // recoveries and timeouts found spurious (RFC 3522, 4015, 3708)
 	TCPLossUndo          uint64 // window reductions undone after them
+
+	// Payload bytes of all the connections, as each one's tcp.Stats
+	// counts them (RFC 4898's HCThruOctetsAcked and HCThruOctetsReceived,
+	// Linux's tcp_info bytes_acked and bytes_received; netstat has no
+	// such counter): acknowledged by the peers, and received in order.
+	BytesAcked, BytesReceived uint64
 }
 
 // ctr64 is one counter, updated atomically so Counters needs no lock.
@@ -155,6 +161,8 @@ type counters struct {
 
 		TCPSackRecovery, TCPLossProbes, TCPLossProbeRecovery, TCPDSACKRecv ctr64
 		TCPRACKLost, TCPSpuriousRetrans, TCPLossUndo                       ctr64
+
+		BytesAcked, BytesReceived ctr64
 	}
 	EventsDropped ctr64
 	Drops         [tcp.NumDropReasons]ctr64
@@ -206,6 +214,8 @@ func (s *Stack) count(tcb *tcp.Conn) {
 	t.TCPRACKLost.add(d.TCPRACKLost)
 	t.TCPSpuriousRetrans.add(d.TCPSpuriousRetrans)
 	t.TCPLossUndo.add(d.TCPLossUndo)
+	t.BytesAcked.add(d.BytesAcked)
+	t.BytesReceived.add(d.BytesReceived)
 }
 
 // StateCounts returns how many connections are in each state, listeners

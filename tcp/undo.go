@@ -125,6 +125,8 @@ type StackCounts struct {
 	TCPRACKLost          uint64 // Stats.RACKLosses
 	TCPSpuriousRetrans   uint64 // Stats.SpuriousRetrans
 	TCPLossUndo          uint64 // Stats.Undos
+	BytesAcked           uint64 // Stats.BytesAcked: payload the peer acknowledged
+	BytesReceived        uint64 // Stats.BytesReceived: payload received in order
 }
 
 func (c *Conn) stackCounts() StackCounts {
@@ -133,6 +135,7 @@ func (c *Conn) stackCounts() StackCounts {
 		RetransSegs: s.Retransmits, TCPRcvQDrop: s.MemoryDropped,
 		TCPSackRecovery: s.SACKRecoveries, TCPLossProbes: s.TLPProbes, TCPLossProbeRecovery: s.TLPRecoveries,
 		TCPDSACKRecv: s.DSACKsIn, TCPRACKLost: s.RACKLosses, TCPSpuriousRetrans: s.SpuriousRetrans, TCPLossUndo: s.Undos,
+		BytesAcked: s.BytesAcked, BytesReceived: s.BytesReceived,
 	}
 }
 
@@ -155,5 +158,7 @@ func (c *Conn) TakeCounts() (StackCounts, bool) {
 		TCPRACKLost:          now.TCPRACKLost - was.TCPRACKLost,
 		TCPSpuriousRetrans:   now.TCPSpuriousRetrans - was.TCPSpuriousRetrans,
 		TCPLossUndo:          now.TCPLossUndo - was.TCPLossUndo,
+		BytesAcked:           now.BytesAcked - was.BytesAcked,
+		BytesReceived:        now.BytesReceived - was.BytesReceived,
 	}, true
 }
