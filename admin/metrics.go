@@ -196,30 +196,37 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descTransitions, prometheus.CounterValue, float64(t.Count), t.From, t.To)
 	}
 
-	// Every rule at every severity, zeros included, so alerts can tell
-	// "no finding" from "no data".
 	snap, rep := a.diagnose()
-	type key struct{ rule, sev string }
-	found := make(map[key]int)
-	count := make(map[key]int)
-	for _, f := range rep.Findings {
-		k := key{f.Rule, f.Severity.String()}
-		found[k]++
-		count[k] += f.Count
-	}
-	for _, r := range diag.Rules() {
-		for _, sev := range []diag.Severity{diag.Info, diag.Warning, diag.Problem} {
-			k := key{r.Name, sev.String()}
-			ch <- prometheus.MustNewConstMetric(descFindings, prometheus.GaugeValue, float64(found[k]), k.rule, k.sev)
-			ch <- prometheus.MustNewConstMetric(descFindingN, prometheus.GaugeValue, float64(count[k]), k.rule, k.sev)
-		}
-	}
+	CollectFindings(ch, descFindings, descFindingN, rep.Findings)
 	ch <- prometheus.MustNewConstMetric(descStatus, prometheus.GaugeValue, float64(rep.Status))
 	ch <- rttHistogram(snap.Rows)
 	bi := buildinfo.Read()
 	ch <- prometheus.MustNewConstMetric(descBuildInfo, prometheus.GaugeValue, 1, bi.Version, bi.Revision, bi.GoVersion)
 	if a.opts.Tracer != nil {
 		ch <- prometheus.MustNewConstMetric(descTraceDrop, prometheus.CounterValue, float64(a.opts.Tracer.Dropped()))
+	}
+}
+
+// CollectFindings sends findings as two gauges labelled {rule, severity}:
+// found, how many findings of the rule at that severity (0 or 1), and
+// value, the number that made it fire. Every rule at every severity,
+// zeros included, so alerts can tell "no finding" from "no data". The
+// stack's /metrics and `synack exporter --host` both use it.
+func CollectFindings(ch chan<- prometheus.Metric, found, value *prometheus.Desc, fs []diag.Finding) {
+	type key struct{ rule, sev string }
+	n := make(map[key]int)
+	count := make(map[key]int)
+	for _, f := range fs {
+		k := key{f.Rule, f.Severity.String()}
+		n[k]++
+		count[k] += f.Count
+	}
+	for _, r := range diag.Rules() {
+		for _, sev := range []diag.Severity{diag.Info, diag.Warning, diag.Problem} {
+			k := key{r.Name, sev.String()}
+			ch <- prometheus.MustNewConstMetric(found, prometheus.GaugeValue, float64(n[k]), k.rule, k.sev)
+			ch <- prometheus.MustNewConstMetric(value, prometheus.GaugeValue, float64(count[k]), k.rule, k.sev)
+		}
 	}
 }
 

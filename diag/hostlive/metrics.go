@@ -10,7 +10,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/synack/synack/admin"
-	"github.com/synack/synack/diag"
 	"github.com/synack/synack/internal/buildinfo"
 	"github.com/synack/synack/tcp"
 )
@@ -159,21 +158,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	if n := v.Snapshot.EphemeralSize(); n > 0 {
 		ch <- gauge(descEphemeral, float64(n))
 	}
-	type key struct{ rule, sev string }
-	found := map[key]int{}
-	value := map[key]int{}
-	for _, f := range v.Report.Findings {
-		k := key{f.Rule, f.Severity.String()}
-		found[k]++
-		value[k] += f.Count
-	}
-	for _, r := range diag.Rules() {
-		for _, sev := range []diag.Severity{diag.Info, diag.Warning, diag.Problem} {
-			k := key{r.Name, sev.String()}
-			ch <- gauge(descFindings, float64(found[k]), k.rule, k.sev)
-			ch <- gauge(descFindingN, float64(value[k]), k.rule, k.sev)
-		}
-	}
+	admin.CollectFindings(ch, descFindings, descFindingN, v.Report.Findings)
 	ch <- gauge(descStatus, float64(v.Report.Status))
 	ch <- gauge(descTracked, float64(len(v.Conns)))
 	ch <- counter(descUntracked, tot.ConnsDropped)

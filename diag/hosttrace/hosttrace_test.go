@@ -45,40 +45,11 @@ func mine(ev *Event, port uint16) bool {
 	return (ev.Local.Port() == port || ev.Remote.Port() == port) && ours(ev.Local) && (ours(ev.Remote) || ev.Remote.Port() == 0)
 }
 
-// collect reads until stop says enough, then another 200 ms to catch
-// anything extra, or fails after 5 s.
+// collect reads the events of port until stop says enough, then another
+// 200 ms to catch anything extra, or fails after 5 s.
 func collect(t *testing.T, tr *Tracer, port uint16, stop func([]Event) bool) []Event {
 	t.Helper()
-	var got, buf []Event
-	deadline := time.Now().Add(5 * time.Second)
-	var extra time.Time
-	for {
-		end := deadline
-		if !extra.IsZero() {
-			end = extra
-		}
-		ctx, cancel := context.WithDeadline(context.Background(), end)
-		var err error
-		buf, err = tr.Next(ctx, buf[:0])
-		cancel()
-		for i := range buf {
-			if buf[i].Kind == KindLost {
-				t.Errorf("lost events: %+v", buf[i])
-			}
-			if mine(&buf[i], port) {
-				got = append(got, buf[i])
-			}
-		}
-		if err != nil {
-			if extra.IsZero() {
-				t.Fatalf("timed out; got so far:\n%s", ladderText(got))
-			}
-			return got
-		}
-		if extra.IsZero() && stop(got) {
-			extra = time.Now().Add(200 * time.Millisecond)
-		}
-	}
+	return collectAll(t, tr, func(e *Event) bool { return mine(e, port) }, stop)
 }
 
 func ladderText(evs []Event) string {
