@@ -308,3 +308,33 @@ func TestRun(t *testing.T) {
 		t.Errorf("after Run: %+v, counts %v; want 2 events, 7 lost, one listener on 80", v.Totals, v.Counts)
 	}
 }
+
+// BenchmarkEvent is the model's cost per tracepoint event, for a mix
+// like a busy server's: a connection's six transitions and, one time in
+// ten, a retransmission. (trace --host must keep up with 50,000
+// transitions a second; the model adds this to the reader's cost.)
+func BenchmarkEvent(b *testing.B) {
+	f := &fake{now: t0}
+	m := f.model(Options{})
+	evs := []*hosttrace.Event{
+		state(0, "10.0.0.2:0", "10.0.0.1:80", tcp.Closed, tcp.SynSent),
+		state(0, "10.0.0.2:5000", "10.0.0.1:80", tcp.SynSent, tcp.Established),
+		state(0, "10.0.0.1:80", "10.0.0.2:5000", tcp.Listen, tcp.SynReceived),
+		state(0, "10.0.0.1:80", "10.0.0.2:5000", tcp.SynReceived, tcp.Established),
+		other(hosttrace.KindRetransmit, 0, "10.0.0.1:80", "10.0.0.2:5000", tcp.Established),
+		state(0, "10.0.0.2:5000", "10.0.0.1:80", tcp.Established, tcp.Closed),
+		state(0, "10.0.0.1:80", "10.0.0.2:5000", tcp.Established, tcp.Closed),
+	}
+	b.ReportAllocs()
+	i := uint64(0)
+	for b.Loop() {
+		i++
+		for j, e := range evs {
+			if e.Kind == hosttrace.KindRetransmit && i%10 != 0 {
+				continue
+			}
+			e.Sock = i<<1 | uint64(j/3)
+			m.Event(e)
+		}
+	}
+}
