@@ -169,10 +169,16 @@ func serveHost(ctx context.Context, name string, o hostOpts, handler func(*hostM
 	go func() { served <- srv.Serve(ln) }()
 	fmt.Fprintf(os.Stderr, "synack %s: serving on %s\n", name, adminURL(ln.Addr()))
 	status := 0
+	modelDone := false
 	select {
 	case <-ctx.Done():
 	case err := <-served:
 		if !errors.Is(err, http.ErrServerClosed) {
+			status = fail(err)
+		}
+	case err := <-m.done: // the tracer failed: stale numbers are worse than none
+		modelDone = true
+		if err != nil {
 			status = fail(err)
 		}
 	}
@@ -182,8 +188,10 @@ func serveHost(ctx context.Context, name string, o hostOpts, handler func(*hostM
 	if srv.Shutdown(sctx) != nil {
 		srv.Close()
 	}
-	if err := m.wait(); err != nil && status == 0 {
-		status = fail(err)
+	if !modelDone {
+		if err := m.wait(); err != nil && status == 0 {
+			status = fail(err)
+		}
 	}
 	return status
 }
