@@ -14,9 +14,11 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -475,4 +477,89 @@ func hwText(n *html.Node) string {
 		b.WriteString(hwText(c))
 	}
 	return b.String()
+}
+
+// TestExporterCommand runs `synack exporter --host` as a process in a
+// namespace: it serves /metrics on the namespace's loopback with the
+// namespace's sockets, counts a connection's transitions on the port it
+// was given, and SIGTERM ends it with status 0 and its tracefs instance
+// removed. (The exact counts are TestExporterHost's: here other
+// namespaces' sockets on the same port number would count too.)
+func TestExporterCommand(t *testing.T) {
+	ns := nstest.NewPrefixed(t, "hw-")
+	l, err := ns.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	port := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+	cmd := synackCmd(os.Args[0], "exporter", "--host", "--listen", "127.0.0.1:9841", "--ports", port, "--interval", "100ms")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ns.Start(cmd); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	ready := make(chan string, 1)
+	go func() {
+		b := make([]byte, 4096)
+		n, _ := io.ReadAtLeast(stderr, b, 1)
+		ready <- string(b[:n])
+		io.Copy(io.Discard, stderr)
+	}()
+	select {
+	case line := <-ready:
+		if !strings.Contains(line, "serving on http://127.0.0.1:9841/") {
+			t.Fatalf("first line on stderr: %q", line)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("synack exporter did not start within 10 s")
+	}
+	go func() {
+		if c, err := l.Accept(); err == nil {
+			io.Copy(io.Discard, c)
+			c.Close()
+		}
+	}()
+	c, err := ns.Dial("tcp4", "127.0.0.1:"+port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: ns.DialContext}}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := hc.Get("http://127.0.0.1:9841/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		p := expfmt.NewTextParser(model.LegacyValidation)
+		fams, err := p.TextToMetricFamilies(bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		lis, _ := value(fams, hostlive.MetricConnections, "state=LISTEN", "port="+port)
+		syn, _ := value(fams, hostlive.MetricTransitions, "from=LISTEN", "to=SYN-RECEIVED")
+		fw2, _ := value(fams, hostlive.MetricTransitions, "from=FIN-WAIT-2", "to=CLOSED")
+		if lis == 1 && syn >= 1 && fw2 >= 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 10 s: LISTEN on %s %v, LISTEN->SYN-RECEIVED %v, FIN-WAIT-2->CLOSED %v; want 1, >= 1, >= 1", port, lis, syn, fw2)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	hc.CloseIdleConnections()
+	pid := cmd.Process.Pid
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("synack exporter after SIGTERM: %v", err)
+	}
+	if left, _ := filepath.Glob(fmt.Sprintf("%s/instances/synack-%d-*", hosttrace.Root, pid)); len(left) > 0 {
+		t.Errorf("tracefs instances left behind: %v", left)
+	}
 }
