@@ -70,7 +70,11 @@ type hostTotalsJSON struct {
 	BytesReceived     uint64 `json:"bytes_received"`
 	LostEvents        uint64 `json:"lost_events"`
 	Untracked         uint64 `json:"untracked"`
+	Tracked           int    `json:"tracked"` // entries in the table; conns has the maxHostConns latest
 }
+
+// maxHostConns bounds api/host's conns.
+const maxHostConns = 1000
 
 type hostConnJSON struct {
 	Sock              string    `json:"sock"`
@@ -118,7 +122,10 @@ func hostConns(v hostlive.View) hostAPI {
 		SynAckRetransmits: t.SynAckRetransmits, BytesAcked: t.BytesAcked, BytesReceived: t.BytesReceived,
 		LostEvents: t.Lost, Untracked: t.ConnsDropped,
 	}}
-	for _, c := range v.Conns {
+	out.Totals.Tracked = len(v.Conns)
+	// The most recently active first (View's order), as many as the
+	// page shows: the table can hold --max-conns, polled every second.
+	for _, c := range v.Conns[:min(len(v.Conns), maxHostConns)] {
 		out.Conns = append(out.Conns, hostConnJSON{
 			Sock: "0x" + strconv.FormatUint(c.Sock, 16), Local: apText(c.Local), Remote: apText(c.Remote),
 			State: c.State.String(), Closed: c.Closed, Retransmits: c.Retransmits, SynAckRetransmits: c.SynAckRetransmits,
