@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -409,7 +410,7 @@ func throughput(t *testing.T, n int, backlog bool, bufKB int) (lost uint64) {
 // TestRetransmit: a listener whose accept queue is full (backlog 0, one
 // connection never accepted) drops the next SYN, so its client
 // retransmits it once after the initial RTO of 1 s (RFC 6298 2.1, Linux's
-// TCP_TIMEOUT_INIT) before the dial gives up at 1.6 s: exactly one
+// TCP_TIMEOUT_INIT) before its user timeout ends it at 1.6 s: exactly one
 // tcp_retransmit_skb, from that client's socket in SYN-SENT.
 func TestRetransmit(t *testing.T) {
 	ns := nstest.New(t)
@@ -441,7 +442,19 @@ func TestRetransmit(t *testing.T) {
 	defer first.Close()
 	var second net.Conn
 	ns.Do(func() {
-		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: cliAddr.AsSlice()}, Timeout: 1600 * time.Millisecond}
+		// TCP_USER_TIMEOUT 1.6 s: the kernel itself gives up at 1.6 s
+		// (RFC 5482), so a late wake-up of the dial's own timer on a
+		// loaded machine cannot let a second retransmission through
+		// (Linux 6.7+ retransmits SYNs at 1 s intervals,
+		// tcp_syn_linear_timeouts; TCP_SYNCNT 1 still allows two).
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: cliAddr.AsSlice()}, Timeout: 10 * time.Second,
+			Control: func(_, _ string, c syscall.RawConn) error {
+				var serr error
+				if err := c.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT, 1600) }); err != nil {
+					return err
+				}
+				return serr
+			}}
 		second, err = d.Dial("tcp4", srv.String())
 	})
 	if err == nil {
