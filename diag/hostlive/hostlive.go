@@ -27,6 +27,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"maps"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -413,20 +414,12 @@ func (m *Model) Refresh(lost func() (uint64, error)) error {
 	}
 	m.snap = snap
 	now := m.o.Now()
-	m.samples = append(m.samples, sample{t: now, trans: maps2(m.trans)})
+	m.samples = append(m.samples, sample{t: now, trans: maps.Clone(m.trans)})
 	// Keep one sample at or beyond the window, so the rate spans it.
 	for len(m.samples) > 2 && now.Sub(m.samples[1].t) >= m.o.RateWindow {
 		m.samples = m.samples[1:]
 	}
 	return nil
-}
-
-func maps2(x map[[2]tcp.State]uint64) map[[2]tcp.State]uint64 {
-	y := make(map[[2]tcp.State]uint64, len(x))
-	for k, v := range x {
-		y[k] = v
-	}
-	return y
 }
 
 // addBytes adds the growth of each socket's byte counts since the last
