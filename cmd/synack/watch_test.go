@@ -31,8 +31,10 @@ func TestWatchPageModel(t *testing.T) {
 		rows = append(rows, diag.Row{State: tcp.Established, Local: ap("10.0.0.1:80"), Remote: netip.AddrPortFrom(netip.MustParseAddr("10.0.0.2"), uint16(5000+i))})
 	}
 	m := hostlive.New(hostlive.Options{
-		Now:      func() time.Time { return now },
-		Snapshot: func() (diag.Snapshot, error) { return diag.Snapshot{Source: diag.SourceHost, Time: now, Rows: rows}, nil },
+		Now: func() time.Time { return now },
+		Snapshot: func() (diag.Snapshot, error) {
+			return diag.Snapshot{Source: diag.SourceHost, Time: now, Rows: rows}, nil
+		},
 	})
 	m.Refresh(nil)
 	for i := range 12 {
