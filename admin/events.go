@@ -22,6 +22,9 @@ type TransitionCount struct {
 	From  string `json:"from"`
 	To    string `json:"to"`
 	Count uint64 `json:"count"`
+	// Rate is transitions a second lately, where the server measures it
+	// (`synack watch --host`); nil otherwise.
+	Rate *float64 `json:"rate_per_second,omitempty"`
 }
 
 // Events is the reply of /api/events.

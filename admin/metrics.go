@@ -43,7 +43,22 @@ const (
 	// histogram_quantile on the buckets as they are, not over rate().
 	MetricRTT          = "synack_tcp_rtt_seconds"
 	metricNetstatStart = "synack_netstat_"
+
+	// MetricAckedBytes and MetricReceivedBytes are the connections'
+	// payload bytes acknowledged by the peers and received in order
+	// (stack.TCPCounters BytesAcked and BytesReceived; netstat has no such
+	// counters, so they are not under synack_netstat_). `synack exporter
+	// --host` has the same for the kernel, synack_host_tcp_*_bytes_total.
+	MetricAckedBytes    = "synack_tcp_acked_bytes_total"
+	MetricReceivedBytes = "synack_tcp_received_bytes_total"
 )
+
+// ownCounters are the stack's counters exported under a name of their
+// own instead of a netstat one, with their help.
+var ownCounters = map[string][2]string{
+	"BytesAcked":    {MetricAckedBytes, "Payload bytes of the stack's connections acknowledged by the peers (RFC 4898 HCThruOctetsAcked)."},
+	"BytesReceived": {MetricReceivedBytes, "Payload bytes the stack's connections received in order (RFC 4898 HCThruOctetsReceived)."},
+}
 
 // rttBuckets span a loopback or in-process RTT (tens of µs) to a path
 // that is losing (seconds), about ×2–2.5 apart.
@@ -115,7 +130,10 @@ func counterDescs() []*prometheus.Desc {
 	for _, f := range counterFields() {
 		name := NetstatMetric(f.group, f.name, f.gauge)
 		help := "netstat " + f.group + " " + f.name + " of the synack stack (counter)."
+		own, isOwn := ownCounters[f.name]
 		switch {
+		case isOwn && f.group == "TcpExt":
+			name, help = own[0], own[1]
 		case f.group == "":
 			name = MetricEventsDrop
 			help = "State changes not delivered to a stack event subscriber whose channel was full."
@@ -178,30 +196,37 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descTransitions, prometheus.CounterValue, float64(t.Count), t.From, t.To)
 	}
 
-	// Every rule at every severity, zeros included, so alerts can tell
-	// "no finding" from "no data".
 	snap, rep := a.diagnose()
-	type key struct{ rule, sev string }
-	found := make(map[key]int)
-	count := make(map[key]int)
-	for _, f := range rep.Findings {
-		k := key{f.Rule, f.Severity.String()}
-		found[k]++
-		count[k] += f.Count
-	}
-	for _, r := range diag.Rules() {
-		for _, sev := range []diag.Severity{diag.Info, diag.Warning, diag.Problem} {
-			k := key{r.Name, sev.String()}
-			ch <- prometheus.MustNewConstMetric(descFindings, prometheus.GaugeValue, float64(found[k]), k.rule, k.sev)
-			ch <- prometheus.MustNewConstMetric(descFindingN, prometheus.GaugeValue, float64(count[k]), k.rule, k.sev)
-		}
-	}
+	CollectFindings(ch, descFindings, descFindingN, rep.Findings)
 	ch <- prometheus.MustNewConstMetric(descStatus, prometheus.GaugeValue, float64(rep.Status))
 	ch <- rttHistogram(snap.Rows)
 	bi := buildinfo.Read()
 	ch <- prometheus.MustNewConstMetric(descBuildInfo, prometheus.GaugeValue, 1, bi.Version, bi.Revision, bi.GoVersion)
 	if a.opts.Tracer != nil {
 		ch <- prometheus.MustNewConstMetric(descTraceDrop, prometheus.CounterValue, float64(a.opts.Tracer.Dropped()))
+	}
+}
+
+// CollectFindings sends findings as two gauges labelled {rule, severity}:
+// found, how many findings of the rule at that severity (0 or 1), and
+// value, the number that made it fire. Every rule at every severity,
+// zeros included, so alerts can tell "no finding" from "no data". The
+// stack's /metrics and `synack exporter --host` both use it.
+func CollectFindings(ch chan<- prometheus.Metric, found, value *prometheus.Desc, fs []diag.Finding) {
+	type key struct{ rule, sev string }
+	n := make(map[key]int)
+	count := make(map[key]int)
+	for _, f := range fs {
+		k := key{f.Rule, f.Severity.String()}
+		n[k]++
+		count[k] += f.Count
+	}
+	for _, r := range diag.Rules() {
+		for _, sev := range []diag.Severity{diag.Info, diag.Warning, diag.Problem} {
+			k := key{r.Name, sev.String()}
+			ch <- prometheus.MustNewConstMetric(found, prometheus.GaugeValue, float64(n[k]), k.rule, k.sev)
+			ch <- prometheus.MustNewConstMetric(value, prometheus.GaugeValue, float64(count[k]), k.rule, k.sev)
+		}
 	}
 }
 

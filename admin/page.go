@@ -16,13 +16,29 @@ var pageHTML string
 // page is pageHTML with the diagram inlined, made once.
 var page = strings.Replace(pageHTML, "<!--DIAGRAM-->", Diagram(), 1)
 
-func servePage(w http.ResponseWriter, r *http.Request) {
+// hostPage is the page marked as the host kernel's: its script then also
+// reads api/host and shows the transitions' rates.
+var hostPage = strings.Replace(page, "<body>", `<body data-source="host">`, 1)
+
+func servePage(w http.ResponseWriter, r *http.Request) { writePage(w, page) }
+
+// ServeHostPage serves the page for `synack watch --host`, a server that
+// answers the page's API (api/diagnose, api/connections, api/events, in
+// the shapes this package serves them) for the host kernel's sockets, and
+// api/host: the resets and retransmissions per connection. One page for
+// both, so the stack's and the kernel's state machines look the same.
+func ServeHostPage(w http.ResponseWriter, r *http.Request) { writePage(w, hostPage) }
+
+func writePage(w http.ResponseWriter, p string) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	// Everything the page needs is in it or on this server.
 	w.Header().Set("Content-Security-Policy", "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src 'self' data:")
-	fmt.Fprint(w, page)
+	fmt.Fprint(w, p)
 }
+
+// ServeDiagram serves the diagram alone, as SVG.
+func ServeDiagram(w http.ResponseWriter, r *http.Request) { serveDiagram(w, r) }
 
 func serveDiagram(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "image/svg+xml")

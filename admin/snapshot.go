@@ -122,10 +122,14 @@ func timerName(c stack.ConnInfo) string {
 // FlatCounters names a stack's counters as Snapshot.Counters does: TCP's
 // under their plain RFC 4022 and TcpExt names (ActiveOpens,
 // ListenOverflows), IP's and ICMP's with nstat's prefixes (IpInReceives,
-// IcmpInMsgs), and EventsDropped.
+// IcmpInMsgs), and EventsDropped; not the byte counters, which netstat
+// does not have.
 func FlatCounters(c stack.Counters) map[string]uint64 {
 	m := make(map[string]uint64)
 	for _, f := range counterFields() {
+		if _, own := ownCounters[f.name]; own && f.group == "TcpExt" {
+			continue // no netstat name: /metrics has them under their own
+		}
 		m[f.flat] = f.get(c)
 	}
 	return m

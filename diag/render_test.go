@@ -33,7 +33,7 @@ func TestRowJSON(t *testing.T) {
 		Source: SourceHost, Local: netip.MustParseAddrPort("[2001:db8::1]:443"), Remote: netip.MustParseAddrPort("192.0.2.1:50000"),
 		State: tcp.FinWait1, RecvQ: 1, SendQ: 2, Timer: "retransmit", TimerLeft: 200 * time.Millisecond,
 		RTT: 1500 * time.Microsecond, RTO: 204 * time.Millisecond, Retransmits: 3, Age: time.Minute, Idle: time.Second,
-		PID: 9, Process: "app", Inode: 123, UID: 1000,
+		PID: 9, Process: "app", Inode: 123, UID: 1000, BytesAcked: 4096, BytesReceived: 77,
 	}
 	b, err := json.Marshal(r)
 	if err != nil {

@@ -50,6 +50,12 @@ type Row struct {
 	// Idle is the time since a segment was last received; 0 if unknown.
 	Age, Idle time.Duration
 
+	// BytesAcked and BytesReceived are the connection's payload bytes
+	// acknowledged by the peer and received in order (tcp_info's
+	// bytes_acked and bytes_received, RFC 4898's HCThruOctetsAcked and
+	// HCThruOctetsReceived); 0 if unknown.
+	BytesAcked, BytesReceived uint64
+
 	PID     int    // owning process; 0 if unknown (no permission, orphaned, kernel-held)
 	Process string // the owning process's name
 	Inode   uint64 // socket inode on the host; 0 for orphaned and request sockets
@@ -211,6 +217,8 @@ type jsonRow struct {
 	Retransmits int     `json:"retransmits,omitempty"`
 	AgeMS       float64 `json:"age_ms,omitempty"`
 	IdleMS      float64 `json:"idle_ms,omitempty"`
+	BytesAcked  uint64  `json:"bytes_acked,omitempty"`
+	BytesRecv   uint64  `json:"bytes_received,omitempty"`
 	PID         int     `json:"pid,omitempty"`
 	Process     string  `json:"process,omitempty"`
 	Inode       uint64  `json:"inode,omitempty"`
@@ -234,7 +242,7 @@ func (r Row) MarshalJSON() ([]byte, error) {
 		RecvQ: r.RecvQ, SendQ: r.SendQ, Timer: r.Timer, TimerLeftMS: ms(r.TimerLeft),
 		RTTMS: ms(r.RTT), RTOMS: ms(r.RTO), Retransmits: r.Retransmits,
 		AgeMS: ms(r.Age), IdleMS: ms(r.Idle), PID: r.PID, Process: r.Process,
-		Inode: r.Inode, UID: r.UID,
+		Inode: r.Inode, UID: r.UID, BytesAcked: r.BytesAcked, BytesRecv: r.BytesReceived,
 	})
 }
 
@@ -265,7 +273,7 @@ func (r *Row) UnmarshalJSON(b []byte) error {
 		RecvQ: j.RecvQ, SendQ: j.SendQ, Timer: j.Timer, TimerLeft: fromMS(j.TimerLeftMS),
 		RTT: fromMS(j.RTTMS), RTO: fromMS(j.RTOMS), Retransmits: j.Retransmits,
 		Age: fromMS(j.AgeMS), Idle: fromMS(j.IdleMS), PID: j.PID, Process: j.Process,
-		Inode: j.Inode, UID: j.UID,
+		Inode: j.Inode, UID: j.UID, BytesAcked: j.BytesAcked, BytesReceived: j.BytesRecv,
 	}
 	return nil
 }

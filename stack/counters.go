@@ -125,6 +125,12 @@ type TCPCounters struct {
 	CEReceived    uint64 // segments received marked CE (Congestion Experienced) on those
 	ECEReceived   uint64 // ACKs received with ECE (the peer echoing a CE mark)
 	CWRSent       uint64 // segments sent with CWR (our window reduced)
+
+	// Payload bytes of all the connections, as each one's tcp.Stats
+	// counts them (RFC 4898's HCThruOctetsAcked and HCThruOctetsReceived,
+	// Linux's tcp_info bytes_acked and bytes_received; netstat has no
+	// such counter): acknowledged by the peers, and received in order.
+	BytesAcked, BytesReceived uint64
 }
 
 // ctr64 is one counter, updated atomically so Counters needs no lock.
@@ -162,6 +168,8 @@ type counters struct {
 		TCPSackRecovery, TCPLossProbes, TCPLossProbeRecovery, TCPDSACKRecv ctr64
 		TCPRACKLost, TCPSpuriousRetrans, TCPLossUndo                       ctr64
 		ECNNegotiated, CEReceived, ECEReceived, CWRSent                    ctr64
+
+		BytesAcked, BytesReceived ctr64
 	}
 	EventsDropped ctr64
 	Drops         [tcp.NumDropReasons]ctr64
@@ -217,6 +225,9 @@ func (s *Stack) count(tcb *tcp.Conn) {
 	t.CEReceived.add(d.CEReceived)
 	t.ECEReceived.add(d.ECEReceived)
 	t.CWRSent.add(d.CWRSent)
+
+	t.BytesAcked.add(d.BytesAcked)
+	t.BytesReceived.add(d.BytesReceived)
 }
 
 // StateCounts returns how many connections are in each state, listeners

@@ -131,6 +131,9 @@ type StackCounts struct {
 	CEReceived    uint64 // Stats.CEReceived
 	ECEReceived   uint64 // Stats.ECEReceived
 	CWRSent       uint64 // Stats.CWRSent
+
+	BytesAcked    uint64 // Stats.BytesAcked: payload the peer acknowledged
+	BytesReceived uint64 // Stats.BytesReceived: payload received in order
 }
 
 func (c *Conn) stackCounts() StackCounts {
@@ -141,6 +144,8 @@ func (c *Conn) stackCounts() StackCounts {
 		TCPDSACKRecv: s.DSACKsIn, TCPRACKLost: s.RACKLosses, TCPSpuriousRetrans: s.SpuriousRetrans, TCPLossUndo: s.Undos,
 		ECNNegotiated: c.ecnNegotiatedCount(),
 		CEReceived:    s.CEReceived, ECEReceived: s.ECEReceived, CWRSent: s.CWRSent,
+
+		BytesAcked: s.BytesAcked, BytesReceived: s.BytesReceived,
 	}
 }
 
@@ -167,5 +172,8 @@ func (c *Conn) TakeCounts() (StackCounts, bool) {
 		CEReceived:           now.CEReceived - was.CEReceived,
 		ECEReceived:          now.ECEReceived - was.ECEReceived,
 		CWRSent:              now.CWRSent - was.CWRSent,
+
+		BytesAcked:    now.BytesAcked - was.BytesAcked,
+		BytesReceived: now.BytesReceived - was.BytesReceived,
 	}, true
 }

@@ -64,7 +64,7 @@ func TestHelpSubcommands(t *testing.T) {
 	for _, tc := range []struct {
 		cmd    string
 		status int // for a bad flag
-	}{{"demo", 2}, {"ss", 2}, {"diagnose", diagStatusError}, {"trace", 2}, {"nc", 2}, {"drill", 2}} {
+	}{{"demo", 2}, {"ss", 2}, {"diagnose", diagStatusError}, {"trace", 2}, {"nc", 2}, {"drill", 2}, {"exporter", 2}, {"watch", 2}} {
 		for _, h := range []string{"-h", "--help"} {
 			var out, errb bytes.Buffer
 			cmd := synackCmd(os.Args[0], tc.cmd, h)

@@ -99,6 +99,10 @@ func hostLine(ev *hosttrace.Event) string {
 		return fmt.Sprintf("%s  %s  RST sent in %s (reason %d)", ts, ends, ev.To, ev.Reason)
 	case hosttrace.KindReceiveReset:
 		return fmt.Sprintf("%s  %s  RST received", ts, ends)
+	case hosttrace.KindSynAckRetransmit:
+		return fmt.Sprintf("%s  %s  SYN-ACK retransmitted (request sock)", ts, ends)
+	case hosttrace.KindDestroy:
+		return fmt.Sprintf("%s  %s  socket freed", ts, ends)
 	default:
 		return fmt.Sprintf("%s  %s  retransmit in %s", ts, ends, ev.To)
 	}

@@ -224,6 +224,7 @@ func toRow(r *netlink.InetDiagTCPInfoResp) diag.Row {
 		row.RTO = time.Duration(ti.Rto) * time.Microsecond
 		if st != tcp.Listen {
 			row.Idle = time.Duration(ti.Last_ack_recv) * time.Millisecond
+			row.BytesAcked, row.BytesReceived = ti.Bytes_acked, ti.Bytes_received
 		}
 	}
 	return row

@@ -70,6 +70,10 @@ func readFormat(path string) (*format, error) {
 		f.kind = KindReceiveReset
 	case "tcp_retransmit_skb":
 		f.kind = KindRetransmit
+	case "tcp_retransmit_synack":
+		f.kind = KindSynAckRetransmit
+	case "tcp_destroy_sock":
+		f.kind = KindDestroy
 	default:
 		return nil, fmt.Errorf("hosttrace: %s: unexpected event %q", path, name)
 	}

@@ -2,9 +2,10 @@
 
 // Package hosttrace follows the Linux kernel's own TCP connections live:
 // every state change (tracepoint sock:inet_sock_set_state), every RST sent
-// or received (tcp:tcp_send_reset, tcp:tcp_receive_reset) and every
-// retransmitted segment (tcp:tcp_retransmit_skb), read from a private
-// tracefs instance.
+// or received (tcp:tcp_send_reset, tcp:tcp_receive_reset), every
+// retransmitted segment (tcp:tcp_retransmit_skb) and SYN-ACK
+// (tcp:tcp_retransmit_synack), and every socket freed
+// (tcp:tcp_destroy_sock), read from a private tracefs instance.
 //
 // Why tracefs and trace_pipe_raw: the events arrive as the kernel's binary
 // ring-buffer pages, one file per CPU, so reading costs a copy per page and
@@ -69,9 +70,17 @@ const (
 	// KindLost reports that Lost events were overwritten before they
 	// were read (the ring buffer's lost-event marker on a page).
 	KindLost
+	// KindSynAckRetransmit is a SYN-ACK sent again for a half-open
+	// handshake (tcp:tcp_retransmit_synack): the listener's SYN-RECEIVED
+	// timer of RFC 9293 3.8.1 (Linux's request sock, before any child
+	// socket exists).
+	KindSynAckRetransmit
+	// KindDestroy is a TCP socket freed (tcp:tcp_destroy_sock): the end
+	// of the connection's TCB, after its last state change.
+	KindDestroy
 )
 
-var kindNames = [...]string{"state", "rst_snd", "rst_rcv", "retransmit", "lost"}
+var kindNames = [...]string{"state", "rst_snd", "rst_rcv", "retransmit", "lost", "retransmit_synack", "destroy"}
 
 func (k Kind) String() string {
 	if int(k) < len(kindNames) {
@@ -101,7 +110,13 @@ type Event struct {
 	// Lost counts the events lost at this point (KindLost only; 0 when
 	// the kernel flagged a loss without storing the count).
 	Lost uint64
+	// Cookie is the socket's cookie (SO_COOKIE, sock_diag's idiag_cookie)
+	// where the tracepoint gives it: KindDestroy and KindReceiveReset.
+	Cookie uint64
 }
+
+// newSynRecv is TCP_NEW_SYN_RECV, the state of a request sock.
+const newSynRecv = 12
 
 // LinuxStateName is the kernel's name of a TCP_* state number.
 func LinuxStateName(n int) string {
@@ -127,12 +142,16 @@ func State(linux int) (s tcp.State, ok bool) {
 // Options chooses what Open traces.
 type Options struct {
 	// Resets and Retransmits add tcp:tcp_send_reset, tcp:tcp_receive_reset
-	// and tcp:tcp_retransmit_skb to the state changes.
+	// and tcp:tcp_retransmit_skb to the state changes; Retransmits also
+	// adds tcp:tcp_retransmit_synack where the kernel has it.
 	Resets, Retransmits bool
+	// Destroys adds tcp:tcp_destroy_sock where the kernel has it.
+	Destroys bool
 	// Ports, when set, is handed to the kernel as the state-change
 	// event's filter (either end's port), so other connections cost
-	// nothing to read. Reset and retransmit events are not filtered in
-	// the kernel (their addresses are sockaddrs the filter cannot match).
+	// nothing to read; tcp_retransmit_synack and tcp_destroy_sock get the
+	// same filter. Reset and retransmit events are not filtered in the
+	// kernel (their addresses are sockaddrs the filter cannot match).
 	Ports []uint16
 	// BufferKB is the ring buffer per CPU; 0 means 4096.
 	BufferKB int
@@ -150,6 +169,8 @@ type Tracer struct {
 	// timestamp (the instance's trace_clock) becomes a time.Time.
 	base     time.Time
 	baseMono int64
+
+	missing []string // optional events this kernel lacks
 
 	mu        sync.Mutex // guards cpus against Close during Next
 	closeOnce sync.Once
@@ -200,22 +221,39 @@ func Open(o Options) (t *Tracer, err error) {
 		}
 	}
 	filter := "protocol == 6" // IPPROTO_TCP: the tracepoint also fires for SCTP and MPTCP
+	portFilter := ""          // for the tcp: events whose sport and dport are plain numbers too
 	if len(o.Ports) > 0 {
 		var ps []string
 		for _, p := range o.Ports {
 			ps = append(ps, fmt.Sprintf("sport == %d || dport == %d", p, p))
 		}
-		filter += " && (" + strings.Join(ps, " || ") + ")"
+		portFilter = strings.Join(ps, " || ")
+		filter += " && (" + portFilter + ")"
 	}
-	events := []struct{ name, filter string }{{"sock/inet_sock_set_state", filter}}
+	// optional events were added to Linux later (tcp_retransmit_synack
+	// in 4.15, tcp_destroy_sock in 4.16): without them the tracer runs
+	// and Missing says what it lacks.
+	type event struct {
+		name, filter string
+		optional     bool
+	}
+	events := []event{{"sock/inet_sock_set_state", filter, false}}
 	if o.Resets {
-		events = append(events, struct{ name, filter string }{"tcp/tcp_send_reset", ""}, struct{ name, filter string }{"tcp/tcp_receive_reset", ""})
+		events = append(events, event{"tcp/tcp_send_reset", "", false}, event{"tcp/tcp_receive_reset", "", false})
 	}
 	if o.Retransmits {
-		events = append(events, struct{ name, filter string }{"tcp/tcp_retransmit_skb", ""})
+		events = append(events, event{"tcp/tcp_retransmit_skb", "", false}, event{"tcp/tcp_retransmit_synack", portFilter, true})
+	}
+	if o.Destroys {
+		events = append(events, event{"tcp/tcp_destroy_sock", portFilter, true})
 	}
 	for _, ev := range events {
-		f, err := readFormat(filepath.Join(t.dir, "events", ev.name, "format"))
+		path := filepath.Join(t.dir, "events", ev.name, "format")
+		if _, err := os.Stat(path); ev.optional && errors.Is(err, os.ErrNotExist) {
+			t.missing = append(t.missing, ev.name)
+			continue
+		}
+		f, err := readFormat(path)
 		if err != nil {
 			return nil, err
 		}
@@ -266,6 +304,10 @@ func (t *Tracer) write(name, value string) error {
 	}
 	return nil
 }
+
+// Missing lists the optional tracepoints ("tcp/tcp_destroy_sock") that
+// Options asked for and this kernel does not have.
+func (t *Tracer) Missing() []string { return t.missing }
 
 // Instance is the tracefs directory of the tracer's instance.
 func (t *Tracer) Instance() string { return t.dir }
@@ -426,7 +468,14 @@ func (t *Tracer) decode(b []byte) (Event, bool) {
 		ev.From, _ = State(ev.LinuxFrom)
 		ev.To, _ = State(ev.LinuxTo)
 		ev.Local, ev.Remote = f.addrPorts(b)
-	case KindReceiveReset:
+	case KindReceiveReset, KindDestroy:
+		ev.Local, ev.Remote = f.addrPorts(b)
+		ev.Cookie = f.u64(b, "sock_cookie")
+	case KindSynAckRetransmit:
+		// skaddr is the listener; the request sock (req) is the
+		// half-open connection itself, so it is the key.
+		ev.Sock = f.u64(b, "req")
+		ev.To, ev.LinuxTo = tcp.SynReceived, newSynRecv
 		ev.Local, ev.Remote = f.addrPorts(b)
 	case KindRetransmit:
 		ev.LinuxTo = int(int32(f.u32(b, "state")))

@@ -91,10 +91,26 @@ func New(t testing.TB) *NS {
 	return ns
 }
 
+// NewPrefixed is New with the namespace named prefix+pid+"-"+n, for
+// tests whose briefs give them a prefix of their own. Stale ones are not
+// recognised: Close (at the test's end) is what removes them.
+func NewPrefixed(t testing.TB, prefix string) *NS {
+	t.Helper()
+	Require(t)
+	ns, err := create(prefix)
+	if err != nil {
+		t.Fatalf("creating network namespace: %v", err)
+	}
+	t.Cleanup(ns.Close)
+	return ns
+}
+
 // Create is New without a testing.TB: the caller must Close the NS.
-func Create() (*NS, error) {
+func Create() (*NS, error) { return create(Prefix) }
+
+func create(prefix string) (*NS, error) {
 	ns := &NS{
-		Name:   fmt.Sprintf("%s%d-%d", Prefix, os.Getpid(), seq.Add(1)),
+		Name:   fmt.Sprintf("%s%d-%d", prefix, os.Getpid(), seq.Add(1)),
 		jobs:   make(chan func()),
 		exited: make(chan struct{}),
 	}
