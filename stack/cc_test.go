@@ -41,14 +41,14 @@ func TestCongestionControlDefaultCubic(t *testing.T) {
 }
 
 // An unknown name is an error (never a silent fallback), naming the
-// registered controllers; "bbr" is not registered yet.
+// registered controllers.
 func TestCongestionControlUnknown(t *testing.T) {
-	s := New(Options{Rand: newSeeded(1), TCP: tcp.Config{CongestionControl: "bbr"}})
+	s := New(Options{Rand: newSeeded(1), TCP: tcp.Config{CongestionControl: "vegas"}})
 	defer s.Close()
 	check := func(what string, err error) {
 		t.Helper()
-		if !errors.Is(err, tcp.ErrUnknownCongestionControl) || !strings.Contains(err.Error(), "cubic, newreno") {
-			t.Errorf("%s: %v, want an unknown congestion control error naming cubic, newreno", what, err)
+		if !errors.Is(err, tcp.ErrUnknownCongestionControl) || !strings.Contains(err.Error(), "cubic, newreno, bbr") {
+			t.Errorf("%s: %v, want an unknown congestion control error naming cubic, newreno, bbr", what, err)
 		}
 	}
 	ea, eb := memlink.Pipe(memlink.Config{})

@@ -159,6 +159,7 @@ type timers struct {
 	reclaim   time.Time // give drained buffers back (reclaimIdle after one emptied)
 	reo       time.Time // RACK reordering timer (RFC 8985 section 6.3)
 	tlp       time.Time // Tail Loss Probe timeout (RFC 8985 section 7.2)
+	pace      time.Time // the next paced segment may leave (pacing.go)
 }
 
 // Conn is a transmission control block: one connection.
@@ -175,6 +176,8 @@ type Conn struct {
 	cc    Congestion
 	ccNew func(mss int) Congestion // chosen by SetCongestionControl; nil: the Config's
 	dr    deliveryRound
+	rs    rateSampler // delivery-rate estimation (rate.go)
+	pace  pacer       // pacing (pacing.go)
 
 	memState MemoryState // the stack's memory state (memory.go)
 

@@ -366,9 +366,13 @@ func (c *Conn) segmentACK(now time.Time, seg *Segment) bool {
 	// above (an ACK of data never sent, RFC 9293 3.10.7.4) must leave
 	// TS.Recent alone, or the next valid segment fails PAWS (issue 10).
 	takeTSRecent(c.tsOK, &c.tsRecent, seg, c.rcv.lastAckSent)
+	una := c.snd.una
 	c.ackAdvance(now, seg)
 	if c.state == Closed {
 		return false
+	}
+	if c.cc != nil {
+		c.congestionObserve(now, una) // BBR sees every ACK (cc.go's AckObserver)
 	}
 	// The window update rule: only from a segment newer than the last
 	// one that updated it.
