@@ -3,6 +3,8 @@ package tcp
 import (
 	"math"
 	"time"
+
+	"github.com/synack/synack/seqnum"
 )
 
 // This file is BBR, version 3, as draft-ietf-ccwg-bbr describes it: a
@@ -131,6 +133,8 @@ type bbr struct {
 	inRecovery   bool
 	recoveryEnd  uint64 // packet conservation ends a round after recovery started
 	inRTO        bool
+	rtoEnd       seqnum.Value // SND.MAX at the timeout: its recovery ends when SND.UNA passes it
+	rtoEndSet    bool
 
 	rng uint32 // xorshift state for the probe-wait jitter: deterministic, the core reads no entropy
 }
@@ -206,7 +210,7 @@ func (b *bbr) OnTimeout(time.Time, int) {
 	if !b.inRTO {
 		b.saveCwnd()
 	}
-	b.inRTO, b.inRecovery, b.conservation = true, false, false
+	b.inRTO, b.rtoEndSet, b.inRecovery, b.conservation = true, false, false, false
 	b.cwnd = b.mss
 }
 
@@ -230,10 +234,14 @@ func (b *bbr) restoreCwnd() { b.cwnd = max(b.cwnd, b.priorCwnd) }
 // model and the state machine, then the control parameters.
 func (b *bbr) OnEveryAck(now time.Time, a Ack) {
 	rs := &a.Rate
-	if b.inRTO && a.Una == a.Next {
-		// Everything the timeout resent is acknowledged.
-		b.inRTO = false
-		b.restoreCwnd()
+	if b.inRTO {
+		if !b.rtoEndSet {
+			b.rtoEnd, b.rtoEndSet = a.Next, true
+		} else if a.Una.GreaterThanEq(b.rtoEnd) {
+			// Everything sent before the timeout is acknowledged.
+			b.inRTO, b.rtoEndSet = false, false
+			b.restoreCwnd()
+		}
 	}
 	if b.inRecovery && b.recoveryEnd == 0 {
 		b.recoveryEnd = max(rs.TotalDelivered, 1)
@@ -301,6 +309,9 @@ func (b *bbr) updateCongestionSignals(rs *RateSample) {
 		b.maxBw[0] = max(b.maxBw[0], float64(rs.DeliveryRate))
 	}
 	if rs.NewlyLost > 0 {
+		// Any loss marks the round (section 5.5.10.3), not only a loss
+		// rate above BBRLossThresh: outside bandwidth probes the lower
+		// bounds follow what the round delivered.
 		b.lossInRound = true
 		b.lossEvents++
 	}
@@ -546,7 +557,10 @@ func (b *bbr) adaptUpperBounds(now time.Time, rs *RateSample) {
 		b.ackPhase = bbrAcksProbeFeedback // the first round of the probe's feedback
 	}
 	if b.ackPhase == bbrAcksProbeStopping && b.roundStart {
-		// A bandwidth probe cycle ends: BBRAdvanceMaxBwFilter.
+		// The samples of the bandwidth probe are all in: the probe
+		// cycle ends (BBRAdvanceMaxBwFilter), once.
+		b.bwProbeSamples = false
+		b.ackPhase = bbrAcksInit
 		if b.inProbeBW() && !b.appLimited(rs) {
 			b.cycleCount++
 			b.maxBw[1], b.maxBw[0] = b.maxBw[0], 0

@@ -52,7 +52,8 @@ type RateSample struct {
 	// AppLimited says the sampled segment was sent while the application,
 	// not the network, limited the sending: the rate may be low for that.
 	AppLimited bool
-	// RTT is now minus the sampled segment's (last) transmit time.
+	// RTT is now minus the sampled segment's transmit time, 0 when it
+	// was resent (Karn's rule).
 	RTT time.Duration
 }
 
@@ -136,7 +137,12 @@ func (c *Conn) rateDelivered(now time.Time, s *txSeg) {
 		r.sample.TxInFlight = s.rate.txInFlight
 		r.sample.Lost = int(r.lost - s.rate.lost)
 		r.sample.AppLimited = s.rate.appLimited
-		r.sample.RTT = now.Sub(s.xmit)
+		r.sample.RTT = 0
+		if !s.has(txRetrans) {
+			// Karn: which transmission a resent segment's delivery
+			// answers is unknown.
+			r.sample.RTT = now.Sub(s.xmit)
+		}
 	}
 }
 
