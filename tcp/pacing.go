@@ -34,7 +34,7 @@ const paceMaxBurst = 64 << 10
 
 // pacer is the token bucket.
 type pacer struct {
-	tokens int64     // bytes that may go now; negative: owed
+	tokens int64     // bytes of credit; a segment needs an MSS of it
 	last   time.Time // when tokens was last brought up to date
 }
 
@@ -80,12 +80,14 @@ func (c *Conn) paceAllows(now time.Time) bool {
 		p.tokens = min(p.tokens+int64(float64(rate)*el.Seconds()), burst)
 	}
 	p.last = now
-	if p.tokens > 0 {
+	// A segment goes when the bucket holds a full one's worth.
+	need := int64(c.mss) - p.tokens
+	if need <= 0 {
 		c.tm.pace = time.Time{}
 		return true
 	}
-	// Due when the debt is paid off, rounded up to the next nanosecond.
-	wait := time.Duration(float64(-p.tokens+1)/float64(rate)*1e9) + 1
+	// Due when it does, rounded up to the next nanosecond.
+	wait := time.Duration(float64(need)/float64(rate)*1e9) + 1
 	c.tm.pace = now.Add(wait)
 	return false
 }

@@ -19,6 +19,7 @@ func newEstablishedSACKRTT(t *testing.T, rtt time.Duration, mods ...func(*Config
 	tc.c.Connect(tc.now)
 	tc.drain()
 	tc.now = tc.now.Add(rtt)
+	tc.peerWin = 65535
 	o := synOpts(7, 1)
 	o.HasTimestamps = false
 	o.MSS = 1000
