@@ -90,3 +90,49 @@ func TestCongestionControlNewReno(t *testing.T) {
 		p.close()
 	})
 }
+
+// Issue 11: "bbr" works as a stack's controller and per connection, and a
+// BBR connection is paced through the stack's timer (no goroutine of its
+// own): a bulk transfer completes and Info reports the pacing rate.
+func TestCongestionControlBBR(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		o := Options{TCP: tcp.Config{CongestionControl: "bbr"}}
+		p := newPair(t, pairOpts{a: o, b: o})
+		c, s := p.connect(t, 80)
+		done := make(chan int64)
+		go func() {
+			n, _ := io.Copy(io.Discard, s)
+			s.Close()
+			done <- n
+		}()
+		const size = 4 << 20
+		if _, err := c.Write(make([]byte, size)); err != nil {
+			t.Fatal(err)
+		}
+		i := c.Info()
+		if i.CongestionControl != "bbr" || s.Info().CongestionControl != "bbr" {
+			t.Fatalf("controllers %q, %q; want bbr", i.CongestionControl, s.Info().CongestionControl)
+		}
+		if i.PacingRate <= 0 || i.DeliveryRate <= 0 {
+			t.Fatalf("Info: pacing rate %d, delivery rate %d; want both set", i.PacingRate, i.DeliveryRate)
+		}
+		c.CloseWrite()
+		if n := <-done; n != size {
+			t.Fatalf("received %d bytes of %d", n, size)
+		}
+		c.Close()
+		p.close()
+	})
+	synctest.Test(t, func(t *testing.T) {
+		p := newPair(t, pairOpts{})
+		c, _ := p.connect(t, 80)
+		if err := c.SetCongestionControl("bbr"); err != nil {
+			t.Fatal(err)
+		}
+		if got := c.Info().CongestionControl; got != "bbr" {
+			t.Fatalf("after SetCongestionControl(bbr): %q", got)
+		}
+		c.Close()
+		p.close()
+	})
+}
