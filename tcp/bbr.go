@@ -128,13 +128,14 @@ type bbr struct {
 	probeUpCnt     int
 
 	// Recovery (section 5.6.4).
-	priorCwnd    int
-	conservation bool
-	inRecovery   bool
-	recoveryEnd  uint64 // packet conservation ends a round after recovery started
-	inRTO        bool
-	rtoEnd       seqnum.Value // SND.MAX at the timeout: its recovery ends when SND.UNA passes it
-	rtoEndSet    bool
+	priorCwnd     int
+	conservation  bool
+	recoveryStart bool // recovery began: the next ACK sets cwnd from the pipe
+	inRecovery    bool
+	recoveryEnd   uint64 // packet conservation ends a round after recovery started
+	inRTO         bool
+	rtoEnd        seqnum.Value // SND.MAX at the timeout: its recovery ends when SND.UNA passes it
+	rtoEndSet     bool
 
 	rng uint32 // xorshift state for the probe-wait jitter: deterministic, the core reads no entropy
 }
@@ -189,11 +190,15 @@ func (b *bbr) OnPartialAck(int) {}
 
 // OnFastRetransmit is section 5.6.4.4's entry into fast recovery: save
 // cwnd and start packet conservation for a round.
-func (b *bbr) OnFastRetransmit(_ time.Time, flight int) {
+// The window itself is set by the ACK that follows (OnEveryAck), which
+// knows the pipe: the draft's packets_in_flight + max(newly_acked, 1)
+// counts what is still in the network, not the lost bytes flight
+// includes, which would let a burst of retransmissions into the queue
+// that just overflowed.
+func (b *bbr) OnFastRetransmit(time.Time, int) {
 	b.saveCwnd()
-	b.inRecovery, b.conservation = true, true
+	b.inRecovery, b.conservation, b.recoveryStart = true, true, true
 	b.recoveryEnd = 0 // set by the next ACK, which knows C.delivered
-	b.cwnd = max(flight, b.mss)
 }
 
 // OnRecoveryEnd restores the cwnd saved at the start of recovery
@@ -246,6 +251,7 @@ func (b *bbr) OnEveryAck(now time.Time, a Ack) {
 	if b.inRecovery && b.recoveryEnd == 0 {
 		b.recoveryEnd = max(rs.TotalDelivered, 1)
 	}
+
 	b.updateModelAndState(now, a)
 	b.updateControl(a)
 }
@@ -754,6 +760,10 @@ func (b *bbr) setCwnd(rs *RateSample) {
 	maxInflight := b.inflight(b.bw, b.cwndGain)
 	if rs.NewlyLost > 0 && b.inRecovery {
 		b.cwnd = max(b.cwnd-rs.NewlyLost, b.mss)
+	}
+	if b.recoveryStart {
+		b.recoveryStart = false
+		b.cwnd = max(rs.InFlight+max(rs.NewlyAcked, b.mss), b.mss)
 	}
 	switch {
 	case b.conservation:

@@ -32,10 +32,14 @@ const paceBurstTime = time.Millisecond
 // paceMaxBurst bounds the bucket in bytes, as Linux bounds a TSO burst.
 const paceMaxBurst = 64 << 10
 
+// paceMaxLate bounds the credit a late timer makes up for.
+const paceMaxLate = 10 * time.Millisecond
+
 // pacer is the token bucket.
 type pacer struct {
 	tokens int64     // bytes of credit; a segment needs an MSS of it
 	last   time.Time // when tokens was last brought up to date
+	due    time.Time // the release time last asked for, zero when none
 }
 
 // pacingRate is the rate the connection sends at, 0 when unpaced.
@@ -77,9 +81,17 @@ func (c *Conn) paceAllows(now time.Time) bool {
 	if p.last.IsZero() {
 		p.tokens = burst // a fresh start may send a burst
 	} else if el := now.Sub(p.last); el > 0 {
-		p.tokens = min(p.tokens+int64(float64(rate)*el.Seconds()), burst)
+		// A runtime timer fires late, by milliseconds on a loaded
+		// machine: what it owed since the release time is credit the
+		// bucket keeps beyond its size (up to paceMaxLate), or the rate
+		// would fall with every late wake-up.
+		limit := burst
+		if !p.due.IsZero() && now.After(p.due) {
+			limit += int64(float64(rate) * min(now.Sub(p.due), paceMaxLate).Seconds())
+		}
+		p.tokens = min(p.tokens+int64(float64(rate)*el.Seconds()), max(limit, p.tokens))
 	}
-	p.last = now
+	p.last, p.due = now, time.Time{}
 	// A segment goes when the bucket holds a full one's worth.
 	need := int64(c.mss) - p.tokens
 	if need <= 0 {
@@ -89,6 +101,7 @@ func (c *Conn) paceAllows(now time.Time) bool {
 	// Due when it does, rounded up to the next nanosecond.
 	wait := time.Duration(float64(need)/float64(rate)*1e9) + 1
 	c.tm.pace = now.Add(wait)
+	p.due = c.tm.pace
 	return false
 }
 

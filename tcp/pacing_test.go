@@ -97,3 +97,25 @@ func TestPacingBBR(t *testing.T) {
 		}
 	}
 }
+
+// A timer that fires late does not lower the rate: the credit owed since
+// the release time stays in the bucket beyond its size (up to
+// paceMaxLate), so the segments it held go out at once.
+func TestPacingLateTimer(t *testing.T) {
+	tc := newEstablishedSACKRTT(t, 100*time.Millisecond, func(c *Config) { c.Pacing = true })
+	tc.write(make([]byte, 10000))
+	if n := len(tc.drain()); n != 2 {
+		t.Fatalf("%d segments in the first burst, want 2", n)
+	}
+	due := tc.c.Deadline()
+	if d := due.Sub(tc.now); d != 5*time.Millisecond+1 {
+		t.Fatalf("next release in %v, want 5 ms", d)
+	}
+	// The timer fires 20 ms late: 25 ms of credit at 200,000 B/s is 5000
+	// bytes, of which 2000 (the bucket) plus 10 ms late (2000) are kept.
+	tc.now = due.Add(20 * time.Millisecond)
+	tc.c.HandleTimers(tc.now)
+	if n := len(tc.drain()); n != 4 {
+		t.Fatalf("%d segments when the timer fired 20 ms late, want 4", n)
+	}
+}
