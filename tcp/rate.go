@@ -1,6 +1,7 @@
 package tcp
 
 import (
+	"math"
 	"time"
 
 	"github.com/synack/synack/seqnum"
@@ -71,7 +72,6 @@ type rateSampler struct {
 	// draft's rs.prior_*, send_elapsed, ack_elapsed).
 	have         bool
 	prior        uint64
-	priorTime    time.Time
 	sendElapsed  time.Duration
 	ackElapsed   time.Duration
 	newly        int
@@ -80,14 +80,17 @@ type rateSampler struct {
 	reportedRate int64      // Info's delivery rate: the latest sample not app-limited, or higher
 }
 
-// Per-segment send state (the draft's section 3.2), kept in txSeg.
+// Per-segment send state (the draft's section 3.2), kept in txSeg. The
+// two times are kept as how long before the segment's transmit time they
+// were (both are at or before it), 8 bytes each instead of a time.Time's
+// 24: every segment in flight has one.
 type txRate struct {
-	delivered     uint64
-	deliveredTime time.Time
-	firstSend     time.Time
-	lost          uint64
-	txInFlight    int
-	appLimited    bool
+	delivered  uint64        // C.delivered when sent
+	lost       uint64        // C.lost when sent
+	dAge       time.Duration // xmit - C.delivered_time
+	fAge       time.Duration // xmit - C.first_send_time
+	txInFlight int32
+	appLimited bool
 }
 
 // txSent records the transmission of [start, end) at now in the transmit
@@ -103,8 +106,8 @@ func (c *Conn) txSent(start, end seqnum.Value, now time.Time, highest seqnum.Val
 	q.sent(start, end, now, highest)
 	inflight := max(int(c.snd.una.Size(seqnum.Max(highest, end)))-c.snd.sb.sacked-q.lostBytes, int(start.Size(end)))
 	st := txRate{
-		delivered: r.delivered, deliveredTime: r.deliveredTime, firstSend: r.firstSendTime,
-		lost: r.lost, txInFlight: inflight, appLimited: r.appLimited != 0,
+		delivered: r.delivered, dAge: now.Sub(r.deliveredTime), fAge: now.Sub(r.firstSendTime),
+		lost: r.lost, txInFlight: int32(min(inflight, math.MaxInt32)), appLimited: r.appLimited != 0,
 	}
 	for i := q.find(start); i < q.n; i++ {
 		s := q.at(i)
@@ -123,18 +126,15 @@ func (c *Conn) rateDelivered(now time.Time, s *txSeg) {
 	r.delivered += uint64(n)
 	r.deliveredTime = now
 	r.newly += n
-	if s.rate.deliveredTime.IsZero() {
-		return // sent before the sampler knew it (cannot happen once recorded)
-	}
 	// The most recently sent of the segments delivered gives the sample:
 	// it has the freshest picture of the path.
 	if !r.have || s.rate.delivered >= r.prior {
 		r.have = true
-		r.prior, r.priorTime = s.rate.delivered, s.rate.deliveredTime
-		r.sendElapsed = s.xmit.Sub(s.rate.firstSend)
-		r.ackElapsed = now.Sub(s.rate.deliveredTime)
+		r.prior = s.rate.delivered
+		r.sendElapsed = s.rate.fAge // xmit - first_send_time
+		r.ackElapsed = now.Sub(s.xmit.Add(-s.rate.dAge))
 		r.firstSendTime = s.xmit
-		r.sample.TxInFlight = s.rate.txInFlight
+		r.sample.TxInFlight = int(s.rate.txInFlight)
 		r.sample.Lost = int(r.lost - s.rate.lost)
 		r.sample.AppLimited = s.rate.appLimited
 		r.sample.RTT = 0
