@@ -140,6 +140,14 @@ type bbr struct {
 	rng uint32 // xorshift state for the probe-wait jitter: deterministic, the core reads no entropy
 }
 
+// bbr is paced, sees every ACK, can undo, and takes over a window.
+var (
+	_ Pacer        = (*bbr)(nil)
+	_ AckObserver  = (*bbr)(nil)
+	_ Undoer       = (*bbr)(nil)
+	_ windowSetter = (*bbr)(nil)
+)
+
 // NewBBR returns a BBR controller for segments of mss bytes.
 func NewBBR(mss int) Congestion {
 	b := &bbr{mss: mss, rng: 0x9e3779b9}
