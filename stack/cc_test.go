@@ -41,14 +41,14 @@ func TestCongestionControlDefaultCubic(t *testing.T) {
 }
 
 // An unknown name is an error (never a silent fallback), naming the
-// registered controllers; "bbr" is not registered yet.
+// registered controllers.
 func TestCongestionControlUnknown(t *testing.T) {
-	s := New(Options{Rand: newSeeded(1), TCP: tcp.Config{CongestionControl: "bbr"}})
+	s := New(Options{Rand: newSeeded(1), TCP: tcp.Config{CongestionControl: "vegas"}})
 	defer s.Close()
 	check := func(what string, err error) {
 		t.Helper()
-		if !errors.Is(err, tcp.ErrUnknownCongestionControl) || !strings.Contains(err.Error(), "cubic, newreno") {
-			t.Errorf("%s: %v, want an unknown congestion control error naming cubic, newreno", what, err)
+		if !errors.Is(err, tcp.ErrUnknownCongestionControl) || !strings.Contains(err.Error(), "cubic, newreno, bbr") {
+			t.Errorf("%s: %v, want an unknown congestion control error naming cubic, newreno, bbr", what, err)
 		}
 	}
 	ea, eb := memlink.Pipe(memlink.Config{})
@@ -87,6 +87,52 @@ func TestCongestionControlNewReno(t *testing.T) {
 		if c.Info().CongestionControl != "newreno" || s.Info().CongestionControl != "newreno" {
 			t.Fatalf("controllers %q, %q; want newreno", c.Info().CongestionControl, s.Info().CongestionControl)
 		}
+		p.close()
+	})
+}
+
+// Issue 11: "bbr" works as a stack's controller and per connection, and a
+// BBR connection is paced through the stack's timer (no goroutine of its
+// own): a bulk transfer completes and Info reports the pacing rate.
+func TestCongestionControlBBR(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		o := Options{TCP: tcp.Config{CongestionControl: "bbr"}}
+		p := newPair(t, pairOpts{a: o, b: o})
+		c, s := p.connect(t, 80)
+		done := make(chan int64)
+		go func() {
+			n, _ := io.Copy(io.Discard, s)
+			s.Close()
+			done <- n
+		}()
+		const size = 4 << 20
+		if _, err := c.Write(make([]byte, size)); err != nil {
+			t.Fatal(err)
+		}
+		i := c.Info()
+		if i.CongestionControl != "bbr" || s.Info().CongestionControl != "bbr" {
+			t.Fatalf("controllers %q, %q; want bbr", i.CongestionControl, s.Info().CongestionControl)
+		}
+		if i.PacingRate <= 0 || i.DeliveryRate <= 0 {
+			t.Fatalf("Info: pacing rate %d, delivery rate %d; want both set", i.PacingRate, i.DeliveryRate)
+		}
+		c.CloseWrite()
+		if n := <-done; n != size {
+			t.Fatalf("received %d bytes of %d", n, size)
+		}
+		c.Close()
+		p.close()
+	})
+	synctest.Test(t, func(t *testing.T) {
+		p := newPair(t, pairOpts{})
+		c, _ := p.connect(t, 80)
+		if err := c.SetCongestionControl("bbr"); err != nil {
+			t.Fatal(err)
+		}
+		if got := c.Info().CongestionControl; got != "bbr" {
+			t.Fatalf("after SetCongestionControl(bbr): %q", got)
+		}
+		c.Close()
 		p.close()
 	})
 }

@@ -298,8 +298,8 @@ func (tc *TCPConn) SetNoDelay(noDelay bool) error {
 
 // SetCongestionControl chooses the congestion controller of this
 // connection by name, as Linux's TCP_CONGESTION socket option: "cubic"
-// (the default) or "newreno" (tcp.CongestionControls lists them; "bbr" is
-// not there yet). The new controller starts from the current cwnd and
+// (the default), "newreno" or "bbr" (tcp.CongestionControls lists them).
+// The new controller starts from the current cwnd and
 // ssthresh. An unknown name is an error wrapping
 // tcp.ErrUnknownCongestionControl, naming the registered ones, and
 // changes nothing.

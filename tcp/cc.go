@@ -68,6 +68,21 @@ type Ack struct {
 	// connection has called OnECE first if the echo called for a
 	// reduction.
 	ECE bool
+
+	// Rate is the delivery-rate sample of this ACK (rate.go); without
+	// SACK a coarse one, with a rate only when a round trip ended.
+	Rate RateSample
+}
+
+// AckObserver is a Congestion that models the path rather than reacting
+// to loss alone (BBR): it is told of every acceptable ACK, in recovery
+// and duplicates included, after the connection has processed it, and it
+// sets the window during SACK recovery itself (the connection then sends
+// what cwnd less the pipe allows instead of what PRR allows, as Linux
+// lets a cong_control module override tcp_cwnd_reduction). Its OnAck,
+// OnDupAck and OnPartialAck are still called and may do nothing.
+type AckObserver interface {
+	OnEveryAck(now time.Time, a Ack)
 }
 
 // window is the part a loss-based controller shares with NewReno: the two

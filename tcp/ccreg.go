@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/synack/synack/seqnum"
 )
 
 // DefaultCongestionControl is the controller of a connection whose Config
@@ -16,13 +18,14 @@ const DefaultCongestionControl = "cubic"
 var ErrUnknownCongestionControl = errors.New("unknown congestion control")
 
 // congestionControls is the registry of controllers by name, as Linux's
-// net.ipv4.tcp_available_congestion_control. "bbr" is not among them yet.
+// net.ipv4.tcp_available_congestion_control.
 var congestionControls = []struct {
 	name string
 	new  func(mss int) Congestion
 }{
 	{"cubic", NewCubic},
 	{"newreno", NewNewReno},
+	{"bbr", NewBBR},
 }
 
 // CongestionControls returns the names of the registered controllers.
@@ -120,12 +123,41 @@ func (c *Conn) ccAck(now time.Time, acked int) Ack {
 	if c.rtt.fresh {
 		a.RTT = c.rtt.latest
 	}
-	c.measureDelivery(now)
+	ended := c.measureDelivery(now)
+	a.Rate = c.rateSample()
+	if !c.sackOK {
+		a.Rate.NewlyAcked = acked
+		a.Rate.TotalDelivered = c.stats.BytesAcked
+		if ended {
+			// The coarse sample of the round trip that just ended: only
+			// this ACK starts a round for a controller that counts them.
+			r := c.dr.last
+			a.Rate.DeliveryRate, a.Rate.Delivered, a.Rate.Interval = c.dr.rate, r.delivered, r.interval
+			a.Rate.PriorDelivered = r.prior
+		}
+	}
 	return a
+}
+
+// congestionObserve tells an AckObserver of the ACK just processed; una
+// is SND.UNA before it.
+func (c *Conn) congestionObserve(now time.Time, una seqnum.Value) {
+	o, ok := c.cc.(AckObserver)
+	if !ok {
+		return
+	}
+	acked := 0
+	if c.snd.una.GreaterThan(una) {
+		acked = int(una.Size(c.snd.una))
+	}
+	o.OnEveryAck(now, c.ccAck(now, acked))
 }
 
 // congestionOnAck tells the controller of an ACK outside recovery.
 func (c *Conn) congestionOnAck(now time.Time, acked int) {
+	if _, ok := c.cc.(AckObserver); ok {
+		return // told of this ACK by congestionObserve, once
+	}
 	c.cc.OnAck(now, c.ccAck(now, acked))
 }
 
@@ -140,20 +172,30 @@ type deliveryRound struct {
 	end       uint64 // Stats.BytesAcked at which the round ends
 	delivered uint64
 	rate      int64 // bytes per second of the last complete round
+	last      struct {
+		prior     uint64 // delivered when it started
+		delivered int64
+		interval  time.Duration
+	}
 }
 
-// measureDelivery runs on every ACK that acknowledged new data.
-func (c *Conn) measureDelivery(now time.Time) {
+// measureDelivery runs on every ACK that acknowledged new data, and
+// reports whether a round ended.
+func (c *Conn) measureDelivery(now time.Time) bool {
 	d := &c.dr
 	if d.started && c.stats.BytesAcked < d.end {
-		return
+		return false
 	}
+	ended := false
 	if d.started {
 		if el := now.Sub(d.start); el > 0 {
 			d.rate = int64(float64(c.stats.BytesAcked-d.delivered) / el.Seconds())
+			d.last.prior, d.last.delivered, d.last.interval = d.delivered, int64(c.stats.BytesAcked-d.delivered), el
+			ended = true
 		}
 	}
 	// The next round ends once what is outstanding now is acknowledged.
 	d.started, d.start, d.delivered = true, now, c.stats.BytesAcked
 	d.end = c.stats.BytesAcked + uint64(c.snd.una.Size(c.snd.max))
+	return ended
 }

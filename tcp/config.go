@@ -236,8 +236,8 @@ type Config struct {
 	// CongestionControl names the congestion controller of new
 	// connections, as Linux's tcp_congestion_control: "cubic" (RFC 9438
 	// with HyStart++, RFC 9406; the default) or "newreno" (RFC 5681, RFC
-	// 6582). CongestionControls lists them; "bbr" is not there yet. An
-	// unknown name is an error (Validate) when a stack is made and at
+	// 6582) or "bbr" (draft-ietf-ccwg-bbr, BBRv3; paced). CongestionControls
+	// lists them. An unknown name is an error (Validate) when a stack is made and at
 	// Connect and Listen, never a silent fallback.
 	CongestionControl string
 
@@ -258,6 +258,12 @@ type Config struct {
 	// SYN asks, as Linux's tcp_ecn_fallback; FreeBSD's
 	// net.inet.tcp.ecn.maxretries is 1.
 	ECNSynRetries int
+
+	// Pacing paces the segments of window-based controllers (cubic,
+	// newreno) at Linux's rate, 2*cwnd/SRTT in slow start and
+	// 1.2*cwnd/SRTT after, as Linux does under the fq qdisc (pacing.go).
+	// BBR paces whatever this says; the others do not by default.
+	Pacing bool
 
 	// ISN chooses initial sequence numbers and timestamp offsets. Default:
 	// a generator keyed with a fixed all-zero key, which is only fit for

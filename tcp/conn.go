@@ -159,6 +159,7 @@ type timers struct {
 	reclaim   time.Time // give drained buffers back (reclaimIdle after one emptied)
 	reo       time.Time // RACK reordering timer (RFC 8985 section 6.3)
 	tlp       time.Time // Tail Loss Probe timeout (RFC 8985 section 7.2)
+	pace      time.Time // the next paced segment may leave (pacing.go)
 }
 
 // Conn is a transmission control block: one connection.
@@ -176,6 +177,9 @@ type Conn struct {
 	ccNew func(mss int) Congestion // chosen by SetCongestionControl; nil: the Config's
 	dr    deliveryRound
 	ecn   ecnState // Explicit Congestion Notification (RFC 3168, ecn.go)
+
+	rs   rateSampler // delivery-rate estimation (rate.go)
+	pace pacer       // pacing (pacing.go)
 
 	memState MemoryState // the stack's memory state (memory.go)
 

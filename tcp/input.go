@@ -372,10 +372,15 @@ func (c *Conn) segmentACK(now time.Time, seg *Segment) bool {
 	// TS.Recent alone, or the next valid segment fails PAWS (issue 10).
 	takeTSRecent(c.tsOK, &c.tsRecent, seg, c.rcv.lastAckSent)
 	c.ecnOnACK(now, seg) // ECE: RFC 3168 6.1.2
+
+	una := c.snd.una
 	c.ackAdvance(now, seg)
 	c.ecn.eceACK = false
 	if c.state == Closed {
 		return false
+	}
+	if c.cc != nil {
+		c.congestionObserve(now, una) // BBR sees every ACK (cc.go's AckObserver)
 	}
 	// The window update rule: only from a segment newer than the last
 	// one that updated it.

@@ -101,13 +101,16 @@ func (c *Conn) output(now time.Time) {
 	// and FIN wait for the handshake (RFC 9293 3.10.2, 3.10.4: queued
 	// until ESTABLISHED). In TIME-WAIT only ACKs go out.
 	if c.synAcked() && c.state != TimeWait {
+		// Pacing (pacing.go) may hold the next segment back until its
+		// release time.
 		if c.snd.inRecovery && c.sackRecovering() {
-			for c.recoverySend(now) {
+			for c.paceAllows(now) && c.recoverySend(now) {
 			}
 		} else {
-			for c.sendOneSegment(now) {
+			for c.paceAllows(now) && c.sendOneSegment(now) {
 			}
 		}
+		c.rateCheckAppLimited()
 	}
 	if c.rcv.ackPending {
 		if c.rcv.ackNow {
@@ -194,7 +197,7 @@ func (c *Conn) sendOneSegment(now time.Time) bool {
 	}
 	c.stats.BytesSent += uint64(n)
 	if c.sackOK {
-		c.snd.txq.sent(c.snd.nxt, c.snd.nxt.Add(s.Len()), now, c.snd.max)
+		c.txSent(c.snd.nxt, c.snd.nxt.Add(s.Len()), now, c.snd.max)
 		if !retrans {
 			c.snd.tlpRearm = true
 		}

@@ -62,6 +62,7 @@ type txSeg struct {
 	start, end seqnum.Value
 	xmit       time.Time
 	flags      uint8
+	rate       txRate // delivery-rate state at the (last) transmission (rate.go)
 }
 
 func (s *txSeg) has(f uint8) bool { return s.flags&f != 0 }
@@ -235,6 +236,7 @@ func (c *Conn) txSACKed(now time.Time, seg *Segment, a, b seqnum.Value) {
 			q.lostBytes -= int(s.start.Size(s.end))
 		}
 		s.flags = s.flags&^txLost | txSACKed
+		c.rateDelivered(now, s)
 		if c.rackOn() {
 			c.rackDelivered(now, s, seg)
 		}
@@ -259,8 +261,11 @@ func (c *Conn) txAcked(now time.Time, seg *Segment, una seqnum.Value) {
 		if s.has(txLost) {
 			q.lostBytes -= int(s.start.Size(s.end))
 		}
-		if !s.has(txSACKed) && c.rackOn() {
-			c.rackDelivered(now, s, seg)
+		if !s.has(txSACKed) {
+			c.rateDelivered(now, s)
+			if c.rackOn() {
+				c.rackDelivered(now, s, seg)
+			}
 		}
 		q.head = (q.head + 1) % len(q.s)
 		q.n--
@@ -343,6 +348,7 @@ func (c *Conn) rackDetectLoss(now time.Time) time.Duration {
 		if remaining <= 0 {
 			s.flags |= txLost
 			q.lostBytes += int(s.start.Size(s.end))
+			c.rateLost(int(s.start.Size(s.end)))
 			c.stats.RACKLosses++
 		} else {
 			timeout = max(timeout, remaining)

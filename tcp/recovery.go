@@ -28,6 +28,7 @@ func (c *Conn) sackUpdate(now time.Time, seg *Segment) {
 		c.txSACKed(now, seg, a, b)
 	})
 	c.txAcked(now, seg, una)
+	c.rateGenerate()
 	u.sackedBefore = before
 	c.snd.su = u
 	c.stats.SACKBlocksIn += uint64(int(seg.Options.NumSACK) - u.bogus)
@@ -187,6 +188,11 @@ func (c *Conn) prr(delivered int) {
 // (RFC 6675 section 4) finds one, and reports whether it did.
 func (c *Conn) recoverySend(now time.Time) bool {
 	r := &c.snd.rec
+	if _, ok := c.cc.(AckObserver); ok {
+		// The controller sets cwnd through recovery itself (BBR): send
+		// what it leaves above the pipe, instead of PRR's share.
+		r.sndcnt = max(c.cc.Window()-c.pipe(), 0)
+	}
 	if r.sndcnt <= 0 {
 		return false
 	}
@@ -315,7 +321,7 @@ func (c *Conn) sendRange(now time.Time, seq seqnum.Value, n int) int {
 	}
 	s := c.dataSegment(now, seq, off, data, fin, data == c.snd.buf.len()-off)
 	c.noteRetransmission(s, data)
-	c.snd.txq.sent(seq, seq.Add(s.Len()), now, c.snd.max)
+	c.txSent(seq, seq.Add(s.Len()), now, c.snd.max)
 	c.stats.BytesSent += uint64(data)
 	c.tm.persist = time.Time{}
 	c.emit(s)

@@ -15,7 +15,7 @@ import (
 // zero time when no timer is armed.
 func (c *Conn) Deadline() time.Time {
 	var d time.Time
-	for _, t := range [...]time.Time{c.tm.rtx, c.tm.persist, c.tm.delack, c.tm.keepalive, c.tm.timewait, c.tm.reclaim, c.tm.reo, c.tm.tlp} {
+	for _, t := range [...]time.Time{c.tm.rtx, c.tm.persist, c.tm.delack, c.tm.keepalive, c.tm.timewait, c.tm.reclaim, c.tm.reo, c.tm.tlp, c.tm.pace} {
 		if !t.IsZero() && (d.IsZero() || t.Before(d)) {
 			d = t
 		}
@@ -75,6 +75,10 @@ func (c *Conn) HandleTimers(now time.Time) {
 	if due(c.tm.reclaim, now) {
 		c.tm.reclaim = time.Time{}
 		c.reclaimTimeout(now)
+	}
+	if due(c.tm.pace, now) {
+		c.tm.pace = time.Time{}
+		c.output(now) // a paced segment is due (pacing.go)
 	}
 }
 
@@ -359,7 +363,7 @@ func (c *Conn) sendProbe(now time.Time) {
 		c.stampRetransmission(s) // a repeated probe
 	}
 	if c.sackOK {
-		c.snd.txq.sent(c.snd.una, c.snd.una.Add(s.Len()), now, c.snd.max)
+		c.txSent(c.snd.una, c.snd.una.Add(s.Len()), now, c.snd.max)
 	}
 	c.snd.nxt = c.snd.una.Add(s.Len())
 	if c.snd.max.LessThan(c.snd.nxt) {

@@ -363,8 +363,9 @@ type Info struct {
 	Memory      int // bytes the buffers hold: both rings' arrays and the out-of-order data (BufferMemory)
 	// Congestion control: the controller's name ("cubic", "newreno"),
 	// cwnd and ssthresh in bytes, the least RTT sample, and the delivery
-	// rate (bytes per second acknowledged over the last round trip).
-	// PacingRate is 0: synack does not pace yet.
+	// rate (bytes per second: the latest sample, rate.go; without SACK,
+	// over the last round trip). PacingRate is the rate segments are
+	// paced at (pacing.go), 0 when they are not.
 	CongestionControl string
 	CWnd              int
 	SSThresh          int
@@ -422,7 +423,7 @@ func (c *Conn) Info() Info {
 			i.LostBytes = c.snd.sb.unsackedIn(c.snd.una, c.lostBelow())
 		}
 	}
-	i.MinRTT, i.DeliveryRate = c.rtt.min, c.dr.rate
+	i.MinRTT, i.DeliveryRate, i.PacingRate = c.rtt.min, c.deliveryRate(), c.pacingRate()
 	if c.cc != nil {
 		i.CongestionControl = c.cc.Name()
 		i.CWnd = c.cc.Window()
@@ -494,6 +495,7 @@ func (c *Conn) tsNow(now time.Time) uint32 {
 
 func (c *Conn) emit(s *Segment) {
 	c.stats.SegsOut++
+	c.paceSent(len(s.Payload))
 	if c.sink != nil {
 		c.sink.SendSegment(c, s)
 	}

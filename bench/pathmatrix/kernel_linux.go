@@ -237,7 +237,7 @@ func mixedWorld(c Cell, seed int64, synackSends bool) (*world, error) {
 	if synackSends {
 		synEnd, kEnd = a, b
 	}
-	s, err := newSynack(c, synEnd, receiverAddr, "")
+	s, err := newSynack(c, synEnd, receiverAddr, "", "")
 	if err != nil {
 		a.Close()
 		k.close()

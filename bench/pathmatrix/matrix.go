@@ -207,7 +207,8 @@ func Markdown(w io.Writer, rows []Row) {
 	}
 	ratios := [][2]Impl{
 		{Synack, GVisorReno}, {Synack, GVisorCubic}, {Synack, LinuxCubic},
-		{SynackDupThresh, GVisorReno}, {SynackLinux, LinuxCubic}, {LinuxSynack, LinuxCubic},
+		{SynackDupThresh, GVisorReno}, {SynackBBR, Synack}, {SynackBBR, LinuxBBR},
+		{SynackLinux, LinuxCubic}, {LinuxSynack, LinuxCubic},
 	}
 	var useRatios [][2]Impl
 	for _, q := range ratios {

@@ -26,16 +26,19 @@ const (
 	// SynackDupThresh is synack to synack finding losses by RFC 6675's
 	// duplicate threshold alone (tcp.LossDupThresh), for comparison.
 	SynackDupThresh Impl = "synack-dupthresh"
-	GVisorReno      Impl = "gvisor-reno"  // gVisor to gVisor, in process, its default Reno
-	GVisorCubic     Impl = "gvisor-cubic" // the same with CUBIC
-	LinuxCubic      Impl = "linux-cubic"  // kernel to kernel across two namespaces and the relay
-	LinuxBBR        Impl = "linux-bbr"    // the same with BBR
-	SynackLinux     Impl = "synack>linux" // synack sends, the kernel receives
-	LinuxSynack     Impl = "linux>synack" // the kernel (CUBIC) sends, synack receives
+	// SynackBBR is synack to synack with BBR (tcp "bbr", paced) instead of
+	// its default CUBIC.
+	SynackBBR   Impl = "synack-bbr"
+	GVisorReno  Impl = "gvisor-reno"  // gVisor to gVisor, in process, its default Reno
+	GVisorCubic Impl = "gvisor-cubic" // the same with CUBIC
+	LinuxCubic  Impl = "linux-cubic"  // kernel to kernel across two namespaces and the relay
+	LinuxBBR    Impl = "linux-bbr"    // the same with BBR
+	SynackLinux Impl = "synack>linux" // synack sends, the kernel receives
+	LinuxSynack Impl = "linux>synack" // the kernel (CUBIC) sends, synack receives
 )
 
 // Impls is every implementation, in table order.
-var Impls = []Impl{Synack, SynackDupThresh, GVisorReno, GVisorCubic, LinuxCubic, LinuxBBR, SynackLinux, LinuxSynack}
+var Impls = []Impl{Synack, SynackDupThresh, SynackBBR, GVisorReno, GVisorCubic, LinuxCubic, LinuxBBR, SynackLinux, LinuxSynack}
 
 // NeedsRoot says whether the implementation needs namespaces and TUN
 // devices (root, Linux).
@@ -144,8 +147,8 @@ const port = 5201
 // NSPrefix starts the name of every network namespace this package makes;
 // the process id follows, so namespaces left by a killed run are found and
 // removed by the next (RemoveStale). Other tests on the machine use other
-// prefixes.
-const NSPrefix = "pm-"
+// prefixes (cmd/pathmatrix's -ns-prefix sets it for a run beside others).
+var NSPrefix = "pm-"
 
 // hostPort is the receiver's listening address in a stack's own form.
 func hostPort(p netip.Prefix) string { return netip.AddrPortFrom(p.Addr(), port).String() }
@@ -154,9 +157,11 @@ func hostPort(p netip.Prefix) string { return netip.AddrPortFrom(p.Addr(), port)
 func newWorld(impl Impl, c Cell, seed int64) (*world, error) {
 	switch impl {
 	case Synack:
-		return synackWorld(c, seed, "")
+		return synackWorld(c, seed, "", "")
 	case SynackDupThresh:
-		return synackWorld(c, seed, tcp.LossDupThresh)
+		return synackWorld(c, seed, tcp.LossDupThresh, "")
+	case SynackBBR:
+		return synackWorld(c, seed, "", "bbr")
 	case GVisorReno:
 		return gvisorWorld(c, seed, "reno")
 	case GVisorCubic:

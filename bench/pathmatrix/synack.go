@@ -13,10 +13,11 @@ import (
 )
 
 // newSynack makes a synack stack with the cell's buffers on ep, finding
-// losses by ld (empty: the default, RACK-TLP). Everything else is synack's
-// default (NewReno; Nagle off, as Go's net package).
-func newSynack(c Cell, ep link.Endpoint, addr netip.Prefix, ld tcp.LossDetection) (*stack.Stack, error) {
-	s := stack.New(stack.Options{TCP: tcp.Config{SendBufferSize: c.BufferSize(), ReceiveBufferSize: c.BufferSize(), LossDetection: ld}})
+// losses by ld (empty: the default, RACK-TLP), with congestion control cc
+// (empty: the default, CUBIC). Everything else is synack's default (Nagle
+// off, as Go's net package).
+func newSynack(c Cell, ep link.Endpoint, addr netip.Prefix, ld tcp.LossDetection, cc string) (*stack.Stack, error) {
+	s := stack.New(stack.Options{TCP: tcp.Config{SendBufferSize: c.BufferSize(), ReceiveBufferSize: c.BufferSize(), LossDetection: ld, CongestionControl: cc}})
 	if _, err := s.AddLink(ep, addr); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("synack: AddLink: %w", err)
@@ -59,14 +60,14 @@ func synackStats(c net.Conn) senderStats {
 	}
 }
 
-func synackWorld(c Cell, seed int64, ld tcp.LossDetection) (*world, error) {
+func synackWorld(c Cell, seed int64, ld tcp.LossDetection, cc string) (*world, error) {
 	a, b := memlink.Pipe(c.Link(seed))
-	snd, err := newSynack(c, a, senderAddr, ld)
+	snd, err := newSynack(c, a, senderAddr, ld, cc)
 	if err != nil {
 		a.Close()
 		return nil, err
 	}
-	rcv, err := newSynack(c, b, receiverAddr, ld)
+	rcv, err := newSynack(c, b, receiverAddr, ld, cc)
 	if err != nil {
 		snd.Close()
 		a.Close()

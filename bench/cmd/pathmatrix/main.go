@@ -39,6 +39,7 @@ func main() {
 		quiet  = flag.Bool("q", false, "no progress lines on stderr")
 		qWait  = flag.Duration("quiet-wait", 0, "before each run, wait up to this long for the rest of the machine to use under -quiet cores (0: don't wait)")
 		qCores = flag.Float64("quiet", 0.3, "cores other processes may use for the machine to count as quiet")
+		nsPfx  = flag.String("ns-prefix", pathmatrix.NSPrefix, "start of the names of the network namespaces the Linux cells make")
 	)
 	flag.Parse()
 
@@ -75,6 +76,7 @@ func main() {
 
 	// Namespaces outlive the process unless removed: on a signal, remove
 	// them before exiting.
+	pathmatrix.NSPrefix = *nsPfx
 	pathmatrix.RemoveStale()
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)

@@ -72,7 +72,7 @@ import (
 //	net.ipv4.tcp_ecn_fallback       1 / 0        ECNSynRetries 0 (a retransmitted SYN no longer asks,
 //	                                             the default) / unbounded
 //	net.ipv4.tcp_congestion_control reno / cubic CongestionControl "newreno" / "cubic" (the default, as
-//	                                             Linux's); other: skip (bbr is not there yet)
+//	                                / bbr        Linux's) / "bbr"; other: skip
 //	net.ipv4.tcp_fastopen           0 or defaults.sh's 0x70403 ignored (no data on SYN is ever sent or
 //	                                             accepted without a cookie); other: skip (no TCP Fast Open)
 //	tcp_syncookies=1, tcp_dsack=1, tcp_fack=0, tcp_reordering=3, tcp_frto, tcp_slow_start_after_idle=0,

@@ -22,10 +22,14 @@ func TestSettings(t *testing.T) {
 		t.Error("PerStack keeps the keep-alive timing")
 	}
 	for _, a := range []string{"net.inet.tcp.delacktime=0", "net.inet.tcp.delacktime=600", "net.inet.tcp.no_such=1",
-		"net.ipv4.tcp_ecn=3", "net.inet.tcp.ecn.enable=4", "net.ipv4.tcp_congestion_control=bbr", "net.ipv4.tcp_rmem=4096"} {
+		"net.ipv4.tcp_ecn=3", "net.inet.tcp.ecn.enable=4", "net.ipv4.tcp_congestion_control=vegas", "net.ipv4.tcp_rmem=4096"} {
 		if st.SetLine(a) == "" {
 			t.Errorf("%s: no skip reason", a)
 		}
+	}
+
+	if why := st.SetLine("net.ipv4.tcp_congestion_control=bbr"); why != "" || st.Config().CongestionControl != "bbr" {
+		t.Errorf("tcp_congestion_control=bbr: %q, controller %q", why, st.Config().CongestionControl)
 	}
 
 	lx := LinuxDefaults()

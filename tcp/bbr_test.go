@@ -1,0 +1,174 @@
+package tcp
+
+import (
+	"math"
+	"testing"
+	"time"
+)
+
+// bbrPath is a fluid model of one bottleneck for driving a bbr directly:
+// each round trip the sender puts min(cwnd, pacing rate * RTT) in flight;
+// the bottleneck delivers at most bw; what exceeds one BDP waits in the
+// queue and lengthens the RTT. Every round comes back as acks ACKs, each
+// with the rate sample the connection would compute.
+type bbrPath struct {
+	b         *bbr
+	now       time.Time
+	bw        float64 // bytes per second
+	base      time.Duration
+	delivered uint64
+	acks      int
+	states    []string // every state seen, in order
+	stopAt    string   // round returns at the first ACK that enters it
+}
+
+func (p *bbrPath) round() {
+	b := p.b
+	inflight := float64(b.cwnd)
+	if b.pacingRate > 0 {
+		inflight = min(inflight, b.pacingRate*p.base.Seconds())
+	}
+	inflight = max(inflight, float64(b.mss))
+	rate := min(p.bw, inflight/p.base.Seconds())
+	rtt := p.base + time.Duration(max(0, inflight-p.bw*p.base.Seconds())/p.bw*float64(time.Second))
+	prior := p.delivered
+	per := int(inflight) / p.acks
+	for i := 1; i <= p.acks; i++ {
+		p.now = p.now.Add(rtt / time.Duration(p.acks))
+		p.delivered += uint64(per)
+		b.OnEveryAck(p.now, Ack{SRTT: rtt, Rate: RateSample{
+			DeliveryRate: int64(rate), Delivered: int64(rate * rtt.Seconds()), Interval: rtt,
+			PriorDelivered: prior, TotalDelivered: p.delivered, NewlyAcked: per,
+			TxInFlight: int(inflight), InFlight: int(inflight) - i*per, RTT: rtt,
+		}})
+		if n := len(p.states); n == 0 || p.states[n-1] != b.State() {
+			p.states = append(p.states, b.State())
+			if b.State() == p.stopAt {
+				return
+			}
+		}
+	}
+}
+
+func (p *bbrPath) until(t *testing.T, state string, limit time.Duration) time.Duration {
+	t.Helper()
+	start := p.now
+	p.stopAt = state
+	for p.b.State() != state {
+		if p.now.Sub(start) > limit {
+			t.Fatalf("no %s within %v; states %v", state, limit, p.states)
+		}
+		p.round()
+	}
+	return p.now.Sub(start)
+}
+
+// draft-ietf-ccwg-bbr section 5.3: on a path of 100 Mbit/s and 20 ms
+// BBR's STARTUP doubles the rate each round until three rounds bring no
+// 25 % growth, DRAIN empties the queue it built, PROBE_BW cycles through
+// its phases, and once 5 s pass without a lower RTT (probe_rtt_min_delay
+// expires; min_rtt itself lasts 10 s) PROBE_RTT drains to half a BDP for
+// 200 ms and a round, then PROBE_BW resumes.
+func TestBBRStateMachine(t *testing.T) {
+	const bw = 100e6 / 8
+	const base = 20 * time.Millisecond
+	p := &bbrPath{b: NewBBR(1000).(*bbr), now: epoch, bw: bw, base: base, acks: 20}
+	if p.b.State() != "STARTUP" {
+		t.Fatalf("starts in %s", p.b.State())
+	}
+	p.until(t, "DRAIN", 2*time.Second)
+	if got := p.b.maxBW(); got < 0.95*bw || got > 1.05*bw {
+		t.Fatalf("max bw at the end of STARTUP %.0f, want about %.0f", got, bw)
+	}
+	// DRAIN ends when the queue is gone; PROBE_BW starts DOWN, which,
+	// with no queue left to drain, cruises on the same ACK (section
+	// 5.3.3.6 runs after the DRAIN check).
+	p.until(t, "PROBE_BW_CRUISE", time.Second)
+	if n := len(p.states); n < 2 || p.states[n-2] != "DRAIN" {
+		t.Fatalf("states %v, want DRAIN then PROBE_BW_CRUISE", p.states)
+	}
+	bdp := bw * base.Seconds()
+	if c := float64(p.b.cwnd); c < bdp || c > 3*bdp {
+		t.Fatalf("cwnd %0.f in PROBE_BW, want between 1 and 3 BDP (%.0f)", c, bdp)
+	}
+	if r := p.b.pacingRate; r < 0.9*bw || r > 1.3*bw {
+		t.Fatalf("pacing rate %.0f in PROBE_BW, want about the bottleneck's %.0f", r, bw)
+	}
+	// The probe cycle: REFILL, UP, back DOWN within 2 to 3 s.
+	p.until(t, "PROBE_BW_REFILL", 4*time.Second)
+	p.until(t, "PROBE_BW_UP", time.Second)
+	p.until(t, "PROBE_BW_DOWN", time.Second)
+
+	// The last new minimum was seen in STARTUP's first rounds: PROBE_RTT
+	// comes 5 s after it, not later than min_rtt's 10 s.
+	sinceMin := p.now.Sub(p.b.probeRTTStamp)
+	wait := p.until(t, "PROBE_RTT", 10*time.Second)
+	if since := sinceMin + wait; since < bbrProbeRTTInterval || since > bbrMinRTTFilterLen {
+		t.Fatalf("PROBE_RTT %v after the last new minimum RTT, want between 5 s and 10 s", since)
+	}
+	if got, want := p.b.cwnd, p.b.probeRTTCwnd(); got > want {
+		t.Fatalf("cwnd %d in PROBE_RTT, want at most %d (half a BDP)", got, want)
+	}
+	in := p.now
+	d := p.until(t, "PROBE_BW_CRUISE", time.Second)
+	if d < bbrProbeRTTDuration {
+		t.Fatalf("PROBE_RTT lasted %v, want at least %v", d, bbrProbeRTTDuration)
+	}
+	if !p.b.probeRTTStamp.After(in) {
+		t.Fatal("leaving PROBE_RTT did not restart the 5 s interval")
+	}
+}
+
+// Random loss below BBRLossThresh in a probe does not end it; a loss rate
+// above it sets inflight_hi from the flight that suffered it (section
+// 5.5.10.2) and goes down.
+func TestBBRLossThresholdInProbeUp(t *testing.T) {
+	p := &bbrPath{b: NewBBR(1000).(*bbr), now: epoch, bw: 100e6 / 8, base: 20 * time.Millisecond, acks: 20}
+	p.until(t, "PROBE_BW_UP", 10*time.Second)
+	b := p.b
+	ack := func(lost, txInFlight int) {
+		p.now = p.now.Add(time.Millisecond)
+		b.OnEveryAck(p.now, Ack{SRTT: p.base, Rate: RateSample{
+			DeliveryRate: int64(p.bw), Delivered: 250000, Interval: p.base, PriorDelivered: p.delivered,
+			TotalDelivered: p.delivered + 1000, NewlyAcked: 1000, NewlyLost: lost, Lost: lost,
+			TxInFlight: txInFlight, InFlight: txInFlight - 1000, RTT: p.base,
+		}})
+		p.delivered += 1000
+	}
+	ack(1000, 250000) // 0.4 %
+	if b.State() != "PROBE_BW_UP" {
+		t.Fatalf("0.4 %% loss ended the probe: %s", b.State())
+	}
+	ack(6000, 250000) // 2.4 %
+	if b.State() != "PROBE_BW_DOWN" {
+		t.Fatalf("2.4 %% loss: %s, want PROBE_BW_DOWN", b.State())
+	}
+	if b.inflightHi != 250000 {
+		t.Fatalf("inflight_hi %.0f, want the 250000 in flight when the loss rate was too high", b.inflightHi)
+	}
+}
+
+// A classic ECN echo (RFC 3168) in PROBE_BW's cruise counts as a round
+// with loss: at the round's end the lower bounds bw_lo and inflight_lo are
+// set (section 5.5.10.3); without one they stay unset.
+func TestBBROnECECutsLowerBounds(t *testing.T) {
+	const bw = 100e6 / 8
+	p := &bbrPath{b: NewBBR(1000).(*bbr), now: epoch, bw: bw, base: 20 * time.Millisecond, acks: 20}
+	p.until(t, "PROBE_BW_CRUISE", 3*time.Second)
+	p.round()
+	if !math.IsInf(p.b.bwLo, 1) {
+		t.Fatalf("bw_lo %.0f without congestion, want unset", p.b.bwLo)
+	}
+	before, cwnd := p.b.maxBW(), float64(p.b.cwnd)
+	p.b.OnECE(p.now, p.b.cwnd)
+	p.round()
+	p.round()
+	// max(latest, Beta × bound): on this fluid path the latest round
+	// delivered the bottleneck's rate, so the bounds settle there.
+	if math.IsInf(p.b.bwLo, 1) || p.b.bwLo > before || p.b.bwLo < bbrBeta*before {
+		t.Fatalf("bw_lo %.0f after an ECE round, want between Beta × %.0f and it", p.b.bwLo, before)
+	}
+	if math.IsInf(p.b.inflightLo, 1) || p.b.inflightLo > cwnd {
+		t.Fatalf("inflight_lo %.0f after an ECE round, want set and at most cwnd %.0f", p.b.inflightLo, cwnd)
+	}
+}

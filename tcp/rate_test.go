@@ -1,0 +1,121 @@
+package tcp
+
+import (
+	"testing"
+	"time"
+
+	"github.com/synack/synack/seqnum"
+	"github.com/synack/synack/wire"
+)
+
+// newEstablishedSACKRTT is newEstablishedSACK with a handshake that took
+// rtt, the connection's first RTT sample.
+func newEstablishedSACKRTT(t *testing.T, rtt time.Duration, mods ...func(*Config)) *tconn {
+	mods = append([]func(*Config){withOptions, func(c *Config) {
+		c.NoTimestamps = true
+		c.ReceiveBufferSize = 1 << 20
+	}}, mods...)
+	tc := newTC(t, mods...)
+	tc.c.Connect(tc.now)
+	tc.drain()
+	tc.now = tc.now.Add(rtt)
+	tc.peerWin = 65535
+	o := synOpts(7, 1)
+	o.HasTimestamps = false
+	o.MSS = 1000
+	tc.in(seg{flags: S | A, seq: irs, ack: iss + 1, opts: o})
+	tc.want("ACK of SYN,ACK", seg{flags: A, seq: iss + 1, ack: irs + 1})
+	if tc.c.rtt.min != rtt {
+		t.Fatalf("min RTT %v after the handshake, want %v", tc.c.rtt.min, rtt)
+	}
+	return tc
+}
+
+func wantRate(t *testing.T, why string, got, want RateSample) {
+	t.Helper()
+	if got != want {
+		t.Fatalf("%s:\n got %+v\nwant %+v", why, got, want)
+	}
+}
+
+// draft-cheng-iccrg-delivery-rate-estimation on a hand-computed sequence:
+// each sample is the bytes delivered between the send of the most
+// recently sent segment the ACK delivers and its delivery, over the
+// longer of the send and ACK intervals; SACKed segments count when
+// SACKed; segments sent while the application had nothing more to send
+// mark their samples app-limited until they are delivered.
+func TestRateSamplesHandComputed(t *testing.T) {
+	tc := newEstablishedSACK(t)
+	ack := func(n int, o wire.TCPOptions) {
+		tc.in(seg{flags: A, seq: irs + 1, ack: iss + 1 + seqnum.Value(n), opts: o})
+	}
+	// t=0: four segments into an empty flight: they record delivered 0
+	// at t=0, and app-limited, for nothing was queued before the write
+	// (the connection starts app-limited, as the draft's check finds it
+	// when the application has not written). The writer has nothing more:
+	// the connection stays app-limited until what is in flight now (4000
+	// bytes) is delivered.
+	tc.write(make([]byte, 4000))
+	if n := len(tc.drain()); n != 4 {
+		t.Fatalf("%d segments, want 4", n)
+	}
+	if tc.c.rs.appLimited != 4000 {
+		t.Fatalf("app-limited mark %d, want 4000", tc.c.rs.appLimited)
+	}
+	// t=100ms: two segments acknowledged. send_elapsed 0, ack_elapsed
+	// 100 ms: 2000 bytes over 100 ms.
+	tc.now = tc.now.Add(100 * time.Millisecond)
+	ack(2000, wire.TCPOptions{})
+	wantRate(t, "cumulative ACK of two segments", tc.c.rs.last, RateSample{
+		DeliveryRate: 20000, Delivered: 2000, Interval: 100 * time.Millisecond,
+		PriorDelivered: 0, TotalDelivered: 2000, NewlyAcked: 2000,
+		TxInFlight: 2000, AppLimited: true, RTT: 100 * time.Millisecond,
+	})
+	// Two more segments, sent while app-limited: they record delivered
+	// 2000 at t=100ms, first_send_time 0.
+	tc.write(make([]byte, 2000))
+	tc.drain()
+	// t=150ms: the fourth segment is SACKed; it was sent at 0 with
+	// delivered 0: 3000 bytes over 150 ms.
+	tc.now = tc.now.Add(50 * time.Millisecond)
+	ack(2000, sackOpts(iss+1+3000, iss+1+4000))
+	wantRate(t, "SACK of the fourth segment", tc.c.rs.last, RateSample{
+		DeliveryRate: 20000, Delivered: 3000, Interval: 150 * time.Millisecond,
+		PriorDelivered: 0, TotalDelivered: 3000, NewlyAcked: 1000,
+		TxInFlight: 4000, AppLimited: true, RTT: 150 * time.Millisecond,
+	})
+	// t=200ms: everything acknowledged. The newest segment (sent at
+	// 100 ms with delivered 2000) gives the sample: send_elapsed 100 ms
+	// (first_send_time 0), ack_elapsed 100 ms; 4000 bytes; app-limited.
+	tc.now = tc.now.Add(50 * time.Millisecond)
+	ack(6000, wire.TCPOptions{})
+	wantRate(t, "cumulative ACK of the rest", tc.c.rs.last, RateSample{
+		DeliveryRate: 40000, Delivered: 4000, Interval: 100 * time.Millisecond,
+		PriorDelivered: 2000, TotalDelivered: 6000, NewlyAcked: 3000,
+		TxInFlight: 4000, AppLimited: true, RTT: 100 * time.Millisecond,
+	})
+	// The mark of 4000 is passed; the connection, idle again, is
+	// app-limited anew from what it has delivered now.
+	if tc.c.rs.appLimited != 6000 {
+		t.Fatalf("app-limited mark %d after everything was delivered, want 6000", tc.c.rs.appLimited)
+	}
+	// Info reports the latest sample that was not app-limited or higher.
+	if got := tc.c.Info().DeliveryRate; got != 40000 {
+		t.Fatalf("Info().DeliveryRate %d, want 40000", got)
+	}
+}
+
+// An ACK compressed into less than the minimum RTT gives no rate (the
+// draft's section 3.3: it would overstate the bandwidth).
+func TestRateSampleShorterThanMinRTTDiscarded(t *testing.T) {
+	tc := newEstablishedSACKRTT(t, 100*time.Millisecond)
+	// Two segments into the empty flight, both acknowledged 1 ms later:
+	// send_elapsed 0, ack_elapsed 1 ms.
+	tc.write(make([]byte, 2000))
+	tc.drain()
+	tc.now = tc.now.Add(time.Millisecond)
+	tc.in(seg{flags: A, seq: irs + 1, ack: iss + 1 + 2000})
+	if rs := tc.c.rs.last; rs.DeliveryRate != 0 || rs.NewlyAcked != 2000 || rs.Interval != time.Millisecond {
+		t.Fatalf("sample over 1 ms with a 100 ms min RTT: %+v, want no rate, 2000 delivered over 1 ms", rs)
+	}
+}
