@@ -75,7 +75,11 @@ type envConfig struct {
 	wrap   func(link.Endpoint) link.Endpoint
 	events bool
 	opts   stack.Options
+	tun    func(*tunstack.Config)
 }
+
+// withTun changes the device's configuration (offloads, queues, name).
+func withTun(f func(*tunstack.Config)) envOption { return func(c *envConfig) { c.tun = f } }
 
 // withPcap records the run in a pcap file (env.pcapPath).
 func withPcap() envOption { return func(c *envConfig) { c.pcap = true } }
@@ -101,6 +105,9 @@ func newEnv(t testing.TB, fam family, opts ...envOption) *env {
 		Addrs:   []tunstack.Pair{{Host: fam.host, Stack: fam.stack}},
 		Link:    cfg.wrap,
 		Options: cfg.opts,
+	}
+	if cfg.tun != nil {
+		cfg.tun(&tc)
 	}
 	if cfg.pcap {
 		// Kept when the test fails, for a look with tshark or Wireshark.
