@@ -79,7 +79,18 @@ type envConfig struct {
 }
 
 // withTun changes the device's configuration (offloads, queues, name).
-func withTun(f func(*tunstack.Config)) envOption { return func(c *envConfig) { c.tun = f } }
+// Several compose, in order.
+func withTun(f func(*tunstack.Config)) envOption {
+	return func(c *envConfig) {
+		prev := c.tun
+		c.tun = func(tc *tunstack.Config) {
+			if prev != nil {
+				prev(tc)
+			}
+			f(tc)
+		}
+	}
+}
 
 // withPcap records the run in a pcap file (env.pcapPath).
 func withPcap() envOption { return func(c *envConfig) { c.pcap = true } }

@@ -85,30 +85,43 @@ func (e *env) exchange(n int64, timeout time.Duration) tun.Stats {
 
 // TestOffloadBulk moves 64 MiB each way between the kernel's TCP and
 // synack over a TUN device with offloads on: the kernel hands over TSO
-// super-segments, which the device splits, and synack's segments leave as
-// GSO super-packets the kernel cuts up; the stack takes the kernel's
-// packets with the device vouching for their checksums (no capture sits
-// between them). Both byte streams are hash-checked.
+// super-segments, and synack's segments leave as GSO super-packets the
+// kernel cuts up; the stack takes the kernel's packets with the device
+// vouching for their checksums (no capture sits between them). The
+// super-segments reach the stack whole (segments larger than the MTU),
+// or, with SplitGSO, split into MTU-sized ones. Both byte streams are
+// hash-checked.
 func TestOffloadBulk(t *testing.T) {
 	for _, fam := range families {
-		t.Run(fam.name, func(t *testing.T) {
-			e := newEnv(t, fam, withOffload())
-			requireTSO(t, e)
-			d := e.exchange(64<<20, 60*time.Second)
-			t.Logf("counters: %+v", d)
-			if d.RxGSO == 0 || d.RxGSOSegs <= d.RxGSO {
-				t.Errorf("%d TSO super-segments from the kernel split into %d segments; want some, each of several", d.RxGSO, d.RxGSOSegs)
+		for _, split := range []bool{false, true} {
+			name := fam.name + "/whole"
+			if split {
+				name = fam.name + "/split"
 			}
-			if d.TxGSO == 0 || d.TxGSOSegs <= d.TxGSO {
-				t.Errorf("%d GSO super-packets written carrying %d segments; want some, each of several", d.TxGSO, d.TxGSOSegs)
-			}
-			if d.RxVouched == 0 || d.RxCsum != 0 || d.RxDropped != 0 {
-				t.Errorf("%d packets vouched for, %d checksums completed, %d dropped; want the stack to take them vouched", d.RxVouched, d.RxCsum, d.RxDropped)
-			}
-			if c := e.s.Counters(); c.TCP.InCsumErrors != 0 || c.TCP.InErrs != 0 {
-				t.Errorf("stack counted %d checksum errors, %d bad segments", c.TCP.InCsumErrors, c.TCP.InErrs)
-			}
-		})
+			t.Run(name, func(t *testing.T) {
+				e := newEnv(t, fam, withOffload(), withTun(func(c *tunstack.Config) { c.SplitGSO = split }))
+				requireTSO(t, e)
+				d := e.exchange(64<<20, 60*time.Second)
+				t.Logf("counters: %+v", d)
+				switch {
+				case d.RxGSO == 0:
+					t.Errorf("no TSO super-segments from the kernel")
+				case split && d.RxGSOSegs <= d.RxGSO:
+					t.Errorf("%d TSO super-segments split into %d segments; want each into several", d.RxGSO, d.RxGSOSegs)
+				case !split && d.RxGSOSegs != d.RxGSO:
+					t.Errorf("%d TSO super-segments delivered as %d; want each whole", d.RxGSO, d.RxGSOSegs)
+				}
+				if d.TxGSO == 0 || d.TxGSOSegs <= d.TxGSO {
+					t.Errorf("%d GSO super-packets written carrying %d segments; want some, each of several", d.TxGSO, d.TxGSOSegs)
+				}
+				if d.RxVouched == 0 || d.RxCsum != 0 || d.RxDropped != 0 {
+					t.Errorf("%d packets vouched for, %d checksums completed, %d dropped; want the stack to take them vouched", d.RxVouched, d.RxCsum, d.RxDropped)
+				}
+				if c := e.s.Counters(); c.TCP.InCsumErrors != 0 || c.TCP.InErrs != 0 {
+					t.Errorf("stack counted %d checksum errors, %d bad segments", c.TCP.InCsumErrors, c.TCP.InErrs)
+				}
+			})
+		}
 	}
 }
 

@@ -88,7 +88,7 @@ func FromFD(fd int, mtu int) (*Device, error) {
 		return nil, &Error{Op: op, Name: name, Err: err}
 	}
 
-	d := &Device{name: name, readerDone: make(chan struct{})}
+	d := &Device{name: name, readerDone: make(chan struct{}), whole: true}
 	if req.flags&unix.IFF_VNET_HDR != 0 {
 		// The header's size is the creator's choice (TUNSETVNETHDRSZ):
 		// 10 bytes, or 12 with the mergeable-buffers count, which a TUN

@@ -354,3 +354,16 @@ func joinTCP(dst []byte, hdrLen int, segs [][]byte, r tcpRun) []byte {
 	binary.BigEndian.PutUint16(pkt[r.ip.hl+16:], ^wire.Checksum(nil, wire.PseudoHeaderChecksum(wire.ProtocolTCP, r.ip.src, r.ip.dst, tl)))
 	return dst
 }
+
+// wholeTCP says whether pkt, a GSO super-packet with header h, is a TCP
+// segment whose IP length field covers all of it, so it can be delivered
+// as one packet.
+func wholeTCP(pkt []byte, h vnetHdr) bool {
+	switch h.GSOType &^ gsoECN {
+	case gsoTCPv4:
+		return len(pkt) >= 40 && pkt[0]>>4 == 4 && pkt[9] == wire.ProtocolTCP && int(binary.BigEndian.Uint16(pkt[2:])) == len(pkt)
+	case gsoTCPv6:
+		return len(pkt) >= 60 && pkt[0]>>4 == 6 && pkt[6] == wire.ProtocolTCP && int(binary.BigEndian.Uint16(pkt[4:]))+40 == len(pkt)
+	}
+	return false
+}
