@@ -12,10 +12,18 @@
 // installs the on-link route, all over rtnetlink (no `ip` command). Close
 // stops delivery and removes the interface.
 //
-// Reads and writes are one system call per packet: a TUN device without
-// IFF_VNET_HDR offloads carries exactly one packet per read(2) and write(2),
-// and this package does not (yet) use the GSO/GRO super-packets that
-// IFF_VNET_HDR would allow.
+// Each queue's reader reads every packet the kernel has ready before it
+// hands the batch over (link.BatchDispatcher), so a busy device costs one
+// wakeup and one stack lock per batch, not per packet. OpenOptions adds
+// the kernel's offloads (IFF_VNET_HDR and TUNSETOFFLOAD: a virtio-net
+// header before every packet): the kernel then sends TCP super-segments of
+// up to 64 KiB (TSO) with checksums left partial, which reach a stack that
+// takes vouched packets (link.ChecksumVouching) whole, or are split into
+// MTU-sized segments for anything else; and the stack's consecutive
+// segments of a flow leave as one GSO super-packet that the kernel cuts up.
+// IFF_MULTI_QUEUE gives each queue its own reader, and the transmit queue
+// is lengthened so a burst (a SYN flood) queues instead of dropping the
+// legitimate SYNs in it.
 package tun
 
 import (

@@ -29,6 +29,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -54,6 +55,7 @@ var (
 	mtus      = flag.String("mtus", "1500,65535", "link MTUs (comma-separated)")
 	targets   = flag.String("targets", "synack-offload,synack-offload-split,synack,gvisor,veth-offload,veth", "servers to measure (comma-separated)")
 	queues    = flag.Int("queues", runtime.NumCPU(), "synack's TUN queues")
+	cpuprof   = flag.String("cpuprofile", "", "write a CPU profile of the whole run to `FILE`")
 )
 
 // The addresses: the kernel client at .1, the server at .2.
@@ -78,6 +80,15 @@ type setup struct {
 
 func main() {
 	flag.Parse()
+	if *cpuprof != "" {
+		f, err := os.Create(*cpuprof)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "tunbench:", err)
+			os.Exit(1)
+		}
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
 	if os.Geteuid() != 0 {
 		fmt.Fprintln(os.Stderr, "tunbench: needs root (network namespaces, TUN devices, veth)")
 		os.Exit(1)
