@@ -55,6 +55,7 @@ var (
 	mtus      = flag.String("mtus", "1500,65535", "link MTUs (comma-separated)")
 	targets   = flag.String("targets", "synack-offload,synack-offload-split,synack,gvisor,veth-offload,veth", "servers to measure (comma-separated)")
 	queues    = flag.Int("queues", runtime.NumCPU(), "synack's TUN queues")
+	repeat    = flag.Int("repeat", 3, "rounds: each cell is the best round (the median in parentheses)")
 	cpuprof   = flag.String("cpuprofile", "", "write a CPU profile of the whole run to `FILE`")
 )
 
@@ -103,17 +104,53 @@ func main() {
 		ms = append(ms, m)
 	}
 	ts := strings.Split(*targets, ",")
-	fmt.Printf("tunbench: %s, %d CPUs, Go %s, -bytes %d MiB, -conns %d\n\n", kernelRelease(), runtime.NumCPU(), runtime.Version(), *bulkBytes>>20, *conns)
+	fmt.Printf("tunbench: %s, %d CPUs, Go %s, -bytes %d MiB, -conns %d, -repeat %d\n\n", kernelRelease(), runtime.NumCPU(), runtime.Version(), *bulkBytes>>20, *conns, *repeat)
+	// Rounds run every target once, in turn, so that a burst of load
+	// from elsewhere on the machine hits all targets alike; each cell
+	// gives the best round and, in parentheses, the median.
+	type key struct {
+		target string
+		mtu    int
+	}
+	all := map[key][]result{}
+	errs := map[key]error{}
+	for range *repeat {
+		for _, mtu := range ms {
+			for _, t := range ts {
+				k := key{t, mtu}
+				if errs[k] != nil {
+					continue
+				}
+				r, err := measure(t, mtu)
+				if err != nil {
+					errs[k] = err
+					continue
+				}
+				all[k] = append(all[k], r)
+			}
+		}
+	}
 	fmt.Println("| target | MTU | kernel -> server Gbit/s | server -> kernel Gbit/s | conn/s sequential | conn/s 16 at once | link |")
 	fmt.Println("|---|---:|---:|---:|---:|---:|---|")
 	for _, mtu := range ms {
 		for _, t := range ts {
-			r, err := measure(t, mtu)
-			if err != nil {
-				fmt.Printf("| %s | %d | error: %v | | | | |\n", t, mtu, err)
+			k := key{t, mtu}
+			rs := all[k]
+			if errs[k] != nil {
+				fmt.Printf("| %s | %d | error: %v | | | | |\n", t, mtu, errs[k])
 				continue
 			}
-			fmt.Printf("| %s | %d | %.2f | %.2f | %.0f | %.0f | %s |\n", t, mtu, r.up, r.down, r.seq, r.par, r.note)
+			cell := func(f func(result) float64, format string) string {
+				v := make([]float64, len(rs))
+				for i, r := range rs {
+					v[i] = f(r)
+				}
+				slices.Sort(v)
+				return fmt.Sprintf(format+" ("+format+")", v[len(v)-1], v[len(v)/2])
+			}
+			fmt.Printf("| %s | %d | %s | %s | %s | %s | %s |\n", t, mtu,
+				cell(func(r result) float64 { return r.up }, "%.2f"), cell(func(r result) float64 { return r.down }, "%.2f"),
+				cell(func(r result) float64 { return r.seq }, "%.0f"), cell(func(r result) float64 { return r.par }, "%.0f"), rs[0].note)
 		}
 	}
 }
