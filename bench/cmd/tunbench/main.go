@@ -130,14 +130,14 @@ func main() {
 			}
 		}
 	}
-	fmt.Println("| target | MTU | kernel -> server Gbit/s | server -> kernel Gbit/s | conn/s sequential | conn/s 16 at once | link |")
-	fmt.Println("|---|---:|---:|---:|---:|---:|---|")
+	fmt.Println("| target | MTU | kernel -> server Gbit/s | server -> kernel Gbit/s | CPU s/GiB in, out (median) | conn/s sequential | conn/s 16 at once | link |")
+	fmt.Println("|---|---:|---:|---:|---:|---:|---:|---|")
 	for _, mtu := range ms {
 		for _, t := range ts {
 			k := key{t, mtu}
 			rs := all[k]
 			if errs[k] != nil {
-				fmt.Printf("| %s | %d | error: %v | | | | |\n", t, mtu, errs[k])
+				fmt.Printf("| %s | %d | error: %v | | | | | |\n", t, mtu, errs[k])
 				continue
 			}
 			cell := func(f func(result) float64, format string) string {
@@ -148,8 +148,17 @@ func main() {
 				slices.Sort(v)
 				return fmt.Sprintf(format+" ("+format+")", v[len(v)-1], v[len(v)/2])
 			}
-			fmt.Printf("| %s | %d | %s | %s | %s | %s | %s |\n", t, mtu,
+			med := func(f func(result) float64) float64 {
+				v := make([]float64, len(rs))
+				for i, r := range rs {
+					v[i] = f(r)
+				}
+				slices.Sort(v)
+				return v[len(v)/2]
+			}
+			fmt.Printf("| %s | %d | %s | %s | %.2f, %.2f | %s | %s | %s |\n", t, mtu,
 				cell(func(r result) float64 { return r.up }, "%.2f"), cell(func(r result) float64 { return r.down }, "%.2f"),
+				med(func(r result) float64 { return r.upCPU }), med(func(r result) float64 { return r.downCPU }),
 				cell(func(r result) float64 { return r.seq }, "%.0f"), cell(func(r result) float64 { return r.par }, "%.0f"), rs[0].note)
 		}
 	}
@@ -157,6 +166,7 @@ func main() {
 
 type result struct {
 	up, down, seq, par float64
+	upCPU, downCPU     float64 // CPU seconds (the whole process: client syscalls, kernel TCP in them, server) per GiB
 	note               string
 }
 
@@ -185,10 +195,10 @@ func measure(target string, mtu int) (result, error) {
 	}
 	defer s.close()
 	r.note = s.note
-	if r.up, err = bulk(s.client, portSink, *bulkBytes); err != nil {
+	if r.up, r.upCPU, err = bulk(s.client, portSink, *bulkBytes); err != nil {
 		return r, fmt.Errorf("kernel -> server: %w", err)
 	}
-	if r.down, err = bulk(s.client, portSource, *bulkBytes); err != nil {
+	if r.down, r.downCPU, err = bulk(s.client, portSource, *bulkBytes); err != nil {
 		return r, fmt.Errorf("server -> kernel: %w", err)
 	}
 	if r.seq, err = connRate(s.client, *conns, 1); err != nil {
@@ -212,12 +222,23 @@ func inNS(ns *nstest.NS, f func()) {
 
 var chunk = make([]byte, 256<<10)
 
+// cpuTime is the process's user and system CPU time so far.
+func cpuTime() time.Duration {
+	var ru unix.Rusage
+	unix.Getrusage(unix.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
 // bulk moves n bytes between the kernel client and the server (to the
-// sink, or from the source) and returns Gbit/s.
-func bulk(ns *nstest.NS, port int, n int64) (float64, error) {
+// sink, or from the source) and returns Gbit/s and the process's CPU
+// seconds per GiB moved (a figure other load on the machine disturbs far
+// less than the rate; work the kernel does in softirq threads is not in
+// it).
+func bulk(ns *nstest.NS, port int, n int64) (float64, float64, error) {
 	var got int64
 	var err error
 	var el time.Duration
+	cpu0 := cpuTime()
 	inNS(ns, func() {
 		d := net.Dialer{Timeout: 10 * time.Second}
 		var c net.Conn
@@ -244,13 +265,14 @@ func bulk(ns *nstest.NS, port int, n int64) (float64, error) {
 		}
 		el = time.Since(t0)
 	})
+	cpu := cpuTime() - cpu0
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	if got != n {
-		return 0, fmt.Errorf("moved %d of %d bytes", got, n)
+		return 0, 0, fmt.Errorf("moved %d of %d bytes", got, n)
 	}
-	return float64(n) * 8 / el.Seconds() / 1e9, nil
+	return float64(n) * 8 / el.Seconds() / 1e9, cpu.Seconds() / (float64(n) / (1 << 30)), nil
 }
 
 // connRate makes n connections from w workers (each on its own thread in
