@@ -3,9 +3,13 @@
 package interop
 
 import (
+	"bytes"
 	"context"
+	"net"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/synack/synack/link/tun"
 	"github.com/synack/synack/tunstack"
@@ -164,6 +168,64 @@ func TestOffloadOff(t *testing.T) {
 			t.Logf("counters: %+v", d)
 			if d.RxGSO != 0 || d.TxGSO != 0 || d.RxVouched != 0 || d.RxCsum != 0 || d.TxWrites != d.TxPackets {
 				t.Errorf("counters %+v: want no offload work and one write per packet", d)
+			}
+		})
+	}
+}
+
+// TestOffloadUSO: a kernel UDP socket with UDP_SEGMENT (UDP GSO) sends
+// one 3000-byte write as datagrams of 1000 bytes; with USO on, the kernel
+// hands the device one super-datagram, which it splits, and synack's
+// socket reads the three datagrams.
+func TestOffloadUSO(t *testing.T) {
+	for _, fam := range families {
+		t.Run(fam.name, func(t *testing.T) {
+			e := newEnv(t, fam, withOffload())
+			if f := e.dev.Features(); !f.USO4 || !f.USO6 {
+				t.Skipf("kernel without USO: %v", f)
+			}
+			u, err := e.s.ListenUDP(fam.udpNetwork(), fam.stackAddr(7))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer u.Close()
+			kc, err := e.ns.Dial(fam.udpNetwork(), fam.stackAddr(7).String())
+			if err != nil {
+				t.Fatalf("kernel DialUDP: %v", err)
+			}
+			defer kc.Close()
+			rc, err := kc.(*net.UDPConn).SyscallConn()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var serr error
+			rc.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.SOL_UDP, unix.UDP_SEGMENT, 1000) })
+			if serr != nil {
+				t.Fatalf("UDP_SEGMENT: %v", serr)
+			}
+			before := e.dev.Stats()
+			payload := bytes.Repeat([]byte("0123456789"), 300)
+			if _, err := kc.Write(payload); err != nil {
+				t.Fatalf("kernel write: %v", err)
+			}
+			u.SetReadDeadline(time.Now().Add(5 * time.Second))
+			var got []byte
+			buf := make([]byte, 2000)
+			for range 3 {
+				n, err := u.Read(buf)
+				if err != nil {
+					t.Fatalf("synack read after %d bytes: %v", len(got), err)
+				}
+				if n != 1000 {
+					t.Errorf("datagram of %d bytes, want 1000", n)
+				}
+				got = append(got, buf[:n]...)
+			}
+			if !bytes.Equal(got, payload) {
+				t.Errorf("datagrams differ from what the kernel wrote")
+			}
+			if d := e.dev.Stats(); d.RxGSO-before.RxGSO != 1 || d.RxGSOSegs-before.RxGSOSegs != 3 {
+				t.Errorf("super-packets %d split into %d; want 1 into 3", d.RxGSO-before.RxGSO, d.RxGSOSegs-before.RxGSOSegs)
 			}
 		})
 	}
