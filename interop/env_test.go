@@ -75,6 +75,21 @@ type envConfig struct {
 	wrap   func(link.Endpoint) link.Endpoint
 	events bool
 	opts   stack.Options
+	tun    func(*tunstack.Config)
+}
+
+// withTun changes the device's configuration (offloads, queues, name).
+// Several compose, in order.
+func withTun(f func(*tunstack.Config)) envOption {
+	return func(c *envConfig) {
+		prev := c.tun
+		c.tun = func(tc *tunstack.Config) {
+			if prev != nil {
+				prev(tc)
+			}
+			f(tc)
+		}
+	}
 }
 
 // withPcap records the run in a pcap file (env.pcapPath).
@@ -101,6 +116,9 @@ func newEnv(t testing.TB, fam family, opts ...envOption) *env {
 		Addrs:   []tunstack.Pair{{Host: fam.host, Stack: fam.stack}},
 		Link:    cfg.wrap,
 		Options: cfg.opts,
+	}
+	if cfg.tun != nil {
+		cfg.tun(&tc)
 	}
 	if cfg.pcap {
 		// Kept when the test fails, for a look with tshark or Wireshark.

@@ -74,44 +74,52 @@ func TestPcap(t *testing.T) {
 				t.Errorf("capture has %d SYN, %d FIN, %d RST segments; want >= 4, 2, 3", stats.syn, stats.fin, stats.rst)
 			}
 
-			tshark, err := exec.LookPath("tshark")
-			if err != nil {
-				t.Logf("tshark not installed: checked with the wire package only")
-				return
-			}
-			// Linux writes a computed TCP checksum of 0 as 0xffff
-			// (CSUM_MANGLED_0) when it completes checksums for a TUN
-			// device; receivers accept both forms of one's-complement
-			// zero, but tshark flags it (RFC 1624). It is allowed only in
-			// what the kernel sent: synack must never write it.
-			srcField := "ip.src"
-			if !fam.stackAddr(0).Addr().Is4() {
-				srcField = "ipv6.src"
-			}
-			synackSent := fmt.Sprintf("%s == %s", srcField, fam.stackAddr(0).Addr())
-			kernelFFFF := fmt.Sprintf("(tcp.checksum.ffff && !(%s))", synackSent)
-			filter := `_ws.malformed || _ws.expert.group == "Malformed" || ` +
-				`((_ws.expert.group == "Checksum" || tcp.checksum.status == "Bad") && !` + kernelFFFF + `) || ` +
-				`ip.checksum.status == "Bad" || icmp.checksum.status == "Bad" || icmpv6.checksum.status == "Bad"`
-			out, err := exec.Command(tshark, "-n", "-r", e.pcapPath,
-				"-o", "ip.check_checksum:TRUE", "-o", "tcp.check_checksum:TRUE",
-				"-Y", filter).Output()
-			if err != nil {
-				t.Fatalf("tshark: %v", err)
-			}
-			if s := strings.TrimSpace(string(out)); s != "" {
-				t.Errorf("tshark finds malformed packets or checksum errors:\n%s", s)
-			}
-			out, err = exec.Command(tshark, "-n", "-r", e.pcapPath, "-T", "fields", "-e", "frame.number").Output()
-			if err != nil {
-				t.Fatalf("tshark: %v", err)
-			}
-			if n := len(strings.Fields(string(out))); n != stats.packets {
-				t.Errorf("tshark reads %d packets, want %d", n, stats.packets)
-			}
-			t.Logf("tshark reads %d packets: none malformed, no checksum errors", stats.packets)
+			checkTshark(t, fam, e.pcapPath, stats.packets)
 		})
 	}
+}
+
+// checkTshark has tshark, when installed, read the capture at path: no
+// malformed packet, no checksum error in what synack wrote, and all
+// packets read.
+func checkTshark(t *testing.T, fam family, path string, packets int) {
+	t.Helper()
+	tshark, err := exec.LookPath("tshark")
+	if err != nil {
+		t.Logf("tshark not installed: checked with the wire package only")
+		return
+	}
+	// Linux writes a computed TCP checksum of 0 as 0xffff
+	// (CSUM_MANGLED_0) when it completes checksums for a TUN
+	// device; receivers accept both forms of one's-complement
+	// zero, but tshark flags it (RFC 1624). It is allowed only in
+	// what the kernel sent: synack must never write it.
+	srcField := "ip.src"
+	if !fam.stackAddr(0).Addr().Is4() {
+		srcField = "ipv6.src"
+	}
+	synackSent := fmt.Sprintf("%s == %s", srcField, fam.stackAddr(0).Addr())
+	kernelFFFF := fmt.Sprintf("(tcp.checksum.ffff && !(%s))", synackSent)
+	filter := `_ws.malformed || _ws.expert.group == "Malformed" || ` +
+		`((_ws.expert.group == "Checksum" || tcp.checksum.status == "Bad") && !` + kernelFFFF + `) || ` +
+		`ip.checksum.status == "Bad" || icmp.checksum.status == "Bad" || icmpv6.checksum.status == "Bad"`
+	out, err := exec.Command(tshark, "-n", "-r", path,
+		"-o", "ip.check_checksum:TRUE", "-o", "tcp.check_checksum:TRUE",
+		"-Y", filter).Output()
+	if err != nil {
+		t.Fatalf("tshark: %v", err)
+	}
+	if s := strings.TrimSpace(string(out)); s != "" {
+		t.Errorf("tshark finds malformed packets or checksum errors:\n%s", s)
+	}
+	out, err = exec.Command(tshark, "-n", "-r", path, "-T", "fields", "-e", "frame.number").Output()
+	if err != nil {
+		t.Fatalf("tshark: %v", err)
+	}
+	if n := len(strings.Fields(string(out))); n != packets {
+		t.Errorf("tshark reads %d packets, want %d", n, packets)
+	}
+	t.Logf("tshark reads %d packets: none malformed, no checksum errors", packets)
 }
 
 type pcapStats struct {

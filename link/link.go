@@ -30,6 +30,21 @@ type BatchDispatcher interface {
 	DeliverPackets(pkts [][]byte)
 }
 
+// ChecksumVouching is a BatchDispatcher that a link may hand packets
+// whose transport checksums (TCP, UDP) it vouches for: packets the link
+// knows were not damaged since their checksum was (or would have been)
+// computed, such as what the local kernel writes to a TUN device with
+// checksum offload (VIRTIO_NET_HDR_F_NEEDS_CSUM: the checksum field holds
+// only the pseudo-header's sum) or what it already verified
+// (VIRTIO_NET_HDR_F_DATA_VALID). The receiver skips verifying those
+// checksums. A link that cannot vouch for a packet delivers it with
+// DeliverPackets, and a link whose dispatcher lacks this method completes
+// such checksums itself. The rules of DeliverPackets apply.
+type ChecksumVouching interface {
+	BatchDispatcher
+	DeliverVouchedPackets(pkts [][]byte)
+}
+
 // DispatcherFunc adapts a function to a Dispatcher.
 type DispatcherFunc func(pkt []byte)
 

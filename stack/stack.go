@@ -190,6 +190,9 @@ type Stack struct {
 
 	mu     sync.Mutex
 	closed bool
+	// vouched is set, under mu, while a link's vouched batch is processed
+	// (DeliverVouchedPackets): TCP and UDP checksums are then not verified.
+	vouched bool
 
 	nics   []*nic
 	lo     *nic // the loopback link (loopback.go), not in nics

@@ -309,7 +309,7 @@ func (s *Stack) lookupUDP(local, remote netip.AddrPort) *UDPConn {
 // in that answer.
 func (s *Stack) deliverUDP(n *nic, p *wire.IPPacket, pkt []byte, now time.Time) {
 	c := &s.ctr.UDP
-	h, payload, err := wire.ParseUDP(p.Payload, p.Src, p.Dst, true)
+	h, payload, err := wire.ParseUDP(p.Payload, p.Src, p.Dst, !s.vouched)
 	if err != nil {
 		c.InErrors.add(1)
 		if errors.Is(err, wire.ErrChecksum) {

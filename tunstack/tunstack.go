@@ -50,6 +50,15 @@ type Config struct {
 	Name string
 	// MTU of the link in bytes; 0 means tun.DefaultMTU.
 	MTU int
+	// Offload, SplitGSO, Queues and TxQueueLen set up the device as the fields of
+	// tun.Options say: virtio-net header offloads (TSO super-segments in,
+	// GSO super-packets out, checksums left to the device), the number of
+	// queues with one reader each, and the transmit queue length (0:
+	// tun.DefaultTxQueueLen). Dev.Features says what the kernel accepted.
+	Offload    bool
+	SplitGSO   bool
+	Queues     int
+	TxQueueLen int
 	// Addrs holds one Pair per address, typically one IPv4 and one IPv6
 	// pair to run both families side by side.
 	Addrs []Pair
@@ -150,7 +159,7 @@ func New(cfg Config) (*Net, error) {
 	if err != nil {
 		return nil, err
 	}
-	dev, err := tun.Open(cfg.Name, cfg.MTU)
+	dev, err := tun.OpenOptions(cfg.Name, tun.Options{MTU: cfg.MTU, Offload: cfg.Offload, SplitGSO: cfg.SplitGSO, Queues: cfg.Queues, TxQueueLen: cfg.TxQueueLen})
 	if err != nil {
 		return nil, err
 	}

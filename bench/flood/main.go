@@ -55,6 +55,9 @@ var (
 	tunFlag     = flag.Bool("tun", false, "also run part 2: TUN + hping3 against synack and the Linux kernel (root)")
 	tunClients  = flag.Int("tun-clients", 1000, "part 2: legitimate connections")
 	tunFlood    = flag.Duration("tun-flood", 60*time.Second, "part 2: longest hping3 flood (it also stops when the clients are done)")
+	tunQueues   = flag.Int("tun-queues", runtime.NumCPU(), "part 2: TUN queues (IFF_MULTI_QUEUE), one reader each")
+	tunOffload  = flag.Bool("tun-offload", true, "part 2: open the TUN device with the kernel's offloads (virtio-net header)")
+	tunQLen     = flag.Int("tun-txqueuelen", 0, "part 2: the TUN interface's txqueuelen (0: link/tun's default, -1: the kernel's 500)")
 )
 
 var (
@@ -234,7 +237,7 @@ func runMemlink(rate int, mode stack.SynCookieMode) (result, error) {
 			c.Close()
 		}
 		return err
-	}, start.Add(*maxDuration))
+	}, start.Add(*maxDuration), nil)
 	res.dur = time.Since(start)
 	res.counters = server.Counters().TCP
 	for _, li := range server.Listeners() {
@@ -254,7 +257,12 @@ func runMemlink(rate int, mode stack.SynCookieMode) (result, error) {
 
 // dialMany makes n handshakes with w workers and returns the durations of
 // those that succeeded and how many failed; it gives up at deadline.
-func dialMany(n, w int, dial func(context.Context) error, deadline time.Time) ([]time.Duration, int) {
+// dialMany makes n handshakes with dial from w workers, each started
+// with spawn (nil: go), until deadline.
+func dialMany(n, w int, dial func(context.Context) error, deadline time.Time, spawn func(func())) ([]time.Duration, int) {
+	if spawn == nil {
+		spawn = func(f func()) { go f() }
+	}
 	var mu sync.Mutex
 	var times []time.Duration
 	failed := 0
@@ -262,7 +270,7 @@ func dialMany(n, w int, dial func(context.Context) error, deadline time.Time) ([
 	var wg sync.WaitGroup
 	for range w {
 		wg.Add(1)
-		go func() {
+		spawn(func() {
 			defer wg.Done()
 			for next.Add(1) <= int64(n) {
 				if time.Now().After(deadline) {
@@ -284,7 +292,7 @@ func dialMany(n, w int, dial func(context.Context) error, deadline time.Time) ([
 				}
 				mu.Unlock()
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	slices.Sort(times)

@@ -165,7 +165,7 @@ func runServe(args []string) int {
 		}
 		srv.serveHTTP(l, h)
 	}
-	fmt.Printf("synack serve: ready on %s: %s\n", tn, strings.Join(what, ", "))
+	fmt.Printf("synack serve: ready on %s [%s]: %s\n", tn, tn.Dev.Features(), strings.Join(what, ", "))
 
 	<-ctx.Done()
 	stop()

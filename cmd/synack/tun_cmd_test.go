@@ -311,6 +311,7 @@ func TestTUNFlagErrors(t *testing.T) {
 		{[]string{"serve", "--echo", "7", "--buffer", "100"}, "--buffer 100: less than 4096 bytes"},
 		{[]string{"nc", "--host-addr", "198.18.0.1/24,fd00::1/64", "198.18.0.1", "7"}, "--host-addr fd00::1/64 has no --stack-addr of the same family"},
 		{[]string{"nc", "--stack-addr", "fd00::2", "198.18.0.1", "7"}, "has no --stack-addr of the same family"},
+		{[]string{"serve", "--echo", "7", "--queues", "0"}, "--queues 0: want 1 to 256"},
 	} {
 		cmd := synackCmd(os.Args[0], tc.args...)
 		var out, errb bytes.Buffer

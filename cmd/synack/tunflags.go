@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"runtime"
 	"strings"
 
 	"github.com/synack/synack/link/tun"
@@ -13,7 +14,8 @@ import (
 )
 
 // tunFlags are the flags every command that puts the stack on a TUN device
-// shares: --tun NAME --host-addr CIDR --stack-addr IP --mtu N --pcap FILE.
+// shares: --tun NAME --host-addr CIDR --stack-addr IP --mtu N --pcap FILE
+// --offload --queues N.
 // --host-addr and --stack-addr take comma-separated lists, to run IPv4 and
 // IPv6 side by side (one stack address per host prefix, matched by
 // family). Building the device and the stack is package tunstack's work;
@@ -24,6 +26,8 @@ type tunFlags struct {
 	stackAddr string
 	mtu       int
 	pcap      string
+	offload   bool
+	queues    int
 }
 
 func addTunFlags(fs *flag.FlagSet) *tunFlags {
@@ -32,6 +36,8 @@ func addTunFlags(fs *flag.FlagSet) *tunFlags {
 	fs.StringVar(&f.hostAddr, "host-addr", "198.18.0.1/24", "the kernel's `CIDR` on the TUN interface (IPv4 or IPv6; comma-separated for both)")
 	fs.StringVar(&f.stackAddr, "stack-addr", "198.18.0.2", "the stack's `IP` (inside the host prefix; comma-separated for both families)")
 	fs.IntVar(&f.mtu, "mtu", tun.DefaultMTU, "MTU of the TUN link, in `bytes`")
+	fs.BoolVar(&f.offload, "offload", true, "use the kernel's TUN offloads (virtio-net header: TSO/GSO super-packets, checksum offload), falling back to what the kernel accepts")
+	fs.IntVar(&f.queues, "queues", runtime.NumCPU(), "`N` queues on the TUN device (IFF_MULTI_QUEUE), one reader each")
 	fs.StringVar(&f.pcap, "pcap", "", "write every packet on the link to `FILE` (pcap, readable by tcpdump/tshark/Wireshark)")
 	return f
 }
@@ -39,7 +45,10 @@ func addTunFlags(fs *flag.FlagSet) *tunFlags {
 // config parses --host-addr and --stack-addr, pairs them by family, and
 // returns the Config they describe, checked; its errors name the flags.
 func (f *tunFlags) config() (tunstack.Config, error) {
-	cfg := tunstack.Config{Name: f.name, MTU: f.mtu}
+	cfg := tunstack.Config{Name: f.name, MTU: f.mtu, Offload: f.offload, Queues: f.queues}
+	if f.queues < 1 || f.queues > 256 {
+		return cfg, fmt.Errorf("--queues %d: want 1 to 256", f.queues)
+	}
 	var hosts []netip.Prefix
 	for _, s := range splitList(f.hostAddr) {
 		p, err := netip.ParsePrefix(s)

@@ -21,8 +21,12 @@ var errNoNetlink = errors.New("no rtnetlink handle for the interface's namespace
 // FromFile makes a Device of f, a TUN device some other code opened and
 // set up: the descriptor Android's VpnService.Builder.establish returns, or
 // one a parent process passed down. The device must be a TUN (IP packets,
-// IFF_TUN) opened with IFF_NO_PI; one with IFF_VNET_HDR, a TAP device, or a
-// file that is no TUN device at all is refused with an error saying so.
+// IFF_TUN) opened with IFF_NO_PI, with or without IFF_VNET_HDR (a
+// virtio-net header before every packet: then whatever offloads its creator
+// set with TUNSETOFFLOAD are handled, super-packets split and partial
+// checksums completed, and the stack's segments go out joined as GSO
+// super-packets); a TAP device, or a file that is no TUN device at all, is
+// refused with an error saying so.
 // Its Name is the interface's, as TUNGETIFF reports it.
 //
 // IFF_NO_PI cannot be checked: TUNGETIFF reports IFF_NOFILTER in the same
@@ -84,7 +88,19 @@ func FromFD(fd int, mtu int) (*Device, error) {
 		return nil, &Error{Op: op, Name: name, Err: err}
 	}
 
-	d := &Device{name: name, readerDone: make(chan struct{})}
+	d := &Device{name: name, readerDone: make(chan struct{}), whole: true}
+	if req.flags&unix.IFF_VNET_HDR != 0 {
+		// The header's size is the creator's choice (TUNSETVNETHDRSZ):
+		// 10 bytes, or 12 with the mergeable-buffers count, which a TUN
+		// device leaves 0.
+		sz, err := unix.IoctlGetInt(fd, unix.TUNGETVNETHDRSZ)
+		if err != nil || sz < vnetHdrLen || sz > 16 {
+			return nil, &Error{Op: op, Name: name, Err: fmt.Errorf("the device uses IFF_VNET_HDR with a header of %d bytes (TUNGETVNETHDRSZ: %v); want 10 or 12", sz, err)}
+		}
+		d.vnet = sz
+		d.feat.VnetHdr, d.feat.GSOOut = true, true
+		d.feat.Fallback = "adopted: offloads as the creator set them"
+	}
 	kernelMTU := 0
 	d.nl = deviceNetlink(fd)
 	if d.nl != nil {
@@ -114,21 +130,20 @@ func FromFD(fd int, mtu int) (*Device, error) {
 		}
 		return nil, &Error{Op: op, Name: name, Err: err}
 	}
-	d.f = os.NewFile(uintptr(fd), DevicePath)
+	d.files = []*os.File{os.NewFile(uintptr(fd), DevicePath)}
+	d.feat.Queues = 1
 	return d, nil
 }
 
 // checkFlags accepts the TUNGETIFF flags of a device this package can
 // read and write: one IP packet per read(2) and write(2), nothing before
-// it.
+// it but a virtio-net header.
 func checkFlags(flags uint16) error {
 	switch {
 	case flags&unix.IFF_TAP != 0:
 		return errors.New("a TAP device (Ethernet frames); synack needs a TUN device (IP packets, IFF_TUN)")
 	case flags&unix.IFF_TUN == 0:
 		return fmt.Errorf("not a TUN device (flags %#x)", flags)
-	case flags&unix.IFF_VNET_HDR != 0:
-		return errors.New("the device uses IFF_VNET_HDR (a virtio-net header before every packet), which this package does not support; open it with IFF_TUN|IFF_NO_PI")
 	case flags&unix.IFF_NO_PI == 0:
 		// Seen only with a socket filter attached (see FromFile): the bit
 		// is IFF_NOFILTER too, so its absence is proof, its presence not.

@@ -109,7 +109,6 @@ func TestFromFileRefused(t *testing.T) {
 		flags uint16
 		want  string
 	}{
-		{"vnet", unix.IFF_TUN | unix.IFF_NO_PI | unix.IFF_VNET_HDR, "IFF_VNET_HDR"},
 		{"tap", unix.IFF_TAP | unix.IFF_NO_PI, "TAP"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -175,6 +175,22 @@ func (ns *NS) Close() {
 	})
 }
 
+// Go runs f on a new goroutine whose OS thread has entered the
+// namespace, so sockets f makes belong to it. Unlike Do, calls run in
+// parallel with each other and with Do (a load generator's workers, each
+// dialling on its own). The thread is discarded when f returns.
+func (ns *NS) Go(f func()) {
+	go func() {
+		// Never unlocked: the runtime ends the thread with the goroutine
+		// instead of handing a thread in a foreign namespace to others.
+		runtime.LockOSThread()
+		if err := netns.Set(ns.handle); err != nil {
+			panic(fmt.Sprintf("nstest: entering %s: %v", ns.Name, err))
+		}
+		f()
+	}()
+}
+
 // Listen is net.Listen inside the namespace.
 func (ns *NS) Listen(network, addr string) (l net.Listener, err error) {
 	ns.Do(func() { l, err = net.Listen(network, addr) })

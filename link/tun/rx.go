@@ -1,0 +1,241 @@
+//go:build linux
+
+package tun
+
+import (
+	"errors"
+	"os"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/synack/synack/link"
+)
+
+// The receive side: each queue's reader, its batches, and what it does
+// with a virtio-net header.
+
+// maxBatch bounds the packets handed over in one DeliverPackets call, and
+// the reads done before one.
+const maxBatch = 64
+
+// reader is one queue's buffers.
+type reader struct {
+	d      *Device
+	disp   link.Dispatcher
+	batch  link.BatchDispatcher  // disp, if it takes batches
+	vouch  link.ChecksumVouching // disp, if the link may vouch for checksums to it
+	bufs   [][]byte              // one per read
+	lens   []int
+	arena  []byte   // the segments split from super-packets
+	pkts   [][]byte // the batch
+	vouchd []bool   // per packet of the batch: the link vouches for its checksum
+}
+
+func (d *Device) read(f *os.File, disp link.Dispatcher) {
+	defer d.readers.Done()
+	r := &reader{d: d, disp: disp}
+	r.batch, _ = disp.(link.BatchDispatcher)
+	r.vouch, _ = disp.(link.ChecksumVouching)
+	size := d.mtu
+	nbuf := maxBatch
+	if d.vnet > 0 {
+		// A super-packet is up to 64 KiB; fewer reads per batch keep a
+		// queue's buffers near 1 MiB.
+		size = d.vnet + maxPacket
+		nbuf = 16
+		r.arena = make([]byte, 0, 256<<10)
+	}
+	r.bufs = make([][]byte, nbuf)
+	for i := range r.bufs {
+		r.bufs[i] = make([]byte, size)
+	}
+	r.lens = make([]int, nbuf)
+	rc, err := f.SyscallConn()
+	if err != nil {
+		d.setReadErr(err)
+		return
+	}
+	for {
+		n, err := r.readBatch(rc)
+		if err != nil {
+			if d.state.Load() != stateClosed && !errors.Is(err, os.ErrClosed) {
+				// Unexpected (the fd is never read elsewhere). Keep the
+				// reason for Err; delivery ends.
+				d.setReadErr(err)
+			}
+			return
+		}
+		d.rxReads.Add(uint64(n))
+		for i := 0; i < n; i++ {
+			if !r.take(r.bufs[i][:r.lens[i]]) {
+				return // closed
+			}
+		}
+		if !r.flush() {
+			return
+		}
+	}
+}
+
+func (d *Device) setReadErr(err error) {
+	e := error(&Error{Op: "reading", Name: d.name, Err: err})
+	d.readErr.Store(&e)
+}
+
+// readBatch reads packets into r.bufs until the device has no more ready
+// or the buffers are full; it parks in the poller only when none is ready.
+func (r *reader) readBatch(rc syscall.RawConn) (int, error) {
+	n := 0
+	var rerr error
+	err := rc.Read(func(fd uintptr) bool {
+		for n < len(r.bufs) {
+			m, err := unix.Read(int(fd), r.bufs[n])
+			switch {
+			case err == unix.EINTR:
+				continue
+			case err == unix.EAGAIN:
+				return n > 0 // none yet: wait for the poller
+			case err != nil:
+				rerr = err
+				return true
+			case m > 0:
+				r.lens[n] = m
+				n++
+			}
+		}
+		return true
+	})
+	if err != nil {
+		return 0, err
+	}
+	if rerr != nil && n == 0 {
+		return 0, rerr
+	}
+	return n, nil
+}
+
+// take adds one read's packet(s) to the batch, delivering first if the
+// arena cannot hold a super-packet's segments. It reports false once the
+// device is closed.
+func (r *reader) take(b []byte) bool {
+	d := r.d
+	if d.vnet == 0 {
+		r.add(b, false)
+		return len(r.pkts) < maxBatch || r.flush()
+	}
+	if len(b) <= d.vnet {
+		d.rxDropped.Add(1)
+		return true
+	}
+	h, pkt := decodeVnetHdr(b), b[d.vnet:]
+	vouch := r.vouch != nil
+	switch {
+	case vouch && d.whole && wholeTCP(pkt, h):
+		// One segment larger than the MTU: the stack takes it as it is.
+		d.rxGSO.Add(1)
+		d.rxGSOSegs.Add(1)
+		d.rxVouched.Add(1)
+		r.add(pkt, true)
+	case h.GSOType != gsoNone:
+		// The segments of up to 64 KiB with their headers repeated:
+		// make room for all of them.
+		need := len(pkt) + (len(pkt)/max(int(h.GSOSize), 1)+1)*int(h.CsumStart+60)
+		if cap(r.arena)-len(r.arena) < need || len(r.pkts)+len(pkt)/max(int(h.GSOSize), 1)+1 > 4*maxBatch {
+			if !r.flush() {
+				return false
+			}
+			if cap(r.arena) < need {
+				r.arena = make([]byte, 0, need)
+			}
+		}
+		before := len(r.pkts)
+		var err error
+		r.arena, r.pkts, err = splitGSO(r.arena, r.pkts, pkt, h, vouch)
+		if err != nil {
+			r.pkts = r.pkts[:before]
+			d.rxDropped.Add(1)
+			return true
+		}
+		d.rxGSO.Add(1)
+		d.rxGSOSegs.Add(uint64(len(r.pkts) - before))
+		for range len(r.pkts) - before {
+			r.vouchd = append(r.vouchd, vouch)
+		}
+		if vouch {
+			d.rxVouched.Add(uint64(len(r.pkts) - before))
+		}
+	case h.Flags&vnetNeedsCsum != 0:
+		// The kernel's own packet, checksum left for the device: the
+		// dispatcher may take it vouched; otherwise finish the sum.
+		if !vouch {
+			if !completeChecksum(pkt, int(h.CsumStart), int(h.CsumOffset)) {
+				d.rxDropped.Add(1)
+				return true
+			}
+			d.rxCsum.Add(1)
+		} else {
+			d.rxVouched.Add(1)
+		}
+		r.add(pkt, vouch)
+	case h.Flags&vnetDataValid != 0:
+		if vouch {
+			d.rxVouched.Add(1)
+		}
+		r.add(pkt, vouch)
+	default:
+		r.add(pkt, false)
+	}
+	return len(r.pkts) < maxBatch || r.flush()
+}
+
+func (r *reader) add(p []byte, vouched bool) {
+	r.pkts = append(r.pkts, p)
+	r.vouchd = append(r.vouchd, vouched)
+}
+
+// flush delivers the batch and empties it; false once the device is
+// closed.
+func (r *reader) flush() bool {
+	if len(r.pkts) == 0 {
+		return true
+	}
+	d := r.d
+	d.deliverMu.Lock()
+	defer d.deliverMu.Unlock()
+	if !d.state.CompareAndSwap(stateIdle, stateDelivering) {
+		return false // closed
+	}
+	var bytes uint64
+	for _, p := range r.pkts {
+		bytes += uint64(len(p))
+	}
+	d.rxPackets.Add(uint64(len(r.pkts)))
+	d.rxBytes.Add(bytes)
+	d.rxBatches.Add(1)
+	switch {
+	case r.batch == nil:
+		for _, p := range r.pkts {
+			r.disp.DeliverPacket(p)
+		}
+	case r.vouch == nil:
+		r.batch.DeliverPackets(r.pkts)
+	default:
+		// Runs of vouched and not-vouched packets, in order.
+		for i := 0; i < len(r.pkts); {
+			j := i + 1
+			for j < len(r.pkts) && r.vouchd[j] == r.vouchd[i] {
+				j++
+			}
+			if r.vouchd[i] {
+				r.vouch.DeliverVouchedPackets(r.pkts[i:j])
+			} else {
+				r.batch.DeliverPackets(r.pkts[i:j])
+			}
+			i = j
+		}
+	}
+	clear(r.pkts)
+	r.pkts, r.vouchd, r.arena = r.pkts[:0], r.vouchd[:0], r.arena[:0]
+	return d.state.CompareAndSwap(stateDelivering, stateIdle) // false: closed during the delivery
+}
