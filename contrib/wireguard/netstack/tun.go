@@ -1,0 +1,280 @@
+// Package netstack puts a synack stack behind a wireguard-go tun.Device,
+// in the shape of golang.zx2c4.com/wireguard/tun/netstack (which puts
+// gVisor's there): CreateNetTUN gives the tun.Device to hand to
+// device.NewDevice and a *Net whose Dial, Listen and Lookup methods have
+// the same names and arguments. A program written against wireguard-go's
+// package moves to this one by changing its import:
+//
+//	import "github.com/synack/synack/contrib/wireguard/netstack"
+//
+// The connections are synack's: *stack.TCPConn, *stack.Listener and
+// *stack.UDPConn where wireguard-go's package returns gonet's types, with
+// the errors of Go's net package (errors.Is(err, syscall.ECONNREFUSED)
+// and the rest work).
+package netstack
+
+import (
+	"net/netip"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+
+	"github.com/synack/synack/link"
+	"github.com/synack/synack/stack"
+	"golang.zx2c4.com/wireguard/tun"
+)
+
+// batchSize is what the device reports as BatchSize: wireguard-go reads
+// and writes up to this many packets per call (its conn.IdealBatchSize).
+const batchSize = 128
+
+// queueLen bounds the packets the stack has sent that WireGuard has not
+// read yet. A link must never block the stack (link.Endpoint), so past
+// this a packet is refused and dropped, as a full NIC queue drops;
+// gVisor's channel endpoint in wireguard-go's package holds 1024 too.
+const queueLen = 1024
+
+// device is both ends of the pipe between the stack and WireGuard: the
+// stack's link.Endpoint, whose WritePackets queues what the stack sends
+// for the tun.Device's Read, and the tun.Device, whose Write hands what
+// WireGuard decrypted to the stack's Dispatcher.
+type device struct {
+	s      *stack.Stack
+	mtu    int
+	events chan tun.Event
+
+	// Stack to WireGuard.
+	mu     sync.Mutex
+	ready  sync.Cond // signalled when q grows or the device closes
+	q      [][]byte  // packets sent by the stack, oldest first
+	free   [][]byte  // buffers to reuse, capacity mtu
+	closed bool
+	drops  uint64 // packets refused because q was full
+
+	// WireGuard to stack: wmu serialises Write calls, which may come from
+	// several of WireGuard's goroutines (one per peer), since a Dispatcher
+	// takes one goroutine at a time (link.Dispatcher).
+	wmu   sync.Mutex
+	disp  atomic.Pointer[link.Dispatcher] // nil until Attach and after Close
+	batch [][]byte
+
+	closeOnce sync.Once
+}
+
+// endpoint is the device as the stack's link. It is a type of its own
+// because link.Endpoint's MTU and tun.Device's differ in their results.
+type endpoint struct{ d *device }
+
+var (
+	_ tun.Device    = (*device)(nil)
+	_ link.Endpoint = endpoint{}
+)
+
+// errQueueFull is why WritePackets refuses a packet.
+var errQueueFull = syscall.ENOBUFS
+
+// CreateNetTUN makes a synack stack with localAddresses (each as a
+// single address, /32 or /128) on a link of mtu bytes whose far side is
+// the returned tun.Device, with default routes of each family it has an
+// address of into that link. dnsServers (port 53) are where Net's
+// LookupHost and the names given to Dial go. The device sends EventUp
+// once.
+func CreateNetTUN(localAddresses, dnsServers []netip.Addr, mtu int) (tun.Device, *Net, error) {
+	return CreateNetTUNWithOptions(localAddresses, dnsServers, mtu, stack.Options{})
+}
+
+// CreateNetTUNWithOptions is CreateNetTUN with the stack made from opts
+// (buffer sizes, congestion control, a virtual clock ...).
+func CreateNetTUNWithOptions(localAddresses, dnsServers []netip.Addr, mtu int, opts stack.Options) (tun.Device, *Net, error) {
+	d := &device{mtu: mtu, events: make(chan tun.Event, 1)}
+	d.ready.L = &d.mu
+	s := stack.New(opts)
+	var prefixes []netip.Prefix
+	var has4, has6 bool
+	for _, a := range localAddresses {
+		a = a.Unmap()
+		prefixes = append(prefixes, netip.PrefixFrom(a, a.BitLen()))
+		has4 = has4 || a.Is4()
+		has6 = has6 || a.Is6()
+	}
+	id, err := s.AddLink(endpoint{d}, prefixes...)
+	if err != nil {
+		s.Close()
+		return nil, nil, err
+	}
+	if has4 {
+		if err := s.AddRoute(netip.PrefixFrom(netip.IPv4Unspecified(), 0), netip.Addr{}, id); err != nil {
+			s.Close()
+			return nil, nil, err
+		}
+	}
+	if has6 {
+		if err := s.AddRoute(netip.PrefixFrom(netip.IPv6Unspecified(), 0), netip.Addr{}, id); err != nil {
+			s.Close()
+			return nil, nil, err
+		}
+	}
+	d.s = s
+	var servers []netip.AddrPort
+	for _, a := range dnsServers {
+		servers = append(servers, netip.AddrPortFrom(a, 53))
+	}
+	n := &Net{s: s, dev: d, has4: has4, has6: has6, dnsServers: dnsServers, resolver: s.Resolver(servers)}
+	d.events <- tun.EventUp
+	return d, n, nil
+}
+
+// Stack returns the synack stack behind the device, for what Net does
+// not offer (counters, events, options).
+func (n *Net) Stack() *stack.Stack { return n.s }
+
+// link.Endpoint: the stack's side.
+
+// MTU is the largest packet the stack may send.
+func (e endpoint) MTU() int { return e.d.mtu }
+
+// Attach sets the receiver of what WireGuard writes.
+func (e endpoint) Attach(disp link.Dispatcher) { e.d.disp.Store(&disp) }
+
+// Close is called by the stack's Close: Read ends, Write refuses.
+func (e endpoint) Close() error {
+	e.d.closeLink()
+	return nil
+}
+
+// WritePackets queues the stack's packets for Read, copying them; it
+// refuses (ENOBUFS) the first that finds the queue full.
+func (e endpoint) WritePackets(pkts [][]byte) (int, error) {
+	d := e.d
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return 0, os.ErrClosed
+	}
+	for i, p := range pkts {
+		if len(d.q) >= queueLen {
+			d.drops++
+			if i > 0 {
+				d.ready.Signal()
+			}
+			return i, errQueueFull
+		}
+		var b []byte
+		if k := len(d.free); k > 0 && cap(d.free[k-1]) >= len(p) {
+			b = d.free[k-1][:len(p)]
+			d.free = d.free[:k-1]
+		} else {
+			b = make([]byte, len(p), max(len(p), d.mtu))
+		}
+		copy(b, p)
+		d.q = append(d.q, b)
+	}
+	d.ready.Signal()
+	return len(pkts), nil
+}
+
+// closeLink stops both directions. It takes no lock Write holds, so the
+// stack may close its links from inside a delivery (link.Endpoint).
+func (d *device) closeLink() {
+	d.disp.Store(nil)
+	d.mu.Lock()
+	d.closed = true
+	d.q, d.free = nil, nil
+	d.ready.Broadcast()
+	d.mu.Unlock()
+}
+
+// tun.Device: WireGuard's side.
+
+// File returns nil: there is no file descriptor behind the device.
+func (d *device) File() *os.File { return nil }
+
+// Name returns "go", as wireguard-go's netstack device does.
+func (d *device) Name() (string, error) { return "go", nil }
+
+// Events delivers EventUp once; it is closed by Close.
+func (d *device) Events() <-chan tun.Event { return d.events }
+
+// BatchSize is the most packets Read returns and Write is given at once.
+func (d *device) BatchSize() int { return batchSize }
+
+// Read waits for the stack to send and moves up to len(bufs) packets
+// into bufs[i][offset:], their lengths into sizes. A packet that does not
+// fit its buffer is dropped. It returns os.ErrClosed once the device is
+// closed.
+func (d *device) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for len(d.q) == 0 && !d.closed {
+		d.ready.Wait()
+	}
+	if d.closed {
+		return 0, os.ErrClosed
+	}
+	n, k := 0, 0
+	for ; k < len(d.q) && n < len(bufs); k++ {
+		p := d.q[k]
+		if offset+len(p) <= len(bufs[n]) {
+			sizes[n] = copy(bufs[n][offset:], p)
+			n++
+		}
+		d.free = append(d.free, p)
+		d.q[k] = nil
+	}
+	d.q = d.q[:copy(d.q, d.q[k:])]
+	return n, nil
+}
+
+// Write hands the packets bufs[i][offset:] to the stack, in one batch
+// when the stack takes batches. Empty ones are skipped; one that is not
+// IPv4 or IPv6 ends the call with EAFNOSUPPORT after the packets before
+// it were delivered, as wireguard-go's netstack device does.
+func (d *device) Write(bufs [][]byte, offset int) (int, error) {
+	d.wmu.Lock()
+	defer d.wmu.Unlock()
+	dp := d.disp.Load()
+	if dp == nil {
+		return 0, os.ErrClosed
+	}
+	disp := *dp
+	d.batch = d.batch[:0]
+	var err error
+	for _, b := range bufs {
+		if len(b) <= offset {
+			continue
+		}
+		p := b[offset:]
+		if v := p[0] >> 4; v != 4 && v != 6 {
+			err = syscall.EAFNOSUPPORT
+			break
+		}
+		d.batch = append(d.batch, p)
+	}
+	if bd, ok := disp.(link.BatchDispatcher); ok && len(d.batch) > 1 {
+		bd.DeliverPackets(d.batch)
+	} else {
+		for _, p := range d.batch {
+			disp.DeliverPacket(p)
+		}
+	}
+	clear(d.batch)
+	if err != nil {
+		return 0, err
+	}
+	return len(bufs), nil
+}
+
+// MTU returns the MTU given to CreateNetTUN.
+func (d *device) MTU() (int, error) { return d.mtu, nil }
+
+// Close closes the stack (every connection aborted, blocked calls
+// ended), ends Read and closes the Events channel.
+func (d *device) Close() error {
+	d.closeOnce.Do(func() {
+		d.s.Close()
+		d.closeLink()
+		close(d.events)
+	})
+	return nil
+}
