@@ -18,7 +18,6 @@ type Net struct {
 	s          *stack.Stack
 	dev        *device
 	has4, has6 bool
-	dnsServers []netip.Addr
 	resolver   *net.Resolver
 }
 

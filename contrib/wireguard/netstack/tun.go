@@ -120,7 +120,7 @@ func CreateNetTUNWithOptions(localAddresses, dnsServers []netip.Addr, mtu int, o
 	for _, a := range dnsServers {
 		servers = append(servers, netip.AddrPortFrom(a, 53))
 	}
-	n := &Net{s: s, dev: d, has4: has4, has6: has6, dnsServers: dnsServers, resolver: s.Resolver(servers)}
+	n := &Net{s: s, dev: d, has4: has4, has6: has6, resolver: s.Resolver(servers)}
 	d.events <- tun.EventUp
 	return d, n, nil
 }
@@ -172,6 +172,13 @@ func (e endpoint) WritePackets(pkts [][]byte) (int, error) {
 	}
 	d.ready.Signal()
 	return len(pkts), nil
+}
+
+// dropped returns how many packets WritePackets refused.
+func (d *device) dropped() uint64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.drops
 }
 
 // closeLink stops both directions. It takes no lock Write holds, so the

@@ -83,27 +83,38 @@ func peer(pub wgKey, port int, allowed ...netip.Addr) string {
 	return s
 }
 
-// newTunnel builds the tunnel; mtu is both devices' (WireGuard's usual
-// 1420 when 0). The gVisor side's DNS server address is synack's and
-// synack's is gVisor's, so each can resolve through a server on the
-// other.
-func newTunnel(tb testing.TB, mtu int) *tunnel {
+func mtuOr(mtu int) int {
 	if mtu == 0 {
-		mtu = 1420
+		return 1420
 	}
-	syTun, syNet, err := CreateNetTUN([]netip.Addr{syAddr4, syAddr6}, []netip.Addr{gvAddr4}, mtu)
+	return mtu
+}
+
+// newTunnel builds the tunnel; mtu is both devices' (WireGuard's usual
+// 1420 when 0). synack's DNS server is on gVisor's side, so names resolve
+// through a server there.
+func newTunnel(tb testing.TB, mtu int) *tunnel {
+	syTun, syNet, err := CreateNetTUN([]netip.Addr{syAddr4, syAddr6}, []netip.Addr{gvAddr4}, mtuOr(mtu))
 	if err != nil {
 		tb.Fatal(err)
 	}
-	gvTun, gvNet, err := gvnetstack.CreateNetTUN([]netip.Addr{gvAddr4, gvAddr6}, []netip.Addr{syAddr4}, mtu)
+	return &tunnel{sy: syNet, gv: peerWith(tb, syTun, mtu)}
+}
+
+// peerWith runs local (a device holding syAddr4 and syAddr6) under a
+// wireguard-go device peered over loopback with another whose device is
+// wireguard-go's gVisor netstack (gvAddr4, gvAddr6), and returns that
+// peer's Net. Both devices close at the end of the test.
+func peerWith(tb testing.TB, local tun.Device, mtu int) *gvnetstack.Net {
+	gvTun, gvNet, err := gvnetstack.CreateNetTUN([]netip.Addr{gvAddr4, gvAddr6}, []netip.Addr{syAddr4}, mtuOr(mtu))
 	if err != nil {
 		tb.Fatal(err)
 	}
 	syPriv, syPub := newKey(tb)
 	gvPriv, gvPub := newKey(tb)
-	syDev, syPort := upDevice(tb, syTun, syPriv, "synack")
+	syDev, syPort := upDevice(tb, local, syPriv, "local")
 	tb.Cleanup(syDev.Close)
-	gvDev, gvPort := upDevice(tb, gvTun, gvPriv, "gvisor")
+	gvDev, gvPort := upDevice(tb, gvTun, gvPriv, "peer")
 	tb.Cleanup(gvDev.Close)
 	if err := syDev.IpcSet(peer(gvPub, gvPort, gvAddr4, gvAddr6)); err != nil {
 		tb.Fatal(err)
@@ -111,5 +122,5 @@ func newTunnel(tb testing.TB, mtu int) *tunnel {
 	if err := gvDev.IpcSet(peer(syPub, syPort, syAddr4, syAddr6)); err != nil {
 		tb.Fatal(err)
 	}
-	return &tunnel{sy: syNet, gv: gvNet}
+	return gvNet
 }
