@@ -16,7 +16,6 @@ import (
 // methods of wireguard-go's netstack.Net.
 type Net struct {
 	s          *stack.Stack
-	dev        *device
 	has4, has6 bool
 	resolver   *net.Resolver
 }

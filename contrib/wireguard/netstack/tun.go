@@ -31,7 +31,8 @@ const batchSize = 128
 
 // queueLen bounds the packets the stack has sent that WireGuard has not
 // read yet. A link must never block the stack (link.Endpoint), so past
-// this a packet is refused and dropped, as a full NIC queue drops;
+// this a packet is refused and dropped, as a full NIC queue drops (the
+// stack counts it in Counters().IP.OutDiscards);
 // gVisor's channel endpoint in wireguard-go's package holds 1024 too.
 const queueLen = 1024
 
@@ -50,7 +51,6 @@ type device struct {
 	q      [][]byte  // packets sent by the stack, oldest first
 	free   [][]byte  // buffers to reuse, capacity mtu
 	closed bool
-	drops  uint64 // packets refused because q was full
 
 	// WireGuard to stack: wmu serialises Write calls, which may come from
 	// several of WireGuard's goroutines (one per peer), since a Dispatcher
@@ -84,9 +84,31 @@ func CreateNetTUN(localAddresses, dnsServers []netip.Addr, mtu int) (tun.Device,
 	return CreateNetTUNWithOptions(localAddresses, dnsServers, mtu, stack.Options{})
 }
 
+// Buffer bounds of the stack CreateNetTUN makes, larger than synack's
+// defaults (1 MiB) because of where the stack sits: the round trip
+// through wireguard-go includes its queues (encryption, decryption, the
+// UDP socket), which hold tens of milliseconds of data on a busy host,
+// so a 1 MiB window caps a connection at 1 MiB per such round trip
+// (measured: the window was the limit, BENCHMARKS.md). These are the
+// maxima of Linux's tcp_rmem and tcp_wmem; memory is taken only as it is
+// used, and the receive window grows to the bound only as the
+// application keeps up (auto-tuning).
+const (
+	tunReceiveBuffer = 6 << 20
+	tunSendBuffer    = 4 << 20
+)
+
 // CreateNetTUNWithOptions is CreateNetTUN with the stack made from opts
-// (buffer sizes, congestion control, a virtual clock ...).
+// (buffer sizes, congestion control, a virtual clock ...). Zero buffer
+// sizes in opts.TCP take this package's defaults (tunReceiveBuffer,
+// tunSendBuffer), not the stack's.
 func CreateNetTUNWithOptions(localAddresses, dnsServers []netip.Addr, mtu int, opts stack.Options) (tun.Device, *Net, error) {
+	if opts.TCP.ReceiveBufferSize == 0 {
+		opts.TCP.ReceiveBufferSize = tunReceiveBuffer
+	}
+	if opts.TCP.SendBufferSize == 0 {
+		opts.TCP.SendBufferSize = tunSendBuffer
+	}
 	d := &device{mtu: mtu, events: make(chan tun.Event, 1)}
 	d.ready.L = &d.mu
 	s := stack.New(opts)
@@ -120,7 +142,7 @@ func CreateNetTUNWithOptions(localAddresses, dnsServers []netip.Addr, mtu int, o
 	for _, a := range dnsServers {
 		servers = append(servers, netip.AddrPortFrom(a, 53))
 	}
-	n := &Net{s: s, dev: d, has4: has4, has6: has6, resolver: s.Resolver(servers)}
+	n := &Net{s: s, has4: has4, has6: has6, resolver: s.Resolver(servers)}
 	d.events <- tun.EventUp
 	return d, n, nil
 }
@@ -154,7 +176,6 @@ func (e endpoint) WritePackets(pkts [][]byte) (int, error) {
 	}
 	for i, p := range pkts {
 		if len(d.q) >= queueLen {
-			d.drops++
 			if i > 0 {
 				d.ready.Signal()
 			}
@@ -172,13 +193,6 @@ func (e endpoint) WritePackets(pkts [][]byte) (int, error) {
 	}
 	d.ready.Signal()
 	return len(pkts), nil
-}
-
-// dropped returns how many packets WritePackets refused.
-func (d *device) dropped() uint64 {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.drops
 }
 
 // closeLink stops both directions. It takes no lock Write holds, so the

@@ -27,6 +27,7 @@ import (
 
 	"github.com/synack/synack/contrib/wireguard/internal/wgpair"
 	"github.com/synack/synack/contrib/wireguard/netstack"
+	"github.com/synack/synack/stack"
 	"golang.zx2c4.com/wireguard/tun"
 	gvnetstack "golang.zx2c4.com/wireguard/tun/netstack"
 )
@@ -44,10 +45,14 @@ func main() {
 	rounds := flag.Int("rounds", 5, "rounds, each measuring both sides")
 	mib := flag.Int("mib", 32, "MiB per upload and per download")
 	conns := flag.Int("conns", 300, "connections per connect measurement")
+	var opts stack.Options
+	flag.IntVar(&opts.TCP.ReceiveBufferSize, "synack-rcvbuf", 0, "synack's receive buffer bound in bytes (0: the package's default)")
+	flag.IntVar(&opts.TCP.SendBufferSize, "synack-sndbuf", 0, "synack's send buffer bound in bytes (0: the package's default)")
+	flag.BoolVar(&opts.TCP.NoAutoTune, "synack-noautotune", false, "synack advertises its whole receive buffer from the start")
 	flag.Parse()
 	log.SetFlags(0)
 
-	syTun, syNet, err := netstack.CreateNetTUN([]netip.Addr{wgpair.Local4, wgpair.Local6}, nil, wgpair.MTU)
+	syTun, syNet, err := netstack.CreateNetTUNWithOptions([]netip.Addr{wgpair.Local4, wgpair.Local6}, nil, wgpair.MTU, opts)
 	if err != nil {
 		log.Fatal(err)
 	}
