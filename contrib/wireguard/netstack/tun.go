@@ -29,35 +29,31 @@ import (
 // and writes up to this many packets per call (its conn.IdealBatchSize).
 const batchSize = 128
 
-// queueLen bounds the packets the stack has sent that WireGuard has not
-// read yet. A link must never block the stack (link.Endpoint), so past
-// this a packet is refused and dropped, as a full NIC queue drops (the
-// stack counts it in Counters().IP.OutDiscards);
-// gVisor's channel endpoint in wireguard-go's package holds 1024 too.
+// queueLen bounds each direction's queue, in packets. Towards WireGuard a
+// full queue refuses what the stack sends, which the stack drops and
+// counts (Counters().IP.OutDiscards), as a full NIC queue drops: a link
+// must never block the stack (link.Endpoint). Towards the stack a full
+// queue makes WireGuard's Write wait. gVisor's channel endpoint in
+// wireguard-go's package holds 1024 too.
 const queueLen = 1024
 
-// device is both ends of the pipe between the stack and WireGuard: the
-// stack's link.Endpoint, whose WritePackets queues what the stack sends
-// for the tun.Device's Read, and the tun.Device, whose Write hands what
-// WireGuard decrypted to the stack's Dispatcher.
+// device is both ends of the pipe between the stack and WireGuard. The
+// stack's link.Endpoint puts what the stack sends on out, which the
+// tun.Device's Read takes; the tun.Device's Write puts what WireGuard
+// decrypted on in, which a goroutine of the device delivers to the
+// stack in batches. That goroutine, rather than WireGuard's writer,
+// does the stack's work on receive, so WireGuard's per-peer receiver is
+// never held on the stack's lock (while a reader holds it) and both
+// cores can be busy, as with gVisor, whose Write hands packets to its
+// own goroutines too.
 type device struct {
 	s      *stack.Stack
 	mtu    int
 	events chan tun.Event
 
-	// Stack to WireGuard.
-	mu     sync.Mutex
-	ready  sync.Cond // signalled when q grows or the device closes
-	q      [][]byte  // packets sent by the stack, oldest first
-	free   [][]byte  // buffers to reuse, capacity mtu
-	closed bool
-
-	// WireGuard to stack: wmu serialises Write calls, which may come from
-	// several of WireGuard's goroutines (one per peer), since a Dispatcher
-	// takes one goroutine at a time (link.Dispatcher).
-	wmu   sync.Mutex
-	disp  atomic.Pointer[link.Dispatcher] // nil until Attach and after Close
-	batch [][]byte
+	out, in *pktQueue
+	disp    atomic.Pointer[link.Dispatcher] // nil until Attach and after Close
+	done    chan struct{}                   // closed when the delivering goroutine ends
 
 	closeOnce sync.Once
 }
@@ -70,9 +66,6 @@ var (
 	_ tun.Device    = (*device)(nil)
 	_ link.Endpoint = endpoint{}
 )
-
-// errQueueFull is why WritePackets refuses a packet.
-var errQueueFull = syscall.ENOBUFS
 
 // CreateNetTUN makes a synack stack with localAddresses (each as a
 // single address, /32 or /128) on a link of mtu bytes whose far side is
@@ -109,8 +102,11 @@ func CreateNetTUNWithOptions(localAddresses, dnsServers []netip.Addr, mtu int, o
 	if opts.TCP.SendBufferSize == 0 {
 		opts.TCP.SendBufferSize = tunSendBuffer
 	}
-	d := &device{mtu: mtu, events: make(chan tun.Event, 1)}
-	d.ready.L = &d.mu
+	d := &device{
+		mtu: mtu, events: make(chan tun.Event, 1),
+		out: newPktQueue(queueLen, mtu), in: newPktQueue(queueLen, mtu),
+		done: make(chan struct{}),
+	}
 	s := stack.New(opts)
 	var prefixes []netip.Prefix
 	var has4, has6 bool
@@ -138,6 +134,7 @@ func CreateNetTUNWithOptions(localAddresses, dnsServers []netip.Addr, mtu int, o
 		}
 	}
 	d.s = s
+	go d.deliver()
 	var servers []netip.AddrPort
 	for _, a := range dnsServers {
 		servers = append(servers, netip.AddrPortFrom(a, 53))
@@ -167,43 +164,38 @@ func (e endpoint) Close() error {
 
 // WritePackets queues the stack's packets for Read, copying them; it
 // refuses (ENOBUFS) the first that finds the queue full.
-func (e endpoint) WritePackets(pkts [][]byte) (int, error) {
-	d := e.d
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.closed {
-		return 0, os.ErrClosed
-	}
-	for i, p := range pkts {
-		if len(d.q) >= queueLen {
-			if i > 0 {
-				d.ready.Signal()
+func (e endpoint) WritePackets(pkts [][]byte) (int, error) { return e.d.out.put(pkts, false) }
+
+// deliver hands what Write queued to the stack, a batch at a time, until
+// the device closes.
+func (d *device) deliver() {
+	defer close(d.done)
+	batch := make([][]byte, 0, batchSize)
+	for {
+		var ok bool
+		batch, ok = d.in.take(batch[:0], batchSize)
+		if !ok {
+			return
+		}
+		if dp := d.disp.Load(); dp != nil {
+			if bd, isBatch := (*dp).(link.BatchDispatcher); isBatch && len(batch) > 1 {
+				bd.DeliverPackets(batch)
+			} else {
+				for _, p := range batch {
+					(*dp).DeliverPacket(p)
+				}
 			}
-			return i, errQueueFull
 		}
-		var b []byte
-		if k := len(d.free); k > 0 && cap(d.free[k-1]) >= len(p) {
-			b = d.free[k-1][:len(p)]
-			d.free = d.free[:k-1]
-		} else {
-			b = make([]byte, len(p), max(len(p), d.mtu))
-		}
-		copy(b, p)
-		d.q = append(d.q, b)
+		d.in.release(batch)
 	}
-	d.ready.Signal()
-	return len(pkts), nil
 }
 
-// closeLink stops both directions. It takes no lock Write holds, so the
-// stack may close its links from inside a delivery (link.Endpoint).
+// closeLink stops both directions. It takes no lock a delivery holds, so
+// the stack may close its links from inside one (link.Endpoint).
 func (d *device) closeLink() {
 	d.disp.Store(nil)
-	d.mu.Lock()
-	d.closed = true
-	d.q, d.free = nil, nil
-	d.ready.Broadcast()
-	d.mu.Unlock()
+	d.out.close()
+	d.in.close()
 }
 
 // tun.Device: WireGuard's side.
@@ -225,41 +217,29 @@ func (d *device) BatchSize() int { return batchSize }
 // fit its buffer is dropped. It returns os.ErrClosed once the device is
 // closed.
 func (d *device) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	for len(d.q) == 0 && !d.closed {
-		d.ready.Wait()
-	}
-	if d.closed {
+	var scratch [batchSize][]byte
+	pkts, ok := d.out.take(scratch[:0], min(len(bufs), batchSize))
+	if !ok {
 		return 0, os.ErrClosed
 	}
-	n, k := 0, 0
-	for ; k < len(d.q) && n < len(bufs); k++ {
-		p := d.q[k]
+	n := 0
+	for _, p := range pkts {
 		if offset+len(p) <= len(bufs[n]) {
 			sizes[n] = copy(bufs[n][offset:], p)
 			n++
 		}
-		d.free = append(d.free, p)
-		d.q[k] = nil
 	}
-	d.q = d.q[:copy(d.q, d.q[k:])]
+	d.out.release(pkts)
 	return n, nil
 }
 
-// Write hands the packets bufs[i][offset:] to the stack, in one batch
-// when the stack takes batches. Empty ones are skipped; one that is not
-// IPv4 or IPv6 ends the call with EAFNOSUPPORT after the packets before
-// it were delivered, as wireguard-go's netstack device does.
+// Write queues the packets bufs[i][offset:] for the stack, copying them,
+// and waits while the queue is full. Empty ones are skipped; one that
+// is not IPv4 or IPv6 ends the call with EAFNOSUPPORT after the packets
+// before it were queued, as wireguard-go's netstack device does.
 func (d *device) Write(bufs [][]byte, offset int) (int, error) {
-	d.wmu.Lock()
-	defer d.wmu.Unlock()
-	dp := d.disp.Load()
-	if dp == nil {
-		return 0, os.ErrClosed
-	}
-	disp := *dp
-	d.batch = d.batch[:0]
+	var scratch [batchSize][]byte
+	pkts := scratch[:0]
 	var err error
 	for _, b := range bufs {
 		if len(b) <= offset {
@@ -270,16 +250,11 @@ func (d *device) Write(bufs [][]byte, offset int) (int, error) {
 			err = syscall.EAFNOSUPPORT
 			break
 		}
-		d.batch = append(d.batch, p)
+		pkts = append(pkts, p)
 	}
-	if bd, ok := disp.(link.BatchDispatcher); ok && len(d.batch) > 1 {
-		bd.DeliverPackets(d.batch)
-	} else {
-		for _, p := range d.batch {
-			disp.DeliverPacket(p)
-		}
+	if _, qerr := d.in.put(pkts, true); qerr != nil {
+		return 0, qerr
 	}
-	clear(d.batch)
 	if err != nil {
 		return 0, err
 	}
@@ -295,6 +270,7 @@ func (d *device) Close() error {
 	d.closeOnce.Do(func() {
 		d.s.Close()
 		d.closeLink()
+		<-d.done
 		close(d.events)
 	})
 	return nil
