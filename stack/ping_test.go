@@ -292,3 +292,28 @@ func TestPingIdentifierReuse(t *testing.T) {
 		}
 	})
 }
+
+// TestPingFragments: an IPv4 echo request larger than the link's MTU
+// leaves in fragments (as Linux's ping socket sends it) and the peer
+// reassembles it into one echo request.
+func TestPingFragments(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := newPair(t, pairOpts{})
+		pc, err := p.a.ListenPing(netip.Addr{}, addrB)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer pc.Close()
+		if _, err := pc.Write(echoRequest(false, 0, 1, make([]byte, 4000))); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		a, b := p.a.Counters(), p.b.Counters()
+		if a.IP.FragCreates < 3 {
+			t.Errorf("%d fragments sent, want at least 3 for 4008 bytes", a.IP.FragCreates)
+		}
+		if b.IP.ReasmOKs != 1 || b.ICMP.InEchos != 1 {
+			t.Errorf("peer: %d reassembled, %d echo requests; want 1 and 1", b.IP.ReasmOKs, b.ICMP.InEchos)
+		}
+	})
+}
