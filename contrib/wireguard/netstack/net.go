@@ -99,9 +99,9 @@ func (n *Net) LookupHost(host string) ([]string, error) {
 // LookupContextHost resolves host through the DNS servers given to
 // CreateNetTUN, over the tunnel: an IP address is returned as it is;
 // names are asked for the families the device has addresses of (A for
-// IPv4, AAAA for IPv6), as wireguard-go's package does. It is Go's own
-// resolver (stack.Resolver), so /etc/hosts and resolv.conf's search list
-// and retry settings still apply.
+// IPv4, AAAA for IPv6), as rooted names (no search list), as
+// wireguard-go's package does. It is Go's own resolver (stack.Resolver),
+// so /etc/hosts and resolv.conf's timeout and attempts still apply.
 func (n *Net) LookupContextHost(ctx context.Context, host string) ([]string, error) {
 	if host == "" || (!n.has4 && !n.has6) {
 		return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
@@ -116,7 +116,14 @@ func (n *Net) LookupContextHost(ctx context.Context, host string) ([]string, err
 	case !n.has4:
 		network = "ip6"
 	}
-	ips, err := n.resolver.LookupNetIP(ctx, network, host)
+	// Asked as a rooted name, as wireguard-go's package asks it: the
+	// search list of the host's resolv.conf (names of the host's own
+	// networks) must not travel to the tunnel's DNS server.
+	name := host
+	if !strings.HasSuffix(name, ".") {
+		name += "."
+	}
+	ips, err := n.resolver.LookupNetIP(ctx, network, name)
 	if err != nil {
 		return nil, err
 	}

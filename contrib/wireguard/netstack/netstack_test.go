@@ -16,6 +16,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -307,6 +308,9 @@ const bigCount = 100
 
 func bigAddr(i int) netip.Addr { return netip.AddrFrom4([4]byte{198, 19, 0, byte(i)}) }
 
+// dnsAsked records every name the server was asked.
+var dnsAsked sync.Map
+
 func dnsAnswer(q []byte, overTCP bool) []byte {
 	var p dnsmessage.Parser
 	h, err := p.Start(q)
@@ -317,6 +321,7 @@ func dnsAnswer(q []byte, overTCP bool) []byte {
 	if err != nil {
 		return nil
 	}
+	dnsAsked.Store(question.Name.String(), true)
 	rh := dnsmessage.Header{ID: h.ID, Response: true, Authoritative: true, RecursionDesired: h.RecursionDesired}
 	var addrs []netip.Addr
 	switch name, typ := question.Name.String(), question.Type; {
@@ -423,6 +428,21 @@ func TestLookupHost(t *testing.T) {
 	}
 	if _, err := tn.sy.LookupHost("nx.test."); !isNotFound(err) {
 		t.Errorf("nx.test.: %v, want not found", err)
+	}
+	// A single label is asked as it is, rooted: never with the host's
+	// resolv.conf search list appended (that would tell the tunnel's
+	// server the names of the host's own networks).
+	if _, err := tn.sy.LookupHost("nxlabel"); !isNotFound(err) {
+		t.Errorf("nxlabel: %v, want not found", err)
+	}
+	dnsAsked.Range(func(k, _ any) bool {
+		if name := k.(string); strings.HasPrefix(name, "nxlabel.") && name != "nxlabel." {
+			t.Errorf("the tunnel's DNS server was asked %q", name)
+		}
+		return true
+	})
+	if _, ok := dnsAsked.Load("nxlabel."); !ok {
+		t.Errorf("the tunnel's DNS server was not asked nxlabel.")
 	}
 	if got, err := tn.sy.LookupHost(gvAddr6.String()); err != nil || len(got) != 1 || got[0] != gvAddr6.String() {
 		t.Errorf("an address literal: %v %v", got, err)
