@@ -230,6 +230,8 @@ func (s *Stack) deliverICMPv4(n *nic, p *wire.IPPacket, now time.Time) {
 		n.commit(b)
 		c.OutMsgs.add(1)
 		c.OutEchoReps.add(1)
+	case wire.ICMPv4EchoReply:
+		s.deliverPing(p, p.Payload) // ping.go
 	case wire.ICMPv4DestUnreachable, wire.ICMPv4TimeExceeded, wire.ICMPv4ParamProblem:
 		switch {
 		case m.IsFragNeeded():
@@ -272,6 +274,8 @@ func (s *Stack) deliverICMPv6(n *nic, p *wire.IPPacket, now time.Time) {
 		n.commit(b)
 		c.OutMsgs.add(1)
 		c.OutEchoReps.add(1)
+	case wire.ICMPv6EchoReply:
+		s.deliverPing(p, p.Payload) // ping.go
 	case wire.ICMPv6DestUnreachable, wire.ICMPv6PacketTooBig, wire.ICMPv6TimeExceeded, wire.ICMPv6ParamProblem:
 		switch m.Type {
 		case wire.ICMPv6PacketTooBig:

@@ -230,6 +230,7 @@ type Stack struct {
 	orph    orphans   // connections closed by their owners, still finishing (orphans.go)
 	mem     memState  // the memory budget (memory.go)
 	udp     udpState  // UDP sockets (udp.go)
+	ping    pingState // ICMP echo sockets (ping.go)
 
 	ctr counters
 }
@@ -444,6 +445,7 @@ func (s *Stack) closeLocked(now time.Time) (gates []*clock.Gate, nics []*nic) {
 	}
 	gates = append(gates, s.closeUDPLocked()...) // udp.go
 	gates = append(gates, s.closeUDPForwarderLocked())
+	gates = append(gates, s.closePingLocked()...) // ping.go
 	for _, tc := range s.conns {
 		s.callLocked(tc, now, abort)
 		tc.stackClosed = true
