@@ -106,6 +106,9 @@ func runStackProgram(t *testing.T, prog []byte) Counters {
 		Rand:          newSeeded(9),
 		SynBacklog:    8, // small queues, so overflows, drops and cookies happen
 		ListenBacklog: 4,
+		// A small budget, so that a program can reach pressure and the
+		// limit (checkMemory).
+		MemoryLimit: fuzzMemoryLimit,
 	})
 	if _, err := f.s.AddLink(ea, netip.PrefixFrom(addrA, 24), netip.PrefixFrom(addrA6, 64)); err != nil {
 		t.Fatal(err)
@@ -131,6 +134,7 @@ func runStackProgram(t *testing.T, prog []byte) Counters {
 		synctest.Wait()
 		f.learn()
 		f.checkGauge("after an operation")
+		f.checkMemory("after an operation")
 	}
 
 	// Close everything, stay silent, and let every timer run out.
@@ -163,7 +167,58 @@ func runStackProgram(t *testing.T, prog []byte) Counters {
 	if sc := f.s.StateCounts(); len(sc) != 0 {
 		t.Errorf("StateCounts %v after 6 silent hours, want none", sc)
 	}
+	f.checkMemory("after 6 silent hours")
+	if m := f.s.Memory(); m.InUse != 0 {
+		t.Errorf("memory in use %d after 6 silent hours, want 0 (%+v)", m.InUse, m)
+	}
 	return f.s.Counters()
+}
+
+// fuzzMemoryLimit is FuzzStack's Options.MemoryLimit: 256 KiB, which a
+// few connections with a few segments each (or one Write) reach.
+const fuzzMemoryLimit = 256 << 10
+
+// checkMemory checks the memory budget (memory.go) against the
+// connections:
+//
+//   - the accounting is consistent: what the stack counts for each
+//     connection is what its buffers hold (tcp.Conn.BufferMemory), and
+//     the total is the sum over the connections, so a count that drifts
+//     (a leak in the accounting, either way) is caught where it happens;
+//   - the memory in use never passes MemoryLimit by more than the slack
+//     memory.go documents (memorySlack).
+func (f *stackFuzzer) checkMemory(when string) {
+	f.t.Helper()
+	s := f.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var sum int64
+	seen := make(map[*TCPConn]bool)
+	check := func(tc *TCPConn) {
+		if seen[tc] || tc.tcb == nil {
+			return
+		}
+		seen[tc] = true
+		held := int64(tc.tcb.BufferMemory())
+		if held != tc.mem {
+			f.t.Fatalf("%s: %v in %v holds %d bytes of buffers, the stack counts %d", when, tc.id, tc.tcb.State(), held, tc.mem)
+		}
+		sum += held
+	}
+	for _, tc := range s.conns {
+		check(tc)
+	}
+	f.mu.Lock()
+	for _, tc := range f.conns {
+		check(tc) // owned connections out of the demux table hold unread data
+	}
+	f.mu.Unlock()
+	if sum != s.mem.tcp {
+		f.t.Fatalf("%s: the connections hold %d bytes of buffers, the stack counts %d", when, sum, s.mem.tcp)
+	}
+	if used, most := s.memoryInUse(), s.mem.limit+s.memorySlack(); used > most {
+		f.t.Fatalf("%s: %d bytes in use, over the limit %d plus the slack %d", when, used, s.mem.limit, most-s.mem.limit)
+	}
 }
 
 // checkGauge compares CurrEstab with the connection table.

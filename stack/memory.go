@@ -247,3 +247,8 @@ func (s *Stack) Memory() MemoryInfo {
 	}
 	return mi
 }
+
+// memorySlack is how far the memory in use may pass the limit: what one
+// call may take while the stack is still under it (see the top of this
+// file).
+func (s *Stack) memorySlack() int64 { return 0 }
