@@ -149,7 +149,13 @@ func (s *Stack) remove(tc *TCPConn) {
 	}
 	tc.removed = true
 	s.forgetOrphan(tc)
-	s.forgetMemory(tc)
+	if tc.userClosed || tc.stackClosed || tc.tcb == nil || tc.tcb.BufferMemory() == 0 {
+		s.forgetMemory(tc)
+	}
+	// Otherwise the connection still holds received data its owner has
+	// not read (CLOSED after LAST-ACK, TIME-WAIT's readable rest): that
+	// memory stays in the budget until Read or Close gives it back
+	// (accountMemory, through the door that reads or closes).
 	if s.conns[tc.id] == tc {
 		delete(s.conns, tc.id)
 	}

@@ -109,8 +109,8 @@ func (s *Stack) pushMemoryState(tc *TCPConn) {
 // accountMemory brings the count of tc's buffers up to date after a call
 // into it: part of settle.
 func (s *Stack) accountMemory(tc *TCPConn, now time.Time) {
-	if tc.removed {
-		return
+	if tc.tcb == nil || tc.removed && tc.mem == 0 {
+		return // gone, or out of the table with nothing counted (remove)
 	}
 	m := int64(tc.tcb.BufferMemory())
 	if m == tc.mem {

@@ -270,6 +270,9 @@ func (c *Conn) Abort(now time.Time) {
 func (c *Conn) Release(now time.Time, abort bool) {
 	c.released = true
 	if c.state == Closed {
+		// Received data nobody will read now: its memory goes (setState
+		// kept it for the owner to read).
+		c.rcv.buf.release()
 		return
 	}
 	if abort || c.rcv.buf.len() > 0 || (c.state == Listen) {
