@@ -115,7 +115,7 @@ func (s *Stack) settle(tc *TCPConn, now time.Time) {
 	if tc.rwait > 0 && tc.tcb.Readable() > 0 {
 		wake = true
 	}
-	if tc.wwait > 0 && tc.tcb.Writable() >= min(tc.cfg.SendBufferSize/4, 64<<10) {
+	if tc.wwait > 0 && tc.tcb.Writable() >= min(tc.tcb.SendBufferSize()/4, 64<<10) {
 		wake = true
 	}
 	if wake && tc.rwait+tc.wwait+tc.owait > 0 {
@@ -149,7 +149,7 @@ func (s *Stack) remove(tc *TCPConn) {
 	}
 	tc.removed = true
 	s.forgetOrphan(tc)
-	if tc.userClosed || tc.stackClosed || tc.tcb == nil || tc.tcb.BufferMemory() == 0 {
+	if tc.userClosed || tc.stackClosed || tc.tcb == nil || tc.mem == 0 {
 		s.forgetMemory(tc)
 	}
 	// Otherwise the connection still holds received data its owner has

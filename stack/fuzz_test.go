@@ -168,15 +168,15 @@ func runStackProgram(t *testing.T, prog []byte) Counters {
 		t.Errorf("StateCounts %v after 6 silent hours, want none", sc)
 	}
 	f.checkMemory("after 6 silent hours")
-	if m := f.s.Memory(); m.InUse != 0 {
-		t.Errorf("memory in use %d after 6 silent hours, want 0 (%+v)", m.InUse, m)
+	if m := f.s.Memory(); m.InUse != 0 || m.State != tcp.MemoryNormal {
+		t.Errorf("memory in use %d, state %v after 6 silent hours, want 0, normal (%+v)", m.InUse, m.State, m)
 	}
 	return f.s.Counters()
 }
 
-// fuzzMemoryLimit is FuzzStack's Options.MemoryLimit: 256 KiB, which a
-// few connections with a few segments each (or one Write) reach.
-const fuzzMemoryLimit = 256 << 10
+// fuzzMemoryLimit is FuzzStack's Options.MemoryLimit: 64 KiB, which one
+// connection reaches with some 24 segments of unread data, or a Write.
+const fuzzMemoryLimit = 64 << 10
 
 // checkMemory checks the memory budget (memory.go) against the
 // connections:
@@ -492,7 +492,7 @@ func (f *stackFuzzer) step(op byte) {
 // fuzzStackSeeds are hand-made programs: a handshake with the listener and
 // data both ways, a passive close; an active open; ICMP and fragments on
 // an open connection; a reset; the same over IPv6; a SYN flood into the
-// small queues. The
+// small queues; unread data and a Write past the memory limit. The
 // committed corpus in testdata/fuzz/FuzzStack has the same kind.
 func fuzzStackSeeds() [][]byte {
 	// seg on flow 0: flags, seq delta, ack delta, window, options, payload/8.
@@ -553,13 +553,27 @@ func fuzzStackSeeds() [][]byte {
 		[]byte{opRead, 0, 100, opClose, 0},
 	))
 	out = append(out, cat(flood, []byte{opAdvance, 0x02, opRandom, 1, 1, 2, 3, 4, 5, 6, 7, 8, 0, 16, 0x12, 0, 0}))
+	// Unread data past the memory limit, then a large Write over it,
+	// then reading and acknowledging: pressure, drops, and the way out.
+	over := cat(handshake)
+	for range 40 {
+		over = append(over, seg(wire.ACK|wire.PSH, 176)...)
+	}
+	over = append(over, opWrite, 0, 255, opWrite, 0, 255)
+	for range 8 {
+		over = append(over, opRead, 0, 255)
+	}
+	over = append(over, opAdvance, 0x0a)
+	over = append(over, seg(wire.ACK, 0)...)
+	over = append(over, opAdvance, 0x0e, opWrite, 0, 255)
+	out = append(out, over)
 	return out
 }
 
 // TestFuzzStackSeeds checks that the seeds do what they are meant to (go
 // test runs them as FuzzStack's corpus too): open passively, open
 // actively, reassemble fragments and take ICMP errors (IPv4, then IPv6),
-// fill the queues.
+// fill the queues, reach the memory limit.
 func TestFuzzStackSeeds(t *testing.T) {
 	seeds := fuzzStackSeeds()
 	for i, check := range []func(c Counters) bool{
@@ -570,6 +584,7 @@ func TestFuzzStackSeeds(t *testing.T) {
 			return c.TCP.PassiveOpens >= 1 && c.IP.ReasmOKs >= 1 && c.ICMP.InPktTooBigs >= 1
 		},
 		func(c Counters) bool { return c.TCP.SyncookiesSent+c.TCP.ListenDrops+c.TCP.ListenOverflows >= 1 },
+		func(c Counters) bool { return c.TCP.TCPMemoryPressures >= 1 },
 	} {
 		synctest.Test(t, func(t *testing.T) {
 			c := runStackProgram(t, seeds[i])
