@@ -21,7 +21,8 @@ import (
 // numbers near or far from what the stack sent, windows, options,
 // payload), ICMP errors quoting what the stack sent, the same segments cut
 // into IPv4 or IPv6 fragments, the passing of (virtual) time and user calls
-// (accept, dial, read, write, close, CloseWrite, SetLinger(0)).
+// (accept, dial, read, write, close, CloseWrite, SetLinger(0),
+// SetReadBuffer and SetWriteBuffer).
 //
 // Invariants: no panic; after every operation the CurrEstab gauge equals
 // the connections in ESTABLISHED or CLOSE-WAIT (RFC 4022's
@@ -54,7 +55,7 @@ const (
 	opFragments         // an opSegment cut into IPv4 fragments, some left out or reordered
 	opAdvance           // let time pass
 	opAccept            // Accept without waiting
-	opDial              // dial the fuzzer (in the background)
+	opDial              // dial the fuzzer (in the background), maybe setting its buffer sizes
 	opRead              // Read without waiting
 	opWrite             // Write without waiting
 	opClose             // Close
@@ -464,6 +465,14 @@ func (f *stackFuzzer) step(op byte) {
 			if err != nil {
 				return
 			}
+			// The byte's other bits set SO_RCVBUF and SO_SNDBUF (0: left
+			// auto-tuned), in steps of 3000 bytes.
+			if k := int(b>>2) & 7; k != 0 {
+				c.SetReadBuffer(k * 3000)
+			}
+			if k := int(b >> 5); k != 0 {
+				c.SetWriteBuffer(k * 3000)
+			}
 			f.mu.Lock()
 			defer f.mu.Unlock()
 			f.conns = append(f.conns, c) // picked up by the next user call
@@ -527,7 +536,7 @@ func fuzzStackSeeds() [][]byte {
 		[]byte{opAdvance, 0x03},
 	))
 	out = append(out, cat(
-		[]byte{opDial, 0, opAdvance, 0},
+		[]byte{opDial, 3<<2 | 2<<5, opAdvance, 0}, // SO_RCVBUF 9000, SO_SNDBUF 6000
 		[]byte{opSegment, 0, byte(wire.SYN | wire.ACK), 0, 0, 0xff, 0xff, 0, 0},
 		[]byte{opWrite, 0, 40, opAdvance, 0x01},
 		[]byte{opICMP, 0, 0, 0x02, 0x40},
