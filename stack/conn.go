@@ -12,7 +12,7 @@ import (
 
 // TCPConn is a TCP connection: a net.Conn with what *net.TCPConn offers
 // (CloseWrite, CloseRead, SetLinger, SetKeepAlive, SetKeepAliveConfig,
-// SetNoDelay), plus State and Info. Its methods are safe for concurrent
+// SetNoDelay, SetReadBuffer, SetWriteBuffer), plus State and Info. Its methods are safe for concurrent
 // use.
 type TCPConn struct {
 	s       *Stack

@@ -12,7 +12,7 @@ import "syscall"
 // keep a window in flight with another one queued to follow. A fixed
 // buffer caps a long fat path at buffer/RTT whatever the windows allow;
 // a fixed large one makes every connection able to hold it. So the limit
-// of what Write takes starts at initialSndBuffer and, on each ACK that
+// of what Write takes starts at InitialSendBuffer and, on each ACK that
 // moves SND.UNA, grows to twice cwnd, up to Config.SendBufferSize (the
 // maximum, as the third value of Linux's tcp_wmem). It follows cwnd down
 // too (after a loss), but never below the bytes already queued: nothing
@@ -26,7 +26,7 @@ import "syscall"
 // reason), while the stack takes no new memory for sending beyond that.
 //
 // Drained and idle: the ring gives its array back after reclaimIdle
-// (timers.go), and the limit goes back to initialSndBuffer with it, so an
+// (timers.go), and the limit goes back to InitialSendBuffer with it, so an
 // idle connection neither holds memory nor a claim to a large buffer; the
 // next burst grows it again within a round trip or two, as ACKs come.
 //
@@ -40,13 +40,14 @@ import "syscall"
 // they expect) and locks auto-tuning off for that direction
 // (SOCK_SNDBUF_LOCK, SOCK_RCVBUF_LOCK).
 
-// initialSndBuffer is the send buffer a connection starts with: 64 KiB,
+// InitialSendBuffer is the send buffer a connection starts with (unless
+// Config.SendBufferSize is smaller, or NoAutoTune): 64 KiB,
 // the receive side's initial window (initialRcvWindow). It is more than
 // twice an initial window of 10 segments (RFC 6928), so the first round
 // trips are not limited by it, and about what Linux allows a new
 // connection (tcp_wmem's default of 16 KiB, expanded at establishment to
 // twice its initial window with overhead).
-const initialSndBuffer = 64 << 10
+const InitialSendBuffer = 64 << 10
 
 // minSockBuffer is the least a SetSendBuffer or SetReceiveBuffer leaves:
 // Linux's SOCK_MIN_SNDBUF and SOCK_MIN_RCVBUF are a few KiB; a buffer
@@ -71,7 +72,7 @@ func (c *Conn) initSndLimit() {
 	case c.cfg.NoAutoTune:
 		c.snd.buf.limit = c.cfg.sendBufferSize()
 	default:
-		c.snd.buf.limit = min(initialSndBuffer, c.cfg.sendBufferSize())
+		c.snd.buf.limit = min(InitialSendBuffer, c.cfg.sendBufferSize())
 	}
 }
 
@@ -81,7 +82,7 @@ func (c *Conn) sndExpand() {
 	if !c.sndAutoTuned() || c.cc == nil {
 		return
 	}
-	want := min(max(2*c.cc.Window(), initialSndBuffer), c.cfg.sendBufferSize())
+	want := min(max(2*c.cc.Window(), InitialSendBuffer), c.cfg.sendBufferSize())
 	if c.memState != MemoryNormal {
 		want = min(want, c.snd.buf.limit) // no growth under pressure
 	}
@@ -92,7 +93,7 @@ func (c *Conn) sndExpand() {
 // the limit starts over too.
 func (c *Conn) sndIdle() {
 	if c.sndAutoTuned() {
-		c.snd.buf.limit = min(initialSndBuffer, c.cfg.sendBufferSize())
+		c.snd.buf.limit = min(InitialSendBuffer, c.cfg.sendBufferSize())
 	}
 }
 
@@ -149,11 +150,10 @@ func (c *Conn) SetReceiveBuffer(n int) error {
 }
 
 // sockBufSize is what SO_SNDBUF and SO_RCVBUF make of n: twice it, at
-// least minSockBuffer, at most what an int holds.
+// least minSockBuffer, at most 1 GiB: the most a window can name (65,535
+// << 14, RFC 7323 section 2.3), and no overflow where int has 32 bits.
 func sockBufSize(n int) int {
-	if n > 1<<30 {
-		n = 1 << 30 // the window can name at most 1 GiB (RFC 7323 section 2.3)
-	}
+	n = min(n, 1<<29)
 	return max(2*n, minSockBuffer)
 }
 

@@ -42,25 +42,25 @@ func (tc *tconn) ackAll() {
 
 func TestSendBufferStartsAtInitialAndFollowsCwnd(t *testing.T) {
 	tc := newSndTune(t)
-	if got := tc.fill(); got != initialSndBuffer {
-		t.Fatalf("first Write took %d bytes, want the initial buffer %d", got, initialSndBuffer)
+	if got := tc.fill(); got != InitialSendBuffer {
+		t.Fatalf("first Write took %d bytes, want the initial buffer %d", got, InitialSendBuffer)
 	}
 	grew := false
 	for round := range 12 {
 		tc.ackAll()
 		info := tc.c.Info()
-		want := min(max(2*info.CWnd, initialSndBuffer), 1<<20)
+		want := min(max(2*info.CWnd, InitialSendBuffer), 1<<20)
 		want = max(want, tc.c.Unacked())
 		if got := tc.c.SendBufferSize(); got != want {
 			t.Fatalf("round %d: send buffer %d, want max(2*cwnd %d, 64 KiB) = %d", round, got, info.CWnd, want)
 		}
-		grew = grew || want > initialSndBuffer
+		grew = grew || want > InitialSendBuffer
 		if n := tc.fill(); tc.c.Unacked() > tc.c.SendBufferSize() {
 			t.Fatalf("round %d: Write took %d, %d queued over the %d-byte buffer", round, n, tc.c.Unacked(), tc.c.SendBufferSize())
 		}
 	}
 	if !grew {
-		t.Fatalf("send buffer never grew past %d bytes (cwnd %d)", initialSndBuffer, tc.c.Info().CWnd)
+		t.Fatalf("send buffer never grew past %d bytes (cwnd %d)", InitialSendBuffer, tc.c.Info().CWnd)
 	}
 }
 
@@ -72,12 +72,12 @@ func TestSendBufferNoGrowthUnderPressure(t *testing.T) {
 		tc.ackAll()
 		tc.fill()
 	}
-	if got := tc.c.SendBufferSize(); got != initialSndBuffer {
-		t.Fatalf("under pressure the send buffer grew to %d, want %d", got, initialSndBuffer)
+	if got := tc.c.SendBufferSize(); got != InitialSendBuffer {
+		t.Fatalf("under pressure the send buffer grew to %d, want %d", got, InitialSendBuffer)
 	}
 	tc.c.SetMemoryState(MemoryNormal)
 	tc.ackAll()
-	if got := tc.c.SendBufferSize(); got <= initialSndBuffer {
+	if got := tc.c.SendBufferSize(); got <= InitialSendBuffer {
 		t.Fatalf("after the pressure the send buffer stayed at %d (cwnd %d)", got, tc.c.Info().CWnd)
 	}
 }
@@ -107,15 +107,15 @@ func TestSendBufferShrinksWhenDrainedAndIdle(t *testing.T) {
 	for i := 0; i < 20 && tc.c.Unacked() > 0; i++ {
 		tc.ackAll()
 	}
-	if tc.c.SendBufferSize() <= initialSndBuffer || tc.c.Unacked() != 0 {
+	if tc.c.SendBufferSize() <= InitialSendBuffer || tc.c.Unacked() != 0 {
 		t.Fatalf("setup: buffer %d, %d unacked; want grown and drained", tc.c.SendBufferSize(), tc.c.Unacked())
 	}
 	tc.advance(reclaimIdle + time.Millisecond)
 	if m := tc.c.snd.buf.size(); m != 0 {
 		t.Errorf("drained and idle, the send ring still holds a %d-byte array", m)
 	}
-	if got := tc.c.SendBufferSize(); got != initialSndBuffer {
-		t.Errorf("drained and idle, send buffer %d, want back to %d", got, initialSndBuffer)
+	if got := tc.c.SendBufferSize(); got != InitialSendBuffer {
+		t.Errorf("drained and idle, send buffer %d, want back to %d", got, InitialSendBuffer)
 	}
 }
 

@@ -553,7 +553,12 @@ func (t *Table) Getsockopt(fd int, o Opt) (int, syscall.Errno) {
 		case s.sndbuf > 0:
 			return s.sndbuf, 0
 		}
-		return t.Stack.Options().TCP.WithDefaults().SendBufferSize, 0
+		// What a new connection starts with (tcp/sndtune.go).
+		c := t.Stack.Options().TCP.WithDefaults()
+		if c.NoAutoTune {
+			return c.SendBufferSize, 0
+		}
+		return min(tcp.InitialSendBuffer, c.SendBufferSize), 0
 	case TCP_KEEPIDLE:
 		return int(s.keepIdle / time.Second), 0
 	case TCP_KEEPINTVL:
