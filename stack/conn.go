@@ -12,7 +12,7 @@ import (
 
 // TCPConn is a TCP connection: a net.Conn with what *net.TCPConn offers
 // (CloseWrite, CloseRead, SetLinger, SetKeepAlive, SetKeepAliveConfig,
-// SetNoDelay), plus State and Info. Its methods are safe for concurrent
+// SetNoDelay, SetReadBuffer, SetWriteBuffer), plus State and Info. Its methods are safe for concurrent
 // use.
 type TCPConn struct {
 	s       *Stack
@@ -115,7 +115,7 @@ func (s *Stack) settle(tc *TCPConn, now time.Time) {
 	if tc.rwait > 0 && tc.tcb.Readable() > 0 {
 		wake = true
 	}
-	if tc.wwait > 0 && tc.tcb.Writable() >= min(tc.cfg.SendBufferSize/4, 64<<10) {
+	if tc.wwait > 0 && tc.tcb.Writable() >= min(tc.tcb.SendBufferSize()/4, 64<<10) {
 		wake = true
 	}
 	if wake && tc.rwait+tc.wwait+tc.owait > 0 {
@@ -149,7 +149,13 @@ func (s *Stack) remove(tc *TCPConn) {
 	}
 	tc.removed = true
 	s.forgetOrphan(tc)
-	s.forgetMemory(tc)
+	if tc.userClosed || tc.stackClosed || tc.tcb == nil || tc.mem == 0 {
+		s.forgetMemory(tc)
+	}
+	// Otherwise the connection still holds received data its owner has
+	// not read (CLOSED after LAST-ACK, TIME-WAIT's readable rest): that
+	// memory stays in the budget until Read or Close gives it back
+	// (accountMemory, through the door that reads or closes).
 	if s.conns[tc.id] == tc {
 		delete(s.conns, tc.id)
 	}
@@ -289,6 +295,56 @@ func (tc *TCPConn) setOpt(f func(now time.Time, c *tcp.Conn)) error {
 // not block).
 func (tc *TCPConn) SetLinger(sec int) error {
 	return tc.setOpt(func(time.Time, *tcp.Conn) { tc.linger = sec })
+}
+
+// SetReadBuffer sets the receive buffer, as *net.TCPConn's does
+// (SO_RCVBUF): as on Linux the buffer becomes twice bytes (at least
+// 4 KiB) and the receive window stops auto-tuning and offers the whole
+// buffer. The window scale was fixed by the handshake (RFC 7323 section
+// 2.2), so after it the window can offer at most 65,535 << scale bytes:
+// with the default 1 MiB buffer the scale allows 2 MiB; a larger buffer
+// wants the stack's TCP.ReceiveBufferSize raised instead, which sizes
+// the scale of every handshake. A smaller buffer than the window already
+// offered does not take the offer back (RFC 9293 3.8.6). It works on
+// dialed and accepted connections alike; a negative size is EINVAL.
+func (tc *TCPConn) SetReadBuffer(bytes int) error {
+	var err error
+	if e := tc.setOpt(func(now time.Time, c *tcp.Conn) { err = c.SetReceiveBuffer(bytes) }); e != nil {
+		return e
+	}
+	return opError("set", "setsockopt", tc.id.Local, tc.id.Remote, err)
+}
+
+// SetWriteBuffer sets the send buffer, as *net.TCPConn's does
+// (SO_SNDBUF): as on Linux the buffer becomes twice bytes (at least
+// 4 KiB) and stops auto-tuning (tcp/sndtune.go), which otherwise grows it
+// with the congestion window up to TCP.SendBufferSize. Data already
+// queued beyond a smaller size stays; Write waits until it drains below.
+// A negative size is EINVAL.
+func (tc *TCPConn) SetWriteBuffer(bytes int) error {
+	var err error
+	if e := tc.setOpt(func(now time.Time, c *tcp.Conn) { err = c.SetSendBuffer(bytes) }); e != nil {
+		return e
+	}
+	tc.wake() // a larger buffer may have room for a blocked Write
+	return opError("set", "setsockopt", tc.id.Local, tc.id.Remote, err)
+}
+
+// ReadBufferSize and WriteBufferSize are getsockopt(SO_RCVBUF) and
+// getsockopt(SO_SNDBUF): the receive buffer's size (set, or the maximum
+// auto-tuning grows the window to) and the send buffer's present size
+// (set, or auto-tuned).
+// They return 0 once the connection is closed.
+func (tc *TCPConn) ReadBufferSize() int {
+	n := 0
+	tc.s.do(tc, func(_ time.Time, c *tcp.Conn) error { n = c.ReceiveBufferSize(); return nil })
+	return n
+}
+
+func (tc *TCPConn) WriteBufferSize() int {
+	n := 0
+	tc.s.do(tc, func(_ time.Time, c *tcp.Conn) error { n = c.SendBufferSize(); return nil })
+	return n
 }
 
 // SetNoDelay turns Nagle's algorithm off (true) or on (false).

@@ -21,7 +21,8 @@ import (
 // numbers near or far from what the stack sent, windows, options,
 // payload), ICMP errors quoting what the stack sent, the same segments cut
 // into IPv4 or IPv6 fragments, the passing of (virtual) time and user calls
-// (accept, dial, read, write, close, CloseWrite, SetLinger(0)).
+// (accept, dial, read, write, close, CloseWrite, SetLinger(0),
+// SetReadBuffer and SetWriteBuffer).
 //
 // Invariants: no panic; after every operation the CurrEstab gauge equals
 // the connections in ESTABLISHED or CLOSE-WAIT (RFC 4022's
@@ -54,7 +55,7 @@ const (
 	opFragments         // an opSegment cut into IPv4 fragments, some left out or reordered
 	opAdvance           // let time pass
 	opAccept            // Accept without waiting
-	opDial              // dial the fuzzer (in the background)
+	opDial              // dial the fuzzer (in the background), maybe setting its buffer sizes
 	opRead              // Read without waiting
 	opWrite             // Write without waiting
 	opClose             // Close
@@ -106,6 +107,9 @@ func runStackProgram(t *testing.T, prog []byte) Counters {
 		Rand:          newSeeded(9),
 		SynBacklog:    8, // small queues, so overflows, drops and cookies happen
 		ListenBacklog: 4,
+		// A small budget, so that a program can reach pressure and the
+		// limit (checkMemory).
+		MemoryLimit: fuzzMemoryLimit,
 	})
 	if _, err := f.s.AddLink(ea, netip.PrefixFrom(addrA, 24), netip.PrefixFrom(addrA6, 64)); err != nil {
 		t.Fatal(err)
@@ -131,6 +135,7 @@ func runStackProgram(t *testing.T, prog []byte) Counters {
 		synctest.Wait()
 		f.learn()
 		f.checkGauge("after an operation")
+		f.checkMemory("after an operation")
 	}
 
 	// Close everything, stay silent, and let every timer run out.
@@ -163,7 +168,58 @@ func runStackProgram(t *testing.T, prog []byte) Counters {
 	if sc := f.s.StateCounts(); len(sc) != 0 {
 		t.Errorf("StateCounts %v after 6 silent hours, want none", sc)
 	}
+	f.checkMemory("after 6 silent hours")
+	if m := f.s.Memory(); m.InUse != 0 || m.State != tcp.MemoryNormal {
+		t.Errorf("memory in use %d, state %v after 6 silent hours, want 0, normal (%+v)", m.InUse, m.State, m)
+	}
 	return f.s.Counters()
+}
+
+// fuzzMemoryLimit is FuzzStack's Options.MemoryLimit: 64 KiB, which one
+// connection reaches with some 24 segments of unread data, or a Write.
+const fuzzMemoryLimit = 64 << 10
+
+// checkMemory checks the memory budget (memory.go) against the
+// connections:
+//
+//   - the accounting is consistent: what the stack counts for each
+//     connection is what its buffers hold (tcp.Conn.BufferMemory), and
+//     the total is the sum over the connections, so a count that drifts
+//     (a leak in the accounting, either way) is caught where it happens;
+//   - the memory in use never passes MemoryLimit by more than the slack
+//     memory.go documents (memorySlack).
+func (f *stackFuzzer) checkMemory(when string) {
+	f.t.Helper()
+	s := f.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var sum int64
+	seen := make(map[*TCPConn]bool)
+	check := func(tc *TCPConn) {
+		if seen[tc] || tc.tcb == nil {
+			return
+		}
+		seen[tc] = true
+		held := int64(tc.tcb.BufferMemory())
+		if held != tc.mem {
+			f.t.Fatalf("%s: %v in %v holds %d bytes of buffers, the stack counts %d", when, tc.id, tc.tcb.State(), held, tc.mem)
+		}
+		sum += held
+	}
+	for _, tc := range s.conns {
+		check(tc)
+	}
+	f.mu.Lock()
+	for _, tc := range f.conns {
+		check(tc) // owned connections out of the demux table hold unread data
+	}
+	f.mu.Unlock()
+	if sum != s.mem.tcp {
+		f.t.Fatalf("%s: the connections hold %d bytes of buffers, the stack counts %d", when, sum, s.mem.tcp)
+	}
+	if used, most := s.memoryInUse(), s.mem.limit+s.memorySlack(); used > most {
+		f.t.Fatalf("%s: %d bytes in use, over the limit %d plus the slack %d", when, used, s.mem.limit, most-s.mem.limit)
+	}
 }
 
 // checkGauge compares CurrEstab with the connection table.
@@ -228,6 +284,11 @@ func (f *stackFuzzer) learn() {
 }
 
 func (f *stackFuzzer) send(pkt []byte) {
+	if len(pkt) > memlink.DefaultMTU { // the pipe's MTU
+		// The link cannot carry it (an IPv6 segment of 1408 octets with
+		// 40 of options is 1508): a peer could not send it either.
+		return
+	}
 	if _, err := f.ep.WritePackets([][]byte{pkt}); err != nil {
 		f.t.Fatal(err)
 	}
@@ -404,6 +465,14 @@ func (f *stackFuzzer) step(op byte) {
 			if err != nil {
 				return
 			}
+			// The byte's other bits set SO_RCVBUF and SO_SNDBUF (0: left
+			// auto-tuned), in steps of 3000 bytes.
+			if k := int(b>>2) & 7; k != 0 {
+				c.SetReadBuffer(k * 3000)
+			}
+			if k := int(b >> 5); k != 0 {
+				c.SetWriteBuffer(k * 3000)
+			}
 			f.mu.Lock()
 			defer f.mu.Unlock()
 			f.conns = append(f.conns, c) // picked up by the next user call
@@ -437,7 +506,7 @@ func (f *stackFuzzer) step(op byte) {
 // fuzzStackSeeds are hand-made programs: a handshake with the listener and
 // data both ways, a passive close; an active open; ICMP and fragments on
 // an open connection; a reset; the same over IPv6; a SYN flood into the
-// small queues. The
+// small queues; unread data and a Write past the memory limit. The
 // committed corpus in testdata/fuzz/FuzzStack has the same kind.
 func fuzzStackSeeds() [][]byte {
 	// seg on flow 0: flags, seq delta, ack delta, window, options, payload/8.
@@ -467,7 +536,7 @@ func fuzzStackSeeds() [][]byte {
 		[]byte{opAdvance, 0x03},
 	))
 	out = append(out, cat(
-		[]byte{opDial, 0, opAdvance, 0},
+		[]byte{opDial, 3<<2 | 2<<5, opAdvance, 0}, // SO_RCVBUF 9000, SO_SNDBUF 6000
 		[]byte{opSegment, 0, byte(wire.SYN | wire.ACK), 0, 0, 0xff, 0xff, 0, 0},
 		[]byte{opWrite, 0, 40, opAdvance, 0x01},
 		[]byte{opICMP, 0, 0, 0x02, 0x40},
@@ -498,13 +567,27 @@ func fuzzStackSeeds() [][]byte {
 		[]byte{opRead, 0, 100, opClose, 0},
 	))
 	out = append(out, cat(flood, []byte{opAdvance, 0x02, opRandom, 1, 1, 2, 3, 4, 5, 6, 7, 8, 0, 16, 0x12, 0, 0}))
+	// Unread data past the memory limit, then a large Write over it,
+	// then reading and acknowledging: pressure, drops, and the way out.
+	over := cat(handshake)
+	for range 40 {
+		over = append(over, seg(wire.ACK|wire.PSH, 176)...)
+	}
+	over = append(over, opWrite, 0, 255, opWrite, 0, 255)
+	for range 8 {
+		over = append(over, opRead, 0, 255)
+	}
+	over = append(over, opAdvance, 0x0a)
+	over = append(over, seg(wire.ACK, 0)...)
+	over = append(over, opAdvance, 0x0e, opWrite, 0, 255)
+	out = append(out, over)
 	return out
 }
 
 // TestFuzzStackSeeds checks that the seeds do what they are meant to (go
 // test runs them as FuzzStack's corpus too): open passively, open
 // actively, reassemble fragments and take ICMP errors (IPv4, then IPv6),
-// fill the queues.
+// fill the queues, reach the memory limit.
 func TestFuzzStackSeeds(t *testing.T) {
 	seeds := fuzzStackSeeds()
 	for i, check := range []func(c Counters) bool{
@@ -515,6 +598,7 @@ func TestFuzzStackSeeds(t *testing.T) {
 			return c.TCP.PassiveOpens >= 1 && c.IP.ReasmOKs >= 1 && c.ICMP.InPktTooBigs >= 1
 		},
 		func(c Counters) bool { return c.TCP.SyncookiesSent+c.TCP.ListenDrops+c.TCP.ListenOverflows >= 1 },
+		func(c Counters) bool { return c.TCP.TCPMemoryPressures >= 1 },
 	} {
 		synctest.Test(t, func(t *testing.T) {
 			c := runStackProgram(t, seeds[i])

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/synack/synack/seqnum"
+	"github.com/synack/synack/tcp"
 	"github.com/synack/synack/wire"
 )
 
@@ -170,4 +171,67 @@ func TestMemoryFigures(t *testing.T) {
 			figClose(r, cs)
 		})
 	})
+}
+
+// TestMemoryFiguresSendTune measures send auto-tuning (tcp/sndtune.go)
+// for BENCHMARKS.md: n connections between two stacks on a memlink pipe,
+// each writes a 1 MiB burst that the other end does not read at first
+// (what Write took is held), then reads to the end; then 2 s of quiet. Heap per connection pair (both ends), with the send buffer
+// auto-tuned and with it fixed at 1 MiB (NoAutoTune, as before).
+func TestMemoryFiguresSendTune(t *testing.T) {
+	if !*memFigures {
+		t.Skip("figures for BENCHMARKS.md: run with -memfigures")
+	}
+	n := *memFiguresN
+	for _, fixed := range []bool{true, false} {
+		name := map[bool]string{true: "fixed", false: "auto"}[fixed]
+		t.Run(name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				o := Options{TCP: tcp.Config{NoAutoTune: fixed}}
+				p := newPair(t, pairOpts{a: o, b: o})
+				zero := make([]byte, 1<<20) // the application's data, shared: not counted
+				base := figHeap()
+				type conn struct{ c, s *TCPConn }
+				cs := make([]conn, n)
+				for i := range cs {
+					cs[i].c, cs[i].s = p.connect(t, uint16(1000+i))
+				}
+				idle := figHeap()
+				const burst = 1 << 20
+				// First the application writes its burst while the other
+				// end does not read yet: what Write takes is held.
+				for _, x := range cs {
+					x.c.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+					n, _ := x.c.Write(zero[:burst])
+					x.c.SetWriteDeadline(time.Time{})
+					go func() {
+						if _, err := x.c.Write(zero[n:burst]); err != nil {
+							t.Error(err)
+						}
+					}()
+				}
+				time.Sleep(200 * time.Millisecond)
+				held := figHeap()
+				most := 0
+				for _, x := range cs {
+					done := make(chan error)
+					go func() {
+						_, err := io.CopyN(io.Discard, x.s, burst)
+						done <- err
+					}()
+					most = max(most, x.c.WriteBufferSize())
+					if err := <-done; err != nil {
+						t.Fatal(err)
+					}
+				}
+				time.Sleep(2 * time.Second)
+				fmt.Printf("send buffer %-5s: idle %7d B, 1 MiB burst written and not yet read %7d B, read to the end and 2 s quiet %7d B per pair (%d pairs); send buffer up to %d B\n",
+					name, (idle-base)/int64(n), (held-base)/int64(n), (figHeap()-base)/int64(n), n, most)
+				for _, x := range cs {
+					x.c.Close()
+					x.s.Close()
+				}
+			})
+		})
+	}
 }

@@ -42,12 +42,18 @@ import (
 // exactly when it matters, and a change of state costs nothing per
 // connection.
 //
-// What is not refused: data the application writes (the send rings count,
-// but Write does not block on the budget; each is bounded by
-// TCP.SendBufferSize) and the growth of one call already under way. The
-// memory in use can therefore pass the limit by what one call can add:
-// one receive ring's doubling (at most TCP.ReceiveBufferSize) plus a
-// segment; see TestMemoryLimitUnderAttack for the slack measured.
+// What the application writes counts too: the send buffers grow with cwnd
+// (tcp/sndtune.go) but not under pressure, and over the limit Write takes
+// only what fits in a connection's present send array, or in 4 KiB when
+// the array is smaller (the minimum every connection keeps so it can make
+// progress, as Linux's tcp_wmem[0]); a writer then blocks until its data
+// is acknowledged. The growth of one call already under way is not
+// refused either. The memory in use can therefore pass the limit by
+// memorySlack: what one call can add (one ring's growth: at most the
+// larger of TCP.ReceiveBufferSize and TCP.SendBufferSize), plus 4 KiB of
+// send buffer per connection. FuzzStack checks that bound after every
+// operation; TestMemoryLimitUnderAttack measures the slack an attack
+// reaches.
 
 // DefaultMemoryLimit is Options.MemoryLimit's default: 256 MiB. Linux
 // sizes tcp_mem from the machine's RAM (its high mark is about 3/32 of the
@@ -109,8 +115,8 @@ func (s *Stack) pushMemoryState(tc *TCPConn) {
 // accountMemory brings the count of tc's buffers up to date after a call
 // into it: part of settle.
 func (s *Stack) accountMemory(tc *TCPConn, now time.Time) {
-	if tc.removed {
-		return
+	if tc.tcb == nil || tc.removed && tc.mem == 0 {
+		return // gone, or out of the table with nothing counted (remove)
 	}
 	m := int64(tc.tcb.BufferMemory())
 	if m == tc.mem {
@@ -145,12 +151,16 @@ func (s *Stack) updateMemoryState(now time.Time) {
 	switch {
 	case used >= m.limit:
 		m.state = tcp.MemoryOverLimit
+	case m.state != tcp.MemoryNormal && used < m.low:
+		// Also straight from over the limit: a drop from there to below
+		// the low threshold in one step (a large holder closing) must
+		// not leave the stack in pressure with nothing left to change
+		// it (FuzzStack found that).
+		m.state = tcp.MemoryNormal
 	case m.state == tcp.MemoryOverLimit:
 		m.state = tcp.MemoryPressure
 	case m.state == tcp.MemoryNormal && used > m.pressure:
 		m.state = tcp.MemoryPressure
-	case m.state == tcp.MemoryPressure && used < m.low:
-		m.state = tcp.MemoryNormal
 	}
 	if m.state == was {
 		return
@@ -247,3 +257,16 @@ func (s *Stack) Memory() MemoryInfo {
 	}
 	return mi
 }
+
+// memorySlack is how far the memory in use may pass the limit (see the top
+// of this file): one ring's growth by the call that crosses the limit,
+// plus the send minimum of every connection, with the configured buffer
+// sizes.
+func (s *Stack) memorySlack() int64 {
+	c := s.opts.TCP.WithDefaults()
+	return int64(max(c.ReceiveBufferSize, c.SendBufferSize)) + int64(len(s.conns))*sendMinimum
+}
+
+// sendMinimum is the send buffer a connection may fill over the memory
+// limit (tcp/sndtune.go: the ring's smallest array).
+const sendMinimum = 4096

@@ -38,6 +38,7 @@ func (s *Stack) reassemble(p *wire.IPPacket, pkt []byte, now time.Time) []byte {
 		whole = f.r.AddIPv6(now, &p.IPv6, p.Payload, plen-len(p.Payload))
 	}
 	s.syncFragCounters()
+	s.updateMemoryState(now) // the queue is part of the budget
 	if whole == nil {
 		return nil
 	}
@@ -56,15 +57,28 @@ func (s *Stack) reassemble(p *wire.IPPacket, pkt []byte, now time.Time) []byte {
 	return whole
 }
 
-// expireFragments discards the incomplete datagrams whose time is up. The
+// expireFragments discards the incomplete datagrams whose time is up
+// (RFC 791's reassembly timer, RFC 8200 section 4.5's 60 s). The
 // reassembler has no timer of its own: deliver calls this for every
-// packet while datagrams are incomplete, and the memory they hold is
-// bounded by the budget in any case.
+// packet while datagrams are incomplete, and the stack's timer
+// (runTimers, armed for fragDeadline) when no packet comes, so that the
+// memory of a datagram whose other fragments never arrive is given back
+// on time on a silent link too.
 func (s *Stack) expireFragments(now time.Time) {
 	if f := &s.frag; f.r != nil && f.r.Len() > 0 {
 		f.r.Expire(now)
 		s.syncFragCounters()
+		s.updateMemoryState(now)
 	}
+}
+
+// fragDeadline is when the oldest incomplete datagram expires, or the
+// zero time.
+func (s *Stack) fragDeadline() time.Time {
+	if f := &s.frag; f.r != nil && f.r.Len() > 0 {
+		return f.r.Deadline()
+	}
+	return time.Time{}
 }
 
 // syncFragCounters adds what the reassembler counted since the last call

@@ -119,6 +119,9 @@ func (s *Stack) armTimer() {
 	if tw := s.tw.earliest(); !tw.IsZero() && (at.IsZero() || tw.Before(at)) {
 		at = tw
 	}
+	if fd := s.fragDeadline(); !fd.IsZero() && (at.IsZero() || fd.Before(at)) {
+		at = fd // reasm.go
+	}
 	if at.IsZero() {
 		return
 	}
@@ -140,8 +143,9 @@ func (s *Stack) armTimer() {
 // onTimer is the stack's clock timer firing.
 func (s *Stack) onTimer() { s.run(s.runTimers) }
 
-// runTimers runs the timers of every connection that is due at now, and
-// ends the TIME-WAIT records whose time has come.
+// runTimers runs the timers of every connection that is due at now, ends
+// the TIME-WAIT records whose time has come and the incomplete IP
+// datagrams whose reassembly time is up.
 func (s *Stack) runTimers(now time.Time) {
 	s.timerAt = time.Time{}
 	// Take the due connections out first, so a connection whose deadline
@@ -169,4 +173,5 @@ func (s *Stack) runTimers(now time.Time) {
 	clear(due)
 	s.dueBuf = due[:0]
 	s.expireTimeWait(now)
+	s.expireFragments(now)
 }

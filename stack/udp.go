@@ -738,6 +738,22 @@ func (u *UDPConn) setDeadline(t time.Time, r, w bool) error {
 	return nil
 }
 
+// SetWriteBuffer is accepted as *net.UDPConn's is (SO_SNDBUF), and
+// bounds nothing: a datagram goes to the link in the call that writes
+// it, so there is no send queue to bound. A negative size is EINVAL.
+func (u *UDPConn) SetWriteBuffer(bytes int) error {
+	s := u.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if u.closed || s.closed {
+		return u.opErr("set", "setsockopt", u.raddr, net.ErrClosed)
+	}
+	if bytes < 0 {
+		return u.opErr("set", "setsockopt", u.raddr, os.NewSyscallError("setsockopt", syscall.EINVAL))
+	}
+	return nil
+}
+
 // SetReadBuffer bounds the receive queue to bytes (each datagram charged
 // its size plus a fixed overhead); datagrams beyond it are dropped and
 // counted in RcvbufErrors. As with SO_RCVBUF, a datagram is queued

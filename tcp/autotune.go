@@ -45,11 +45,12 @@ type rcvSpace struct {
 // rcvLimit is the most receive window we advertise now: what
 // auto-tuning has grown to, or the whole buffer with NoAutoTune.
 func (c *Conn) rcvLimit() int {
-	max := c.cfg.receiveBufferSize()
-	if c.cfg.NoAutoTune || c.state.recvClosed() {
+	max := c.rcvBufSize()
+	if c.cfg.NoAutoTune || c.bufs.rcv > 0 || c.state.recvClosed() {
 		// Once the peer's FIN is in, no new data can come: the window
 		// costs nothing, and TIME-WAIT's record advertises the whole
-		// buffer too (timewait.go), so the two answer alike.
+		// buffer too (timewait.go), so the two answer alike. A buffer
+		// the owner set (SetReceiveBuffer) is not auto-tuned either.
 		return max
 	}
 	if c.rcv.space.limit == 0 {

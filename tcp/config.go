@@ -99,12 +99,17 @@ type Config struct {
 	// of 4 KiB or less is kept for reuse). The receive window starts at
 	// 64 KiB and grows with what the application reads per round trip
 	// (autotune.go), up to ReceiveBufferSize: the maximum, as the third
-	// value of Linux's tcp_rmem is.
+	// value of Linux's tcp_rmem is. The send buffer starts at 64 KiB too
+	// and grows to twice the congestion window (sndtune.go), up to
+	// SendBufferSize, as the third value of tcp_wmem. Conn.SetSendBuffer
+	// and SetReceiveBuffer fix one connection's (SO_SNDBUF, SO_RCVBUF).
 	SendBufferSize    int
 	ReceiveBufferSize int
 
 	// NoAutoTune advertises the whole ReceiveBufferSize from the start
-	// instead of growing the window with delivery (autotune.go).
+	// instead of growing the window with delivery (autotune.go), and
+	// gives Write the whole SendBufferSize from the start instead of
+	// growing the send buffer with cwnd (sndtune.go).
 	NoAutoTune bool
 
 	// OutOfOrderLimit bounds the memory one connection spends on data

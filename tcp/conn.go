@@ -182,6 +182,7 @@ type Conn struct {
 	pace pacer       // pacing (pacing.go)
 
 	memState MemoryState // the stack's memory state (memory.go)
+	bufs     sockBufs    // SetSendBuffer, SetReceiveBuffer (sndtune.go)
 
 	err      error // why the connection ended, for the user's next call
 	passive  bool  // opened by a passive OPEN: RST in SYN-RECEIVED returns to LISTEN
@@ -288,7 +289,7 @@ type Stats struct {
 func NewConn(cfg *Config, id Tuple, sink Sink) *Conn {
 	c := &Conn{cfg: cfg, id: id, sink: sink, nodelay: !cfg.Nagle, keepAlive: cfg.KeepAlive}
 	c.rtt.init(cfg)
-	c.snd.buf.limit = cfg.sendBufferSize()
+	c.initSndLimit() // sndtune.go
 	c.rcv.buf.limit = cfg.receiveBufferSize()
 	return c
 }
@@ -356,8 +357,9 @@ func (c *Conn) returnToListen(now time.Time, cause Cause) {
 		stats: c.stats, reported: c.reported,
 	}
 	fresh.rtt.init(c.cfg)
-	fresh.snd.buf.limit = c.cfg.sendBufferSize()
-	fresh.rcv.buf.limit = c.cfg.receiveBufferSize()
+	fresh.bufs = c.bufs // the owner's setsockopt outlives a failed handshake
+	fresh.initSndLimit()
+	fresh.rcv.buf.limit = fresh.rcvBufSize()
 	*c = fresh
 	c.setState(now, Listen, cause)
 }

@@ -505,6 +505,7 @@ func (c *Conn) ackAdvance(now time.Time, seg *Segment) {
 		}
 		c.snd.dupAcks = 0
 	}
+	c.sndExpand() // the send buffer follows cwnd (sndtune.go)
 
 	// RFC 6298 5.2 and 5.3.
 	if c.snd.una == c.snd.max {

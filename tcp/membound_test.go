@@ -249,7 +249,8 @@ func TestOrphanZeroWindowPeerIsReset(t *testing.T) {
 	// An application closes with 1 MiB queued; the peer never reads and
 	// answers every zero-window probe. Without a bound the connection
 	// lives in FIN-WAIT-1 forever (issue 12).
-	tc := newEstablishedMSS(t, 1000, withNoDelay, func(c *Config) { c.SendBufferSize = 1 << 20 })
+	// (A fixed buffer: auto-tuned, it would start at 64 KiB, sndtune.go.)
+	tc := newEstablishedMSS(t, 1000, withNoDelay, func(c *Config) { c.SendBufferSize, c.NoAutoTune = 1<<20, true })
 	tc.write(payload(1<<20, 'q'))
 	out := tc.drain()
 	last := out[len(out)-1]

@@ -32,8 +32,8 @@ func (c *Conn) windowField() uint16 {
 	// advEdge counts only once a window has been advertised, and only if
 	// it lies within the buffer's reach from RCV.NXT (before our first ACK
 	// it holds nothing meaningful).
-	if adv.GreaterThanEq(c.rcv.nxt) && c.rcv.nxt.Size(adv) <= seqnum.Size(c.cfg.receiveBufferSize()) {
-		step := seqnum.Size(min(c.cfg.receiveBufferSize()/2, c.mss))
+	if adv.GreaterThanEq(c.rcv.nxt) && c.rcv.nxt.Size(adv) <= seqnum.Size(max(c.rcvBufSize(), c.cfg.receiveBufferSize())) {
+		step := seqnum.Size(min(c.rcvBufSize()/2, c.mss))
 		if edge.LessThan(adv.Add(step)) {
 			edge = seqnum.Max(adv, c.rcv.nxt)
 		}

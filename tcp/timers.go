@@ -146,6 +146,9 @@ func (c *Conn) reclaimRing(r *ring) {
 	if r.size() == 0 {
 		// The last segment sent may still point into the array.
 		c.out.Payload = nil
+		if r == &c.snd.buf {
+			c.sndIdle() // sndtune.go
+		}
 	}
 }
 

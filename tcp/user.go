@@ -66,7 +66,7 @@ func (c *Conn) ourWindowShift() uint8 {
 		return 0
 	}
 	var s uint8
-	for s < maxWindowShift && c.cfg.receiveBufferSize()>>s > maxWindowField {
+	for s < maxWindowShift && c.rcvBufSize()>>s > maxWindowField {
 		s++
 	}
 	return s
@@ -109,7 +109,7 @@ func (c *Conn) Write(now time.Time, p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	n := c.snd.buf.write(p)
+	n := c.snd.buf.write(p[:min(len(p), c.sndRoom())])
 	if n == 0 {
 		return 0, ErrWouldBlock
 	}
@@ -270,6 +270,9 @@ func (c *Conn) Abort(now time.Time) {
 func (c *Conn) Release(now time.Time, abort bool) {
 	c.released = true
 	if c.state == Closed {
+		// Received data nobody will read now: its memory goes (setState
+		// kept it for the owner to read).
+		c.rcv.buf.release()
 		return
 	}
 	if abort || c.rcv.buf.len() > 0 || (c.state == Listen) {

@@ -287,10 +287,12 @@ func unsupportedCall(c *Syscall) string {
 		switch opt {
 		case "TCP_KEEPIDLE", "TCP_KEEPINTVL", "TCP_KEEPCNT", "TCP_CONGESTION":
 			return ""
-		case "SO_ERROR", "SO_RCVBUF":
+		case "SO_ERROR":
 			if get {
 				return ""
 			}
+		case "SO_RCVBUF", "SO_SNDBUF":
+			return ""
 		case "SO_REUSEADDR", "SO_LINGER", "TCP_NODELAY", "SO_KEEPALIVE":
 			if !get {
 				return ""

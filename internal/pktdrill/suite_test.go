@@ -385,3 +385,32 @@ func TestLinuxProfile(t *testing.T) {
 		runSuite(t, dir, Linux)
 	}
 }
+
+// TestBufferOptions: setsockopt SO_SNDBUF and SO_RCVBUF map onto the
+// stack's SetWriteBuffer and SetReadBuffer (doubled, as on Linux),
+// getsockopt reads them back, and an accepted socket inherits them from
+// the listening one.
+func TestBufferOptions(t *testing.T) {
+	s, err := Parse(`--tolerance_usecs=10000
+0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
++0 setsockopt(3, SOL_SOCKET, SO_SNDBUF, [-1], 4) = -1 EINVAL
++0 setsockopt(3, SOL_SOCKET, SO_SNDBUF, [10000], 4) = 0
++0 getsockopt(3, SOL_SOCKET, SO_SNDBUF, [20000], [4]) = 0
++0 setsockopt(3, SOL_SOCKET, SO_RCVBUF, [30000], 4) = 0
++0 bind(3, ..., ...) = 0
++0 listen(3, 1) = 0
++0 < S 0:0(0) win 32767 <mss 1000>
++0 > S. 0:0(0) ack 1 <...>
++0 < . 1:1(0) ack 1 win 32767
++0 accept(3, ..., ...) = 4
++0 getsockopt(4, SOL_SOCKET, SO_SNDBUF, [20000], [4]) = 0
++0 setsockopt(4, SOL_SOCKET, SO_SNDBUF, [3000], 4) = 0
++0 getsockopt(4, SOL_SOCKET, SO_SNDBUF, [6000], [4]) = 0
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res := Run(s, Options{}); res.Status != Pass {
+		t.Fatal(res)
+	}
+}

@@ -86,6 +86,13 @@ type Socket struct {
 	keepalive  int    // -1 unset, 0 or 1
 	congestion string // TCP_CONGESTION; "" unset: the stack's
 
+	// SO_RCVBUF and SO_SNDBUF: the value given (-1 unset) and the size
+	// it makes (doubled, as the stack's SetReadBuffer does). A connection
+	// made by connect has already sent its SYN when they are applied, so
+	// one set before connect does not choose the window scale.
+	rcvbufSet, sndbufSet int
+	rcvbuf, sndbuf       int
+
 	// Keep-alive timing (TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT): taken
 	// from the sysctls when the socket is made, or from the listening
 	// socket on accept, and set on the connection.
@@ -152,7 +159,7 @@ func (t *Table) add(v6, nonblock bool) (*Socket, syscall.Errno) {
 		}
 		fd = n
 	}
-	s := &Socket{V6: v6, Nonblock: nonblock, nodelay: -1, keepalive: -1}
+	s := &Socket{V6: v6, Nonblock: nonblock, nodelay: -1, keepalive: -1, rcvbufSet: -1, sndbufSet: -1}
 	s.keepIdle, s.keepIntvl, s.keepCnt = t.Live.KeepAlive()
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -295,6 +302,7 @@ func (t *Table) Accept(fd int) *Call {
 		}
 		ns.conn, ns.Tuple, ns.HaveTuple = tc, tc.Tuple(), true
 		ns.linger0, ns.nodelay, ns.keepalive, ns.congestion = s.linger0, s.nodelay, s.keepalive, s.congestion
+		ns.rcvbufSet, ns.sndbufSet, ns.rcvbuf, ns.sndbuf = s.rcvbufSet, s.sndbufSet, s.rcvbuf, s.sndbuf
 		ns.keepIdle, ns.keepIntvl, ns.keepCnt = s.keepIdle, s.keepIntvl, s.keepCnt
 		t.applyOpts(ns)
 		return int64(ns.FD), 0
@@ -480,6 +488,7 @@ const (
 	SO_LINGER     Opt = "SO_LINGER"
 	SO_ERROR      Opt = "SO_ERROR"
 	SO_RCVBUF     Opt = "SO_RCVBUF"
+	SO_SNDBUF     Opt = "SO_SNDBUF"
 	SO_KEEPALIVE  Opt = "SO_KEEPALIVE"
 	TCP_NODELAY   Opt = "TCP_NODELAY"
 	TCP_KEEPIDLE  Opt = "TCP_KEEPIDLE"
@@ -493,7 +502,7 @@ const (
 // Gettable and Settable say which options the layer has.
 func Gettable(o Opt) bool {
 	switch o {
-	case SO_ERROR, SO_RCVBUF, TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT:
+	case SO_ERROR, SO_RCVBUF, SO_SNDBUF, TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT:
 		return true
 	}
 	return false
@@ -501,7 +510,8 @@ func Gettable(o Opt) bool {
 
 func Settable(o Opt) bool {
 	switch o {
-	case SO_REUSEADDR, SO_LINGER, SO_KEEPALIVE, TCP_NODELAY, TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT:
+	case SO_REUSEADDR, SO_LINGER, SO_KEEPALIVE, TCP_NODELAY, TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT,
+		SO_RCVBUF, SO_SNDBUF:
 		return true
 	}
 	return false
@@ -510,7 +520,7 @@ func Settable(o Opt) bool {
 // Linux's (level, name) numbers for the options, which packetdrill passes
 // through to the shared object.
 var linuxOpts = map[[2]int]Opt{
-	{1, 2}: SO_REUSEADDR, {1, 13}: SO_LINGER, {1, 4}: SO_ERROR, {1, 8}: SO_RCVBUF, {1, 9}: SO_KEEPALIVE,
+	{1, 2}: SO_REUSEADDR, {1, 13}: SO_LINGER, {1, 4}: SO_ERROR, {1, 8}: SO_RCVBUF, {1, 7}: SO_SNDBUF, {1, 9}: SO_KEEPALIVE,
 	{6, 1}: TCP_NODELAY, {6, 4}: TCP_KEEPIDLE, {6, 5}: TCP_KEEPINTVL, {6, 6}: TCP_KEEPCNT,
 	{6, 13}: TCP_CONGESTION,
 }
@@ -529,7 +539,26 @@ func (t *Table) Getsockopt(fd int, o Opt) (int, syscall.Errno) {
 	case SO_ERROR:
 		return int(t.pendingError(s)), 0
 	case SO_RCVBUF:
+		switch {
+		case s.conn != nil:
+			return s.conn.ReadBufferSize(), 0
+		case s.rcvbuf > 0:
+			return s.rcvbuf, 0
+		}
 		return t.RcvBuf, 0
+	case SO_SNDBUF:
+		switch {
+		case s.conn != nil:
+			return s.conn.WriteBufferSize(), 0
+		case s.sndbuf > 0:
+			return s.sndbuf, 0
+		}
+		// What a new connection starts with (tcp/sndtune.go).
+		c := t.Stack.Options().TCP.WithDefaults()
+		if c.NoAutoTune {
+			return c.SendBufferSize, 0
+		}
+		return min(tcp.InitialSendBuffer, c.SendBufferSize), 0
 	case TCP_KEEPIDLE:
 		return int(s.keepIdle / time.Second), 0
 	case TCP_KEEPINTVL:
@@ -564,6 +593,18 @@ func (t *Table) Setsockopt(fd int, o Opt, v ...int) syscall.Errno {
 			} else {
 				s.conn.SetLinger(-1)
 			}
+		}
+	case SO_RCVBUF, SO_SNDBUF:
+		// (*stack.TCPConn).SetReadBuffer and SetWriteBuffer: doubled, as
+		// on Linux; what the socket reports until it has a connection.
+		n := arg(0)
+		if n < 0 {
+			return syscall.EINVAL
+		}
+		if o == SO_RCVBUF {
+			s.rcvbuf, s.rcvbufSet = max(2*n, 4096), n
+		} else {
+			s.sndbuf, s.sndbufSet = max(2*n, 4096), n
 		}
 	case TCP_NODELAY:
 		s.nodelay = min(max(arg(0), 0), 1)
@@ -633,6 +674,12 @@ func (t *Table) applyOpts(s *Socket) {
 	}
 	if s.keepalive >= 0 {
 		s.conn.SetKeepAlive(s.keepalive == 1)
+	}
+	if s.rcvbufSet >= 0 && s.conn.ReadBufferSize() != s.rcvbuf {
+		s.conn.SetReadBuffer(s.rcvbufSet)
+	}
+	if s.sndbufSet >= 0 && s.conn.WriteBufferSize() != s.sndbuf {
+		s.conn.SetWriteBuffer(s.sndbufSet)
 	}
 	if s.congestion != "" && s.conn.Info().CongestionControl != s.congestion {
 		s.conn.SetCongestionControl(s.congestion) // a known name: SetCongestion checked it
