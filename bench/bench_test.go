@@ -29,6 +29,7 @@ var (
 	flagImpl     = flag.String("impl", "", "implementations to benchmark (default all): synack,gvisor,gvisor-pipe")
 	flagMemConns = flag.Int("mem-conns", 10000, "idle pairs per iteration of BenchmarkIdleConns")
 	flagMSL      = flag.Duration("synack-msl", 0, "synack's MSL (0: the stack's default); see Config.SynackMSL")
+	flagOffload  = flag.Bool("rx-csum-offload", false, "receive checksum offload on both implementations; see Config.RxChecksumOffload")
 )
 
 func benchImpls(tb testing.TB) []Impl {
@@ -42,6 +43,7 @@ func benchImpls(tb testing.TB) []Impl {
 func benchConfig() Config {
 	c := Defaults()
 	c.SynackMSL = *flagMSL
+	c.RxChecksumOffload = *flagOffload
 	return c
 }
 

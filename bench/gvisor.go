@@ -57,7 +57,9 @@ func newGVisorStack(ep stack.LinkEndpoint, addr tcpip.Address) (*stack.Stack, er
 	return s, nil
 }
 
-func newGVisorPair(mtu int, usePipe bool) (*gvisorPair, error) {
+// newGVisorPair makes two gVisor stacks on channel endpoints (or on
+// link/pipe); offload is Config.RxChecksumOffload (channel endpoints only).
+func newGVisorPair(mtu int, usePipe, offload bool) (*gvisorPair, error) {
 	p := &gvisorPair{}
 	var sep, cep stack.LinkEndpoint
 	if usePipe {
@@ -66,6 +68,10 @@ func newGVisorPair(mtu int, usePipe bool) (*gvisorPair, error) {
 	} else {
 		a := channel.New(ChannelQueueDepth, uint32(mtu), "")
 		b := channel.New(ChannelQueueDepth, uint32(mtu), "")
+		if offload {
+			a.LinkEPCapabilities |= stack.CapabilityRXChecksumOffload
+			b.LinkEPCapabilities |= stack.CapabilityRXChecksumOffload
+		}
 		sep, cep = a, b
 		ctx, cancel := context.WithCancel(context.Background())
 		p.cancel = cancel

@@ -55,11 +55,11 @@ type Pair interface {
 func NewPair(impl Impl, mtu int, cfg Config) (Pair, error) {
 	switch impl {
 	case Synack:
-		return newSynackPair(mtu, cfg.SynackMSL)
+		return newSynackPair(mtu, cfg.SynackMSL, cfg.RxChecksumOffload)
 	case GVisorChan:
-		return newGVisorPair(mtu, false)
+		return newGVisorPair(mtu, false, cfg.RxChecksumOffload)
 	case GVisorPipe:
-		return newGVisorPair(mtu, true)
+		return newGVisorPair(mtu, true, false) // link/pipe offers no offload
 	}
 	return nil, fmt.Errorf("unknown implementation %q", impl)
 }

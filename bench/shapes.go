@@ -32,6 +32,14 @@ type Config struct {
 	// (synack: stack.Options.TimeWaitReuse, see newSynackPair), so the
 	// default MSL sustains any connection rate.
 	SynackMSL time.Duration
+	// RxChecksumOffload has the in-memory link vouch for the packets it
+	// delivers, on both implementations alike: synack's memlink with
+	// Config.ChecksumOffload (the stack then skips TCP checksum
+	// verification), gVisor's channel endpoints with
+	// CapabilityRXChecksumOffload (its stack then does the same). gVisor's
+	// link/pipe endpoint has no capabilities, so gvisor-pipe verifies.
+	// Both still compute checksums when sending.
+	RxChecksumOffload bool
 }
 
 // Defaults returns the BENCH-METHOD.md loads.

@@ -41,10 +41,10 @@ const SynackTimeWaitReuseAfter = 5 * time.Millisecond
 // newSynackPair makes two synack stacks on a memlink pipe. Nagle is off, by
 // default in synack as in gVisor, and the client reuses ports in TIME-WAIT, as
 // gVisor is measured; everything else is synack's default unless msl is set
-// (TIME-WAIT lasts 2*msl).
-func newSynackPair(mtu int, msl time.Duration) (*synackPair, error) {
+// (TIME-WAIT lasts 2*msl). offload is Config.RxChecksumOffload.
+func newSynackPair(mtu int, msl time.Duration, offload bool) (*synackPair, error) {
 	imp := memlink.Impairments{QueueLimit: SynackQueueLimit}
-	a, b := memlink.Pipe(memlink.Config{MTU: mtu, AB: imp, BA: imp})
+	a, b := memlink.Pipe(memlink.Config{MTU: mtu, AB: imp, BA: imp, ChecksumOffload: offload})
 	opts := stack.Options{TCP: tcp.Config{MSL: msl}}
 	copts := opts
 	copts.TimeWaitReuse, copts.TimeWaitReuseAfter = true, SynackTimeWaitReuseAfter

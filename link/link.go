@@ -35,14 +35,37 @@ type BatchDispatcher interface {
 // knows were not damaged since their checksum was (or would have been)
 // computed, such as what the local kernel writes to a TUN device with
 // checksum offload (VIRTIO_NET_HDR_F_NEEDS_CSUM: the checksum field holds
-// only the pseudo-header's sum) or what it already verified
-// (VIRTIO_NET_HDR_F_DATA_VALID). The receiver skips verifying those
-// checksums. A link that cannot vouch for a packet delivers it with
-// DeliverPackets, and a link whose dispatcher lacks this method completes
-// such checksums itself. The rules of DeliverPackets apply.
+// only the pseudo-header's sum), what it already verified
+// (VIRTIO_NET_HDR_F_DATA_VALID), or what an in-memory link that cannot
+// corrupt carries (memlink's Config.ChecksumOffload). The receiver skips
+// verifying those checksums; the IPv4 header checksum is still checked: it
+// is cheap, and no offload covers it. A link that cannot vouch for every
+// packet of a batch splits it or delivers it with DeliverPackets, and a
+// link whose dispatcher lacks this method completes such checksums
+// itself. The rules of DeliverPackets apply.
 type ChecksumVouching interface {
 	BatchDispatcher
 	DeliverVouchedPackets(pkts [][]byte)
+}
+
+// Packet is one IP packet in two pieces, sent as if concatenated: Head
+// (the IP and transport headers) and Payload (maybe empty), which a
+// sender can leave where it is, in its send buffer, instead of copying it
+// next to the header first.
+type Packet struct {
+	Head, Payload []byte
+}
+
+// Len is the packet's length.
+func (p Packet) Len() int { return len(p.Head) + len(p.Payload) }
+
+// PartsWriter is an Endpoint that also takes packets in pieces. A link
+// that copies what it keeps (memlink) then copies each byte once, from
+// where the sender has it, instead of the sender gathering the packet
+// first. The rules are WritePackets': the link copies what it keeps, so
+// the caller may reuse all the pieces when the call returns.
+type PartsWriter interface {
+	WritePacketParts(pkts []Packet) (int, error)
 }
 
 // DispatcherFunc adapts a function to a Dispatcher.

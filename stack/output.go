@@ -3,6 +3,7 @@ package stack
 import (
 	"net/netip"
 
+	"github.com/synack/synack/link"
 	"github.com/synack/synack/tcp"
 	"github.com/synack/synack/wire"
 )
@@ -21,9 +22,9 @@ type tcpScratch struct {
 // out of TCPConn's exported API.
 type connSink TCPConn
 
-func (k *connSink) SendSegment(_ *tcp.Conn, seg *tcp.Segment) {
+func (k *connSink) SendSegment(c *tcp.Conn, seg *tcp.Segment) {
 	tc := (*TCPConn)(k)
-	tc.s.sendSegment(tc.nic, tc.id, seg, tc)
+	tc.s.sendSegment(tc.nic, tc.id, seg, tc, c.PayloadInSendBuffer())
 }
 
 func (k *connSink) StateChanged(_ *tcp.Conn, t tcp.Transition) {
@@ -50,8 +51,10 @@ func (s *Stack) segmentDropped(r tcp.DropReason) {
 
 // sendSegment builds the IP packet for seg on id and queues it on n.
 // tc is nil for segments that belong to no connection (RST to a closed
-// port).
-func (s *Stack) sendSegment(n *nic, id tcp.Tuple, seg *tcp.Segment, tc *TCPConn) {
+// port). borrow says seg's payload stays valid until the flush
+// (tcp.Conn.PayloadInSendBuffer: every unlock flushes before the next
+// Write), so a link that takes packets in pieces gets it where it is.
+func (s *Stack) sendSegment(n *nic, id tcp.Tuple, seg *tcp.Segment, tc *TCPConn, borrow bool) {
 	s.ctr.TCP.OutSegs.add(1)
 	if seg.Flags&wire.RST != 0 {
 		s.ctr.TCP.OutRsts.add(1)
@@ -85,6 +88,11 @@ func (s *Stack) sendSegment(n *nic, id tcp.Tuple, seg *tcp.Segment, tc *TCPConn)
 	l4 := h.HeaderLen() + len(seg.Payload)
 	b := n.next()
 	b = s.appendIPECN(b, src, dst, wire.ProtocolTCP, l4, seg.ECN)
+	if borrow && n.pw != nil && len(seg.Payload) > 0 {
+		b = wire.AppendTCPHeader(b, h, seg.Payload, src, dst)
+		n.commitParts(b, seg.Payload)
+		return
+	}
 	b = wire.AppendTCP(b, h, seg.Payload, src, dst)
 	n.commit(b)
 }
@@ -129,8 +137,19 @@ func (n *nic) next() []byte {
 }
 
 // commit queues the packet built in b (from next) for the next flush.
-func (n *nic) commit(b []byte) {
+func (n *nic) commit(b []byte) { n.commitParts(b, nil) }
+
+// commitParts queues the packet of head b (from next) and payload, which
+// must stay valid until the flush, for the next flush. Only a nic whose
+// link takes parts (pw) may be given a payload.
+func (n *nic) commitParts(b, payload []byte) {
 	n.bufs[n.pending] = b
+	if n.pw != nil {
+		if n.pending == len(n.parts) {
+			n.parts = append(n.parts, link.Packet{})
+		}
+		n.parts[n.pending] = link.Packet{Head: b, Payload: payload}
+	}
 	n.pending++
 	if !n.queued {
 		n.queued = true
@@ -144,6 +163,10 @@ func (n *nic) commit(b []byte) {
 // write hands the pending packets to the link. A packet the link refuses
 // (too big, link down) is counted and skipped; the rest still go.
 func (n *nic) write() {
+	if n.pw != nil {
+		n.writeParts()
+		return
+	}
 	pkts := n.bufs[:n.pending]
 	for len(pkts) > 0 {
 		k, err := n.ep.WritePackets(pkts)
@@ -157,6 +180,24 @@ func (n *nic) write() {
 		n.s.ctr.IP.OutDiscards.add(1)
 		pkts = pkts[k+1:]
 	}
+	n.pending = 0
+}
+
+// writeParts is write for a link that takes packets in pieces. The parts
+// are cleared afterwards: they must not keep send buffers alive.
+func (n *nic) writeParts() {
+	all := n.parts[:n.pending]
+	pkts := all
+	for len(pkts) > 0 {
+		k, _ := n.pw.WritePacketParts(pkts)
+		if k >= len(pkts) {
+			break
+		}
+		k = max(k, 0)
+		n.s.ctr.IP.OutDiscards.add(1)
+		pkts = pkts[k+1:]
+	}
+	clear(all)
 	n.pending = 0
 }
 

@@ -29,7 +29,12 @@ func newRawPeer(t *testing.T) *rawPeer { return newRawPeerOpts(t, Options{}) }
 // newRawPeerOpts is newRawPeer with the stack made from opts (its Rand
 // set here).
 func newRawPeerOpts(t *testing.T, opts Options) *rawPeer {
-	ea, eb := memlink.Pipe(memlink.Config{})
+	return newRawPeerLink(t, opts, memlink.Config{})
+}
+
+// newRawPeerLink is newRawPeerOpts over a link made from lc.
+func newRawPeerLink(t *testing.T, opts Options, lc memlink.Config) *rawPeer {
+	ea, eb := memlink.Pipe(lc)
 	r := &rawPeer{t: t, ep: eb, got: make(chan []byte, 100)}
 	opts.Rand = newSeeded(3)
 	r.s = New(opts)

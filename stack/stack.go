@@ -173,6 +173,13 @@ type nic struct {
 	bufs    [][]byte
 	pending int
 	queued  bool // on s.dirty
+
+	// A link that takes packets in pieces (link.PartsWriter) gets them
+	// as parts: bufs[i] as the head, and a data segment's payload left
+	// in its connection's send buffer, so that the link's copy is the
+	// only one (issue 13 item 1).
+	pw    link.PartsWriter
+	parts []link.Packet
 }
 
 // route sends what matches prefix out of nic.
@@ -190,9 +197,6 @@ type Stack struct {
 
 	mu     sync.Mutex
 	closed bool
-	// vouched is set, under mu, while a link's vouched batch is processed
-	// (DeliverVouchedPackets): TCP and UDP checksums are then not verified.
-	vouched bool
 
 	nics   []*nic
 	lo     *nic // the loopback link (loopback.go), not in nics
@@ -335,6 +339,7 @@ func (s *Stack) addLink(ep link.Endpoint, addrs []netip.Prefix) (*nic, error) {
 		}
 	}
 	n := &nic{s: s, id: NICID(len(s.nics) + 1), ep: ep, mtu: ep.MTU()}
+	n.pw, _ = ep.(link.PartsWriter)
 	for _, p := range addrs {
 		a := p.Addr().Unmap()
 		p = netip.PrefixFrom(a, p.Bits())

@@ -334,7 +334,7 @@ func (s *Stack) sendSynAck(h *halfOpen, now time.Time) {
 func (s *Stack) sendAs(n *nic, id tcp.Tuple, seg *tcp.Segment, cid uint64, st tcp.State) {
 	saved := s.syn.as
 	s.syn.as.cid, s.syn.as.from, s.syn.as.to = cid, st, st
-	s.sendSegment(n, id, seg, nil)
+	s.sendSegment(n, id, seg, nil, false)
 	s.syn.as = saved
 }
 

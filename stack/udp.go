@@ -307,9 +307,9 @@ func (s *Stack) lookupUDP(local, remote netip.AddrPort) *UDPConn {
 // deliverUDP hands a datagram to its socket's queue, or answers it with
 // port unreachable. pkt is the whole IP packet p was parsed from, quoted
 // in that answer.
-func (s *Stack) deliverUDP(n *nic, p *wire.IPPacket, pkt []byte, now time.Time) {
+func (s *Stack) deliverUDP(n *nic, p *wire.IPPacket, pkt []byte, now time.Time, verify bool) {
 	c := &s.ctr.UDP
-	h, payload, err := wire.ParseUDP(p.Payload, p.Src, p.Dst, !s.vouched)
+	h, payload, err := wire.ParseUDP(p.Payload, p.Src, p.Dst, verify)
 	if err != nil {
 		c.InErrors.add(1)
 		if errors.Is(err, wire.ErrChecksum) {

@@ -18,10 +18,17 @@ type ring struct {
 func (r *ring) len() int  { return r.n }
 func (r *ring) free() int { return r.limit - r.n }
 
-// ringKeep is the largest backing array a ring keeps when it empties: the
-// first size it grows to. A connection trading small messages then reuses
-// it without allocating; anything larger is given back.
+// ringKeep is the largest backing array a ring keeps when it empties. A
+// connection trading small messages then reuses it without allocating;
+// anything larger is given back.
 const ringKeep = 4096
+
+// ringMin is the smallest backing array a ring allocates. A ring grows to
+// what it is asked to hold (in powers of two from here), not straight to
+// ringKeep: a short connection that trades a few bytes each way then
+// allocates a few hundred bytes per ring instead of four 4 KiB arrays
+// (issue 13 item 6).
+const ringMin = 256
 
 // grow makes room for at least need bytes in all, keeping the content
 // (including bytes written beyond n by writeAt) in order.
@@ -29,10 +36,7 @@ func (r *ring) grow(need int) {
 	if need <= len(r.buf) {
 		return
 	}
-	size := len(r.buf) * 2
-	if size < ringKeep {
-		size = ringKeep
-	}
+	size := max(len(r.buf)*2, ringMin)
 	for size < need {
 		size *= 2
 	}
@@ -91,6 +95,15 @@ func (r *ring) peek(off, k int, scratch []byte) []byte {
 	n := copy(scratch, r.buf[pos:])
 	copy(scratch[n:], r.buf[:k-n])
 	return scratch
+}
+
+// wraps reports whether the bytes at [off, off+k) wrap around the end of
+// the backing array, so that peek needs a scratch buffer for them.
+func (r *ring) wraps(off, k int) bool {
+	if k == 0 {
+		return false
+	}
+	return (r.head+off)%len(r.buf)+k > len(r.buf)
 }
 
 // read copies the first bytes into p and discards them.

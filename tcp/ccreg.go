@@ -131,8 +131,9 @@ func (c *Conn) ccAck(now time.Time, acked int) Ack {
 		if ended {
 			// The coarse sample of the round trip that just ended: only
 			// this ACK starts a round for a controller that counts them.
-			r := c.dr.last
-			a.Rate.DeliveryRate, a.Rate.Delivered, a.Rate.Interval = c.dr.rate, r.delivered, r.interval
+			d := &c.rates().dr
+			r := d.last
+			a.Rate.DeliveryRate, a.Rate.Delivered, a.Rate.Interval = d.rate, r.delivered, r.interval
 			a.Rate.PriorDelivered = r.prior
 		}
 	}
@@ -182,7 +183,7 @@ type deliveryRound struct {
 // measureDelivery runs on every ACK that acknowledged new data, and
 // reports whether a round ended.
 func (c *Conn) measureDelivery(now time.Time) bool {
-	d := &c.dr
+	d := &c.rates().dr
 	if d.started && c.stats.BytesAcked < d.end {
 		return false
 	}

@@ -67,21 +67,12 @@ type sender struct {
 	inRecovery bool
 	recover    seqnum.Value
 
-	// sb is the SACK scoreboard (RFC 6675 section 4); su what the latest
-	// ACK's SACK option told it.
-	sb scoreboard
-	su sackUpdate
-	// rec is RFC 6675 loss recovery with PRR (recovery.go), used instead
-	// of NewReno's when the peer sends SACK.
-	rec sackRecovery
-	// txq times every segment in flight and rack is RACK-TLP (rack.go).
-	txq        txQueue
-	rack       rack
+	// loss is the loss-recovery state, made on first use (Conn.lr): a
+	// connection that never sends data (most idle ones) does without its
+	// 440 bytes (issue 13 item 4).
+	loss       *lossState
 	tlpSending bool // the TLP sends one new segment whatever cwnd says
 	tlpRearm   bool // new data went out or SND.UNA advanced: restart the PTO
-	// undo is the loss episode spurious retransmissions are checked in
-	// (undo.go).
-	undo undoEpisode
 
 	// RTT timing without timestamps: one segment at a time (RFC 6298 3).
 	rttSeq    seqnum.Value
@@ -112,6 +103,70 @@ type sender struct {
 	stalled time.Time
 }
 
+// lossState is the sender's loss-recovery state (sender.loss).
+type lossState struct {
+	// sb is the SACK scoreboard (RFC 6675 section 4); su what the latest
+	// ACK's SACK option told it.
+	sb scoreboard
+	su sackUpdate
+	// rec is RFC 6675 loss recovery with PRR (recovery.go), used instead
+	// of NewReno's when the peer sends SACK.
+	rec sackRecovery
+	// txq times every segment in flight and rack is RACK-TLP (rack.go).
+	txq  txQueue
+	rack rack
+	// undo is the loss episode spurious retransmissions are checked in
+	// (undo.go).
+	undo undoEpisode
+}
+
+// lr returns the loss-recovery state, making it on first use.
+func (c *Conn) lr() *lossState {
+	if c.snd.loss == nil {
+		c.snd.loss = new(lossState)
+		// As the ACK of an empty transmit queue leaves it (txAcked).
+		c.snd.loss.txq.highRtxEnd = c.snd.una
+	}
+	return c.snd.loss
+}
+
+// rateState is what a connection measures of its delivery and spends on
+// pacing. Like the loss state it is made on first use, so an idle
+// connection does not carry its 450 bytes (tcp.Conn stays within the
+// allocator's 2 KB size class, TestConnSizeClass).
+type rateState struct {
+	rs   rateSampler   // delivery-rate estimation (rate.go)
+	dr   deliveryRound // the coarse rate without SACK (ccreg.go)
+	pace pacer         // pacing (pacing.go)
+}
+
+// rates returns the rate state, making it on first use. A new sampler
+// starts app-limited (the draft's C.app_limited set by the check that runs
+// once nothing is in flight): nothing has been sent to measure yet.
+func (c *Conn) rates() *rateState {
+	if c.rt == nil {
+		c.rt = &rateState{}
+		c.rt.rs.appLimited = 1
+	}
+	return c.rt
+}
+
+// sackedBytes and lostBytes read the loss state without making it: while
+// none is made, nothing is SACKed or marked lost.
+func (c *Conn) sackedBytes() int {
+	if l := c.snd.loss; l != nil {
+		return l.sb.sacked
+	}
+	return 0
+}
+
+func (c *Conn) lostBytes() int {
+	if l := c.snd.loss; l != nil {
+		return l.txq.lostBytes
+	}
+	return 0
+}
+
 // receiver holds the receive sequence variables of RFC 9293 section 3.3.1.
 type receiver struct {
 	irs seqnum.Value // IRS
@@ -125,6 +180,11 @@ type receiver struct {
 	// synText is how many bytes of text a SYN brought in SYN-SENT: they
 	// wait at offset 0 of buf, uncommitted, until ESTABLISHED.
 	synText int
+
+	// post is the buffer of a reader waiting in RECEIVE (PostRead), and
+	// placed how much in-order data went straight into it.
+	post   []byte
+	placed int
 
 	advEdge seqnum.Value // right edge of the window last advertised: RCV.NXT + RCV.WND then
 	space   rcvSpace     // receive-window auto-tuning (autotune.go)
@@ -175,11 +235,8 @@ type Conn struct {
 	rtt   rttEstimator
 	cc    Congestion
 	ccNew func(mss int) Congestion // chosen by SetCongestionControl; nil: the Config's
-	dr    deliveryRound
-	ecn   ecnState // Explicit Congestion Notification (RFC 3168, ecn.go)
-
-	rs   rateSampler // delivery-rate estimation (rate.go)
-	pace pacer       // pacing (pacing.go)
+	ecn   ecnState                 // Explicit Congestion Notification (RFC 3168, ecn.go)
+	rt    *rateState               // delivery rate and pacing, made when data first flows (rates)
 
 	memState MemoryState // the stack's memory state (memory.go)
 	bufs     sockBufs    // SetSendBuffer, SetReceiveBuffer (sndtune.go)
@@ -194,16 +251,18 @@ type Conn struct {
 	nodelay bool // Nagle's algorithm off: !Config.Nagle, then SetNoDelay
 
 	// Options negotiated on the handshake.
-	mss       int  // largest payload we put in a segment (peer's MSS less our options)
-	peerMSS   int  // what the peer's MSS option said (or the default)
-	wsOK      bool // window scaling in use both ways (RFC 7323 section 2)
-	tsOK      bool // timestamps in use (RFC 7323 section 3)
-	sackOK    bool // the peer accepts SACK blocks (RFC 2018)
-	tsRecent  uint32
-	tsEpoch   time.Time
-	tsOffset  uint32
-	synOpts   wire.TCPOptions // options of the SYN we answered (passive open)
-	keepAlive bool
+	mss      int  // largest payload we put in a segment (peer's MSS less our options)
+	peerMSS  int  // what the peer's MSS option said (or the default)
+	wsOK     bool // window scaling in use both ways (RFC 7323 section 2)
+	tsOK     bool // timestamps in use (RFC 7323 section 3)
+	sackOK   bool // the peer accepts SACK blocks (RFC 2018)
+	tsRecent uint32
+	tsEpoch  time.Time
+	tsOffset uint32
+	// What the SYN we answered offered (passive open), for the SYN,ACK
+	// to echo (sendSYN): all of its options a SYN,ACK depends on.
+	synWS, synSACK, synTS bool
+	keepAlive             bool
 
 	// Per-connection keep-alive timing; zero means the Config's.
 	kaIdle, kaInterval time.Duration
@@ -216,10 +275,13 @@ type Conn struct {
 	challengeCount  int
 	lastInvalidACK  time.Time // when an unacceptable segment was last answered (invalidACK)
 
-	reported StackCounts // what TakeCounts has handed out
+	reported *StackCounts // what TakeCounts has handed out; nil while that is nothing (an idle connection does not carry the 120 bytes)
 
 	out     Segment // reused for every segment handed to the sink
 	scratch []byte  // a segment's payload when it wraps around the ring
+	// outGathered: the latest data segment's payload was gathered into
+	// scratch, not left in the send buffer (PayloadInSendBuffer).
+	outGathered bool
 
 	stats Stats
 }
@@ -294,6 +356,18 @@ func NewConn(cfg *Config, id Tuple, sink Sink) *Conn {
 	return c
 }
 
+// PayloadInSendBuffer reports, during Sink.SendSegment, whether the
+// payload of the segment being sent lies in the send buffer itself rather
+// than in a scratch buffer (where a segment whose data wraps around the
+// buffer's end is gathered, and which the next such segment reuses). A
+// payload in the send buffer stays there unchanged until the next Write:
+// the buffer only takes new bytes in Write, and when it grows or gives
+// its memory back the old array is left as it was. So the caller may
+// refer to it instead of copying it until it next calls Write, as the
+// stack does to build a packet from the header and a slice of the send
+// buffer (link.PartsWriter).
+func (c *Conn) PayloadInSendBuffer() bool { return !c.outGathered }
+
 // ID returns the connection's 4-tuple.
 func (c *Conn) ID() Tuple { return c.id }
 
@@ -327,7 +401,9 @@ func (c *Conn) setState(now time.Time, to State, cause Cause) {
 		// be flushed", RFC 9293 3.10.7.4 on RST); Read releases the
 		// buffer once it is empty.
 		c.snd.buf.release()
-		c.snd.txq = txQueue{}
+		if c.snd.loss != nil {
+			c.snd.loss.txq = txQueue{}
+		}
 		if c.rcv.buf.len() == 0 || c.err != nil {
 			c.rcv.buf.release()
 		}

@@ -210,7 +210,9 @@ func (c *Conn) ecnOnACK(now time.Time, seg *Segment) {
 	}
 	// The reduction is a real congestion signal: a spurious-loss undo
 	// (undo.go) must not restore the window from before it.
-	c.snd.undo = undoEpisode{}
+	if c.snd.loss != nil {
+		c.snd.loss.undo = undoEpisode{}
+	}
 	c.cc.OnECE(now, int(c.snd.una.Size(c.snd.max)))
 	c.stats.ECNReductions++
 	c.ecnWindowReduced()

@@ -192,7 +192,7 @@ func checkInvariants(t *testing.T, tc *tconn) {
 // transmit records tile SND.UNA..SND.MAX; the byte counts add up.
 func checkRecoveryInvariants(t *testing.T, c *Conn) {
 	t.Helper()
-	sb := &c.snd.sb
+	sb := &c.lr().sb
 	if sb.n > maxSACKRanges {
 		t.Fatalf("%d SACK ranges", sb.n)
 	}
@@ -208,7 +208,7 @@ func checkRecoveryInvariants(t *testing.T, c *Conn) {
 	if sum != sb.sacked {
 		t.Fatalf("SACKed bytes %d, ranges hold %d", sb.sacked, sum)
 	}
-	q := &c.snd.txq
+	q := &c.lr().txq
 	if q.n > maxTxSegs || q.n > len(q.s) {
 		t.Fatalf("%d transmit records in %d", q.n, len(q.s))
 	}

@@ -169,7 +169,9 @@ func ResumeSynReceived(cfg *Config, id Tuple, sink Sink, h *Handshake, now time.
 	c.stats.SegsIn = 1
 	c.stats.SegsOut = 1 + uint64(h.Retransmits)
 	c.stats.Retransmits = uint64(h.Retransmits)
-	c.reported.RetransSegs = c.stats.Retransmits // counted by the listener as they went out
+	if c.stats.Retransmits > 0 { // counted by the listener as they went out
+		c.reported = &StackCounts{RetransSegs: c.stats.Retransmits}
+	}
 	c.stats.Timeouts = uint64(h.Retransmits)
 	c.lastRecv = now
 	if h.Sent.IsZero() {

@@ -74,7 +74,7 @@ func (c *Conn) segmentListen(now time.Time, seg *Segment) {
 // config says not to.
 func (c *Conn) negotiate(seg *Segment) {
 	o := &seg.Options
-	c.synOpts = *o
+	c.synWS, c.synSACK, c.synTS = o.HasWindowScale, o.SACKPermitted, o.HasTimestamps
 	c.peerMSS = c.defaultPeerMSS()
 	if o.HasMSS && o.MSS > 0 {
 		c.peerMSS = int(o.MSS)
@@ -531,7 +531,7 @@ func (c *Conn) maybeDupAck(now time.Time, seg *Segment) {
 		// RFC 6675 section 2: with SACK, a duplicate is an ACK that
 		// brings SACK information not known before (so the ACKs of
 		// duplicated segments, which bring none, do not count).
-		c.sackOnAck(now, seg, 0, c.snd.su.newlySACKed > 0 && c.snd.una != c.snd.max)
+		c.sackOnAck(now, seg, 0, c.lr().su.newlySACKed > 0 && c.snd.una != c.snd.max)
 		return
 	}
 	if !isDup {
@@ -700,7 +700,8 @@ func (c *Conn) receiveData(now time.Time, seg *Segment) {
 		// 4.2.3): only the first duplicate run of a segment is reported.
 		c.noteHeldDuplicate(0, len(data))
 	}
-	n := c.rcv.buf.write(data)
+	n := c.placeDirect(data)
+	n += c.rcv.buf.write(data[n:])
 	hadHoles := !c.rcv.ooo.empty()
 	// Out-of-order bytes now at RCV.NXT join the in-order ones.
 	k := n + c.rcv.ooo.deliver(n, &c.rcv.buf)

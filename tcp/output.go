@@ -221,9 +221,13 @@ func (c *Conn) dataSegment(now time.Time, seq seqnum.Value, off, n int, fin, pus
 	s := &c.out
 	*s = Segment{Seq: seq, Ack: c.rcv.nxt, Flags: wire.ACK}
 	if n > 0 {
-		if cap(c.scratch) < c.mss {
+		wraps := c.snd.buf.wraps(off, n)
+		if cap(c.scratch) < n && wraps {
+			// Only a segment that wraps around the ring needs it: most
+			// short connections never do, and never pay for it.
 			c.scratch = make([]byte, c.mss)
 		}
+		c.outGathered = wraps
 		s.Payload = c.snd.buf.peek(off, n, c.scratch)
 		if push {
 			s.Flags |= wire.PSH
@@ -258,7 +262,7 @@ func (c *Conn) sendWindow() (wnd, inflight int64) {
 	}
 	// The receive window holds the SACKed bytes too: it is checked
 	// against the whole flight, cwnd against what is in the network.
-	inflight = flight - int64(c.snd.sb.sackedIn(c.snd.una, c.snd.nxt))
+	inflight = flight - int64(c.lr().sb.sackedIn(c.snd.una, c.snd.nxt))
 	if c.snd.inRecovery {
 		return rwnd - flight + inflight, inflight
 	}
@@ -271,10 +275,10 @@ func (c *Conn) sendWindow() (wnd, inflight int64) {
 // a second timeout clears it). It returns where the hole at SND.NXT ends,
 // or SND.NXT when nothing is skipped.
 func (c *Conn) skipSACKed() seqnum.Value {
-	if !c.snd.nxt.LessThan(c.snd.max) || c.snd.sb.empty() {
+	if !c.snd.nxt.LessThan(c.snd.max) || c.lr().sb.empty() {
 		return c.snd.nxt
 	}
-	s, e := c.snd.sb.nextHole(c.snd.nxt, c.snd.max)
+	s, e := c.lr().sb.nextHole(c.snd.nxt, c.snd.max)
 	c.snd.nxt = s
 	return e
 }

@@ -76,7 +76,7 @@ func (c *Conn) paceAllows(now time.Time) bool {
 		c.tm.pace = time.Time{}
 		return true
 	}
-	p := &c.pace
+	p := &c.rates().pace
 	burst := c.paceBurst(rate)
 	if p.last.IsZero() {
 		p.tokens = burst // a fresh start may send a burst
@@ -107,7 +107,7 @@ func (c *Conn) paceAllows(now time.Time) bool {
 
 // paceSent charges the bucket for n bytes of data sent.
 func (c *Conn) paceSent(n int) {
-	if n > 0 && !c.pace.last.IsZero() {
-		c.pace.tokens -= int64(n)
+	if n > 0 && c.rt != nil && !c.rt.pace.last.IsZero() {
+		c.rt.pace.tokens -= int64(n)
 	}
 }

@@ -30,6 +30,12 @@ const (
 // join the newest record, which then times them all as one.
 const maxTxSegs = 4096
 
+// txQueueMin is the ring size the transmit queue starts at: a short
+// connection has a segment or two in flight, and a bulk one doubles its
+// way up in a few steps (issue 13 item 6: no fresh 640-byte ring for a
+// one-byte exchange).
+const txQueueMin = 4
+
 // txShrink is the ring size kept when the flight drains; a larger ring
 // is let go then, so an idle connection holds little (DESIGN: buffers
 // shrink back when drained).
@@ -139,7 +145,7 @@ func (q *txQueue) resent(start, end seqnum.Value, now time.Time) {
 }
 
 func (q *txQueue) grow() {
-	ns := make([]txSeg, max(2*len(q.s), 16))
+	ns := make([]txSeg, max(2*len(q.s), txQueueMin))
 	for i := 0; i < q.n; i++ {
 		ns[i] = *q.at(i)
 	}
@@ -186,7 +192,7 @@ func (c *Conn) rackOn() bool {
 // segment delivered becomes RACK's reference, and delivery out of
 // sequence order is reordering.
 func (c *Conn) rackDelivered(now time.Time, s *txSeg, seg *Segment) {
-	r := &c.snd.rack
+	r := &c.lr().rack
 	rtt := now.Sub(s.xmit)
 	if s.has(txRetrans) {
 		// Step 2: an ACK for a retransmitted segment may answer the
@@ -223,7 +229,7 @@ func (c *Conn) rackDelivered(now time.Time, s *txSeg, seg *Segment) {
 // txSACKed marks the records inside the newly SACKed [a, b) and feeds them
 // to RACK.
 func (c *Conn) txSACKed(now time.Time, seg *Segment, a, b seqnum.Value) {
-	q := &c.snd.txq
+	q := &c.lr().txq
 	for i := q.find(a); i < q.n; i++ {
 		s := q.at(i)
 		if !s.start.LessThan(b) {
@@ -246,7 +252,7 @@ func (c *Conn) txSACKed(now time.Time, seg *Segment, a, b seqnum.Value) {
 // txAcked drops the records SND.UNA = una has acknowledged, feeding the
 // ones not SACKed before to RACK.
 func (c *Conn) txAcked(now time.Time, seg *Segment, una seqnum.Value) {
-	q := &c.snd.txq
+	q := &c.lr().txq
 	for q.n > 0 {
 		s := q.at(0)
 		if s.end.GreaterThan(una) {
@@ -280,9 +286,9 @@ func (c *Conn) txAcked(now time.Time, seg *Segment, una seqnum.Value) {
 
 // rackReoWnd is RFC 8985 section 6.2 step 4, RACK_update_reo_wnd.
 func (c *Conn) rackReoWnd() time.Duration {
-	r := &c.snd.rack
+	r := &c.lr().rack
 	if !r.reordering {
-		if c.snd.inRecovery || c.snd.sb.sacked >= dupThresh*c.mss {
+		if c.snd.inRecovery || c.lr().sb.sacked >= dupThresh*c.mss {
 			return 0
 		}
 	}
@@ -297,7 +303,7 @@ func (c *Conn) rackReoWnd() time.Duration {
 // min_RTT/4 for each round trip that brings a D-SACK, and stays grown
 // for rackReoPersist recoveries.
 func (c *Conn) rackDSACK() {
-	r := &c.snd.rack
+	r := &c.lr().rack
 	if r.inDSACKRound && c.snd.una.GreaterThanEq(r.dsackRound) {
 		r.inDSACKRound = false
 	}
@@ -310,7 +316,7 @@ func (c *Conn) rackDSACK() {
 
 // rackRecoveryEnded is step 4's "exiting Fast or RTO recovery".
 func (c *Conn) rackRecoveryEnded() {
-	r := &c.snd.rack
+	r := &c.lr().rack
 	r.reoPersist--
 	if r.reoPersist <= 0 {
 		r.reoWndMult = 1
@@ -322,8 +328,8 @@ func (c *Conn) rackRecoveryEnded() {
 // reordering window, is lost. It returns how long until the next one's
 // time is up (0 for none): the reordering timer (section 6.3).
 func (c *Conn) rackDetectLoss(now time.Time) time.Duration {
-	r := &c.snd.rack
-	q := &c.snd.txq
+	r := &c.lr().rack
+	q := &c.lr().txq
 	if r.xmit.IsZero() {
 		return 0
 	}
@@ -361,7 +367,13 @@ func (c *Conn) rackDetectLoss(now time.Time) time.Duration {
 // 6.2 step 4 and 5; the per-segment steps ran as the ACK was taken), arms
 // the reordering timer, and tends the TLP episode (section 7.4).
 func (c *Conn) rackOnAck(now time.Time, seg *Segment) {
-	if c.snd.su.dsack {
+	if c.snd.loss == nil {
+		// Nothing sent, SACKed or probed yet: no D-SACK, no TLP episode,
+		// no reference segment, so no loss and no timer.
+		c.tm.reo = time.Time{}
+		return
+	}
+	if c.lr().su.dsack {
 		c.rackDSACK()
 	}
 	c.tlpOnAck(now, seg)
@@ -384,7 +396,7 @@ func (c *Conn) reorderTimeout(now time.Time) {
 		return
 	}
 	c.rackLossTimer(now)
-	if c.snd.txq.lostBytes > 0 && !c.snd.inRecovery && c.snd.una.Sub(1).GreaterThanEq(c.snd.recover) {
+	if c.lr().txq.lostBytes > 0 && !c.snd.inRecovery && c.snd.una.Sub(1).GreaterThanEq(c.snd.recover) {
 		c.enterSACKRecovery(now, 0)
 	}
 	c.output(now)
@@ -394,7 +406,7 @@ func (c *Conn) reorderTimeout(now time.Time) {
 // (plus the worst-case delayed ACK when one segment is in flight; 1 s
 // before any RTT sample), no later than the retransmission timer.
 func (c *Conn) armTLP(now time.Time) {
-	r := &c.snd.rack
+	r := &c.lr().rack
 	if !c.rackOn() || c.snd.inRecovery || r.tlpActive || c.snd.una == c.snd.max ||
 		c.snd.retransmits > 0 || !c.state.Synchronized() {
 		c.tm.tlp = time.Time{}
@@ -418,7 +430,7 @@ func (c *Conn) armTLP(now time.Time) {
 // tlpTimeout sends the probe (RFC 8985 section 7.3): new data if the
 // receive window has room, else the last segment again.
 func (c *Conn) tlpTimeout(now time.Time) {
-	r := &c.snd.rack
+	r := &c.lr().rack
 	if !c.state.Synchronized() || c.snd.una == c.snd.max || c.snd.inRecovery || r.tlpActive || !c.rackOn() {
 		return
 	}
@@ -433,7 +445,7 @@ func (c *Conn) tlpTimeout(now time.Time) {
 		r.tlpRetrans = false
 	}
 	if !sent {
-		q := &c.snd.txq
+		q := &c.lr().txq
 		if q.n == 0 {
 			return
 		}
@@ -455,11 +467,11 @@ func (c *Conn) tlpTimeout(now time.Time) {
 // (no D-SACK says the original arrived too), the congestion window must
 // still be reduced as after a fast recovery.
 func (c *Conn) tlpOnAck(now time.Time, seg *Segment) {
-	r := &c.snd.rack
+	r := &c.lr().rack
 	if !r.tlpActive {
 		return
 	}
-	if c.snd.su.dsack && r.tlpRetrans && c.snd.su.dsackEnd == r.tlpEnd {
+	if c.lr().su.dsack && r.tlpRetrans && c.lr().su.dsackEnd == r.tlpEnd {
 		r.tlpActive = false // section 7.4.2: both copies arrived; no loss
 		return
 	}

@@ -52,7 +52,7 @@ func TestRACKReorderedSegmentNotResent(t *testing.T) {
 	tc.sack(0, 1000, 2000)
 	tc.advance(10 * time.Millisecond)
 	tc.sack(2000)
-	if !tc.c.snd.rack.reordering {
+	if !tc.c.lr().rack.reordering {
 		t.Fatal("RACK.reordering_seen not set by a delivery below RACK.fack")
 	}
 	if w := tc.c.rackReoWnd(); w != 25*time.Millisecond {
@@ -89,13 +89,13 @@ func TestRACKDSACKWidensWindow(t *testing.T) {
 		t.Fatalf("reo_wnd %v after a D-SACK, want 2 * min_RTT/4", w)
 	}
 	tc.sack(2000, 0, 1000) // same round: no further growth
-	if m := tc.c.snd.rack.reoWndMult; m != 2 {
+	if m := tc.c.lr().rack.reoWndMult; m != 2 {
 		t.Fatalf("reo_wnd_mult %d, want 2", m)
 	}
 	for range rackReoPersist {
 		tc.c.rackRecoveryEnded()
 	}
-	if m := tc.c.snd.rack.reoWndMult; m != 1 {
+	if m := tc.c.lr().rack.reoWndMult; m != 1 {
 		t.Fatalf("reo_wnd_mult %d after 16 recoveries, want 1", m)
 	}
 }
@@ -187,7 +187,7 @@ func TestRACKRecordsGoBackNBeyondMax(t *testing.T) {
 	tc.advanceToDeadline() // the RTO: go-back-N from SND.UNA
 	tc.wantData("RTO: a full segment from SND.UNA", 0, 1000)
 	checkRecoveryInvariants(t, tc.c)
-	q := &tc.c.snd.txq
+	q := &tc.c.lr().txq
 	if q.n == 0 || q.at(q.n-1).end != tc.c.snd.max {
 		t.Fatalf("records end short of SND.MAX %d", tc.c.snd.max)
 	}

@@ -96,15 +96,15 @@ type txRate struct {
 // txSent records the transmission of [start, end) at now in the transmit
 // queue, with its delivery-rate state. highest is SND.MAX before it.
 func (c *Conn) txSent(start, end seqnum.Value, now time.Time, highest seqnum.Value) {
-	q := &c.snd.txq
-	r := &c.rs
+	q := &c.lr().txq
+	r := &c.rates().rs
 	// The draft's "if no packets in flight": the sending restarts, and
 	// the intervals of its samples start now.
 	if c.snd.una == highest || q.n == 0 {
 		r.firstSendTime, r.deliveredTime = now, now
 	}
 	q.sent(start, end, now, highest)
-	inflight := max(int(c.snd.una.Size(seqnum.Max(highest, end)))-c.snd.sb.sacked-q.lostBytes, int(start.Size(end)))
+	inflight := max(int(c.snd.una.Size(seqnum.Max(highest, end)))-c.lr().sb.sacked-q.lostBytes, int(start.Size(end)))
 	st := txRate{
 		delivered: r.delivered, dAge: now.Sub(r.deliveredTime), fAge: now.Sub(r.firstSendTime),
 		lost: r.lost, txInFlight: int32(min(inflight, math.MaxInt32)), appLimited: r.appLimited != 0,
@@ -121,7 +121,7 @@ func (c *Conn) txSent(start, end seqnum.Value, now time.Time, highest seqnum.Val
 // rateDelivered is the draft's UpdateRateSample for one segment the
 // current ACK delivered, cumulatively or by SACK, and not before.
 func (c *Conn) rateDelivered(now time.Time, s *txSeg) {
-	r := &c.rs
+	r := &c.rates().rs
 	n := int(s.start.Size(s.end))
 	r.delivered += uint64(n)
 	r.deliveredTime = now
@@ -149,7 +149,7 @@ func (c *Conn) rateDelivered(now time.Time, s *txSeg) {
 // rateGenerate is the draft's GenerateRateSample, run once per ACK after
 // its deliveries were counted: it finishes the sample and starts the next.
 func (c *Conn) rateGenerate() {
-	r := &c.rs
+	r := &c.rates().rs
 	if r.appLimited != 0 && r.delivered > r.appLimited {
 		r.appLimited = 0 // the app-limited phase's data is all delivered
 	}
@@ -178,7 +178,7 @@ func (c *Conn) rateGenerate() {
 }
 
 // rateLost counts n bytes newly marked lost.
-func (c *Conn) rateLost(n int) { c.rs.lost += uint64(n) }
+func (c *Conn) rateLost(n int) { c.rates().rs.lost += uint64(n) }
 
 // rateCheckAppLimited is the draft's CheckIfApplicationLimited, run when
 // the output loop has stopped: if it stopped because the application
@@ -186,17 +186,18 @@ func (c *Conn) rateLost(n int) { c.rs.lost += uint64(n) }
 // be resent, and room left in the window), the samples of what is in
 // flight now are marked app-limited until it is delivered.
 func (c *Conn) rateCheckAppLimited() {
-	if !c.sackOK || c.cc == nil {
+	if !c.sackOK || c.cc == nil || c.rt == nil {
+		return // no rate state yet: rates() makes it marked app-limited
+	}
+	if c.unsent() >= c.mss || c.lostBytes() > 0 || c.snd.nxt != c.snd.max {
 		return
 	}
-	if c.unsent() >= c.mss || c.snd.txq.lostBytes > 0 || c.snd.nxt != c.snd.max {
-		return
-	}
-	pipe := int(c.snd.una.Size(c.snd.max)) - c.snd.sb.sacked
+	pipe := int(c.snd.una.Size(c.snd.max)) - c.sackedBytes()
 	if pipe >= c.cc.Window() {
 		return
 	}
-	c.rs.appLimited = max(c.rs.delivered+uint64(pipe), 1)
+	r := &c.rates().rs
+	r.appLimited = max(r.delivered+uint64(pipe), 1)
 }
 
 // rateSample is the sample of the latest ACK for the controller. Without
@@ -204,8 +205,11 @@ func (c *Conn) rateCheckAppLimited() {
 // did.
 func (c *Conn) rateSample() RateSample {
 	if c.sackOK {
-		rs := c.rs.last
-		rs.InFlight = max(int(c.snd.una.Size(c.snd.max))-c.snd.sb.sacked-c.snd.txq.lostBytes, 0)
+		var rs RateSample
+		if c.rt != nil {
+			rs = c.rt.rs.last
+		}
+		rs.InFlight = max(int(c.snd.una.Size(c.snd.max))-c.sackedBytes()-c.lostBytes(), 0)
 		return rs
 	}
 	return RateSample{InFlight: int(c.snd.una.Size(c.snd.max))}
@@ -213,8 +217,11 @@ func (c *Conn) rateSample() RateSample {
 
 // deliveryRate is the rate Info reports.
 func (c *Conn) deliveryRate() int64 {
-	if c.sackOK {
-		return c.rs.reportedRate
+	if c.rt == nil {
+		return 0
 	}
-	return c.dr.rate
+	if c.sackOK {
+		return c.rt.rs.reportedRate
+	}
+	return c.rt.dr.rate
 }

@@ -59,14 +59,14 @@ func TestRateSamplesHandComputed(t *testing.T) {
 	if n := len(tc.drain()); n != 4 {
 		t.Fatalf("%d segments, want 4", n)
 	}
-	if tc.c.rs.appLimited != 4000 {
-		t.Fatalf("app-limited mark %d, want 4000", tc.c.rs.appLimited)
+	if tc.c.rt.rs.appLimited != 4000 {
+		t.Fatalf("app-limited mark %d, want 4000", tc.c.rt.rs.appLimited)
 	}
 	// t=100ms: two segments acknowledged. send_elapsed 0, ack_elapsed
 	// 100 ms: 2000 bytes over 100 ms.
 	tc.now = tc.now.Add(100 * time.Millisecond)
 	ack(2000, wire.TCPOptions{})
-	wantRate(t, "cumulative ACK of two segments", tc.c.rs.last, RateSample{
+	wantRate(t, "cumulative ACK of two segments", tc.c.rt.rs.last, RateSample{
 		DeliveryRate: 20000, Delivered: 2000, Interval: 100 * time.Millisecond,
 		PriorDelivered: 0, TotalDelivered: 2000, NewlyAcked: 2000,
 		TxInFlight: 2000, AppLimited: true, RTT: 100 * time.Millisecond,
@@ -79,7 +79,7 @@ func TestRateSamplesHandComputed(t *testing.T) {
 	// delivered 0: 3000 bytes over 150 ms.
 	tc.now = tc.now.Add(50 * time.Millisecond)
 	ack(2000, sackOpts(iss+1+3000, iss+1+4000))
-	wantRate(t, "SACK of the fourth segment", tc.c.rs.last, RateSample{
+	wantRate(t, "SACK of the fourth segment", tc.c.rt.rs.last, RateSample{
 		DeliveryRate: 20000, Delivered: 3000, Interval: 150 * time.Millisecond,
 		PriorDelivered: 0, TotalDelivered: 3000, NewlyAcked: 1000,
 		TxInFlight: 4000, AppLimited: true, RTT: 150 * time.Millisecond,
@@ -89,15 +89,15 @@ func TestRateSamplesHandComputed(t *testing.T) {
 	// (first_send_time 0), ack_elapsed 100 ms; 4000 bytes; app-limited.
 	tc.now = tc.now.Add(50 * time.Millisecond)
 	ack(6000, wire.TCPOptions{})
-	wantRate(t, "cumulative ACK of the rest", tc.c.rs.last, RateSample{
+	wantRate(t, "cumulative ACK of the rest", tc.c.rt.rs.last, RateSample{
 		DeliveryRate: 40000, Delivered: 4000, Interval: 100 * time.Millisecond,
 		PriorDelivered: 2000, TotalDelivered: 6000, NewlyAcked: 3000,
 		TxInFlight: 4000, AppLimited: true, RTT: 100 * time.Millisecond,
 	})
 	// The mark of 4000 is passed; the connection, idle again, is
 	// app-limited anew from what it has delivered now.
-	if tc.c.rs.appLimited != 6000 {
-		t.Fatalf("app-limited mark %d after everything was delivered, want 6000", tc.c.rs.appLimited)
+	if tc.c.rt.rs.appLimited != 6000 {
+		t.Fatalf("app-limited mark %d after everything was delivered, want 6000", tc.c.rt.rs.appLimited)
 	}
 	// Info reports the latest sample that was not app-limited or higher.
 	if got := tc.c.Info().DeliveryRate; got != 40000 {
@@ -115,7 +115,7 @@ func TestRateSampleShorterThanMinRTTDiscarded(t *testing.T) {
 	tc.drain()
 	tc.now = tc.now.Add(time.Millisecond)
 	tc.in(seg{flags: A, seq: irs + 1, ack: iss + 1 + 2000})
-	if rs := tc.c.rs.last; rs.DeliveryRate != 0 || rs.NewlyAcked != 2000 || rs.Interval != time.Millisecond {
+	if rs := tc.c.rt.rs.last; rs.DeliveryRate != 0 || rs.NewlyAcked != 2000 || rs.Interval != time.Millisecond {
 		t.Fatalf("sample over 1 ms with a 100 ms min RTT: %+v, want no rate, 2000 delivered over 1 ms", rs)
 	}
 }

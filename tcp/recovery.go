@@ -15,7 +15,13 @@ import (
 // sackUpdate feeds the SACK blocks of an acceptable ACK to the scoreboard
 // (RFC 6675 section 4, "Update()"), once SND.UNA has been computed.
 func (c *Conn) sackUpdate(now time.Time, seg *Segment) {
-	c.snd.su = sackUpdate{}
+	if c.snd.loss == nil && (!c.sackOK || seg.Options.NumSACK == 0) {
+		// No state yet and nothing to put in it: an empty scoreboard
+		// and transmit queue stay as they are (lr starts the queue at
+		// SND.UNA, as an ACK of an empty one would).
+		return
+	}
+	c.lr().su = sackUpdate{}
 	if !c.sackOK {
 		return
 	}
@@ -23,14 +29,14 @@ func (c *Conn) sackUpdate(now time.Time, seg *Segment) {
 	if seg.Ack.GreaterThan(una) {
 		una = seg.Ack
 	}
-	before := c.snd.sb.sacked
-	u := c.snd.sb.update(&seg.Options, seg.Ack, una, c.snd.max, func(a, b seqnum.Value) {
+	before := c.lr().sb.sacked
+	u := c.lr().sb.update(&seg.Options, seg.Ack, una, c.snd.max, func(a, b seqnum.Value) {
 		c.txSACKed(now, seg, a, b)
 	})
 	c.txAcked(now, seg, una)
 	c.rateGenerate()
 	u.sackedBefore = before
-	c.snd.su = u
+	c.lr().su = u
 	c.stats.SACKBlocksIn += uint64(int(seg.Options.NumSACK) - u.bogus)
 	c.stats.SACKBlocksBogus += uint64(u.bogus)
 	if u.dsack {
@@ -62,24 +68,27 @@ func (c *Conn) sackRecovering() bool { return c.sackOK }
 // delivered is RFC 6937's DeliveredData for the latest ACK: the change in
 // SND.UNA plus the change in SACKed bytes.
 func (c *Conn) delivered(acked int) int {
-	return max(acked+c.snd.sb.sacked-c.snd.su.sackedBefore, 0)
+	if c.snd.loss == nil {
+		return max(acked, 0) // nothing SACKed, ever
+	}
+	return max(acked+c.snd.loss.sb.sacked-c.snd.loss.su.sackedBefore, 0)
 }
 
 // lostBelow is where the bytes counted lost end (see scoreboard.lostBelow).
-func (c *Conn) lostBelow() seqnum.Value { return c.snd.sb.lostBelow(c.snd.una, c.mss) }
+func (c *Conn) lostBelow() seqnum.Value { return c.lr().sb.lostBelow(c.snd.una, c.mss) }
 
 // pipe is RFC 6675's SetPipe. With RACK the bytes counted lost are the
 // ones RACK marked and that wait for their retransmission (a resent
 // segment counts once, as its retransmission).
 func (c *Conn) pipe() int {
 	if c.rackOn() {
-		return max(c.snd.sb.unsackedIn(c.snd.una, c.snd.max)-c.snd.txq.lostBytes, 0)
+		return max(c.lr().sb.unsackedIn(c.snd.una, c.snd.max)-c.lr().txq.lostBytes, 0)
 	}
 	hr := c.snd.una
-	if c.snd.inRecovery && c.snd.rec.highRxt.GreaterThan(hr) {
-		hr = c.snd.rec.highRxt
+	if c.snd.inRecovery && c.lr().rec.highRxt.GreaterThan(hr) {
+		hr = c.lr().rec.highRxt
 	}
-	return c.snd.sb.pipe(c.snd.una, c.snd.max, c.lostBelow(), hr)
+	return c.lr().sb.pipe(c.snd.una, c.snd.max, c.lostBelow(), hr)
 }
 
 // sackOnAck is RFC 6675 section 5 for one acceptable ACK: acked bytes
@@ -113,7 +122,7 @@ func (c *Conn) sackOnAck(now time.Time, seg *Segment, acked int, dup bool) {
 			}
 			return
 		}
-		c.snd.rec.prrDelivered += delivered
+		c.lr().rec.prrDelivered += delivered
 		c.prr(delivered)
 		return
 	}
@@ -128,10 +137,10 @@ func (c *Conn) sackOnAck(now time.Time, seg *Segment, acked int, dup bool) {
 		return
 	}
 	if rack {
-		if c.snd.txq.lostBytes == 0 {
+		if c.lr().txq.lostBytes == 0 {
 			return
 		}
-	} else if c.snd.dupAcks < dupThresh && !c.snd.sb.isLost(c.snd.una, c.snd.una, c.mss) {
+	} else if c.snd.dupAcks < dupThresh && !c.lr().sb.isLost(c.snd.una, c.snd.una, c.mss) {
 		return
 	}
 	c.enterSACKRecovery(now, delivered)
@@ -145,31 +154,31 @@ func (c *Conn) enterSACKRecovery(now time.Time, delivered int) {
 	c.snd.recover = c.snd.max // RecoveryPoint = HighData
 	c.startEpisode(false)
 	c.cc.OnFastRetransmit(now, flight)
-	c.snd.rec = sackRecovery{
+	c.lr().rec = sackRecovery{
 		highRxt:      c.snd.una,
 		recoverFS:    max(c.pipeAtEntry(), 1),
 		prrDelivered: delivered,
 	}
 	c.stats.SACKRecoveries++
 	c.stats.FastRetransmits++
-	c.snd.rack.tlpActive = false
+	c.lr().rack.tlpActive = false
 	c.tm.tlp = time.Time{}
 	c.prr(delivered)
 	// RFC 6675 step (4.3) retransmits the first lost segment at once: PRR
 	// lets at least that one go (RFC 6937 section 3, "fast retransmit").
-	c.snd.rec.sndcnt = max(c.snd.rec.sndcnt, c.mss)
+	c.lr().rec.sndcnt = max(c.lr().rec.sndcnt, c.mss)
 }
 
 // pipeAtEntry is RecoverFS: RFC 6937 uses the flight; the bytes SACKed
 // before are not in the network and are left out.
 func (c *Conn) pipeAtEntry() int {
-	return int(c.snd.una.Size(c.snd.max)) - c.snd.sb.sacked
+	return int(c.snd.una.Size(c.snd.max)) - c.lr().sb.sacked
 }
 
 // prr sets what Proportional Rate Reduction (RFC 6937 section 3.1, with
 // the Slow Start Reduction Bound) lets go on this ACK.
 func (c *Conn) prr(delivered int) {
-	r := &c.snd.rec
+	r := &c.lr().rec
 	pipe := c.pipe()
 	ss := c.cc.SlowStartThreshold()
 	var sndcnt int
@@ -187,7 +196,7 @@ func (c *Conn) prr(delivered int) {
 // recoverySend sends one segment in SACK recovery if PRR allows and NextSeg
 // (RFC 6675 section 4) finds one, and reports whether it did.
 func (c *Conn) recoverySend(now time.Time) bool {
-	r := &c.snd.rec
+	r := &c.lr().rec
 	if _, ok := c.cc.(AckObserver); ok {
 		// The controller sets cwnd through recovery itself (BBR): send
 		// what it leaves above the pipe, instead of PRR's share.
@@ -246,13 +255,13 @@ func (c *Conn) nextSeg() (seq seqnum.Value, n int, rule int) {
 	if c.rackOn() {
 		return c.rackNextSeg()
 	}
-	r := &c.snd.rec
+	r := &c.lr().rec
 	una, hi := c.snd.una, c.snd.max
 	from := seqnum.Max(r.highRxt, una)
 	lost := c.lostBelow()
-	highSACK := c.snd.sb.highest(una)
+	highSACK := c.lr().sb.highest(una)
 	// Rule 1: S2 > HighRxt, below the highest SACKed byte, IsLost(S2).
-	if s, e := c.snd.sb.nextHole(from, hi); s.LessThan(lost) && s.LessThan(highSACK) {
+	if s, e := c.lr().sb.nextHole(from, hi); s.LessThan(lost) && s.LessThan(highSACK) {
 		return s, int(s.Size(seqnum.Min(e, s.Add(seqnum.Size(c.mss))))), 1
 	}
 	// Rule 2: new data, if the receive window has room.
@@ -262,19 +271,19 @@ func (c *Conn) nextSeg() (seq seqnum.Value, n int, rule int) {
 		}
 	}
 	// Rule 3: a hole above HighRxt below the highest SACKed byte, lost or not.
-	if s, e := c.snd.sb.nextHole(from, hi); s.LessThan(highSACK) {
+	if s, e := c.lr().sb.nextHole(from, hi); s.LessThan(highSACK) {
 		return s, int(s.Size(seqnum.Min(e, s.Add(seqnum.Size(c.mss))))), 3
 	}
 	// Rule 4: the rescue retransmission, once per recovery window: the
 	// segment holding the highest byte not SACKed.
 	if !r.rescued || una.GreaterThan(r.rescueRxt) {
 		top := hi
-		if !highSACK.LessThan(hi) && c.snd.sb.n > 0 {
-			top = c.snd.sb.r[c.snd.sb.n-1].start
+		if !highSACK.LessThan(hi) && c.lr().sb.n > 0 {
+			top = c.lr().sb.r[c.lr().sb.n-1].start
 		}
 		start := seqnum.Max(una, top.Sub(seqnum.Size(c.mss)))
 		// Not when that byte was already resent by rule 1 or 3.
-		if s, e := c.snd.sb.nextHole(start, top); s.LessThan(e) && e.GreaterThan(r.highRxt) {
+		if s, e := c.lr().sb.nextHole(start, top); s.LessThan(e) && e.GreaterThan(r.highRxt) {
 			return s, int(s.Size(e)), 4
 		}
 	}
@@ -287,7 +296,7 @@ func (c *Conn) nextSeg() (seq seqnum.Value, n int, rule int) {
 // being resent on a guess (rules 3 and 4), which is what makes reordering
 // cheap.
 func (c *Conn) rackNextSeg() (seq seqnum.Value, n int, rule int) {
-	q := &c.snd.txq
+	q := &c.lr().txq
 	if q.lostBytes > 0 {
 		for i := 0; i < q.n; i++ {
 			s := q.at(i)

@@ -202,12 +202,12 @@ func TestSACKSecondTimeoutForgetsScoreboard(t *testing.T) {
 	tc.drain()
 	tc.advanceToDeadline()
 	tc.wantData("first RTO: the first segment", 0, 1000)
-	if tc.c.snd.sb.empty() {
+	if tc.c.lr().sb.empty() {
 		t.Fatal("the first timeout keeps the scoreboard")
 	}
 	tc.advanceToDeadline()
 	tc.wantData("second RTO: the first segment again", 0, 1000)
-	if !tc.c.snd.sb.empty() {
+	if !tc.c.lr().sb.empty() {
 		t.Fatal("the second timeout must forget the scoreboard")
 	}
 }

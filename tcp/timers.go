@@ -117,6 +117,10 @@ func (c *Conn) armReclaim(now time.Time) {
 // ring that emptied again since the timer started waits its own
 // reclaimIdle; one that has filled again keeps its array, and its next
 // empty moment starts the timer again.
+//
+// A drained transmit queue gives its records back then too (a ring of up
+// to txShrink of them stays otherwise), so a bulk connection gone idle
+// holds no transmit records (issue 13 item 4).
 func (c *Conn) reclaimTimeout(now time.Time) {
 	for _, r := range [...]*ring{&c.snd.buf, &c.rcv.buf} {
 		if r.len() != 0 || r.size() <= ringKeep {
@@ -129,6 +133,9 @@ func (c *Conn) reclaimTimeout(now time.Time) {
 			continue
 		}
 		c.reclaimRing(r)
+	}
+	if l := c.snd.loss; l != nil && l.txq.n == 0 {
+		l.txq.s = nil
 	}
 }
 
@@ -208,15 +215,15 @@ func (c *Conn) retransmissionTimeout(now time.Time) {
 	c.cc.OnTimeout(now, int(c.snd.una.Size(c.snd.max)))
 	c.snd.inRecovery = false
 	c.snd.dupAcks = 0
-	c.snd.rec = sackRecovery{}
-	c.snd.txq.clearLost()
-	c.snd.rack.tlpActive = false
+	c.lr().rec = sackRecovery{}
+	c.lr().txq.clearLost()
+	c.lr().rack.tlpActive = false
 	c.tm.reo, c.tm.tlp = time.Time{}, time.Time{}
 	if c.snd.retransmits > 1 {
 		// A second timeout in a row: the peer may have reneged on what it
 		// SACKed (RFC 2018 section 8, RFC 6675 section 5.1), so resend
 		// everything.
-		c.snd.sb.reset()
+		c.lr().sb.reset()
 	}
 	c.snd.recover = c.snd.max // RFC 6582 section 4: no fast retransmit for old duplicates
 	c.snd.nxt = c.snd.una
@@ -352,10 +359,8 @@ func (c *Conn) sendProbe(now time.Time) {
 	s := &c.out
 	*s = Segment{Seq: c.snd.una, Ack: c.rcv.nxt, Flags: wire.ACK}
 	if off < c.snd.buf.len() {
-		if cap(c.scratch) < c.mss {
-			c.scratch = make([]byte, c.mss)
-		}
-		s.Payload = c.snd.buf.peek(off, 1, c.scratch)
+		s.Payload = c.snd.buf.peek(off, 1, nil) // one byte never wraps
+		c.outGathered = false
 	} else if c.snd.finQueued {
 		s.Flags |= wire.FIN
 	} else {

@@ -31,10 +31,10 @@ type undoEpisode struct {
 // next.
 func (c *Conn) startEpisode(timeout bool) {
 	c.ecnWindowReduced() // a reduction for loss is answered with CWR too (RFC 3168 6.1.2)
-	if u := &c.snd.undo; u.active && timeout && u.timeout && c.snd.una.LessThan(u.end) {
+	if u := &c.lr().undo; u.active && timeout && u.timeout && c.snd.una.LessThan(u.end) {
 		return // a further timeout of the same episode
 	}
-	c.snd.undo = undoEpisode{
+	c.lr().undo = undoEpisode{
 		active: true, timeout: timeout,
 		cwnd: c.cc.Window(), ssthresh: c.cc.SlowStartThreshold(),
 		end: c.snd.max,
@@ -43,7 +43,7 @@ func (c *Conn) startEpisode(timeout bool) {
 
 // episodeRetransmit counts a retransmission of s for the episode.
 func (c *Conn) episodeRetransmit(s *Segment) {
-	u := &c.snd.undo
+	u := &c.lr().undo
 	if !u.active || !s.Seq.LessThan(u.end) {
 		return
 	}
@@ -56,7 +56,7 @@ func (c *Conn) episodeRetransmit(s *Segment) {
 // checkSpurious looks at an acceptable ACK for proof that the episode's
 // retransmissions were not needed.
 func (c *Conn) checkSpurious(now time.Time, seg *Segment) {
-	u := &c.snd.undo
+	u := &c.lr().undo
 	if !u.active || c.cc == nil {
 		return
 	}
@@ -72,7 +72,7 @@ func (c *Conn) checkSpurious(now time.Time, seg *Segment) {
 	}
 	// RFC 3708: every retransmission of the episode D-SACKed. Counted once
 	// the recovery is over, as later retransmissions could still follow.
-	if su := &c.snd.su; su.dsack && u.retrans > 0 && su.dsackEnd.LessThanEq(u.end) {
+	if su := &c.lr().su; su.dsack && u.retrans > 0 && su.dsackEnd.LessThanEq(u.end) {
 		u.dsacked++
 	}
 	if u.retrans > 0 && u.dsacked >= u.retrans && !c.snd.inRecovery {
@@ -86,7 +86,7 @@ func (c *Conn) checkSpurious(now time.Time, seg *Segment) {
 // undo restores the window of before the episode (RFC 3522 section 3.2,
 // RFC 4015 section 3.2, RFC 3708 section 4).
 func (c *Conn) undo(seg *Segment) {
-	u := &c.snd.undo
+	u := &c.lr().undo
 	u.active = false
 	c.stats.SpuriousRetrans++
 	if un, ok := c.cc.(Undoer); ok {
@@ -97,7 +97,7 @@ func (c *Conn) undo(seg *Segment) {
 		// Leave the recovery; a real loss found later may start another.
 		c.snd.inRecovery = false
 		c.snd.recover = seg.Ack.Sub(1)
-		c.snd.rec = sackRecovery{}
+		c.lr().rec = sackRecovery{}
 	}
 	if u.timeout && c.snd.nxt.LessThan(c.snd.max) {
 		// RFC 4015 section 3.2: after a spurious timeout, resume with new
@@ -153,11 +153,17 @@ func (c *Conn) stackCounts() StackCounts {
 // were any.
 func (c *Conn) TakeCounts() (StackCounts, bool) {
 	now := c.stackCounts()
-	if now == c.reported {
+	var was StackCounts
+	if c.reported != nil {
+		was = *c.reported
+	}
+	if now == was {
 		return StackCounts{}, false
 	}
-	was := c.reported
-	c.reported = now
+	if c.reported == nil {
+		c.reported = new(StackCounts)
+	}
+	*c.reported = now
 	return StackCounts{
 		RetransSegs:          now.RetransSegs - was.RetransSegs,
 		TCPRcvQDrop:          now.TCPRcvQDrop - was.TCPRcvQDrop,

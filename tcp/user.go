@@ -134,6 +134,45 @@ func (c *Conn) Read(now time.Time, p []byte) (int, error) {
 	return 0, c.readEmpty(len(p))
 }
 
+// PostRead offers p, the buffer of a reader now waiting in RECEIVE (Read
+// returned ErrWouldBlock), as the place for in-order data: what arrives
+// while nothing is buffered before it and no hole waits to be filled is
+// copied straight into p instead of into the receive buffer and out again
+// (issue 13 item 1), as if read at once. p stays in use until TakeRead,
+// which the caller must call before p goes back to the reader. One buffer
+// at a time; an empty p offers nothing.
+func (c *Conn) PostRead(p []byte) {
+	c.rcv.post, c.rcv.placed = p, 0
+}
+
+// TakeRead ends the offer of PostRead and returns how many bytes went
+// into its buffer, which count as read then (RECEIVE returned them).
+func (c *Conn) TakeRead(now time.Time) int {
+	n := c.rcv.placed
+	c.rcv.post, c.rcv.placed = nil, 0
+	if n > 0 {
+		c.rcvSpaceAdjust(now, n)
+		c.afterRead(now)
+	}
+	return n
+}
+
+// Placed returns how many bytes have gone into the PostRead buffer so far.
+func (c *Conn) Placed() int { return c.rcv.placed }
+
+// placeDirect copies the head of in-order data into the buffer a waiting
+// reader posted, when that keeps the byte order: nothing buffered ahead
+// of it, no out-of-order data to join behind it, reading not shut down.
+// It returns how much it took.
+func (c *Conn) placeDirect(data []byte) int {
+	if c.rcv.post == nil || c.rcv.buf.len() > 0 || !c.rcv.ooo.empty() || c.readShut {
+		return 0
+	}
+	k := copy(c.rcv.post[c.rcv.placed:], data)
+	c.rcv.placed += k
+	return k
+}
+
 // Peek is RECEIVE without consuming, recv(2)'s MSG_PEEK: it copies into p
 // the in-order bytes Read would return and leaves them in the receive
 // buffer, so the next Read or Peek gets them again. Nothing else changes:
@@ -418,12 +457,14 @@ func (c *Conn) Info() Info {
 	}
 	if c.sackOK {
 		i.LossDetection = c.cfg.lossDetection()
-		i.SACKedBytes = c.snd.sb.sacked
+	}
+	if c.sackOK && c.snd.loss != nil { // none made yet: all of these are zero
+		i.SACKedBytes = c.lr().sb.sacked
 		if c.rackOn() {
-			i.LostBytes = c.snd.txq.lostBytes
+			i.LostBytes = c.lr().txq.lostBytes
 			i.ReorderWindow = c.rackReoWnd()
 		} else if c.snd.una != c.snd.max {
-			i.LostBytes = c.snd.sb.unsackedIn(c.snd.una, c.lostBelow())
+			i.LostBytes = c.lr().sb.unsackedIn(c.snd.una, c.lostBelow())
 		}
 	}
 	i.MinRTT, i.DeliveryRate, i.PacingRate = c.rtt.min, c.deliveryRate(), c.pacingRate()
@@ -453,14 +494,13 @@ func (c *Conn) sendSYN(now time.Time) {
 	// A first SYN offers what the config allows; a SYN,ACK only echoes
 	// what the peer's SYN offered (RFC 7323 sections 2.2 and 3.2, RFC 2018
 	// section 2).
-	peer := &c.synOpts
-	if !c.cfg.NoWindowScale && (!answer || peer.HasWindowScale) {
+	if !c.cfg.NoWindowScale && (!answer || c.synWS) {
 		o.HasWindowScale, o.WindowScale = true, c.rcv.wscale
 	}
-	if !c.cfg.NoSACK && (!answer || peer.SACKPermitted) {
+	if !c.cfg.NoSACK && (!answer || c.synSACK) {
 		o.SACKPermitted = true
 	}
-	if !c.cfg.NoTimestamps && (!answer || peer.HasTimestamps) {
+	if !c.cfg.NoTimestamps && (!answer || c.synTS) {
 		o.HasTimestamps = true
 		o.TSVal = c.tsNow(now)
 		if answer {

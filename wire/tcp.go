@@ -107,6 +107,15 @@ func ParseTCP(b []byte, src, dst netip.Addr, verifyChecksum bool) (h TCPHeader, 
 // dst, RFC 9293 section 3.1) are computed here. The options are written in
 // the order Options.Len documents.
 func AppendTCP(b []byte, h *TCPHeader, payload []byte, src, dst netip.Addr) []byte {
+	return append(AppendTCPHeader(b, h, payload, src, dst), payload...)
+}
+
+// AppendTCPHeader is AppendTCP without appending the payload: the header
+// alone, its checksum covering the payload as well, for a sender that
+// hands the payload to the link as a piece of its own (link.Packet). The
+// header's length is a multiple of four, so the payload's 16-bit words
+// line up as they would after it (RFC 1071).
+func AppendTCPHeader(b []byte, h *TCPHeader, payload []byte, src, dst netip.Addr) []byte {
 	hl := h.HeaderLen()
 	start := len(b)
 	b = slices.Grow(b, hl+len(payload))
@@ -122,8 +131,7 @@ func AppendTCP(b []byte, h *TCPHeader, payload []byte, src, dst netip.Addr) []by
 	binary.BigEndian.PutUint16(hdr[tcpChecksum:], 0)
 	binary.BigEndian.PutUint16(hdr[tcpUrgent:], h.Urgent)
 	EncodeTCPOptions(hdr[TCPMinHeaderLen:], &h.Options)
-	b = append(b, payload...)
-	seg := b[start:]
-	binary.BigEndian.PutUint16(seg[tcpChecksum:], Checksum(seg, PseudoHeaderChecksum(ProtocolTCP, src, dst, len(seg))))
+	partial := PseudoHeaderChecksum(ProtocolTCP, src, dst, hl+len(payload)) + uint32(sum(payload))
+	binary.BigEndian.PutUint16(hdr[tcpChecksum:], Checksum(hdr, partial))
 	return b
 }

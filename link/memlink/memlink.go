@@ -75,6 +75,12 @@ type Config struct {
 	// lost packets), in the delivering goroutine, with the link's clock at
 	// the delivery time. pkt is valid only during the call.
 	Tap func(d Dir, pkt []byte)
+	// ChecksumOffload has the link vouch for the packets it delivers: a
+	// receiver that is a link.ChecksumVouching is told the packets need no
+	// transport checksum verification (as a NIC with receive checksum
+	// offload tells its driver). A direction that corrupts packets
+	// (Impairments.Corrupt) never vouches.
+	ChecksumOffload bool
 }
 
 // Impairments of one direction. Probabilities are in [0, 1]; out-of-range
@@ -151,6 +157,8 @@ func Pipe(cfg Config) (a, b *Endpoint) {
 	pool := &sync.Pool{New: func() any { return &pbuf{b: make([]byte, mtu)} }}
 	ab := newDirection(AtoB, clk, mtu, cfg.Seed, cfg.AB, cfg.Tap, pool)
 	ba := newDirection(BtoA, clk, mtu, cfg.Seed, cfg.BA, cfg.Tap, pool)
+	ab.vouch = cfg.ChecksumOffload && ab.imp.Corrupt == 0
+	ba.vouch = cfg.ChecksumOffload && ba.imp.Corrupt == 0
 	return &Endpoint{tx: ab, rx: ba, mtu: mtu}, &Endpoint{tx: ba, rx: ab, mtu: mtu}
 }
 
@@ -159,6 +167,10 @@ func (e *Endpoint) MTU() int { return e.mtu }
 
 // WritePackets queues copies of pkts for delivery to the other end.
 func (e *Endpoint) WritePackets(pkts [][]byte) (int, error) { return e.tx.write(pkts) }
+
+// WritePacketParts is WritePackets for packets in two pieces
+// (link.PartsWriter): each byte is copied once, into the link's buffer.
+func (e *Endpoint) WritePacketParts(pkts []link.Packet) (int, error) { return e.tx.writeParts(pkts) }
 
 // Attach starts delivering the packets sent to this end to d.
 func (e *Endpoint) Attach(d link.Dispatcher) { e.rx.attach(d) }
@@ -191,6 +203,7 @@ type direction struct {
 	reord  int64 // reorder hold-back, ns
 	tap    func(Dir, []byte)
 	pool   *sync.Pool
+	vouch  bool        // Config.ChecksumOffload, and nothing is corrupted
 	closed atomic.Bool // also under mu; read lock-free between deliveries
 
 	mu        sync.Mutex
@@ -268,6 +281,17 @@ func (d *direction) now() int64 { return int64(d.clk.Now().Sub(d.origin)) }
 func (d *direction) chance(p float64) bool { return p > 0 && d.rng.Float64() < p }
 
 func (d *direction) write(pkts [][]byte) (int, error) {
+	return d.writeN(len(pkts), func(i int) (head, tail []byte) { return pkts[i], nil })
+}
+
+// writeParts is write for packets in pieces (link.PartsWriter): each is
+// gathered straight into the link's own buffer.
+func (d *direction) writeParts(pkts []link.Packet) (int, error) {
+	return d.writeN(len(pkts), func(i int) (head, tail []byte) { return pkts[i].Head, pkts[i].Payload })
+}
+
+// writeN sends n packets, packet i being the bytes of head then tail.
+func (d *direction) writeN(n int, pkt func(i int) (head, tail []byte)) (int, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closed.Load() {
@@ -278,23 +302,35 @@ func (d *direction) write(pkts [][]byte) (int, error) {
 		now = d.now() // once per batch: the whole batch leaves at one instant
 	}
 	queued := false
-	for i, pkt := range pkts {
-		if len(pkt) > d.mtu {
+	for i := range n {
+		head, tail := pkt(i)
+		if size := len(head) + len(tail); size > d.mtu {
 			d.schedule(queued)
-			return i, fmt.Errorf("%w: %d bytes, MTU %d", ErrTooBig, len(pkt), d.mtu)
+			return i, fmt.Errorf("%w: %d bytes, MTU %d", ErrTooBig, size, d.mtu)
 		}
-		if d.enqueue(pkt, now) {
+		if d.enqueue(d.copyOf(head, tail), now) {
 			queued = true
 		}
 	}
 	d.schedule(queued)
-	return len(pkts), nil
+	return n, nil
 }
 
-// enqueue decides the fate of one packet and queues its copies. The random
-// draws happen in a fixed order, and only for impairments that are set, so
-// a given Config and write sequence always give the same fates.
-func (d *direction) enqueue(pkt []byte, now int64) bool {
+// enqueue decides the fate of one packet, already copied into p, and
+// queues it (and a duplicate), or gives its buffer back. The random draws
+// happen in a fixed order, and only for impairments that are set, so a
+// given Config and write sequence always give the same fates.
+func (d *direction) enqueue(p packet, now int64) bool {
+	if !d.fate(p, now) {
+		d.pool.Put(p.buf)
+		return false
+	}
+	return true
+}
+
+// fate is enqueue's decision; false: p is dropped.
+func (d *direction) fate(p packet, now int64) bool {
+	pkt := p.buf.b[:p.n]
 	imp := &d.imp
 	d.st.Sent++
 	if imp.Drop != nil && imp.Drop(pkt) {
@@ -346,10 +382,15 @@ func (d *direction) enqueue(pkt []byte, now int64) bool {
 		e, ok := wire.PacketECN(pkt)
 		markCE = ok && (e == wire.ECT0 || e == wire.ECT1)
 	}
-	p := d.copyOf(pkt)
 	if markCE {
-		wire.SetPacketECN(p.buf.b[:p.n], wire.CE)
+		// pkt is the link's own copy: mark it in place, and the
+		// duplicate below is a copy of the marked packet.
+		wire.SetPacketECN(pkt, wire.CE)
 		d.st.MarkedCE++
+	}
+	var q packet
+	if dup {
+		q = d.copyOf(pkt, nil) // the duplicate is not corrupted
 	}
 	if corrupt && len(pkt) > 0 {
 		p.buf.b[bytePos] ^= 1 << bit
@@ -366,10 +407,6 @@ func (d *direction) enqueue(pkt []byte, now int64) bool {
 		d.fifo.push(p)
 	}
 	if dup {
-		q := d.copyOf(pkt)
-		if markCE {
-			wire.SetPacketECN(q.buf.b[:q.n], wire.CE)
-		}
 		q.at = max(at, d.lastAt)
 		d.lastAt = q.at
 		d.fifo.push(q)
@@ -378,9 +415,11 @@ func (d *direction) enqueue(pkt []byte, now int64) bool {
 	return true
 }
 
-func (d *direction) copyOf(pkt []byte) packet {
+// copyOf copies head and then tail into a buffer of the pool.
+func (d *direction) copyOf(head, tail []byte) packet {
 	b := d.pool.Get().(*pbuf)
-	n := copy(b.b, pkt)
+	n := copy(b.b, head)
+	n += copy(b.b[n:], tail)
 	d.seq++
 	return packet{seq: d.seq, buf: b, n: n}
 }
@@ -443,8 +482,12 @@ func (d *direction) popDue(now int64, batch []packet) []packet {
 // deliver hands a batch to the receiver, without the lock, and recycles the
 // buffers. It stops at Close.
 func (d *direction) deliver(disp link.Dispatcher, batch []packet) {
+	if vd, ok := disp.(link.ChecksumVouching); ok && d.vouch {
+		d.deliverBatch(vd.DeliverVouchedPackets, batch)
+		return
+	}
 	if bd, ok := disp.(link.BatchDispatcher); ok && len(batch) > 1 {
-		d.deliverBatch(bd, batch)
+		d.deliverBatch(bd.DeliverPackets, batch)
 		return
 	}
 	for i := range batch {
@@ -464,7 +507,7 @@ func (d *direction) deliver(disp link.Dispatcher, batch []packet) {
 
 // deliverBatch hands the whole batch over in one call. pkts is scratch
 // owned by the one delivery pass running at a time.
-func (d *direction) deliverBatch(bd link.BatchDispatcher, batch []packet) {
+func (d *direction) deliverBatch(deliver func([][]byte), batch []packet) {
 	pkts := d.pkts[:0]
 	if !d.closed.Load() {
 		for i := range batch {
@@ -475,7 +518,7 @@ func (d *direction) deliverBatch(bd link.BatchDispatcher, batch []packet) {
 			}
 			pkts = append(pkts, pkt)
 		}
-		bd.DeliverPackets(pkts)
+		deliver(pkts)
 		d.delivered.Add(uint64(len(pkts)))
 	}
 	clear(pkts)

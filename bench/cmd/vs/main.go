@@ -41,6 +41,7 @@ func main() {
 		quietWait = flag.Duration("quiet-wait", 60*time.Second, "longest wait for a quiet machine before each run")
 		retries   = flag.Int("retries", 2, "times a disturbed run is redone (the least disturbed is kept)")
 		verbose   = flag.Bool("v", false, "print each run as it finishes")
+		offload   = flag.Bool("rx-csum-offload", false, "the in-memory links vouch for their packets, so both stacks skip receive checksum verification (synack: memlink ChecksumOffload; gVisor channel: CapabilityRXChecksumOffload; gvisor-pipe cannot)")
 	)
 	flag.Parse()
 
@@ -63,6 +64,7 @@ func main() {
 	set("stall", func() { cfg.Stall = *stall })
 	set("limit", func() { cfg.Limit = *limit })
 	cfg.SynackMSL = *msl
+	cfg.RxChecksumOffload = *offload
 
 	is, err := bench.ParseImpls(*impls)
 	if err != nil {
@@ -93,7 +95,11 @@ func main() {
 	if cfg.SynackMSL > 0 {
 		fmt.Printf(", MSL %v (TIME-WAIT %v) instead of the default", cfg.SynackMSL, 2*cfg.SynackMSL)
 	}
-	fmt.Printf("; gvisor: defaults, TIME-WAIT reuse global, channel queues %d\n\n", bench.ChannelQueueDepth)
+	fmt.Printf("; gvisor: defaults, TIME-WAIT reuse global, channel queues %d\n", bench.ChannelQueueDepth)
+	if cfg.RxChecksumOffload {
+		fmt.Printf("receive checksum offload on both: memlink ChecksumOffload, gVisor channel CapabilityRXChecksumOffload\n")
+	}
+	fmt.Println()
 
 	t := bench.NewTable(is, shapes, *runs)
 	t.Disturbed = *quiet
