@@ -1,0 +1,46 @@
+package fairness
+
+import (
+	"math"
+	"testing"
+	"time"
+
+	"github.com/synack/synack/bench/pathmatrix"
+)
+
+func TestJain(t *testing.T) {
+	for _, c := range []struct {
+		xs   []float64
+		want float64
+	}{
+		{[]float64{5, 5}, 1},
+		{[]float64{1, 0}, 0.5},
+		{[]float64{3, 1}, 0.8}, // 16 / (2*10)
+		{[]float64{0, 0}, 0},
+		{[]float64{1, 1, 1, 0}, 0.75},
+	} {
+		if got := Jain(c.xs...); math.Abs(got-c.want) > 1e-12 {
+			t.Errorf("Jain(%v) = %v, want %v", c.xs, got, c.want)
+		}
+	}
+}
+
+// TestRunPairSmoke runs two flows of different controllers for two
+// seconds of virtual time: both must move data, and their sum cannot
+// exceed the link. Nothing is asserted about how they share it.
+func TestRunPairSmoke(t *testing.T) {
+	c := pathmatrix.Cell{RTT: 20 * time.Millisecond, Rate: 20e6}
+	r, err := RunPair(c, "cubic", "bbr", 2*time.Second, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%s %.1f Mbit/s, %s %.1f Mbit/s, Jain %.3f, utilization %.2f", r.Names[0], r.Mbit(0), r.Names[1], r.Mbit(1), r.Jain(), r.Utilization())
+	for i := range r.Bytes {
+		if r.Bytes[i] == 0 || r.Late[i] == 0 {
+			t.Errorf("flow %d (%s) moved %d bytes, %d in the second half", i, r.Names[i], r.Bytes[i], r.Late[i])
+		}
+	}
+	if u := r.Utilization(); u > 1 {
+		t.Errorf("utilization %.3f: more than the link carries", u)
+	}
+}
