@@ -44,3 +44,25 @@ func TestRunPairSmoke(t *testing.T) {
 		t.Errorf("utilization %.3f: more than the link carries", u)
 	}
 }
+
+// TestRunSlowStartSmoke sends 4 MiB over a 100 Mbit/s, 20 ms path: the
+// transfer must finish, slow start must end (ssthresh set) and the link
+// must be reached at some point before the end; the counts must be
+// consistent. Nothing is asserted about how soon.
+func TestRunSlowStartSmoke(t *testing.T) {
+	c := pathmatrix.Cell{RTT: 20 * time.Millisecond, Rate: 100e6}
+	for _, cc := range []string{"cubic", "newreno", "bbr"} {
+		r, err := RunSlowStart(c, cc, 4<<20, 1, 30*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%s: done %v in %v, 80%% at %v, exit at %v (cwnd %d), retrans %d at exit, %d in all",
+			cc, r.Done, r.Elapsed, r.Reach, r.Exit, r.ExitCWnd, r.RetransAtExit, r.Retrans)
+		if !r.Done || r.Exit == 0 || r.Reach == 0 || r.Reach > r.Elapsed {
+			t.Errorf("%s: %+v", cc, r)
+		}
+		if r.RetransAtExit > r.Retrans {
+			t.Errorf("%s: %d retransmissions at exit, more than the %d of the whole run", cc, r.RetransAtExit, r.Retrans)
+		}
+	}
+}
