@@ -148,6 +148,9 @@ var (
 
 const port = 5201
 
+// Port is the port every path's receiver listens on.
+const Port = port
+
 // NSPrefix starts the name of every network namespace this package makes;
 // the process id follows, so namespaces left by a killed run are found and
 // removed by the next (RemoveStale). Other tests on the machine use other
