@@ -35,28 +35,39 @@ func PairsMarkdown(w io.Writer, rs []PairResult) {
 
 // SlowStartMarkdown writes the slow-start table.
 func SlowStartMarkdown(w io.Writer, rs []SlowStartResult) {
-	fmt.Fprintf(w, "| controller | done in | goodput Mbit/s | %.0f %% of the link at | within %v | slow start ended at (cwnd) | retrans by exit + %d RTT | retrans in all | RTOs |\n",
-		100*ReachFraction, ReachWithin, ExitWindow)
-	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|")
+	fmt.Fprintf(w, "| controller | done in | goodput Mbit/s | %.0f %% of the link over %v at | over %v at | within %v | slow start ended at (cwnd, by) | retrans by exit + %v | retrans in all | RTOs |\n",
+		100*ReachFraction, RateWindow, HoldWindow, ReachWithin, ExitWindow)
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|---|")
 	for _, r := range rs {
 		done := fmt.Sprintf("not done in %v", r.Elapsed.Round(time.Millisecond))
 		if r.Done {
 			done = r.Elapsed.Round(time.Millisecond).String()
 		}
-		reach, within := "never", "no"
-		if r.Reach > 0 {
-			reach = r.Reach.Round(time.Millisecond).String()
-			if r.Reach <= ReachWithin {
-				within = "yes"
+		within := "no"
+		if r.Reach > 0 && r.Reach <= ReachWithin {
+			within = "yes"
+			if r.Hold == 0 || r.Hold > ReachWithin {
+				within = "touched, not held"
 			}
 		}
 		exit := "never"
 		if r.Exit > 0 {
-			exit = fmt.Sprintf("%v (%d KiB)", r.Exit.Round(time.Millisecond), r.ExitCWnd>>10)
+			by := "delay"
+			if r.ByLoss {
+				by = "loss"
+			}
+			exit = fmt.Sprintf("%v (%d KiB, %s)", r.Exit.Round(time.Millisecond), r.ExitCWnd>>10, by)
 		}
-		fmt.Fprintf(w, "| %s | %s | %.1f | %s | %s | %s | %d | %d | %d |\n",
-			r.Name, done, r.Goodput()/1e6, reach, within, exit, r.RetransAtExit, r.Retrans, r.Timeouts)
+		fmt.Fprintf(w, "| %s | %s | %.1f | %s | %s | %s | %s | %d | %d | %d |\n",
+			r.Name, done, r.Goodput()/1e6, at(r.Reach), at(r.Hold), within, exit, r.RetransAtExit, r.Retrans, r.Timeouts)
 	}
+}
+
+func at(d time.Duration) string {
+	if d == 0 {
+		return "never"
+	}
+	return d.Round(time.Millisecond).String()
 }
 
 func count(n int64) string {

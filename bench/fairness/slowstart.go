@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/synack/synack/bench/pathmatrix"
+	"github.com/synack/synack/tcp"
 )
 
 // Sample is the rate window and the sampling period of RunSlowStart: the
@@ -32,18 +33,22 @@ type SlowStartResult struct {
 	Done    bool
 	Elapsed time.Duration
 	// Reach is when the goodput over the last RateWindow first reached
-	// ReachFraction of the link rate, from the first write; 0 if never.
-	Reach time.Duration
+	// ReachFraction of the link rate, from the first write; Hold when the
+	// goodput over the last HoldWindow did (the link held, not touched
+	// once by a slow start's burst). 0 if never.
+	Reach, Hold time.Duration
 	// Exit is when slow start ended — ssthresh left its "arbitrarily
 	// high" start (RFC 5681 section 3.1): HyStart++ ending CSS
 	// (RFC 9406 section 4.2), a loss, or BBR leaving STARTUP — seen at
-	// the next sample; 0 if it never did. ExitCWnd is cwnd then.
+	// the next sample; 0 if it never did. ExitCWnd is cwnd then, and
+	// ByLoss says the sender had retransmitted or was in recovery by
+	// then (so the exit was a loss's, not a delay signal's).
 	Exit     time.Duration
 	ExitCWnd int
+	ByLoss   bool
 	// RetransAtExit is the segments retransmitted from the start to
 	// ExitWindow after Exit: the loss storm a slow start that ends by
-	// overflowing the queue leaves behind (its recovery takes about an
-	// RTT or two after the loss is seen). Retrans is the whole run's.
+	// overflowing the queue leaves behind. Retrans is the whole run's.
 	RetransAtExit, Retrans int64
 	Timeouts               int64
 }
@@ -57,8 +62,12 @@ func (r SlowStartResult) Goodput() float64 {
 }
 
 // ExitWindow is how long after slow start's end RetransAtExit keeps
-// counting, in round trips.
-const ExitWindow = 5
+// counting: long enough for the recovery of a queue's worth of losses on
+// a 100 ms path (its retransmissions go out over several round trips).
+const ExitWindow = time.Second
+
+// HoldWindow is the window of SlowStartResult.Hold.
+const HoldWindow = 500 * time.Millisecond
 
 // RunSlowStart sends size bytes with controller cc over cell c on the
 // virtual clock, sampling the receiver's byte count and the sender's
@@ -87,7 +96,7 @@ func RunSlowStart(c pathmatrix.Cell, cc string, size int64, seed int64, limit ti
 		f.read(s.v)
 		start := s.v.Now()
 		f.send(s.v, size)
-		win := int(RateWindow / SamplePeriod)
+		win, hold := int(RateWindow/SamplePeriod), int(HoldWindow/SamplePeriod)
 		hist := make([]int64, 0, int(limit/SamplePeriod)+1)
 		hist = append(hist, 0)
 		exitUntil := time.Duration(-1)
@@ -97,19 +106,24 @@ func RunSlowStart(c pathmatrix.Cell, cc string, size int64, seed int64, limit ti
 			got := f.got.Load()
 			hist = append(hist, got)
 			info := f.c.Info()
+			if Trace != nil && len(hist)%10 == 1 {
+				Trace(now, got, info, f.s.Info())
+			}
 			if res.Exit == 0 && info.SSThresh < 1<<30 {
 				res.Exit, res.ExitCWnd = now, info.CWnd
-				exitUntil = now + ExitWindow*c.RTT
+				res.ByLoss = info.Retransmits > 0 || info.Recovering || info.Timeouts > 0
+				exitUntil = now + ExitWindow
 			}
 			if exitUntil >= 0 && now >= exitUntil {
 				res.RetransAtExit = int64(info.Retransmits)
 				exitUntil = -1
 			}
-			if n := len(hist) - 1; res.Reach == 0 && n >= win {
-				rate := float64(got-hist[n-win]) * 8 / RateWindow.Seconds()
-				if rate >= ReachFraction*float64(c.Rate) {
-					res.Reach = now
-				}
+			n := len(hist) - 1
+			if res.Reach == 0 && n >= win && reached(got-hist[n-win], RateWindow, c.Rate) {
+				res.Reach = now
+			}
+			if res.Hold == 0 && n >= hold && reached(got-hist[n-hold], HoldWindow, c.Rate) {
+				res.Hold = now
 			}
 			if got >= size || now >= limit {
 				res.Done, res.Elapsed = got >= size, now
@@ -125,4 +139,14 @@ func RunSlowStart(c pathmatrix.Cell, cc string, size int64, seed int64, limit ti
 		err = runErr
 	}
 	return res, err
+}
+
+// Trace, if set, is called every tenth sample of RunSlowStart with the
+// time since the first write, the bytes received and the sender's and
+// the receiver's Info: for looking at a run closely.
+var Trace func(since time.Duration, received int64, sender, receiver tcp.Info)
+
+// reached says whether n bytes in d are ReachFraction of rate.
+func reached(n int64, d time.Duration, rate int64) bool {
+	return float64(n)*8/d.Seconds() >= ReachFraction*float64(rate)
 }
