@@ -32,7 +32,7 @@ import (
 
 func main() {
 	var (
-		quick  = flag.Bool("quick", false, "10 s pairs and a 32 MiB bulk")
+		quick  = flag.Bool("quick", false, "10 s pairs")
 		dur    = flag.Duration("d", 30*time.Second, "how long each pair runs")
 		rtt    = flag.Duration("rtt", 20*time.Millisecond, "round-trip time of the shared path")
 		rate   = flag.String("rate", "100M", "rate of the shared path")
@@ -47,7 +47,7 @@ func main() {
 	)
 	flag.Parse()
 	if *quick {
-		*dur, *ssSize = 10*time.Second, 32<<20
+		*dur = 10 * time.Second
 	}
 	r, err := pathmatrix.ParseRate(*rate)
 	if err != nil {
