@@ -36,6 +36,7 @@ func main() {
 		dur    = flag.Duration("d", 30*time.Second, "how long each pair runs")
 		rtt    = flag.Duration("rtt", 20*time.Millisecond, "round-trip time of the shared path")
 		rate   = flag.String("rate", "100M", "rate of the shared path")
+		loss   = flag.Float64("loss", 0, "random loss of the shared path, each direction (0.01 is 1 %)")
 		pairs  = flag.String("pairs", "cubic/cubic,bbr/bbr,newreno/newreno,cubic/bbr", "comma-separated controller pairs a/b")
 		linux  = flag.Bool("linux", false, "also run synack cubic beside Linux cubic in real time (root: namespaces, TUN)")
 		ssRTT  = flag.Duration("ss-rtt", 100*time.Millisecond, "round-trip time of the slow-start path")
@@ -57,7 +58,7 @@ func main() {
 	if err != nil {
 		fail(err)
 	}
-	cell := pathmatrix.Cell{RTT: *rtt, Rate: r}
+	cell := pathmatrix.Cell{RTT: *rtt, Rate: r, Loss: *loss}
 	ssCell := pathmatrix.Cell{RTT: *ssRTT, Rate: ssr}
 
 	if *linux {
@@ -119,8 +120,8 @@ func main() {
 	}
 
 	if len(prs) > 0 {
-		fmt.Printf("Fairness: two flows on %v %s, drop-tail queue of one BDP (%d packets), %v, seed %d\n\n",
-			cell.RTT, *rate, cell.QueuePackets(), *dur, *seed)
+		fmt.Printf("Fairness: two flows on %s, drop-tail queue of one BDP (%d packets), %v, seed %d\n\n",
+			cell, cell.QueuePackets(), *dur, *seed)
 		fairness.PairsMarkdown(os.Stdout, prs)
 		fmt.Println()
 	}
