@@ -66,3 +66,15 @@ func TestRunSlowStartSmoke(t *testing.T) {
 		}
 	}
 }
+
+// An unknown controller name is an error, not a silent fallback to the
+// default (issue 11, item 1), for either flow of a pair and for a bulk.
+func TestUnknownController(t *testing.T) {
+	c := pathmatrix.Cell{RTT: 20 * time.Millisecond, Rate: 20e6}
+	if _, err := RunPair(c, "cubic", "vegas", time.Second, 1); err == nil {
+		t.Error("RunPair with controller \"vegas\": no error")
+	}
+	if _, err := RunSlowStart(c, "vegas", 1<<20, 1, time.Second); err == nil {
+		t.Error("RunSlowStart with controller \"vegas\": no error")
+	}
+}
