@@ -9,9 +9,10 @@
 // duplication), applied in both directions. An [Impl] is what runs at the
 // two ends:
 //
-//   - synack, synack-dupthresh, synack-bbr: two synack stacks on a memlink
-//     pipe, finding losses by RACK-TLP (the default) or by RFC 6675's
-//     duplicate threshold alone, with CUBIC (the default) or BBR;
+//   - synack, synack-dupthresh, synack-bbr, synack-newreno: two synack
+//     stacks on a memlink pipe, finding losses by RACK-TLP (the default) or
+//     by RFC 6675's duplicate threshold alone, with CUBIC (the default),
+//     BBR or NewReno;
 //   - gvisor-reno, gvisor-cubic: two gVisor stacks whose channel endpoints
 //     are spliced to the two ends of a memlink pipe;
 //   - linux-cubic, linux-bbr: two network namespaces, a TUN device in each,

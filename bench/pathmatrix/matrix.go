@@ -208,6 +208,7 @@ func Markdown(w io.Writer, rows []Row) {
 	ratios := [][2]Impl{
 		{Synack, GVisorReno}, {Synack, GVisorCubic}, {Synack, LinuxCubic},
 		{SynackDupThresh, GVisorReno}, {SynackBBR, Synack}, {SynackBBR, LinuxBBR},
+		{Synack, SynackNewReno},
 		{SynackLinux, LinuxCubic}, {LinuxSynack, LinuxCubic},
 	}
 	var useRatios [][2]Impl

@@ -28,17 +28,21 @@ const (
 	SynackDupThresh Impl = "synack-dupthresh"
 	// SynackBBR is synack to synack with BBR (tcp "bbr", paced) instead of
 	// its default CUBIC.
-	SynackBBR   Impl = "synack-bbr"
-	GVisorReno  Impl = "gvisor-reno"  // gVisor to gVisor, in process, its default Reno
-	GVisorCubic Impl = "gvisor-cubic" // the same with CUBIC
-	LinuxCubic  Impl = "linux-cubic"  // kernel to kernel across two namespaces and the relay
-	LinuxBBR    Impl = "linux-bbr"    // the same with BBR
-	SynackLinux Impl = "synack>linux" // synack sends, the kernel receives
-	LinuxSynack Impl = "linux>synack" // the kernel (CUBIC) sends, synack receives
+	SynackBBR Impl = "synack-bbr"
+	// SynackNewReno is synack to synack with NewReno (RFC 5681, RFC 6582),
+	// the controller CUBIC replaced as the default: the baseline of issue
+	// 11's "CUBIC >= NewReno in every cell".
+	SynackNewReno Impl = "synack-newreno"
+	GVisorReno    Impl = "gvisor-reno"  // gVisor to gVisor, in process, its default Reno
+	GVisorCubic   Impl = "gvisor-cubic" // the same with CUBIC
+	LinuxCubic    Impl = "linux-cubic"  // kernel to kernel across two namespaces and the relay
+	LinuxBBR      Impl = "linux-bbr"    // the same with BBR
+	SynackLinux   Impl = "synack>linux" // synack sends, the kernel receives
+	LinuxSynack   Impl = "linux>synack" // the kernel (CUBIC) sends, synack receives
 )
 
 // Impls is every implementation, in table order.
-var Impls = []Impl{Synack, SynackDupThresh, SynackBBR, GVisorReno, GVisorCubic, LinuxCubic, LinuxBBR, SynackLinux, LinuxSynack}
+var Impls = []Impl{Synack, SynackDupThresh, SynackBBR, SynackNewReno, GVisorReno, GVisorCubic, LinuxCubic, LinuxBBR, SynackLinux, LinuxSynack}
 
 // NeedsRoot says whether the implementation needs namespaces and TUN
 // devices (root, Linux).
@@ -144,6 +148,9 @@ var (
 
 const port = 5201
 
+// Port is the port every path's receiver listens on.
+const Port = port
+
 // NSPrefix starts the name of every network namespace this package makes;
 // the process id follows, so namespaces left by a killed run are found and
 // removed by the next (RemoveStale). Other tests on the machine use other
@@ -162,6 +169,8 @@ func newWorld(impl Impl, c Cell, seed int64) (*world, error) {
 		return synackWorld(c, seed, tcp.LossDupThresh, "")
 	case SynackBBR:
 		return synackWorld(c, seed, "", "bbr")
+	case SynackNewReno:
+		return synackWorld(c, seed, "", "newreno")
 	case GVisorReno:
 		return gvisorWorld(c, seed, "reno")
 	case GVisorCubic:

@@ -34,3 +34,7 @@ func splice(x, y link.Endpoint) {
 	x.Attach(&forwarder{to: y})
 	y.Attach(&forwarder{to: x})
 }
+
+// Splice joins two endpoints back to back, for callers building their own
+// topology around the matrix's pieces (bench/fairness).
+func Splice(x, y link.Endpoint) { splice(x, y) }

@@ -1,5 +1,5 @@
 // Command pathmatrix runs bulk transfers over seeded impaired paths —
-// synack (RACK-TLP and dupthresh), gVisor (Reno and CUBIC), Linux to Linux
+// synack (RACK-TLP and dupthresh; CUBIC, BBR and NewReno), gVisor (Reno and CUBIC), Linux to Linux
 // (CUBIC, BBR) and Linux to synack, on the same link/memlink impairment
 // model — and prints Markdown tables: goodput, retransmissions, D-SACKs
 // received, synack's own count of spurious recoveries, and the completion

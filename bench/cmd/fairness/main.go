@@ -1,0 +1,138 @@
+// Command fairness measures synack's congestion controllers as issue 11
+// asks and prints Markdown tables:
+//
+//   - fairness: two flows sharing one bottleneck (default 100 Mbit/s,
+//     20 ms RTT, a drop-tail queue of one BDP) for 30 s — cubic vs cubic,
+//     bbr vs bbr, newreno vs newreno, cubic vs bbr — with each flow's
+//     throughput and share and Jain's index, on the virtual clock; with
+//     -linux also synack's cubic beside the kernel's cubic, in real time
+//     through pathmatrix's relay (root, network namespaces);
+//
+//   - slow start: a 100 MiB bulk at 1 Gbit/s and 100 ms RTT with a one-BDP
+//     queue for cubic (HyStart++), newreno and bbr: when it reaches 80 % of
+//     the link, and the retransmissions around the end of slow start.
+//
+//     go run ./cmd/fairness             # both, 30 s pairs
+//     go run ./cmd/fairness -quick      # 10 s pairs, a 32 MiB bulk
+//     go run ./cmd/fairness -linux -ns-prefix fa-
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/synack/synack/bench/fairness"
+	"github.com/synack/synack/bench/pathmatrix"
+)
+
+func main() {
+	var (
+		quick  = flag.Bool("quick", false, "10 s pairs")
+		dur    = flag.Duration("d", 30*time.Second, "how long each pair runs")
+		rtt    = flag.Duration("rtt", 20*time.Millisecond, "round-trip time of the shared path")
+		rate   = flag.String("rate", "100M", "rate of the shared path")
+		loss   = flag.Float64("loss", 0, "random loss of the shared path, each direction (0.01 is 1 %)")
+		pairs  = flag.String("pairs", "cubic/cubic,bbr/bbr,newreno/newreno,cubic/bbr", "comma-separated controller pairs a/b")
+		linux  = flag.Bool("linux", false, "also run synack cubic beside Linux cubic in real time (root: namespaces, TUN)")
+		ssRTT  = flag.Duration("ss-rtt", 100*time.Millisecond, "round-trip time of the slow-start path")
+		ssRate = flag.String("ss-rate", "1G", "rate of the slow-start path")
+		ssSize = flag.Int64("ss-size", 100<<20, "bytes of the slow-start bulk")
+		ssCCs  = flag.String("ss", "cubic,newreno,bbr", "controllers of the slow-start runs (empty: none)")
+		seed   = flag.Int64("seed", 1, "seed of the link's fates")
+		nsPfx  = flag.String("ns-prefix", pathmatrix.NSPrefix, "start of the names of the network namespaces -linux makes")
+	)
+	flag.Parse()
+	if *quick {
+		*dur = 10 * time.Second
+	}
+	r, err := pathmatrix.ParseRate(*rate)
+	if err != nil {
+		fail(err)
+	}
+	ssr, err := pathmatrix.ParseRate(*ssRate)
+	if err != nil {
+		fail(err)
+	}
+	cell := pathmatrix.Cell{RTT: *rtt, Rate: r, Loss: *loss}
+	ssCell := pathmatrix.Cell{RTT: *ssRTT, Rate: ssr}
+
+	if *linux {
+		if err := pathmatrix.RootError(); err != nil {
+			fail(fmt.Errorf("-linux %w", err))
+		}
+		pathmatrix.NSPrefix = *nsPfx
+		pathmatrix.RemoveStale()
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+		go func() {
+			s := <-sig
+			pathmatrix.Cleanup()
+			fmt.Fprintf(os.Stderr, "fairness: %v: namespaces removed\n", s)
+			os.Exit(1)
+		}()
+		defer pathmatrix.Cleanup()
+	}
+
+	var prs []fairness.PairResult
+	for _, p := range strings.Split(*pairs, ",") {
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		a, b, ok := strings.Cut(p, "/")
+		if !ok {
+			fail(fmt.Errorf("pair %q: want a/b, e.g. cubic/bbr", p))
+		}
+		t0 := time.Now()
+		res, err := fairness.RunPair(cell, a, b, *dur, *seed)
+		if err != nil {
+			fail(fmt.Errorf("%s: %w", p, err))
+		}
+		fmt.Fprintf(os.Stderr, "%s: %.1f / %.1f Mbit/s, Jain %.3f (%v)\n", p, res.Mbit(0), res.Mbit(1), res.Jain(), time.Since(t0).Round(time.Second))
+		prs = append(prs, res)
+	}
+	if *linux {
+		res, err := fairness.RunMixedPair(cell, *dur, *seed)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "fairness: synack cubic vs Linux cubic:", err)
+		} else {
+			fmt.Fprintf(os.Stderr, "cubic/linux-cubic: %.1f / %.1f Mbit/s, Jain %.3f\n", res.Mbit(0), res.Mbit(1), res.Jain())
+			prs = append(prs, res)
+		}
+	}
+
+	var ssr2 []fairness.SlowStartResult
+	for _, cc := range strings.Split(*ssCCs, ",") {
+		if cc = strings.TrimSpace(cc); cc == "" {
+			continue
+		}
+		t0 := time.Now()
+		res, err := fairness.RunSlowStart(ssCell, cc, *ssSize, *seed, 60*time.Second)
+		if err != nil {
+			fail(fmt.Errorf("slow start %s: %w", cc, err))
+		}
+		fmt.Fprintf(os.Stderr, "slow start %s: 80%% at %v, exit %v, retrans %d at exit (%v)\n", cc, res.Reach, res.Exit, res.RetransAtExit, time.Since(t0).Round(time.Second))
+		ssr2 = append(ssr2, res)
+	}
+
+	if len(prs) > 0 {
+		fmt.Printf("Fairness: two flows on %s, drop-tail queue of one BDP (%d packets), %v, seed %d\n\n",
+			cell, cell.QueuePackets(), *dur, *seed)
+		fairness.PairsMarkdown(os.Stdout, prs)
+		fmt.Println()
+	}
+	if len(ssr2) > 0 {
+		fmt.Printf("Slow start: %d MiB on %v %s, drop-tail queue of one BDP (%d packets), virtual clock, seed %d\n\n",
+			*ssSize>>20, ssCell.RTT, *ssRate, ssCell.QueuePackets(), *seed)
+		fairness.SlowStartMarkdown(os.Stdout, ssr2)
+	}
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "fairness:", err)
+	os.Exit(2)
+}
