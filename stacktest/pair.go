@@ -50,6 +50,7 @@ var Start = time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 type Option func(*config)
 
 type config struct {
+	clock  clock.Clock
 	start  time.Time
 	link   memlink.Config
 	a, b   stack.Options
@@ -79,6 +80,11 @@ func WithStacks(a, b stack.Options) Option { return func(c *config) { c.a, c.b =
 // (default 1).
 func WithSeed(seed uint64) Option { return func(c *config) { c.seed = seed } }
 
+// WithClock runs the world on c instead of a new virtual clock: clock.Real()
+// inside a testing/synctest bubble (where time is virtual too), or a
+// Virtual clock the caller drives.
+func WithClock(c clock.Clock) Option { return func(cf *config) { cf.clock = c } }
+
 // WithStart sets the virtual clock's starting time (default [Start]).
 func WithStart(t time.Time) Option { return func(c *config) { c.start = t } }
 
@@ -97,7 +103,25 @@ func newConfig(opts []Option) *config {
 	for _, o := range opts {
 		o(c)
 	}
+	if c.clock == nil {
+		c.clock = clock.NewVirtual(c.start)
+	}
 	return c
+}
+
+// pipe makes the link: its A end (wrapped by WithTapA) and its B end.
+func (c *config) pipe() (*memlink.Endpoint, link.Endpoint, *memlink.Endpoint) {
+	lc := c.link
+	lc.Clock = c.clock
+	if lc.Seed == 0 {
+		lc.Seed = int64(c.seed)
+	}
+	ea, eb := memlink.Pipe(lc)
+	var epA link.Endpoint = ea
+	if c.wrapA != nil {
+		epA = c.wrapA(ea)
+	}
+	return ea, epA, eb
 }
 
 // SeededRand returns a deterministic reader for stack.Options.Rand: the
@@ -111,9 +135,10 @@ func SeededRand(seed, n uint64) io.Reader {
 	return rand.NewChaCha8(key)
 }
 
-// Net is two stacks joined by a memlink pipe under one virtual clock.
+// Net is two stacks joined by a memlink pipe under one clock.
 type Net struct {
-	Clock *clock.Virtual
+	// Clock is a *clock.Virtual unless WithClock gave another.
+	Clock clock.Clock
 	// A has AddrA/24 and AddrA6/64, B has AddrB/24 and AddrB6/64.
 	A, B *stack.Stack
 	// LinkA and LinkB are the two ends of the pipe, A's and B's: their
@@ -138,23 +163,13 @@ func Pair(t testing.TB, opts ...Option) *Net {
 // caller closes the Net.
 func New(opts ...Option) (*Net, error) {
 	c := newConfig(opts)
-	v := clock.NewVirtual(c.start)
-	lc := c.link
-	lc.Clock = v
-	if lc.Seed == 0 {
-		lc.Seed = int64(c.seed)
-	}
-	ea, eb := memlink.Pipe(lc)
-	n := &Net{Clock: v, LinkA: ea, LinkB: eb}
-	var epA link.Endpoint = ea
-	if c.wrapA != nil {
-		epA = c.wrapA(ea)
-	}
+	ea, epA, eb := c.pipe()
+	n := &Net{Clock: c.clock, LinkA: ea, LinkB: eb}
 	var err error
-	if n.A, err = c.newStack(v, c.a, 1, epA, AddrA, AddrA6); err != nil {
+	if n.A, err = c.newStack(c.a, 1, epA, AddrA, AddrA6); err != nil {
 		return nil, err
 	}
-	if n.B, err = c.newStack(v, c.b, 2, eb, AddrB, AddrB6); err != nil {
+	if n.B, err = c.newStack(c.b, 2, eb, AddrB, AddrB6); err != nil {
 		n.A.Close()
 		return nil, err
 	}
@@ -162,8 +177,8 @@ func New(opts ...Option) (*Net, error) {
 }
 
 // newStack makes stack number n of the world on ep with addresses a4 and a6.
-func (c *config) newStack(v *clock.Virtual, o stack.Options, n uint64, ep link.Endpoint, a4, a6 netip.Addr) (*stack.Stack, error) {
-	o.Clock = v
+func (c *config) newStack(o stack.Options, n uint64, ep link.Endpoint, a4, a6 netip.Addr) (*stack.Stack, error) {
+	o.Clock = c.clock
 	if o.Rand == nil {
 		o.Rand = SeededRand(c.seed, n)
 	}
@@ -184,19 +199,38 @@ func (n *Net) Close() error {
 	return errors.Join(n.A.Close(), n.B.Close())
 }
 
-// Run runs f as the clock's main participant and drives virtual time until
-// f returns; it fails t if every participant blocks with no timer left
-// (clock.ErrDeadlock). t.Fatal inside f ends f (and so Run) early.
+// Run runs f as the virtual clock's main participant and drives virtual
+// time until f returns; it fails t if every participant blocks with no timer
+// left (clock.ErrDeadlock). t.Fatal inside f ends f (and so Run) early.
+// With another clock (WithClock) it just calls f.
 func (n *Net) Run(t testing.TB, f func()) {
 	t.Helper()
 	run(t, n.Clock, f)
 }
 
-func run(t testing.TB, v *clock.Virtual, f func()) {
+func run(t testing.TB, c clock.Clock, f func()) {
 	t.Helper()
+	v, ok := c.(*clock.Virtual)
+	if !ok {
+		f()
+		return
+	}
 	if err := v.Run(f); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// Sleep blocks the calling goroutine (a participant, on a virtual clock)
+// for d of the clock's time.
+func (n *Net) Sleep(d time.Duration) { sleep(n.Clock, d) }
+
+func sleep(c clock.Clock, d time.Duration) {
+	if v, ok := c.(*clock.Virtual); ok {
+		v.Sleep(d)
+		return
+	}
+	g := c.NewGate()
+	g.Wait(g.Chan(), nil, c.Now().Add(d))
 }
 
 // Connect listens on B at port, dials it from A and returns both ends of the
@@ -206,9 +240,9 @@ func (n *Net) Connect(t testing.TB, port uint16) (client, server *stack.TCPConn)
 	return connect(t, n.Clock, n.A, n.B, netip.AddrPortFrom(AddrB, port))
 }
 
-// connect dials to (a listener on server) from client; under v it accepts
-// in a participant.
-func connect(t testing.TB, v *clock.Virtual, client, server *stack.Stack, to netip.AddrPort) (c, s *stack.TCPConn) {
+// connect dials to (a listener on server) from client, accepting in a
+// goroutine of v (a participant, on a virtual clock).
+func connect(t testing.TB, v clock.Clock, client, server *stack.Stack, to netip.AddrPort) (c, s *stack.TCPConn) {
 	t.Helper()
 	l, err := server.ListenTCP(to, 0)
 	if err != nil {

@@ -9,8 +9,10 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
+	"github.com/synack/synack/clock"
 	"github.com/synack/synack/link/memlink"
 	"github.com/synack/synack/stack"
 	"github.com/synack/synack/tcp"
@@ -214,4 +216,27 @@ func TestSeededRand(t *testing.T) {
 	if !slices.Equal(read(1, 1), read(1, 1)) || slices.Equal(read(1, 1), read(1, 2)) || slices.Equal(read(1, 1), read(2, 1)) {
 		t.Error("SeededRand is not a function of (seed, n) alone")
 	}
+}
+
+// With the real clock inside a synctest bubble (time virtual there too),
+// the same harness works, as the stack's own synctest-based tests need.
+func TestPairRealClockInSynctest(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := Pair(t, WithClock(clock.Real()))
+		rec := Record(t, n.A)
+		n.Run(t, func() {
+			c, s := n.Connect(t, 7)
+			c.Close()
+			rec.WaitState(t, tcp.FinWait2)
+			s.Close()
+			tw := rec.WaitState(t, tcp.TimeWait)
+			rec.WaitState(t, tcp.Closed, 3*tcp.DefaultMSL)
+			rec.ExpectStates(t, tw.ID, tcp.SynSent, tcp.Established, tcp.FinWait1, tcp.FinWait2, tcp.TimeWait, tcp.Closed)
+		})
+		p := NewPeer(t, WithClock(clock.Real()))
+		p.Inject(t, Segment{Src: netip.AddrPortFrom(AddrB, 1), Dst: netip.AddrPortFrom(AddrA, 2), TCPHeader: wire.TCPHeader{Seq: 1, Flags: wire.SYN}})
+		p.Expect(t, Flags(wire.RST|wire.ACK), Ack(2))
+		synctest.Wait()
+		p.ExpectNone(t, 0)
+	})
 }
