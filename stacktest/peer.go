@@ -95,19 +95,19 @@ func (p *Peer) Inject(t testing.TB, seg Segment) {
 }
 
 // Next returns the next packet the stack sends, waiting for it at most
-// Timeout of virtual time: false if none came. With a Timeout of zero it
+// Timeout of virtual time: nil if none came. With a Timeout of zero it
 // returns one only if the stack sent it by the time everything is idle.
-func (p *Peer) Next() (wire.IPPacket, bool) {
+func (p *Peer) Next() *wire.IPPacket {
 	b, ok := p.nextRaw(p.Timeout)
 	if !ok {
-		return wire.IPPacket{}, false
+		return nil
 	}
 	ip, err := wire.ParseIP(b)
 	if err != nil {
 		// The stack never sends what wire cannot parse; say so loudly.
 		panic(fmt.Sprintf("stacktest: stack sent a bad packet: %v", err))
 	}
-	return ip, true
+	return &ip
 }
 
 // nextRaw waits up to d of virtual time for a packet. At the deadline it
@@ -164,11 +164,11 @@ func idle(v *clock.Virtual, deadline time.Time) bool {
 // it fails t if none comes or the packet is not TCP.
 func (p *Peer) NextSegment(t testing.TB) Segment {
 	t.Helper()
-	ip, ok := p.Next()
-	if !ok {
+	ip := p.Next()
+	if ip == nil {
 		t.Fatalf("stacktest: no segment from the stack within %v", p.Timeout)
 	}
-	seg, err := ParseSegment(ip)
+	seg, err := ParseSegment(*ip)
 	if err != nil {
 		t.Fatalf("stacktest: %v", err)
 	}
