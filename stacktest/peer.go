@@ -12,6 +12,7 @@ import (
 	"github.com/synack/synack/link/memlink"
 	"github.com/synack/synack/seqnum"
 	"github.com/synack/synack/stack"
+	"github.com/synack/synack/tcp"
 	"github.com/synack/synack/wire"
 )
 
@@ -267,16 +268,9 @@ func (s Segment) Packet() []byte {
 func (s Segment) Reply() Segment { return Segment{Src: s.Dst, Dst: s.Src} }
 
 // Len is the segment's length in sequence space: payload plus one for SYN
-// and one for FIN (RFC 9293 section 3.4).
+// and one for FIN (RFC 9293 section 3.4), as the core counts it.
 func (s Segment) Len() seqnum.Size {
-	n := seqnum.Size(len(s.Payload))
-	if s.Flags&wire.SYN != 0 {
-		n++
-	}
-	if s.Flags&wire.FIN != 0 {
-		n++
-	}
-	return n
+	return (&tcp.Segment{Flags: s.Flags, Payload: s.Payload}).Len()
 }
 
 // String is tcpdump's line for the segment.
