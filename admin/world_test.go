@@ -15,10 +15,8 @@ import (
 	"github.com/synack/synack/tcp"
 )
 
-var (
-	addrA = stacktest.AddrA
-	addrB = stacktest.AddrB
-)
+// addrB is the address of b, the stack under watch.
+var addrB = stacktest.AddrB
 
 // world is two stacks on a memlink pipe, on the real clock: a, the peer,
 // and b, the stack under watch, served by an admin server.
