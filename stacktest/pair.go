@@ -4,10 +4,12 @@
 // expects the ones it sends ([NewPeer]), and a recorder of state transitions
 // ([Record]).
 //
-// Everything runs on a [clock.Virtual]: time moves only when every
-// participant goroutine is blocked, so a 2MSL TIME-WAIT, an RTO backoff or a
-// keepalive probe costs no real time and every run with the same seeds is
-// alike. Code that blocks on the stacks (Dial, Accept, Read, Write, the
+// Everything runs on a [clock.Virtual] unless [WithClock] says otherwise:
+// time moves only when every participant goroutine is blocked, so a 2MSL
+// TIME-WAIT, an RTO backoff or a keepalive probe costs no real time and every
+// run with the same seeds is alike (participants at the same instant may
+// still interleave differently; see clock.Virtual). Inside a
+// testing/synctest bubble, WithClock(clock.Real()) gives the same. Code that blocks on the stacks (Dial, Accept, Read, Write, the
 // peer's Expect, the recorder's WaitState) must run as a participant: inside
 // [Net.Run] (or the clock's Run), or in a goroutine started with the clock's
 // Go, never with a plain go statement (see package clock).
