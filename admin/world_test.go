@@ -9,15 +9,14 @@ import (
 	"time"
 
 	"github.com/synack/synack/admin"
-	"github.com/synack/synack/link/memlink"
+	"github.com/synack/synack/clock"
 	"github.com/synack/synack/stack"
+	"github.com/synack/synack/stacktest"
 	"github.com/synack/synack/tcp"
 )
 
-var (
-	addrA = netip.MustParseAddr("198.18.0.1")
-	addrB = netip.MustParseAddr("198.18.0.2")
-)
+// addrB is the address of b, the stack under watch.
+var addrB = stacktest.AddrB
 
 // world is two stacks on a memlink pipe, on the real clock: a, the peer,
 // and b, the stack under watch, served by an admin server.
@@ -32,22 +31,15 @@ type world struct {
 func newWorld(t *testing.T) *world {
 	t.Helper()
 	w := &world{tr: admin.NewTracer(), accepted: make(chan *stack.TCPConn, 64)}
-	ea, eb := memlink.Pipe(memlink.Config{})
-	w.a = stack.New(stack.Options{})
-	w.b = stack.New(stack.Options{Trace: w.tr.Hook})
-	if _, err := w.a.AddLink(ea, netip.PrefixFrom(addrA, 24)); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := w.b.AddLink(eb, netip.PrefixFrom(addrB, 24)); err != nil {
-		t.Fatal(err)
-	}
+	n := stacktest.Pair(t, stacktest.WithClock(clock.Real()), stacktest.IPv4Only(),
+		stacktest.WithStacks(stack.Options{}, stack.Options{Trace: w.tr.Hook}))
+	w.a, w.b = n.A, n.B
 	w.srv = admin.Handler(w.b, admin.Options{Tracer: w.tr, NoProcessMetrics: true, Process: "testapp"})
 	w.ts = httptest.NewServer(w.srv)
 	t.Cleanup(func() {
 		w.srv.Close() // ends the streaming responses
 		w.ts.Close()
-		w.a.Close()
-		w.b.Close()
+		// The stacks close after this: stacktest's cleanup came first.
 	})
 	return w
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/synack/synack/diag/ladder"
 	"github.com/synack/synack/link/memlink"
 	"github.com/synack/synack/stack"
+	"github.com/synack/synack/stacktest"
 	"github.com/synack/synack/tcp"
 	"github.com/synack/synack/wire"
 )
@@ -51,8 +52,8 @@ var scenarios = []scenario{
 }
 
 var (
-	clientAddr = netip.MustParseAddr("198.18.0.1")
-	serverAddr = netip.MustParseAddr("198.18.0.2")
+	clientAddr = stacktest.AddrA
+	serverAddr = stacktest.AddrB
 	demoStart  = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 )
 
@@ -162,28 +163,20 @@ func playScenario(sc *scenario, out *view, seed uint64, loss float64, delay time
 		}
 		return false
 	}
-	a, b := memlink.Pipe(memlink.Config{
-		Clock: v,
-		Seed:  int64(seed),
-		AB:    memlink.Impairments{Delay: delay, Drop: dropper},
-		BA:    memlink.Impairments{Delay: delay, Drop: dropper},
-	})
-	mk := func(ep *memlink.Endpoint, addr netip.Addr, n uint64) (*stack.Stack, error) {
-		s := stack.New(stack.Options{
-			Clock: v,
-			Rand:  rand.NewChaCha8(seedBytes(seed, n)),
-			Trace: out.trace,
-		})
-		_, err := s.AddLink(ep, netip.PrefixFrom(addr, 24))
-		return s, err
-	}
-	var err error
-	if d.client, err = mk(a, clientAddr, 1); err != nil {
+	// The world is a stacktest pair: A is the client, B the server, at
+	// clientAddr and serverAddr (stacktest.AddrA and AddrB).
+	w, err := stacktest.New(
+		stacktest.WithClock(v),
+		stacktest.WithSeed(seed),
+		stacktest.WithImpairments(
+			memlink.Impairments{Delay: delay, Drop: dropper},
+			memlink.Impairments{Delay: delay, Drop: dropper}),
+		stacktest.WithStacks(stack.Options{Trace: out.trace}, stack.Options{Trace: out.trace}),
+		stacktest.IPv4Only())
+	if err != nil {
 		return err
 	}
-	if d.server, err = mk(b, serverAddr, 2); err != nil {
-		return err
-	}
+	d.client, d.server = w.A, w.B
 	defer d.client.Close()
 	defer d.server.Close()
 	out.header()
@@ -193,15 +186,6 @@ func playScenario(sc *scenario, out *view, seed uint64, loss float64, delay time
 	}
 	out.summary()
 	return runErr
-}
-
-func seedBytes(seed, n uint64) [32]byte {
-	var b [32]byte
-	for i := 0; i < 8; i++ {
-		b[i] = byte(seed >> (8 * i))
-		b[8+i] = byte(n >> (8 * i))
-	}
-	return b
 }
 
 // msl is the stacks' maximum segment lifetime: TIME-WAIT lasts twice this.

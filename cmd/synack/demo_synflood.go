@@ -11,6 +11,7 @@ import (
 	"github.com/synack/synack/link/memlink"
 	"github.com/synack/synack/seqnum"
 	"github.com/synack/synack/stack"
+	"github.com/synack/synack/stacktest"
 	"github.com/synack/synack/tcp"
 	"github.com/synack/synack/wire"
 )
@@ -48,25 +49,22 @@ var (
 func demoSynFlood(d *demo) error {
 	v := d.v
 	fl := &floodView{out: d.out}
-	a, b := memlink.Pipe(memlink.Config{Clock: v, Seed: 1,
-		AB: memlink.Impairments{Delay: 10 * time.Millisecond}, BA: memlink.Impairments{Delay: 10 * time.Millisecond}})
+	tenMs := memlink.Impairments{Delay: 10 * time.Millisecond}
+	w, err := stacktest.New(
+		stacktest.WithClock(v),
+		stacktest.WithImpairments(tenMs, tenMs),
+		stacktest.WithStacks(
+			stack.Options{Trace: d.out.trace},
+			stack.Options{Trace: fl.trace, SynBacklog: floodBacklog, SynCookies: stack.SynCookiesAuto}),
+		stacktest.IPv4Only())
+	if err != nil {
+		return err
+	}
+	client, server := w.A, w.B
+	defer w.Close()
 	atk, srvAtk := memlink.Pipe(memlink.Config{Clock: v, Seed: 2,
 		AB: memlink.Impairments{Delay: time.Millisecond, QueueLimit: floodSYNs}, BA: memlink.Impairments{Delay: time.Millisecond}})
 	atk.Attach(link.DispatcherFunc(func([]byte) {})) // the SYN,ACKs to spoofed addresses: nobody there
-
-	client := stack.New(stack.Options{Clock: v, Rand: rand.NewChaCha8(seedBytes(1, 1)), Trace: d.out.trace})
-	server := stack.New(stack.Options{
-		Clock: v, Rand: rand.NewChaCha8(seedBytes(1, 2)), Trace: fl.trace,
-		SynBacklog: floodBacklog, SynCookies: stack.SynCookiesAuto,
-	})
-	defer client.Close()
-	defer server.Close()
-	if _, err := client.AddLink(a, netip.PrefixFrom(clientAddr, 24)); err != nil {
-		return err
-	}
-	if _, err := server.AddLink(b, netip.PrefixFrom(serverAddr, 24)); err != nil {
-		return err
-	}
 	nic, err := server.AddLink(srvAtk, netip.PrefixFrom(attackerHop, 24))
 	if err != nil {
 		return err

@@ -3,13 +3,14 @@ package sim
 import (
 	"context"
 	"io"
-	"net/netip"
 	"testing"
 	"testing/synctest"
 	"time"
 
+	"github.com/synack/synack/clock"
 	"github.com/synack/synack/link/memlink"
 	"github.com/synack/synack/stack"
+	"github.com/synack/synack/stacktest"
 	"github.com/synack/synack/tcp"
 )
 
@@ -22,13 +23,10 @@ func bulk(t *testing.T, size int, imp memlink.Impairments, ld tcp.LossDetection,
 	t.Helper()
 	synctest.Test(t, func(t *testing.T) {
 		imp.Delay, imp.Rate = 10*time.Millisecond, 200e6
-		a, b := memlink.Pipe(memlink.Config{Seed: 1, AB: imp, BA: imp})
-		cfg := tcp.Config{LossDetection: ld, CongestionControl: cc}
-		srv, cli := stack.New(stack.Options{TCP: cfg}), stack.New(stack.Options{TCP: cfg})
-		defer srv.Close()
-		defer cli.Close()
-		srv.AddLink(b, netip.MustParsePrefix("198.18.0.2/24"))
-		cli.AddLink(a, netip.MustParsePrefix("198.18.0.1/24"))
+		cfg := stack.Options{TCP: tcp.Config{LossDetection: ld, CongestionControl: cc}}
+		w := stacktest.Pair(t, stacktest.WithClock(clock.Real()), stacktest.WithImpairments(imp, imp),
+			stacktest.WithStacks(cfg, cfg), stacktest.IPv4Only())
+		cli, srv := w.A, w.B
 		ln, err := srv.Listen(context.Background(), "tcp", "198.18.0.2:9")
 		if err != nil {
 			t.Fatal(err)

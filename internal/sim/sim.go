@@ -27,6 +27,7 @@ import (
 	"github.com/synack/synack/link/memlink"
 	"github.com/synack/synack/link/pcap"
 	"github.com/synack/synack/stack"
+	"github.com/synack/synack/stacktest"
 	"github.com/synack/synack/tcp"
 )
 
@@ -111,8 +112,8 @@ type Result struct {
 }
 
 var (
-	clientAddr = netip.MustParseAddr("198.18.0.1")
-	serverAddr = netip.MustParseAddr("198.18.0.2")
+	clientAddr = stacktest.AddrA
+	serverAddr = stacktest.AddrB
 )
 
 // recorder keeps the state path of the one connection each side has.
@@ -155,41 +156,39 @@ func Run(p Plan, clk clock.Clock, pcapOut io.Writer) (Result, error) {
 		impAB.MarkCE = func([]byte) bool { ab++; return ab%p.MarkEvery == 0 }
 		impBA.MarkCE = func([]byte) bool { ba++; return ba%p.MarkEvery == 0 }
 	}
-	a, b := memlink.Pipe(memlink.Config{Clock: clk, MTU: p.MTU, Seed: int64(p.Seed), AB: impAB, BA: impBA})
-	var ca link.Endpoint = a
+	var tap func(link.Endpoint) link.Endpoint
 	if pcapOut != nil {
 		w, err := pcap.NewWriter(pcapOut)
 		if err != nil {
 			return Result{}, err
 		}
-		ca = pcap.Tap(a, w, clk)
+		tap = func(ep link.Endpoint) link.Endpoint { return pcap.Tap(ep, w, clk) }
 	}
 	rec := &recorder{path: map[netip.Addr][]tcp.State{}}
-	mk := func(ep link.Endpoint, addr netip.Addr, n uint64) (*stack.Stack, error) {
+	opts := func(n uint64) stack.Options {
 		ecn := tcp.ECNPassive
 		if p.MarkEvery > 0 && n == 1 {
 			ecn = tcp.ECNActive // the client asks
 		}
-		s := stack.New(stack.Options{
-			Clock: clk,
-			Rand:  rand.NewChaCha8(seedKey(p.Seed, n)),
+		return stack.Options{
 			Trace: rec.trace,
 			// Nagle on for odd seeds: both send paths get exercised.
 			TCP: tcp.Config{MinRTO: 200 * time.Millisecond, Nagle: p.Seed%2 == 1, LossDetection: p.LossDetection, ECN: ecn},
-		})
-		_, err := s.AddLink(ep, netip.PrefixFrom(addr, 24))
-		return s, err
+		}
 	}
-	cs, err := mk(ca, clientAddr, 1)
+	// The client is the pair's A (clientAddr), the server its B.
+	w, err := stacktest.New(
+		stacktest.WithClock(clk),
+		stacktest.WithSeed(p.Seed),
+		stacktest.WithLink(memlink.Config{MTU: p.MTU, AB: impAB, BA: impBA}),
+		stacktest.WithTapA(tap),
+		stacktest.WithStacks(opts(1), opts(2)),
+		stacktest.IPv4Only())
 	if err != nil {
 		return Result{}, err
 	}
-	defer cs.Close()
-	ss, err := mk(b, serverAddr, 2)
-	if err != nil {
-		return Result{}, err
-	}
-	defer ss.Close()
+	defer w.Close()
+	cs, ss := w.A, w.B
 
 	start := clk.Now()
 	res, err := play(p, clk, cs, ss)
@@ -229,15 +228,6 @@ func sleep(clk clock.Clock, d time.Duration) {
 		return
 	}
 	time.Sleep(d) // inside a synctest bubble this is virtual
-}
-
-func seedKey(seed, n uint64) [32]byte {
-	var k [32]byte
-	for i := range 8 {
-		k[i] = byte(seed >> (8 * i))
-		k[8+i] = byte(n >> (8 * i))
-	}
-	return k
 }
 
 func pattern(n int, salt byte) []byte {

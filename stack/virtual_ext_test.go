@@ -1,4 +1,4 @@
-package stack
+package stack_test
 
 import (
 	"context"
@@ -10,28 +10,19 @@ import (
 
 	"github.com/synack/synack/clock"
 	"github.com/synack/synack/link/memlink"
+	"github.com/synack/synack/stacktest"
 	"github.com/synack/synack/tcp"
 )
 
 // The stack under the virtual clock, as `synack demo` and the simulations
 // run it: a lossy link, a transfer, both closes, 2MSL, in no real time.
 func TestVirtualClock(t *testing.T) {
-	start := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
-	v := clock.NewVirtual(start)
 	imp := memlink.Impairments{Delay: 5 * time.Millisecond, Loss: 0.05}
-	ea, eb := memlink.Pipe(memlink.Config{Clock: v, Seed: 7, AB: imp, BA: imp})
-	a := New(Options{Clock: v, Rand: newSeeded(1)})
-	b := New(Options{Clock: v, Rand: newSeeded(2)})
-	if _, err := a.AddLink(ea, netip.PrefixFrom(addrA, 24)); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := b.AddLink(eb, netip.PrefixFrom(addrB, 24)); err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	defer b.Close()
-	evs, cancel := a.Subscribe(64)
-	defer cancel()
+	n := stacktest.Pair(t, stacktest.WithImpairments(imp, imp), stacktest.WithSeed(7), stacktest.IPv4Only())
+	v, a, b := n.Clock.(*clock.Virtual), n.A, n.B
+	addrB := stacktest.AddrB
+	start := v.Now()
+	rec := stacktest.Record(t, a)
 
 	const size = 1 << 20
 	var got int64
@@ -91,22 +82,10 @@ func TestVirtualClock(t *testing.T) {
 	if n := len(a.Connections()) + len(b.Connections()); n != 0 {
 		t.Errorf("%d connections left", n)
 	}
-	var last tcp.Transition
-	for e := range drainN(evs) {
-		last = e
-	}
+	evs := rec.Events()
+	last := evs[len(evs)-1]
 	if last.To != tcp.Closed || last.From != tcp.TimeWait {
 		t.Errorf("client's last event %v -> %v, want TIME-WAIT -> CLOSED", last.From, last.To)
 	}
 	t.Logf("virtual time %v, client retransmitted %d segments", v.Now().Sub(start), a.Counters().TCP.RetransSegs)
-}
-
-func drainN(ch <-chan tcp.Transition) func(func(tcp.Transition) bool) {
-	return func(yield func(tcp.Transition) bool) {
-		for _, e := range drain(ch) {
-			if !yield(e) {
-				return
-			}
-		}
-	}
 }
