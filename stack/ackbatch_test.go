@@ -20,7 +20,7 @@ const (
 	batchPeer = 5000 // the peer's ISS
 )
 
-// batchPeer opens a connection from the stack to a raw peer offering SACK
+// batchHandshake opens a connection from the stack to a raw peer offering SACK
 // and window scaling, and returns the peer's view of it: the stack's
 // address and the peer's next sequence number.
 func batchHandshake(t *testing.T, r *rawPeer) (local netip.AddrPort, ack uint32) {
