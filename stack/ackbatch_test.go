@@ -21,8 +21,8 @@ const (
 )
 
 // batchHandshake opens a connection from the stack to a raw peer offering SACK
-// and window scaling, and returns the peer's view of it: the stack's
-// address and the peer's next sequence number.
+// and window scaling, and returns the stack's address and port and the
+// acknowledgment number the peer's segments carry (the stack's ISS+1).
 func batchHandshake(t *testing.T, r *rawPeer) (local netip.AddrPort, ack uint32) {
 	t.Helper()
 	conn := make(chan *TCPConn, 1)
