@@ -129,6 +129,12 @@ func (p *gvisorPair) DialPort(ctx context.Context, port uint16) (net.Conn, error
 // TimeWait is unknown for gVisor: -1.
 func (p *gvisorPair) TimeWait() int { return -1 }
 
+// ServerSegments makes the pair a SegmentCounter.
+func (p *gvisorPair) ServerSegments() (in, out uint64) {
+	t := p.server.Stats().TCP
+	return t.ValidSegmentsReceived.Value(), t.SegmentsSent.Value()
+}
+
 func (p *gvisorPair) Close() {
 	p.closeOnce.Do(func() {
 		for _, s := range []*stack.Stack{p.client, p.server} {

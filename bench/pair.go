@@ -50,6 +50,14 @@ type Pair interface {
 	Close()
 }
 
+// SegmentCounter is a Pair that counts the TCP segments its server stack
+// received and sent. In a one-way bulk transfer to the server, what it
+// sent is nearly all ACKs: the bulk shapes report both, to compare how
+// often each stack acknowledges.
+type SegmentCounter interface {
+	ServerSegments() (in, out uint64)
+}
+
 // NewPair builds a pair of the given implementation with links of the MTU.
 // Of cfg only the stack knobs matter (SynackMSL).
 func NewPair(impl Impl, mtu int, cfg Config) (Pair, error) {

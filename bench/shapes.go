@@ -295,17 +295,22 @@ func runBulk(e *env) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
+	in0, out0 := serverSegments(e.pair)
 	total, wall, cores, err := bulkOnce(e, c, s, e.cfg.BulkBytes, 0)
 	if err != nil {
 		return Result{}, err
 	}
 	note := fmt.Sprintf("%d MiB", total>>20)
 	if wall < e.cfg.BulkMinTime {
+		in0, out0 = serverSegments(e.pair)
 		total, wall, cores, err = bulkOnce(e, c, s, 0, e.cfg.Duration)
 		if err != nil {
 			return Result{}, err
 		}
 		note = fmt.Sprintf("timed run, %d MiB in %.1fs", total>>20, wall.Seconds())
+	}
+	if in1, out1 := serverSegments(e.pair); out1 > out0 {
+		note += fmt.Sprintf(", receiver got %d segments and sent %d (%.1f per ACK)", in1-in0, out1-out0, float64(in1-in0)/float64(out1-out0))
 	}
 	return Result{
 		Metrics: []Metric{
@@ -314,6 +319,15 @@ func runBulk(e *env) (Result, error) {
 		},
 		Note: note,
 	}, nil
+}
+
+// serverSegments is what p's server stack received and sent so far, or
+// zeros when p does not count them (SegmentCounter).
+func serverSegments(p Pair) (in, out uint64) {
+	if sc, ok := p.(SegmentCounter); ok {
+		return sc.ServerSegments()
+	}
+	return 0, 0
 }
 
 // bulkOnce sends size bytes from c to s or, if size is 0, sends for d. It

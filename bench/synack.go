@@ -79,6 +79,12 @@ func (p *synackPair) DialPort(ctx context.Context, port uint16) (net.Conn, error
 // TimeWait reports the client stack's connections in TIME-WAIT.
 func (p *synackPair) TimeWait() int { return p.client.StateCounts()[tcp.TimeWait] }
 
+// ServerSegments makes the pair a SegmentCounter.
+func (p *synackPair) ServerSegments() (in, out uint64) {
+	c := p.server.Counters().TCP
+	return c.InSegs, c.OutSegs
+}
+
 func (p *synackPair) Close() {
 	p.closeOnce.Do(func() {
 		p.client.Close()

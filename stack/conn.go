@@ -35,6 +35,7 @@ type TCPConn struct {
 	inSynQ, inAcceptQ bool
 
 	removed     bool // out of the demux table: the core said CLOSED
+	inBatch     bool // in s.batched: the receive batch being processed reached it (input.go)
 	userClosed  bool // Close was called: the stack finishes the connection alone
 	stackClosed bool
 	readShut    bool

@@ -237,6 +237,11 @@ type Stack struct {
 	ping    pingState // ICMP echo sockets (ping.go)
 
 	ctr counters
+
+	// The receive batch being processed (input.go, beginBatch): whether
+	// there is one, and the connections it reached so far.
+	batching bool
+	batched  []*TCPConn
 }
 
 type isnOverride struct{ v uint32 }

@@ -168,7 +168,8 @@ type Config struct {
 	// the receive window in full-sized segments (at least 2). Default 16,
 	// as Linux. NoQuickACK turns it off: an ACK then waits for a second
 	// full-sized segment or for DelayedACK (RFC 9293 3.8.6.3), as FreeBSD
-	// does.
+	// does. Quick ACKs go out per segment even within a receive batch,
+	// where other ACKs of in-order data wait for its end (batch.go).
 	QuickACKs  int
 	NoQuickACK bool
 

@@ -198,6 +198,7 @@ type receiver struct {
 	ackPending   bool // an ACK is owed
 	ackNow       bool // and must not wait for the delayed-ACK timer
 	unackedBytes int  // in-order bytes received since the last ACK we sent
+	batching     bool // between BeginBatch and EndBatch (batch.go)
 	lastAckSent  seqnum.Value
 
 	// Quick-ACK mode (Config.QuickACKs): quickACKs more data segments
@@ -314,6 +315,7 @@ type Stats struct {
 	WindowUpdates         uint64
 	ResetsReceived        uint64
 	DelayedACKsSent       uint64
+	BatchACKsSent         uint64 // ACKs sent by EndBatch for the in-order data of a receive batch (batch.go)
 	SACKBlocksSent        uint64
 	DSACKsSent            uint64 // ACKs whose first SACK block reported a duplicate (RFC 2883)
 	SegmentsDroppedNoACK  uint64

@@ -727,14 +727,15 @@ func (c *Conn) receiveData(now time.Time, seg *Segment) {
 //     section 4.2 and RFC 9293 3.8.6.3, "an ACK SHOULD be generated for
 //     at least every second full-sized segment". Counted in bytes, so a
 //     segment larger than one MSS (from a peer's segmentation offload)
-//     counts for what it carries;
+//     counts for what it carries. Within a receive batch (batch.go) this
+//     ACK waits for the end of the batch, up to batchACKLimit;
 //   - the connection is in quick-ACK mode (Config.QuickACKs).
 func (c *Conn) ackPolicy(n int, filledHole bool) {
 	if filledHole {
 		c.rcv.ackNow = true
 	}
 	c.rcv.unackedBytes += n
-	if c.rcv.unackedBytes >= 2*c.mss {
+	if c.rcv.unackedBytes >= 2*c.mss && (!c.rcv.batching || c.rcv.unackedBytes >= c.batchACKLimit()) {
 		c.rcv.ackNow = true
 	}
 	if c.rcv.quickACKs > 0 {
