@@ -23,6 +23,9 @@ func (c *Conn) sackUpdate(now time.Time, seg *Segment) {
 	if seg.Ack.GreaterThan(una) {
 		una = seg.Ack
 	}
+	if una.GreaterThan(c.snd.una) {
+		c.checkReneging(una)
+	}
 	before := c.snd.sb.sacked
 	u := c.snd.sb.update(&seg.Options, seg.Ack, una, c.snd.max, func(a, b seqnum.Value) {
 		c.txSACKed(now, seg, a, b)
@@ -36,6 +39,51 @@ func (c *Conn) sackUpdate(now time.Time, seg *Segment) {
 	if u.dsack {
 		c.stats.DSACKsIn++
 		c.stats.SACKBlocksIn--
+	}
+}
+
+// checkReneging runs when an ACK moves SND.UNA to una, before its SACK
+// blocks are taken. If the scoreboard holds the byte at una as SACKed, the
+// peer has dropped what it SACKed (RFC 2018 section 8 lets it): a
+// receiver holding that byte would have acknowledged it cumulatively.
+// SACKed bits are advisory (RFC 2018 section 5.1), so the sender forgets
+// them all and resends from SND.UNA now (Linux reacts to the same sign,
+// tcp_check_sack_reneging). Without this, the resending after a timeout
+// skips the dropped bytes as SACKed (skipSACKed) and only a second
+// timeout, which forgets the scoreboard, repairs them: timeouts in pairs.
+// Whatever the peer still holds it reports again in the blocks of this
+// ACK and the next ones.
+func (c *Conn) checkReneging(una seqnum.Value) {
+	sb := &c.snd.sb
+	if sb.n == 0 || !sb.r[0].start.LessThanEq(una) || !una.LessThan(sb.r[0].end) {
+		return
+	}
+	c.stats.SACKReneging++
+	sb.reset()
+	q := &c.snd.txq
+	for i := 0; i < q.n; i++ {
+		s := q.at(i)
+		if s.has(txSACKed) {
+			s.flags &^= txSACKed
+		}
+	}
+	if !c.snd.inRecovery {
+		// Go back to SND.UNA, as a timeout would (RFC 2018 section 5.1:
+		// the segment at the left edge is resent whatever its SACKed
+		// bit said): after a timeout, the resending went past the
+		// dropped bytes as SACKed (skipSACKed).
+		c.snd.nxt = una
+		return
+	}
+	// In recovery NextSeg starts again from SND.UNA, and RACK resends
+	// the segment there, missing for sure; the rest it marks as it finds
+	// it lost.
+	c.snd.rec.highRxt, c.snd.rec.rescued = una, false
+	if c.rackOn() && q.n > 0 {
+		if s := q.at(q.find(una)); !s.has(txLost) && s.start.LessThanEq(una) {
+			s.flags |= txLost
+			q.lostBytes += int(s.start.Size(s.end))
+		}
 	}
 }
 
