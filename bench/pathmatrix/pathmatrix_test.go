@@ -237,7 +237,7 @@ func TestMatrixSmoke(t *testing.T) {
 				t.Errorf("D-SACK count %d (%s)", r.Bulk.Spurious, r.Bulk.SpuriousWhat)
 			}
 			// Only a synack sender accounts for its own recovery.
-			if synackSends := impl == Synack || impl == SynackDupThresh || impl == SynackBBR || impl == SynackLinux; (r.Bulk.Recovery != nil) != synackSends {
+			if synackSends := impl == Synack || impl == SynackDupThresh || impl == SynackBBR || impl == SynackNewReno || impl == SynackLinux; (r.Bulk.Recovery != nil) != synackSends {
 				t.Errorf("recovery account %+v", r.Bulk.Recovery)
 			}
 			var out strings.Builder

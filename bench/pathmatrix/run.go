@@ -28,17 +28,20 @@ const (
 	SynackDupThresh Impl = "synack-dupthresh"
 	// SynackBBR is synack to synack with BBR (tcp "bbr", paced) instead of
 	// its default CUBIC.
-	SynackBBR   Impl = "synack-bbr"
-	GVisorReno  Impl = "gvisor-reno"  // gVisor to gVisor, in process, its default Reno
-	GVisorCubic Impl = "gvisor-cubic" // the same with CUBIC
-	LinuxCubic  Impl = "linux-cubic"  // kernel to kernel across two namespaces and the relay
-	LinuxBBR    Impl = "linux-bbr"    // the same with BBR
-	SynackLinux Impl = "synack>linux" // synack sends, the kernel receives
-	LinuxSynack Impl = "linux>synack" // the kernel (CUBIC) sends, synack receives
+	SynackBBR Impl = "synack-bbr"
+	// SynackNewReno is synack to synack with NewReno (tcp "newreno")
+	// instead of CUBIC, for the loss-path comparisons.
+	SynackNewReno Impl = "synack-newreno"
+	GVisorReno    Impl = "gvisor-reno"  // gVisor to gVisor, in process, its default Reno
+	GVisorCubic   Impl = "gvisor-cubic" // the same with CUBIC
+	LinuxCubic    Impl = "linux-cubic"  // kernel to kernel across two namespaces and the relay
+	LinuxBBR      Impl = "linux-bbr"    // the same with BBR
+	SynackLinux   Impl = "synack>linux" // synack sends, the kernel receives
+	LinuxSynack   Impl = "linux>synack" // the kernel (CUBIC) sends, synack receives
 )
 
 // Impls is every implementation, in table order.
-var Impls = []Impl{Synack, SynackDupThresh, SynackBBR, GVisorReno, GVisorCubic, LinuxCubic, LinuxBBR, SynackLinux, LinuxSynack}
+var Impls = []Impl{Synack, SynackDupThresh, SynackBBR, SynackNewReno, GVisorReno, GVisorCubic, LinuxCubic, LinuxBBR, SynackLinux, LinuxSynack}
 
 // NeedsRoot says whether the implementation needs namespaces and TUN
 // devices (root, Linux).
@@ -162,6 +165,8 @@ func newWorld(impl Impl, c Cell, seed int64) (*world, error) {
 		return synackWorld(c, seed, tcp.LossDupThresh, "")
 	case SynackBBR:
 		return synackWorld(c, seed, "", "bbr")
+	case SynackNewReno:
+		return synackWorld(c, seed, "", "newreno")
 	case GVisorReno:
 		return gvisorWorld(c, seed, "reno")
 	case GVisorCubic:
