@@ -193,6 +193,9 @@ func (c *Conn) enterSACKRecovery(now time.Time, delivered int) {
 	c.snd.recover = c.snd.max // RecoveryPoint = HighData
 	c.startEpisode(false)
 	c.cc.OnFastRetransmit(now, flight)
+	if w, ok := c.cc.(sackEntrant); ok {
+		w.sackRecoveryEntry()
+	}
 	c.snd.rec = sackRecovery{
 		highRxt:      c.snd.una,
 		recoverFS:    max(c.pipeAtEntry(), 1),
@@ -207,6 +210,11 @@ func (c *Conn) enterSACKRecovery(now time.Time, delivered int) {
 	// lets at least that one go (RFC 6937 section 3, "fast retransmit").
 	c.snd.rec.sndcnt = max(c.snd.rec.sndcnt, c.mss)
 }
+
+// sackEntrant is a controller whose OnFastRetransmit inflates cwnd for
+// recovery without SACK (cc.go window): with SACK it sets cwnd =
+// ssthresh instead (RFC 6675 section 5 step (4.2)).
+type sackEntrant interface{ sackRecoveryEntry() }
 
 // pipeAtEntry is RecoverFS: RFC 6937 uses the flight; the bytes SACKed
 // before are not in the network and are left out.
