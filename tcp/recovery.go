@@ -68,11 +68,18 @@ func (c *Conn) checkReneging(una seqnum.Value) {
 		}
 	}
 	if !c.snd.inRecovery {
-		// Go back to SND.UNA, as a timeout would (RFC 2018 section 5.1:
-		// the segment at the left edge is resent whatever its SACKed
-		// bit said): after a timeout, the resending went past the
-		// dropped bytes as SACKed (skipSACKed).
-		c.snd.nxt = una
+		if una.LessThan(c.snd.recover) {
+			// Resending after a timeout (below the recovery point the
+			// timeout set, RFC 6582 section 4) went past the dropped
+			// bytes as SACKed (skipSACKed): go back to SND.UNA for
+			// them (RFC 2018 section 5.1: the segment at the left edge
+			// is resent whatever its SACKed bit said). cwnd is the
+			// timeout's, so this is no burst.
+			c.snd.nxt = una
+		}
+		// Otherwise the flight goes on at its pace: the bytes no longer
+		// SACKed are found lost as any others (RACK, DupThresh) or by
+		// the timer, rather than resent at once in a burst of cwnd.
 		return
 	}
 	// In recovery NextSeg starts again from SND.UNA, and RACK resends

@@ -58,3 +58,25 @@ func TestSACKRenegingRepairedWithinOneTimeout(t *testing.T) {
 		})
 	}
 }
+
+// Reneging seen outside recovery and timeouts: the scoreboard is
+// forgotten, but the flight is not resent at once in a burst of cwnd; the
+// bytes no longer SACKed are found lost as any others.
+func TestSACKRenegingOutsideRecoveryNoBurst(t *testing.T) {
+	tc := sackBulk(t, 10000, dupThreshMode)
+	tc.drain()
+	tc.sack(0, 2000, 4000)
+	tc.drain()
+	if tc.c.Stats().SACKRecoveries != 0 {
+		t.Fatal("recovery before DupThresh")
+	}
+	tc.sack(2000) // [2000, 4000) SACKed before, not acknowledged now
+	for _, s := range tc.drain() {
+		if len(s.Payload) > 0 && s.Seq.LessThan(tc.c.snd.una.Add(8000)) {
+			t.Fatalf("resent at once: %s", s.String())
+		}
+	}
+	if st := tc.c.Stats(); st.SACKReneging != 1 || !tc.c.snd.sb.empty() {
+		t.Fatalf("renegings %d, scoreboard empty %v: want the reneging seen and the scoreboard forgotten", st.SACKReneging, tc.c.snd.sb.empty())
+	}
+}
