@@ -133,6 +133,14 @@ func (w *window) OnPartialAck(acked int) {
 	w.cwnd = max(w.cwnd, w.mss)
 }
 
+// sackRecoveryEntry is RFC 6675 section 5 step (4.2): entering SACK loss
+// recovery, cwnd = ssthresh. The inflation RFC 5681 section 3.2 and RFC
+// 6582 add in OnFastRetransmit (three segments, then one per duplicate)
+// is for recovery without SACK, where cwnd meters the sending; with SACK
+// the pipe counts what left the network and PRR meters the sending, and
+// an inflated cwnd would only misreport the reduction.
+func (w *window) sackRecoveryEntry() { w.cwnd = w.ssthresh }
+
 // recoveryEnd is RFC 6582 section 3.2 step 5, full acknowledgment, option
 // (1).
 func (w *window) recoveryEnd(flight int) {

@@ -118,7 +118,16 @@ type Config struct {
 	// what it costs). Over it, new out-of-order data is dropped
 	// unacknowledged, after data further from RCV.NXT has been dropped to
 	// make room (as Linux prunes its out-of-order queue from the far end).
-	// Default half the receive buffer, but at least 64 KiB.
+	// Default: what the window we advertise lets the peer send beyond
+	// RCV.NXT, with the bookkeeping of its segments (at least 64 KiB), so
+	// that nothing inside the window is dropped: RFC 9293 3.8.6 makes
+	// data inside the window acceptable, and a sender that fills it (BBR's
+	// flight, any sender in recovery) with its first segment lost would
+	// otherwise lose the far end of the flight and have SACKed data
+	// reneged. Linux likewise counts out-of-order data against the same
+	// rcvbuf as in-order data. The memory stays bounded by the receive
+	// buffer (plus bookkeeping) and by the stack's budget (memory.go).
+	// A value set here is a fixed bound instead, even below the window.
 	OutOfOrderLimit int
 
 	// OrphanRetries is how many retransmission timeouts and zero-window
@@ -281,7 +290,8 @@ type Config struct {
 // WithDefaults returns c with every zero number that has a default set to
 // it, as a connection reads it: for showing the knobs a stack runs with.
 // Connections do not need it. MSS stays as it is (its default depends on
-// the address family of each connection), and so do NewCongestion and ISN.
+// the address family of each connection), and so do OutOfOrderLimit (its
+// default follows each connection's window), NewCongestion and ISN.
 func (c Config) WithDefaults() Config {
 	c.SendBufferSize = c.sendBufferSize()
 	c.ReceiveBufferSize = c.receiveBufferSize()
@@ -295,7 +305,6 @@ func (c Config) WithDefaults() Config {
 	c.KeepAliveIdle, c.KeepAliveInterval, c.KeepAliveCount = c.keepAliveIdle(), c.keepAliveInterval(), c.keepAliveCount()
 	c.FinWait2Timeout = c.finWait2Timeout()
 	c.MinPMTU = c.minPMTU()
-	c.OutOfOrderLimit = c.outOfOrderLimit()
 	c.OrphanRetries = c.orphanRetries()
 	c.LossDetection = c.lossDetection()
 	if c.CongestionControl == "" && c.NewCongestion == nil {
@@ -325,8 +334,15 @@ func (c *Config) receiveBufferSize() int {
 	return configDefault(c.ReceiveBufferSize, DefaultBufferSize)
 }
 
-func (c *Config) outOfOrderLimit() int {
-	return configDefault(c.OutOfOrderLimit, max(c.receiveBufferSize()/2, DefaultOutOfOrderLimitMin))
+// outOfOrderLimit is the out-of-order memory a connection may hold while
+// its window lets the peer send wnd bytes beyond RCV.NXT in segments of
+// about seg bytes: OutOfOrderLimit if set, else those bytes with the
+// bookkeeping of each segment's chunk (ooo.go chunkCost), plus one more
+// chunk per island for the pieces a retransmission cut differently leaves.
+func (c *Config) outOfOrderLimit(wnd, seg int) int {
+	seg = max(seg, 1)
+	chunks := (wnd+seg-1)/seg + maxOOOSpans
+	return configDefault(c.OutOfOrderLimit, max(wnd+chunks*oooChunkOverhead, DefaultOutOfOrderLimitMin))
 }
 
 func (c *Config) orphanRetries() int {

@@ -22,7 +22,10 @@ func TestConfigDefaults(t *testing.T) {
 	tests := []acc{
 		{"SendBufferSize", func(c *Config) any { return c.sendBufferSize() }, func(c *Config) { c.SendBufferSize = 4096 }, 1 << 20, 4096},
 		{"ReceiveBufferSize", func(c *Config) any { return c.receiveBufferSize() }, func(c *Config) { c.ReceiveBufferSize = 4096 }, 1 << 20, 4096},
-		{"OutOfOrderLimit", func(c *Config) any { return c.outOfOrderLimit() }, func(c *Config) { c.OutOfOrderLimit = 4096 }, 1 << 19, 4096},
+		// A 1 MiB window of 1460-byte segments: the bytes, and 64 bytes for
+		// each of the 719 segments and for each of the 64 islands.
+		{"OutOfOrderLimit", func(c *Config) any { return c.outOfOrderLimit(1<<20, 1460) }, func(c *Config) { c.OutOfOrderLimit = 4096 }, 1<<20 + (719+64)*64, 4096},
+		{"OutOfOrderLimit small window", func(c *Config) any { return c.outOfOrderLimit(1000, 1460) }, func(c *Config) { c.OutOfOrderLimit = 4096 }, 64 << 10, 4096},
 		{"OrphanRetries", func(c *Config) any { return c.orphanRetries() }, func(c *Config) { c.OrphanRetries = 2 }, 8, 2},
 		{"MSL", func(c *Config) any { return c.msl() }, func(c *Config) { c.MSL = time.Second }, 30 * time.Second, time.Second},
 		{"InitialRTO", func(c *Config) any { return c.initialRTO() }, func(c *Config) { c.InitialRTO = 3 * time.Second }, time.Second, 3 * time.Second},

@@ -334,6 +334,7 @@ type Stats struct {
 	SACKRecoveries  uint64 // RFC 6675 loss recovery episodes entered
 	LimitedTransmit uint64 // new segments sent by Limited Transmit (RFC 3042)
 	RescueRetrans   uint64 // RFC 6675 rescue retransmissions (NextSeg rule 4)
+	SACKReneging    uint64 // ACKs showing the peer dropped data it had SACKed (RFC 2018 section 8; Linux: TCPSACKReneging)
 	RACKLosses      uint64 // segments RACK marked lost (RFC 8985 section 6.2)
 	TLPProbes       uint64 // Tail Loss Probes sent (RFC 8985 section 7.3)
 	TLPRecoveries   uint64 // probes that repaired a lost tail (section 7.4)

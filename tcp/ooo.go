@@ -12,8 +12,9 @@ import (
 // received, not where it lands: each segment's new bytes are copied into a
 // chunk of their own size, beside the receive ring rather than in it, so a
 // byte a megabyte ahead of RCV.NXT costs a few dozen bytes, not a megabyte
-// of ring (issue 12). The total is bounded per connection
-// (Config.OutOfOrderLimit) and can be given back at any time (Conn.Prune),
+// of ring (issue 12). The total is bounded per connection (oooLimit: by
+// default what the window lets the peer send, so that nothing inside the
+// window is dropped) and can be given back at any time (Conn.Prune),
 // as Linux bounds and prunes its out-of-order queue (tcp_prune_ofo_queue).
 
 // span is a range [start, end) of stream offsets (see reassembly.base)
@@ -366,7 +367,7 @@ func (q *reassembly) empty() bool { return len(q.chunks) == 0 }
 // RCV.NXT, within the window, and counts what happened to it.
 func (c *Conn) receiveOutOfOrder(off int, data []byte) {
 	c.noteHeldDuplicate(off, len(data))
-	res, pruned := c.rcv.ooo.add(off, data, c.cfg.outOfOrderLimit())
+	res, pruned := c.rcv.ooo.add(off, data, c.oooLimit())
 	c.stats.OutOfOrderPruned += uint64(pruned)
 	if res == oooStored {
 		c.stats.OutOfOrderSegs++
@@ -376,6 +377,24 @@ func (c *Conn) receiveOutOfOrder(off int, data []byte) {
 	// Dropped unacknowledged: the peer sends it again. (Linux counts
 	// this as TCPOFODrop.)
 	c.stats.OutOfOrderDropped++
+}
+
+// oooLimit is the out-of-order memory the connection may hold now
+// (Config.OutOfOrderLimit). The default follows the window: everything
+// the peer may send beyond RCV.NXT (rcvWindow, what segment processing
+// accepts) must fit, or a flight that fills the window with its first
+// segment lost would lose its far end (RFC 9293 3.8.6: data inside the
+// window is acceptable). The segments are counted at the smaller of the
+// two MSSes: the peer sends no larger than ours allows, and on a
+// symmetric path no smaller than its own.
+func (c *Conn) oooLimit() int {
+	return c.cfg.outOfOrderLimit(int(c.rcvWindow()), c.rcvSegSize())
+}
+
+// rcvSegSize is the size the peer's full segments are taken to have, for
+// oooLimit.
+func (c *Conn) rcvSegSize() int {
+	return min(c.mss, int(c.ourMSS()))
 }
 
 // noteHeldDuplicate reports, in a D-SACK block, the first run of the n

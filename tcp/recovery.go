@@ -29,6 +29,9 @@ func (c *Conn) sackUpdate(now time.Time, seg *Segment) {
 	if seg.Ack.GreaterThan(una) {
 		una = seg.Ack
 	}
+	if una.GreaterThan(c.snd.una) {
+		c.checkReneging(una)
+	}
 	before := c.lr().sb.sacked
 	u := c.lr().sb.update(&seg.Options, seg.Ack, una, c.snd.max, func(a, b seqnum.Value) {
 		c.txSACKed(now, seg, a, b)
@@ -42,6 +45,62 @@ func (c *Conn) sackUpdate(now time.Time, seg *Segment) {
 	if u.dsack {
 		c.stats.DSACKsIn++
 		c.stats.SACKBlocksIn--
+	}
+}
+
+// checkReneging runs when an ACK moves SND.UNA to una, before its SACK
+// blocks are taken. If the scoreboard holds the byte at una as SACKed, the
+// peer has dropped what it SACKed (RFC 2018 section 8 lets it): a
+// receiver holding that byte would have acknowledged it cumulatively.
+// SACKed bits are advisory (RFC 2018 section 5.1), so the sender forgets
+// them all and resends from SND.UNA now (Linux reacts to the same sign,
+// tcp_check_sack_reneging). Without this, the resending after a timeout
+// skips the dropped bytes as SACKed (skipSACKed) and only a second
+// timeout, which forgets the scoreboard, repairs them: timeouts in pairs.
+// Whatever the peer still holds it reports again in the blocks of this
+// ACK and the next ones.
+func (c *Conn) checkReneging(una seqnum.Value) {
+	l := c.snd.loss
+	if l == nil {
+		return // nothing was ever SACKed
+	}
+	sb := &l.sb
+	if sb.n == 0 || !sb.r[0].start.LessThanEq(una) || !una.LessThan(sb.r[0].end) {
+		return
+	}
+	c.stats.SACKReneging++
+	sb.reset()
+	q := &l.txq
+	for i := 0; i < q.n; i++ {
+		s := q.at(i)
+		if s.has(txSACKed) {
+			s.flags &^= txSACKed
+		}
+	}
+	if !c.snd.inRecovery {
+		if una.LessThan(c.snd.recover) {
+			// Resending after a timeout (below the recovery point the
+			// timeout set, RFC 6582 section 4) went past the dropped
+			// bytes as SACKed (skipSACKed): go back to SND.UNA for
+			// them (RFC 2018 section 5.1: the segment at the left edge
+			// is resent whatever its SACKed bit said). cwnd is the
+			// timeout's, so this is no burst.
+			c.snd.nxt = una
+		}
+		// Otherwise the flight goes on at its pace: the bytes no longer
+		// SACKed are found lost as any others (RACK, DupThresh) or by
+		// the timer, rather than resent at once in a burst of cwnd.
+		return
+	}
+	// In recovery NextSeg starts again from SND.UNA, and RACK resends
+	// the segment there, missing for sure; the rest it marks as it finds
+	// it lost.
+	l.rec.highRxt, l.rec.rescued = una, false
+	if c.rackOn() && q.n > 0 {
+		if s := q.at(q.find(una)); !s.has(txLost) && s.start.LessThanEq(una) {
+			s.flags |= txLost
+			q.lostBytes += int(s.start.Size(s.end))
+		}
 	}
 }
 
@@ -154,6 +213,9 @@ func (c *Conn) enterSACKRecovery(now time.Time, delivered int) {
 	c.snd.recover = c.snd.max // RecoveryPoint = HighData
 	c.startEpisode(false)
 	c.cc.OnFastRetransmit(now, flight)
+	if w, ok := c.cc.(sackEntrant); ok {
+		w.sackRecoveryEntry()
+	}
 	c.lr().rec = sackRecovery{
 		highRxt:      c.snd.una,
 		recoverFS:    max(c.pipeAtEntry(), 1),
@@ -168,6 +230,11 @@ func (c *Conn) enterSACKRecovery(now time.Time, delivered int) {
 	// lets at least that one go (RFC 6937 section 3, "fast retransmit").
 	c.lr().rec.sndcnt = max(c.lr().rec.sndcnt, c.mss)
 }
+
+// sackEntrant is a controller whose OnFastRetransmit inflates cwnd for
+// recovery without SACK (cc.go window): with SACK it sets cwnd =
+// ssthresh instead (RFC 6675 section 5 step (4.2)).
+type sackEntrant interface{ sackRecoveryEntry() }
 
 // pipeAtEntry is RecoverFS: RFC 6937 uses the flight; the bytes SACKed
 // before are not in the network and are left out.

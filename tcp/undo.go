@@ -25,6 +25,42 @@ type undoEpisode struct {
 	eifelDone bool
 	retrans   int // retransmissions of data below end
 	dsacked   int // of them, D-SACKed (RFC 3708)
+	// What the episode resent, merged where it touches: a D-SACK counts
+	// only when it names bytes resent in the episode, not a retransmission
+	// from before it (a Tail Loss Probe, an earlier episode) whose D-SACK
+	// arrives late. Fixed in size; an episode that resends more scattered
+	// ranges than it holds is not undone by D-SACKs (untracked), only by
+	// timestamps.
+	rtx       [4]sackRange
+	nrtx      int
+	untracked bool
+}
+
+// noteResent records [start, end) as resent in the episode.
+func (u *undoEpisode) noteResent(start, end seqnum.Value) {
+	for i := range u.nrtx {
+		r := &u.rtx[i]
+		if start.LessThanEq(r.end) && r.start.LessThanEq(end) {
+			r.start, r.end = seqnum.Min(r.start, start), seqnum.Max(r.end, end)
+			return
+		}
+	}
+	if u.nrtx == len(u.rtx) {
+		u.untracked = true
+		return
+	}
+	u.rtx[u.nrtx] = sackRange{start, end}
+	u.nrtx++
+}
+
+// resent reports whether the episode resent all of [start, end).
+func (u *undoEpisode) resent(start, end seqnum.Value) bool {
+	for _, r := range u.rtx[:u.nrtx] {
+		if r.start.LessThanEq(start) && end.LessThanEq(r.end) {
+			return true
+		}
+	}
+	return false
 }
 
 // startEpisode notes the window before a reduction; the caller reduces it
@@ -48,6 +84,7 @@ func (c *Conn) episodeRetransmit(s *Segment) {
 		return
 	}
 	u.retrans++
+	u.noteResent(s.Seq, s.Seq.Add(s.Len()))
 	if !u.tsSet && s.Options.HasTimestamps {
 		u.tsSet, u.tsval, u.firstSeq = true, s.Options.TSVal, s.Seq
 	}
@@ -72,10 +109,10 @@ func (c *Conn) checkSpurious(now time.Time, seg *Segment) {
 	}
 	// RFC 3708: every retransmission of the episode D-SACKed. Counted once
 	// the recovery is over, as later retransmissions could still follow.
-	if su := &c.lr().su; su.dsack && u.retrans > 0 && su.dsackEnd.LessThanEq(u.end) {
+	if su := &c.lr().su; su.dsack && u.retrans > 0 && su.dsackEnd.LessThanEq(u.end) && u.resent(su.dsackStart, su.dsackEnd) {
 		u.dsacked++
 	}
-	if u.retrans > 0 && u.dsacked >= u.retrans && !c.snd.inRecovery {
+	if u.retrans > 0 && u.dsacked >= u.retrans && !u.untracked && !c.snd.inRecovery {
 		spurious = true
 	}
 	if spurious {
