@@ -521,7 +521,13 @@ func TestCloseWithQueuedData(t *testing.T) {
 				for i := range data {
 					data[i] = byte(i * 7)
 				}
-				// Fits synack's send buffer, not the kernel's window.
+				// Fits synack's send buffer, not the kernel's window. The
+				// buffer auto-tunes from 64 KiB with cwnd (tcp/sndtune.go),
+				// which a peer that does not read keeps small; as on Linux,
+				// SO_SNDBUF (here doubled to 2 MiB) fixes it for the case.
+				if err := sc.SetWriteBuffer(2 * size); err != nil {
+					t.Fatalf("synack SetWriteBuffer: %v", err)
+				}
 				if _, err := sc.Write(data); err != nil {
 					t.Fatalf("synack Write: %v", err)
 				}
