@@ -119,6 +119,7 @@ type TCPCounters struct {
 	TCPRACKLost          uint64 // segments RACK marked lost (RFC 8985)
 	TCPSpuriousRetrans   uint64 // recoveries and timeouts found spurious (RFC 3522, 4015, 3708)
 	TCPLossUndo          uint64 // window reductions undone after them
+	TCPSACKReneging      uint64 // peers found to have dropped data they had SACKed (RFC 2018 section 8)
 
 	// ECN (RFC 3168; tcp.Config.ECN).
 	ECNNegotiated uint64 // connections established with ECN in use
@@ -167,6 +168,7 @@ type counters struct {
 
 		TCPSackRecovery, TCPLossProbes, TCPLossProbeRecovery, TCPDSACKRecv ctr64
 		TCPRACKLost, TCPSpuriousRetrans, TCPLossUndo                       ctr64
+		TCPSACKReneging                                                    ctr64
 		ECNNegotiated, CEReceived, ECEReceived, CWRSent                    ctr64
 
 		BytesAcked, BytesReceived ctr64
@@ -221,6 +223,7 @@ func (s *Stack) count(tcb *tcp.Conn) {
 	t.TCPRACKLost.add(d.TCPRACKLost)
 	t.TCPSpuriousRetrans.add(d.TCPSpuriousRetrans)
 	t.TCPLossUndo.add(d.TCPLossUndo)
+	t.TCPSACKReneging.add(d.TCPSACKReneging)
 	t.ECNNegotiated.add(d.ECNNegotiated)
 	t.CEReceived.add(d.CEReceived)
 	t.ECEReceived.add(d.ECEReceived)

@@ -163,6 +163,7 @@ type StackCounts struct {
 	TCPRACKLost          uint64 // Stats.RACKLosses
 	TCPSpuriousRetrans   uint64 // Stats.SpuriousRetrans
 	TCPLossUndo          uint64 // Stats.Undos
+	TCPSACKReneging      uint64 // Stats.SACKReneging
 	// ECN (RFC 3168, ecn.go).
 	ECNNegotiated uint64 // 1 once the connection is synchronized with ECN in use
 	CEReceived    uint64 // Stats.CEReceived
@@ -179,8 +180,9 @@ func (c *Conn) stackCounts() StackCounts {
 		RetransSegs: s.Retransmits, TCPRcvQDrop: s.MemoryDropped,
 		TCPSackRecovery: s.SACKRecoveries, TCPLossProbes: s.TLPProbes, TCPLossProbeRecovery: s.TLPRecoveries,
 		TCPDSACKRecv: s.DSACKsIn, TCPRACKLost: s.RACKLosses, TCPSpuriousRetrans: s.SpuriousRetrans, TCPLossUndo: s.Undos,
-		ECNNegotiated: c.ecnNegotiatedCount(),
-		CEReceived:    s.CEReceived, ECEReceived: s.ECEReceived, CWRSent: s.CWRSent,
+		TCPSACKReneging: s.SACKReneging,
+		ECNNegotiated:   c.ecnNegotiatedCount(),
+		CEReceived:      s.CEReceived, ECEReceived: s.ECEReceived, CWRSent: s.CWRSent,
 
 		BytesAcked: s.BytesAcked, BytesReceived: s.BytesReceived,
 	}
@@ -211,6 +213,7 @@ func (c *Conn) TakeCounts() (StackCounts, bool) {
 		TCPRACKLost:          now.TCPRACKLost - was.TCPRACKLost,
 		TCPSpuriousRetrans:   now.TCPSpuriousRetrans - was.TCPSpuriousRetrans,
 		TCPLossUndo:          now.TCPLossUndo - was.TCPLossUndo,
+		TCPSACKReneging:      now.TCPSACKReneging - was.TCPSACKReneging,
 		ECNNegotiated:        now.ECNNegotiated - was.ECNNegotiated,
 		CEReceived:           now.CEReceived - was.CEReceived,
 		ECEReceived:          now.ECEReceived - was.ECEReceived,
