@@ -337,11 +337,12 @@ func (c *Config) receiveBufferSize() int {
 // outOfOrderLimit is the out-of-order memory a connection may hold while
 // its window lets the peer send wnd bytes beyond RCV.NXT in segments of
 // about seg bytes: OutOfOrderLimit if set, else those bytes with the
-// bookkeeping of each segment's chunk (ooo.go chunkCost), plus one more
-// chunk per island for the pieces a retransmission cut differently leaves.
+// bookkeeping of each segment's chunk (ooo.go chunkCost), plus
+// oooExtraChunks more for the pieces a retransmission cut differently
+// leaves.
 func (c *Config) outOfOrderLimit(wnd, seg int) int {
 	seg = max(seg, 1)
-	chunks := (wnd+seg-1)/seg + maxOOOSpans
+	chunks := (wnd+seg-1)/seg + oooExtraChunks
 	return configDefault(c.OutOfOrderLimit, max(wnd+chunks*oooChunkOverhead, DefaultOutOfOrderLimitMin))
 }
 
