@@ -59,6 +59,36 @@ type reassembly struct {
 	// is skipped. A fixed array: keeping the order allocates nothing.
 	recent  [wire.MaxSACKBlocks]int
 	nrecent int
+
+	// free holds up to maxFreeNodes nodes that left the trees (linked
+	// by right), for the next chunk or island: a steady flow of holes
+	// filled and islands made then allocates only the chunks' bytes.
+	free  *inode
+	nfree int
+}
+
+// maxFreeNodes bounds the spare nodes a connection keeps.
+const maxFreeNodes = 64
+
+// node returns a zeroed node, a spare one if any.
+func (q *reassembly) node() *inode {
+	n := q.free
+	if n == nil {
+		return new(inode)
+	}
+	q.free, n.right = n.right, nil
+	q.nfree--
+	return n
+}
+
+// release keeps n, which left a tree, as a spare.
+func (q *reassembly) release(n *inode) {
+	if q.nfree == maxFreeNodes {
+		return
+	}
+	*n = inode{right: q.free}
+	q.free = n
+	q.nfree++
 }
 
 // oooResult says what add did with a segment.
@@ -111,7 +141,8 @@ func (q *reassembly) add(off int, data []byte, limit int) (oooResult, int) {
 		}
 		b := make([]byte, gapEnd-pos)
 		copy(b, data[pos-start:gapEnd-start])
-		ch := &inode{start: pos, end: gapEnd, data: b, cost: chunkCost(len(b))}
+		ch := q.node()
+		ch.start, ch.end, ch.data, ch.cost = pos, gapEnd, b, chunkCost(len(b))
 		q.chunks.insert(ch)
 		q.cost += ch.cost
 		q.nbytes += len(b)
@@ -227,10 +258,13 @@ func (q *reassembly) addSpan(start, end int) {
 			break
 		}
 		start, end = min(start, sp.start), max(end, sp.end)
+		if node != nil {
+			q.release(node)
+		}
 		node = q.spans.remove(sp.start)
 	}
 	if node == nil {
-		node = new(inode)
+		node = q.node()
 	}
 	node.start, node.end = start, end
 	q.spans.insert(node)
@@ -243,10 +277,11 @@ func (q *reassembly) dropLast() {
 	q.nbytes -= len(ch.data)
 	// Chunks within an island touch, so the island loses its tail.
 	if last := q.spans.max(); last.start >= ch.start {
-		q.spans.remove(last.start)
+		q.release(q.spans.remove(last.start))
 	} else {
 		last.end = ch.start
 	}
+	q.release(ch)
 	q.tidy()
 }
 
@@ -276,24 +311,26 @@ func (q *reassembly) deliver(k int, r *ring) int {
 		q.chunks.remove(ch.start)
 		q.cost -= ch.cost
 		q.nbytes -= len(ch.data)
+		q.release(ch)
 	}
 	for sp := q.spans.min(); sp != nil && sp.start < q.base; sp = q.spans.min() {
 		if sp.end > q.base {
 			sp.start = q.base // the first island: its order stays
 			break
 		}
-		q.spans.remove(sp.start)
+		q.release(q.spans.remove(sp.start))
 	}
 	q.tidy()
 	return total
 }
 
-// tidy forgets the islands when no chunk is left: they were made of
-// chunks (and nothing else holds memory: an idle connection holds no
-// reassembly memory).
+// tidy forgets the islands and the spare nodes when no chunk is left:
+// the islands were made of chunks, and an idle connection holds no
+// reassembly memory.
 func (q *reassembly) tidy() {
 	if q.chunks.len() == 0 {
 		q.spans = itree{}
+		q.free, q.nfree = nil, 0
 	}
 }
 
