@@ -115,7 +115,8 @@ type Config struct {
 	// OutOfOrderLimit bounds the memory one connection spends on data
 	// that arrived out of order, counted as the bytes held plus 64 bytes
 	// of bookkeeping per stored piece (so a flood of tiny segments costs
-	// what it costs). Over it, new out-of-order data is dropped
+	// what it costs; it bounds the number of islands too, which has no
+	// other cap). Over it, new out-of-order data is dropped
 	// unacknowledged, after data further from RCV.NXT has been dropped to
 	// make room (as Linux prunes its out-of-order queue from the far end).
 	// Default: what the window we advertise lets the peer send beyond
