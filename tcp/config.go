@@ -115,7 +115,8 @@ type Config struct {
 	// OutOfOrderLimit bounds the memory one connection spends on data
 	// that arrived out of order, counted as the bytes held plus 64 bytes
 	// of bookkeeping per stored piece (so a flood of tiny segments costs
-	// what it costs). Over it, new out-of-order data is dropped
+	// what it costs; it bounds the number of islands too, which has no
+	// other cap). Over it, new out-of-order data is dropped
 	// unacknowledged, after data further from RCV.NXT has been dropped to
 	// make room (as Linux prunes its out-of-order queue from the far end).
 	// Default: what the window we advertise lets the peer send beyond
@@ -337,11 +338,12 @@ func (c *Config) receiveBufferSize() int {
 // outOfOrderLimit is the out-of-order memory a connection may hold while
 // its window lets the peer send wnd bytes beyond RCV.NXT in segments of
 // about seg bytes: OutOfOrderLimit if set, else those bytes with the
-// bookkeeping of each segment's chunk (ooo.go chunkCost), plus one more
-// chunk per island for the pieces a retransmission cut differently leaves.
+// bookkeeping of each segment's chunk (ooo.go chunkCost), plus
+// oooExtraChunks more for the pieces a retransmission cut differently
+// leaves.
 func (c *Config) outOfOrderLimit(wnd, seg int) int {
 	seg = max(seg, 1)
-	chunks := (wnd+seg-1)/seg + maxOOOSpans
+	chunks := (wnd+seg-1)/seg + oooExtraChunks
 	return configDefault(c.OutOfOrderLimit, max(wnd+chunks*oooChunkOverhead, DefaultOutOfOrderLimitMin))
 }
 

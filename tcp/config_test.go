@@ -23,7 +23,7 @@ func TestConfigDefaults(t *testing.T) {
 		{"SendBufferSize", func(c *Config) any { return c.sendBufferSize() }, func(c *Config) { c.SendBufferSize = 4096 }, 1 << 20, 4096},
 		{"ReceiveBufferSize", func(c *Config) any { return c.receiveBufferSize() }, func(c *Config) { c.ReceiveBufferSize = 4096 }, 1 << 20, 4096},
 		// A 1 MiB window of 1460-byte segments: the bytes, and 64 bytes for
-		// each of the 719 segments and for each of the 64 islands.
+		// each of the 719 segments and for 64 more pieces (oooExtraChunks).
 		{"OutOfOrderLimit", func(c *Config) any { return c.outOfOrderLimit(1<<20, 1460) }, func(c *Config) { c.OutOfOrderLimit = 4096 }, 1<<20 + (719+64)*64, 4096},
 		{"OutOfOrderLimit small window", func(c *Config) any { return c.outOfOrderLimit(1000, 1460) }, func(c *Config) { c.OutOfOrderLimit = 4096 }, 64 << 10, 4096},
 		{"OrphanRetries", func(c *Config) any { return c.orphanRetries() }, func(c *Config) { c.OrphanRetries = 2 }, 8, 2},

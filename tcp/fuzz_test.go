@@ -134,10 +134,12 @@ func checkInvariants(t *testing.T, tc *tconn) {
 	if c.snd.buf.len() > c.cfg.SendBufferSize || c.rcv.buf.len() > c.cfg.ReceiveBufferSize || c.rcv.buf.len() < 0 {
 		t.Fatalf("buffers over their limits: snd %d rcv %d", c.snd.buf.len(), c.rcv.buf.len())
 	}
-	if len(c.rcv.ooo.spans) > maxOOOSpans {
-		t.Fatalf("%d out-of-order spans", len(c.rcv.ooo.spans))
+	checkTree(t, &c.rcv.ooo.chunks)
+	checkTree(t, &c.rcv.ooo.spans)
+	if c.rcv.ooo.spans.len() > c.rcv.ooo.chunks.len() {
+		t.Fatalf("%d islands of %d chunks", c.rcv.ooo.spans.len(), c.rcv.ooo.chunks.len())
 	}
-	for _, sp := range c.rcv.ooo.spans {
+	for _, sp := range c.rcv.ooo.spanList() {
 		sp = c.rcv.ooo.rel(sp)
 		if sp.start <= 0 || sp.end <= sp.start || sp.end > c.cfg.ReceiveBufferSize {
 			t.Fatalf("bad out-of-order span %+v", sp)
@@ -146,25 +148,32 @@ func checkInvariants(t *testing.T, tc *tconn) {
 	// Out-of-order data: sorted, disjoint chunks beyond RCV.NXT, within
 	// the limit, and the islands SACK reports are exactly theirs.
 	cost, prev, held := 0, 0, 0
-	for _, ch := range c.rcv.ooo.chunks {
-		if ch.off <= c.rcv.ooo.base || ch.off < prev || len(ch.data) == 0 {
-			t.Fatalf("bad out-of-order chunk at %d (%d bytes) after %d", ch.off, len(ch.data), prev)
+	for _, ch := range c.rcv.ooo.chunks.nodes() {
+		if ch.start <= c.rcv.ooo.base || ch.start < prev || len(ch.data) == 0 || ch.end != ch.start+len(ch.data) {
+			t.Fatalf("bad out-of-order chunk at %d (%d bytes, end %d) after %d", ch.start, len(ch.data), ch.end, prev)
 		}
-		prev = ch.off + len(ch.data)
+		prev = ch.end
 		cost += ch.cost
 		held += len(ch.data)
 	}
 	// The islands are the chunks merged where they touch.
 	var islands []span
-	for _, ch := range c.rcv.ooo.chunks {
-		if n := len(islands); n > 0 && islands[n-1].end == ch.off {
-			islands[n-1].end = ch.off + len(ch.data)
+	for _, ch := range c.rcv.ooo.chunks.nodes() {
+		if n := len(islands); n > 0 && islands[n-1].end == ch.start {
+			islands[n-1].end = ch.end
 		} else {
-			islands = append(islands, span{ch.off, ch.off + len(ch.data)})
+			islands = append(islands, span{ch.start, ch.end})
 		}
 	}
-	if !slices.Equal(islands, c.rcv.ooo.spans) {
-		t.Fatalf("islands %v, chunks make %v", c.rcv.ooo.spans, islands)
+	spanBytes := 0
+	for _, sp := range c.rcv.ooo.spanList() {
+		spanBytes += sp.end - sp.start
+	}
+	if spanBytes != held {
+		t.Fatalf("%d bytes in islands, %d in chunks", spanBytes, held)
+	}
+	if !slices.Equal(islands, c.rcv.ooo.spanList()) {
+		t.Fatalf("islands %v, chunks make %v", c.rcv.ooo.spanList(), islands)
 	}
 	// The limit follows the window, which in-order data narrows after
 	// out-of-order data was stored: what is held stays under the limit of

@@ -130,7 +130,7 @@ func TestOutOfOrderTinyPiecesPayTheirBookkeeping(t *testing.T) {
 	for i := range 1000 {
 		tc.in(seg{flags: A, seq: irs + 3 + seqv(uint32(2*i)), ack: iss + 1, data: []byte{byte(i)}})
 	}
-	if n := len(tc.c.rcv.ooo.spans); n != 20 {
+	if n := tc.c.rcv.ooo.spans.len(); n != 20 {
 		t.Fatalf("%d islands held, want the 20 the limit pays for", n)
 	}
 	if got := tc.c.BufferMemory(); got > 20*chunkCost(1) {

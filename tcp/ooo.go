@@ -21,31 +21,34 @@ import (
 // holding out-of-order data.
 type span struct{ start, end int }
 
-// oooChunk is bytes received out of order, at stream offset off.
-type oooChunk struct {
-	off  int
-	data []byte
-	cost int // what the chunk counts against the limit: see chunkCost
-}
-
-// oooChunkOverhead is what a chunk costs beyond its bytes: its entry in
-// the list and the allocator's rounding, roughly. Counting it makes a
+// oooChunkOverhead is what a chunk costs beyond its bytes: its node in
+// the tree and the allocator's rounding, roughly. Counting it makes a
 // flood of one-byte segments cost what it really costs (Linux counts an
-// skb's truesize, not its length, for the same reason).
+// skb's truesize, not its length, for the same reason). Every island is
+// at least one chunk, so the limit bounds the number of islands too: there
+// is no separate count, and a window full of islands (a slow-start
+// overshoot losing every other segment) is kept whole.
 const oooChunkOverhead = 64
+
+// oooExtraChunks is how many chunks beyond one per full-sized segment the
+// default limit pays for (config.go outOfOrderLimit): the pieces a
+// retransmission cut differently from the original leaves.
+const oooExtraChunks = 64
 
 func chunkCost(n int) int { return n + oooChunkOverhead }
 
 // reassembly holds the bytes beyond RCV.NXT that have arrived out of
-// order, as sorted, disjoint chunks, and the islands they form. Positions
-// are stream offsets: bytes counted from an origin that stays put while
-// RCV.NXT moves (base is RCV.NXT's), so taking in-order data never shifts
-// what is held.
+// order, as disjoint chunks, and the islands they form, each in a
+// balanced tree (itree.go) so that thousands of islands cost O(log n) a
+// segment. Positions are stream offsets: bytes counted from an origin
+// that stays put while RCV.NXT moves (base is RCV.NXT's), so taking
+// in-order data never shifts what is held.
 type reassembly struct {
-	base   int        // stream offset of RCV.NXT
-	chunks []oooChunk // sorted by off, disjoint, all beyond base
-	spans  []span     // the islands: chunks merged where they touch; sorted, disjoint, non-adjacent
-	cost   int        // sum of the chunks' costs
+	base   int   // stream offset of RCV.NXT
+	chunks itree // the bytes: disjoint, all beyond base
+	spans  itree // the islands: chunks merged where they touch; disjoint, non-adjacent
+	cost   int   // sum of the chunks' costs
+	nbytes int   // sum of the chunks' lengths
 
 	// recent names the islands most recently reported as the first
 	// block of a SACK option, the most recent first, each by a stream
@@ -56,35 +59,45 @@ type reassembly struct {
 	// is skipped. A fixed array: keeping the order allocates nothing.
 	recent  [wire.MaxSACKBlocks]int
 	nrecent int
+
+	// free holds up to maxFreeNodes nodes that left the trees (linked
+	// by right), for the next chunk or island: a steady flow of holes
+	// filled and islands made then allocates only the chunks' bytes.
+	free  *inode
+	nfree int
 }
 
-// maxOOOSpans bounds the out-of-order islands one connection keeps, so a
-// peer sending one-byte fragments cannot make the list (and the work of
-// keeping it sorted) grow with the window.
-const maxOOOSpans = 64
+// maxFreeNodes bounds the spare nodes a connection keeps.
+const maxFreeNodes = 64
+
+// node returns a zeroed node, a spare one if any.
+func (q *reassembly) node() *inode {
+	n := q.free
+	if n == nil {
+		return new(inode)
+	}
+	q.free, n.right = n.right, nil
+	q.nfree--
+	return n
+}
+
+// release keeps n, which left a tree, as a spare.
+func (q *reassembly) release(n *inode) {
+	if q.nfree == maxFreeNodes {
+		return
+	}
+	*n = inode{right: q.free}
+	q.free = n
+	q.nfree++
+}
 
 // oooResult says what add did with a segment.
 type oooResult int
 
 const (
 	oooStored    oooResult = iota // new bytes kept (or nothing new: a duplicate)
-	oooTooMany                    // dropped: it would make island maxOOOSpans+1
 	oooOverLimit                  // dropped: no room under the byte limit
 )
-
-// find returns the index of the first chunk that ends after pos.
-func (q *reassembly) find(pos int) int {
-	lo, hi := 0, len(q.chunks)
-	for lo < hi {
-		m := int(uint(lo+hi) >> 1)
-		if ch := q.chunks[m]; ch.off+len(ch.data) <= pos {
-			lo = m + 1
-		} else {
-			hi = m
-		}
-	}
-	return lo
-}
 
 // add keeps the bytes of data, which lie off bytes beyond RCV.NXT, that
 // are not held yet. limit bounds the total cost. When the new bytes do not
@@ -94,84 +107,86 @@ func (q *reassembly) find(pos int) int {
 // did and how many bytes it dropped to make room. Nothing dropped was
 // ever acknowledged: RFC 2018 section 8 lets a receiver discard data it
 // has SACKed, and the sender keeps it until it is cumulatively ACKed.
+//
+// The work is O(log n) per island the segment touches: the new bytes are
+// the gaps between the islands it overlaps, and those islands merge into
+// one, so a segment pays for walking an island only once.
 func (q *reassembly) add(off int, data []byte, limit int) (oooResult, int) {
 	start, end := q.base+off, q.base+off+len(data)
-	// Would it make a new island?
-	i := 0
-	for i < len(q.spans) && q.spans[i].end < start {
-		i++
-	}
-	if (i == len(q.spans) || q.spans[i].start > end) && len(q.spans) >= maxOOOSpans {
-		return oooTooMany, 0
-	}
 	need := q.newCost(start, end)
+	if need == 0 {
+		return oooStored, 0 // a duplicate: every byte is held
+	}
 	pruned := 0
-	for q.cost+need > limit && len(q.chunks) > 0 && q.chunks[len(q.chunks)-1].off >= end {
-		pruned += len(q.chunks[len(q.chunks)-1].data)
+	for q.cost+need > limit {
+		last := q.chunks.max()
+		if last == nil || last.start < end {
+			break
+		}
+		pruned += len(last.data)
 		q.dropLast()
 	}
 	if q.cost+need > limit {
-		q.tidy()
 		return oooOverLimit, pruned
 	}
-	// Copy in the parts of [start, end) that no chunk holds yet.
-	j := q.find(start)
+	// Copy in the gaps between the islands: the bytes no chunk holds.
 	for pos := start; pos < end; {
 		gapEnd := end
-		if j < len(q.chunks) {
-			if q.chunks[j].off <= pos {
-				pos = q.chunks[j].off + len(q.chunks[j].data) // held already
-				j++
+		if sp := q.spans.ceilEnd(pos); sp != nil {
+			if sp.start <= pos {
+				pos = sp.end // held already
 				continue
 			}
-			gapEnd = min(end, q.chunks[j].off)
+			gapEnd = min(end, sp.start)
 		}
 		b := make([]byte, gapEnd-pos)
 		copy(b, data[pos-start:gapEnd-start])
-		ch := oooChunk{off: pos, data: b, cost: chunkCost(len(b))}
-		q.chunks = slices.Insert(q.chunks, j, ch)
+		ch := q.node()
+		ch.start, ch.end, ch.data, ch.cost = pos, gapEnd, b, chunkCost(len(b))
+		q.chunks.insert(ch)
 		q.cost += ch.cost
-		j++
+		q.nbytes += len(b)
 		pos = gapEnd
 	}
 	q.addSpan(start, end)
 	return oooStored, pruned
 }
 
-// island returns the index of the island holding stream offset pos, or
-// -1 if none does.
-func (q *reassembly) island(pos int) int {
-	lo, hi := 0, len(q.spans)
-	for lo < hi {
-		m := int(uint(lo+hi) >> 1)
-		if q.spans[m].end <= pos {
-			lo = m + 1
-		} else {
-			hi = m
+// newCost is what storing [start, end) would add: the bytes no chunk holds
+// yet, each gap between islands in a chunk of its own.
+func (q *reassembly) newCost(start, end int) int {
+	cost := 0
+	for pos := start; pos < end; {
+		gapEnd := end
+		if sp := q.spans.ceilEnd(pos); sp != nil {
+			if sp.start <= pos {
+				pos = sp.end
+				continue
+			}
+			gapEnd = min(end, sp.start)
 		}
+		cost += chunkCost(gapEnd - pos)
+		pos = gapEnd
 	}
-	if lo < len(q.spans) && q.spans[lo].start <= pos {
-		return lo
+	return cost
+}
+
+// island returns the island holding stream offset pos, or nil.
+func (q *reassembly) island(pos int) *inode {
+	if sp := q.spans.ceilEnd(pos); sp != nil && sp.start <= pos {
+		return sp
 	}
-	return -1
+	return nil
 }
 
 // held returns the first run of [start, end) that an island holds
 // already, if any.
 func (q *reassembly) held(start, end int) (span, bool) {
-	lo, hi := 0, len(q.spans)
-	for lo < hi {
-		m := int(uint(lo+hi) >> 1)
-		if q.spans[m].end <= start {
-			lo = m + 1
-		} else {
-			hi = m
-		}
-	}
-	if lo == len(q.spans) || q.spans[lo].start >= end {
+	sp := q.spans.ceilEnd(start)
+	if sp == nil || sp.start >= end {
 		return span{}, false
 	}
-	return span{max(start, q.spans[lo].start), min(end, q.spans[lo].end)}, true
+	return span{max(start, sp.start), min(end, sp.end)}, true
 }
 
 // touch makes the island holding pos the most recently reported one: it
@@ -180,7 +195,7 @@ func (q *reassembly) held(start, end int) (span, bool) {
 // or for none, leave the list.
 func (q *reassembly) touch(pos int) {
 	k := q.island(pos)
-	if k < 0 {
+	if k == nil {
 		return
 	}
 	var keep [len(q.recent)]int
@@ -190,7 +205,7 @@ func (q *reassembly) touch(pos int) {
 		if n == len(keep) {
 			break
 		}
-		if j := q.island(p); j >= 0 && j != k {
+		if j := q.island(p); j != nil && j != k {
 			keep[n] = p
 			n++
 		}
@@ -203,93 +218,71 @@ func (q *reassembly) touch(pos int) {
 // first of them holds the segment that triggered this ACK, see touch),
 // then, while room is left, the others from RCV.NXT on: the holes
 // nearest RCV.NXT are the ones the sender must fill first. It returns how
-// many it put.
+// many it put. It visits at most limit plus len(recent) islands, each
+// found in O(log n).
 func (q *reassembly) sackBlocks(out []span, limit int) int {
 	limit = min(limit, len(out))
-	var used [len(q.recent)]int // islands already in out, by index
+	var used [len(q.recent)]int // islands already in out, by start
 	n := 0
 	for _, p := range q.recent[:q.nrecent] {
 		if n == limit {
 			return n
 		}
 		k := q.island(p)
-		if k < 0 || slices.Contains(used[:n], k) {
+		if k == nil || slices.Contains(used[:n], k.start) {
 			continue
 		}
-		used[n] = k
-		out[n] = q.spans[k]
+		used[n] = k.start
+		out[n] = span{k.start, k.end}
 		n++
 	}
 	recent := used[:n]
-	for k, sp := range q.spans {
-		if n == limit {
-			break
-		}
-		if !slices.Contains(recent, k) {
-			out[n] = sp
+	for sp := q.spans.min(); sp != nil && n < limit; sp = q.spans.after(sp.start) {
+		if !slices.Contains(recent, sp.start) {
+			out[n] = span{sp.start, sp.end}
 			n++
 		}
 	}
 	return n
 }
 
-// addSpan merges [start, end), now held whole, into the islands.
+// addSpan merges [start, end), now held whole, into the islands: the
+// islands it overlaps or touches leave, and one covering them all comes
+// in (reusing a node that left, so that growing an island allocates
+// nothing).
 func (q *reassembly) addSpan(start, end int) {
-	i := 0
-	for i < len(q.spans) && q.spans[i].end < start {
-		i++
-	}
-	j := i
-	for j < len(q.spans) && q.spans[j].start <= end {
-		start = min(start, q.spans[j].start)
-		end = max(end, q.spans[j].end)
-		j++
-	}
-	if i == j {
-		q.spans = slices.Insert(q.spans, i, span{start, end})
-		return
-	}
-	q.spans[i] = span{start, end}
-	q.spans = slices.Delete(q.spans, i+1, j)
-}
-
-// newCost is what storing [start, end) would add: the bytes no chunk holds
-// yet, each run of them in a chunk of its own.
-func (q *reassembly) newCost(start, end int) int {
-	cost := 0
-	pos := start
-	for _, ch := range q.chunks[q.find(start):] {
-		if ch.off >= end {
+	var node *inode
+	for {
+		sp := q.spans.ceilEnd(start - 1) // the first island ending at or after start
+		if sp == nil || sp.start > end {
 			break
 		}
-		if ch.off > pos {
-			cost += chunkCost(ch.off - pos)
+		start, end = min(start, sp.start), max(end, sp.end)
+		if node != nil {
+			q.release(node)
 		}
-		pos = ch.off + len(ch.data)
-		if pos >= end {
-			return cost
-		}
+		node = q.spans.remove(sp.start)
 	}
-	if pos < end {
-		cost += chunkCost(end - pos)
+	if node == nil {
+		node = q.node()
 	}
-	return cost
+	node.start, node.end = start, end
+	q.spans.insert(node)
 }
 
 // dropLast drops the farthest chunk, which ends the last island.
 func (q *reassembly) dropLast() {
-	n := len(q.chunks) - 1
-	ch := q.chunks[n]
+	ch := q.chunks.remove(q.chunks.max().start)
 	q.cost -= ch.cost
-	q.chunks[n] = oooChunk{}
-	q.chunks = q.chunks[:n]
+	q.nbytes -= len(ch.data)
 	// Chunks within an island touch, so the island loses its tail.
-	k := len(q.spans) - 1
-	if q.spans[k].start >= ch.off {
-		q.spans = q.spans[:k]
+	if last := q.spans.max(); last.start >= ch.start {
+		q.release(q.spans.remove(last.start))
 	} else {
-		q.spans[k].end = ch.off
+		last.end = ch.start
 	}
+	q.release(ch)
+	q.tidy()
 }
 
 // deliver is called when RCV.NXT has moved k bytes forward: what is held
@@ -298,47 +291,46 @@ func (q *reassembly) dropLast() {
 // they added, by which RCV.NXT moves on too.
 func (q *reassembly) deliver(k int, r *ring) int {
 	q.base += k
-	if len(q.chunks) == 0 {
-		return 0
-	}
 	total := 0
-	i := q.find(q.base) // chunks before i lie wholly before RCV.NXT
-	for ; i < len(q.chunks) && q.chunks[i].off <= q.base; i++ {
-		ch := q.chunks[i]
-		p := ch.data[q.base-ch.off:]
-		w := r.write(p)
-		total += w
-		q.base += w
-		if w < len(p) {
-			break // no room (cannot happen: it was in the window); the rest stays
+	for ch := q.chunks.min(); ch != nil && ch.start <= q.base; ch = q.chunks.min() {
+		if ch.end > q.base {
+			p := ch.data[q.base-ch.start:]
+			w := r.write(p)
+			total += w
+			q.base += w
+			if w < len(p) {
+				// No room (cannot happen: it was in the window); the
+				// rest stays. Moving the first chunk's start up keeps
+				// the tree's order.
+				d := q.base - ch.start
+				ch.data, ch.start = ch.data[d:], q.base
+				q.nbytes -= d
+				break
+			}
 		}
-	}
-	for _, ch := range q.chunks[:i] {
+		q.chunks.remove(ch.start)
 		q.cost -= ch.cost
+		q.nbytes -= len(ch.data)
+		q.release(ch)
 	}
-	q.chunks = slices.Delete(q.chunks, 0, i)
-	if len(q.chunks) > 0 && q.chunks[0].off < q.base {
-		d := q.base - q.chunks[0].off
-		q.chunks[0].data = q.chunks[0].data[d:]
-		q.chunks[0].off = q.base
-	}
-	i = 0
-	for i < len(q.spans) && q.spans[i].end <= q.base {
-		i++
-	}
-	q.spans = slices.Delete(q.spans, 0, i)
-	if len(q.spans) > 0 && q.spans[0].start < q.base {
-		q.spans[0].start = q.base
+	for sp := q.spans.min(); sp != nil && sp.start < q.base; sp = q.spans.min() {
+		if sp.end > q.base {
+			sp.start = q.base // the first island: its order stays
+			break
+		}
+		q.release(q.spans.remove(sp.start))
 	}
 	q.tidy()
 	return total
 }
 
-// tidy gives the lists back when nothing is held: an idle connection
-// holds no reassembly memory.
+// tidy forgets the islands and the spare nodes when no chunk is left:
+// the islands were made of chunks, and an idle connection holds no
+// reassembly memory.
 func (q *reassembly) tidy() {
-	if len(q.chunks) == 0 {
-		q.chunks, q.spans = nil, nil
+	if q.chunks.len() == 0 {
+		q.spans = itree{}
+		q.free, q.nfree = nil, 0
 	}
 }
 
@@ -346,22 +338,16 @@ func (q *reassembly) tidy() {
 func (q *reassembly) rel(s span) span { return span{s.start - q.base, s.end - q.base} }
 
 // bytes is how many out-of-order bytes are held.
-func (q *reassembly) bytes() int {
-	n := 0
-	for _, s := range q.spans {
-		n += s.end - s.start
-	}
-	return n
-}
+func (q *reassembly) bytes() int { return q.nbytes }
 
 // clear drops everything held and reports how many bytes that was.
 func (q *reassembly) clear() int {
-	n := q.bytes()
+	n := q.nbytes
 	*q = reassembly{base: q.base}
 	return n
 }
 
-func (q *reassembly) empty() bool { return len(q.chunks) == 0 }
+func (q *reassembly) empty() bool { return q.chunks.len() == 0 }
 
 // receiveOutOfOrder keeps data that arrived at offset off > 0 from
 // RCV.NXT, within the window, and counts what happened to it.

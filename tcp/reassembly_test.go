@@ -43,19 +43,25 @@ func TestReassemblyFINBeforeMissingData(t *testing.T) {
 	tc.wantRead("all of it", []byte("hello, world"))
 }
 
-func TestReassemblySpanLimit(t *testing.T) {
+func TestReassemblyIslandLimit(t *testing.T) {
 	// A peer cannot make us keep unbounded bookkeeping with one-byte
-	// fragments: beyond the limit new islands are dropped (they were
-	// never acknowledged, so they come again).
+	// fragments: each island pays its bookkeeping against the byte limit,
+	// so the limit bounds the islands too; all that fit are kept, and
+	// beyond the limit new islands are dropped (they were never
+	// acknowledged, so they come again).
 	tc := newEstablished(t)
+	limit := tc.c.oooLimit()
 	for i := range 1000 {
 		tc.in(seg{flags: A, seq: irs + 3 + seqv(uint32(2*i)), ack: iss + 1, data: []byte{byte(i)}})
 	}
-	if n := len(tc.c.rcv.ooo.spans); n > maxOOOSpans {
-		t.Fatalf("%d out-of-order spans held, limit %d", n, maxOOOSpans)
+	if n, want := tc.c.rcv.ooo.spans.len(), min(1000, limit/chunkCost(1)); n != want {
+		t.Fatalf("%d out-of-order islands held, want %d (limit %d)", n, want, limit)
+	}
+	if tc.c.rcv.ooo.cost > limit {
+		t.Fatalf("out-of-order cost %d over the limit %d", tc.c.rcv.ooo.cost, limit)
 	}
 	tc.in(seg{flags: A, seq: irs + 1, ack: iss + 1, data: []byte{1, 2}})
-	if tc.c.Info().RcvNxt.LessThan(irs + 3) {
-		t.Fatal("in-order data not taken")
+	if got := tc.c.Info().RcvNxt; got != irs+4 {
+		t.Fatalf("RCV.NXT %d, want %d: the in-order data and the island after it", got, irs+4)
 	}
 }
