@@ -21,7 +21,7 @@ const (
 	// burst of twice as many leave at line rate. A paced sender uses L =
 	// infinity: the pacer spreads what the window allows.
 	hsLNonPaced = 8
-	hsNoRTT         = time.Duration(math.MaxInt64) // "infinity"
+	hsNoRTT     = time.Duration(math.MaxInt64) // "infinity"
 )
 
 // hystart is HyStart++ (RFC 9406): slow start that watches the RTT of
