@@ -118,11 +118,17 @@ func (c *Conn) txSent(start, end seqnum.Value, now time.Time, highest seqnum.Val
 	}
 }
 
-// rateDelivered is the draft's UpdateRateSample for one segment the
-// current ACK delivered, cumulatively or by SACK, and not before.
-func (c *Conn) rateDelivered(now time.Time, s *txSeg) {
+// rateDelivered is the draft's UpdateRateSample for n bytes of the
+// record s the current ACK delivered, cumulatively or by SACK, and not
+// before: the whole record, or the part a cumulative ACK covers of one
+// it ends inside. A record holds more than one segment when the transmit
+// queue is full (maxTxSegs: a flight of over 4096 segments, as at 1
+// Gbit/s x 100 ms) or the peer acknowledges inside a segment; the bytes
+// of each part must count in C.delivered when they are delivered, or
+// every later sample reads low (issue 11: BBR's samples at 1 Gbit/s read
+// 4095 segments per round trip, whatever the path carried).
+func (c *Conn) rateDelivered(now time.Time, s *txSeg, n int) {
 	r := &c.rates().rs
-	n := int(s.start.Size(s.end))
 	r.delivered += uint64(n)
 	r.deliveredTime = now
 	r.newly += n
