@@ -335,3 +335,14 @@ func TestCubicApplicationLimitedRFC9438(t *testing.T) {
 		t.Fatalf("cwnd %d, want 70255", c.cwnd)
 	}
 }
+
+// The connection tells HyStart++ whether it paces (RFC 9406 section
+// 4.3's L depends on it): Config.Pacing for a window-based controller.
+func TestAckPacedFollowsPacing(t *testing.T) {
+	for _, pacing := range []bool{false, true} {
+		tc := newEstablishedSACKRTT(t, 100*time.Millisecond, func(c *Config) { c.Pacing = pacing })
+		if a := tc.c.ccAck(tc.now, 0); a.Paced != pacing {
+			t.Errorf("Config.Pacing %v: Ack.Paced %v", pacing, a.Paced)
+		}
+	}
+}
