@@ -122,7 +122,8 @@ func TestRateSampleShorterThanMinRTTDiscarded(t *testing.T) {
 
 // A cumulative ACK that ends inside a transmit record delivers that part
 // of it: the part counts in C.delivered at once and the record gives the
-// sample, and the rest counts when it is acknowledged. (Records hold more
+// rate sample, without an RTT (a record's transmit time is its newest
+// segment's); the rest counts, and gives the RTT, when it is acknowledged. (Records hold more
 // than one segment when the transmit queue is full, maxTxSegs, as at 1
 // Gbit/s x 100 ms; before, the part vanished from C.delivered and every
 // later sample read low.)
@@ -135,14 +136,14 @@ func TestRateSamplePartlyAcknowledgedRecord(t *testing.T) {
 		t.Fatalf("%d segments, want 2", n)
 	}
 	// t=100ms: ACK of 1500: the first segment and half of the second.
-	// The second (the newest) gives the sample: 1500 bytes over
-	// max(send_elapsed 0, ack_elapsed 100 ms).
+	// The second (the newest) gives the rate sample: 1500 bytes over
+	// max(send_elapsed 0, ack_elapsed 100 ms); no RTT from a part.
 	tc.now = tc.now.Add(100 * time.Millisecond)
 	tc.in(seg{flags: A, seq: irs + 1, ack: iss + 1 + 1500})
 	wantRate(t, "ACK inside the second segment", tc.c.rt.rs.last, RateSample{
 		DeliveryRate: 15000, Delivered: 1500, Interval: 100 * time.Millisecond,
 		PriorDelivered: 0, TotalDelivered: 1500, NewlyAcked: 1500,
-		TxInFlight: 2000, AppLimited: true, RTT: 100 * time.Millisecond,
+		TxInFlight: 2000, AppLimited: true,
 	})
 	// t=150ms: the rest of it: 2000 bytes since its send (delivered 0 at
 	// t=0) over 150 ms.
