@@ -68,6 +68,10 @@ type Ack struct {
 	// connection has called OnECE first if the echo called for a
 	// reduction.
 	ECE bool
+	// Paced: the connection paces what it sends (pacing.go). HyStart++
+	// bounds slow start's growth per ACK only when it does not (RFC 9406
+	// section 4.3's L).
+	Paced bool
 
 	// Rate is the delivery-rate sample of this ACK (rate.go); without
 	// SACK a coarse one, with a rate only when a round trip ended.

@@ -118,7 +118,7 @@ func (c *Conn) ccAck(now time.Time, acked int) Ack {
 		Acked: acked, Flight: int(c.snd.una.Size(c.snd.max)),
 		Una: c.snd.una, Next: c.snd.max,
 		SRTT: c.rtt.srtt, MinRTT: c.rtt.min,
-		ECE: c.ecn.eceACK,
+		ECE: c.ecn.eceACK, Paced: c.pacingRate() > 0,
 	}
 	if c.rtt.fresh {
 		a.RTT = c.rtt.latest

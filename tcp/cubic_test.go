@@ -170,8 +170,8 @@ func (d *hsDriver) round(n int, rtt time.Duration, each func(i int)) {
 	}
 }
 
-// RFC 9406 section 4.2: slow start grows by what is acknowledged (L is
-// infinite without pacing, section 4.3); a round whose least RTT (of at
+// RFC 9406 section 4.2: slow start grows by what is acknowledged (one
+// segment per ACK here, below L); a round whose least RTT (of at
 // least 8 samples) is up by RttThresh = max(4 ms, min(100 ms / 8, 16 ms))
 // = 12.5 ms enters CSS (after a round at 112 ms, RttThresh is 14 ms),
 // which grows by a quarter; after CSS_ROUNDS (5) rounds slow start ends:
@@ -231,6 +231,36 @@ func TestHyStartBackToSlowStartRFC9406(t *testing.T) {
 	d.c.OnFastRetransmit(d.now, d.c.cwnd)
 	if !d.c.hs.done {
 		t.Fatal("a loss must end HyStart++")
+	}
+}
+
+// RFC 9406 sections 4.2 and 4.3: slow start grows by min(N, L*SMSS) per
+// ACK, L = 8 for a sender that does not pace and infinity for one that
+// does; CSS grows by a quarter of that. An ACK of 20 segments (MSS 1000)
+// unpaced: +8000 in slow start, +2000 in CSS; paced: +20000 and +5000.
+func TestHyStartLRFC9406(t *testing.T) {
+	for _, tc := range []struct {
+		paced         bool
+		wantSS, wantC int
+	}{
+		{false, 8000, 2000},
+		{true, 20000, 5000},
+	} {
+		c := NewCubic(1000).(*cubic)
+		c.cwnd = 40000
+		ack := Ack{Acked: 20000, Flight: 40000, Una: 20001, Next: 60001, RTT: 100 * time.Millisecond, SRTT: 100 * time.Millisecond, Paced: tc.paced}
+		c.OnAck(epoch, ack)
+		if got := c.cwnd - 40000; got != tc.wantSS {
+			t.Errorf("paced %v: slow start grew by %d, want %d", tc.paced, got, tc.wantSS)
+		}
+		c.hs.css = true
+		c.hs.cssBaselineMinRTT = 100 * time.Millisecond
+		before := c.cwnd
+		ack.Una, ack.Next = 40001, 80001 // within the round that began above
+		c.OnAck(epoch.Add(time.Millisecond), ack)
+		if got := c.cwnd - before; got != tc.wantC {
+			t.Errorf("paced %v: CSS grew by %d, want %d", tc.paced, got, tc.wantC)
+		}
 	}
 }
 
@@ -303,5 +333,16 @@ func TestCubicApplicationLimitedRFC9438(t *testing.T) {
 	c.OnAck(epoch.Add(11*time.Second), Ack{Acked: 1000, Flight: c.cwnd, SRTT: 100 * time.Millisecond})
 	if c.cwnd != 70255 {
 		t.Fatalf("cwnd %d, want 70255", c.cwnd)
+	}
+}
+
+// The connection tells HyStart++ whether it paces (RFC 9406 section
+// 4.3's L depends on it): Config.Pacing for a window-based controller.
+func TestAckPacedFollowsPacing(t *testing.T) {
+	for _, pacing := range []bool{false, true} {
+		tc := newEstablishedSACKRTT(t, 100*time.Millisecond, func(c *Config) { c.Pacing = pacing })
+		if a := tc.c.ccAck(tc.now, 0); a.Paced != pacing {
+			t.Errorf("Config.Pacing %v: Ack.Paced %v", pacing, a.Paced)
+		}
 	}
 }

@@ -15,7 +15,13 @@ const (
 	hsNRTTSample    = 8
 	hsCSSGrowthDiv  = 4
 	hsCSSRounds     = 5
-	hsNoRTT         = time.Duration(math.MaxInt64) // "infinity"
+	// hsLNonPaced is L for a sender that does not pace: slow start grows
+	// by at most L segments per ACK, so that an ACK covering many
+	// segments (a stretch ACK, or one after a lost ACK) does not let a
+	// burst of twice as many leave at line rate. A paced sender uses L =
+	// infinity: the pacer spreads what the window allows.
+	hsLNonPaced = 8
+	hsNoRTT     = time.Duration(math.MaxInt64) // "infinity"
 )
 
 // hystart is HyStart++ (RFC 9406): slow start that watches the RTT of
@@ -40,7 +46,7 @@ type hystart struct {
 // onAck runs section 4.2 for one ACK in slow start and returns how much
 // cwnd grows, and whether slow start is over (CSS_ROUNDS rounds of CSS:
 // the caller sets ssthresh to cwnd and goes on in congestion avoidance).
-func (h *hystart) onAck(a Ack) (grow int, exit bool) {
+func (h *hystart) onAck(a Ack, mss int) (grow int, exit bool) {
 	if !h.started || a.Una.GreaterThanEq(h.windowEnd) {
 		if h.started && h.css {
 			h.cssRounds++
@@ -60,6 +66,12 @@ func (h *hystart) onAck(a Ack) (grow int, exit bool) {
 			h.lastRoundMinRTT = hsNoRTT
 		}
 	}
+	// N bounded by L*SMSS (section 4.2's min(N, L * SMSS); L from
+	// section 4.3: infinity when paced, 8 when not).
+	n := a.Acked
+	if !a.Paced {
+		n = min(n, hsLNonPaced*mss)
+	}
 	if a.RTT > 0 {
 		h.currentRoundMinRTT = min(h.currentRoundMinRTT, a.RTT)
 		h.rttSampleCount++
@@ -75,18 +87,17 @@ func (h *hystart) onAck(a Ack) (grow int, exit bool) {
 			}
 		}
 		if !h.css {
-			// Standard slow start: cwnd += min(N, L*SMSS), where L is
-			// infinite without pacing (section 4.3).
-			return a.Acked, false
+			// Standard slow start: cwnd += min(N, L*SMSS).
+			return n, false
 		}
 	} else if enough && h.currentRoundMinRTT < h.cssBaselineMinRTT {
 		// The RTT rise was spurious: back to slow start.
 		h.css, h.cssBaselineMinRTT = false, hsNoRTT
-		return a.Acked, false
+		return n, false
 	}
 	// CSS: cwnd += min(N, L*SMSS) / CSS_GROWTH_DIVISOR, keeping the
 	// remainder for the next ACK.
-	h.cssAcc += a.Acked
+	h.cssAcc += n
 	grow = h.cssAcc / hsCSSGrowthDiv
 	h.cssAcc -= grow * hsCSSGrowthDiv
 	return grow, false

@@ -242,7 +242,7 @@ func (c *Conn) txSACKed(now time.Time, seg *Segment, a, b seqnum.Value) {
 			q.lostBytes -= int(s.start.Size(s.end))
 		}
 		s.flags = s.flags&^txLost | txSACKed
-		c.rateDelivered(now, s)
+		c.rateDelivered(now, s, int(s.start.Size(s.end)))
 		if c.rackOn() {
 			c.rackDelivered(now, s, seg)
 		}
@@ -257,6 +257,9 @@ func (c *Conn) txAcked(now time.Time, seg *Segment, una seqnum.Value) {
 		s := q.at(0)
 		if s.end.GreaterThan(una) {
 			if s.start.LessThan(una) {
+				if !s.has(txSACKed) {
+					c.rateDelivered(now, s, int(s.start.Size(una)))
+				}
 				if s.has(txLost) {
 					q.lostBytes -= int(s.start.Size(una))
 				}
@@ -268,7 +271,7 @@ func (c *Conn) txAcked(now time.Time, seg *Segment, una seqnum.Value) {
 			q.lostBytes -= int(s.start.Size(s.end))
 		}
 		if !s.has(txSACKed) {
-			c.rateDelivered(now, s)
+			c.rateDelivered(now, s, int(s.start.Size(s.end)))
 			if c.rackOn() {
 				c.rackDelivered(now, s, seg)
 			}

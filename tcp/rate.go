@@ -118,11 +118,17 @@ func (c *Conn) txSent(start, end seqnum.Value, now time.Time, highest seqnum.Val
 	}
 }
 
-// rateDelivered is the draft's UpdateRateSample for one segment the
-// current ACK delivered, cumulatively or by SACK, and not before.
-func (c *Conn) rateDelivered(now time.Time, s *txSeg) {
+// rateDelivered is the draft's UpdateRateSample for n bytes of the
+// record s the current ACK delivered, cumulatively or by SACK, and not
+// before: the whole record, or the part a cumulative ACK covers of one
+// it ends inside. A record holds more than one segment when the transmit
+// queue is full (maxTxSegs: a flight of over 4096 segments, as at 1
+// Gbit/s x 100 ms) or the peer acknowledges inside a segment; the bytes
+// of each part must count in C.delivered when they are delivered, or
+// every later sample reads low (issue 11: BBR's samples at 1 Gbit/s read
+// 4095 segments per round trip, whatever the path carried).
+func (c *Conn) rateDelivered(now time.Time, s *txSeg, n int) {
 	r := &c.rates().rs
-	n := int(s.start.Size(s.end))
 	r.delivered += uint64(n)
 	r.deliveredTime = now
 	r.newly += n
@@ -138,9 +144,14 @@ func (c *Conn) rateDelivered(now time.Time, s *txSeg) {
 		r.sample.Lost = int(r.lost - s.rate.lost)
 		r.sample.AppLimited = s.rate.appLimited
 		r.sample.RTT = 0
-		if !s.has(txRetrans) {
+		if !s.has(txRetrans) && n == int(s.start.Size(s.end)) {
 			// Karn: which transmission a resent segment's delivery
-			// answers is unknown.
+			// answers is unknown. Nor is a part's RTT known: a record's
+			// transmit time is its newest segment's (a full queue
+			// stamps the newest record anew with each segment it
+			// takes), and a part sent earlier would give an RTT below
+			// the path's (BBR's min RTT fell to 99.85 ms on a 100 ms
+			// path with it).
 			r.sample.RTT = now.Sub(s.xmit)
 		}
 	}

@@ -119,3 +119,39 @@ func TestRateSampleShorterThanMinRTTDiscarded(t *testing.T) {
 		t.Fatalf("sample over 1 ms with a 100 ms min RTT: %+v, want no rate, 2000 delivered over 1 ms", rs)
 	}
 }
+
+// A cumulative ACK that ends inside a transmit record delivers that part
+// of it: the part counts in C.delivered at once and the record gives the
+// rate sample, without an RTT (a record's transmit time is its newest
+// segment's); the rest counts, and gives the RTT, when it is acknowledged. (Records hold more
+// than one segment when the transmit queue is full, maxTxSegs, as at 1
+// Gbit/s x 100 ms; before, the part vanished from C.delivered and every
+// later sample read low.)
+func TestRateSamplePartlyAcknowledgedRecord(t *testing.T) {
+	tc := newEstablishedSACK(t)
+	// t=0: two segments, [0,1000) and [1000,2000), into an empty flight:
+	// both record delivered 0 at t=0.
+	tc.write(make([]byte, 2000))
+	if n := len(tc.drain()); n != 2 {
+		t.Fatalf("%d segments, want 2", n)
+	}
+	// t=100ms: ACK of 1500: the first segment and half of the second.
+	// The second (the newest) gives the rate sample: 1500 bytes over
+	// max(send_elapsed 0, ack_elapsed 100 ms); no RTT from a part.
+	tc.now = tc.now.Add(100 * time.Millisecond)
+	tc.in(seg{flags: A, seq: irs + 1, ack: iss + 1 + 1500})
+	wantRate(t, "ACK inside the second segment", tc.c.rt.rs.last, RateSample{
+		DeliveryRate: 15000, Delivered: 1500, Interval: 100 * time.Millisecond,
+		PriorDelivered: 0, TotalDelivered: 1500, NewlyAcked: 1500,
+		TxInFlight: 2000, AppLimited: true,
+	})
+	// t=150ms: the rest of it: 2000 bytes since its send (delivered 0 at
+	// t=0) over 150 ms.
+	tc.now = tc.now.Add(50 * time.Millisecond)
+	tc.in(seg{flags: A, seq: irs + 1, ack: iss + 1 + 2000})
+	wantRate(t, "ACK of the rest", tc.c.rt.rs.last, RateSample{
+		DeliveryRate: 13333, Delivered: 2000, Interval: 150 * time.Millisecond,
+		PriorDelivered: 0, TotalDelivered: 2000, NewlyAcked: 500,
+		TxInFlight: 2000, AppLimited: true, RTT: 150 * time.Millisecond,
+	})
+}
