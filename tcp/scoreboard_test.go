@@ -1,6 +1,7 @@
 package tcp
 
 import (
+	"fmt"
 	"math/rand"
 	"testing"
 
@@ -243,5 +244,54 @@ func TestScoreboardRFC6675IsLost(t *testing.T) {
 	}
 	if s, e := sb2.nextHole(2500, 9000); s != 4001 || e != 9000 {
 		t.Fatalf("hole after a range %d-%d", s, e)
+	}
+}
+
+// BenchmarkScoreboardUpdate times one ACK's update (four SACK blocks, as a
+// peer sends them, each a new range between two of the n the scoreboard
+// starts with, so each is an insertion) and the reads loss recovery makes
+// after it (SetPipe, NextSeg's nextHole). The scoreboard holds n to 2n
+// ranges; it is refilled outside the timer when its holes run out.
+func BenchmarkScoreboardUpdate(b *testing.B) {
+	for _, n := range []int{10, 100, 1000} {
+		b.Run(fmt.Sprintf("ranges=%d", n), func(b *testing.B) {
+			const mss = 1000
+			una := seqnum.Value(1 << 20)
+			// 4n+1 segments: n SACKed ranges at segments 1, 5, 9, ...
+			max := una.Add(seqnum.Size((4*n + 1) * mss))
+			fill := func(sb *scoreboard) {
+				sb.reset()
+				for k := 1; k < 4*n; k += 4 {
+					s := una.Add(seqnum.Size(k * mss))
+					sb.add(s, s.Add(mss), noLimit, nil)
+				}
+			}
+			var sb scoreboard
+			fill(&sb)
+			next := 0 // the next hole filled, counted in ranges from the bottom
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if next+4 > n {
+					b.StopTimer()
+					fill(&sb)
+					next = 0
+					b.StartTimer()
+				}
+				var o wire.TCPOptions
+				for k := 0; k < 4; k++ {
+					// Two segments above range next+k: a new range with a
+					// hole on each side.
+					s := una.Add(seqnum.Size((4*(next+k) + 3) * mss))
+					o.SACKBlocks[k] = wire.SACKBlock{Start: s, End: s.Add(mss)}
+				}
+				o.NumSACK = 4
+				next += 4
+				sb.update(&o, una, una, max, mss, nil)
+				lost := sb.lostBelow(una, mss)
+				_ = sb.pipe(una, max, lost, una.Add(mss))
+				_, _ = sb.nextHole(una.Add(seqnum.Size((4*next)*mss)), max)
+			}
+		})
 	}
 }
