@@ -206,15 +206,15 @@ func checkInvariants(t *testing.T, tc *tconn) {
 func checkRecoveryInvariants(t *testing.T, c *Conn) {
 	t.Helper()
 	sb := &c.lr().sb
-	if sb.n > maxSACKRanges {
-		t.Fatalf("%d SACK ranges", sb.n)
+	if lim := rangeLimit(c.snd.una, c.snd.max, c.mss); len(sb.r) > lim {
+		t.Fatalf("%d SACK ranges, over the flight's %d", len(sb.r), lim)
 	}
 	sum := 0
-	for i := 0; i < sb.n; i++ {
+	for i := range sb.r {
 		r := sb.r[i]
 		if !r.start.LessThan(r.end) || r.start.LessThan(c.snd.una) || r.end.GreaterThan(c.snd.max) ||
 			i > 0 && !sb.r[i-1].end.LessThan(r.start) {
-			t.Fatalf("bad SACK range %d %v (SND.UNA %d SND.MAX %d): %v", i, r, c.snd.una, c.snd.max, sb.r[:sb.n])
+			t.Fatalf("bad SACK range %d %v (SND.UNA %d SND.MAX %d): %v", i, r, c.snd.una, c.snd.max, sb.r)
 		}
 		sum += int(r.start.Size(r.end))
 	}

@@ -33,7 +33,7 @@ func (c *Conn) sackUpdate(now time.Time, seg *Segment) {
 		c.checkReneging(una)
 	}
 	before := c.lr().sb.sacked
-	u := c.lr().sb.update(&seg.Options, seg.Ack, una, c.snd.max, func(a, b seqnum.Value) {
+	u := c.lr().sb.update(&seg.Options, seg.Ack, una, c.snd.max, c.mss, func(a, b seqnum.Value) {
 		c.txSACKed(now, seg, a, b)
 	})
 	c.txAcked(now, seg, una)
@@ -65,7 +65,7 @@ func (c *Conn) checkReneging(una seqnum.Value) {
 		return // nothing was ever SACKed
 	}
 	sb := &l.sb
-	if sb.n == 0 || !sb.r[0].start.LessThanEq(una) || !una.LessThan(sb.r[0].end) {
+	if len(sb.r) == 0 || !sb.r[0].start.LessThanEq(una) || !una.LessThan(sb.r[0].end) {
 		return
 	}
 	c.stats.SACKReneging++
@@ -345,8 +345,8 @@ func (c *Conn) nextSeg() (seq seqnum.Value, n int, rule int) {
 	// segment holding the highest byte not SACKed.
 	if !r.rescued || una.GreaterThan(r.rescueRxt) {
 		top := hi
-		if !highSACK.LessThan(hi) && c.lr().sb.n > 0 {
-			top = c.lr().sb.r[c.lr().sb.n-1].start
+		if r := c.lr().sb.r; !highSACK.LessThan(hi) && len(r) > 0 {
+			top = r[len(r)-1].start
 		}
 		start := seqnum.Max(una, top.Sub(seqnum.Size(c.mss)))
 		// Not when that byte was already resent by rule 1 or 3.
