@@ -236,7 +236,7 @@ func (c *Conn) afterRead(now time.Time) {
 func (c *Conn) Readable() int { return c.rcv.buf.len() }
 
 // Writable returns how many bytes Write can take now.
-func (c *Conn) Writable() int { return c.snd.buf.free() }
+func (c *Conn) Writable() int { return c.sndRoom() }
 
 // Unsent returns the bytes queued but not yet acknowledged.
 func (c *Conn) Unacked() int { return c.snd.buf.len() }
