@@ -4,12 +4,10 @@ import (
 	"bytes"
 	"net"
 	"net/netip"
-	"os"
 	"syscall"
 	"time"
 
 	"github.com/synack/synack/clock"
-	"github.com/synack/synack/tcp"
 )
 
 // UDPForwarder is the forwarder's UDP side (see forward.go): it receives
@@ -30,18 +28,7 @@ type UDPForwarder struct {
 	nic NICID
 
 	// Under s.mu.
-	q      []udpForwarded
-	qbytes int
-	rcvbuf int
-	closed bool
-	gate   *clock.Gate
-	rwait  int
-	rdl    time.Time
-}
-
-type udpForwarded struct {
-	from, to netip.AddrPort
-	data     []byte
+	dgramSock // the datagrams taken and their readers (dgram.go); no write deadline
 }
 
 // ListenUDPAny installs the UDP forwarder on the links opts names
@@ -61,7 +48,7 @@ func (s *Stack) ListenUDPAny(opts ForwarderOptions) (*UDPForwarder, error) {
 	case opts.NIC < 0 || int(opts.NIC) > len(s.nics):
 		return nil, fail(syscall.ENODEV)
 	}
-	f := &UDPForwarder{s: s, nic: opts.NIC, rcvbuf: DefaultUDPReadBuffer}
+	f := &UDPForwarder{s: s, nic: opts.NIC, dgramSock: dgramSock{rcvbuf: DefaultUDPReadBuffer}}
 	s.udpFwd = f
 	return f, nil
 }
@@ -88,12 +75,10 @@ func (s *Stack) forwardUDP(n *nic, from, to netip.AddrPort, payload []byte) bool
 		c.InErrors.add(1)
 		return true
 	}
-	f.q = append(f.q, udpForwarded{from: from, to: to, data: bytes.Clone(payload)})
+	f.q = append(f.q, datagram{from: from, to: to, data: bytes.Clone(payload)})
 	f.qbytes += charge
 	c.InDatagrams.add(1)
-	if f.rwait > 0 {
-		f.gate.Broadcast()
-	}
+	f.wake()
 	return true
 }
 
@@ -102,31 +87,11 @@ func (s *Stack) forwardUDP(n *nic, from, to netip.AddrPort, payload []byte) bool
 // until one arrives, the read deadline passes (os.ErrDeadlineExceeded)
 // or the forwarder is closed (net.ErrClosed).
 func (f *UDPForwarder) ReadFrom(p []byte) (n int, from, to netip.AddrPort, err error) {
-	s := f.s
-	err = s.block(&f.gate, &f.rwait, &f.rdl, nil, func() error {
-		if f.closed || s.closed {
-			return net.ErrClosed
-		}
-		if !f.rdl.IsZero() && expired(s.clock.Now(), &f.rdl) {
-			return os.ErrDeadlineExceeded
-		}
-		if len(f.q) == 0 {
-			return tcp.ErrWouldBlock
-		}
-		d := f.q[0]
-		f.q[0] = udpForwarded{}
-		f.q = f.q[1:]
-		if len(f.q) == 0 {
-			f.q = nil
-		}
-		f.qbytes -= udpCharge(len(d.data))
-		n, from, to = copy(p, d.data), d.from, d.to
-		return nil
-	})
+	n, g, err := f.dgramSock.read(f.s, p, nil)
 	if err != nil {
 		return 0, netip.AddrPort{}, netip.AddrPort{}, udpOpError("read", "recvfrom", "udp", netip.AddrPort{}, netip.AddrPort{}, err)
 	}
-	return n, from, to, nil
+	return n, g.from, g.to, nil
 }
 
 // WriteFrom sends p as one datagram from the address from (the original
@@ -173,9 +138,7 @@ func (f *UDPForwarder) SetReadDeadline(t time.Time) error {
 	s := f.s
 	s.mu.Lock()
 	f.rdl = t
-	if f.rwait > 0 {
-		f.gate.Broadcast()
-	}
+	f.wake()
 	s.mu.Unlock()
 	return nil
 }
@@ -204,9 +167,7 @@ func (f *UDPForwarder) Close() error {
 	if s.udpFwd == f {
 		s.udpFwd = nil
 	}
-	if f.rwait > 0 {
-		f.gate.Broadcast()
-	}
+	f.wake()
 	return nil
 }
 

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/synack/synack/clock"
-	"github.com/synack/synack/tcp"
 	"github.com/synack/synack/wire"
 )
 
@@ -44,26 +43,14 @@ type PingConn struct {
 	id    uint16     // the echo identifier, unique in the family
 
 	// Under s.mu.
-	q       []pingReply
-	qbytes  int
-	rcvbuf  int
-	closed  bool
-	removed bool
-	gate    *clock.Gate
-	rwait   int
-	rdl     time.Time
-	wdl     time.Time
+	dgramSock      // the replies received and their readers (dgram.go); senders have port 0
+	removed   bool // out of the identifier table
 }
 
 var (
 	_ net.PacketConn = (*PingConn)(nil)
 	_ net.Conn       = (*PingConn)(nil)
 )
-
-type pingReply struct {
-	from netip.Addr
-	msg  []byte // the whole ICMP message
-}
 
 // pingState is the stack's part for ping sockets: the sockets by
 // identifier, one table per family, and the counters of RFC 6056's
@@ -138,7 +125,7 @@ func (s *Stack) ListenPing(laddr, raddr netip.Addr) (*PingConn, error) {
 	if !ok {
 		return nil, fail("bind", syscall.EADDRINUSE)
 	}
-	pc := &PingConn{s: s, v6: v6, laddr: laddr, raddr: raddr, id: id, rcvbuf: DefaultUDPReadBuffer}
+	pc := &PingConn{s: s, v6: v6, laddr: laddr, raddr: raddr, id: id, dgramSock: dgramSock{rcvbuf: DefaultUDPReadBuffer}}
 	f := family(v6)
 	if s.ping.socks[f] == nil {
 		s.ping.socks[f] = make(map[uint16]*PingConn)
@@ -186,11 +173,9 @@ func (s *Stack) deliverPing(p *wire.IPPacket, m []byte) {
 	if len(pc.q) > 0 && pc.qbytes+charge > pc.rcvbuf {
 		return
 	}
-	pc.q = append(pc.q, pingReply{from: p.Src, msg: bytes.Clone(m)})
+	pc.q = append(pc.q, datagram{from: netip.AddrPortFrom(p.Src, 0), data: bytes.Clone(m)}) // the whole ICMP message
 	pc.qbytes += charge
-	if pc.rwait > 0 {
-		pc.gate.Broadcast()
-	}
+	pc.wake()
 }
 
 // closePingLocked closes every ping socket, for Stack.Close; it returns
@@ -259,33 +244,11 @@ func (pc *PingConn) RemoteAddrNetip() netip.Addr { return pc.raddr }
 // It blocks until a reply arrives, the read deadline passes
 // (os.ErrDeadlineExceeded) or the socket is closed (net.ErrClosed).
 func (pc *PingConn) ReadFromAddr(p []byte) (int, netip.Addr, error) {
-	s := pc.s
-	var n int
-	var from netip.Addr
-	err := s.block(&pc.gate, &pc.rwait, &pc.rdl, nil, func() error {
-		if pc.closed || s.closed {
-			return net.ErrClosed
-		}
-		if !pc.rdl.IsZero() && expired(s.clock.Now(), &pc.rdl) {
-			return os.ErrDeadlineExceeded
-		}
-		if len(pc.q) == 0 {
-			return tcp.ErrWouldBlock
-		}
-		r := pc.q[0]
-		pc.q[0] = pingReply{}
-		pc.q = pc.q[1:]
-		if len(pc.q) == 0 {
-			pc.q = nil
-		}
-		pc.qbytes -= udpCharge(len(r.msg))
-		n, from = copy(p, r.msg), r.from
-		return nil
-	})
+	n, g, err := pc.dgramSock.read(pc.s, p, nil)
 	if err != nil {
 		return 0, netip.Addr{}, pc.opErr("read", "recvfrom", pc.raddr, err)
 	}
-	return n, from, nil
+	return n, g.from.Addr(), nil
 }
 
 // ReadFrom is ReadFromAddr with the sender as a *net.IPAddr.
@@ -446,9 +409,7 @@ func (pc *PingConn) Close() error {
 		pc.removed = true
 		delete(s.ping.socks[family(pc.v6)], pc.id)
 	}
-	if pc.rwait > 0 {
-		pc.gate.Broadcast()
-	}
+	pc.wake()
 	return nil
 }
 
@@ -463,20 +424,8 @@ func (pc *PingConn) SetReadDeadline(t time.Time) error { return pc.setDeadline(t
 func (pc *PingConn) SetWriteDeadline(t time.Time) error { return pc.setDeadline(t, false, true) }
 
 func (pc *PingConn) setDeadline(t time.Time, r, w bool) error {
-	s := pc.s
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if pc.closed || s.closed {
-		return pc.opErr("set", "setsockopt", pc.raddr, net.ErrClosed)
-	}
-	if r {
-		pc.rdl = t
-	}
-	if w {
-		pc.wdl = t
-	}
-	if pc.rwait > 0 {
-		pc.gate.Broadcast()
+	if err := pc.dgramSock.setDeadline(pc.s, t, r, w); err != nil {
+		return pc.opErr("set", "setsockopt", pc.raddr, err)
 	}
 	return nil
 }

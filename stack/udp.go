@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/synack/synack/clock"
-	"github.com/synack/synack/tcp"
 	"github.com/synack/synack/wire"
 )
 
@@ -64,27 +63,15 @@ type UDPConn struct {
 	v6only bool
 
 	// Under s.mu.
-	q       []udpDatagram
-	qbytes  int // charged to the queue (udpCharge)
-	rcvbuf  int
-	err     syscall.Errno // an ICMP error to report on the next Read or Write; 0 none
-	closed  bool
-	gate    *clock.Gate // made by the first wait
-	rwait   int
-	rdl     time.Time // read deadline; zero: none
-	wdl     time.Time // write deadline
-	removed bool      // out of the port table
+	dgramSock               // the receive queue and its readers (dgram.go)
+	err       syscall.Errno // an ICMP error to report on the next Read or Write; 0 none
+	removed   bool          // out of the port table
 }
 
 var (
 	_ net.PacketConn = (*UDPConn)(nil)
 	_ net.Conn       = (*UDPConn)(nil)
 )
-
-type udpDatagram struct {
-	from netip.AddrPort
-	data []byte
-}
 
 // udpState is the stack's UDP part: the sockets by local port, RFC 6056's
 // table of counters for UDP's ephemeral ports, and the ICMP error bucket.
@@ -236,7 +223,7 @@ func (s *Stack) openUDP(network string, laddr netip.AddrPort, v6only bool, raddr
 	}
 	u := &UDPConn{
 		s: s, net: network, laddr: netip.AddrPortFrom(laddr.Addr(), port), raddr: raddr,
-		v6only: v6only, rcvbuf: DefaultUDPReadBuffer,
+		v6only: v6only, dgramSock: dgramSock{rcvbuf: DefaultUDPReadBuffer},
 	}
 	if s.udp.ports == nil {
 		s.udp.ports = make(map[uint16][]*UDPConn)
@@ -336,7 +323,7 @@ func (s *Stack) deliverUDP(n *nic, p *wire.IPPacket, pkt []byte, now time.Time, 
 		c.InErrors.add(1) // Linux counts both
 		return
 	}
-	u.q = append(u.q, udpDatagram{from: from, data: bytes.Clone(payload)})
+	u.q = append(u.q, datagram{from: from, data: bytes.Clone(payload)})
 	u.qbytes += charge
 	c.InDatagrams.add(1)
 	u.wake()
@@ -412,14 +399,6 @@ func (s *Stack) closeUDPLocked() []*clock.Gate {
 	return gates
 }
 
-// wake wakes the calls blocked on u, which re-check their conditions.
-// The lock is held.
-func (u *UDPConn) wake() {
-	if u.rwait > 0 {
-		u.gate.Broadcast()
-	}
-}
-
 // udpAddr converts an address for net.OpError; the zero AddrPort gives
 // nil.
 func udpAddr(ap netip.AddrPort) net.Addr {
@@ -469,33 +448,15 @@ func (u *UDPConn) ReadFromUDPAddrPort(p []byte) (n int, addr netip.AddrPort, err
 }
 
 func (u *UDPConn) read(p []byte) (n int, addr netip.AddrPort, err error) {
-	s := u.s
-	err = s.block(&u.gate, &u.rwait, &u.rdl, nil, func() error {
-		if u.closed || s.closed {
-			return net.ErrClosed
-		}
-		if !u.rdl.IsZero() && expired(s.clock.Now(), &u.rdl) {
-			return os.ErrDeadlineExceeded
-		}
+	n, g, err := u.dgramSock.read(u.s, p, func() error {
 		if u.err != 0 {
 			e := u.err
 			u.err = 0
 			return e
 		}
-		if len(u.q) == 0 {
-			return tcp.ErrWouldBlock
-		}
-		d := u.q[0]
-		u.q[0] = udpDatagram{}
-		u.q = u.q[1:]
-		if len(u.q) == 0 {
-			u.q = nil // let the backing array go
-		}
-		u.qbytes -= udpCharge(len(d.data))
-		n, addr = copy(p, d.data), d.from
 		return nil
 	})
-	return n, addr, err
+	return n, g.from, err
 }
 
 // ReadFrom is net.PacketConn's ReadFromUDPAddrPort.
@@ -722,19 +683,9 @@ func (u *UDPConn) SetReadDeadline(t time.Time) error { return u.setDeadline(t, t
 func (u *UDPConn) SetWriteDeadline(t time.Time) error { return u.setDeadline(t, false, true) }
 
 func (u *UDPConn) setDeadline(t time.Time, r, w bool) error {
-	s := u.s
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if u.closed || s.closed {
-		return u.opErr("set", "setsockopt", u.raddr, net.ErrClosed)
+	if err := u.dgramSock.setDeadline(u.s, t, r, w); err != nil {
+		return u.opErr("set", "setsockopt", u.raddr, err)
 	}
-	if r {
-		u.rdl = t
-	}
-	if w {
-		u.wdl = t
-	}
-	u.wake()
 	return nil
 }
 
