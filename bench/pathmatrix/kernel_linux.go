@@ -61,10 +61,10 @@ func newKernelEnd(c Cell, addr netip.Prefix) (*kernelEnd, error) {
 	} {
 		if err := ns.sysctl(s[0], s[1]); err != nil {
 			k.close()
-			return nil, fmt.Errorf("%s in %s: %w", s[0], ns.name, err)
+			return nil, fmt.Errorf("%s in %s: %w", s[0], ns.Name, err)
 		}
 	}
-	ns.do(func() {
+	ns.Do(func() {
 		k.dev, err = tun.Open("pm0", MTU)
 		if err != nil {
 			return
@@ -81,7 +81,7 @@ func newKernelEnd(c Cell, addr netip.Prefix) (*kernelEnd, error) {
 	})
 	if err != nil {
 		k.close()
-		return nil, fmt.Errorf("TUN in %s: %w", ns.name, err)
+		return nil, fmt.Errorf("TUN in %s: %w", ns.Name, err)
 	}
 	return k, nil
 }
@@ -113,7 +113,7 @@ func setCC(cc string) func(network, address string, rc syscall.RawConn) error {
 
 func (k *kernelEnd) listen(addr netip.Prefix, cc string) func() (net.Listener, error) {
 	return func() (ln net.Listener, err error) {
-		k.ns.do(func() {
+		k.ns.Do(func() {
 			lc := net.ListenConfig{Control: setCC(cc)}
 			ln, err = lc.Listen(context.Background(), "tcp4", hostPort(addr))
 		})
@@ -123,7 +123,7 @@ func (k *kernelEnd) listen(addr netip.Prefix, cc string) func() (net.Listener, e
 
 func (k *kernelEnd) dial(addr netip.Prefix, cc string) func(ctx context.Context) (net.Conn, error) {
 	return func(ctx context.Context) (c net.Conn, err error) {
-		k.ns.do(func() {
+		k.ns.Do(func() {
 			d := net.Dialer{Control: setCC(cc)}
 			c, err = d.DialContext(ctx, "tcp4", hostPort(addr))
 		})
@@ -188,7 +188,7 @@ func NewRelay(c Cell, seed int64) (*Relay, error) {
 }
 
 // Namespaces names the two namespaces, for ip netns exec.
-func (r *Relay) Namespaces() (a, b string) { return r.a.ns.name, r.b.ns.name }
+func (r *Relay) Namespaces() (a, b string) { return r.a.ns.Name, r.b.ns.Name }
 
 // Addrs are the kernel's addresses in A and in B.
 func (r *Relay) Addrs() (a, b netip.Prefix) { return senderAddr, receiverAddr }

@@ -108,6 +108,11 @@ func NewPrefixed(t testing.TB, prefix string) *NS {
 // Create is New without a testing.TB: the caller must Close the NS.
 func Create() (*NS, error) { return create(Prefix) }
 
+// CreatePrefixed is Create with names starting with prefix instead of
+// Prefix (a tool's own namespaces: bench/pathmatrix); the process id
+// follows it, which RemoveStale relies on.
+func CreatePrefixed(prefix string) (*NS, error) { return create(prefix) }
+
 func create(prefix string) (*NS, error) {
 	ns := &NS{
 		Name:   fmt.Sprintf("%s%d-%d", prefix, os.Getpid(), seq.Add(1)),
@@ -245,13 +250,17 @@ func loopbackUp() error {
 
 // removeStale removes namespaces left by test processes that no longer
 // exist (killed before their cleanups ran).
-func removeStale() {
+func removeStale() { RemoveStale(Prefix) }
+
+// RemoveStale removes the namespaces named prefix<pid>-<n> whose process
+// no longer runs.
+func RemoveStale(prefix string) {
 	ents, err := os.ReadDir(netnsDir)
 	if err != nil {
 		return
 	}
 	for _, e := range ents {
-		rest, ok := strings.CutPrefix(e.Name(), Prefix)
+		rest, ok := strings.CutPrefix(e.Name(), prefix)
 		if !ok {
 			continue
 		}
