@@ -2,109 +2,22 @@ package admin_test
 
 import (
 	"bytes"
-	"context"
 	"fmt"
+	"github.com/synack/synack/internal/headless"
 	"image"
 	"image/png"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"golang.org/x/net/html"
 
 	"github.com/synack/synack/admin"
 )
-
-// chromium finds a headless-capable Chromium. Without one the page tests
-// skip, except under CI (CI=true), where they fail: CI installs the
-// Debian package chromium.
-func chromium(t *testing.T) string {
-	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "chrome", "headless_shell"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("no chromium on PATH; CI must install it (Debian: apt-get install -y chromium)")
-	}
-	t.Skip("no chromium on PATH (Debian: apt-get install -y chromium); skipping the page test")
-	return ""
-}
-
-// runChromium runs headless Chromium on url with extra flags and returns
-// its standard output.
-func runChromium(t *testing.T, bin, url string, extra ...string) []byte {
-	t.Helper()
-	return runChromiumSize(t, bin, url, 1400, 1000, extra...)
-}
-
-// runChromiumSize is runChromium with a window of width x height pixels.
-func runChromiumSize(t *testing.T, bin, url string, width, height int, extra ...string) []byte {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	args := []string{
-		"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-		"--disable-background-networking", "--disable-component-update", "--disable-sync",
-		"--disable-dev-shm-usage", "--hide-scrollbars", "--mute-audio",
-		"--user-data-dir=" + t.TempDir(), fmt.Sprintf("--window-size=%d,%d", width, height), "--virtual-time-budget=5000",
-	}
-	args = append(args, extra...)
-	args = append(args, url)
-	cmd := exec.CommandContext(ctx, bin, args...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("chromium: %v\n%s", err, stderr.String())
-	}
-	return stdout.Bytes()
-}
-
-func byID(n *html.Node, id string) *html.Node {
-	if n.Type == html.ElementNode {
-		for _, a := range n.Attr {
-			if a.Key == "id" && a.Val == id {
-				return n
-			}
-		}
-	}
-	for c := n.FirstChild; c != nil; c = c.NextSibling {
-		if f := byID(c, id); f != nil {
-			return f
-		}
-	}
-	return nil
-}
-
-func text(n *html.Node) string {
-	if n == nil {
-		return ""
-	}
-	if n.Type == html.TextNode {
-		return n.Data
-	}
-	var b strings.Builder
-	for c := n.FirstChild; c != nil; c = c.NextSibling {
-		b.WriteString(text(c))
-	}
-	return b.String()
-}
-
-func attr(n *html.Node, key string) string {
-	for _, a := range n.Attr {
-		if a.Key == key {
-			return a.Val
-		}
-	}
-	return ""
-}
 
 func count(n *html.Node, tag string) int {
 	k := 0
@@ -120,16 +33,16 @@ func count(n *html.Node, tag string) int {
 // TestPageDOM loads the page in headless Chromium, lets its script poll
 // the JSON endpoints, and checks the diagram's live counts in the DOM.
 func TestPageDOM(t *testing.T) {
-	bin := chromium(t)
+	bin := headless.Chromium(t)
 	w := newWorld(t)
 	w.scenario(t, 12)
 
-	dom := runChromium(t, bin, w.ts.URL+"/", "--dump-dom")
+	dom := headless.Run(t, bin, w.ts.URL+"/", 1400, 1000, "--dump-dom")
 	doc, err := html.Parse(bytes.NewReader(dom))
 	if err != nil {
 		t.Fatal(err)
 	}
-	body := byID(doc, "diagram")
+	body := headless.ByID(doc, "diagram")
 	if body == nil {
 		t.Fatalf("no diagram in the DOM:\n%s", dom)
 	}
@@ -145,8 +58,8 @@ func TestPageDOM(t *testing.T) {
 		}
 	}
 	find(doc)
-	if bodyEl == nil || attr(bodyEl, "data-updated") == "" {
-		t.Fatalf("the page's script did not refresh; status %q", text(byID(doc, "status")))
+	if bodyEl == nil || headless.Attr(bodyEl, "data-updated") == "" {
+		t.Fatalf("the page's script did not refresh; status %q", headless.Text(headless.ByID(doc, "status")))
 	}
 	// The eleven states, each with its live count.
 	want := map[string]string{
@@ -154,40 +67,40 @@ func TestPageDOM(t *testing.T) {
 		"FIN-WAIT-1": "0", "FIN-WAIT-2": "0", "CLOSE-WAIT": "12", "CLOSING": "0", "LAST-ACK": "0", "TIME-WAIT": "1",
 	}
 	for state, n := range want {
-		box := byID(doc, "n-"+state)
+		box := headless.ByID(doc, "n-"+state)
 		if box == nil {
 			t.Errorf("no count for %s", state)
 			continue
 		}
-		if got := strings.TrimSpace(text(box)); got != n {
+		if got := strings.TrimSpace(headless.Text(box)); got != n {
 			t.Errorf("%s shows %q, want %s", state, got, n)
 		}
-		if !strings.Contains(text(box.Parent), state) {
-			t.Errorf("the box of %s does not name it: %q", state, text(box.Parent))
+		if !strings.Contains(headless.Text(box.Parent), state) {
+			t.Errorf("the box of %s does not name it: %q", state, headless.Text(box.Parent))
 		}
 	}
 	// Transition counts on the arrows.
 	for tr, n := range map[string]string{"ESTABLISHED>CLOSE-WAIT": "×12", "LISTEN>SYN-RECEIVED": "×14",
 		"SYN-RECEIVED>ESTABLISHED": "×14", "FIN-WAIT-2>TIME-WAIT": "×1", "TIME-WAIT>CLOSED": "×0"} {
-		if got := strings.TrimSpace(text(byID(doc, "t-"+tr))); got != n {
+		if got := strings.TrimSpace(headless.Text(headless.ByID(doc, "t-"+tr))); got != n {
 			t.Errorf("arrow %s shows %q, want %s", tr, got, n)
 		}
 	}
 	// Every arrow of the figure is drawn.
 	for _, tr := range admin.DrawnTransitions() {
-		if byID(doc, "p-"+tr) == nil {
+		if headless.ByID(doc, "p-"+tr) == nil {
 			t.Errorf("no arrow for %s", tr)
 		}
 	}
 	// The connection table, the latest transitions and the finding.
-	if n := count(byID(doc, "conns"), "tr") - 1; n != 15 {
+	if n := count(headless.ByID(doc, "conns"), "tr") - 1; n != 15 {
 		t.Errorf("connection table has %d rows, want 15", n)
 	}
-	ev := text(byID(doc, "events"))
+	ev := headless.Text(headless.ByID(doc, "events"))
 	if !strings.Contains(ev, "ESTABLISHED → CLOSE-WAIT") || !strings.Contains(ev, "FIN-WAIT-2 → TIME-WAIT") {
 		t.Errorf("latest transitions: %q", ev)
 	}
-	if f := text(byID(doc, "findings")); !strings.Contains(f, "close-wait") || !strings.Contains(f, "12 connections in CLOSE-WAIT") {
+	if f := headless.Text(headless.ByID(doc, "findings")); !strings.Contains(f, "close-wait") || !strings.Contains(f, "12 connections in CLOSE-WAIT") {
 		t.Errorf("findings: %q", f)
 	}
 }
@@ -195,7 +108,7 @@ func TestPageDOM(t *testing.T) {
 // TestPageScreenshot takes a screenshot of the page and checks it is a
 // real picture. SYNACK_SCREENSHOT=path keeps it.
 func TestPageScreenshot(t *testing.T) {
-	bin := chromium(t)
+	bin := headless.Chromium(t)
 	w := newWorld(t)
 	w.scenario(t, 12)
 	for _, size := range [][2]int{{1400, 1000}, {800, 1000}} {
@@ -210,7 +123,7 @@ func screenshot(t *testing.T, bin string, w *world, width, height int) {
 	if keep := os.Getenv("SYNACK_SCREENSHOT"); keep != "" {
 		out, _ = filepath.Abs(strings.TrimSuffix(keep, ".png") + fmt.Sprintf("-%dx%d.png", width, height))
 	}
-	runChromiumSize(t, bin, w.ts.URL+"/", width, height, "--screenshot="+out)
+	headless.Run(t, bin, w.ts.URL+"/", width, height, "--screenshot="+out)
 	f, err := os.Open(out)
 	if err != nil {
 		t.Fatal(err)
@@ -295,7 +208,7 @@ check();
 // Issue 15: at 800 px the page was two squeezed columns and the
 // transitions table clipped its cause column.
 func TestPageAt800px(t *testing.T) {
-	bin := chromium(t)
+	bin := headless.Chromium(t)
 	w := newWorld(t)
 	w.scenario(t, 12)
 	mux := http.NewServeMux()
@@ -306,12 +219,12 @@ func TestPageAt800px(t *testing.T) {
 	})
 	ts := httptest.NewServer(mux)
 	defer ts.Close()
-	dom := runChromiumSize(t, bin, ts.URL+"/probe", 1000, 1200, "--dump-dom")
+	dom := headless.Run(t, bin, ts.URL+"/probe", 1000, 1200, "--dump-dom")
 	doc, err := html.Parse(bytes.NewReader(dom))
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := text(byID(doc, "out"))
+	out := headless.Text(headless.ByID(doc, "out"))
 	if !strings.Contains(out, "viewport 800") || !strings.Contains(out, "checked ") || strings.Contains(out, "checked 0") {
 		t.Fatalf("the probe did not measure the page at 800 px:\n%s", out)
 	}

@@ -7,13 +7,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/synack/synack/internal/headless"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -356,7 +356,7 @@ func sorted(m map[string]float64) []string {
 // transition counts (and rates) on the arrows, the aborts among the
 // other transitions, and the RSTs in the per-connection table.
 func TestWatchHost(t *testing.T) {
-	bin := hwChromium(t)
+	bin := headless.Chromium(t)
 	w := newHWWorld(t)
 	w.scenario(t)
 	w.m.Refresh(nil) // a second sample: the rates are measured
@@ -378,105 +378,43 @@ func TestWatchHost(t *testing.T) {
 		t.Fatalf("api/host: %+v, want 1 RST sent, 1 received, 2 connections", h)
 	}
 
-	dom := hwRunChromium(t, bin, ts.URL+"/")
+	dom := headless.Run(t, bin, ts.URL+"/", 1400, 1000, "--dump-dom")
 	doc, err := html.Parse(bytes.NewReader(dom))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if hwByID(doc, "diagram") == nil || !strings.Contains(string(dom), "data-updated") {
+	if headless.ByID(doc, "diagram") == nil || !strings.Contains(string(dom), "data-updated") {
 		t.Fatalf("the page did not refresh:\n%s", dom)
 	}
 	for state, n := range map[string]string{"LISTEN": "1", "ESTABLISHED": "2", "CLOSE-WAIT": "1", "FIN-WAIT-2": "1",
 		"TIME-WAIT": "1", "SYN-SENT": "0", "SYN-RECEIVED": "0", "FIN-WAIT-1": "0", "LAST-ACK": "0", "CLOSING": "0"} {
-		if got := strings.TrimSpace(hwText(hwByID(doc, "n-"+state))); got != n {
+		if got := strings.TrimSpace(headless.Text(headless.ByID(doc, "n-"+state))); got != n {
 			t.Errorf("box %s shows %q, want %s", state, got, n)
 		}
 	}
 	for tr, n := range hwTransitions {
-		el := hwByID(doc, "t-"+tr)
+		el := headless.ByID(doc, "t-"+tr)
 		if el == nil {
 			continue // not drawn: in the "other" table
 		}
 		want := fmt.Sprintf("×%g (", n) // and the rate
-		if got := strings.TrimSpace(hwText(el)); !strings.HasPrefix(got, want) || !strings.HasSuffix(got, "/s)") {
+		if got := strings.TrimSpace(headless.Text(el)); !strings.HasPrefix(got, want) || !strings.HasSuffix(got, "/s)") {
 			t.Errorf("arrow %s shows %q, want %s…/s)", tr, got, want)
 		}
 	}
-	if other := hwText(hwByID(doc, "other")); !strings.Contains(other, "ESTABLISHED → CLOSED×2") {
+	if other := headless.Text(headless.ByID(doc, "other")); !strings.Contains(other, "ESTABLISHED → CLOSED×2") {
 		t.Errorf("other transitions: %q", other)
 	}
-	hc := hwText(hwByID(doc, "hostconns"))
+	hc := headless.Text(headless.ByID(doc, "hostconns"))
 	if !strings.Contains(hc, netip.AddrPortFrom(hwSrv, w.port).String()) || strings.Count(hc, "CLOSED") != 2 {
 		t.Errorf("resets table: %q", hc)
 	}
-	if tot := hwText(hwByID(doc, "host-totals")); !strings.Contains(tot, "1 RSTs sent, 1 received") {
+	if tot := headless.Text(headless.ByID(doc, "host-totals")); !strings.Contains(tot, "1 RSTs sent, 1 received") {
 		t.Errorf("host totals: %q", tot)
 	}
-	if f := hwText(hwByID(doc, "findings")); !strings.Contains(f, "close-wait") {
+	if f := headless.Text(headless.ByID(doc, "findings")); !strings.Contains(f, "close-wait") {
 		t.Errorf("findings: %q", f)
 	}
-}
-
-// hwChromium finds headless Chromium; skips without one, except under CI.
-func hwChromium(t *testing.T) string {
-	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "headless_shell"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("no chromium on PATH; CI must install it (Debian: apt-get install -y chromium)")
-	}
-	t.Skip("no chromium on PATH (Debian: apt-get install -y chromium)")
-	return ""
-}
-
-// hwRunChromium loads url in headless Chromium with 5 s of virtual time
-// (the page polls every second) and returns the DOM.
-func hwRunChromium(t *testing.T, bin, url string) []byte {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-		"--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
-		"--user-data-dir="+t.TempDir(), "--window-size=1400,1000", "--virtual-time-budget=5000", "--dump-dom", url)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("chromium: %v\n%s", err, stderr.String())
-	}
-	return stdout.Bytes()
-}
-
-func hwByID(n *html.Node, id string) *html.Node {
-	if n.Type == html.ElementNode {
-		for _, a := range n.Attr {
-			if a.Key == "id" && a.Val == id {
-				return n
-			}
-		}
-	}
-	for c := n.FirstChild; c != nil; c = c.NextSibling {
-		if f := hwByID(c, id); f != nil {
-			return f
-		}
-	}
-	return nil
-}
-
-func hwText(n *html.Node) string {
-	if n == nil {
-		return ""
-	}
-	if n.Type == html.TextNode {
-		return n.Data
-	}
-	var b strings.Builder
-	for c := n.FirstChild; c != nil; c = c.NextSibling {
-		b.WriteString(hwText(c))
-	}
-	return b.String()
 }
 
 // TestExporterCommand runs `synack exporter --host` as a process in a

@@ -4,6 +4,7 @@ package main
 
 import (
 	"bytes"
+	"github.com/synack/synack/internal/headless"
 	"net/http/httptest"
 	"net/netip"
 	"strings"
@@ -23,7 +24,7 @@ import (
 // count and rate (12 transitions in 10 s: 1.2/s), and the table of
 // resets and retransmissions shows the connection that retransmitted.
 func TestWatchPageModel(t *testing.T) {
-	bin := hwChromium(t)
+	bin := headless.Chromium(t)
 	now := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
 	ap := netip.MustParseAddrPort
 	rows := []diag.Row{{State: tcp.Listen, Local: ap("0.0.0.0:80")}}
@@ -47,28 +48,28 @@ func TestWatchPageModel(t *testing.T) {
 	m.Refresh(nil)
 	ts := httptest.NewServer(watchHandler(m))
 	defer ts.Close()
-	doc, err := html.Parse(bytes.NewReader(hwRunChromium(t, bin, ts.URL+"/")))
+	doc, err := html.Parse(bytes.NewReader(headless.Run(t, bin, ts.URL+"/", 1400, 1000, "--dump-dom")))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := strings.TrimSpace(hwText(hwByID(doc, "n-ESTABLISHED"))); got != "3" {
+	if got := strings.TrimSpace(headless.Text(headless.ByID(doc, "n-ESTABLISHED"))); got != "3" {
 		t.Errorf("ESTABLISHED box shows %q, want 3", got)
 	}
-	if got := strings.TrimSpace(hwText(hwByID(doc, "t-LISTEN>SYN-RECEIVED"))); got != "×12 (1.2/s)" {
+	if got := strings.TrimSpace(headless.Text(headless.ByID(doc, "t-LISTEN>SYN-RECEIVED"))); got != "×12 (1.2/s)" {
 		t.Errorf("LISTEN->SYN-RECEIVED arrow shows %q, want ×12 (1.2/s)", got)
 	}
 	// An arrow never taken keeps the page's plain ×0.
-	if got := strings.TrimSpace(hwText(hwByID(doc, "t-SYN-RECEIVED>ESTABLISHED"))); got != "×0" {
+	if got := strings.TrimSpace(headless.Text(headless.ByID(doc, "t-SYN-RECEIVED>ESTABLISHED"))); got != "×0" {
 		t.Errorf("SYN-RECEIVED->ESTABLISHED arrow shows %q, want ×0", got)
 	}
-	hc := hwText(hwByID(doc, "hostconns"))
+	hc := headless.Text(headless.ByID(doc, "hostconns"))
 	if !strings.Contains(hc, "ESTABLISHED10.0.0.1:8010.0.0.2:50011") {
 		t.Errorf("resets and retransmissions table: %q", hc)
 	}
-	if h := hwText(hwByID(doc, "host-totals")); !strings.Contains(h, "1 segments") {
+	if h := headless.Text(headless.ByID(doc, "host-totals")); !strings.Contains(h, "1 segments") {
 		t.Errorf("totals: %q", h)
 	}
-	if title := hwText(hwByID(doc, "diagram-title")); !strings.Contains(title, "kernel") {
+	if title := headless.Text(headless.ByID(doc, "diagram-title")); !strings.Contains(title, "kernel") {
 		t.Errorf("diagram title: %q", title)
 	}
 }
