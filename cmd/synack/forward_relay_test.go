@@ -74,13 +74,35 @@ func newRelayRig(t *testing.T) *relayRig {
 
 func (g *relayRig) dial(t *testing.T, port int) *stack.TCPConn {
 	t.Helper()
-	c, err := g.client.DialTCP(context.Background(), netip.AddrPortFrom(netip.MustParseAddr("203.0.113.1"), uint16(port)))
+	c, err := g.tryDial(t, port)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return c
+}
+
+// tryDial is dial that returns the error: a reset that comes before the
+// dialer has run again fails the dial itself, as connect(2) does on Linux
+// when the socket is already closed by then.
+func (g *relayRig) tryDial(t *testing.T, port int) (*stack.TCPConn, error) {
+	c, err := g.client.DialTCP(context.Background(), netip.AddrPortFrom(netip.MustParseAddr("203.0.113.1"), uint16(port)))
+	if err != nil {
+		return nil, err
+	}
 	c.SetDeadline(time.Now().Add(10 * time.Second))
 	t.Cleanup(func() { c.Close() })
-	return c
+	return c, nil
+}
+
+// readReset reads to the end from a connection to port and returns what
+// it read and the error that ended it, the dial's if the reset came
+// first.
+func (g *relayRig) readReset(t *testing.T, port int) ([]byte, error) {
+	c, err := g.tryDial(t, port)
+	if err != nil {
+		return nil, err
+	}
+	return io.ReadAll(c)
 }
 
 func kernelListener(t *testing.T) (net.Listener, int) {
@@ -135,8 +157,7 @@ func TestRelayResets(t *testing.T) {
 	t.Run("refused", func(t *testing.T) {
 		l, port := kernelListener(t)
 		l.Close()
-		c := g.dial(t, port)
-		if _, err := c.Read(make([]byte, 1)); !errors.Is(err, syscall.ECONNRESET) {
+		if _, err := g.readReset(t, port); !errors.Is(err, syscall.ECONNRESET) {
 			t.Errorf("read from a connection whose destination refused: %v, want ECONNRESET", err)
 		}
 	})
@@ -151,8 +172,7 @@ func TestRelayResets(t *testing.T) {
 			c.(*net.TCPConn).SetLinger(0)
 			c.Close()
 		}()
-		c := g.dial(t, port)
-		b, err := io.ReadAll(c)
+		b, err := g.readReset(t, port)
 		if !errors.Is(err, syscall.ECONNRESET) {
 			t.Errorf("client read %q, %v; want ECONNRESET", b, err)
 		}
