@@ -418,7 +418,9 @@ func (l *Ladder) pairState(ev *stack.TraceEvent, sd *Side) {
 		// column, which only repeats the change's new state.
 		text := change + " " + cause
 		to := " " + l.paint(colBold+sd.color, ev.To.String())
-		pad := l.mid() - 1 - runes(text)
+		// The arrows put the right state one column past the middle
+		// column (pairSegment's separating space); so does this.
+		pad := l.mid() - runes(text)
 		if pad < 0 {
 			to = ""
 			pad = l.lineWidth() - l.midStart() - runes(text)

@@ -95,13 +95,13 @@ func TestPair(t *testing.T) {
 	want := `
       time  client 10.0.0.1                                      server 10.0.0.2
 ────────────────────────────────────────────────────────────────────────────────
-    0.000s  CLOSED           server: CLOSED → LISTEN (user LISTEN) LISTEN
+    0.000s  CLOSED            server: CLOSED → LISTEN (user LISTEN) LISTEN
     0.000s  SYN-SENT      client: CLOSED → SYN-SENT (user CONNECT)
     0.000s  SYN-SENT      ──[S] seq 0 win 512 ───────────────────▶  LISTEN
     0.000s                   ✗ lost on the way: [S] seq 0 win 512
     0.005s     server app: waits
     0.005s     something else
-    0.010s  SYN-SENT       server: LISTEN → SYN-RECEIVED (rcv SYN) SYN-RECEIVED
+    0.010s  SYN-SENT        server: LISTEN → SYN-RECEIVED (rcv SYN) SYN-RECEIVED
     0.010s  SYN-SENT       ◀──────────── [S.] seq 0 ack 1 win 512── SYN-RECEIVED
 ────────────────────────────────────────────────────────────────────────────────
 client path: CLOSED → SYN-SENT
