@@ -134,6 +134,7 @@ type datagram struct {
 	h6       wire.IPv6Header
 	next     uint8 // IPv6: the Next Header of the fragmentable part
 	unfrag   int   // IPv6: octets of extension headers before the Fragment header
+	ecn      uint8 // a bit per ECN codepoint the accepted fragments carried (RFC 3168 section 5.3)
 	opts     [wire.IPv4MaxHeaderLen - wire.IPv4MinHeaderLen]byte
 
 	prev, nextd *datagram // in the list of its family, oldest first
@@ -272,6 +273,7 @@ func (r *Reassembler) AddIPv4(now time.Time, h *wire.IPv4Header, payload []byte)
 	if !r.insert(d, off, payload, more) {
 		return nil
 	}
+	d.ecn |= 1 << wire.ECNOf(h.TOS)
 	if !d.complete() {
 		return nil
 	}
@@ -283,6 +285,12 @@ func (r *Reassembler) AddIPv4(now time.Time, h *wire.IPv4Header, payload []byte)
 		return nil
 	}
 	hdr := d.h4
+	ecn, ok := reassembledECN(d.ecn, wire.ECNOf(hdr.TOS))
+	if !ok {
+		r.drop(d)
+		return nil
+	}
+	hdr.TOS = wire.WithECN(hdr.TOS, ecn)
 	hdr.Flags &^= wire.IPv4MoreFragments
 	hdr.FragOff = 0
 	out := wire.AppendIPv4(make([]byte, 0, hdr.HeaderLen()+d.total), &hdr, d.total)
@@ -354,10 +362,17 @@ func (r *Reassembler) AddIPv6(now time.Time, h *wire.IPv6Header, fragment []byte
 	if !r.insert(d, off, data, f.More) {
 		return nil
 	}
+	d.ecn |= 1 << wire.ECNOf(h.TrafficClass)
 	if !d.complete() {
 		return nil
 	}
 	hdr := d.h6
+	ecn, ok := reassembledECN(d.ecn, wire.ECNOf(hdr.TrafficClass))
+	if !ok {
+		r.drop(d)
+		return nil
+	}
+	hdr.TrafficClass = wire.WithECN(hdr.TrafficClass, ecn)
 	hdr.NextHeader = d.next
 	out := wire.AppendIPv6(make([]byte, 0, wire.IPv6HeaderLen+d.total), &hdr, d.total)
 	out = d.appendData(out)
@@ -512,6 +527,26 @@ func (r *Reassembler) insert(d *datagram, off int, data []byte, more bool) bool 
 		d.total = end
 	}
 	return true
+}
+
+// reassembledECN is the ECN field of a datagram whose accepted fragments
+// carried the codepoints in seen (bit 1<<codepoint), given first, the
+// first fragment's, whose header the datagram takes. RFC 3168 section 5.3:
+// reassembly must not lose a congestion mark, so a CE on any fragment
+// marks the whole datagram, except where another fragment was Not-ECT:
+// then the datagram is dropped (ok false), which the RFC allows as the
+// other way not to lose the mark. Fragments that agree keep their
+// codepoint; a mix of ECT(0), ECT(1) and Not-ECT without CE keeps the
+// first fragment's, as nothing was marked.
+func reassembledECN(seen uint8, first wire.ECN) (ecn wire.ECN, ok bool) {
+	const notECT, ce = 1 << wire.NotECT, 1 << wire.CE
+	switch {
+	case seen&ce != 0 && seen&notECT != 0:
+		return wire.NotECT, false
+	case seen&ce != 0:
+		return wire.CE, true
+	}
+	return first, true
 }
 
 // complete reports whether every octet of d is held: the last fragment

@@ -3,6 +3,7 @@ package ipreasm
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"net/netip"
 	"testing"
 	"time"
@@ -383,4 +384,72 @@ func FuzzReassemble(f *testing.F) {
 			t.Fatalf("counters %+v", c)
 		}
 	})
+}
+
+// RFC 3168 section 5.3: reassembly must not lose a CE mark. A CE fragment
+// marks the datagram; CE beside a Not-ECT fragment drops it; fragments
+// that agree keep their codepoint. For IPv4 and IPv6, the CE fragment
+// first and last.
+func TestECNReassembly(t *testing.T) {
+	payload := tcpHeader(data(64))
+	cases := []struct {
+		name   string
+		ecn    [2]wire.ECN // of the first and the second fragment
+		want   wire.ECN
+		refuse bool
+	}{
+		{"all ECT(0)", [2]wire.ECN{wire.ECT0, wire.ECT0}, wire.ECT0, false},
+		{"all Not-ECT", [2]wire.ECN{wire.NotECT, wire.NotECT}, wire.NotECT, false},
+		{"CE then ECT(0)", [2]wire.ECN{wire.CE, wire.ECT0}, wire.CE, false},
+		{"ECT(0) then CE", [2]wire.ECN{wire.ECT0, wire.CE}, wire.CE, false},
+		{"ECT(1) then CE", [2]wire.ECN{wire.ECT1, wire.CE}, wire.CE, false},
+		{"CE beside Not-ECT", [2]wire.ECN{wire.NotECT, wire.CE}, 0, true},
+		{"Not-ECT beside CE", [2]wire.ECN{wire.CE, wire.NotECT}, 0, true},
+	}
+	for _, tc := range cases {
+		for _, v6 := range []bool{false, true} {
+			for _, lastFirst := range []bool{false, true} {
+				r := New(Config{})
+				var out []byte
+				order := []int{0, 1}
+				if lastFirst {
+					order = []int{1, 0}
+				}
+				if v6 {
+					fs := frag6(t, 9, payload, piece{0, 32, true}, piece{32, 32, false})
+					for i := range fs {
+						fs[i].h.TrafficClass = wire.WithECN(0xb8, tc.ecn[i])
+					}
+					for _, i := range order {
+						out = r.AddIPv6(epoch, &fs[i].h, fs[i].frag, 0)
+					}
+				} else {
+					hs, ps := split4(t, wire.IPv4Header{ID: 9, TTL: 9, TOS: 0xb8, Protocol: wire.ProtocolTCP, Src: src4, Dst: dst4}, payload, piece{0, 32, true}, piece{32, 32, false})
+					for i := range hs {
+						hs[i].TOS = wire.WithECN(0xb8, tc.ecn[i])
+					}
+					for _, i := range order {
+						out = r.AddIPv4(epoch, &hs[i], ps[i])
+					}
+				}
+				name := fmt.Sprintf("%s, v6 %v, last first %v", tc.name, v6, lastFirst)
+				if tc.refuse {
+					if out != nil || r.Len() != 0 || r.Mem() != 0 || r.Counters().ReasmFails != 1 {
+						t.Errorf("%s: reassembled (or kept) a datagram mixing CE and Not-ECT", name)
+					}
+					continue
+				}
+				p, err := wire.ParseIP(out)
+				if err != nil {
+					t.Fatalf("%s: %v", name, err)
+				}
+				if got := p.ECN(); got != tc.want {
+					t.Errorf("%s: ECN %v, want %v", name, got, tc.want)
+				}
+				if dscp := p.IPv4.TOS &^ 3; !v6 && dscp != 0xb8 {
+					t.Errorf("%s: DSCP %#x changed", name, dscp)
+				}
+			}
+		}
+	}
 }
