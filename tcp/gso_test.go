@@ -297,3 +297,19 @@ func TestGSOSameBooksAsSegments(t *testing.T) {
 		t.Fatal("no super-segment was sent")
 	}
 }
+
+// checkSuperSegments checks what a connection sent (FuzzConn): a
+// super-segment only from a connection told its link segments, carrying
+// data and no SYN or FIN, in more than one piece of GSOSize bytes, within
+// the link's limit.
+func checkSuperSegments(t *testing.T, c *Conn, out []Segment) {
+	t.Helper()
+	for _, s := range out {
+		if s.GSOSize == 0 {
+			continue
+		}
+		if c.gsoMax == 0 || s.Flags&(S|F|R) != 0 || len(s.Payload) <= int(s.GSOSize) || len(s.Payload) > int(c.gsoMax) || s.Pieces() < 2 {
+			t.Fatalf("bad super-segment %s gso %d (link limit %d)", s.String(), s.GSOSize, c.gsoMax)
+		}
+	}
+}
