@@ -76,6 +76,7 @@ type envConfig struct {
 	events bool
 	opts   stack.Options
 	tun    func(*tunstack.Config)
+	prefix string // the namespace's name prefix; "": nstest.Prefix
 }
 
 // withTun changes the device's configuration (offloads, queues, name).
@@ -91,6 +92,10 @@ func withTun(f func(*tunstack.Config)) envOption {
 		}
 	}
 }
+
+// withNSPrefix names the namespace with prefix instead of nstest.Prefix
+// (a test whose brief gives it a prefix of its own).
+func withNSPrefix(prefix string) envOption { return func(c *envConfig) { c.prefix = prefix } }
 
 // withPcap records the run in a pcap file (env.pcapPath).
 func withPcap() envOption { return func(c *envConfig) { c.pcap = true } }
@@ -109,7 +114,12 @@ func newEnv(t testing.TB, fam family, opts ...envOption) *env {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	e := &env{t: t, fam: fam, ns: nstest.New(t)}
+	e := &env{t: t, fam: fam}
+	if cfg.prefix != "" {
+		e.ns = nstest.NewPrefixed(t, cfg.prefix)
+	} else {
+		e.ns = nstest.New(t)
+	}
 	tc := tunstack.Config{
 		Name:    "synack0",
 		MTU:     1500,

@@ -54,6 +54,22 @@ type ChecksumVouching interface {
 // next to the header first.
 type Packet struct {
 	Head, Payload []byte
+	// GSOSize, when not zero, marks a TCP super-segment for a link that
+	// segments (SegmentOffloader, MaxSize set): its payload is to go out
+	// as segments of GSOSize bytes (the last may be shorter), each with a
+	// copy of the IP and TCP headers whose lengths, IPv4 identification
+	// (incremented per segment), sequence number and checksums the link
+	// fixes up, PSH and FIN on the last segment only and CWR on the first
+	// only, as a NIC's TCP segmentation offload does. Its IP length field
+	// covers the whole super-segment.
+	GSOSize uint16
+	// PartialChecksum: the TCP checksum field holds only the sum of the
+	// pseudo-header (over the packet's whole TCP length, not
+	// complemented), and the link completes it, per segment for a
+	// super-segment: the kernel's CHECKSUM_PARTIAL convention, which a
+	// virtio-net header's VIRTIO_NET_HDR_F_NEEDS_CSUM carries. Only for a
+	// link whose SegmentOffload says Checksum.
+	PartialChecksum bool
 }
 
 // Len is the packet's length.
@@ -66,6 +82,29 @@ func (p Packet) Len() int { return len(p.Head) + len(p.Payload) }
 // the caller may reuse all the pieces when the call returns.
 type PartsWriter interface {
 	WritePacketParts(pkts []Packet) (int, error)
+}
+
+// SegmentOffload is what a link does for the TCP segments a sender writes
+// to it as parts (TSO and checksum offload on transmit). The zero value is
+// nothing: the sender writes complete packets within the MTU.
+type SegmentOffload struct {
+	// MaxSize is the largest TCP super-segment (Packet.GSOSize), IP header
+	// included, the link takes and cuts into MSS-sized segments itself;
+	// 0: none.
+	MaxSize int
+	// Checksum: the link completes TCP checksums the sender left partial
+	// (Packet.PartialChecksum).
+	Checksum bool
+}
+
+// SegmentOffloader is a PartsWriter that may segment and checksum for the
+// sender: a TUN device whose kernel takes GSO packets with a virtio-net
+// header, or an in-memory link told to (memlink's Config.GSO). What it
+// offers may depend on what the kernel accepted, so the sender asks once,
+// when it adds the link.
+type SegmentOffloader interface {
+	PartsWriter
+	SegmentOffload() SegmentOffload
 }
 
 // DispatcherFunc adapts a function to a Dispatcher.

@@ -131,6 +131,9 @@ func (s *Stack) settle(tc *TCPConn, now time.Time) {
 // clampMSS keeps the segments we send within the link's MTU when the
 // peer's MSS option allows more than the link carries (a peer on a link
 // with a larger MTU), by telling the core the path MTU is the link's.
+// On a link that segments (link.SegmentOffloader) it also lets the
+// connection send super-segments (tcp/gso.go) up to the link's largest,
+// less the largest IP and TCP headers (40 bytes of TCP options).
 func (s *Stack) clampMSS(tc *TCPConn, now time.Time) {
 	if tc.nic == nil {
 		return
@@ -141,6 +144,9 @@ func (s *Stack) clampMSS(tc *TCPConn, now time.Time) {
 	}
 	if info := tc.tcb.Info(); info.PeerMSS+hdr > tc.nic.mtu {
 		tc.tcb.HandlePacketTooBig(now, tc.nic.mtu)
+	}
+	if tso := tc.nic.tso.MaxSize; tso > 0 {
+		tc.tcb.SetSegmentOffload(tso - hdr - 40)
 	}
 }
 

@@ -55,7 +55,7 @@ func (s *Stack) segmentDropped(r tcp.DropReason) {
 // (tcp.Conn.PayloadInSendBuffer: every unlock flushes before the next
 // Write), so a link that takes packets in pieces gets it where it is.
 func (s *Stack) sendSegment(n *nic, id tcp.Tuple, seg *tcp.Segment, tc *TCPConn, borrow bool) {
-	s.ctr.TCP.OutSegs.add(1)
+	s.ctr.TCP.OutSegs.add(uint64(seg.Pieces())) // a super-segment counts as what the link cuts it into
 	if seg.Flags&wire.RST != 0 {
 		s.ctr.TCP.OutRsts.add(1)
 	}
@@ -88,6 +88,10 @@ func (s *Stack) sendSegment(n *nic, id tcp.Tuple, seg *tcp.Segment, tc *TCPConn,
 	l4 := h.HeaderLen() + len(seg.Payload)
 	b := n.next()
 	b = s.appendIPECN(b, src, dst, wire.ProtocolTCP, l4, seg.ECN)
+	if seg.GSOSize > 0 && n.tso.MaxSize > 0 {
+		n.commitSuper(s.superHead(b, h, seg, src, dst, borrow, n.tso.Checksum), seg, borrow, n.tso.Checksum)
+		return
+	}
 	if borrow && n.pw != nil && len(seg.Payload) > 0 {
 		b = wire.AppendTCPHeader(b, h, seg.Payload, src, dst)
 		n.commitParts(b, seg.Payload)
@@ -95,6 +99,37 @@ func (s *Stack) sendSegment(n *nic, id tcp.Tuple, seg *tcp.Segment, tc *TCPConn,
 	}
 	b = wire.AppendTCP(b, h, seg.Payload, src, dst)
 	n.commit(b)
+}
+
+// superHead appends, after the IP header in b, the TCP header of the
+// super-segment seg (tcp/gso.go) for a link that segments, with the
+// checksum left to the link when it completes checksums (the payload is
+// then never summed here), and the payload too unless borrow lets it stay
+// in the send buffer.
+func (s *Stack) superHead(b []byte, h *wire.TCPHeader, seg *tcp.Segment, src, dst netip.Addr, borrow, partial bool) []byte {
+	switch {
+	case partial:
+		b = wire.AppendTCPHeaderPartial(b, h, len(seg.Payload), src, dst)
+	case borrow:
+		b = wire.AppendTCPHeader(b, h, seg.Payload, src, dst)
+	default:
+		return wire.AppendTCP(b, h, seg.Payload, src, dst)
+	}
+	if !borrow {
+		b = append(b, seg.Payload...)
+	}
+	return b
+}
+
+// commitSuper queues the super-segment built in b (superHead) with its
+// GSO size, for a nic whose link segments (n.tso; such a link takes
+// parts).
+func (n *nic) commitSuper(b []byte, seg *tcp.Segment, borrow, partial bool) {
+	p := link.Packet{GSOSize: seg.GSOSize, PartialChecksum: partial}
+	if borrow {
+		p.Payload = seg.Payload
+	}
+	n.commitPacket(b, p)
 }
 
 // appendIP appends an IPv4 or IPv6 header for an upper-layer payload of l4
@@ -142,13 +177,18 @@ func (n *nic) commit(b []byte) { n.commitParts(b, nil) }
 // commitParts queues the packet of head b (from next) and payload, which
 // must stay valid until the flush, for the next flush. Only a nic whose
 // link takes parts (pw) may be given a payload.
-func (n *nic) commitParts(b, payload []byte) {
+func (n *nic) commitParts(b, payload []byte) { n.commitPacket(b, link.Packet{Payload: payload}) }
+
+// commitPacket is commitParts for a packet with more to say than its
+// payload (a super-segment's GSO size): p's Head is b.
+func (n *nic) commitPacket(b []byte, p link.Packet) {
 	n.bufs[n.pending] = b
 	if n.pw != nil {
 		if n.pending == len(n.parts) {
 			n.parts = append(n.parts, link.Packet{})
 		}
-		n.parts[n.pending] = link.Packet{Head: b, Payload: payload}
+		p.Head = b
+		n.parts[n.pending] = p
 	}
 	n.pending++
 	if !n.queued {

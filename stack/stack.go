@@ -180,6 +180,9 @@ type nic struct {
 	// only one (issue 13 item 1).
 	pw    link.PartsWriter
 	parts []link.Packet
+	// tso is what the link segments and checksums for TCP
+	// (link.SegmentOffloader): connections on it send super-segments.
+	tso link.SegmentOffload
 }
 
 // route sends what matches prefix out of nic.
@@ -345,6 +348,9 @@ func (s *Stack) addLink(ep link.Endpoint, addrs []netip.Prefix) (*nic, error) {
 	}
 	n := &nic{s: s, id: NICID(len(s.nics) + 1), ep: ep, mtu: ep.MTU()}
 	n.pw, _ = ep.(link.PartsWriter)
+	if so, ok := ep.(link.SegmentOffloader); ok {
+		n.tso = so.SegmentOffload()
+	}
 	for _, p := range addrs {
 		a := p.Addr().Unmap()
 		p = netip.PrefixFrom(a, p.Bits())

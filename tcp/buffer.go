@@ -106,6 +106,15 @@ func (r *ring) wraps(off, k int) bool {
 	return (r.head+off)%len(r.buf)+k > len(r.buf)
 }
 
+// runAt is how many bytes from offset off lie contiguous in the backing
+// array, before it wraps (0 for an empty ring).
+func (r *ring) runAt(off int) int {
+	if len(r.buf) == 0 {
+		return 0
+	}
+	return len(r.buf) - (r.head+off)%len(r.buf)
+}
+
 // read copies the first bytes into p and discards them.
 func (r *ring) read(p []byte) int {
 	k := min(len(p), r.n)

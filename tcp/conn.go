@@ -283,6 +283,9 @@ type Conn struct {
 	// outGathered: the latest data segment's payload was gathered into
 	// scratch, not left in the send buffer (PayloadInSendBuffer).
 	outGathered bool
+	// gsoMax is the most payload one super-segment may carry
+	// (SetSegmentOffload, gso.go); 0: every segment is at most one MSS.
+	gsoMax int32
 
 	stats Stats
 }
@@ -433,7 +436,7 @@ func (c *Conn) returnToListen(now time.Time, cause Cause) {
 		passive: true, released: c.released,
 		nodelay: c.nodelay, keepAlive: c.keepAlive,
 		kaIdle: c.kaIdle, kaInterval: c.kaInterval, kaCount: c.kaCount,
-		stats: c.stats, reported: c.reported,
+		stats: c.stats, reported: c.reported, gsoMax: c.gsoMax,
 	}
 	fresh.rtt.init(c.cfg)
 	fresh.bufs = c.bufs // the owner's setsockopt outlives a failed handshake

@@ -50,6 +50,9 @@ func FuzzConn(f *testing.F) {
 			mods = append(mods, func(c *Config) { c.OutOfOrderLimit = 600 })
 		}
 		tc := fuzzFixtures[int(in[0])%len(fuzzFixtures)](t, mods...)
+		if o&64 != 0 {
+			tc.c.SetSegmentOffload(3000) // a link that segments (gso.go)
+		}
 		tc.drain()
 		checkInvariants(t, tc)
 		buf := make([]byte, 4096)
@@ -113,7 +116,7 @@ func FuzzConn(f *testing.F) {
 					tc.c.HandlePacketTooBig(tc.now, int(binary.BigEndian.Uint16(s[2:])))
 				}
 			}
-			tc.drain()
+			checkSuperSegments(t, tc.c, tc.drain())
 			checkInvariants(t, tc)
 		}
 		// Whatever happened, time running on ends in a quiet state.

@@ -177,10 +177,21 @@ func (c *Conn) sendOneSegment(now time.Time) bool {
 	} else if !fin {
 		return false
 	}
+	// A full segment of new data may grow into a super-segment for a
+	// link that segments (gso.go).
+	gso := false
+	if n == c.mss && !fillsHole && !fin && c.gsoMax > 0 {
+		if size := c.superSize(off, avail, usable, finPending); size > n {
+			n, gso = size, true
+		}
+	}
 	// A FIN with no data is sent whatever the window: it occupies one
 	// sequence number, and a peer with a full buffer drops and ACKs it,
 	// after which the retransmission timer tries again.
 	s := c.dataSegment(now, c.snd.nxt, off, n, fin, n == avail)
+	if gso {
+		s.GSOSize = uint16(c.mss)
+	}
 	if c.snd.una == c.snd.max {
 		c.snd.stalled = now // the flight was empty: USER TIMEOUT starts here
 	}
@@ -197,7 +208,11 @@ func (c *Conn) sendOneSegment(now time.Time) bool {
 	}
 	c.stats.BytesSent += uint64(n)
 	if c.sackOK {
-		c.txSent(c.snd.nxt, c.snd.nxt.Add(s.Len()), now, c.snd.max)
+		if gso {
+			c.txSentPieces(s, now)
+		} else {
+			c.txSent(c.snd.nxt, c.snd.nxt.Add(s.Len()), now, c.snd.max)
+		}
 		if !retrans {
 			c.snd.tlpRearm = true
 		}

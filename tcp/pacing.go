@@ -111,3 +111,13 @@ func (c *Conn) paceSent(n int) {
 		c.rt.pace.tokens -= int64(n)
 	}
 }
+
+// paceRoom is how many bytes may leave at once after paceAllows let one
+// segment go: the bucket's credit (at least an MSS), or limit when the
+// connection is not paced. A super-segment (gso.go) takes no more.
+func (c *Conn) paceRoom(limit int) int {
+	if c.rt == nil || c.rt.pace.last.IsZero() || c.pacingRate() <= 0 {
+		return limit
+	}
+	return int(min(max(c.rt.pace.tokens, int64(c.mss)), int64(limit)))
+}

@@ -51,6 +51,21 @@ type Segment struct {
 	// out in (RFC 3168 section 5; ecn.go): the runtime copies it from
 	// what arrives and into what leaves.
 	ECN wire.ECN
+	// GSOSize, when not zero, marks a super-segment (gso.go): a payload
+	// of several MSS-sized pieces that the link cuts into segments of
+	// GSOSize bytes (the last may be shorter), each with a copy of this
+	// header and its own sequence number, PSH on the last only. Only a
+	// connection told the link segments (SetSegmentOffload) emits one.
+	GSOSize uint16
+}
+
+// Pieces is how many segments s stands for on the wire: one, or as many
+// as a super-segment is cut into.
+func (s *Segment) Pieces() int {
+	if s.GSOSize == 0 || len(s.Payload) <= int(s.GSOSize) {
+		return 1
+	}
+	return (len(s.Payload) + int(s.GSOSize) - 1) / int(s.GSOSize)
 }
 
 // Len is SEG.LEN of RFC 9293 section 3.4: the payload plus one for SYN and

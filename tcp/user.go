@@ -537,7 +537,7 @@ func (c *Conn) tsNow(now time.Time) uint32 {
 }
 
 func (c *Conn) emit(s *Segment) {
-	c.stats.SegsOut++
+	c.stats.SegsOut += uint64(s.Pieces()) // what the wire carries, as Linux counts a TSO segment's gso_segs
 	c.paceSent(len(s.Payload))
 	if c.sink != nil {
 		c.sink.SendSegment(c, s)

@@ -59,6 +59,9 @@ type Config struct {
 	SplitGSO   bool
 	Queues     int
 	TxQueueLen int
+	// NoTSOOut is tun.Options.NoTSOOut: the stack sends segments of at
+	// most one MSS even where the device takes super-segments.
+	NoTSOOut bool
 	// Addrs holds one Pair per address, typically one IPv4 and one IPv6
 	// pair to run both families side by side.
 	Addrs []Pair
@@ -159,7 +162,7 @@ func New(cfg Config) (*Net, error) {
 	if err != nil {
 		return nil, err
 	}
-	dev, err := tun.OpenOptions(cfg.Name, tun.Options{MTU: cfg.MTU, Offload: cfg.Offload, SplitGSO: cfg.SplitGSO, Queues: cfg.Queues, TxQueueLen: cfg.TxQueueLen})
+	dev, err := tun.OpenOptions(cfg.Name, tun.Options{MTU: cfg.MTU, Offload: cfg.Offload, SplitGSO: cfg.SplitGSO, Queues: cfg.Queues, TxQueueLen: cfg.TxQueueLen, NoTSOOut: cfg.NoTSOOut})
 	if err != nil {
 		return nil, err
 	}

@@ -116,9 +116,34 @@ func AppendTCP(b []byte, h *TCPHeader, payload []byte, src, dst netip.Addr) []by
 // header's length is a multiple of four, so the payload's 16-bit words
 // line up as they would after it (RFC 1071).
 func AppendTCPHeader(b []byte, h *TCPHeader, payload []byte, src, dst netip.Addr) []byte {
+	start := len(b)
+	b = appendTCPFields(b, h, len(payload))
+	hdr := b[start:]
+	partial := PseudoHeaderChecksum(ProtocolTCP, src, dst, len(hdr)+len(payload)) + uint32(sum(payload))
+	binary.BigEndian.PutUint16(hdr[tcpChecksum:], Checksum(hdr, partial))
+	return b
+}
+
+// AppendTCPHeaderPartial is AppendTCPHeader for a link that completes the
+// checksum (checksum offload, link.Packet.PartialChecksum): the checksum
+// field holds the pseudo-header's sum over a TCP length of the header and
+// payloadLen bytes, folded and not complemented (the kernel's
+// CHECKSUM_PARTIAL convention, VIRTIO_NET_HDR_F_NEEDS_CSUM), and the
+// header and payload are not summed at all.
+func AppendTCPHeaderPartial(b []byte, h *TCPHeader, payloadLen int, src, dst netip.Addr) []byte {
+	start := len(b)
+	b = appendTCPFields(b, h, payloadLen)
+	hdr := b[start:]
+	binary.BigEndian.PutUint16(hdr[tcpChecksum:], ^Checksum(nil, PseudoHeaderChecksum(ProtocolTCP, src, dst, len(hdr)+payloadLen)))
+	return b
+}
+
+// appendTCPFields appends the header's fields and options with a zero
+// checksum, with room for payloadLen more bytes.
+func appendTCPFields(b []byte, h *TCPHeader, payloadLen int) []byte {
 	hl := h.HeaderLen()
 	start := len(b)
-	b = slices.Grow(b, hl+len(payload))
+	b = slices.Grow(b, hl+payloadLen)
 	b = b[:start+hl]
 	hdr := b[start:]
 	binary.BigEndian.PutUint16(hdr[tcpSrcPort:], h.SrcPort)
@@ -131,7 +156,5 @@ func AppendTCPHeader(b []byte, h *TCPHeader, payload []byte, src, dst netip.Addr
 	binary.BigEndian.PutUint16(hdr[tcpChecksum:], 0)
 	binary.BigEndian.PutUint16(hdr[tcpUrgent:], h.Urgent)
 	EncodeTCPOptions(hdr[TCPMinHeaderLen:], &h.Options)
-	partial := PseudoHeaderChecksum(ProtocolTCP, src, dst, hl+len(payload)) + uint32(sum(payload))
-	binary.BigEndian.PutUint16(hdr[tcpChecksum:], Checksum(hdr, partial))
 	return b
 }

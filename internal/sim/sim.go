@@ -74,6 +74,10 @@ type Plan struct {
 	// (tcp.ECNActive; the server accepts, as by default) and has the link
 	// mark every MarkEvery-th ECN-capable packet CE (RFC 3168).
 	MarkEvery int
+	// GSO, when not 0, is the link's memlink.Config.GSO: the stacks send
+	// TCP super-segments that the link cuts into MSS-sized segments, each
+	// meeting the impairments on its own (tcp/gso.go).
+	GSO int
 }
 
 // NewPlan derives a lifetime from seed: 0-10% loss, reordering,
@@ -101,14 +105,21 @@ func NewPlan(seed uint64) Plan {
 }
 
 func (p Plan) String() string {
-	return fmt.Sprintf("seed %d: %v, up %d B, down %d B, loss %.1f%%, reorder %.1f%%, dup %.1f%%, corrupt %.0f%%, delay %v±%v, mtu %d",
+	s := fmt.Sprintf("seed %d: %v, up %d B, down %d B, loss %.1f%%, reorder %.1f%%, dup %.1f%%, corrupt %.0f%%, delay %v±%v, mtu %d",
 		p.Seed, p.Ending, p.Up, p.Down, 100*p.Loss, 100*p.Reorder, 100*p.Duplicate, 100*p.Corrupt, p.Delay, p.Jitter, p.MTU)
+	if p.GSO > 0 {
+		s += fmt.Sprintf(", gso %d", p.GSO)
+	}
+	return s
 }
 
 // Result is what a lifetime observed.
 type Result struct {
 	ClientPath, ServerPath []tcp.State
-	Elapsed                time.Duration // virtual time from dial to both CLOSED
+	// SuperSegments counts the super-segments (tcp.Segment.GSOSize) the
+	// two stacks sent.
+	SuperSegments int
+	Elapsed       time.Duration // virtual time from dial to both CLOSED
 }
 
 var (
@@ -118,11 +129,18 @@ var (
 
 // recorder keeps the state path of the one connection each side has.
 type recorder struct {
-	mu   sync.Mutex
-	path map[netip.Addr][]tcp.State
+	mu     sync.Mutex
+	path   map[netip.Addr][]tcp.State
+	supers int
 }
 
 func (r *recorder) trace(ev stack.TraceEvent) {
+	if ev.Kind == stack.TraceSent && ev.Segment != nil && ev.Segment.GSOSize != 0 {
+		r.mu.Lock()
+		r.supers++
+		r.mu.Unlock()
+		return
+	}
 	if ev.Kind != stack.TraceState || !ev.Tuple.Remote.IsValid() {
 		return // listeners have no remote end
 	}
@@ -180,7 +198,7 @@ func Run(p Plan, clk clock.Clock, pcapOut io.Writer) (Result, error) {
 	w, err := stacktest.New(
 		stacktest.WithClock(clk),
 		stacktest.WithSeed(p.Seed),
-		stacktest.WithLink(memlink.Config{MTU: p.MTU, AB: impAB, BA: impBA}),
+		stacktest.WithLink(memlink.Config{MTU: p.MTU, AB: impAB, BA: impBA, GSO: p.GSO}),
 		stacktest.WithTapA(tap),
 		stacktest.WithStacks(opts(1), opts(2)),
 		stacktest.IPv4Only())
@@ -208,6 +226,9 @@ func Run(p Plan, clk clock.Clock, pcapOut io.Writer) (Result, error) {
 	res.Elapsed = clk.Now().Sub(start)
 	res.ClientPath = rec.get(clientAddr)
 	res.ServerPath = rec.get(serverAddr)
+	rec.mu.Lock()
+	res.SuperSegments = rec.supers
+	rec.mu.Unlock()
 	return res, checkPaths(p, res)
 }
 

@@ -23,7 +23,7 @@ import (
 
 	"github.com/synack/synack/clock"
 	"github.com/synack/synack/link"
-	"github.com/synack/synack/wire" // the IP header's ECN field only (MarkCE), as a router sees it
+	"github.com/synack/synack/wire" // the IP header's ECN field (MarkCE), as a router sees it, and TSO (Config.GSO)
 )
 
 // Defaults for zero Config fields.
@@ -81,6 +81,14 @@ type Config struct {
 	// offload tells its driver). A direction that corrupts packets
 	// (Impairments.Corrupt) never vouches.
 	ChecksumOffload bool
+	// GSO, when not zero, has the link take TCP super-segments of up to
+	// GSO bytes (at most 65535) written as parts with a GSO size
+	// (link.SegmentOffloader: segmentation offload on transmit, with the
+	// checksum left partial), and cut them into segments of the GSO size
+	// itself, as a NIC's TSO does, each with a full checksum. Each segment
+	// then meets the impairments on its own: a loss takes one MSS, not
+	// the whole super-segment.
+	GSO int
 }
 
 // Impairments of one direction. Probabilities are in [0, 1]; out-of-range
@@ -134,15 +142,20 @@ type Stats struct {
 	Corrupted    uint64
 	Reordered    uint64
 	MarkedCE     uint64 // ECN-capable packets marked CE by Impairments.MarkCE
+	GSOSplit     uint64 // super-segments taken (Config.GSO); Sent counts their segments
 }
 
 // Endpoint is one end of a Pipe. It implements link.Endpoint.
 type Endpoint struct {
 	tx, rx *direction
 	mtu    int
+	gso    int // Config.GSO
 }
 
-var _ link.Endpoint = (*Endpoint)(nil)
+var (
+	_ link.Endpoint         = (*Endpoint)(nil)
+	_ link.SegmentOffloader = (*Endpoint)(nil)
+)
 
 // Pipe returns the two ends of a new link.
 func Pipe(cfg Config) (a, b *Endpoint) {
@@ -159,7 +172,9 @@ func Pipe(cfg Config) (a, b *Endpoint) {
 	ba := newDirection(BtoA, clk, mtu, cfg.Seed, cfg.BA, cfg.Tap, pool)
 	ab.vouch = cfg.ChecksumOffload && ab.imp.Corrupt == 0
 	ba.vouch = cfg.ChecksumOffload && ba.imp.Corrupt == 0
-	return &Endpoint{tx: ab, rx: ba, mtu: mtu}, &Endpoint{tx: ba, rx: ab, mtu: mtu}
+	gso := min(max(cfg.GSO, 0), 65535)
+	ab.gso, ba.gso = gso, gso
+	return &Endpoint{tx: ab, rx: ba, mtu: mtu, gso: gso}, &Endpoint{tx: ba, rx: ab, mtu: mtu, gso: gso}
 }
 
 // MTU returns the largest packet the link carries.
@@ -171,6 +186,16 @@ func (e *Endpoint) WritePackets(pkts [][]byte) (int, error) { return e.tx.write(
 // WritePacketParts is WritePackets for packets in two pieces
 // (link.PartsWriter): each byte is copied once, into the link's buffer.
 func (e *Endpoint) WritePacketParts(pkts []link.Packet) (int, error) { return e.tx.writeParts(pkts) }
+
+// SegmentOffload says what the link does for TCP segments written as
+// parts (link.SegmentOffloader): with Config.GSO, it cuts super-segments
+// and completes their checksums; otherwise nothing.
+func (e *Endpoint) SegmentOffload() link.SegmentOffload {
+	if e.gso == 0 {
+		return link.SegmentOffload{}
+	}
+	return link.SegmentOffload{MaxSize: e.gso, Checksum: true}
+}
 
 // Attach starts delivering the packets sent to this end to d.
 func (e *Endpoint) Attach(d link.Dispatcher) { e.rx.attach(d) }
@@ -204,6 +229,8 @@ type direction struct {
 	tap    func(Dir, []byte)
 	pool   *sync.Pool
 	vouch  bool        // Config.ChecksumOffload, and nothing is corrupted
+	gso    int         // Config.GSO
+	gsoBuf []byte      // a super-segment's payload when it comes in two pieces
 	closed atomic.Bool // also under mu; read lock-free between deliveries
 
 	mu        sync.Mutex
@@ -281,17 +308,18 @@ func (d *direction) now() int64 { return int64(d.clk.Now().Sub(d.origin)) }
 func (d *direction) chance(p float64) bool { return p > 0 && d.rng.Float64() < p }
 
 func (d *direction) write(pkts [][]byte) (int, error) {
-	return d.writeN(len(pkts), func(i int) (head, tail []byte) { return pkts[i], nil })
+	return d.writeN(len(pkts), func(i int) link.Packet { return link.Packet{Head: pkts[i]} })
 }
 
 // writeParts is write for packets in pieces (link.PartsWriter): each is
 // gathered straight into the link's own buffer.
 func (d *direction) writeParts(pkts []link.Packet) (int, error) {
-	return d.writeN(len(pkts), func(i int) (head, tail []byte) { return pkts[i].Head, pkts[i].Payload })
+	return d.writeN(len(pkts), func(i int) link.Packet { return pkts[i] })
 }
 
-// writeN sends n packets, packet i being the bytes of head then tail.
-func (d *direction) writeN(n int, pkt func(i int) (head, tail []byte)) (int, error) {
+// writeN sends n packets, packet i being the bytes of its head then its
+// payload.
+func (d *direction) writeN(n int, pkt func(i int) link.Packet) (int, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closed.Load() {
@@ -303,7 +331,17 @@ func (d *direction) writeN(n int, pkt func(i int) (head, tail []byte)) (int, err
 	}
 	queued := false
 	for i := range n {
-		head, tail := pkt(i)
+		p := pkt(i)
+		if p.GSOSize > 0 && d.gso > 0 {
+			q, err := d.enqueueSuper(p, now)
+			queued = queued || q
+			if err != nil {
+				d.schedule(queued)
+				return i, err
+			}
+			continue
+		}
+		head, tail := p.Head, p.Payload
 		if size := len(head) + len(tail); size > d.mtu {
 			d.schedule(queued)
 			return i, fmt.Errorf("%w: %d bytes, MTU %d", ErrTooBig, size, d.mtu)
@@ -314,6 +352,40 @@ func (d *direction) writeN(n int, pkt func(i int) (head, tail []byte)) (int, err
 	}
 	d.schedule(queued)
 	return n, nil
+}
+
+// enqueueSuper cuts the TCP super-segment p into segments of p.GSOSize
+// bytes of payload (Config.GSO), as a NIC's TSO does, and enqueues each:
+// every one meets its own fate. It reports whether any was queued.
+func (d *direction) enqueueSuper(p link.Packet, now int64) (bool, error) {
+	size := p.Len()
+	hl, err := wire.GSOHeaderLen(p.Head)
+	if err != nil {
+		return false, fmt.Errorf("memlink: super-segment: %w", err)
+	}
+	if size > d.gso || hl+int(p.GSOSize) > d.mtu {
+		return false, fmt.Errorf("%w: super-segment of %d bytes in segments of %d, GSO %d, MTU %d", ErrTooBig, size, p.GSOSize, d.gso, d.mtu)
+	}
+	payload := p.Payload
+	switch {
+	case len(p.Payload) == 0:
+		payload = p.Head[hl:]
+	case len(p.Head) > hl:
+		d.gsoBuf = append(append(d.gsoBuf[:0], p.Head[hl:]...), p.Payload...)
+		payload = d.gsoBuf
+	}
+	d.st.GSOSplit++
+	queued := false
+	mss := int(p.GSOSize)
+	for i, off := 0, 0; off < len(payload); i, off = i+1, off+mss {
+		end := min(off+mss, len(payload))
+		q := d.copyOf(p.Head[:hl], payload[off:end])
+		wire.FinishGSOSegment(q.buf.b[:q.n], hl, i, off, end == len(payload))
+		if d.enqueue(q, now) {
+			queued = true
+		}
+	}
+	return queued, nil
 }
 
 // enqueue decides the fate of one packet, already copied into p, and

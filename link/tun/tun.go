@@ -120,6 +120,7 @@ type Stats struct {
 	RxDropped uint64 // reads with a virtio-net header this package could not use
 	TxGSO     uint64 // super-packets written, carrying TxGSOSegs of the stack's segments
 	TxGSOSegs uint64
+	TxTSO     uint64 // of TxGSO, the stack's own super-segments (Features.TSOOut), not segments joined here
 	TxWrites  uint64 // write(2) calls
 }
 
@@ -154,6 +155,11 @@ type Options struct {
 	// legitimate SYNs). 0 means DefaultTxQueueLen; negative leaves the
 	// kernel's value.
 	TxQueueLen int
+	// NoTSOOut keeps the stack's segments at most one MSS each even where
+	// the device could take super-segments (link.SegmentOffloader, TSO
+	// out): the fallback, for comparison. The device still joins the
+	// stack's consecutive segments (GSOOut).
+	NoTSOOut bool
 }
 
 // DefaultTxQueueLen is the transmit queue length OpenOptions sets when
@@ -170,6 +176,11 @@ type Features struct {
 	// GSOOut: the device joins the stack's segments into GSO
 	// super-packets (needs VnetHdr only: the kernel always takes them).
 	GSOOut bool
+	// TSOOut: the device takes the stack's TCP super-segments
+	// (link.SegmentOffloader) and hands them to the kernel as GSO packets
+	// with the checksum left partial: the kernel accepted TSO, and
+	// Options.NoTSOOut is unset.
+	TSOOut bool
 	// WholeIn: TCP super-segments reach a dispatcher that takes vouched
 	// packets whole (Options.SplitGSO unset, TSO on).
 	WholeIn    bool
@@ -185,7 +196,7 @@ func (f Features) String() string {
 	for _, x := range []struct {
 		ok   bool
 		name string
-	}{{f.Csum, "csum"}, {f.TSO4, "tso4"}, {f.TSO6, "tso6"}, {f.TSOECN, "tso-ecn"}, {f.USO4, "uso4"}, {f.USO6, "uso6"}, {f.WholeIn, "tso-whole"}, {f.GSOOut, "gso-out"}} {
+	}{{f.Csum, "csum"}, {f.TSO4, "tso4"}, {f.TSO6, "tso6"}, {f.TSOECN, "tso-ecn"}, {f.USO4, "uso4"}, {f.USO6, "uso6"}, {f.WholeIn, "tso-whole"}, {f.GSOOut, "gso-out"}, {f.TSOOut, "tso-out"}} {
 		if x.ok {
 			on = append(on, x.name)
 		}
@@ -234,6 +245,12 @@ type Device struct {
 	txMu  sync.Mutex // guards txBuf
 	txBuf []byte     // a packet or super-packet with its virtio-net header
 
+	partsMu   sync.Mutex // guards the buffers of WritePacketParts
+	gatherBuf []byte     // WritePacketParts: complete packets gathered from their parts
+	gathered  [][]byte
+	superHdr  []byte // a super-segment's virtio-net, IP and TCP headers
+	superIov  [][]byte
+
 	rxPackets, rxBytes atomic.Uint64
 	txPackets, txBytes atomic.Uint64
 	txErrors           atomic.Uint64
@@ -242,6 +259,7 @@ type Device struct {
 	rxCsum, rxVouched  atomic.Uint64
 	rxDropped          atomic.Uint64
 	txGSO, txGSOSegs   atomic.Uint64
+	txTSO              atomic.Uint64
 	txWrites           atomic.Uint64
 }
 
@@ -342,6 +360,7 @@ func OpenOptions(name string, o Options) (*Device, error) {
 		d.vnet = vnetHdrLen
 		d.feat.VnetHdr, d.feat.GSOOut = true, true
 		d.feat.WholeIn = d.whole && (d.feat.TSO4 || d.feat.TSO6)
+		d.feat.TSOOut = !o.NoTSOOut && (d.feat.TSO4 || d.feat.TSO6)
 	}
 
 	// Netlink sockets belong to the namespace of the thread that makes
@@ -618,7 +637,7 @@ func (d *Device) Stats() Stats {
 		RxGSO: d.rxGSO.Load(), RxGSOSegs: d.rxGSOSegs.Load(),
 		RxCsum: d.rxCsum.Load(), RxVouched: d.rxVouched.Load(),
 		RxDropped: d.rxDropped.Load(),
-		TxGSO:     d.txGSO.Load(), TxGSOSegs: d.txGSOSegs.Load(),
+		TxGSO:     d.txGSO.Load(), TxGSOSegs: d.txGSOSegs.Load(), TxTSO: d.txTSO.Load(),
 		TxWrites: d.txWrites.Load(),
 	}
 }

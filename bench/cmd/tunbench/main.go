@@ -53,10 +53,11 @@ var (
 	bulkBytes = flag.Int64("bytes", 512<<20, "bytes per bulk transfer")
 	conns     = flag.Int("conns", 3000, "connections per connection-rate shape")
 	mtus      = flag.String("mtus", "1500,65535", "link MTUs (comma-separated)")
-	targets   = flag.String("targets", "synack-offload,synack-offload-split,synack,gvisor,veth-offload,veth", "servers to measure (comma-separated)")
+	targets   = flag.String("targets", "synack-offload,synack-offload-split,synack,gvisor,veth-offload,veth", "servers to measure (comma-separated; also synack-offload-notso: offloads on, TSO out off)")
 	queues    = flag.Int("queues", runtime.NumCPU(), "synack's TUN queues")
 	repeat    = flag.Int("repeat", 3, "rounds: each cell is the best round (the median in parentheses)")
 	cpuprof   = flag.String("cpuprofile", "", "write a CPU profile of the whole run to `FILE`")
+	nsPrefix  = flag.String("nsprefix", nstest.Prefix, "name prefix of the network namespaces made")
 )
 
 // The addresses: the kernel client at .1, the server at .2.
@@ -177,6 +178,8 @@ func measure(target string, mtu int) (result, error) {
 	switch target {
 	case "synack-offload":
 		s, err = synackSetup(mtu, tun.Options{Offload: true})
+	case "synack-offload-notso":
+		s, err = synackSetup(mtu, tun.Options{Offload: true, NoTSOOut: true})
 	case "synack-offload-split":
 		s, err = synackSetup(mtu, tun.Options{Offload: true, SplitGSO: true})
 	case "synack":
@@ -362,7 +365,7 @@ func handle(port int, c net.Conn) {
 }
 
 func synackSetup(mtu int, o tun.Options) (*setup, error) {
-	ns, err := nstest.Create()
+	ns, err := nstest.CreatePrefixed(*nsPrefix)
 	if err != nil {
 		return nil, err
 	}
@@ -410,7 +413,7 @@ func synackSetup(mtu int, o tun.Options) (*setup, error) {
 // only on sockets), with gVisor's defaults: it verifies and computes every
 // checksum, as synack does without offloads.
 func gvisorSetup(mtu int) (*setup, error) {
-	ns, err := nstest.Create()
+	ns, err := nstest.CreatePrefixed(*nsPrefix)
 	if err != nil {
 		return nil, err
 	}
@@ -485,11 +488,11 @@ func gvisorSetup(mtu int) (*setup, error) {
 // server namespace joined by a veth pair, with the veth offloads (TSO,
 // GSO, GRO, checksums) left on or all turned off.
 func vethSetup(mtu int, offload bool) (*setup, error) {
-	ns, err := nstest.Create()
+	ns, err := nstest.CreatePrefixed(*nsPrefix)
 	if err != nil {
 		return nil, err
 	}
-	srv, err := nstest.Create()
+	srv, err := nstest.CreatePrefixed(*nsPrefix)
 	if err != nil {
 		ns.Close()
 		return nil, err
