@@ -5,7 +5,9 @@ package tun
 import (
 	"errors"
 	"os"
+	"runtime"
 	"syscall"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -30,6 +32,8 @@ type reader struct {
 	arena  []byte   // the segments split from super-packets
 	pkts   [][]byte // the batch
 	vouchd []bool   // per packet of the batch: the link vouches for its checksum
+	ring   *ring    // the batch's reads in one system call (uring.go); nil: read(2) each
+	want   int      // reads to ask the ring for next
 }
 
 func (d *Device) read(f *os.File, disp link.Dispatcher) {
@@ -56,8 +60,23 @@ func (d *Device) read(f *os.File, disp link.Dispatcher) {
 		d.setReadErr(err)
 		return
 	}
+	if d.uring {
+		// A buffer's read each, and the cancel.
+		if r.ring, err = newRing(uint32(nbuf) + 1); err == nil {
+			defer r.ring.close()
+			r.want = 2
+			if !r.ring.cancels(rc) {
+				r.ring = nil
+			}
+		}
+	}
 	for {
-		n, err := r.readBatch(rc)
+		var n int
+		if r.ring != nil {
+			n, err = r.readRing(rc)
+		} else {
+			n, err = r.readBatch(rc)
+		}
 		if err != nil {
 			if d.state.Load() != stateClosed && !errors.Is(err, os.ErrClosed) {
 				// Unexpected (the fd is never read elsewhere). Keep the
@@ -105,6 +124,74 @@ func (r *reader) readBatch(rc syscall.RawConn) (int, error) {
 			}
 		}
 		return true
+	})
+	if err != nil {
+		return 0, err
+	}
+	if rerr != nil && n == 0 {
+		return 0, rerr
+	}
+	return n, nil
+}
+
+// readRing is readBatch with the reads in one io_uring_enter(2)
+// (uring.go): it asks for up to r.want packets, twice as many as the last
+// batch brought (at least 2, at most a buffer each), so a quiet device
+// costs one system call per packet with the failed read inside it, where
+// readBatch pays a second call for that read, and a flooded one a system
+// call per len(r.bufs) packets. The reads run in order, so the packets are
+// in the order the kernel queued them. A read that finds no packet waits
+// in the ring, so the batch ends with a cancel of every read of the file
+// still waiting (cancelFD).
+func (r *reader) readRing(rc syscall.RawConn) (int, error) {
+	n := 0
+	var rerr error
+	err := rc.Read(func(fd uintptr) bool {
+		k := min(r.want, len(r.bufs), r.ring.room()-1)
+		for i := range k {
+			r.lens[i] = 0
+			r.ring.queue(uringOpRead, int(fd), unsafe.Pointer(&r.bufs[i][0]), len(r.bufs[i]), uint64(i))
+		}
+		r.ring.cancelFD(int(fd), uint64(k))
+		var failed error
+		if err := r.ring.submit(func(i uint64, res int32) {
+			switch {
+			case i == uint64(k): // the cancel: how many it cancelled
+			case res > 0:
+				r.lens[i] = int(res)
+			case res == 0, res == -int32(unix.ECANCELED), res == -int32(unix.EAGAIN), res == -int32(unix.EINTR):
+			case failed == nil:
+				failed = unix.Errno(-res)
+			}
+		}); err != nil {
+			// The ring broke: requests may still land in the
+			// buffers, so give them up with it and go on with read(2).
+			r.ring = nil
+			for i := range r.bufs {
+				r.bufs[i] = make([]byte, len(r.bufs[i]))
+			}
+			return true // n == 0: the next batch is read(2)'s
+		}
+		runtime.KeepAlive(r.bufs)
+		for i := range k {
+			if r.lens[i] == 0 {
+				continue
+			}
+			if i != n {
+				r.bufs[n], r.bufs[i] = r.bufs[i], r.bufs[n]
+				r.lens[n], r.lens[i] = r.lens[i], 0
+			}
+			n++
+		}
+		switch {
+		case n > 0:
+			r.want = min(max(2*n, 2), len(r.bufs))
+			return true
+		case failed != nil:
+			rerr = failed
+			return true
+		}
+		return false // none yet: wait for the poller
 	})
 	if err != nil {
 		return 0, err

@@ -46,6 +46,13 @@ func (d *Device) WritePackets(pkts [][]byte) (int, error) {
 			d.txErrors.Add(1)
 		}
 	}()
+	if d.tx.ring != nil {
+		// Batched (uring.go); it leaves to the loop below only what a
+		// broken ring, or a full device, did not take.
+		if done, err = d.writeRing(rc, pkts); err != nil {
+			return done, err
+		}
+	}
 	for done < len(pkts) {
 		n, buf := 1, pkts[done]
 		if d.vnet > 0 {
@@ -94,27 +101,35 @@ func (d *Device) WritePackets(pkts [][]byte) (int, error) {
 // returns how many packets the write carries.
 func (d *Device) nextWrite(pkts [][]byte) (int, []byte) {
 	buf := d.txBuf[:0]
-	n := 1
-	if r, ok := startRun(pkts[0]); ok && len(pkts) > 1 {
-		for n < len(pkts) {
-			last, ok := r.extend(pkts[0], pkts[n])
-			if !ok {
-				break
-			}
-			n++
-			if last {
-				break
-			}
-		}
-		if n > 1 {
-			buf = joinTCP(buf, d.vnet, pkts[:n], r)
-			d.txBuf = buf
-			return n, buf
-		}
+	if n, r := joinable(pkts); n > 1 {
+		buf = joinTCP(buf, d.vnet, pkts[:n], r)
+		d.txBuf = buf
+		return n, buf
 	}
 	var zero [16]byte
 	buf = append(buf, zero[:d.vnet]...)
 	buf = append(buf, pkts[0]...)
 	d.txBuf = buf
 	return 1, buf
+}
+
+// joinable returns how many of pkts, from the first, make one
+// super-packet (1: the first goes alone), and their run.
+func joinable(pkts [][]byte) (int, tcpRun) {
+	n := 1
+	r, ok := startRun(pkts[0])
+	if !ok {
+		return 1, r
+	}
+	for n < len(pkts) {
+		last, ok := r.extend(pkts[0], pkts[n])
+		if !ok {
+			break
+		}
+		n++
+		if last {
+			break
+		}
+	}
+	return n, r
 }

@@ -1,0 +1,147 @@
+//go:build linux
+
+package tun_test
+
+import (
+	"encoding/binary"
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/synack/synack/link"
+	"github.com/synack/synack/link/tun"
+	"github.com/synack/synack/link/tun/nstest"
+	"github.com/synack/synack/wire"
+)
+
+// Batches of reads and writes, through io_uring and without it, with and
+// without the virtio-net header: every datagram arrives once and in
+// order, in both directions, batches larger than a ring included.
+func TestBatchedReadsAndWrites(t *testing.T) {
+	const n = 300 // more than a ring's worth (64) each way
+	for _, uring := range []bool{true, false} {
+		for _, offload := range []bool{true, false} {
+			for _, tc := range udpCases {
+				t.Run(fmt.Sprintf("uring=%v/offload=%v/%s", uring, offload, tc.name), func(t *testing.T) {
+					ns := nstest.NewPrefixed(t, "fl-")
+					var dev *tun.Device
+					var err error
+					ns.Do(func() {
+						dev, err = tun.OpenOptions("fl%d", tun.Options{Offload: offload, Queues: 1, NoUring: !uring})
+					})
+					if err != nil {
+						t.Fatalf("OpenOptions: %v", err)
+					}
+					t.Cleanup(func() { dev.Close() })
+					if f := dev.Features(); f.Uring != uring || strings.Contains(f.String(), "io_uring") != uring {
+						// A kernel without io_uring runs the read(2)
+						// path: nothing to compare it with.
+						if uring && !f.Uring {
+							t.Skipf("no io_uring here: %v", f)
+						}
+						t.Fatalf("Features %v: Uring %v, want %v", f, f.Uring, uring)
+					}
+					if err := dev.Configure(tc.host); err != nil {
+						t.Fatalf("Configure: %v", err)
+					}
+					batchedBothWays(t, ns, dev, tc, n)
+				})
+			}
+		}
+	}
+}
+
+// seqPayload is datagram i's payload: its number, then filler.
+func seqPayload(i int) []byte {
+	p := make([]byte, 4, 100)
+	binary.BigEndian.PutUint32(p, uint32(i))
+	return append(p, strings.Repeat("x", 96)...)
+}
+
+func batchedBothWays(t *testing.T, ns *nstest.NS, dev *tun.Device, tc udpCase, n int) {
+	got := make(chan int, n+16)
+	dev.Attach(link.DispatcherFunc(func(p []byte) {
+		ip, err := wire.ParseIP(p)
+		if err != nil || ip.Protocol != wire.ProtocolUDP || len(ip.Payload) < 12 {
+			return
+		}
+		got <- int(binary.BigEndian.Uint32(ip.Payload[8:]))
+	}))
+	c, err := ns.ListenPacket(tc.udp, tc.listen)
+	if err != nil {
+		t.Fatalf("ListenPacket: %v", err)
+	}
+	defer c.Close()
+	c.(*net.UDPConn).SetReadBuffer(1 << 20)
+	kernel := c.LocalAddr().(*net.UDPAddr).AddrPort()
+	stackEnd := netip.AddrPortFrom(tc.stack, 9999)
+
+	// Kernel -> device, as fast as the socket sends: the reader finds
+	// many queued at once.
+	for i := range n {
+		if _, err := c.WriteTo(seqPayload(i), net.UDPAddrFromAddrPort(stackEnd)); err != nil {
+			t.Fatalf("kernel WriteTo: %v", err)
+		}
+	}
+	for i := range n {
+		select {
+		case k := <-got:
+			if k != i {
+				t.Fatalf("device delivered datagram %d, want %d (lost or out of order)", k, i)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("device delivered %d of %d datagrams within 5s", i, n)
+		}
+	}
+	if st := dev.Stats(); st.RxReads < uint64(n) {
+		t.Errorf("Stats %+v: RxReads %d, want at least %d", st, st.RxReads, n)
+	}
+
+	// Device -> kernel in one call.
+	pkts := make([][]byte, n)
+	for i := range pkts {
+		pkts[i] = udpPacket(stackEnd, kernel, seqPayload(i))
+	}
+	if k, err := dev.WritePackets(pkts); k != n || err != nil {
+		t.Fatalf("WritePackets(%d) = %d, %v", n, k, err)
+	}
+	buf := make([]byte, 200)
+	for i := range n {
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		m, _, err := c.ReadFrom(buf)
+		if err != nil {
+			t.Fatalf("kernel read %d of %d: %v", i, n, err)
+		}
+		if k := int(binary.BigEndian.Uint32(buf[:m])); k != i {
+			t.Fatalf("kernel got datagram %d, want %d", k, i)
+		}
+	}
+	if st := dev.Stats(); st.TxPackets != uint64(n) || st.TxWrites != uint64(n) {
+		t.Errorf("Stats %+v: TxPackets %d, TxWrites %d; want %d each", st, st.TxPackets, st.TxWrites, n)
+	}
+
+	// A refused packet in a batch: the ones before it are taken and
+	// the error names the refusal.
+	big := make([]byte, dev.MTU()+1)
+	if k, err := dev.WritePackets([][]byte{pkts[0], pkts[1], big, pkts[2]}); k != 2 || err == nil {
+		t.Errorf("WritePackets(ok, ok, oversize, ok) = %d, %v; want 2 and an error", k, err)
+	}
+
+	// Close with the reader idle (it has had every packet for a
+	// while): one waiting for packets (in the poller, never in the ring)
+	// lets go at once.
+	if err := dev.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	select {
+	case <-dev.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("reader still running 5s after Close")
+	}
+	if err := dev.Err(); err != nil {
+		t.Errorf("Err() after Close = %v", err)
+	}
+}
