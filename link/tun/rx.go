@@ -72,10 +72,13 @@ func (d *Device) read(f *os.File, disp link.Dispatcher) {
 	}
 	for {
 		var n int
-		if r.ring != nil {
+		if r.ring != nil && r.want > 2 {
 			n, err = r.readRing(rc)
 		} else {
+			// One packet at a time came last: read(2) is cheaper than
+			// a ring whose second read waits and is cancelled.
 			n, err = r.readBatch(rc)
+			r.want = min(max(2*n, 2), len(r.bufs))
 		}
 		if err != nil {
 			if d.state.Load() != stateClosed && !errors.Is(err, os.ErrClosed) {
@@ -136,10 +139,11 @@ func (r *reader) readBatch(rc syscall.RawConn) (int, error) {
 
 // readRing is readBatch with the reads in one io_uring_enter(2)
 // (uring.go): it asks for up to r.want packets, twice as many as the last
-// batch brought (at least 2, at most a buffer each), so a quiet device
-// costs one system call per packet with the failed read inside it, where
-// readBatch pays a second call for that read, and a flooded one a system
-// call per len(r.bufs) packets. The reads run in order, so the packets are
+// batch brought (at most a buffer each), so a busy device costs a system
+// call per batch where readBatch pays one per packet and one more for the
+// read that finds none. The reader uses it while batches hold more than
+// one packet; a quiet device is read with read(2), which costs less for a
+// single packet (BenchmarkRoundTrip). The reads run in order, so the packets are
 // in the order the kernel queued them. A read that finds no packet waits
 // in the ring, so the batch ends with a cancel of every read of the file
 // still waiting (cancelFD).
@@ -185,7 +189,7 @@ func (r *reader) readRing(rc syscall.RawConn) (int, error) {
 		}
 		switch {
 		case n > 0:
-			r.want = min(max(2*n, 2), len(r.bufs))
+			r.want = min(2*n, len(r.bufs))
 			return true
 		case failed != nil:
 			rerr = failed

@@ -311,10 +311,15 @@ func (d *Device) stopUring() {
 // after it may have gone out too (a refusal means a malformed packet or
 // an interface that is down, and IP allows a packet to arrive twice).
 // A device that reports a full queue (EAGAIN, not seen on TUN: its socket
-// has no send limit) leaves the rest to the caller's write(2) loop.
+// has no send limit) leaves the rest to the caller's write(2) loop, and so
+// does a lone packet, for which one write(2) costs less than the ring.
 func (d *Device) writeRing(rc syscall.RawConn, pkts [][]byte) (int, error) {
 	t := &d.tx
 	done := 0
+	if len(pkts) < 2 {
+		// One write(2) costs less than a ring for one.
+		return 0, nil
+	}
 	for done < len(pkts) && t.ring != nil {
 		nw := 0
 		var broken error

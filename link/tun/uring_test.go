@@ -145,3 +145,53 @@ func batchedBothWays(t *testing.T, ns *nstest.NS, dev *tun.Device, tc udpCase, n
 		t.Errorf("Err() after Close = %v", err)
 	}
 }
+
+// BenchmarkRoundTrip is one datagram from a kernel socket through the
+// device and an answer written back, one at a time: the quiet case, where
+// a batch holds one packet, with the reads and writes batched through
+// io_uring and without.
+func BenchmarkRoundTrip(b *testing.B) {
+	for _, uring := range []bool{true, false} {
+		b.Run(fmt.Sprintf("uring=%v", uring), func(b *testing.B) {
+			tc := udpCases[0]
+			ns := nstest.NewPrefixed(b, "fl-")
+			var dev *tun.Device
+			var err error
+			ns.Do(func() { dev, err = tun.OpenOptions("fl%d", tun.Options{Offload: true, NoUring: !uring}) })
+			if err != nil {
+				b.Fatalf("OpenOptions: %v", err)
+			}
+			b.Cleanup(func() { dev.Close() })
+			if uring && !dev.Features().Uring {
+				b.Skip("no io_uring here")
+			}
+			if err := dev.Configure(tc.host); err != nil {
+				b.Fatalf("Configure: %v", err)
+			}
+			c, err := ns.ListenPacket(tc.udp, tc.listen)
+			if err != nil {
+				b.Fatalf("ListenPacket: %v", err)
+			}
+			defer c.Close()
+			kernel := c.LocalAddr().(*net.UDPAddr).AddrPort()
+			stackEnd := netip.AddrPortFrom(tc.stack, 9999)
+			answer := [][]byte{udpPacket(stackEnd, kernel, []byte("pong"))}
+			dev.Attach(link.DispatcherFunc(func(p []byte) {
+				if ip, err := wire.ParseIP(p); err == nil && ip.Protocol == wire.ProtocolUDP {
+					dev.WritePackets(answer)
+				}
+			}))
+			to := net.UDPAddrFromAddrPort(stackEnd)
+			buf := make([]byte, 100)
+			for b.Loop() {
+				if _, err := c.WriteTo([]byte("ping"), to); err != nil {
+					b.Fatal(err)
+				}
+				c.SetReadDeadline(time.Now().Add(5 * time.Second))
+				if _, _, err := c.ReadFrom(buf); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
