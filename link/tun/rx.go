@@ -34,6 +34,11 @@ type reader struct {
 	vouchd []bool   // per packet of the batch: the link vouches for its checksum
 	ring   *ring    // the batch's reads in one system call (uring.go); nil: read(2) each
 	want   int      // reads to ask the ring for next
+	order  []int    // the ring's reads that brought a packet, in the order they completed
+	// The other set of buffer and length slices, that readRing
+	// reorders into.
+	spare     [][]byte
+	spareLens []int
 }
 
 func (d *Device) read(f *os.File, disp link.Dispatcher) {
@@ -65,6 +70,8 @@ func (d *Device) read(f *os.File, disp link.Dispatcher) {
 		if r.ring, err = newRing(uint32(nbuf) + 1); err == nil {
 			defer r.ring.close()
 			r.want = 2
+			r.order = make([]int, 0, nbuf)
+			r.spare, r.spareLens = make([][]byte, 0, nbuf), make([]int, 0, nbuf)
 			if !r.ring.cancels(rc) {
 				r.ring = nil
 			}
@@ -158,11 +165,13 @@ func (r *reader) readRing(rc syscall.RawConn) (int, error) {
 		}
 		r.ring.cancelFD(int(fd), uint64(k))
 		var failed error
+		r.order = r.order[:0]
 		if err := r.ring.submit(func(i uint64, res int32) {
 			switch {
 			case i == uint64(k): // the cancel: how many it cancelled
 			case res > 0:
 				r.lens[i] = int(res)
+				r.order = append(r.order, int(i))
 			case res == 0, res == -int32(unix.ECANCELED), res == -int32(unix.EAGAIN), res == -int32(unix.EINTR):
 			case failed == nil:
 				failed = unix.Errno(-res)
@@ -177,16 +186,22 @@ func (r *reader) readRing(rc syscall.RawConn) (int, error) {
 			return true // n == 0: the next batch is read(2)'s
 		}
 		runtime.KeepAlive(r.bufs)
-		for i := range k {
-			if r.lens[i] == 0 {
-				continue
-			}
-			if i != n {
-				r.bufs[n], r.bufs[i] = r.bufs[i], r.bufs[n]
-				r.lens[n], r.lens[i] = r.lens[i], 0
-			}
-			n++
+		// The packets in the order the reads completed, which is the
+		// order they left the device's queue: not always the order of
+		// the reads, since reads that found the queue empty wait, and a
+		// packet arriving before the cancel wakes them latest first.
+		n = len(r.order)
+		bufs, lens := r.spare[:0], r.spareLens[:0]
+		for _, i := range r.order {
+			bufs, lens = append(bufs, r.bufs[i]), append(lens, r.lens[i])
 		}
+		for i, b := range r.bufs {
+			if r.lens[i] == 0 || i >= k {
+				bufs, lens = append(bufs, b), append(lens, 0)
+			}
+		}
+		r.bufs, r.spare = bufs, r.bufs
+		r.lens, r.spareLens = lens, r.lens
 		switch {
 		case n > 0:
 			r.want = min(2*n, len(r.bufs))

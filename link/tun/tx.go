@@ -81,18 +81,24 @@ func (d *Device) WritePackets(pkts [][]byte) (int, error) {
 			d.txErrors.Add(uint64(n))
 			return done, &Error{Op: "writing", Name: d.name, Err: err}
 		}
-		d.txWrites.Add(1)
-		if n > 1 {
-			d.txGSO.Add(1)
-			d.txGSOSegs.Add(uint64(n))
-		}
-		for _, p := range pkts[done : done+n] {
-			d.txBytes.Add(uint64(len(p)))
-		}
-		d.txPackets.Add(uint64(n))
+		d.wrote(pkts[done : done+n])
 		done += n
 	}
 	return done, tooBig
+}
+
+// wrote counts one write that carried pkts (more than one: joined into a
+// super-packet).
+func (d *Device) wrote(pkts [][]byte) {
+	d.txWrites.Add(1)
+	if len(pkts) > 1 {
+		d.txGSO.Add(1)
+		d.txGSOSegs.Add(uint64(len(pkts)))
+	}
+	for _, p := range pkts {
+		d.txBytes.Add(uint64(len(p)))
+	}
+	d.txPackets.Add(uint64(len(pkts)))
 }
 
 // nextWrite builds in d.txBuf the next write of pkts: a run of joinable

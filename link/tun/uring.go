@@ -375,15 +375,7 @@ func (d *Device) writeRing(rc syscall.RawConn, pkts [][]byte) (int, error) {
 				d.txErrors.Add(uint64(n))
 				return done, &Error{Op: "writing", Name: d.name, Err: unix.Errno(-res)}
 			}
-			d.txWrites.Add(1)
-			if n > 1 {
-				d.txGSO.Add(1)
-				d.txGSOSegs.Add(uint64(n))
-			}
-			for _, p := range pkts[done : done+n] {
-				d.txBytes.Add(uint64(len(p)))
-			}
-			d.txPackets.Add(uint64(n))
+			d.wrote(pkts[done : done+n])
 			done += n
 		}
 	}
