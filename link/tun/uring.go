@@ -39,6 +39,8 @@ const (
 	uringOpAsyncCancel = 14
 	uringOpRead        = 22
 
+	uringSQELink = 1 << 2 // IOSQE_IO_LINK
+
 	uringCancelAll = 1 << 0
 	uringCancelFD  = 1 << 1
 
@@ -201,6 +203,14 @@ func (r *ring) queue(op uint8, fd int, addr unsafe.Pointer, n int, user uint64) 
 	r.pending++
 }
 
+// linkLast makes the last request queued a link to the next one
+// (IOSQE_IO_LINK): the next runs only once it has completed, and is
+// cancelled if it fails.
+func (r *ring) linkLast() {
+	i := (r.tail - 1) & *r.sqMask
+	(*uringSQE)(unsafe.Add(r.sqes, uintptr(i)*unsafe.Sizeof(uringSQE{}))).flags |= uringSQELink
+}
+
 // cancelFD queues a cancel of every request on fd still in the ring when
 // it runs (IORING_ASYNC_CANCEL_FD | IORING_ASYNC_CANCEL_ALL, Linux 5.19).
 func (r *ring) cancelFD(fd int, user uint64) {
@@ -305,14 +315,16 @@ func (d *Device) stopUring() {
 // writeRing is WritePackets's loop with up to txRingSize writes per
 // io_uring_enter(2), each built as nextWrite builds it but without the
 // copy of a lone packet: its header and the packet go as two pieces
-// (writev). It returns how many packets the kernel took, and an error for
-// the first write the kernel refused. Unlike the loop of write(2)s it
-// replaces, the writes of a batch do not stop at a refused one: packets
-// after it may have gone out too (a refusal means a malformed packet or
-// an interface that is down, and IP allows a packet to arrive twice).
-// A device that reports a full queue (EAGAIN, not seen on TUN: its socket
-// has no send limit) leaves the rest to the caller's write(2) loop, and so
-// does a lone packet, for which one write(2) costs less than the ring.
+// (writev). The writes of a batch are linked (IOSQE_IO_LINK): each runs
+// after the one before it, so the kernel takes them in order, and one the
+// kernel refuses cancels the rest, so what was taken is a prefix as with
+// write(2). It returns how many packets the kernel took, and an error for
+// a write it refused. A device that reports a full queue (EAGAIN, not seen
+// on TUN: its socket has no send limit) leaves the rest to the caller's
+// write(2) loop, and so does a lone packet, for which one write(2) costs
+// less than the ring. The links cost about 8 % of a batch
+// (BenchmarkWriteBatch: 0.81–0.84 µs a packet without, 0.88–0.92 with,
+// 2.5–3.0 by write(2)).
 func (d *Device) writeRing(rc syscall.RawConn, pkts [][]byte) (int, error) {
 	t := &d.tx
 	done := 0
@@ -342,6 +354,9 @@ func (d *Device) writeRing(rc syscall.RawConn, pkts [][]byte) (int, error) {
 					}
 				}
 				t.n[nw] = n
+				if nw > 0 {
+					t.ring.linkLast()
+				}
 				t.ring.queue(uringOpWritev, int(fd), unsafe.Pointer(&iov[0]), len(iov), uint64(nw))
 				i += n
 			}
