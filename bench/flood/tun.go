@@ -75,7 +75,12 @@ func runTUN() error {
 		stopProfile = startProfile(*cpuProfile + ".tun")
 	}
 	k0, cpu0 := kernelSide(dev), cpuTime()
+	stopWatch := make(chan struct{})
+	stall := make(chan time.Duration, 1)
+	go func() { stall <- watchReader(dev, stopWatch) }()
 	r, err := floodAndDial(ns, fmt.Sprintf("synack over TUN (cookies auto, SYN queue 4096; %s)", dev.Features()), "198.18.0.2", 80)
+	close(stopWatch)
+	longest := <-stall
 	if err != nil {
 		return err
 	}
@@ -83,12 +88,12 @@ func runTUN() error {
 	for _, li := range s.Listeners() {
 		c := s.Counters().TCP
 		ds := dev.Stats()
-		r.note = fmt.Sprintf("SYN queue peak %d, cookies sent %d recv %d failed %d, ListenDrops %d, InSegs %d; TUN: %d packets in %d batches (%.1fk/s); kernel queued %d for the TUN (%.1fk/s), dropped %d (%.1f%%); process CPU %.2f s, %.1f µs per packet read",
+		r.note = fmt.Sprintf("SYN queue peak %d, cookies sent %d recv %d failed %d, ListenDrops %d, InSegs %d; TUN: %d packets in %d batches (%.1fk/s); kernel queued %d for the TUN (%.1fk/s), dropped %d (%.1f%%); process CPU %.2f s, %.1f µs per packet read; longest time without a packet read while the flood ran %.0f ms",
 			li.SynQueueMax, c.SyncookiesSent, c.SyncookiesRecv, c.SyncookiesFailed, c.ListenDrops, c.InSegs, ds.RxPackets, ds.RxBatches,
 			float64(ds.RxPackets)/r.dur.Seconds()/1e3, k1.TxPackets-k0.TxPackets+k1.TxDropped-k0.TxDropped,
 			float64(k1.TxPackets-k0.TxPackets+k1.TxDropped-k0.TxDropped)/r.dur.Seconds()/1e3,
 			k1.TxDropped-k0.TxDropped, 100*float64(k1.TxDropped-k0.TxDropped)/float64(max(k1.TxPackets-k0.TxPackets+k1.TxDropped-k0.TxDropped, 1)),
-			cpu.Seconds(), float64(cpu.Microseconds())/float64(max(ds.RxPackets, 1)))
+			cpu.Seconds(), float64(cpu.Microseconds())/float64(max(ds.RxPackets, 1)), float64(longest)/1e6)
 	}
 	stopProfile()
 	rs = append(rs, r)
@@ -190,6 +195,34 @@ func floodAndDial(ns *nstest.NS, name, host string, port int) (tunResult, error)
 	r.ok, r.total = len(times), len(times)+failed
 	r.p50, r.p99, r.max = pct(times, 50), pct(times, 99), pct(times, 100)
 	return r, nil
+}
+
+// watchReader samples dev's packet count every millisecond until stop and
+// returns the longest time it stood still once packets began to come
+// (the watcher's own delays included: a process that does not run reads
+// nothing either): how long synack's readers went
+// without reading while hping3 kept the queue filling (a stall longer
+// than the queue's length over the flood's rate drops SYNs at the device).
+func watchReader(dev *tun.Device, stop <-chan struct{}) time.Duration {
+	t := time.NewTicker(time.Millisecond)
+	defer t.Stop()
+	last, since := dev.Stats().RxPackets, time.Now()
+	var longest time.Duration
+	started := false
+	for {
+		select {
+		case <-stop:
+			return longest
+		case now := <-t.C:
+			switch n := dev.Stats().RxPackets; {
+			case n != last:
+				last, since = n, now
+				started = true
+			case started: // the flood has begun
+				longest = max(longest, now.Sub(since))
+			}
+		}
+	}
 }
 
 // kernelSide returns the kernel's counters of dev's interface: its
