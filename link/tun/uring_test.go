@@ -174,25 +174,7 @@ func BenchmarkRoundTrip(b *testing.B) {
 	for _, uring := range []bool{true, false} {
 		b.Run(fmt.Sprintf("uring=%v", uring), func(b *testing.B) {
 			tc := udpCases[0]
-			ns := nstest.NewPrefixed(b, "fl-")
-			var dev *tun.Device
-			var err error
-			ns.Do(func() { dev, err = tun.OpenOptions("fl%d", tun.Options{Offload: true, NoUring: !uring}) })
-			if err != nil {
-				b.Fatalf("OpenOptions: %v", err)
-			}
-			b.Cleanup(func() { dev.Close() })
-			if uring && !dev.Features().Uring {
-				b.Skip("no io_uring here")
-			}
-			if err := dev.Configure(tc.host); err != nil {
-				b.Fatalf("Configure: %v", err)
-			}
-			c, err := ns.ListenPacket(tc.udp, tc.listen)
-			if err != nil {
-				b.Fatalf("ListenPacket: %v", err)
-			}
-			defer c.Close()
+			dev, c := benchDevice(b, tc, uring)
 			kernel := c.LocalAddr().(*net.UDPAddr).AddrPort()
 			stackEnd := netip.AddrPortFrom(tc.stack, 9999)
 			answer := [][]byte{udpPacket(stackEnd, kernel, []byte("pong"))}
@@ -223,25 +205,7 @@ func BenchmarkWriteBatch(b *testing.B) {
 	for _, uring := range []bool{true, false} {
 		b.Run(fmt.Sprintf("uring=%v", uring), func(b *testing.B) {
 			tc := udpCases[0]
-			ns := nstest.NewPrefixed(b, "fl-")
-			var dev *tun.Device
-			var err error
-			ns.Do(func() { dev, err = tun.OpenOptions("fl%d", tun.Options{Offload: true, NoUring: !uring}) })
-			if err != nil {
-				b.Fatalf("OpenOptions: %v", err)
-			}
-			b.Cleanup(func() { dev.Close() })
-			if uring && !dev.Features().Uring {
-				b.Skip("no io_uring here")
-			}
-			if err := dev.Configure(tc.host); err != nil {
-				b.Fatalf("Configure: %v", err)
-			}
-			c, err := ns.ListenPacket(tc.udp, tc.listen)
-			if err != nil {
-				b.Fatalf("ListenPacket: %v", err)
-			}
-			defer c.Close()
+			dev, c := benchDevice(b, tc, uring)
 			kernel := c.LocalAddr().(*net.UDPAddr).AddrPort()
 			pkts := make([][]byte, 64)
 			for i := range pkts {
@@ -255,4 +219,30 @@ func BenchmarkWriteBatch(b *testing.B) {
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(pkts)), "ns/packet")
 		})
 	}
+}
+
+// benchDevice is a configured device (offloads on, io_uring as asked) in
+// a namespace of its own, with a kernel UDP socket there, both closed
+// when b ends.
+func benchDevice(b *testing.B, tc udpCase, uring bool) (*tun.Device, net.PacketConn) {
+	ns := nstest.NewPrefixed(b, "fl-")
+	var dev *tun.Device
+	var err error
+	ns.Do(func() { dev, err = tun.OpenOptions("fl%d", tun.Options{Offload: true, NoUring: !uring}) })
+	if err != nil {
+		b.Fatalf("OpenOptions: %v", err)
+	}
+	b.Cleanup(func() { dev.Close() })
+	if uring && !dev.Features().Uring {
+		b.Skip("no io_uring here")
+	}
+	if err := dev.Configure(tc.host); err != nil {
+		b.Fatalf("Configure: %v", err)
+	}
+	c, err := ns.ListenPacket(tc.udp, tc.listen)
+	if err != nil {
+		b.Fatalf("ListenPacket: %v", err)
+	}
+	b.Cleanup(func() { c.Close() })
+	return dev, c
 }
