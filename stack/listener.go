@@ -248,10 +248,11 @@ func (s *Stack) synCookieSYN(l *Listener, n *nic, id tcp.Tuple, seg *tcp.Segment
 		return false
 	}
 	cfg := s.configFor(n, id.Remote.Addr(), l.cfgKA)
-	synack := s.synCookies().Make(cfg, id, seg, now)
-	s.mem.state.ClampSYN(&synack) // under memory pressure (memory.go)
+	synack := &s.syn.out // not a local: it would escape (syndefence.go)
+	*synack = s.synCookies().Make(cfg, id, seg, now)
+	s.mem.state.ClampSYN(synack) // under memory pressure (memory.go)
 	s.traceAs(l.cid, tcp.Listen, tcp.Listen)
-	s.sendAs(n, id, &synack, l.cid, tcp.Listen)
+	s.sendAs(n, id, synack, l.cid, tcp.Listen)
 	s.ctr.TCP.SyncookiesSent.add(1)
 	l.stats.cookiesSent++
 	return true

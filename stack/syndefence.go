@@ -107,6 +107,12 @@ type synDefence struct {
 		cid      uint64
 		from, to tcp.State
 	}
+	// out is the SYN,ACK being sent for a listener (a cookie's, or a
+	// SYN-queue entry's). A field rather than a local: the tracer takes
+	// a pointer to what it traces, so a local would escape, one heap
+	// allocation for every SYN of a flood. sendSegment is done with it
+	// when it returns.
+	out tcp.Segment
 }
 
 type prefixSlot struct {
@@ -324,9 +330,10 @@ func (s *Stack) enqueueSYN(l *Listener, n *nic, id tcp.Tuple, seg *tcp.Segment, 
 
 // sendSynAck sends (again) the SYN,ACK of h.
 func (s *Stack) sendSynAck(h *halfOpen, now time.Time) {
-	seg := h.hs.SynAck(h.cfg, h.id, now)
-	s.mem.state.ClampSYN(&seg) // under memory pressure (memory.go)
-	s.sendAs(h.nic, h.id, &seg, h.cid, tcp.SynReceived)
+	seg := &s.syn.out
+	*seg = h.hs.SynAck(h.cfg, h.id, now)
+	s.mem.state.ClampSYN(seg) // under memory pressure (memory.go)
+	s.sendAs(h.nic, h.id, seg, h.cid, tcp.SynReceived)
 }
 
 // sendAs sends seg, which belongs to no TCPConn, traced as connection cid

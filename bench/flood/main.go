@@ -33,6 +33,7 @@ import (
 	"net/netip"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -58,6 +59,10 @@ var (
 	tunQueues   = flag.Int("tun-queues", runtime.NumCPU(), "part 2: TUN queues (IFF_MULTI_QUEUE), one reader each")
 	tunOffload  = flag.Bool("tun-offload", true, "part 2: open the TUN device with the kernel's offloads (virtio-net header)")
 	tunQLen     = flag.Int("tun-txqueuelen", 0, "part 2: the TUN interface's txqueuelen (0: link/tun's default, -1: the kernel's 500)")
+	tunUring    = flag.Bool("tun-uring", true, "part 2: batch the TUN's reads and writes through io_uring (false: one read(2) or write(2) per packet)")
+	tunPrefix   = flag.String("tun-prefix", "synflood-", "part 2: the network namespace's name prefix (the process id follows); the TUN device is named after it (prefix without a trailing '-', then '0')")
+	tunKernel   = flag.Bool("tun-kernel", true, "part 2: also flood the Linux kernel's listener (the comparison row)")
+	cpuProfile  = flag.String("cpuprofile", "", "write a CPU profile of part 1's floods to `FILE`, and of part 2's synack flood to FILE.tun")
 )
 
 var (
@@ -69,6 +74,7 @@ var (
 
 func main() {
 	flag.Parse()
+	stopProfile := startProfile(*cpuProfile)
 	var results []result
 	for _, m := range strings.Split(*modes, ",") {
 		mode, ok := map[string]stack.SynCookieMode{"auto": stack.SynCookiesAuto, "off": stack.SynCookiesOff, "always": stack.SynCookiesAlways}[m]
@@ -94,6 +100,7 @@ func main() {
 	fmt.Printf("\n## Part 1: in process over memlink (%d legitimate handshakes, %d at a time, timeout %v; GOMAXPROCS %d)\n\n",
 		*clients, *workers, *dialTimeout, runtime.GOMAXPROCS(0))
 	printTable(results)
+	stopProfile()
 	if *tunFlag {
 		if err := runTUN(); err != nil {
 			fmt.Fprintf(os.Stderr, "flood: part 2: %v\n", err)
@@ -127,6 +134,26 @@ func printTable(rs []result) {
 			r.name, si(float64(r.target)), si(r.offered), si(r.delivered), r.ok, r.total, 100*float64(r.ok)/float64(max(r.total, 1)),
 			ms(r.p50), ms(r.p99), ms(r.max), mib(r.heapBefore), mib(r.heapPeak), mib(r.heapAfter), r.synQMax,
 			c.SyncookiesSent, c.SyncookiesRecv, c.SyncookiesFailed, c.ListenDrops)
+	}
+}
+
+// startProfile starts a CPU profile into file (none if empty) and
+// returns what stops it.
+func startProfile(file string) (stop func()) {
+	if file == "" {
+		return func() {}
+	}
+	f, err := os.Create(file)
+	if err == nil {
+		err = pprof.StartCPUProfile(f)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "flood: cpuprofile: %v\n", err)
+		os.Exit(1)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
 	}
 }
 

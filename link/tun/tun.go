@@ -160,6 +160,10 @@ type Options struct {
 	// out): the fallback, for comparison. The device still joins the
 	// stack's consecutive segments (GSOOut).
 	NoTSOOut bool
+	// NoUring turns off the batching of reads and writes through
+	// io_uring (uring.go): every packet is then one read(2) or write(2).
+	// Without io_uring in the kernel that is what happens anyway.
+	NoUring bool
 }
 
 // DefaultTxQueueLen is the transmit queue length OpenOptions sets when
@@ -186,6 +190,7 @@ type Features struct {
 	WholeIn    bool
 	Queues     int
 	TxQueueLen int    // 0: not set by this package
+	Uring      bool   // reads and writes batched through io_uring (Options.NoUring unset, the kernel has it)
 	Fallback   string // why a requested feature is off ("" when all are on)
 }
 
@@ -219,6 +224,9 @@ func (f Features) String() string {
 	if f.TxQueueLen > 0 {
 		s += fmt.Sprintf(", txqueuelen %d", f.TxQueueLen)
 	}
+	if f.Uring {
+		s += ", io_uring"
+	}
 	return s
 }
 
@@ -242,8 +250,10 @@ type Device struct {
 	state      atomic.Int32  // stateIdle, stateDelivering or stateClosed
 	readErr    atomic.Pointer[error]
 
-	txMu  sync.Mutex // guards txBuf
+	txMu  sync.Mutex // guards txBuf and txRing's batch
 	txBuf []byte     // a packet or super-packet with its virtio-net header
+	uring bool       // batch reads and writes through io_uring rings
+	tx    txBatch    // the writes of one ring batch (tx.go)
 
 	partsMu   sync.Mutex // guards the buffers of WritePacketParts
 	gatherBuf []byte     // WritePacketParts: complete packets gathered from their parts
@@ -387,6 +397,9 @@ func OpenOptions(name string, o Options) (*Device, error) {
 			return fail(wrap(fmt.Sprintf("setting txqueuelen %d", qlen), name, err))
 		}
 		d.feat.TxQueueLen = qlen
+	}
+	if !o.NoUring {
+		d.startUring()
 	}
 	return d, nil
 }
@@ -609,6 +622,7 @@ func (d *Device) Close() error {
 		if d.nl != nil {
 			d.nl.Close()
 		}
+		d.stopUring()
 	})
 	return err
 }

@@ -172,7 +172,14 @@ func udpBothWays(t *testing.T, ns *nstest.NS, dev *tun.Device, pkts chan []byte,
 		t.Errorf("WritePackets(ok, oversize, ok) = %d, %v; want 1 and an error", n, err)
 	}
 
-	// Close stops the reader and removes the interface.
+	closeStops(t, ns, dev, p)
+}
+
+// closeStops closes dev and checks that the reader stops, the interface
+// is gone, writing p then fails with net.ErrClosed and a second Close is
+// harmless.
+func closeStops(t *testing.T, ns *nstest.NS, dev *tun.Device, p []byte) {
+	t.Helper()
 	if err := dev.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}

@@ -52,6 +52,13 @@ func (d *Device) WritePackets(pkts [][]byte) (int, error) {
 			d.txErrors.Add(1)
 		}
 	}()
+	if d.tx.ring != nil {
+		// Batched (uring.go); it leaves to the loop below only what a
+		// broken ring, or a full device, did not take.
+		if done, err = d.writeRing(rc, pkts); err != nil {
+			return done, err
+		}
+	}
 	for done < len(pkts) {
 		n, buf := 1, pkts[done]
 		if d.vnet > 0 {
@@ -80,18 +87,24 @@ func (d *Device) WritePackets(pkts [][]byte) (int, error) {
 			d.txErrors.Add(uint64(n))
 			return done, &Error{Op: "writing", Name: d.name, Err: err}
 		}
-		d.txWrites.Add(1)
-		if n > 1 {
-			d.txGSO.Add(1)
-			d.txGSOSegs.Add(uint64(n))
-		}
-		for _, p := range pkts[done : done+n] {
-			d.txBytes.Add(uint64(len(p)))
-		}
-		d.txPackets.Add(uint64(n))
+		d.wrote(pkts[done : done+n])
 		done += n
 	}
 	return done, tooBig
+}
+
+// wrote counts one write that carried pkts (more than one: joined into a
+// super-packet).
+func (d *Device) wrote(pkts [][]byte) {
+	d.txWrites.Add(1)
+	if len(pkts) > 1 {
+		d.txGSO.Add(1)
+		d.txGSOSegs.Add(uint64(len(pkts)))
+	}
+	for _, p := range pkts {
+		d.txBytes.Add(uint64(len(p)))
+	}
+	d.txPackets.Add(uint64(len(pkts)))
 }
 
 // nextWrite builds in d.txBuf the next write of pkts: a run of joinable
@@ -100,23 +113,10 @@ func (d *Device) WritePackets(pkts [][]byte) (int, error) {
 // returns how many packets the write carries.
 func (d *Device) nextWrite(pkts [][]byte) (int, []byte) {
 	buf := d.txBuf[:0]
-	n := 1
-	if r, ok := startRun(pkts[0]); ok && len(pkts) > 1 {
-		for n < len(pkts) {
-			last, ok := r.extend(pkts[0], pkts[n])
-			if !ok {
-				break
-			}
-			n++
-			if last {
-				break
-			}
-		}
-		if n > 1 {
-			buf = joinTCP(buf, d.vnet, pkts[:n], r)
-			d.txBuf = buf
-			return n, buf
-		}
+	if n, r := joinable(pkts); n > 1 {
+		buf = joinTCP(buf, d.vnet, pkts[:n], r)
+		d.txBuf = buf
+		return n, buf
 	}
 	var zero [16]byte
 	buf = append(buf, zero[:d.vnet]...)
@@ -263,4 +263,25 @@ func (d *Device) writeSuper(p link.Packet) error {
 	d.txPackets.Add(uint64(pieces))
 	d.txBytes.Add(uint64(size + (pieces-1)*hl))
 	return nil
+}
+
+// joinable returns how many of pkts, from the first, make one
+// super-packet (1: the first goes alone), and their run.
+func joinable(pkts [][]byte) (int, tcpRun) {
+	n := 1
+	r, ok := startRun(pkts[0])
+	if !ok {
+		return 1, r
+	}
+	for n < len(pkts) {
+		last, ok := r.extend(pkts[0], pkts[n])
+		if !ok {
+			break
+		}
+		n++
+		if last {
+			break
+		}
+	}
+	return n, r
 }
