@@ -76,6 +76,9 @@ type envConfig struct {
 	events bool
 	opts   stack.Options
 	tun    func(*tunstack.Config)
+	// nsPrefix, if set, names the namespace (nstest.NewPrefixed): for
+	// tests whose briefs give them a prefix of their own.
+	nsPrefix string
 }
 
 // withTun changes the device's configuration (offloads, queues, name).
@@ -109,7 +112,12 @@ func newEnv(t testing.TB, fam family, opts ...envOption) *env {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	e := &env{t: t, fam: fam, ns: nstest.New(t)}
+	e := &env{t: t, fam: fam}
+	if cfg.nsPrefix != "" {
+		e.ns = nstest.NewPrefixed(t, cfg.nsPrefix)
+	} else {
+		e.ns = nstest.New(t)
+	}
 	tc := tunstack.Config{
 		Name:    "synack0",
 		MTU:     1500,
