@@ -104,7 +104,7 @@ var (
 // hostileGroups are the script's groups, in the order they run.
 var hostileGroups = []string{
 	"ipv4_header", "ipv6_header", "tcp_header", "flags", "options", "blind",
-	"states", "fragments", "icmp", "zero_window", "lying_acks", "islands", "urgent", "syn_flood", "fuzz",
+	"states", "fragments", "icmp", "zero_window", "lying_acks", "islands", "wrap", "urgent", "syn_flood", "fuzz",
 }
 
 // hostileResult is what the script reports for one group.

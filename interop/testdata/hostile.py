@@ -1162,6 +1162,31 @@ class Hostile:
             r.check(peer.got[:6000] == data, "%s: the echo came back wrong after lying ACKs" % f.name())
             peer.rst()
 
+    def g_wrap(self, r):
+        """Sequence numbers across 2**32 (RFC 9293 3.4), and options the connection did not agree on."""
+        for f in (self.f4, self.f6):
+            peer = Peer(self, f, self.ports())
+            peer.iss = 0xFFFFFF00  # our data wraps after 255 bytes
+            peer.snd_nxt = u32(peer.iss + 1)
+            if not r.check(peer.connect() is not None, "no SYN,ACK for ISS 0xFFFFFF00"):
+                continue
+            r.check(peer.echo(3000), "%s: the echo broke across the wrap of our sequence numbers" % f.name())
+            # SACK blocks on a connection that did not negotiate SACK:
+            # ignored (RFC 2018 2: only after SACK-permitted).
+            for _ in range(5):
+                peer.send("A", options=[("NOP", None), ("NOP", None), ("SAck", (u32(peer.rcv_nxt + 10), u32(peer.rcv_nxt + 20)))])
+            r.check(peer.echo(1000), "%s: the echo broke after SACKs on a connection without SACK" % f.name())
+            peer.rst()
+        # Timestamps negotiated, then a segment without them: RFC 7323 3.2
+        # says a receiver SHOULD drop it; Linux takes it. Noted, not judged.
+        peer = Peer(self, self.f4, self.ports(), ts=True)
+        if r.check(peer.connect() is not None, "no SYN,ACK with timestamps"):
+            start = len(peer.got)
+            peer.write(b"no timestamps here", options=[])
+            peer.read(start + 18, 1.0)
+            r.note("a segment without timestamps on a connection with them: %s" % ("taken" if len(peer.got) > start else "dropped"))
+            peer.rst()
+
     def g_urgent(self, r):
         """Urgent pointer games (RFC 9293 3.8.5, RFC 6093: urgent data stays in line)."""
         f = self.f4
