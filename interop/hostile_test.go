@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -19,6 +20,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -104,7 +106,7 @@ var (
 // hostileGroups are the script's groups, in the order they run.
 var hostileGroups = []string{
 	"ipv4_header", "ipv6_header", "tcp_header", "flags", "options", "blind",
-	"states", "fragments", "icmp", "zero_window", "lying_acks", "islands", "wrap", "urgent", "syn_flood", "fuzz",
+	"states", "syn_sent", "fragments", "icmp", "zero_window", "lying_acks", "islands", "wrap", "urgent", "syn_flood", "fuzz",
 }
 
 // hostileResult is what the script reports for one group.
@@ -394,8 +396,29 @@ func TestHostilePacketsOverTUN(t *testing.T) {
 		ok := t.Run(group, func(t *testing.T) {
 			heap0 := heapNow()
 			before := e.s.Counters()
+			var dialed chan error
+			if group == "syn_sent" {
+				// The script answers this dial's SYN.
+				dialed = make(chan error, 1)
+				go func() {
+					ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+					defer cancel()
+					c, err := e.s.DialTCP(ctx, netip.AddrPortFrom(hostileAttacker4, 9))
+					if err == nil {
+						c.Close()
+					}
+					dialed <- err
+				}()
+			}
 			start := time.Now()
 			r := a.run(t, group)
+			if dialed != nil {
+				// RFC 1122 4.2.3.9: a port unreachable quoting our SYN
+				// is a hard error for a connection still opening.
+				if err := <-dialed; !errors.Is(err, syscall.ECONNREFUSED) {
+					t.Errorf("dial answered with forged segments, then a port unreachable: %v, want ECONNREFUSED", err)
+				}
+			}
 			took := time.Since(start)
 			after := e.s.Counters()
 			mem := e.s.Memory()

@@ -911,6 +911,47 @@ class Hostile:
             peer.segs(0.2)
             # Left alone: TIME-WAIT ends after 2 MSL, FIN-WAIT-2 after FinWait2Timeout.
 
+    def g_syn_sent(self, r):
+        """Answers to the stack's own SYN (the test dials port 9 of the
+        attacker): bad ACKs, RSTs, a forged ICMP error, then a real one
+        (RFC 9293 3.10.7.3, RFC 5961 3.2, RFC 5927, RFC 1122 4.2.3.9)."""
+        f = self.f4
+        syn = self.link.recv(lambda q: tcp_of(q) is not None and q.src == f.stack and q.dst == f.attacker and
+                             q[TCP].dport == 9 and q[TCP].flags & (S | A) == S, 5.0)
+        if not r.check(syn is not None, "no SYN from the stack's dial"):
+            return
+        sp, iss = syn[TCP].sport, syn[TCP].seq
+
+        def send(flags, seq, ack):
+            self.link.send(fast_tcp(f.attacker, f.stack, 9, sp, seq, ack, flags))
+
+        def rsts():
+            return [q for q in self.link.collect(seg_from(f, 9, sp), 0.3) if q[TCP].flags & R]
+
+        send(A, 1000, iss + 1000)  # an ACK of something never sent: <SEQ=SEG.ACK><CTL=RST>
+        got = rsts()
+        r.check(len(got) == 1 and got[0][TCP].seq == u32(iss + 1000),
+                "SYN-SENT: want one RST with SEQ=SEG.ACK for a bad ACK, got %d" % len(got))
+        send(R, 1000, 0)  # an RST without ACK: dropped
+        send(R | A, 1000, iss + 5000)  # an RST acknowledging something never sent: dropped
+        send(A, 1000, iss + 1)  # the right ACK without SYN: dropped
+        send(A | F, 1000, iss + 1)
+        r.want("Drops.syn_sent_bad_ack", 2)
+        r.want("Drops.syn_sent_rst_no_ack", 1)
+        r.want("Drops.syn_sent_no_syn", 2)
+        r.check(not rsts(), "SYN-SENT: an RST answered an RST or a segment with an acceptable ACK")
+        # A port unreachable quoting a sequence number we never sent is
+        # forged (RFC 5927 4.1): the dial goes on.
+        quote = bytearray(bytes(syn[IP])[:28])
+        struct.pack_into("!I", quote, 24, u32(iss + 77))
+        self.link.send(IP(src="198.18.0.1", dst=f.stack) / ICMP(type=3, code=3) / Raw(bytes(quote)))
+        again = self.link.recv(lambda q: tcp_of(q) is not None and q.src == f.stack and q[TCP].sport == sp and q[TCP].flags & S, 2.0)
+        r.check(again is not None, "SYN-SENT: no SYN retransmitted after a forged port unreachable (the dial was aborted?)")
+        # The real one, quoting our SYN: a hard error, the dial fails
+        # with ECONNREFUSED (the test checks).
+        self.link.send(IP(src="198.18.0.1", dst=f.stack) / ICMP(type=3, code=3) / Raw(bytes(syn[IP])[:28]))
+        r.want("ICMP.InErrorsMatched", 1)
+
     def _frags4(self, f, payload, chunks, ident, proto=6):
         """IPv4 fragments of payload cut at the given (offset, length) in bytes."""
         out = []
@@ -1306,7 +1347,8 @@ def main():
             continue
         r = Report(group)
         fn = getattr(h, "g_" + group, None)
-        h.link.flush()
+        if group != "syn_sent":  # whose SYN may be here already
+            h.link.flush()
         sent = h.link.sent
         if fn is None:
             r.fail("no group %r" % group)
