@@ -1,6 +1,7 @@
 package stack
 
 import (
+	"net/netip"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -77,6 +78,64 @@ func TestDropsCountedAndTraced(t *testing.T) {
 			if after[r] != want {
 				t.Errorf("Counters().Drops[%v] = %d, want %d", r, after[r], want)
 			}
+		}
+	})
+}
+
+// Segments a listener discards are named as the core names them in LISTEN
+// (RFC 9293 3.10.7.2), though the stack handles them without a tcp.Conn
+// (syndefence.go): an RST, an ACK (answered with RST) and a segment with
+// none of SYN, ACK, RST; and a SYN again to a SYN-queue entry, answered with
+// the SYN,ACK again. Found by the hostile-packet test over TUN (interop),
+// where 256 flag combinations to a listener moved no drop counter.
+func TestListenerDropsCounted(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var rcv []TraceEvent
+		p := newPair(t, pairOpts{a: Options{Trace: func(e TraceEvent) {
+			if e.Kind == TraceReceived {
+				rcv = append(rcv, e)
+			}
+		}}})
+		l, err := p.a.ListenTCP(netip.AddrPortFrom(addrA, 80), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		// From an address the stack at the other end does not own, so it
+		// does not reset the SYN,ACK.
+		from := netip.AddrPortFrom(netip.MustParseAddr("198.18.0.9"), 4000)
+		to := netip.AddrPortFrom(addrA, 80)
+		before := p.a.Counters().Drops
+		for _, tc := range []struct {
+			flags wire.TCPFlags
+			want  tcp.DropReason
+		}{
+			{wire.RST, tcp.DropListenRST},
+			{wire.RST | wire.ACK, tcp.DropListenRST},
+			{wire.ACK, tcp.DropListenACK},
+			{wire.FIN | wire.PSH, tcp.DropListenNoSYN},
+			{0, tcp.DropListenNoSYN},
+			{wire.SYN, tcp.DropNone},
+			{wire.SYN, tcp.DropSYNRetransmit}, // the same SYN again, to the SYN-queue entry
+		} {
+			rcv = nil
+			pkt := tcpPacket(from, to, wire.TCPHeader{Seq: 1000, Ack: 5000, Flags: tc.flags, Window: 1000}, nil)
+			if _, err := p.eb.WritePackets([][]byte{pkt}); err != nil {
+				t.Fatal(err)
+			}
+			synctest.Wait()
+			if len(rcv) != 1 || rcv[0].Drop != tc.want {
+				t.Errorf("[%v] to a listener: traced %v, want one event with drop %v", tc.flags, rcv, tc.want)
+			}
+		}
+		after := p.a.Counters().Drops
+		want := before
+		want[tcp.DropListenRST] += 2
+		want[tcp.DropListenACK]++
+		want[tcp.DropListenNoSYN] += 2
+		want[tcp.DropSYNRetransmit]++
+		if after != want {
+			t.Errorf("Counters().Drops = %v, want %v", after, want)
 		}
 	})
 }

@@ -201,21 +201,26 @@ func (s *Stack) listenerSegment(l *Listener, n *nic, id tcp.Tuple, seg *tcp.Segm
 	if h := l.half[id]; h != nil {
 		return s.halfOpenSegment(l, h, seg, now), tcp.SynReceived
 	}
+	// The listener's drops are named as the core names them in LISTEN
+	// (tcp/input.go), since here the core never sees the segment.
 	switch {
 	case seg.Flags&wire.RST != 0:
 		// RFC 9293 3.10.7.2: an RST to LISTEN is ignored.
+		s.segmentDropped(tcp.DropListenRST)
 		return nil, tcp.Listen
 	case seg.Flags&wire.ACK != 0:
 		if tc, took := s.synCookieACK(l, n, id, seg, now); took {
 			return tc, tcp.Listen
 		}
 		// RFC 9293 3.10.7.2: any ACK to LISTEN gets <SEQ=SEG.ACK><CTL=RST>.
+		s.segmentDropped(tcp.DropListenACK)
 		s.resetFor(n, id, seg)
 		return nil, tcp.Listen
 	case seg.Flags&wire.SYN != 0:
 		return s.onSYN(l, n, id, seg, now), tcp.Closed
 	}
 	// No SYN, ACK or RST: drop (RFC 9293 3.10.7.2 "fourth other").
+	s.segmentDropped(tcp.DropListenNoSYN)
 	return nil, tcp.Listen
 }
 
@@ -351,7 +356,9 @@ func (s *Stack) sendAs(n *nic, id tcp.Tuple, seg *tcp.Segment, cid uint64, st tc
 func (s *Stack) halfOpenSegment(l *Listener, h *halfOpen, seg *tcp.Segment, now time.Time) *TCPConn {
 	s.traceAs(h.cid, tcp.SynReceived, tcp.SynReceived)
 	if seg.Flags&(wire.SYN|wire.ACK|wire.RST) == wire.SYN && seg.Seq == h.hs.IRS {
-		// Our SYN,ACK was lost: send it again, as a TCB does.
+		// Our SYN,ACK was lost: send it again, as a TCB does (and
+		// names the drop so).
+		s.segmentDropped(tcp.DropSYNRetransmit)
 		s.sendSynAck(h, now)
 		return nil
 	}

@@ -75,6 +75,7 @@ var (
 	errIPv6ExtShort  = perr("ipv6", "extension header runs past the payload", ErrTruncated)
 	errIPv6HopByHop  = perr("ipv6", "hop-by-hop options header not first", ErrBadExtension)
 	errIPv6ExtUnsup  = perr("ipv6", "unsupported extension header", ErrBadExtension)
+	errIPv6Routing   = perr("ipv6", "routing header with segments left", ErrBadExtension)
 	errIPv6NoNext    = perr("ipv6", "no next header", ErrNoNextHeader)
 	errIPv6Fragment  = perr("ipv6", "fragment header", ErrFragment)
 	errIPv6FragShort = perr("ipv6", "fragment header runs past the payload", ErrTruncated)

@@ -101,6 +101,16 @@ func skipIPv6Ext(next uint8, b []byte) (proto uint8, off int, err error) {
 			if l > len(b)-off {
 				return next, off, errIPv6ExtShort
 			}
+			// RFC 8200 4.4: a Routing header whose type the node does
+			// not know, with Segments Left non-zero, means the packet
+			// is to be routed on, and "the node must discard the
+			// packet". We know no routing type (type 0 is deprecated,
+			// RFC 5095 3), so such a packet is never ours, even when
+			// addressed to us: taking it would let a sender route
+			// through us unseen. With none left it is ignored.
+			if next == ProtocolRouting && b[off+3] != 0 {
+				return next, off, errIPv6Routing
+			}
 			next = b[off]
 			off += l
 		case ProtocolFragment:

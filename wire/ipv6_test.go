@@ -43,6 +43,14 @@ func ext(next uint8, units int) []byte {
 	return b
 }
 
+// routing is a Routing header (RFC 8200 4.4) of the given type with one
+// address and segmentsLeft.
+func routing(next, typ, segmentsLeft uint8) []byte {
+	b := make([]byte, 24)
+	b[0], b[1], b[2], b[3] = next, 2, typ, segmentsLeft
+	return b
+}
+
 func TestParseIPv6(t *testing.T) {
 	data := []byte("transport")
 	frag := []byte{ProtocolTCP, 0, 0, 0, 0, 0, 0, 42}
@@ -79,6 +87,11 @@ func TestParseIPv6(t *testing.T) {
 		{"hop-by-hop not first", ipv6Packet(ProtocolDestOpts, ext(ProtocolHopByHop, 0), ext(ProtocolTCP, 0), data), ErrBadExtension, 0, nil},
 		{"ESP", ipv6Packet(ProtocolESP, data), ErrBadExtension, 0, nil},
 		{"AH after routing", ipv6Packet(ProtocolRouting, ext(ProtocolAH, 0), data), ErrBadExtension, 0, nil},
+		// RFC 8200 4.4, RFC 5095: a routing header with segments left is
+		// for a router; none left, it is skipped.
+		{"routing header, segments left", ipv6Packet(ProtocolRouting, routing(ProtocolTCP, 0, 1), data), ErrBadExtension, 0, nil},
+		{"routing header type 2, segments left", ipv6Packet(ProtocolDestOpts, ext(ProtocolRouting, 0), routing(ProtocolTCP, 2, 1), data), ErrBadExtension, 0, nil},
+		{"routing header type 0, none left", ipv6Packet(ProtocolRouting, routing(ProtocolTCP, 0, 0), data), nil, ProtocolTCP, data},
 		{"no next header", ipv6Packet(ProtocolNoNext, data), ErrNoNextHeader, 0, nil},
 		{"no next header after options", ipv6Packet(ProtocolDestOpts, ext(ProtocolNoNext, 0)), ErrNoNextHeader, 0, nil},
 	}
