@@ -43,6 +43,7 @@ func main() {
 		ssRate = flag.String("ss-rate", "1G", "rate of the slow-start path")
 		ssSize = flag.Int64("ss-size", 100<<20, "bytes of the slow-start bulk")
 		ssCCs  = flag.String("ss", "cubic,newreno,bbr", "controllers of the slow-start runs (empty: none)")
+		ssLoss = flag.Float64("ss-loss", 0, "random loss of the slow-start path, each direction (0.01 is 1 %)")
 		seed   = flag.Int64("seed", 1, "seed of the link's fates")
 		nsPfx  = flag.String("ns-prefix", pathmatrix.NSPrefix, "start of the names of the network namespaces -linux makes")
 	)
@@ -59,7 +60,7 @@ func main() {
 		fail(err)
 	}
 	cell := pathmatrix.Cell{RTT: *rtt, Rate: r, Loss: *loss}
-	ssCell := pathmatrix.Cell{RTT: *ssRTT, Rate: ssr}
+	ssCell := pathmatrix.Cell{RTT: *ssRTT, Rate: ssr, Loss: *ssLoss}
 
 	if *linux {
 		if err := pathmatrix.RootError(); err != nil {
@@ -126,8 +127,8 @@ func main() {
 		fmt.Println()
 	}
 	if len(ssr2) > 0 {
-		fmt.Printf("Slow start: %d MiB on %v %s, drop-tail queue of one BDP (%d packets), virtual clock, seed %d\n\n",
-			*ssSize>>20, ssCell.RTT, *ssRate, ssCell.QueuePackets(), *seed)
+		fmt.Printf("Slow start: %d MiB on %v %s loss %g, drop-tail queue of one BDP (%d packets), virtual clock, seed %d\n\n",
+			*ssSize>>20, ssCell.RTT, *ssRate, *ssLoss, ssCell.QueuePackets(), *seed)
 		fairness.SlowStartMarkdown(os.Stdout, ssr2)
 	}
 }
