@@ -172,3 +172,37 @@ func TestBBROnECECutsLowerBounds(t *testing.T) {
 		t.Fatalf("inflight_lo %.0f after an ECE round, want set and at most cwnd %.0f", p.b.inflightLo, cwnd)
 	}
 }
+
+// draft-ietf-ccwg-bbr "Modulating cwnd in Loss Recovery" (draft-02
+// section 4.6.4.4): entering fast recovery only saves cwnd; in recovery
+// BBR answers loss through its model (bw_lo, inflight_lo once a round,
+// inflight_hi in a probe), not by cutting cwnd to the pipe on each ACK
+// as Linux's packet conservation does. On exit the saved cwnd returns.
+func TestBBRFastRecoveryKeepsModelCwnd(t *testing.T) {
+	const bw = 100e6 / 8
+	p := &bbrPath{b: NewBBR(1000).(*bbr), now: epoch, bw: bw, base: 20 * time.Millisecond, acks: 20}
+	p.until(t, "PROBE_BW_CRUISE", 3*time.Second)
+	p.round()
+	b := p.b
+	before := b.cwnd
+	b.OnFastRetransmit(p.now, before)
+	// Ten segments of the flight are marked lost: the pipe falls by as
+	// much, which packet conservation would have made the window.
+	for i := 0; i < 5; i++ {
+		p.now = p.now.Add(time.Millisecond)
+		p.delivered += 1000
+		b.OnEveryAck(p.now, Ack{SRTT: p.base, Rate: RateSample{
+			DeliveryRate: int64(bw), Delivered: int64(bw * p.base.Seconds()), Interval: p.base,
+			PriorDelivered: p.delivered - uint64(before), TotalDelivered: p.delivered,
+			NewlyAcked: 1000, NewlyLost: 2000, TxInFlight: before, InFlight: before - 10000, RTT: p.base,
+		}})
+		if b.cwnd < before {
+			t.Fatalf("ACK %d in fast recovery: cwnd %d, want the model's %d kept (no packet conservation)", i, b.cwnd, before)
+		}
+	}
+	b.cwnd = before / 2 // as if the model's lower bounds had cut it
+	b.OnRecoveryEnd(p.now, 0)
+	if b.cwnd != before {
+		t.Fatalf("cwnd %d after recovery, want the %d saved on entry (BBRRestoreCwnd)", b.cwnd, before)
+	}
+}
