@@ -206,3 +206,28 @@ func TestBBRFastRecoveryKeepsModelCwnd(t *testing.T) {
 		t.Fatalf("cwnd %d after recovery, want the %d saved on entry (BBRRestoreCwnd)", b.cwnd, before)
 	}
 }
+
+// draft-ietf-ccwg-bbr "Exiting Acceleration Based on Bandwidth Plateau"
+// (draft-02 section 4.3.1.2): the full-pipe estimator looks at one
+// sample a round, the round's first. A higher sample in mid-round does
+// not restart the count of rounds without 25 % growth.
+func TestBBRFullBWCheckedOncePerRound(t *testing.T) {
+	b := NewBBR(1000).(*bbr)
+	b.fullBw, b.fullBwCount = 1e6, 2
+	b.roundStart = false
+	b.checkFullBWReached(&RateSample{DeliveryRate: 2e6})
+	if b.fullBw != 1e6 || b.fullBwCount != 2 {
+		t.Fatalf("a mid-round sample moved full_bw to %.0f, count %d; want 1e6 and 2", b.fullBw, b.fullBwCount)
+	}
+	b.roundStart = true
+	b.checkFullBWReached(&RateSample{DeliveryRate: 1.1e6})
+	if !b.fullBwReached {
+		t.Fatalf("third round without 25 %% growth: full_bw_reached false, count %d", b.fullBwCount)
+	}
+	b = NewBBR(1000).(*bbr)
+	b.fullBw, b.fullBwCount, b.roundStart = 1e6, 2, true
+	b.checkFullBWReached(&RateSample{DeliveryRate: 1.3e6})
+	if b.fullBw != 1.3e6 || b.fullBwCount != 0 || b.fullBwReached {
+		t.Fatalf("a round start with 30 %% growth: full_bw %.0f count %d reached %v; want 1.3e6, 0, false", b.fullBw, b.fullBwCount, b.fullBwReached)
+	}
+}
