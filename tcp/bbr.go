@@ -134,7 +134,12 @@ type bbr struct {
 	rtoEnd     seqnum.Value // SND.MAX at the timeout: its recovery ends when SND.UNA passes it
 	rtoEndSet  bool
 
-	rng uint32 // xorshift state for the probe-wait jitter: deterministic, the core reads no entropy
+	// rng is the xorshift state of the probe-wait jitter. The core reads
+	// no entropy: the first ACK mixes in SND.UNA, so the jitter follows
+	// the connection's ISS (RFC 6528: a keyed hash of the four-tuple and
+	// a clock), which differs between connections and is pinned in tests.
+	rng    uint32
+	seeded bool
 }
 
 // bbr is paced, sees every ACK, can undo, and takes over a window.
@@ -257,6 +262,9 @@ func (b *bbr) restoreCwnd() { b.cwnd = max(b.cwnd, b.priorCwnd) }
 // OnEveryAck is the draft's BBRUpdateOnACK (section 5.2): update the
 // model and the state machine, then the control parameters.
 func (b *bbr) OnEveryAck(now time.Time, a Ack) {
+	if !b.seeded {
+		b.seed(uint32(a.Una))
+	}
 	if b.inRTO {
 		if !b.rtoEndSet {
 			b.rtoEnd, b.rtoEndSet = a.Next, true
@@ -478,6 +486,21 @@ func (b *bbr) startProbeBWUp(now time.Time, rs *RateSample) {
 func (b *bbr) pickProbeWait() {
 	b.roundsSinceBw = uint64(b.rand() % 2)
 	b.bwProbeWait = 2*time.Second + time.Duration(b.rand()%1000)*time.Millisecond
+}
+
+// seed mixes v into the jitter's state. Without it every connection
+// would draw the same probe waits and rounds: two flows started together
+// would probe in lockstep, PROBE_BW_UP for PROBE_BW_UP, which is what the
+// draft's randomisation is there to prevent ("A Dual-Time-Scale
+// Approach for Coexistence": "for better mixing and fairness
+// convergence").
+func (b *bbr) seed(v uint32) {
+	b.seeded = true
+	x := b.rng ^ v*0x9e3779b1 // Fibonacci hashing spreads nearby ISSs
+	if x == 0 {
+		x = 0x9e3779b9 // xorshift's one stuck state
+	}
+	b.rng = x
 }
 
 func (b *bbr) rand() uint32 {

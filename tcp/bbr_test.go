@@ -4,6 +4,8 @@ import (
 	"math"
 	"testing"
 	"time"
+
+	"github.com/synack/synack/seqnum"
 )
 
 // bbrPath is a fluid model of one bottleneck for driving a bbr directly:
@@ -229,5 +231,36 @@ func TestBBRFullBWCheckedOncePerRound(t *testing.T) {
 	b.checkFullBWReached(&RateSample{DeliveryRate: 1.3e6})
 	if b.fullBw != 1.3e6 || b.fullBwCount != 0 || b.fullBwReached {
 		t.Fatalf("a round start with 30 %% growth: full_bw %.0f count %d reached %v; want 1.3e6, 0, false", b.fullBw, b.fullBwCount, b.fullBwReached)
+	}
+}
+
+// draft-ietf-ccwg-bbr "A Dual-Time-Scale Approach for Coexistence"
+// (draft-02 section 4.3.3.5.2): the probe waits are random "for better
+// mixing and fairness convergence". The core reads no entropy, so the
+// first ACK's SND.UNA (from the connection's ISS) seeds the draw: two
+// connections with different ISSs draw different waits, a connection
+// with a pinned ISS the same ones every run.
+func TestBBRProbeWaitFollowsISS(t *testing.T) {
+	waits := func(una uint32) [4]time.Duration {
+		b := NewBBR(1000).(*bbr)
+		b.OnEveryAck(epoch, Ack{Una: seqnum.Value(una), SRTT: 20 * time.Millisecond})
+		var w [4]time.Duration
+		for i := range w {
+			b.pickProbeWait()
+			w[i] = b.bwProbeWait + time.Duration(b.roundsSinceBw)
+		}
+		return w
+	}
+	a, again, other := waits(1001), waits(1001), waits(7_000_001)
+	if a != again {
+		t.Fatalf("same ISS, different waits: %v and %v", a, again)
+	}
+	if a == other {
+		t.Fatalf("different ISSs, same waits %v: flows started together would probe in lockstep", a)
+	}
+	for _, w := range append(a[:], other[:]...) {
+		if w < 2*time.Second || w >= 3*time.Second+2 {
+			t.Fatalf("probe wait %v, want 2 to 3 s", w)
+		}
 	}
 }
