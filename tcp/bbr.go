@@ -144,6 +144,7 @@ type bbr struct {
 
 // bbr is paced, sees every ACK, can undo, and takes over a window.
 var (
+	_ lossObserver = (*bbr)(nil)
 	_ Pacer        = (*bbr)(nil)
 	_ AckObserver  = (*bbr)(nil)
 	_ Undoer       = (*bbr)(nil)
@@ -614,9 +615,8 @@ func (b *bbr) adaptUpperBounds(now time.Time, rs *RateSample) {
 		}
 	}
 	if b.inflightTooHigh(rs) {
-		if b.bwProbeSamples {
-			b.handleInflightTooHigh(now, rs)
-		}
+		// Too high: nothing to raise. The reaction is onPacketLost's,
+		// with the lost segment's own flight.
 		return
 	}
 	if math.IsInf(b.inflightHi, 1) {
@@ -628,6 +628,45 @@ func (b *bbr) adaptUpperBounds(now time.Time, rs *RateSample) {
 	if b.state == bbrProbeBWUp {
 		b.probeInflightHiUpward(rs)
 	}
+}
+
+// onPacketLost is HandleLostPacket ("Probing for Bandwidth In ProbeBW"):
+// a segment sent while probing is lost, and the loss rate of its own
+// flight (the bytes marked lost since it left, against the bytes in
+// flight when it did) exceeds BBRLossThresh: inflight_hi becomes the
+// flight at which the rate crossed the threshold, and the probe ends.
+//
+// draft-02 also ran this on every ACK's rate sample; the draft since
+// reacts only here, because the segment an ACK delivers was often sent
+// later, at a smaller flight, than the ones whose losses that ACK
+// reveals. Ours did so too, and at 1 % random loss that made every probe
+// after a recovery end at once: two losses of a 220-segment flight set
+// against the 44 segments in flight when a REFILL segment left
+// (issue 11, 1 Gbit/s x 20 ms; BENCHMARKS.md, "BBR follow-up").
+func (b *bbr) onPacketLost(now time.Time, p LostPacket) {
+	if !b.bwProbeSamples {
+		return // not a segment sent while probing
+	}
+	rs := RateSample{
+		TxInFlight: p.TxInFlight, Lost: p.Lost, AppLimited: p.AppLimited,
+		PriorDelivered: p.PriorDelivered, TotalDelivered: p.TotalDelivered,
+	}
+	if !b.inflightTooHigh(&rs) {
+		return
+	}
+	rs.TxInFlight = inflightAtLoss(p)
+	b.handleInflightTooHigh(now, &rs)
+}
+
+// inflightAtLoss is InflightAtLoss: the flight at which the loss rate
+// crossed BBRLossThresh within p, a record that may hold several
+// segments. Solving (lost_prev + x) / (inflight_prev + x) = LossThresh
+// for x, the part of p sent when it did.
+func inflightAtLoss(p LostPacket) int {
+	inflightPrev := p.TxInFlight - p.Size
+	lostPrev := p.Lost - p.Size
+	prefix := (bbrLossThresh*float64(inflightPrev) - float64(lostPrev)) / (1 - bbrLossThresh)
+	return max(inflightPrev+int(prefix), 0)
 }
 
 // handleInflightTooHigh is BBRHandleInflightTooHigh: the probe found the

@@ -121,9 +121,13 @@ func TestBBRStateMachine(t *testing.T) {
 	}
 }
 
-// Random loss below BBRLossThresh in a probe does not end it; a loss rate
-// above it sets inflight_hi from the flight that suffered it (section
-// 5.5.10.2) and goes down.
+// Random loss below BBRLossThresh in a probe does not end it; a lost
+// segment whose own flight lost more than BBRLossThresh sets inflight_hi
+// to the flight at which the loss rate crossed it and goes down
+// (draft-ietf-ccwg-bbr "Probing for Bandwidth In ProbeBW",
+// HandleLostPacket and InflightAtLoss). An ACK's rate sample does not:
+// the segment it delivered may have left at a smaller flight than the
+// ones whose losses it reveals.
 func TestBBRLossThresholdInProbeUp(t *testing.T) {
 	p := &bbrPath{b: NewBBR(1000).(*bbr), now: epoch, bw: 100e6 / 8, base: 20 * time.Millisecond, acks: 20}
 	p.until(t, "PROBE_BW_UP", 10*time.Second)
@@ -137,16 +141,26 @@ func TestBBRLossThresholdInProbeUp(t *testing.T) {
 		}})
 		p.delivered += 1000
 	}
-	ack(1000, 250000) // 0.4 %
+	lose := func(lost, txInFlight int) {
+		b.onPacketLost(p.now, LostPacket{Size: 1000, TxInFlight: txInFlight, Lost: lost,
+			PriorDelivered: p.delivered - 250000, TotalDelivered: p.delivered})
+	}
+	ack(2000, 44000) // a REFILL segment's sample: 4.5 % of its small flight
+	if b.State() != "PROBE_BW_UP" {
+		t.Fatalf("an ACK's sample ended the probe: %s", b.State())
+	}
+	lose(1000, 250000) // 0.4 %
 	if b.State() != "PROBE_BW_UP" {
 		t.Fatalf("0.4 %% loss ended the probe: %s", b.State())
 	}
-	ack(6000, 250000) // 2.4 %
+	lose(6000, 250000) // 2.4 %
 	if b.State() != "PROBE_BW_DOWN" {
 		t.Fatalf("2.4 %% loss: %s, want PROBE_BW_DOWN", b.State())
 	}
-	if b.inflightHi != 250000 {
-		t.Fatalf("inflight_hi %.0f, want the 250000 in flight when the loss rate was too high", b.inflightHi)
+	// InflightAtLoss: before the lost segment 249000 in flight, 5000
+	// lost; (5000 + x) / (249000 + x) = 2 % at x = -20.4, -20 in bytes.
+	if b.inflightHi != 248980 {
+		t.Fatalf("inflight_hi %.0f, want 248980, where the lost segment's flight crossed 2 %% loss", b.inflightHi)
 	}
 }
 
