@@ -45,6 +45,7 @@ func main() {
 		ssCCs  = flag.String("ss", "cubic,newreno,bbr", "controllers of the slow-start runs (empty: none)")
 		ssLoss = flag.Float64("ss-loss", 0, "random loss of the slow-start path, each direction (0.01 is 1 %)")
 		seed   = flag.Int64("seed", 1, "seed of the link's fates")
+		stag   = flag.Duration("stagger", 0, "the second flow of each synack pair starts sending this long after the first")
 		nsPfx  = flag.String("ns-prefix", pathmatrix.NSPrefix, "start of the names of the network namespaces -linux makes")
 	)
 	flag.Parse()
@@ -89,7 +90,7 @@ func main() {
 			fail(fmt.Errorf("pair %q: want a/b, e.g. cubic/bbr", p))
 		}
 		t0 := time.Now()
-		res, err := fairness.RunPair(cell, a, b, *dur, *seed)
+		res, err := fairness.RunPairStaggered(cell, a, b, *dur, *seed, *stag)
 		if err != nil {
 			fail(fmt.Errorf("%s: %w", p, err))
 		}
