@@ -640,8 +640,8 @@ func (b *bbr) adaptUpperBounds(now time.Time, rs *RateSample) {
 // reacts only here, because the segment an ACK delivers was often sent
 // later, at a smaller flight, than the ones whose losses that ACK
 // reveals. Ours did so too, and at 1 % random loss that made every probe
-// after a recovery end at once: two losses of a 220-segment flight set
-// against the 44 segments in flight when a REFILL segment left
+// after a recovery end at once: a loss of the earlier, 220-segment flight
+// set against the 44 segments in flight when a REFILL segment left
 // (issue 11, 1 Gbit/s x 20 ms; BENCHMARKS.md, "BBR follow-up").
 func (b *bbr) onPacketLost(now time.Time, p LostPacket) {
 	if !b.bwProbeSamples {
