@@ -12,13 +12,16 @@ import (
 // bandwidth (a windowed maximum of delivery-rate samples, rate.go) and its
 // round-trip propagation delay (a windowed minimum of RTT samples), paces
 // at about that bandwidth and keeps about one bandwidth-delay product in
-// flight. Loss does not cut the rate by itself: only a loss rate above
-// BBRLossThresh (2 %) in a round bounds the model (inflight_hi, bw_lo,
-// inflight_lo), which is what lets it fill a long path that drops 1 % of
-// its packets at random, where loss-based controllers cannot.
+// flight. Loss does not cut the rate in proportion as in loss-based
+// controllers: a probe whose loss rate exceeds BBRLossThresh (2 %) sets
+// the long-term bound inflight_hi, and outside probes a round with loss
+// moves the short-term bounds bw_lo and inflight_lo to what that round
+// delivered, until the next probe resets them. That is what lets it
+// fill much of a long path that drops 1 % of its packets at random.
 //
 // The names follow the draft's pseudocode (BBR.max_bw is maxBw, ...),
-// section numbers refer to draft-ietf-ccwg-bbr-02. Amounts are in bytes,
+// section numbers refer to draft-ietf-ccwg-bbr-06 (-04 and -05 number
+// these sections the same; -02 one lower at the top). Amounts are in bytes,
 // rates in bytes per second. Left out: the ACK-aggregation estimate
 // (extra_acked, section 5.5.9; cwnd_gain's 2 covers delayed ACKs) and
 // the idle restart (section 5.4.2).
@@ -492,7 +495,7 @@ func (b *bbr) pickProbeWait() {
 // seed mixes v into the jitter's state. Without it every connection
 // would draw the same probe waits and rounds: two flows started together
 // would probe in lockstep, PROBE_BW_UP for PROBE_BW_UP, which is what the
-// draft's randomisation is there to prevent ("A Dual-Time-Scale
+// draft's randomisation is there to prevent (section 5.3.3.8.2, "A Dual-Time-Scale
 // Approach for Coexistence": "for better mixing and fairness
 // convergence").
 func (b *bbr) seed(v uint32) {
@@ -630,14 +633,14 @@ func (b *bbr) adaptUpperBounds(now time.Time, rs *RateSample) {
 	}
 }
 
-// onPacketLost is HandleLostPacket ("Probing for Bandwidth In ProbeBW"):
+// onPacketLost is HandleLostPacket (section 5.5.10.2):
 // a segment sent while probing is lost, and the loss rate of its own
 // flight (the bytes marked lost since it left, against the bytes in
 // flight when it did) exceeds BBRLossThresh: inflight_hi becomes the
 // flight at which the rate crossed the threshold, and the probe ends.
 //
-// draft-02 also ran this on every ACK's rate sample; the draft since
-// reacts only here, because the segment an ACK delivers was often sent
+// draft-02 also ran this on every ACK's rate sample; -06 reacts only
+// here, because the segment an ACK delivers was often sent
 // later, at a smaller flight, than the ones whose losses that ACK
 // reveals. Ours did so too, and at 1 % random loss that made every probe
 // after a recovery end at once: a loss of the earlier, 220-segment flight

@@ -124,8 +124,8 @@ func TestBBRStateMachine(t *testing.T) {
 // Random loss below BBRLossThresh in a probe does not end it; a lost
 // segment whose own flight lost more than BBRLossThresh sets inflight_hi
 // to the flight at which the loss rate crossed it and goes down
-// (draft-ietf-ccwg-bbr "Probing for Bandwidth In ProbeBW",
-// HandleLostPacket and InflightAtLoss). An ACK's rate sample does not:
+// (draft-ietf-ccwg-bbr-06 section 5.5.10.2, HandleLostPacket and
+// InflightAtLoss). An ACK's rate sample does not:
 // the segment it delivered may have left at a smaller flight than the
 // ones whose losses it reveals.
 func TestBBRLossThresholdInProbeUp(t *testing.T) {
@@ -189,8 +189,8 @@ func TestBBROnECECutsLowerBounds(t *testing.T) {
 	}
 }
 
-// draft-ietf-ccwg-bbr "Modulating cwnd in Loss Recovery" (draft-02
-// section 4.6.4.4): entering fast recovery only saves cwnd; in recovery
+// draft-ietf-ccwg-bbr-06 section 5.6.4.4, "Modulating cwnd in Loss
+// Recovery": entering fast recovery only saves cwnd; in recovery
 // BBR answers loss through its model (bw_lo, inflight_lo once a round,
 // inflight_hi in a probe), not by cutting cwnd to the pipe on each ACK
 // as Linux's packet conservation does. On exit the saved cwnd returns.
@@ -223,8 +223,8 @@ func TestBBRFastRecoveryKeepsModelCwnd(t *testing.T) {
 	}
 }
 
-// draft-ietf-ccwg-bbr "Exiting Acceleration Based on Bandwidth Plateau"
-// (draft-02 section 4.3.1.2): the full-pipe estimator looks at one
+// draft-ietf-ccwg-bbr-06 section 5.3.1.2, "Exiting Acceleration Based on
+// Bandwidth Plateau": the full-pipe estimator looks at one
 // sample a round, the round's first. A higher sample in mid-round does
 // not restart the count of rounds without 25 % growth.
 func TestBBRFullBWCheckedOncePerRound(t *testing.T) {
@@ -248,8 +248,8 @@ func TestBBRFullBWCheckedOncePerRound(t *testing.T) {
 	}
 }
 
-// draft-ietf-ccwg-bbr "A Dual-Time-Scale Approach for Coexistence"
-// (draft-02 section 4.3.3.5.2): the probe waits are random "for better
+// draft-ietf-ccwg-bbr-06 section 5.3.3.8.2, "A Dual-Time-Scale Approach
+// for Coexistence": the probe waits are random "for better
 // mixing and fairness convergence". The core reads no entropy, so the
 // first ACK's SND.UNA (from the connection's ISS) seeds the draw: two
 // connections with different ISSs draw different waits, a connection

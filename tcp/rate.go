@@ -205,8 +205,7 @@ type LostPacket struct {
 }
 
 // lossObserver is a controller told of every segment record marked lost
-// (BBR's HandleLostPacket, draft-ietf-ccwg-bbr "Probing for Bandwidth In
-// ProbeBW"), with the record's own send state: an ACK's rate sample
+// (BBR's HandleLostPacket, draft-ietf-ccwg-bbr-06 section 5.5.10.2), with the record's own send state: an ACK's rate sample
 // describes the segment it delivered, often sent later at a smaller
 // flight than the one that suffered the loss.
 type lossObserver interface {

@@ -165,8 +165,7 @@ type lossRecorder struct {
 
 func (r *lossRecorder) onPacketLost(_ time.Time, p LostPacket) { r.lost = append(r.lost, p) }
 
-// BBR's HandleLostPacket (draft-ietf-ccwg-bbr "Probing for Bandwidth In
-// ProbeBW") judges a loss by the lost segment's own send state: the
+// BBR's HandleLostPacket (draft-ietf-ccwg-bbr-06 section 5.5.10.2) judges a loss by the lost segment's own send state: the
 // flight when it left (P.tx_in_flight) and the bytes lost since
 // (C.lost - P.lost), not by the state of the segment whose ACK revealed
 // the loss. Four segments leave together, the flight growing 1000 to
