@@ -495,9 +495,9 @@ func (b *bbr) pickProbeWait() {
 // seed mixes v into the jitter's state. Without it every connection
 // would draw the same probe waits and rounds: two flows started together
 // would probe in lockstep, PROBE_BW_UP for PROBE_BW_UP, which is what the
-// draft's randomisation is there to prevent (section 5.3.3.8.2, "A Dual-Time-Scale
-// Approach for Coexistence": "for better mixing and fairness
-// convergence").
+// draft's randomisation is there to prevent (section 5.3.3.8.2, "A
+// Dual-Time-Scale Approach for Coexistence": "for better mixing and
+// fairness convergence").
 func (b *bbr) seed(v uint32) {
 	b.seeded = true
 	x := b.rng ^ v*0x9e3779b1 // Fibonacci hashing spreads nearby ISSs
