@@ -278,3 +278,43 @@ func TestBBRProbeWaitFollowsISS(t *testing.T) {
 		}
 	}
 }
+
+// draft-ietf-ccwg-bbr-06 section 5.3.3.6, "Precautionary Bandwidth
+// Probing": after a probe that went too high, the next probe stops as
+// soon as the flight reaches inflight_hi (deceleration); if a round of
+// its feedback then shows no excess loss, the flow probes again at once,
+// through REFILL, instead of cruising for 2 to 3 s (acceleration).
+func TestBBRPrecautionaryProbing(t *testing.T) {
+	p := &bbrPath{b: NewBBR(1000).(*bbr), now: epoch, bw: 100e6 / 8, base: 20 * time.Millisecond, acks: 20}
+	p.until(t, "PROBE_BW_UP", 10*time.Second)
+	b := p.b
+	b.onPacketLost(p.now, LostPacket{Size: 1000, TxInFlight: 250000, Lost: 6000,
+		PriorDelivered: p.delivered - 250000, TotalDelivered: p.delivered})
+	if b.State() != "PROBE_BW_DOWN" || !b.prevProbeTooHigh {
+		t.Fatalf("2.4 %% loss in a probe: %s, prev_probe_too_high %v; want PROBE_BW_DOWN, true", b.State(), b.prevProbeTooHigh)
+	}
+	// The next probe: REFILL, then UP, which stops at inflight_hi.
+	p.until(t, "PROBE_BW_REFILL", 4*time.Second)
+	p.until(t, "PROBE_BW_UP", time.Second)
+	hi := b.inflightHi
+	p.now = p.now.Add(time.Millisecond)
+	b.OnEveryAck(p.now, Ack{SRTT: p.base, Rate: RateSample{
+		DeliveryRate: int64(p.bw), Delivered: 250000, Interval: p.base, PriorDelivered: p.delivered - 1000,
+		TotalDelivered: p.delivered + 1000, NewlyAcked: 1000, TxInFlight: int(hi), InFlight: int(hi), RTT: p.base,
+	}})
+	p.delivered += 1000
+	if b.State() != "PROBE_BW_DOWN" || !b.prevProbePrecautionary || b.prevProbeTooHigh {
+		t.Fatalf("flight at inflight_hi after a probe too high: %s, precautionary %v, too high %v; want PROBE_BW_DOWN, true, false",
+			b.State(), b.prevProbePrecautionary, b.prevProbeTooHigh)
+	}
+	// No loss: within a few rounds, not 2 to 3 s, it probes again.
+	start := p.now
+	p.states = nil
+	p.until(t, "PROBE_BW_REFILL", 100*time.Millisecond)
+	if d := p.now.Sub(start); d > 4*p.base {
+		t.Fatalf("REFILL %v after the cautious probe, want within a few rounds", d)
+	}
+	if b.prevProbePrecautionary {
+		t.Fatal("prev_probe_precautionary still set in REFILL")
+	}
+}
