@@ -47,7 +47,7 @@ func (s bbrState) String() string { return bbrStateNames[s] }
 const (
 	bbrStartupPacingGain = 2.77 // 4*ln(2)
 	bbrStartupCwndGain   = 2.0
-	bbrDrainPacingGain   = 0.35 // BBRv3: drains the STARTUP queue within about one round
+	bbrDrainPacingGain   = 0.5 // at most 1/BBRStartupCwndGain: drains STARTUP's queue within a round
 	bbrDefaultCwndGain   = 2.0
 	bbrProbeUpCwndGain   = 2.25
 	bbrProbeUpGain       = 1.25
@@ -60,6 +60,7 @@ const (
 	bbrFullLossCount     = 6    // BBRStartupFullLossCnt
 	bbrFullBWThresh      = 1.25
 	bbrFullBWCount       = 3
+	bbrDrainMaxRounds    = 3 // DRAIN ends after this many rounds even with a queue left (section 5.3.2)
 
 	bbrMinRTTFilterLen   = 10 * time.Second
 	bbrProbeRTTInterval  = 5 * time.Second
@@ -113,6 +114,8 @@ type bbr struct {
 	lossRoundStart     bool
 	lossInRound        bool
 	lossEvents         int // loss marking events in this round (STARTUP's high-loss exit)
+
+	drainStartRound uint64 // BBR.drain_start_round
 
 	// STARTUP's exit (section 5.3.1.2).
 	fullBw        float64
@@ -434,13 +437,17 @@ func (b *bbr) enterStartup() {
 
 func (b *bbr) enterDrain() {
 	b.state = bbrDrain
-	b.pacingGain, b.cwndGain = bbrDrainPacingGain, bbrStartupCwndGain
+	b.pacingGain, b.cwndGain = bbrDrainPacingGain, bbrDefaultCwndGain
+	b.drainStartRound = b.roundCount
 }
 
-// checkDrain leaves DRAIN once the queue STARTUP built is gone: inflight
-// at or below one BDP (section 5.3.2).
+// checkDrain is CheckDrainDone (section 5.3.2): DRAIN ends once the
+// queue STARTUP built is gone, inflight at or below one BDP, or after
+// three rounds, when STARTUP overestimated the bandwidth (a competing
+// flow) and the max filter needs PROBE_BW's cycle to forget it.
 func (b *bbr) checkDrain(now time.Time, rs *RateSample) {
-	if b.state == bbrDrain && float64(rs.InFlight) <= b.inflight(b.maxBW(), 1) {
+	if b.state == bbrDrain && (float64(rs.InFlight) <= b.inflight(b.maxBW(), 1) ||
+		b.roundCount > b.drainStartRound+bbrDrainMaxRounds) {
 		b.enterProbeBW(now, rs)
 	}
 }

@@ -318,3 +318,33 @@ func TestBBRPrecautionaryProbing(t *testing.T) {
 		t.Fatal("prev_probe_precautionary still set in REFILL")
 	}
 }
+
+// draft-ietf-ccwg-bbr-06 section 5.3.2: DRAIN paces at 0.5 (at most
+// 1/BBRStartupCwndGain, so STARTUP's queue drains within a round) and
+// ends once the flight is down to a BDP, or after three rounds when it
+// never gets there (a bandwidth STARTUP overestimated, as when another
+// flow shares the path), leaving PROBE_BW's cycle to correct max_bw.
+func TestBBRDrainEndsAfterThreeRounds(t *testing.T) {
+	p := &bbrPath{b: NewBBR(1000).(*bbr), now: epoch, bw: 100e6 / 8, base: 20 * time.Millisecond, acks: 20}
+	p.until(t, "DRAIN", 2*time.Second)
+	b := p.b
+	if b.pacingGain != 0.5 {
+		t.Fatalf("DRAIN's pacing gain %v, want 0.5", b.pacingGain)
+	}
+	queued := int(3 * p.bw * p.base.Seconds()) // three BDPs in flight: never drained
+	for round := 1; round <= 4; round++ {
+		p.now = p.now.Add(p.base)
+		b.OnEveryAck(p.now, Ack{SRTT: p.base, Rate: RateSample{
+			DeliveryRate: int64(p.bw), Delivered: int64(p.bw * p.base.Seconds()), Interval: p.base,
+			PriorDelivered: p.delivered, TotalDelivered: p.delivered + 1000, NewlyAcked: 1000,
+			TxInFlight: queued, InFlight: queued, RTT: p.base,
+		}})
+		p.delivered += 1000
+		if round <= bbrDrainMaxRounds && b.State() != "DRAIN" {
+			t.Fatalf("round %d of DRAIN with three BDPs in flight: %s, want DRAIN", round, b.State())
+		}
+	}
+	if b.State() == "DRAIN" {
+		t.Fatal("still in DRAIN after four rounds, want PROBE_BW")
+	}
+}
