@@ -319,17 +319,18 @@ func TestBBRPrecautionaryProbing(t *testing.T) {
 	}
 }
 
-// draft-ietf-ccwg-bbr-06 section 5.3.2: DRAIN paces at 0.5 (at most
-// 1/BBRStartupCwndGain, so STARTUP's queue drains within a round) and
-// ends once the flight is down to a BDP, or after three rounds when it
+// draft-ietf-ccwg-bbr-06 section 5.3.2: DRAIN paces below
+// 1/BBRStartupCwndGain (0.35 here, Linux's, where the draft has 0.5), so
+// STARTUP's queue drains within a round, and ends once the flight is
+// down to a BDP, or after three rounds when it
 // never gets there (a bandwidth STARTUP overestimated, as when another
 // flow shares the path), leaving PROBE_BW's cycle to correct max_bw.
 func TestBBRDrainEndsAfterThreeRounds(t *testing.T) {
 	p := &bbrPath{b: NewBBR(1000).(*bbr), now: epoch, bw: 100e6 / 8, base: 20 * time.Millisecond, acks: 20}
 	p.until(t, "DRAIN", 2*time.Second)
 	b := p.b
-	if b.pacingGain != 0.5 {
-		t.Fatalf("DRAIN's pacing gain %v, want 0.5", b.pacingGain)
+	if b.pacingGain > 1/bbrStartupCwndGain {
+		t.Fatalf("DRAIN's pacing gain %v, want at most 1/%v", b.pacingGain, bbrStartupCwndGain)
 	}
 	queued := int(3 * p.bw * p.base.Seconds()) // three BDPs in flight: never drained
 	for round := 1; round <= 4; round++ {
