@@ -689,7 +689,7 @@ func (b *bbr) adaptUpperBounds(now time.Time, rs *RateSample) bool {
 // after a recovery end at once: a loss of the earlier, 220-segment flight
 // set against the 44 segments in flight when a REFILL segment left
 // (issue 11, 1 Gbit/s x 20 ms; BENCHMARKS.md, "BBR follow-up").
-func (b *bbr) onPacketLost(now time.Time, p LostPacket) {
+func (b *bbr) onPacketLost(now time.Time, p lostPacket) {
 	if !b.bwProbeSamples {
 		return // not a segment sent while probing
 	}
@@ -708,7 +708,7 @@ func (b *bbr) onPacketLost(now time.Time, p LostPacket) {
 // crossed BBRLossThresh within p, a record that may hold several
 // segments. Solving (lost_prev + x) / (inflight_prev + x) = LossThresh
 // for x, the part of p sent when it did.
-func inflightAtLoss(p LostPacket) int {
+func inflightAtLoss(p lostPacket) int {
 	inflightPrev := p.TxInFlight - p.Size
 	lostPrev := p.Lost - p.Size
 	prefix := (bbrLossThresh*float64(inflightPrev) - float64(lostPrev)) / (1 - bbrLossThresh)

@@ -142,7 +142,7 @@ func TestBBRLossThresholdInProbeUp(t *testing.T) {
 		p.delivered += 1000
 	}
 	lose := func(lost, txInFlight int) {
-		b.onPacketLost(p.now, LostPacket{Size: 1000, TxInFlight: txInFlight, Lost: lost,
+		b.onPacketLost(p.now, lostPacket{Size: 1000, TxInFlight: txInFlight, Lost: lost,
 			PriorDelivered: p.delivered - 250000, TotalDelivered: p.delivered})
 	}
 	ack(2000, 44000) // a REFILL segment's sample: 4.5 % of its small flight
@@ -288,7 +288,7 @@ func TestBBRPrecautionaryProbing(t *testing.T) {
 	p := &bbrPath{b: NewBBR(1000).(*bbr), now: epoch, bw: 100e6 / 8, base: 20 * time.Millisecond, acks: 20}
 	p.until(t, "PROBE_BW_UP", 10*time.Second)
 	b := p.b
-	b.onPacketLost(p.now, LostPacket{Size: 1000, TxInFlight: 250000, Lost: 6000,
+	b.onPacketLost(p.now, lostPacket{Size: 1000, TxInFlight: 250000, Lost: 6000,
 		PriorDelivered: p.delivered - 250000, TotalDelivered: p.delivered})
 	if b.State() != "PROBE_BW_DOWN" || !b.prevProbeTooHigh {
 		t.Fatalf("2.4 %% loss in a probe: %s, prev_probe_too_high %v; want PROBE_BW_DOWN, true", b.State(), b.prevProbeTooHigh)

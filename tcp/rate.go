@@ -188,10 +188,10 @@ func (c *Conn) rateGenerate() {
 	r.have, r.newly, r.sample = false, 0, RateSample{}
 }
 
-// LostPacket is what a controller learns of one segment record marked
+// lostPacket is what a controller learns of one segment record marked
 // lost: its send state (the draft's P.tx_in_flight, P.lost,
 // P.is_app_limited) and the connection's counts now.
-type LostPacket struct {
+type lostPacket struct {
 	// Size is the bytes newly marked lost.
 	Size int
 	// TxInFlight is the bytes in flight when the record was sent, itself
@@ -209,7 +209,7 @@ type LostPacket struct {
 // describes the segment it delivered, often sent later at a smaller
 // flight than the one that suffered the loss.
 type lossObserver interface {
-	onPacketLost(now time.Time, p LostPacket)
+	onPacketLost(now time.Time, p lostPacket)
 }
 
 // rateLost counts the n bytes of record s newly marked lost at now and
@@ -218,7 +218,7 @@ func (c *Conn) rateLost(now time.Time, s *txSeg, n int) {
 	r := &c.rates().rs
 	r.lost += uint64(n)
 	if o, ok := c.cc.(lossObserver); ok {
-		o.onPacketLost(now, LostPacket{
+		o.onPacketLost(now, lostPacket{
 			Size: n, TxInFlight: int(s.rate.txInFlight), Lost: int(r.lost - s.rate.lost),
 			AppLimited: s.rate.appLimited, PriorDelivered: s.rate.delivered, TotalDelivered: r.delivered,
 		})

@@ -160,10 +160,10 @@ func TestRateSamplePartlyAcknowledgedRecord(t *testing.T) {
 // lossRecorder is a controller that records what rateLost tells it.
 type lossRecorder struct {
 	Congestion
-	lost []LostPacket
+	lost []lostPacket
 }
 
-func (r *lossRecorder) onPacketLost(_ time.Time, p LostPacket) { r.lost = append(r.lost, p) }
+func (r *lossRecorder) onPacketLost(_ time.Time, p lostPacket) { r.lost = append(r.lost, p) }
 
 // BBR's HandleLostPacket (draft-ietf-ccwg-bbr-06 section 5.5.10.2) judges a loss by the lost segment's own send state: the
 // flight when it left (P.tx_in_flight) and the bytes lost since
@@ -187,7 +187,7 @@ func TestRateLostPacketHasItsOwnSendState(t *testing.T) {
 	if len(rec.lost) == 0 {
 		tc.advanceToDeadline() // RACK's reordering window
 	}
-	want := []LostPacket{{Size: 1000, TxInFlight: 1000, Lost: 1000, AppLimited: true, PriorDelivered: 0, TotalDelivered: 3000}}
+	want := []lostPacket{{Size: 1000, TxInFlight: 1000, Lost: 1000, AppLimited: true, PriorDelivered: 0, TotalDelivered: 3000}}
 	if !reflect.DeepEqual(rec.lost, want) {
 		t.Fatalf("losses told:\n got %+v\nwant %+v", rec.lost, want)
 	}
