@@ -4,6 +4,8 @@ import (
 	"math"
 	"testing"
 	"time"
+
+	"github.com/synack/synack/seqnum"
 )
 
 // bbrPath is a fluid model of one bottleneck for driving a bbr directly:
@@ -119,9 +121,13 @@ func TestBBRStateMachine(t *testing.T) {
 	}
 }
 
-// Random loss below BBRLossThresh in a probe does not end it; a loss rate
-// above it sets inflight_hi from the flight that suffered it (section
-// 5.5.10.2) and goes down.
+// Random loss below BBRLossThresh in a probe does not end it; a lost
+// segment whose own flight lost more than BBRLossThresh sets inflight_hi
+// to the flight at which the loss rate crossed it and goes down
+// (draft-ietf-ccwg-bbr-06 section 5.5.10.2, HandleLostPacket and
+// InflightAtLoss). An ACK's rate sample does not:
+// the segment it delivered may have left at a smaller flight than the
+// ones whose losses it reveals.
 func TestBBRLossThresholdInProbeUp(t *testing.T) {
 	p := &bbrPath{b: NewBBR(1000).(*bbr), now: epoch, bw: 100e6 / 8, base: 20 * time.Millisecond, acks: 20}
 	p.until(t, "PROBE_BW_UP", 10*time.Second)
@@ -135,16 +141,26 @@ func TestBBRLossThresholdInProbeUp(t *testing.T) {
 		}})
 		p.delivered += 1000
 	}
-	ack(1000, 250000) // 0.4 %
+	lose := func(lost, txInFlight int) {
+		b.onPacketLost(p.now, lostPacket{Size: 1000, TxInFlight: txInFlight, Lost: lost,
+			PriorDelivered: p.delivered - 250000, TotalDelivered: p.delivered})
+	}
+	ack(2000, 44000) // a REFILL segment's sample: 4.5 % of its small flight
+	if b.State() != "PROBE_BW_UP" {
+		t.Fatalf("an ACK's sample ended the probe: %s", b.State())
+	}
+	lose(1000, 250000) // 0.4 %
 	if b.State() != "PROBE_BW_UP" {
 		t.Fatalf("0.4 %% loss ended the probe: %s", b.State())
 	}
-	ack(6000, 250000) // 2.4 %
+	lose(6000, 250000) // 2.4 %
 	if b.State() != "PROBE_BW_DOWN" {
 		t.Fatalf("2.4 %% loss: %s, want PROBE_BW_DOWN", b.State())
 	}
-	if b.inflightHi != 250000 {
-		t.Fatalf("inflight_hi %.0f, want the 250000 in flight when the loss rate was too high", b.inflightHi)
+	// InflightAtLoss: before the lost segment 249000 in flight, 5000
+	// lost; (5000 + x) / (249000 + x) = 2 % at x = -20.4, -20 in bytes.
+	if b.inflightHi != 248980 {
+		t.Fatalf("inflight_hi %.0f, want 248980, where the lost segment's flight crossed 2 %% loss", b.inflightHi)
 	}
 }
 
@@ -170,5 +186,166 @@ func TestBBROnECECutsLowerBounds(t *testing.T) {
 	}
 	if math.IsInf(p.b.inflightLo, 1) || p.b.inflightLo > cwnd {
 		t.Fatalf("inflight_lo %.0f after an ECE round, want set and at most cwnd %.0f", p.b.inflightLo, cwnd)
+	}
+}
+
+// draft-ietf-ccwg-bbr-06 section 5.6.4.4, "Modulating cwnd in Loss
+// Recovery": entering fast recovery only saves cwnd; in recovery
+// BBR answers loss through its model (bw_lo, inflight_lo once a round,
+// inflight_hi in a probe), not by cutting cwnd to the pipe on each ACK
+// as Linux's packet conservation does. On exit the saved cwnd returns.
+func TestBBRFastRecoveryKeepsModelCwnd(t *testing.T) {
+	const bw = 100e6 / 8
+	p := &bbrPath{b: NewBBR(1000).(*bbr), now: epoch, bw: bw, base: 20 * time.Millisecond, acks: 20}
+	p.until(t, "PROBE_BW_CRUISE", 3*time.Second)
+	p.round()
+	b := p.b
+	before := b.cwnd
+	b.OnFastRetransmit(p.now, before)
+	// Ten segments of the flight are marked lost: the pipe falls by as
+	// much, which packet conservation would have made the window.
+	for i := 0; i < 5; i++ {
+		p.now = p.now.Add(time.Millisecond)
+		p.delivered += 1000
+		b.OnEveryAck(p.now, Ack{SRTT: p.base, Rate: RateSample{
+			DeliveryRate: int64(bw), Delivered: int64(bw * p.base.Seconds()), Interval: p.base,
+			PriorDelivered: p.delivered - uint64(before), TotalDelivered: p.delivered,
+			NewlyAcked: 1000, NewlyLost: 2000, TxInFlight: before, InFlight: before - 10000, RTT: p.base,
+		}})
+		if b.cwnd < before {
+			t.Fatalf("ACK %d in fast recovery: cwnd %d, want the model's %d kept (no packet conservation)", i, b.cwnd, before)
+		}
+	}
+	b.cwnd = before / 2 // as if the model's lower bounds had cut it
+	b.OnRecoveryEnd(p.now, 0)
+	if b.cwnd != before {
+		t.Fatalf("cwnd %d after recovery, want the %d saved on entry (BBRRestoreCwnd)", b.cwnd, before)
+	}
+}
+
+// draft-ietf-ccwg-bbr-06 section 5.3.1.2, "Exiting Acceleration Based on
+// Bandwidth Plateau": the full-pipe estimator looks at one
+// sample a round, the round's first. A higher sample in mid-round does
+// not restart the count of rounds without 25 % growth.
+func TestBBRFullBWCheckedOncePerRound(t *testing.T) {
+	b := NewBBR(1000).(*bbr)
+	b.fullBw, b.fullBwCount = 1e6, 2
+	b.roundStart = false
+	b.checkFullBWReached(&RateSample{DeliveryRate: 2e6})
+	if b.fullBw != 1e6 || b.fullBwCount != 2 {
+		t.Fatalf("a mid-round sample moved full_bw to %.0f, count %d; want 1e6 and 2", b.fullBw, b.fullBwCount)
+	}
+	b.roundStart = true
+	b.checkFullBWReached(&RateSample{DeliveryRate: 1.1e6})
+	if !b.fullBwReached {
+		t.Fatalf("third round without 25 %% growth: full_bw_reached false, count %d", b.fullBwCount)
+	}
+	b = NewBBR(1000).(*bbr)
+	b.fullBw, b.fullBwCount, b.roundStart = 1e6, 2, true
+	b.checkFullBWReached(&RateSample{DeliveryRate: 1.3e6})
+	if b.fullBw != 1.3e6 || b.fullBwCount != 0 || b.fullBwReached {
+		t.Fatalf("a round start with 30 %% growth: full_bw %.0f count %d reached %v; want 1.3e6, 0, false", b.fullBw, b.fullBwCount, b.fullBwReached)
+	}
+}
+
+// draft-ietf-ccwg-bbr-06 section 5.3.3.8.2, "A Dual-Time-Scale Approach
+// for Coexistence": the probe waits are random "for better
+// mixing and fairness convergence". The core reads no entropy, so the
+// first ACK's SND.UNA (from the connection's ISS) seeds the draw: two
+// connections with different ISSs draw different waits, a connection
+// with a pinned ISS the same ones every run.
+func TestBBRProbeWaitFollowsISS(t *testing.T) {
+	waits := func(una uint32) [4]time.Duration {
+		b := NewBBR(1000).(*bbr)
+		b.OnEveryAck(epoch, Ack{Una: seqnum.Value(una), SRTT: 20 * time.Millisecond})
+		var w [4]time.Duration
+		for i := range w {
+			b.pickProbeWait()
+			w[i] = b.bwProbeWait + time.Duration(b.roundsSinceBw)
+		}
+		return w
+	}
+	a, again, other := waits(1001), waits(1001), waits(7_000_001)
+	if a != again {
+		t.Fatalf("same ISS, different waits: %v and %v", a, again)
+	}
+	if a == other {
+		t.Fatalf("different ISSs, same waits %v: flows started together would probe in lockstep", a)
+	}
+	for _, w := range append(a[:], other[:]...) {
+		if w < 2*time.Second || w >= 3*time.Second+2 {
+			t.Fatalf("probe wait %v, want 2 to 3 s", w)
+		}
+	}
+}
+
+// draft-ietf-ccwg-bbr-06 section 5.3.3.6, "Precautionary Bandwidth
+// Probing": after a probe that went too high, the next probe stops as
+// soon as the flight reaches inflight_hi (deceleration); if a round of
+// its feedback then shows no excess loss, the flow probes again at once,
+// through REFILL, instead of cruising for 2 to 3 s (acceleration).
+func TestBBRPrecautionaryProbing(t *testing.T) {
+	p := &bbrPath{b: NewBBR(1000).(*bbr), now: epoch, bw: 100e6 / 8, base: 20 * time.Millisecond, acks: 20}
+	p.until(t, "PROBE_BW_UP", 10*time.Second)
+	b := p.b
+	b.onPacketLost(p.now, lostPacket{Size: 1000, TxInFlight: 250000, Lost: 6000,
+		PriorDelivered: p.delivered - 250000, TotalDelivered: p.delivered})
+	if b.State() != "PROBE_BW_DOWN" || !b.prevProbeTooHigh {
+		t.Fatalf("2.4 %% loss in a probe: %s, prev_probe_too_high %v; want PROBE_BW_DOWN, true", b.State(), b.prevProbeTooHigh)
+	}
+	// The next probe: REFILL, then UP, which stops at inflight_hi.
+	p.until(t, "PROBE_BW_REFILL", 4*time.Second)
+	p.until(t, "PROBE_BW_UP", time.Second)
+	hi := b.inflightHi
+	p.now = p.now.Add(time.Millisecond)
+	b.OnEveryAck(p.now, Ack{SRTT: p.base, Rate: RateSample{
+		DeliveryRate: int64(p.bw), Delivered: 250000, Interval: p.base, PriorDelivered: p.delivered - 1000,
+		TotalDelivered: p.delivered + 1000, NewlyAcked: 1000, TxInFlight: int(hi), InFlight: int(hi), RTT: p.base,
+	}})
+	p.delivered += 1000
+	if b.State() != "PROBE_BW_DOWN" || !b.prevProbePrecautionary || b.prevProbeTooHigh {
+		t.Fatalf("flight at inflight_hi after a probe too high: %s, precautionary %v, too high %v; want PROBE_BW_DOWN, true, false",
+			b.State(), b.prevProbePrecautionary, b.prevProbeTooHigh)
+	}
+	// No loss: within a few rounds, not 2 to 3 s, it probes again.
+	start := p.now
+	p.states = nil
+	p.until(t, "PROBE_BW_REFILL", 100*time.Millisecond)
+	if d := p.now.Sub(start); d > 4*p.base {
+		t.Fatalf("REFILL %v after the cautious probe, want within a few rounds", d)
+	}
+	if b.prevProbePrecautionary {
+		t.Fatal("prev_probe_precautionary still set in REFILL")
+	}
+}
+
+// draft-ietf-ccwg-bbr-06 section 5.3.2: DRAIN paces below
+// 1/BBRStartupCwndGain (0.35 here, Linux's, where the draft has 0.5), so
+// STARTUP's queue drains within a round, and ends once the flight is
+// down to a BDP, or after three rounds when it
+// never gets there (a bandwidth STARTUP overestimated, as when another
+// flow shares the path), leaving PROBE_BW's cycle to correct max_bw.
+func TestBBRDrainEndsAfterThreeRounds(t *testing.T) {
+	p := &bbrPath{b: NewBBR(1000).(*bbr), now: epoch, bw: 100e6 / 8, base: 20 * time.Millisecond, acks: 20}
+	p.until(t, "DRAIN", 2*time.Second)
+	b := p.b
+	if b.pacingGain > 1/bbrStartupCwndGain {
+		t.Fatalf("DRAIN's pacing gain %v, want at most 1/%v", b.pacingGain, bbrStartupCwndGain)
+	}
+	queued := int(3 * p.bw * p.base.Seconds()) // three BDPs in flight: never drained
+	for round := 1; round <= 4; round++ {
+		p.now = p.now.Add(p.base)
+		b.OnEveryAck(p.now, Ack{SRTT: p.base, Rate: RateSample{
+			DeliveryRate: int64(p.bw), Delivered: int64(p.bw * p.base.Seconds()), Interval: p.base,
+			PriorDelivered: p.delivered, TotalDelivered: p.delivered + 1000, NewlyAcked: 1000,
+			TxInFlight: queued, InFlight: queued, RTT: p.base,
+		}})
+		p.delivered += 1000
+		if round <= bbrDrainMaxRounds && b.State() != "DRAIN" {
+			t.Fatalf("round %d of DRAIN with three BDPs in flight: %s, want DRAIN", round, b.State())
+		}
+	}
+	if b.State() == "DRAIN" {
+		t.Fatal("still in DRAIN after four rounds, want PROBE_BW")
 	}
 }

@@ -357,7 +357,7 @@ func (c *Conn) rackDetectLoss(now time.Time) time.Duration {
 		if remaining <= 0 {
 			s.flags |= txLost
 			q.lostBytes += int(s.start.Size(s.end))
-			c.rateLost(int(s.start.Size(s.end)))
+			c.rateLost(now, s, int(s.start.Size(s.end)))
 			c.stats.RACKLosses++
 		} else {
 			timeout = max(timeout, remaining)

@@ -188,8 +188,42 @@ func (c *Conn) rateGenerate() {
 	r.have, r.newly, r.sample = false, 0, RateSample{}
 }
 
-// rateLost counts n bytes newly marked lost.
-func (c *Conn) rateLost(n int) { c.rates().rs.lost += uint64(n) }
+// lostPacket is what a controller learns of one segment record marked
+// lost: its send state (the draft's P.tx_in_flight, P.lost,
+// P.is_app_limited) and the connection's counts now.
+type lostPacket struct {
+	// Size is the bytes newly marked lost.
+	Size int
+	// TxInFlight is the bytes in flight when the record was sent, itself
+	// included; Lost the bytes marked lost since it was sent, this
+	// record's included (C.lost - P.lost).
+	TxInFlight, Lost int
+	AppLimited       bool
+	// PriorDelivered is C.delivered when the record was sent;
+	// TotalDelivered is C.delivered now.
+	PriorDelivered, TotalDelivered uint64
+}
+
+// lossObserver is a controller told of every segment record marked lost
+// (BBR's HandleLostPacket, draft-ietf-ccwg-bbr-06 section 5.5.10.2), with the record's own send state: an ACK's rate sample
+// describes the segment it delivered, often sent later at a smaller
+// flight than the one that suffered the loss.
+type lossObserver interface {
+	onPacketLost(now time.Time, p lostPacket)
+}
+
+// rateLost counts the n bytes of record s newly marked lost at now and
+// tells a lossObserver controller.
+func (c *Conn) rateLost(now time.Time, s *txSeg, n int) {
+	r := &c.rates().rs
+	r.lost += uint64(n)
+	if o, ok := c.cc.(lossObserver); ok {
+		o.onPacketLost(now, lostPacket{
+			Size: n, TxInFlight: int(s.rate.txInFlight), Lost: int(r.lost - s.rate.lost),
+			AppLimited: s.rate.appLimited, PriorDelivered: s.rate.delivered, TotalDelivered: r.delivered,
+		})
+	}
+}
 
 // rateCheckAppLimited is the draft's CheckIfApplicationLimited, run when
 // the output loop has stopped: if it stopped because the application

@@ -1,6 +1,7 @@
 package tcp
 
 import (
+	"reflect"
 	"testing"
 	"time"
 
@@ -154,4 +155,40 @@ func TestRateSamplePartlyAcknowledgedRecord(t *testing.T) {
 		PriorDelivered: 0, TotalDelivered: 2000, NewlyAcked: 500,
 		TxInFlight: 2000, AppLimited: true, RTT: 150 * time.Millisecond,
 	})
+}
+
+// lossRecorder is a controller that records what rateLost tells it.
+type lossRecorder struct {
+	Congestion
+	lost []lostPacket
+}
+
+func (r *lossRecorder) onPacketLost(_ time.Time, p lostPacket) { r.lost = append(r.lost, p) }
+
+// BBR's HandleLostPacket (draft-ietf-ccwg-bbr-06 section 5.5.10.2) judges a loss by the lost segment's own send state: the
+// flight when it left (P.tx_in_flight) and the bytes lost since
+// (C.lost - P.lost), not by the state of the segment whose ACK revealed
+// the loss. Four segments leave together, the flight growing 1000 to
+// 4000; the last three are SACKed and RACK finds the first lost: the
+// controller hears of a 1000-byte loss at a flight of 1000.
+func TestRateLostPacketHasItsOwnSendState(t *testing.T) {
+	tc := newEstablishedSACKRTT(t, 20*time.Millisecond)
+	rec := &lossRecorder{Congestion: tc.c.cc}
+	tc.c.cc = rec
+	tc.write(make([]byte, 4000))
+	if n := len(tc.drain()); n != 4 {
+		t.Fatalf("%d segments, want 4", n)
+	}
+	tc.now = tc.now.Add(20 * time.Millisecond)
+	in := seg{flags: A, seq: irs + 1, ack: iss + 1}
+	in.opts.NumSACK = 1
+	in.opts.SACKBlocks[0] = wire.SACKBlock{Start: iss + 1 + 1000, End: iss + 1 + 4000}
+	tc.in(in)
+	if len(rec.lost) == 0 {
+		tc.advanceToDeadline() // RACK's reordering window
+	}
+	want := []lostPacket{{Size: 1000, TxInFlight: 1000, Lost: 1000, AppLimited: true, PriorDelivered: 0, TotalDelivered: 3000}}
+	if !reflect.DeepEqual(rec.lost, want) {
+		t.Fatalf("losses told:\n got %+v\nwant %+v", rec.lost, want)
+	}
 }

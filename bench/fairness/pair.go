@@ -58,6 +58,14 @@ func (r PairResult) Utilization() float64 {
 // pause. The stacks' buffers are four BDPs, so only the bottleneck, not a
 // window, limits either flow.
 func RunPair(c pathmatrix.Cell, a, b string, d time.Duration, seed int64) (PairResult, error) {
+	return RunPairStaggered(c, a, b, d, seed, 0)
+}
+
+// RunPairStaggered is RunPair with the second flow starting to send
+// stagger after the first: a late starter, which must take its share
+// from a flow that already fills the link (the second half of the run
+// is the measure then). The flows' throughputs are still over all of d.
+func RunPairStaggered(c pathmatrix.Cell, a, b string, d time.Duration, seed int64, stagger time.Duration) (PairResult, error) {
 	res := PairResult{Cell: c, Names: [2]string{a, b}, Duration: d, Virtual: true}
 	s, err := newSim(c, seed, a)
 	if err != nil {
@@ -79,8 +87,15 @@ func RunPair(c pathmatrix.Cell, a, b string, d time.Duration, seed int64) (PairR
 			}
 			defer fs[i].c.Close()
 		}
-		for _, f := range fs {
+		for i, f := range fs {
 			f.read(s.v)
+			if i == 1 && stagger > 0 {
+				s.v.Go(func() {
+					s.v.Sleep(stagger)
+					f.send(s.v, -1)
+				})
+				continue
+			}
 			f.send(s.v, -1)
 		}
 		s.v.Sleep(d / 2)

@@ -8,10 +8,12 @@ import (
 
 // Issue 11: at 1 % random loss on a 200 Mbit/s path of 20 ms RTT BBR,
 // whose model does not shrink the rate for every loss as CUBIC does
-// (draft-ietf-ccwg-bbr), moves at least twice what CUBIC moves, and on the
-// clean path it fills most of the link. The issue's target, half the link
-// at 1 % loss, is not reached (BENCHMARKS.md, "BBR and pacing", says
-// why); the test holds what is. Virtual time: the figures are the
+// (draft-ietf-ccwg-bbr), moves at least twice what CUBIC moves and 40 %
+// of the link, and on the clean path it fills most of the link. The
+// issue's target is half the link at 1 % loss: this run gives 101.9
+// Mbit/s (43.9 before fast recovery stopped cutting cwnd to the pipe;
+// BENCHMARKS.md, "BBR follow-up"); the bound leaves room for the other
+// seeds' and paths' spread there. Virtual time: the figures are the
 // protocol's, not the machine's.
 func TestBBRGoodput(t *testing.T) {
 	if testing.Short() {
@@ -33,6 +35,8 @@ func TestBBRGoodput(t *testing.T) {
 			t.Errorf("clean path: %.1f Mbit/s, below 80 %% of the 200 Mbit/s link", mbit)
 		case loss > 0 && mbit < 2*cubic:
 			t.Errorf("loss %.0f%%: %.1f Mbit/s, not twice cubic's %.1f", loss*100, mbit, cubic)
+		case loss > 0 && mbit < 80:
+			t.Errorf("loss %.0f%%: %.1f Mbit/s, below 40 %% of the 200 Mbit/s link", loss*100, mbit)
 		}
 	}
 }

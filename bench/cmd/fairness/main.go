@@ -43,7 +43,9 @@ func main() {
 		ssRate = flag.String("ss-rate", "1G", "rate of the slow-start path")
 		ssSize = flag.Int64("ss-size", 100<<20, "bytes of the slow-start bulk")
 		ssCCs  = flag.String("ss", "cubic,newreno,bbr", "controllers of the slow-start runs (empty: none)")
+		ssLoss = flag.Float64("ss-loss", 0, "random loss of the slow-start path, each direction (0.01 is 1 %)")
 		seed   = flag.Int64("seed", 1, "seed of the link's fates")
+		stag   = flag.Duration("stagger", 0, "the second flow of each synack pair starts sending this long after the first")
 		nsPfx  = flag.String("ns-prefix", pathmatrix.NSPrefix, "start of the names of the network namespaces -linux makes")
 	)
 	flag.Parse()
@@ -59,7 +61,7 @@ func main() {
 		fail(err)
 	}
 	cell := pathmatrix.Cell{RTT: *rtt, Rate: r, Loss: *loss}
-	ssCell := pathmatrix.Cell{RTT: *ssRTT, Rate: ssr}
+	ssCell := pathmatrix.Cell{RTT: *ssRTT, Rate: ssr, Loss: *ssLoss}
 
 	if *linux {
 		if err := pathmatrix.RootError(); err != nil {
@@ -88,7 +90,7 @@ func main() {
 			fail(fmt.Errorf("pair %q: want a/b, e.g. cubic/bbr", p))
 		}
 		t0 := time.Now()
-		res, err := fairness.RunPair(cell, a, b, *dur, *seed)
+		res, err := fairness.RunPairStaggered(cell, a, b, *dur, *seed, *stag)
 		if err != nil {
 			fail(fmt.Errorf("%s: %w", p, err))
 		}
@@ -126,8 +128,8 @@ func main() {
 		fmt.Println()
 	}
 	if len(ssr2) > 0 {
-		fmt.Printf("Slow start: %d MiB on %v %s, drop-tail queue of one BDP (%d packets), virtual clock, seed %d\n\n",
-			*ssSize>>20, ssCell.RTT, *ssRate, ssCell.QueuePackets(), *seed)
+		fmt.Printf("Slow start: %d MiB on %v %s loss %g, drop-tail queue of one BDP (%d packets), virtual clock, seed %d\n\n",
+			*ssSize>>20, ssCell.RTT, *ssRate, *ssLoss, ssCell.QueuePackets(), *seed)
 		fairness.SlowStartMarkdown(os.Stdout, ssr2)
 	}
 }
