@@ -127,6 +127,8 @@ func (s *Stack) connect(laddr, raddr netip.AddrPort) (*TCPConn, error) {
 	if !ra.IsValid() || ra.IsUnspecified() || ra.IsMulticast() || raddr.Port() == 0 {
 		return nil, opError("dial", "connect", laddr, raddr, syscall.EINVAL)
 	}
+	// Under s.mu held for writing: the port choice looks at tuples of
+	// every shard (shard.go).
 	s.mu.Lock()
 	defer s.unlock()
 	if s.closed {
@@ -156,7 +158,7 @@ func (s *Stack) connect(laddr, raddr netip.AddrPort) (*TCPConn, error) {
 	}
 	id := tcp.Tuple{Local: netip.AddrPortFrom(src, port), Remote: raddr}
 	s.reuseTimeWait(id, now) // when the 4-tuple was in TIME-WAIT (portReusable)
-	tc := s.newConn(n, id, s.configFor(n, ra, keepAliveParams{}), now)
+	tc := s.shardOf(id).newConn(n, id, s.configFor(n, ra, keepAliveParams{}), now)
 	if err := s.callLocked(tc, now, func(now time.Time, c *tcp.Conn) error { return c.Connect(now) }); err != nil {
 		s.remove(tc)
 		return nil, tc.opErr("dial", err)
@@ -189,8 +191,9 @@ func (s *Stack) portFree(src netip.Addr, port uint16, raddr netip.AddrPort) bool
 		return false
 	}
 	id := tcp.Tuple{Local: netip.AddrPortFrom(src, port), Remote: raddr}
-	_, used := s.conns[id]
-	return !used && s.tw.lookup(id) < 0
+	sh := s.shardOf(id)
+	_, used := sh.conns[id]
+	return !used && sh.tw.lookup(id) < 0
 }
 
 // portReusable reports whether the 4-tuple is held only by a TIME-WAIT
@@ -200,7 +203,7 @@ func (s *Stack) portReusable(src netip.Addr, port uint16, raddr netip.AddrPort, 
 		return false
 	}
 	id := tcp.Tuple{Local: netip.AddrPortFrom(src, port), Remote: raddr}
-	_, used := s.conns[id]
+	_, used := s.shardOf(id).conns[id]
 	return !used && s.timeWaitReusable(id, now)
 }
 
@@ -219,7 +222,7 @@ func (s *Stack) pickEphemeral(src netip.Addr, raddr netip.AddrPort, now time.Tim
 	// a free port may not be there at all: a port in reusable TIME-WAIT is
 	// then taken if the next reuseLookahead candidates are no freer, rather
 	// than after a scan of the whole range for every connection.
-	crowded := s.opts.TimeWaitReuse && uint32(len(s.conns)+s.tw.live) >= num
+	crowded := s.opts.TimeWaitReuse && uint32(s.numConns()+s.numTimeWait()) >= num
 	reuse, canReuse, since := uint16(0), false, 0
 	for range num {
 		port := uint16(first + (offset+uint32(s.portTab[idx]))%num)
@@ -264,10 +267,10 @@ func (s *Stack) pickListenPort(a netip.Addr) (uint16, bool) {
 	first, last := uint32(s.opts.FirstEphemeral), uint32(s.opts.LastEphemeral)
 	num := last - first + 1
 	used := make(map[uint16]bool)
-	for id := range s.conns {
-		used[id.Local.Port()] = true
+	s.allConns(func(tc *TCPConn) { used[tc.id.Local.Port()] = true })
+	for _, sh := range s.shards {
+		sh.tw.all(func(r *twSlot) { used[r.tw.ID().Local.Port()] = true })
 	}
-	s.tw.all(func(r *twSlot) { used[r.tw.ID().Local.Port()] = true })
 	var buf [32 + 16]byte
 	k := copy(buf[:], s.portKey[:])
 	aa := a.As16()
