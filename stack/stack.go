@@ -7,11 +7,11 @@
 // There is no goroutine per connection, and the stack starts no goroutine
 // of its own but its loopback link's, which runs only while packets to
 // ourselves are queued (loopback.go). Work runs in the caller's goroutine
-// under the stack's lock:
+// under a lock:
 //
 //   - inbound packets in the link's delivering goroutine (link.Dispatcher),
 //   - user calls (Read, Write, Close, Dial, Accept) in the user's goroutine,
-//   - timers in the goroutine of the stack's one clock timer.
+//   - timers in the goroutine of a shard's clock timer.
 //
 // Each of them goes through one of the doors of door.go, which takes the
 // lock, calls into the tcp.Conn with the clock's current time, lets the
@@ -22,12 +22,14 @@
 // Blocking calls wait on a clock.Gate, which works with the real clock,
 // inside testing/synctest bubbles and under the virtual clock.
 //
-// All per-connection state is reached through the demux table keyed by the
-// 4-tuple, so the single lock can later become one lock per shard chosen by
-// a hash of the tuple; the code keeps to that discipline (no operation
-// touches two connections except a listener and its children, which share a
-// local address and port and so can be put in the same shard by hashing
-// the local end only).
+// The lock is a connection's shard's (shard.go): the connections are split
+// over shards by a keyed hash of their 4-tuple, each shard with its own
+// lock, demux slice, timers and output buffers, so that as many cores work
+// on connections at once. Work on the stack as a whole (Dial's port choice,
+// listeners opening and closing, UDP and ICMP, Close, introspection) holds
+// the stack lock for writing, which excludes every shard. A listener and
+// its children are in different shards; the listener's queues have their
+// own lock (s.lmu), taken after a shard's.
 package stack
 
 import (
@@ -290,6 +292,7 @@ func New(opts Options) *Stack {
 	if s.opts.TTL == 0 {
 		s.opts.TTL = DefaultTTL
 	}
+	s.opts.Shards = len(s.shards) // Options reports the count in use
 	s.initMemory()
 	s.newLoopback()
 	// The defaults are written out only so that Options reports the knobs
