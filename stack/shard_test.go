@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"sync"
+	"syscall"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -201,5 +202,56 @@ func TestShardsBusy(t *testing.T) {
 		if m := p.a.Memory().InUse + p.b.Memory().InUse; m != 0 {
 			t.Errorf("%d bytes of buffers still counted after every connection ended", m)
 		}
+	})
+}
+
+// Dials at once from both shards share the ephemeral range without ever
+// giving two connections one 4-tuple: each candidate is checked and taken
+// under its shard's lock. With 64 ports, 64 concurrent dials all succeed
+// on distinct ports, and the 65th finds none.
+func TestShardsDialUnique(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const ports = 64
+		p := newPair(t, pairOpts{
+			a: Options{Shards: 2, FirstEphemeral: 40000, LastEphemeral: 40000 + ports - 1},
+			b: Options{Shards: 2},
+		})
+		l, err := p.b.ListenTCP(netip.AddrPortFrom(addrB, 80), ports)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		conns := make(chan *TCPConn, ports)
+		errs := make(chan error, ports)
+		for range ports {
+			go func() {
+				c, err := p.a.DialTCP(context.Background(), netip.AddrPortFrom(addrB, 80))
+				if err != nil {
+					errs <- err
+					return
+				}
+				conns <- c
+			}()
+		}
+		seen := make(map[uint16]bool)
+		perShard := make([]int, 2)
+		for range ports {
+			select {
+			case err := <-errs:
+				t.Fatalf("dial: %v", err)
+			case c := <-conns:
+				port := c.Tuple().Local.Port()
+				if seen[port] {
+					t.Fatalf("port %d given to two connections", port)
+				}
+				seen[port] = true
+				perShard[c.sh.idx]++
+			}
+		}
+		if perShard[0] == 0 || perShard[1] == 0 {
+			t.Errorf("connections per shard %v: the dials did not use both shards", perShard)
+		}
+		_, err = p.a.DialTCP(context.Background(), netip.AddrPortFrom(addrB, 80))
+		wantOpError(t, err, "dial", syscall.EADDRNOTAVAIL)
 	})
 }

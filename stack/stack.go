@@ -219,6 +219,7 @@ type Stack struct {
 	isnMu   sync.Mutex                // a leaf lock for isnNext
 	isnNext map[tcp.Tuple]isnOverride // ISS for a new incarnation after TIME-WAIT
 	portKey [32]byte                  // RFC 6056 secret
+	portMu  sync.Mutex                // a leaf lock for portTab (dials run in shard doors)
 	portTab [256]uint16               // RFC 6056 Algorithm 4's table
 	lports  map[uint16][]*Listener    // listeners by port
 	fwd     forwarder                 // the listener for any address (forward.go)
