@@ -51,14 +51,18 @@ import (
 // The few stack-wide things a shard door has to change get their own
 // small locks, always taken last and never two at once: s.lmu for the
 // listeners' SYN and accept queues and the SYN defence (syndefence.go), and
-// leaf locks for the shared tcp.Config classes, the ISN overrides, IP
+// leaf locks for the shared tcp.Config classes, the ISN overrides, RFC
+// 6056's port table, IP
 // reassembly, the memory-state transitions and the trace callback. Counters
 // and the memory in use are atomics.
 //
 // Lock order: s.mu (read) -> one shard's mu -> s.lmu -> a leaf lock. A
 // goroutine never holds two shard locks; code that must see every shard
-// (Close, Connections, the memory prune pass, Dial's port choice, a
-// listener closing) takes s.mu for writing instead. TestOneDoor keeps the
+// (Close, Connections, the memory prune pass, Listen's port choice, a
+// listener closing) takes s.mu for writing instead. Dial checks each
+// ephemeral port it tries under the lock of that tuple's shard, one at a
+// time, and keeps the lock of the one it takes (dial.go: pickEphemeral), so
+// two dials never get one tuple. TestOneDoor keeps the
 // door contract per shard: every call into a tcp.Conn happens under its
 // shard's lock (or s.mu held for writing), with one clock reading, and is
 // settled, flushed and its timer re-armed before the lock is released.

@@ -25,8 +25,8 @@
 // The lock is a connection's shard's (shard.go): the connections are split
 // over shards by a keyed hash of their 4-tuple, each shard with its own
 // lock, demux slice, timers and output buffers, so that as many cores work
-// on connections at once. Work on the stack as a whole (Dial's port choice,
-// listeners opening and closing, UDP and ICMP, Close, introspection) holds
+// on connections at once. Work on the stack as a whole (listeners opening
+// and closing, UDP and ICMP, Close, introspection) holds
 // the stack lock for writing, which excludes every shard. A listener and
 // its children are in different shards; the listener's queues have their
 // own lock (s.lmu), taken after a shard's.
