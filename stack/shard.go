@@ -41,20 +41,21 @@ import (
 // is a sync.RWMutex:
 //
 //   - held for reading together with a shard lock by the shard doors
-//     (shardDoor: user calls on a connection, TCP segments, the shard's
-//     timers): stack-wide fields may be read, not written, and the shard's
-//     own state is the holder's;
+//     (sh.lock and sh.unlock: user calls on a connection, TCP segments,
+//     the shard's timers, Dial): stack-wide fields may be read, not
+//     written, and the shard's own state is the holder's;
 //   - held for writing (run, and the calls that took s.mu.Lock before
 //     shards existed) it excludes every shard door, so the holder may touch
 //     any shard and any stack-wide field, as the single lock allowed.
 //
 // The few stack-wide things a shard door has to change get their own
-// small locks, always taken last and never two at once: s.lmu for the
-// listeners' SYN and accept queues and the SYN defence (syndefence.go), and
-// leaf locks for the shared tcp.Config classes, the ISN overrides, RFC
-// 6056's port table, IP
-// reassembly, the memory-state transitions and the trace callback. Counters
-// and the memory in use are atomics.
+// small locks, always taken after the shard's: s.lmu for the listeners'
+// SYN and accept queues and the SYN defence (syndefence.go), and leaf
+// locks for the shared tcp.Config classes, the ISN overrides, RFC 6056's
+// port table, IP reassembly, the memory-state transitions and the trace
+// callback. A leaf lock is never held while another is taken, but for IP
+// reassembly's, which takes the memory-state lock. Counters, the memory in
+// use and the orphan count are atomics.
 //
 // Lock order: s.mu (read) -> one shard's mu -> s.lmu -> a leaf lock. A
 // goroutine never holds two shard locks; code that must see every shard
