@@ -107,9 +107,6 @@ type shard struct {
 	// there is one, and the connections it reached so far.
 	batching bool
 	batched  []*TCPConn
-
-	// Packets of the link batch being split (input.go, deliverBatch).
-	part [][]byte
 }
 
 // nicOut is one shard's output batch on one link. bufs keeps its buffers
