@@ -13,7 +13,8 @@ type subscriber struct {
 }
 
 // Subscribe returns a channel that receives every state change of every
-// connection (or listener) from now on, in order, with ID and Tuple set, and a function that ends the
+// connection (or listener) from now on, with ID and Tuple set (in order for
+// each connection; connections of different shards interleave), and a function that ends the
 // subscription and closes the channel. The stack never waits for a
 // subscriber: when the channel's buffer (buf events) is full, the event is
 // dropped for that subscriber and counted in Counters.EventsDropped. For a
