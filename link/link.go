@@ -122,7 +122,8 @@ type Endpoint interface {
 	// says why. A packet taken may still be lost on the way, as on a wire.
 	// The link copies what it keeps, so the caller may reuse pkts at once.
 	// It never blocks on the receiver and never calls a Dispatcher
-	// synchronously.
+	// synchronously. It may be called from several goroutines at once:
+	// the stack's shards write without a common lock (stack/shard.go).
 	WritePackets(pkts [][]byte) (int, error)
 	// Attach sets the receiver and starts delivery. Call it once, before
 	// expecting packets.

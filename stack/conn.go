@@ -16,6 +16,7 @@ import (
 // use.
 type TCPConn struct {
 	s       *Stack
+	sh      *shard // the shard of id, whose lock guards the fields below (shard.go)
 	tcb     *tcp.Conn
 	id      tcp.Tuple
 	cid     uint64
@@ -56,13 +57,14 @@ type TCPConn struct {
 var _ net.Conn = (*TCPConn)(nil)
 
 // newConn makes a connection on id and enters it in the demux table.
-func (s *Stack) newConn(n *nic, id tcp.Tuple, cfg *tcp.Config, now time.Time) *TCPConn {
+func (sh *shard) newConn(n *nic, id tcp.Tuple, cfg *tcp.Config, now time.Time) *TCPConn {
+	s := sh.s
 	tc := &TCPConn{
-		s: s, id: id, cid: s.nextConnID(), nic: n, cfg: cfg,
+		s: s, sh: sh, id: id, cid: s.nextConnID(), nic: n, cfg: cfg,
 		created: now, timerIdx: -1, linger: -1,
 	}
 	tc.tcb = tcp.NewConn(cfg, id, (*connSink)(tc))
-	s.conns[id] = tc
+	sh.conns[id] = tc
 	return tc
 }
 
@@ -79,30 +81,10 @@ func (s *Stack) settle(tc *TCPConn, now time.Time) {
 	}
 	s.count(tc.tcb)
 	s.accountMemory(tc, now)
-	if l := tc.listener; l != nil && tc.inSynQ && st != tcp.SynReceived {
-		// The handshake ended one way or the other.
-		tc.inSynQ = false
-		l.synQ--
-		delete(l.children, tc)
-		switch st {
-		case tcp.Listen:
-			// RST in SYN-RECEIVED on a passive open, or SYN,ACK retries
-			// exhausted: the child goes back to LISTEN (RFC 9293
-			// 3.10.7.4), which for us means it is gone.
-			tc.tcb.Release(now, true)
-			st = tc.tcb.State()
-			tc.listener = nil
-		case tcp.Closed:
-			tc.listener = nil
-		default:
-			// ESTABLISHED, or CLOSE-WAIT when the FIN came with the ACK.
-			tc.inAcceptQ = true
-			l.acceptQ = append(l.acceptQ, tc)
-			l.acceptQMax = max(l.acceptQMax, len(l.acceptQ))
-			if l.waiters > 0 {
-				l.gate.Broadcast()
-			}
-		}
+	// inSynQ is only ever changed under both tc's shard lock and s.lmu,
+	// so it can be read under either; the listener's queues need s.lmu.
+	if tc.inSynQ && st != tcp.SynReceived {
+		st = s.settleChild(tc, st, now)
 	}
 	if !tc.gotFIN && tc.tcb.EOF() {
 		tc.gotFIN = true
@@ -110,7 +92,7 @@ func (s *Stack) settle(tc *TCPConn, now time.Time) {
 	if st == tcp.Closed {
 		s.remove(tc)
 	} else {
-		s.timers.set(tc, tc.tcb.Deadline())
+		tc.sh.timers.set(tc, tc.tcb.Deadline())
 	}
 	wake := st != tc.lastState
 	tc.lastState = st
@@ -124,8 +106,41 @@ func (s *Stack) settle(tc *TCPConn, now time.Time) {
 		tc.gate.Broadcast()
 	}
 	if st == tcp.TimeWait && tc.userClosed && !tc.stackClosed && tc.tcb.Readable() == 0 {
-		s.compact(tc)
+		tc.sh.compact(tc)
 	}
+}
+
+// settleChild moves tc, a child of a listener that has left SYN-RECEIVED
+// for st, out of the SYN queue: to the accept queue, or away. It returns
+// tc's state after.
+func (s *Stack) settleChild(tc *TCPConn, st tcp.State, now time.Time) tcp.State {
+	s.lmu.Lock()
+	defer s.lmu.Unlock()
+	l := tc.listener
+	// The handshake ended one way or the other.
+	tc.inSynQ = false
+	l.synQ--
+	delete(l.children, tc)
+	switch st {
+	case tcp.Listen:
+		// RST in SYN-RECEIVED on a passive open, or SYN,ACK retries
+		// exhausted: the child goes back to LISTEN (RFC 9293
+		// 3.10.7.4), which for us means it is gone.
+		tc.tcb.Release(now, true)
+		st = tc.tcb.State()
+		tc.listener = nil
+	case tcp.Closed:
+		tc.listener = nil
+	default:
+		// ESTABLISHED, or CLOSE-WAIT when the FIN came with the ACK.
+		tc.inAcceptQ = true
+		l.acceptQ = append(l.acceptQ, tc)
+		l.acceptQMax = max(l.acceptQMax, len(l.acceptQ))
+		if l.waiters > 0 {
+			l.gate.Broadcast()
+		}
+	}
+	return st
 }
 
 // clampMSS keeps the segments we send within the link's MTU when the
@@ -164,15 +179,19 @@ func (s *Stack) remove(tc *TCPConn) {
 	// not read (CLOSED after LAST-ACK, TIME-WAIT's readable rest): that
 	// memory stays in the budget until Read or Close gives it back
 	// (accountMemory, through the door that reads or closes).
-	if s.conns[tc.id] == tc {
-		delete(s.conns, tc.id)
+	sh := tc.sh
+	if sh.conns[tc.id] == tc {
+		delete(sh.conns, tc.id)
 	}
-	s.timers.remove(tc)
-	if l := tc.listener; l != nil && tc.inSynQ {
+	sh.timers.remove(tc)
+	if tc.inSynQ {
+		s.lmu.Lock()
+		l := tc.listener
 		tc.inSynQ = false
 		l.synQ--
 		delete(l.children, tc)
 		tc.listener = nil
+		s.lmu.Unlock()
 	}
 }
 
@@ -247,7 +266,7 @@ func (tc *TCPConn) receive(p []byte, peek bool) (int, error) {
 func (tc *TCPConn) takePosted() int {
 	s := tc.s
 	n := 0
-	s.mu.Lock()
+	tc.sh.lock()
 	if tc.tcb != nil {
 		s.callLocked(tc, s.clock.Now(), func(now time.Time, c *tcp.Conn) error {
 			n = c.TakeRead(now)
@@ -255,7 +274,7 @@ func (tc *TCPConn) takePosted() int {
 		})
 	}
 	tc.posted = false
-	s.unlock()
+	tc.sh.unlock()
 	return n
 }
 
@@ -463,9 +482,8 @@ func (tc *TCPConn) SetReadDeadline(t time.Time) error { return tc.setDeadline(t,
 func (tc *TCPConn) SetWriteDeadline(t time.Time) error { return tc.setDeadline(t, false, true) }
 
 func (tc *TCPConn) setDeadline(t time.Time, r, w bool) error {
-	s := tc.s
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	tc.sh.lock()
+	defer tc.sh.release()
 	if tc.closedErr() {
 		return opError("set", "setsockopt", tc.id.Local, tc.id.Remote, net.ErrClosed)
 	}
@@ -493,15 +511,15 @@ func (tc *TCPConn) ID() uint64 { return tc.cid }
 
 // State returns the connection's RFC 9293 state.
 func (tc *TCPConn) State() tcp.State {
-	tc.s.mu.Lock()
-	defer tc.s.mu.Unlock()
+	tc.sh.lock()
+	defer tc.sh.release()
 	return tc.state()
 }
 
 // Info returns the connection's status, like Linux's tcp_info.
 func (tc *TCPConn) Info() tcp.Info {
-	tc.s.mu.Lock()
-	defer tc.s.mu.Unlock()
+	tc.sh.lock()
+	defer tc.sh.release()
 	return tc.info()
 }
 
@@ -532,7 +550,7 @@ func (tc *TCPConn) info() tcp.Info {
 // record returns tc's TIME-WAIT record, if tc has been replaced by one
 // and it has not ended.
 func (tc *TCPConn) record() *twSlot {
-	if r := tc.s.tw.get(tc.id); r != nil && r.cid == tc.cid {
+	if r := tc.sh.tw.get(tc.id); r != nil && r.cid == tc.cid {
 		return r
 	}
 	return nil

@@ -239,11 +239,9 @@ func (s *Stack) StateCounts() map[tcp.State]int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	m := make(map[tcp.State]int)
-	for _, tc := range s.conns {
-		m[tc.state()]++
-	}
-	if s.tw.live > 0 {
-		m[tcp.TimeWait] += s.tw.live
+	s.allConns(func(tc *TCPConn) { m[tc.state()]++ })
+	if k := s.numTimeWait(); k > 0 {
+		m[tcp.TimeWait] += k
 	}
 	for _, ls := range s.listenerSets() { // forward.go
 		m[tcp.Listen] += len(ls)
@@ -270,24 +268,26 @@ func (s *Stack) Connections() []ConnInfo {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.clock.Now()
-	out := make([]ConnInfo, 0, len(s.conns)+s.tw.live+len(s.lports))
+	out := make([]ConnInfo, 0, s.numConns()+s.numTimeWait()+len(s.lports))
 	for _, ls := range s.listenerSets() { // forward.go
 		for _, l := range ls {
 			out = append(out, ConnInfo{ID: l.cid, Tuple: l.tcb.ID(), State: l.tcb.State(), Info: l.tcb.Info(), Age: now.Sub(l.created)})
 			out = l.halfOpenInfo(now, out)
 		}
 	}
-	for _, tc := range s.conns {
+	s.allConns(func(tc *TCPConn) {
 		out = append(out, ConnInfo{
 			ID: tc.cid, Tuple: tc.id, State: tc.state(), Info: tc.info(),
 			Age: now.Sub(tc.created), Released: tc.userClosed,
 		})
-	}
-	s.tw.all(func(r *twSlot) {
-		out = append(out, ConnInfo{
-			ID: r.cid, Tuple: r.tw.ID(), State: tcp.TimeWait, Info: r.tw.Info(),
-			Age: now.Sub(r.tw.Entered()), Released: true,
-		})
 	})
+	for _, sh := range s.shards {
+		sh.tw.all(func(r *twSlot) {
+			out = append(out, ConnInfo{
+				ID: r.cid, Tuple: r.tw.ID(), State: tcp.TimeWait, Info: r.tw.Info(),
+				Age: now.Sub(r.tw.Entered()), Released: true,
+			})
+		})
+	}
 	return out
 }

@@ -63,7 +63,7 @@ func (d *dgramSock) setDeadline(s *Stack, t time.Time, r, w bool) error {
 // pending, if not nil, reports an error to return before the queue (UDP's
 // ICMP errors).
 func (d *dgramSock) read(s *Stack, p []byte, pending func() error) (n int, g datagram, err error) {
-	err = s.block(&d.gate, &d.rwait, &d.rdl, nil, func() error {
+	err = s.block(stackLocker{s}, &d.gate, &d.rwait, &d.rdl, nil, func() error {
 		if d.closed || s.closed {
 			return net.ErrClosed
 		}

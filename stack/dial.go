@@ -127,36 +127,50 @@ func (s *Stack) connect(laddr, raddr netip.AddrPort) (*TCPConn, error) {
 	if !ra.IsValid() || ra.IsUnspecified() || ra.IsMulticast() || raddr.Port() == 0 {
 		return nil, opError("dial", "connect", laddr, raddr, syscall.EINVAL)
 	}
-	s.mu.Lock()
-	defer s.unlock()
+	// A shard door (shard.go): the stack lock for reading, then the
+	// shard of the 4-tuple the port choice settles on, whose lock is held
+	// from the check that the tuple is free to the connection's insertion.
+	s.mu.RLock()
 	if s.closed {
+		s.mu.RUnlock()
 		return nil, opError("dial", "connect", laddr, raddr, net.ErrClosed)
 	}
 	if s.cfgErr != nil {
+		s.mu.RUnlock()
 		return nil, opError("dial", "connect", laddr, raddr, s.cfgErr)
 	}
 	n, src, ok := s.routeTo(ra)
 	if !ok {
+		s.mu.RUnlock()
 		return nil, opError("dial", "connect", laddr, raddr, syscall.ENETUNREACH)
 	}
 	if la := laddr.Addr(); la.IsValid() && !la.IsUnspecified() {
 		if _, ours := s.local[la]; !ours || la.Is4() != ra.Is4() {
+			s.mu.RUnlock()
 			return nil, opError("dial", "bind", laddr, raddr, syscall.EADDRNOTAVAIL)
 		}
 		src = la
 	}
 	now := s.clock.Now()
 	port := laddr.Port()
+	var sh *shard
 	if port == 0 {
-		if port, ok = s.pickEphemeral(src, raddr, now); !ok {
+		if sh, port, ok = s.pickEphemeral(src, raddr, now); !ok {
+			s.mu.RUnlock()
 			return nil, opError("dial", "connect", laddr, raddr, syscall.EADDRNOTAVAIL)
 		}
-	} else if !s.portFree(src, port, raddr) && !s.portReusable(src, port, raddr, now) {
-		return nil, opError("dial", "bind", laddr, raddr, syscall.EADDRINUSE)
+	} else {
+		sh = s.shardOf(tcp.Tuple{Local: netip.AddrPortFrom(src, port), Remote: raddr})
+		sh.mu.Lock()
+		if !s.portFree(src, port, raddr) && !s.portReusable(src, port, raddr, now) {
+			sh.release()
+			return nil, opError("dial", "bind", laddr, raddr, syscall.EADDRINUSE)
+		}
 	}
+	defer sh.unlock()
 	id := tcp.Tuple{Local: netip.AddrPortFrom(src, port), Remote: raddr}
 	s.reuseTimeWait(id, now) // when the 4-tuple was in TIME-WAIT (portReusable)
-	tc := s.newConn(n, id, s.configFor(n, ra, keepAliveParams{}), now)
+	tc := sh.newConn(n, id, s.configFor(n, ra, keepAliveParams{}), now)
 	if err := s.callLocked(tc, now, func(now time.Time, c *tcp.Conn) error { return c.Connect(now) }); err != nil {
 		s.remove(tc)
 		return nil, tc.opErr("dial", err)
@@ -189,8 +203,9 @@ func (s *Stack) portFree(src netip.Addr, port uint16, raddr netip.AddrPort) bool
 		return false
 	}
 	id := tcp.Tuple{Local: netip.AddrPortFrom(src, port), Remote: raddr}
-	_, used := s.conns[id]
-	return !used && s.tw.lookup(id) < 0
+	sh := s.shardOf(id)
+	_, used := sh.conns[id]
+	return !used && sh.tw.lookup(id) < 0
 }
 
 // portReusable reports whether the 4-tuple is held only by a TIME-WAIT
@@ -200,7 +215,7 @@ func (s *Stack) portReusable(src netip.Addr, port uint16, raddr netip.AddrPort, 
 		return false
 	}
 	id := tcp.Tuple{Local: netip.AddrPortFrom(src, port), Remote: raddr}
-	_, used := s.conns[id]
+	_, used := s.shardOf(id).conns[id]
 	return !used && s.timeWaitReusable(id, now)
 }
 
@@ -211,7 +226,11 @@ func (s *Stack) portReusable(src netip.Addr, port uint16, raddr netip.AddrPort, 
 // outside while successive connections to one peer do not reuse a port
 // soon. With Options.TimeWaitReuse, a port whose 4-tuple is in a reusable
 // TIME-WAIT is taken when no port is free.
-func (s *Stack) pickEphemeral(src netip.Addr, raddr netip.AddrPort, now time.Time) (uint16, bool) {
+//
+// It runs with s.mu held for reading and returns with the lock of the
+// chosen tuple's shard held, the tuple checked free (or reusable) under it;
+// each candidate is checked under its own shard's lock, one at a time.
+func (s *Stack) pickEphemeral(src netip.Addr, raddr netip.AddrPort, now time.Time) (*shard, uint16, bool) {
 	first, last := uint32(s.opts.FirstEphemeral), uint32(s.opts.LastEphemeral)
 	num := last - first + 1
 	offset, idx := s.portHash(src, raddr)
@@ -219,23 +238,53 @@ func (s *Stack) pickEphemeral(src netip.Addr, raddr netip.AddrPort, now time.Tim
 	// a free port may not be there at all: a port in reusable TIME-WAIT is
 	// then taken if the next reuseLookahead candidates are no freer, rather
 	// than after a scan of the whole range for every connection.
-	crowded := s.opts.TimeWaitReuse && uint32(len(s.conns)+s.tw.live) >= num
+	crowded := s.opts.TimeWaitReuse && uint32(s.countTuples()) >= num
 	reuse, canReuse, since := uint16(0), false, 0
 	for range num {
+		s.portMu.Lock()
 		port := uint16(first + (offset+uint32(s.portTab[idx]))%num)
 		s.portTab[idx]++
+		s.portMu.Unlock()
+		sh := s.shardOf(tcp.Tuple{Local: netip.AddrPortFrom(src, port), Remote: raddr})
+		sh.mu.Lock()
 		if s.portFree(src, port, raddr) {
-			return port, true
+			return sh, port, true
 		}
 		if canReuse {
 			if since++; crowded && since >= reuseLookahead {
+				sh.mu.Unlock()
 				break
 			}
 		} else if s.opts.TimeWaitReuse && s.portReusable(src, port, raddr, now) {
 			reuse, canReuse = port, true
 		}
+		sh.mu.Unlock()
 	}
-	return reuse, canReuse
+	if !canReuse {
+		return nil, 0, false
+	}
+	// Checked again under the shard's lock: another dial may have taken
+	// the tuple since (then there is no port for this one, as when the
+	// range is full).
+	sh := s.shardOf(tcp.Tuple{Local: netip.AddrPortFrom(src, reuse), Remote: raddr})
+	sh.mu.Lock()
+	if s.portFree(src, reuse, raddr) || s.portReusable(src, reuse, raddr, now) {
+		return sh, reuse, true
+	}
+	sh.mu.Unlock()
+	return nil, 0, false
+}
+
+// countTuples is the connections and TIME-WAIT records of every shard,
+// each shard counted under its lock in turn (s.mu held for reading).
+func (s *Stack) countTuples() int {
+	k := 0
+	for _, sh := range s.shards {
+		sh.mu.Lock()
+		k += len(sh.conns) + sh.tw.live
+		sh.mu.Unlock()
+	}
+	return k
 }
 
 // portHash is RFC 6056 Algorithm 4's F() and G() for a connection from
@@ -264,10 +313,10 @@ func (s *Stack) pickListenPort(a netip.Addr) (uint16, bool) {
 	first, last := uint32(s.opts.FirstEphemeral), uint32(s.opts.LastEphemeral)
 	num := last - first + 1
 	used := make(map[uint16]bool)
-	for id := range s.conns {
-		used[id.Local.Port()] = true
+	s.allConns(func(tc *TCPConn) { used[tc.id.Local.Port()] = true })
+	for _, sh := range s.shards {
+		sh.tw.all(func(r *twSlot) { used[r.tw.ID().Local.Port()] = true })
 	}
-	s.tw.all(func(r *twSlot) { used[r.tw.ID().Local.Port()] = true })
 	var buf [32 + 16]byte
 	k := copy(buf[:], s.portKey[:])
 	aa := a.As16()

@@ -12,7 +12,8 @@ import (
 
 // The door into a connection. A tcp.Conn is pure (no lock, no clock, no
 // I/O), so whoever calls into one owes it the runtime's side of the
-// bargain: hold s.mu, pass one reading of the clock, and afterwards settle
+// bargain: hold its shard's lock (shard.go: sh.lock, which also takes s.mu
+// for reading; or s.mu for writing, which excludes every shard), pass one reading of the clock, and afterwards settle
 // what the call changed (listen queues, demux table, timer heap, counters,
 // wake-ups), write the segments it produced to the links in one batch and
 // point the stack's timer at the new earliest deadline, then unlock. The
@@ -64,13 +65,14 @@ func (s *Stack) run(f func(now time.Time)) bool {
 // f, once tc is closed (by its owner or by Stack.Close); the caller wraps
 // what it returns in its net.OpError.
 func (s *Stack) do(tc *TCPConn, f func(now time.Time, c *tcp.Conn) error) error {
-	s.mu.Lock()
+	sh := tc.sh
+	sh.lock()
 	if tc.closedErr() {
-		s.mu.Unlock()
+		sh.release()
 		return net.ErrClosed
 	}
 	err := s.callLocked(tc, s.clock.Now(), f)
-	s.unlock()
+	sh.unlock()
 	return err
 }
 
@@ -91,7 +93,8 @@ func (s *Stack) do(tc *TCPConn, f func(now time.Time, c *tcp.Conn) error) error 
 // closure: that indirection on every Read and Write cost a 1-byte
 // ping-pong (bench/, BenchmarkPingPong) 3 % of its median round trip.
 func (s *Stack) doWait(tc *TCPConn, waiters *int, deadline *time.Time, cancel <-chan struct{}, f func(now time.Time, c *tcp.Conn) error) error {
-	s.mu.Lock()
+	sh := tc.sh
+	sh.lock()
 	for {
 		var err error
 		if tc.closedErr() {
@@ -102,11 +105,11 @@ func (s *Stack) doWait(tc *TCPConn, waiters *int, deadline *time.Time, cancel <-
 			err = s.callLocked(tc, now, f)
 		}
 		if err != tcp.ErrWouldBlock && err != errMore {
-			s.unlock()
+			sh.unlock()
 			return err
 		}
-		if err := s.wait(&tc.gate, waiters, cancel, deadline); err == os.ErrDeadlineExceeded {
-			s.unlock()
+		if err := s.wait(sh, &tc.gate, waiters, cancel, deadline); err == os.ErrDeadlineExceeded {
+			sh.unlock()
 			return err
 		}
 	}
@@ -132,7 +135,7 @@ func (s *Stack) callLocked(tc *TCPConn, now time.Time, f func(now time.Time, c *
 var errMore = errors.New("stack: part done, waiting to do more")
 
 // block is the blocking loop of Accept, and the shape of doWait's. It
-// takes the lock and runs try until try returns something other than
+// takes lk and runs try until try returns something other than
 // tcp.ErrWouldBlock or errMore; then it flushes, unlocks and returns that.
 // While try reports one of those the goroutine waits (wait) and try runs
 // again; a deadline that passes while waiting ends the call with
@@ -140,16 +143,16 @@ var errMore = errors.New("stack: part done, waiting to do more")
 // deadline passed) in the order the API promises, and reads the clock only
 // when it needs the time (a clock read is not free: some 65 ns on a VM's
 // kvm-clock).
-func (s *Stack) block(gate **clock.Gate, waiters *int, deadline *time.Time, cancel <-chan struct{}, try func() error) error {
-	s.mu.Lock()
+func (s *Stack) block(lk locker, gate **clock.Gate, waiters *int, deadline *time.Time, cancel <-chan struct{}, try func() error) error {
+	lk.lock()
 	for {
 		err := try()
 		if err != tcp.ErrWouldBlock && err != errMore {
-			s.unlock()
+			lk.unlock()
 			return err
 		}
-		if err := s.wait(gate, waiters, cancel, deadline); err == os.ErrDeadlineExceeded {
-			s.unlock()
+		if err := s.wait(lk, gate, waiters, cancel, deadline); err == os.ErrDeadlineExceeded {
+			lk.unlock()
 			return err
 		}
 	}
@@ -157,8 +160,8 @@ func (s *Stack) block(gate **clock.Gate, waiters *int, deadline *time.Time, canc
 
 // wait blocks on *gate (made on first use: most connections never block),
 // counted in *waiters, until a Broadcast, *deadline (nil: none) or a close
-// of cancel, after the caller saw its condition false with the lock held.
-// It returns with the lock held, what the gate's Wait returned.
+// of cancel, after the caller saw its condition false with lk held.
+// It returns with lk held, what the gate's Wait returned.
 //
 // The ticket is taken here, after the check, which is safe because the
 // lock has been held since the check and every change to a condition is
@@ -167,7 +170,7 @@ func (s *Stack) block(gate **clock.Gate, waiters *int, deadline *time.Time, canc
 // made under it). Taking it only when about to wait keeps the fast path
 // free of channel allocation. What the check produced (a Write that
 // filled the buffer part-way sends segments) is flushed before sleeping.
-func (s *Stack) wait(gate **clock.Gate, waiters *int, cancel <-chan struct{}, deadline *time.Time) error {
+func (s *Stack) wait(lk locker, gate **clock.Gate, waiters *int, cancel <-chan struct{}, deadline *time.Time) error {
 	if *gate == nil {
 		*gate = s.clock.NewGate()
 	}
@@ -178,9 +181,9 @@ func (s *Stack) wait(gate **clock.Gate, waiters *int, cancel <-chan struct{}, de
 	g := *gate
 	ticket := g.Chan()
 	*waiters++
-	s.unlock()
+	lk.unlock()
 	err := g.Wait(ticket, cancel, dl)
-	s.mu.Lock()
+	lk.lock()
 	*waiters--
 	return err
 }

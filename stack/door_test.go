@@ -65,7 +65,8 @@ func TestOneDoor(t *testing.T) {
 	allowed := map[string]string{
 		"Stack.settle":          "the door's bookkeeping after every call",
 		"Stack.clampMSS":        "part of settle",
-		"Stack.compact":         "part of settle",
+		"shard.compact":         "part of settle",
+		"Stack.settleChild":     "part of settle (a listener's child, under s.lmu)",
 		"Stack.accountMemory":   "part of settle",
 		"Stack.pushMemoryState": "part of the door (callLocked), before the call",
 		"TCPConn.state":         "read-only, lock held",

@@ -1,6 +1,7 @@
 package stack
 
 import (
+	"sync/atomic"
 	"time"
 
 	"github.com/synack/synack/tcp"
@@ -8,11 +9,12 @@ import (
 
 type subscriber struct {
 	ch      chan tcp.Transition
-	dropped uint64
+	dropped atomic.Uint64 // shards publish at once
 }
 
 // Subscribe returns a channel that receives every state change of every
-// connection (or listener) from now on, in order, with ID and Tuple set, and a function that ends the
+// connection (or listener) from now on, with ID and Tuple set (in order for
+// each connection; connections of different shards interleave), and a function that ends the
 // subscription and closes the channel. The stack never waits for a
 // subscriber: when the channel's buffer (buf events) is full, the event is
 // dropped for that subscriber and counted in Counters.EventsDropped. For a
@@ -45,7 +47,12 @@ func (s *Stack) Subscribe(buf int) (<-chan tcp.Transition, func()) {
 // and the trace. It numbers the transition with the connection's cid and
 // its tuple id (the core knows neither the number nor, for a listener's
 // child about to be made, the final tuple).
-func (s *Stack) stateChanged(cid uint64, id tcp.Tuple, t tcp.Transition) {
+//
+// It is called in the shard of id (sh's lock held, or s.mu held for
+// writing): the subscribers list changes only under s.mu held for writing,
+// and the trace goes through the shard's tracer.
+func (sh *shard) stateChanged(cid uint64, id tcp.Tuple, t tcp.Transition) {
+	s := sh.s
 	t.ID, t.Tuple = cid, id
 	c := &s.ctr.TCP
 	from, to := t.From, t.To
@@ -71,13 +78,13 @@ func (s *Stack) stateChanged(cid uint64, id tcp.Tuple, t tcp.Transition) {
 			select {
 			case sub.ch <- t:
 			default:
-				sub.dropped++
+				sub.dropped.Add(1)
 				s.ctr.EventsDropped.add(1)
 			}
 		}
 	}
 	if s.trace != nil {
-		s.tr.emit(TraceEvent{Kind: TraceState, Transition: t})
+		sh.tr.emit(TraceEvent{Kind: TraceState, Transition: t})
 	}
 }
 
@@ -156,13 +163,13 @@ func (t *tracer) dropped(r tcp.DropReason) {
 func (t *tracer) end(cid uint64, from, to tcp.State) {
 	t.holding = false
 	t.in.ID, t.in.From, t.in.To = cid, from, to
-	t.s.trace(t.in)
+	t.s.emitTrace(t.in)
 	for i := range t.held {
 		ev := t.held[i]
 		if ev.Segment != nil {
 			ev.Segment = &t.segs[i]
 		}
-		t.s.trace(ev)
+		t.s.emitTrace(ev)
 	}
 	clear(t.held)
 	t.held = t.held[:0]
@@ -177,7 +184,7 @@ func (t *tracer) segment(k TraceKind, now time.Time, cid uint64, id tcp.Tuple, s
 
 func (t *tracer) emit(ev TraceEvent) {
 	if !t.holding {
-		t.s.trace(ev)
+		t.s.emitTrace(ev)
 		return
 	}
 	var cp tcp.Segment
@@ -191,4 +198,11 @@ func (t *tracer) emit(ev TraceEvent) {
 	}
 	t.held = append(t.held, ev)
 	t.segs = append(t.segs, cp)
+}
+
+// emitTrace calls Options.Trace, one call at a time: shards trace at once.
+func (s *Stack) emitTrace(ev TraceEvent) {
+	s.traceMu.Lock()
+	s.trace(ev)
+	s.traceMu.Unlock()
 }

@@ -1,6 +1,7 @@
 package stack
 
 import (
+	"encoding/binary"
 	"errors"
 	"net/netip"
 	"syscall"
@@ -13,7 +14,17 @@ import (
 // DeliverPacket is the link.Dispatcher of a link: one IPv4 or IPv6 packet
 // in, processed to the end (replies included) before it returns.
 func (n *nic) DeliverPacket(pkt []byte) {
-	n.s.run(func(now time.Time) { n.s.deliver(n, pkt, now, false) })
+	s := n.s
+	if id, ok := tcpTupleOf(pkt); ok && len(s.shards) > 1 {
+		sh := s.shardOf(id)
+		sh.lock()
+		if !s.closed {
+			s.deliver(sh, n, pkt, sh.s.clock.Now(), false)
+		}
+		sh.unlock()
+		return
+	}
+	s.run(func(now time.Time) { s.deliver(nil, n, pkt, now, false) })
 }
 
 // DeliverPackets makes the nic a link.BatchDispatcher: a batch that
@@ -33,44 +44,143 @@ func (n *nic) DeliverPackets(pkts [][]byte) { n.deliverBatch(pkts, false) }
 // fifth of a bulk transfer's CPU at MTU 1500 (issue 13).
 func (n *nic) DeliverVouchedPackets(pkts [][]byte) { n.deliverBatch(pkts, true) }
 
+// otherShard marks, in deliverBatch, a packet for s.mu held for writing.
+const otherShard = 0xff
+
 func (n *nic) deliverBatch(pkts [][]byte, valid bool) {
 	s := n.s
-	s.run(func(now time.Time) {
-		s.beginBatch(len(pkts))
-		for _, pkt := range pkts {
-			if s.closed {
-				break
-			}
-			s.deliver(n, pkt, now, valid)
+	if len(s.shards) == 1 {
+		// One shard: the batch in order, under s.mu held for writing,
+		// as before there were shards.
+		s.run(func(now time.Time) { s.deliverPart(nil, n, pkts, nil, 0, now, valid) })
+		return
+	}
+	// Split the batch by shard (shard.go): plain TCP segments go to the
+	// shard of their tuple, everything else is handled under s.mu held
+	// for writing. Each part keeps the batch's order.
+	var small [maxBatch]uint8
+	which := small[:0]
+	if len(pkts) > len(small) {
+		which = make([]uint8, 0, len(pkts))
+	}
+	var busy uint64 // bit i: shard i has packets; bit 63: others
+	for _, pkt := range pkts {
+		k := uint8(otherShard)
+		if id, ok := tcpTupleOf(pkt); ok {
+			k = uint8(s.shardOf(id).idx)
+			busy |= 1 << k
+		} else {
+			busy |= 1 << 63
 		}
-		s.endBatch(now)
-	})
+		which = append(which, k)
+	}
+	for _, sh := range s.shards {
+		if busy&(1<<sh.idx) == 0 {
+			continue
+		}
+		sh.lock()
+		if !s.closed {
+			s.deliverPart(sh, n, pkts, which, uint8(sh.idx), s.clock.Now(), valid)
+		}
+		sh.unlock()
+	}
+	if busy&(1<<63) != 0 {
+		s.run(func(now time.Time) { s.deliverPart(nil, n, pkts, which, otherShard, now, valid) })
+	}
+}
+
+// deliverPart processes the packets of pkts whose which is k (all of them
+// when which is nil) as one receive batch: in shard sh, or under s.mu
+// held for writing when sh is nil.
+func (s *Stack) deliverPart(sh *shard, n *nic, pkts [][]byte, which []uint8, k uint8, now time.Time, valid bool) {
+	count := len(pkts)
+	if which != nil {
+		count = 0
+		for _, w := range which {
+			if w == k {
+				count++
+			}
+		}
+	}
+	// The receive batch lives in the shard; with s.mu held for writing
+	// (one shard, or the packets that are not plain TCP) it is shard 0's.
+	bsh := sh
+	if bsh == nil {
+		bsh = s.shards[0]
+	}
+	bsh.beginBatch(count)
+	for i, pkt := range pkts {
+		if s.closed {
+			break
+		}
+		if which == nil || which[i] == k {
+			s.deliver(sh, n, pkt, now, valid)
+		}
+	}
+	bsh.endBatch(now)
+}
+
+// tcpTupleOf returns the tuple of pkt, seen from our side, if it is a
+// whole TCP segment in IPv4 or in IPv6 without extension headers: what
+// deliverBatch may hand to a shard. The rest (fragments, other protocols,
+// malformed packets) is handled under s.mu held for writing, where deliver
+// validates it properly; the tuple here only chooses the shard.
+func tcpTupleOf(pkt []byte) (tcp.Tuple, bool) {
+	if len(pkt) < 20 {
+		return tcp.Tuple{}, false
+	}
+	switch pkt[0] >> 4 {
+	case 4:
+		ihl := int(pkt[0]&0x0f) * 4
+		if ihl < 20 || len(pkt) < ihl+20 || pkt[9] != wire.ProtocolTCP ||
+			binary.BigEndian.Uint16(pkt[6:])&0x3fff != 0 { // MF or an offset: a fragment
+			return tcp.Tuple{}, false
+		}
+		src, dst := netip.AddrFrom4([4]byte(pkt[12:16])), netip.AddrFrom4([4]byte(pkt[16:20]))
+		t := pkt[ihl:]
+		return tcp.Tuple{
+			Local:  netip.AddrPortFrom(dst, binary.BigEndian.Uint16(t[2:])),
+			Remote: netip.AddrPortFrom(src, binary.BigEndian.Uint16(t[0:])),
+		}, true
+	case 6:
+		if len(pkt) < 60 || pkt[6] != wire.ProtocolTCP {
+			return tcp.Tuple{}, false
+		}
+		src, dst := netip.AddrFrom16([16]byte(pkt[8:24])), netip.AddrFrom16([16]byte(pkt[24:40]))
+		t := pkt[40:]
+		return tcp.Tuple{
+			Local:  netip.AddrPortFrom(dst, binary.BigEndian.Uint16(t[2:])),
+			Remote: netip.AddrPortFrom(src, binary.BigEndian.Uint16(t[0:])),
+		}, true
+	}
+	return tcp.Tuple{}, false
 }
 
 // beginBatch starts the processing of a batch of n packets. Each
 // connection a segment of it reaches is told (tcp.Conn.BeginBatch, in
-// deliverTCP) and remembered in s.batched, so that endBatch can send the
+// deliverTCP) and remembered in sh.batched, so that endBatch can send the
 // one ACK the batch's in-order data is owed (tcp/batch.go: duplicate ACKs,
 // the ACKs of FINs and of data filling a hole still go out per segment,
 // as RFC 5681 section 4.2 asks). A batch of one needs none of it.
-func (s *Stack) beginBatch(n int) {
-	s.batching = n > 1
+func (sh *shard) beginBatch(n int) {
+	sh.batching = n > 1
 }
 
 // endBatch ends the batch beginBatch began, through the door for each
 // connection it reached that is still in the demux table (one the batch
 // closed, or turned into a TIME-WAIT record, owes no ACK for data).
-func (s *Stack) endBatch(now time.Time) {
-	s.batching = false
-	for i, tc := range s.batched {
-		s.batched[i] = nil
+func (sh *shard) endBatch(now time.Time) {
+	s := sh.s
+	sh.batching = false
+	for i, tc := range sh.batched {
+		sh.batched[i] = nil
 		tc.inBatch = false
 		if s.closed || tc.removed || tc.tcb == nil {
 			continue
 		}
 		s.callLocked(tc, now, endBatch)
 	}
-	s.batched = s.batched[:0]
+	sh.batched = sh.batched[:0]
 }
 
 // endBatch is tcp.Conn.EndBatch as a callback of the doors.
@@ -80,11 +190,15 @@ func endBatch(now time.Time, c *tcp.Conn) error {
 }
 
 // deliver processes one packet that arrived at now; valid says the link
-// vouched for it (DeliverVouchedPackets).
-func (s *Stack) deliver(n *nic, pkt []byte, now time.Time, valid bool) {
+// vouched for it (DeliverVouchedPackets). sh is the shard whose door is
+// held (the packet is a plain TCP segment of it: tcpTupleOf), or nil under
+// s.mu held for writing.
+func (s *Stack) deliver(sh *shard, n *nic, pkt []byte, now time.Time, valid bool) {
 	ip := &s.ctr.IP
 	ip.InReceives.add(1)
-	s.expireFragments(now)
+	if sh == nil {
+		s.expireFragments(now) // and shard 0's timer, in any case
+	}
 	p, err := wire.ParseIP(pkt)
 	frag := errors.Is(err, wire.ErrFragment)
 	if err != nil && !frag {
@@ -104,7 +218,7 @@ func (s *Stack) deliver(n *nic, pkt []byte, now time.Time, valid bool) {
 	switch {
 	case p.Protocol == wire.ProtocolTCP:
 		ip.InDelivers.add(1)
-		s.deliverTCP(n, &p, now, !valid)
+		s.deliverTCP(sh, n, &p, now, !valid)
 	case p.Protocol == wire.ProtocolUDP:
 		ip.InDelivers.add(1)
 		s.deliverUDP(n, &p, pkt, now, !valid) // udp.go
@@ -119,7 +233,9 @@ func (s *Stack) deliver(n *nic, pkt []byte, now time.Time, valid bool) {
 	}
 }
 
-func (s *Stack) deliverTCP(n *nic, p *wire.IPPacket, now time.Time, verify bool) {
+// deliverTCP handles a TCP segment in shard sh, or (nil) in the shard of
+// its tuple under s.mu held for writing.
+func (s *Stack) deliverTCP(sh *shard, n *nic, p *wire.IPPacket, now time.Time, verify bool) {
 	c := &s.ctr.TCP
 	c.InSegs.add(1)
 	h, payload, err := wire.ParseTCP(p.Payload, p.Src, p.Dst, verify)
@@ -134,21 +250,28 @@ func (s *Stack) deliverTCP(n *nic, p *wire.IPPacket, now time.Time, verify bool)
 		c.InErrs.add(1)
 		return
 	}
-	seg := &s.inSeg
-	*seg = tcp.Segment{Seq: h.Seq, Ack: h.Ack, Flags: h.Flags, Window: h.Window, Options: h.Options, Payload: payload, ECN: p.ECN()}
 	id := tcp.Tuple{
 		Local:  netip.AddrPortFrom(p.Dst, h.DstPort),
 		Remote: netip.AddrPortFrom(p.Src, h.SrcPort),
 	}
-	if s.trace != nil {
-		s.tr.begin(now, id, seg)
+	// The receive batch is shard 0's when s.mu is held for writing
+	// (deliverPart); it only groups ACKs, so a connection of another
+	// shard in it is as well served.
+	bsh := sh
+	if sh == nil {
+		sh, bsh = s.shardOf(id), s.shards[0]
 	}
-	tc, deliver, from := s.demux(n, id, seg, now)
+	seg := &sh.inSeg
+	*seg = tcp.Segment{Seq: h.Seq, Ack: h.Ack, Flags: h.Flags, Window: h.Window, Options: h.Options, Payload: payload, ECN: p.ECN()}
+	if s.trace != nil {
+		sh.tr.begin(now, id, seg)
+	}
+	tc, deliver, from := sh.demux(n, id, seg, now)
 	if deliver {
-		batch := s.batching && !tc.inBatch
+		batch := bsh.batching && !tc.inBatch
 		if batch {
 			tc.inBatch = true
-			s.batched = append(s.batched, tc)
+			bsh.batched = append(bsh.batched, tc)
 		}
 		s.callLocked(tc, now, func(now time.Time, c *tcp.Conn) error {
 			if batch {
@@ -163,10 +286,10 @@ func (s *Stack) deliverTCP(n *nic, p *wire.IPPacket, now time.Time, verify bool)
 		to := from
 		if tc != nil {
 			cid, to = tc.cid, tc.state()
-		} else if c, f, t, ok := s.tracedAs(); ok { // handled at a listener (syndefence.go)
+		} else if c, f, t, ok := sh.tracedAs(); ok { // handled at a listener (syndefence.go)
 			cid, from, to = c, f, t
 		}
-		s.tr.end(cid, from, to)
+		sh.tr.end(cid, from, to)
 	}
 	seg.Payload = nil
 }
@@ -175,24 +298,27 @@ func (s *Stack) deliverTCP(n *nic, p *wire.IPPacket, now time.Time, verify bool)
 // reaches a listener. It reports whether to hand the segment to that
 // connection (not when it has been dropped or answered with RST), and the
 // state the segment finds.
-func (s *Stack) demux(n *nic, id tcp.Tuple, seg *tcp.Segment, now time.Time) (tc *TCPConn, deliver bool, from tcp.State) {
-	tc, from = s.demux1(n, id, seg, now)
+func (sh *shard) demux(n *nic, id tcp.Tuple, seg *tcp.Segment, now time.Time) (tc *TCPConn, deliver bool, from tcp.State) {
+	tc, from = sh.demux1(n, id, seg, now)
 	if tc == nil {
-		return s.conns[id], false, from
+		return sh.conns[id], false, from
 	}
 	return tc, true, from
 }
 
-func (s *Stack) demux1(n *nic, id tcp.Tuple, seg *tcp.Segment, now time.Time) (*TCPConn, tcp.State) {
-	tc := s.conns[id]
+func (sh *shard) demux1(n *nic, id tcp.Tuple, seg *tcp.Segment, now time.Time) (*TCPConn, tcp.State) {
+	s := sh.s
+	tc := sh.conns[id]
 	if tc != nil {
 		st := tc.state()
 		if st == tcp.TimeWait {
 			if l := s.listenerFor(n, id.Local); l != nil && s.reopen(tc, seg, now) {
 				s.ctr.TCP.TCPTimeWaitReopen.add(1)
-				child := s.onSYN(l, n, id, seg, now)
+				s.lmu.Lock()
+				child := sh.onSYN(l, n, id, seg, now)
+				s.lmu.Unlock()
 				if child == nil {
-					delete(s.isnNext, id)
+					s.dropISNNext(id)
 				}
 				return child, tcp.Closed
 			}
@@ -204,14 +330,16 @@ func (s *Stack) demux1(n *nic, id tcp.Tuple, seg *tcp.Segment, now time.Time) (*
 		}
 		return tc, st
 	}
-	if p := s.tw.lookup(id); p >= 0 {
-		return s.timeWaitSegment(n, id, p, seg, now)
+	if p := sh.tw.lookup(id); p >= 0 {
+		return sh.timeWaitSegment(n, id, p, seg, now)
 	}
 	if l := s.listenerFor(n, id.Local); l != nil {
-		return s.listenerSegment(l, n, id, seg, now)
+		s.lmu.Lock()
+		defer s.lmu.Unlock()
+		return sh.listenerSegment(l, n, id, seg, now)
 	}
 	s.ctr.TCP.InNoSocket.add(1)
-	s.resetFor(n, id, seg)
+	sh.resetFor(n, id, seg)
 	return nil, tcp.Closed
 }
 
@@ -223,7 +351,7 @@ func (s *Stack) reopen(tc *TCPConn, seg *tcp.Segment, now time.Time) bool {
 	var ok bool
 	s.callLocked(tc, now, func(now time.Time, c *tcp.Conn) error {
 		if ok = c.TimeWaitReopen(seg); ok {
-			s.isnNext[tc.id] = isnOverride{uint32(c.NextISS())}
+			s.setISNNext(tc.id, uint32(c.NextISS()))
 			c.Abort(now)
 		}
 		return nil
@@ -233,15 +361,15 @@ func (s *Stack) reopen(tc *TCPConn, seg *tcp.Segment, now time.Time) bool {
 
 // resetFor answers a segment that reached no connection (RFC 9293
 // 3.10.7.1).
-func (s *Stack) resetFor(n *nic, id tcp.Tuple, seg *tcp.Segment) {
+func (sh *shard) resetFor(n *nic, id tcp.Tuple, seg *tcp.Segment) {
 	rst, ok := tcp.ResetFor(seg)
 	if !ok {
 		return
 	}
-	if m, _, found := s.routeTo(id.Remote.Addr()); found {
+	if m, _, found := sh.s.routeTo(id.Remote.Addr()); found {
 		n = m
 	}
-	s.sendSegment(n, id, &rst, nil, false)
+	sh.sendSegment(n, id, &rst, nil, false)
 }
 
 // deliverICMPv4 answers echo requests and hands errors to the connection
@@ -355,7 +483,7 @@ func (s *Stack) icmpError(q *wire.ICMPQuote, errno syscall.Errno, hard, pktTooBi
 		Local:  netip.AddrPortFrom(q.Src.Unmap(), q.SrcPort),
 		Remote: netip.AddrPortFrom(q.Dst.Unmap(), q.DstPort),
 	}
-	tc := s.conns[id]
+	tc := s.shardOf(id).conns[id] // s.mu is held for writing
 	if tc == nil {
 		return
 	}

@@ -54,7 +54,7 @@ func (k *listenerSink) SendSegment(*tcp.Conn, *tcp.Segment) {}
 
 func (k *listenerSink) StateChanged(c *tcp.Conn, t tcp.Transition) {
 	l := (*Listener)(k)
-	l.s.stateChanged(l.cid, c.ID(), t)
+	l.s.shards[0].stateChanged(l.cid, c.ID(), t) // under s.mu held for writing
 }
 
 // Listen listens on address ("host:port", host an IP address or empty for
@@ -213,7 +213,8 @@ func (s *Stack) lookupListener(local netip.AddrPort) *Listener {
 // syndefence.go): rate limits, accept queue, SYN cookies, SYN queue. It
 // answers the SYN itself and returns nil: a half-open connection has no
 // TCPConn until a segment for it arrives (listenerSegment).
-func (s *Stack) onSYN(l *Listener, n *nic, id tcp.Tuple, seg *tcp.Segment, now time.Time) *TCPConn {
+func (sh *shard) onSYN(l *Listener, n *nic, id tcp.Tuple, seg *tcp.Segment, now time.Time) *TCPConn {
+	s := sh.s
 	if !s.synAllowed(l, id.Remote.Addr(), now) {
 		s.ctr.TCP.SynRateLimited.add(1)
 		s.ctr.TCP.ListenDrops.add(1)
@@ -228,14 +229,14 @@ func (s *Stack) onSYN(l *Listener, n *nic, id tcp.Tuple, seg *tcp.Segment, now t
 		return nil
 	}
 	if s.opts.SynCookies == SynCookiesAlways || l.synQ >= s.synBacklog(l) { // forward.go
-		if s.synCookieSYN(l, n, id, seg, now) {
+		if sh.synCookieSYN(l, n, id, seg, now) {
 			return nil
 		}
 		s.ctr.TCP.ListenDrops.add(1)
 		l.stats.drops++
 		return nil
 	}
-	s.enqueueSYN(l, n, id, seg, now)
+	sh.enqueueSYN(l, n, id, seg, now)
 	return nil
 }
 
@@ -243,16 +244,17 @@ func (s *Stack) onSYN(l *Listener, n *nic, id tcp.Tuple, seg *tcp.Segment, now t
 // a SYN,ACK whose ISS encodes what the ACK needs to rebuild the
 // handshake, and no state (SyncookiesSent). It reports whether it
 // answered: not when cookies are off.
-func (s *Stack) synCookieSYN(l *Listener, n *nic, id tcp.Tuple, seg *tcp.Segment, now time.Time) bool {
+func (sh *shard) synCookieSYN(l *Listener, n *nic, id tcp.Tuple, seg *tcp.Segment, now time.Time) bool {
+	s := sh.s
 	if s.opts.SynCookies == SynCookiesOff {
 		return false
 	}
 	cfg := s.configFor(n, id.Remote.Addr(), l.cfgKA)
-	synack := &s.syn.out // not a local: it would escape (syndefence.go)
+	synack := &sh.synOut // not a local: it would escape (shard.go)
 	*synack = s.synCookies().Make(cfg, id, seg, now)
-	s.mem.state.ClampSYN(synack) // under memory pressure (memory.go)
-	s.traceAs(l.cid, tcp.Listen, tcp.Listen)
-	s.sendAs(n, id, synack, l.cid, tcp.Listen)
+	s.memState().ClampSYN(synack) // under memory pressure (memory.go)
+	sh.traceAs(l.cid, tcp.Listen, tcp.Listen)
+	sh.sendAs(n, id, synack, l.cid, tcp.Listen)
 	s.ctr.TCP.SyncookiesSent.add(1)
 	l.stats.cookiesSent++
 	return true
@@ -266,7 +268,8 @@ func (s *Stack) synCookieSYN(l *Listener, n *nic, id tcp.Tuple, seg *tcp.Segment
 // caller answers it with RST as RFC 9293 3.10.7.2 says for any ACK to
 // LISTEN. A valid one that finds the accept queue full is taken and
 // dropped (ListenOverflows); the peer will send again.
-func (s *Stack) synCookieACK(l *Listener, n *nic, id tcp.Tuple, seg *tcp.Segment, now time.Time) (tc *TCPConn, took bool) {
+func (sh *shard) synCookieACK(l *Listener, n *nic, id tcp.Tuple, seg *tcp.Segment, now time.Time) (tc *TCPConn, took bool) {
+	s := sh.s
 	mode := s.opts.SynCookies
 	if mode == SynCookiesOff || s.syn.cookies == nil || (mode == SynCookiesAuto && !s.syn.cookies.Recent(now)) {
 		return nil, false
@@ -288,11 +291,11 @@ func (s *Stack) synCookieACK(l *Listener, n *nic, id tcp.Tuple, seg *tcp.Segment
 	// accept queue (settle), never seen outside the lock: not counted in
 	// the high-water mark.
 	l.synQ++
-	tc = s.resume(l, n, id, cfg, &hs, s.nextConnID(), now, now)
+	tc = sh.resume(l, n, id, cfg, &hs, s.nextConnID(), now, now)
 	// The connection begins here; it reports the passive open a TCB
 	// would have (CLOSED -> LISTEN -> SYN-RECEIVED) and the ACK takes it on.
-	s.stateChanged(tc.cid, id, tcp.Transition{Time: now, From: tcp.Closed, To: tcp.Listen, Cause: tcp.UserListen})
-	s.stateChanged(tc.cid, id, tcp.Transition{Time: now, From: tcp.Listen, To: tcp.SynReceived, Cause: tcp.RcvSYNCookie})
+	sh.stateChanged(tc.cid, id, tcp.Transition{Time: now, From: tcp.Closed, To: tcp.Listen, Cause: tcp.UserListen})
+	sh.stateChanged(tc.cid, id, tcp.Transition{Time: now, From: tcp.Listen, To: tcp.SynReceived, Cause: tcp.RcvSYNCookie})
 	return tc, true
 }
 
@@ -302,9 +305,14 @@ func (s *Stack) synCookieACK(l *Listener, n *nic, id tcp.Tuple, seg *tcp.Segment
 // SYN-RECEIVED, retransmits its SYN,ACK, and the peer's next ACK may find
 // room.
 func (tc *TCPConn) acceptFull(seg *tcp.Segment) bool {
+	if !tc.inSynQ || seg.Flags&(wire.ACK|wire.RST|wire.SYN) != wire.ACK {
+		return false
+	}
+	s := tc.s
+	s.lmu.Lock() // the accept queue (shard.go)
+	defer s.lmu.Unlock()
 	l := tc.listener
-	full := l != nil && tc.inSynQ && len(l.acceptQ) >= l.backlog &&
-		seg.Flags&(wire.ACK|wire.RST|wire.SYN) == wire.ACK
+	full := len(l.acceptQ) >= l.backlog
 	if full {
 		l.stats.overflows++ // the caller counts the stack's ListenOverflows
 		l.stats.drops++
@@ -327,7 +335,7 @@ func (l *Listener) Accept() (net.Conn, error) {
 func (l *Listener) AcceptTCP() (*TCPConn, error) {
 	s := l.s
 	var tc *TCPConn
-	err := s.block(&l.gate, &l.waiters, &l.deadline, nil, func() error {
+	err := s.block(acceptLocker{s}, &l.gate, &l.waiters, &l.deadline, nil, func() error {
 		switch {
 		case l.closed || s.closed:
 			return net.ErrClosed

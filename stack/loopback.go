@@ -160,7 +160,8 @@ func (l *loopLink) Close() error {
 // calls it before anything else can reach the stack.
 func (s *Stack) newLoopback() {
 	ep := &loopLink{}
-	n := &nic{s: s, id: 0, ep: ep, mtu: loopMTU, addrs: []netip.Prefix{loopAddr4, loopAddr6}}
+	n := s.newNIC(0, ep)
+	n.addrs = []netip.Prefix{loopAddr4, loopAddr6}
 	for _, p := range n.addrs {
 		s.local[p.Addr()] = n
 	}

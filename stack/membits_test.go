@@ -43,22 +43,22 @@ func TestMemoryStateFromOverLimitToNormal(t *testing.T) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.clock.Now()
-	s.mem.tcp = 1200
+	s.mem.tcp.Store(1200)
 	s.updateMemoryState(now)
-	if s.mem.state != tcp.MemoryOverLimit {
-		t.Fatalf("at 1200 of 1000: %v, want over_limit", s.mem.state)
+	if s.memState() != tcp.MemoryOverLimit {
+		t.Fatalf("at 1200 of 1000: %v, want over_limit", s.memState())
 	}
-	s.mem.tcp = 0
+	s.mem.tcp.Store(0)
 	s.updateMemoryState(now)
-	if s.mem.state != tcp.MemoryNormal {
-		t.Fatalf("at 0 of 1000: %v, want normal", s.mem.state)
+	if s.memState() != tcp.MemoryNormal {
+		t.Fatalf("at 0 of 1000: %v, want normal", s.memState())
 	}
-	s.mem.tcp = 900
+	s.mem.tcp.Store(900)
 	s.updateMemoryState(now)
-	s.mem.tcp = 600 // between the low and pressure marks: still pressure
+	s.mem.tcp.Store(600) // between the low and pressure marks: still pressure
 	s.updateMemoryState(now)
-	if s.mem.state != tcp.MemoryPressure {
-		t.Fatalf("at 600 after 900: %v, want pressure (hysteresis)", s.mem.state)
+	if s.memState() != tcp.MemoryPressure {
+		t.Fatalf("at 600 after 900: %v, want pressure (hysteresis)", s.memState())
 	}
 }
 

@@ -3,6 +3,8 @@ package stack
 import (
 	"cmp"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/synack/synack/tcp"
@@ -66,18 +68,27 @@ import (
 // process down. Programs that know their budget set their own.
 const DefaultMemoryLimit = 256 << 20
 
-// memState is the stack's side of the budget.
+// memState is the stack's side of the budget. Shards change it at once:
+// the count and the state are atomics, the moves between states are made
+// under mu, and the prune pass runs under s.mu held for writing.
 type memState struct {
-	limit            int64 // 0: unlimited (Options.MemoryLimit < 0)
-	low, pressure    int64 // thresholds: 50 % and 75 % of limit
-	tcp              int64 // the connections' buffers, as last counted
-	state            tcp.MemoryState
-	since            time.Time // when pressure was entered
-	prunePending     bool      // a prune pass is due at the end of the door
-	pruning          bool
-	pruneBuf         []*TCPConn
-	pressureDuration time.Duration // time spent in pressure, ended spells
+	limit         int64        // 0: unlimited (Options.MemoryLimit < 0)
+	low, pressure int64        // thresholds: 50 % and 75 % of limit
+	tcp           atomic.Int64 // the connections' buffers, as last counted
+	frag          atomic.Int64 // the IP reassembly queue, as last counted (reasm.go)
+	state         atomic.Uint32
+	prunePending  atomic.Bool // a prune pass is due at the end of the door
+
+	mu               sync.Mutex // a leaf lock (shard.go)
+	since            time.Time  // when pressure was entered
+	pressureDuration time.Duration
+
+	pruning  bool // under s.mu held for writing
+	pruneBuf []*TCPConn
 }
+
+// memState is the stack's memory state now.
+func (s *Stack) memState() tcp.MemoryState { return tcp.MemoryState(s.mem.state.Load()) }
 
 // initMemory sets the thresholds from Options.MemoryLimit.
 func (s *Stack) initMemory() {
@@ -95,20 +106,16 @@ func (s *Stack) initMemory() {
 // memoryInUse is what the budget counts now: the connections' buffers and
 // the IP reassembly queue.
 func (s *Stack) memoryInUse() int64 {
-	n := s.mem.tcp
-	if s.frag.r != nil {
-		n += int64(s.frag.r.Mem())
-	}
-	return n
+	return s.mem.tcp.Load() + s.mem.frag.Load()
 }
 
 // pushMemoryState tells tc's connection the stack's memory state when it
 // changed since the connection last heard: part of the door (callLocked),
 // before the call.
 func (s *Stack) pushMemoryState(tc *TCPConn) {
-	if tc.memState != s.mem.state {
-		tc.memState = s.mem.state
-		tc.tcb.SetMemoryState(s.mem.state)
+	if st := s.memState(); tc.memState != st {
+		tc.memState = st
+		tc.tcb.SetMemoryState(st)
 	}
 }
 
@@ -122,7 +129,7 @@ func (s *Stack) accountMemory(tc *TCPConn, now time.Time) {
 	if m == tc.mem {
 		return
 	}
-	s.mem.tcp += m - tc.mem
+	s.mem.tcp.Add(m - tc.mem)
 	tc.mem = m
 	s.updateMemoryState(now)
 }
@@ -133,7 +140,7 @@ func (s *Stack) forgetMemory(tc *TCPConn) {
 	if tc.mem == 0 {
 		return
 	}
-	s.mem.tcp -= tc.mem
+	s.mem.tcp.Add(-tc.mem)
 	tc.mem = 0
 	s.updateMemoryState(s.clock.Now())
 }
@@ -142,42 +149,49 @@ func (s *Stack) forgetMemory(tc *TCPConn) {
 // the top of this file).
 func (s *Stack) updateMemoryState(now time.Time) {
 	m := &s.mem
-	used := s.memoryInUse()
-	s.ctr.TCP.TCPMemoryBytes.v.Store(uint64(max(used, 0)))
 	if m.limit == 0 {
+		s.ctr.TCP.TCPMemoryBytes.v.Store(uint64(max(s.memoryInUse(), 0)))
 		return
 	}
-	was := m.state
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	// Read under m.mu, so that two shards' updates settle in the order
+	// of their reads and the last one sees the last count.
+	used := s.memoryInUse()
+	s.ctr.TCP.TCPMemoryBytes.v.Store(uint64(max(used, 0)))
+	was := s.memState()
+	st := was
 	switch {
 	case used >= m.limit:
-		m.state = tcp.MemoryOverLimit
-	case m.state != tcp.MemoryNormal && used < m.low:
+		st = tcp.MemoryOverLimit
+	case st != tcp.MemoryNormal && used < m.low:
 		// Also straight from over the limit: a drop from there to below
 		// the low threshold in one step (a large holder closing) must
 		// not leave the stack in pressure with nothing left to change
 		// it (FuzzStack found that).
-		m.state = tcp.MemoryNormal
-	case m.state == tcp.MemoryOverLimit:
-		m.state = tcp.MemoryPressure
-	case m.state == tcp.MemoryNormal && used > m.pressure:
-		m.state = tcp.MemoryPressure
+		st = tcp.MemoryNormal
+	case st == tcp.MemoryOverLimit:
+		st = tcp.MemoryPressure
+	case st == tcp.MemoryNormal && used > m.pressure:
+		st = tcp.MemoryPressure
 	}
-	if m.state == was {
+	if st == was {
 		return
 	}
-	s.ctr.TCP.TCPMemoryState.v.Store(uint64(m.state))
+	m.state.Store(uint32(st))
+	s.ctr.TCP.TCPMemoryState.v.Store(uint64(st))
 	if was == tcp.MemoryNormal {
 		s.ctr.TCP.TCPMemoryPressures.add(1)
 		m.since = now
 	}
-	if m.state == tcp.MemoryNormal {
+	if st == tcp.MemoryNormal {
 		m.pressureDuration += now.Sub(m.since)
 		s.ctr.TCP.TCPMemoryPressuresChrono.v.Store(uint64(m.pressureDuration.Milliseconds()))
 	}
-	if m.state > was {
+	if st > was {
 		// Entering pressure, or reaching the limit: give back what can
 		// be given back, after the call under way (end of the door).
-		m.prunePending = true
+		m.prunePending.Store(true)
 	}
 }
 
@@ -191,22 +205,24 @@ func (s *Stack) updateMemoryState(now time.Time) {
 // (tcp_prune_ofo_queue); a stack-wide pass that starts with the largest
 // holders takes from attackers first, since a connection holding much
 // out-of-order data is the signature of the issue 12 attack. Data already
-// acknowledged (in the rings) is never dropped.
+// acknowledged (in the rings) is never dropped. It needs every shard, so
+// it runs under s.mu held for writing (a shard door asks for it at its
+// end: shard.unlock).
 func (s *Stack) pruneMemory() {
 	m := &s.mem
-	if !m.prunePending || m.pruning {
+	if m.pruning || !m.prunePending.Load() {
 		return
 	}
-	m.prunePending = false
+	m.prunePending.Store(false)
 	m.pruning = true
 	defer func() { m.pruning = false }()
 	s.ctr.TCP.PruneCalled.add(1)
 	cand := m.pruneBuf[:0]
-	for _, tc := range s.conns {
+	s.allConns(func(tc *TCPConn) {
 		if tc.mem > 0 {
 			cand = append(cand, tc)
 		}
-	}
+	})
 	slices.SortFunc(cand, func(a, b *TCPConn) int { return cmp.Compare(b.mem, a.mem) })
 	now := s.clock.Now()
 	for _, tc := range cand {
@@ -242,16 +258,16 @@ func (s *Stack) Memory() MemoryInfo {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	m := &s.mem
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	mi := MemoryInfo{
 		Limit: m.limit, Low: m.low, Pressure: m.pressure,
-		InUse: s.memoryInUse(), State: m.state, PressureTotal: m.pressureDuration,
+		InUse: s.memoryInUse(), State: s.memState(), PressureTotal: m.pressureDuration,
 		Pressures: s.ctr.TCP.TCPMemoryPressures.v.Load(), Prunes: s.ctr.TCP.PruneCalled.v.Load(),
 		OFOPruned: s.ctr.TCP.OFOPruned.v.Load(), Dropped: s.ctr.TCP.TCPRcvQDrop.v.Load(),
 	}
-	if s.frag.r != nil {
-		mi.Reassembly = int64(s.frag.r.Mem())
-	}
-	if m.state != tcp.MemoryNormal {
+	mi.Reassembly = m.frag.Load()
+	if mi.State != tcp.MemoryNormal {
 		mi.InPressure = s.clock.Now().Sub(m.since)
 		mi.PressureTotal += mi.InPressure
 	}
@@ -264,7 +280,7 @@ func (s *Stack) Memory() MemoryInfo {
 // sizes.
 func (s *Stack) memorySlack() int64 {
 	c := s.opts.TCP.WithDefaults()
-	return int64(max(c.ReceiveBufferSize, c.SendBufferSize)) + int64(len(s.conns))*sendMinimum
+	return int64(max(c.ReceiveBufferSize, c.SendBufferSize)) + int64(s.numConns())*sendMinimum
 }
 
 // sendMinimum is the send buffer a connection may fill over the memory

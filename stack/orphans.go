@@ -24,7 +24,13 @@ type orphans struct {
 // (counted in TCPAbortOnMemory, Linux's counter for "too many orphaned
 // sockets"). Linux resets the socket being closed instead; resetting the
 // oldest keeps the newest, which are the likeliest to finish, and bounds
-// how long any orphan lives under pressure. Called with s.mu held.
+// how long any orphan lives under pressure. Called with tc's shard lock
+// held.
+//
+// Each shard keeps its own orphans and the bound is the stack's: the
+// count is an atomic over every shard, and a shard over it resets its own
+// oldest (a shard cannot reach into another's). With one shard that is
+// exactly the oldest of all.
 func (s *Stack) noteOrphan(tc *TCPConn, now time.Time) {
 	if tc.removed || tc.tcb == nil {
 		return
@@ -34,9 +40,12 @@ func (s *Stack) noteOrphan(tc *TCPConn, now time.Time) {
 	default:
 		return // ended, or TIME-WAIT, which becomes a small record
 	}
-	o := &s.orph
+	o := &tc.sh.orph
 	if o.live == nil {
 		o.live = make(map[*TCPConn]struct{})
+	}
+	if _, dup := o.live[tc]; !dup {
+		s.orphans.Add(1)
 	}
 	o.live[tc] = struct{}{}
 	o.q = append(o.q, tc)
@@ -44,7 +53,7 @@ func (s *Stack) noteOrphan(tc *TCPConn, now time.Time) {
 	if limit <= 0 {
 		limit = DefaultMaxOrphans
 	}
-	for len(o.live) > limit {
+	for s.orphans.Load() > int64(limit) && len(o.q) > 0 {
 		old := o.q[0]
 		o.q[0] = nil
 		o.q = o.q[1:]
@@ -52,6 +61,7 @@ func (s *Stack) noteOrphan(tc *TCPConn, now time.Time) {
 			continue
 		}
 		delete(o.live, old)
+		s.orphans.Add(-1)
 		s.ctr.TCP.TCPAbortOnMemory.add(1)
 		s.callLocked(old, now, abort) // RST to the peer, buffers freed
 	}
@@ -70,5 +80,9 @@ func (s *Stack) noteOrphan(tc *TCPConn, now time.Time) {
 
 // forgetOrphan is called when tc leaves the demux table.
 func (s *Stack) forgetOrphan(tc *TCPConn) {
-	delete(s.orph.live, tc)
+	o := &tc.sh.orph
+	if _, ok := o.live[tc]; ok {
+		delete(o.live, tc)
+		s.orphans.Add(-1)
+	}
 }

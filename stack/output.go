@@ -24,28 +24,29 @@ type connSink TCPConn
 
 func (k *connSink) SendSegment(c *tcp.Conn, seg *tcp.Segment) {
 	tc := (*TCPConn)(k)
-	tc.s.sendSegment(tc.nic, tc.id, seg, tc, c.PayloadInSendBuffer())
+	tc.sh.sendSegment(tc.nic, tc.id, seg, tc, c.PayloadInSendBuffer())
 }
 
 func (k *connSink) StateChanged(_ *tcp.Conn, t tcp.Transition) {
 	tc := (*TCPConn)(k)
-	tc.s.stateChanged(tc.cid, tc.id, t)
+	tc.sh.stateChanged(tc.cid, tc.id, t)
 }
 
 // SegmentDropped makes connSink a tcp.DropSink.
 func (k *connSink) SegmentDropped(_ *tcp.Conn, _ *tcp.Segment, r tcp.DropReason) {
-	(*TCPConn)(k).s.segmentDropped(r)
+	(*TCPConn)(k).sh.segmentDropped(r)
 }
 
 // segmentDropped counts a segment the core discarded, and puts the reason
 // on the received segment's trace event.
-func (s *Stack) segmentDropped(r tcp.DropReason) {
+func (sh *shard) segmentDropped(r tcp.DropReason) {
 	if r == tcp.DropNone || r >= tcp.NumDropReasons {
 		return
 	}
+	s := sh.s
 	s.ctr.Drops[r].add(1)
 	if s.trace != nil {
-		s.tr.dropped(r)
+		sh.tr.dropped(r)
 	}
 }
 
@@ -54,7 +55,8 @@ func (s *Stack) segmentDropped(r tcp.DropReason) {
 // port). borrow says seg's payload stays valid until the flush
 // (tcp.Conn.PayloadInSendBuffer: every unlock flushes before the next
 // Write), so a link that takes packets in pieces gets it where it is.
-func (s *Stack) sendSegment(n *nic, id tcp.Tuple, seg *tcp.Segment, tc *TCPConn, borrow bool) {
+func (sh *shard) sendSegment(n *nic, id tcp.Tuple, seg *tcp.Segment, tc *TCPConn, borrow bool) {
+	s := sh.s
 	s.ctr.TCP.OutSegs.add(uint64(seg.Pieces())) // a super-segment counts as what the link cuts it into
 	if seg.Flags&wire.RST != 0 {
 		s.ctr.TCP.OutRsts.add(1)
@@ -65,17 +67,17 @@ func (s *Stack) sendSegment(n *nic, id tcp.Tuple, seg *tcp.Segment, tc *TCPConn,
 		if tc != nil {
 			st = tc.state()
 			cid = tc.cid
-		} else if a := s.syn.as; a.cid != 0 { // sent for a listener (syndefence.go)
+		} else if a := sh.as; a.cid != 0 { // sent for a listener (syndefence.go)
 			st, cid = a.to, a.cid
 		}
-		s.tr.segment(TraceSent, s.clock.Now(), cid, id, seg, st, st)
+		sh.tr.segment(TraceSent, s.clock.Now(), cid, id, seg, st, st)
 	}
 	if n == nil {
 		s.ctr.IP.OutNoRoutes.add(1)
 		return
 	}
 	src, dst := id.Local.Addr(), id.Remote.Addr()
-	h := &s.hdr.tcp
+	h := &sh.hdr.tcp
 	*h = wire.TCPHeader{
 		SrcPort: id.Local.Port(),
 		DstPort: id.Remote.Port(),
@@ -86,19 +88,20 @@ func (s *Stack) sendSegment(n *nic, id tcp.Tuple, seg *tcp.Segment, tc *TCPConn,
 		Options: seg.Options,
 	}
 	l4 := h.HeaderLen() + len(seg.Payload)
-	b := n.next()
-	b = s.appendIPECN(b, src, dst, wire.ProtocolTCP, l4, seg.ECN)
+	o := sh.out(n)
+	b := o.next()
+	b = sh.appendIPECN(b, src, dst, wire.ProtocolTCP, l4, seg.ECN)
 	if seg.GSOSize > 0 && n.tso.MaxSize > 0 {
-		n.commitSuper(s.superHead(b, h, seg, src, dst, borrow, n.tso.Checksum), seg, borrow, n.tso.Checksum)
+		o.commitSuper(superHead(b, h, seg, src, dst, borrow, n.tso.Checksum), seg, borrow, n.tso.Checksum)
 		return
 	}
 	if borrow && n.pw != nil && len(seg.Payload) > 0 {
 		b = wire.AppendTCPHeader(b, h, seg.Payload, src, dst)
-		n.commitParts(b, seg.Payload)
+		o.commitParts(b, seg.Payload)
 		return
 	}
 	b = wire.AppendTCP(b, h, seg.Payload, src, dst)
-	n.commit(b)
+	o.commit(b)
 }
 
 // superHead appends, after the IP header in b, the TCP header of the
@@ -106,7 +109,7 @@ func (s *Stack) sendSegment(n *nic, id tcp.Tuple, seg *tcp.Segment, tc *TCPConn,
 // checksum left to the link when it completes checksums (the payload is
 // then never summed here), and the payload too unless borrow lets it stay
 // in the send buffer.
-func (s *Stack) superHead(b []byte, h *wire.TCPHeader, seg *tcp.Segment, src, dst netip.Addr, borrow, partial bool) []byte {
+func superHead(b []byte, h *wire.TCPHeader, seg *tcp.Segment, src, dst netip.Addr, borrow, partial bool) []byte {
 	switch {
 	case partial:
 		b = wire.AppendTCPHeaderPartial(b, h, len(seg.Payload), src, dst)
@@ -122,34 +125,36 @@ func (s *Stack) superHead(b []byte, h *wire.TCPHeader, seg *tcp.Segment, src, ds
 }
 
 // commitSuper queues the super-segment built in b (superHead) with its
-// GSO size, for a nic whose link segments (n.tso; such a link takes
+// GSO size, for a link that segments (nic.tso; such a link takes
 // parts).
-func (n *nic) commitSuper(b []byte, seg *tcp.Segment, borrow, partial bool) {
+func (o *nicOut) commitSuper(b []byte, seg *tcp.Segment, borrow, partial bool) {
 	p := link.Packet{GSOSize: seg.GSOSize, PartialChecksum: partial}
 	if borrow {
 		p.Payload = seg.Payload
 	}
-	n.commitPacket(b, p)
+	o.commitPacket(b, p)
 }
 
 // appendIP appends an IPv4 or IPv6 header for an upper-layer payload of l4
-// bytes.
+// bytes, with shard 0's scratch: for what is sent under s.mu held for
+// writing (ICMP, UDP), which excludes every shard.
 func (s *Stack) appendIP(b []byte, src, dst netip.Addr, proto uint8, l4 int) []byte {
-	return s.appendIPECN(b, src, dst, proto, l4, wire.NotECT)
+	return s.shards[0].appendIPECN(b, src, dst, proto, l4, wire.NotECT)
 }
 
 // appendIPECN is appendIP with the ECN field the core chose for a TCP
 // segment (RFC 3168 section 5: ECT(0) on new data of an ECN connection,
 // tcp/ecn.go) in the TOS byte or Traffic Class; the DSCP stays 0.
-func (s *Stack) appendIPECN(b []byte, src, dst netip.Addr, proto uint8, l4 int, ecn wire.ECN) []byte {
+func (sh *shard) appendIPECN(b []byte, src, dst netip.Addr, proto uint8, l4 int, ecn wire.ECN) []byte {
+	s := sh.s
 	s.ctr.IP.OutRequests.add(1)
 	tos := wire.WithECN(0, ecn)
 	if src.Is4() {
-		h := &s.hdr.v4
-		s.hdr.id++
+		h := &sh.hdr.v4
+		sh.hdr.id++
 		*h = wire.IPv4Header{
 			TOS:      tos,
-			ID:       s.hdr.id,
+			ID:       sh.hdr.id,
 			Flags:    wire.IPv4DontFragment, // RFC 1191 path MTU discovery
 			TTL:      s.opts.TTL,
 			Protocol: proto,
@@ -158,58 +163,68 @@ func (s *Stack) appendIPECN(b []byte, src, dst netip.Addr, proto uint8, l4 int, 
 		}
 		return wire.AppendIPv4(b, h, l4)
 	}
-	h := &s.hdr.v6
+	h := &sh.hdr.v6
 	*h = wire.IPv6Header{TrafficClass: tos, NextHeader: proto, HopLimit: s.opts.TTL, Src: src, Dst: dst}
 	return wire.AppendIPv6(b, h, l4)
 }
 
+// next returns an empty buffer to build the next packet in, in shard 0's
+// batch: for what is sent under s.mu held for writing (ICMP, UDP), which
+// excludes every shard.
+func (n *nic) next() []byte { return n.out[0].next() }
+
+// commit queues the packet built in b (from next) for the next flush.
+func (n *nic) commit(b []byte) { n.out[0].commit(b) }
+
 // next returns an empty buffer to build the next packet in.
-func (n *nic) next() []byte {
-	if n.pending == len(n.bufs) {
-		n.bufs = append(n.bufs, make([]byte, 0, min(n.mtu, 65535)+wire.IPv6HeaderLen))
+func (o *nicOut) next() []byte {
+	if o.pending == len(o.bufs) {
+		o.bufs = append(o.bufs, make([]byte, 0, min(o.n.mtu, 65535)+wire.IPv6HeaderLen))
 	}
-	return n.bufs[n.pending][:0]
+	return o.bufs[o.pending][:0]
 }
 
 // commit queues the packet built in b (from next) for the next flush.
-func (n *nic) commit(b []byte) { n.commitParts(b, nil) }
+func (o *nicOut) commit(b []byte) { o.commitParts(b, nil) }
 
 // commitParts queues the packet of head b (from next) and payload, which
 // must stay valid until the flush, for the next flush. Only a nic whose
 // link takes parts (pw) may be given a payload.
-func (n *nic) commitParts(b, payload []byte) { n.commitPacket(b, link.Packet{Payload: payload}) }
+func (o *nicOut) commitParts(b, payload []byte) { o.commitPacket(b, link.Packet{Payload: payload}) }
 
 // commitPacket is commitParts for a packet with more to say than its
 // payload (a super-segment's GSO size): p's Head is b.
-func (n *nic) commitPacket(b []byte, p link.Packet) {
-	n.bufs[n.pending] = b
-	if n.pw != nil {
-		if n.pending == len(n.parts) {
-			n.parts = append(n.parts, link.Packet{})
+func (o *nicOut) commitPacket(b []byte, p link.Packet) {
+	o.bufs[o.pending] = b
+	if o.n.pw != nil {
+		if o.pending == len(o.parts) {
+			o.parts = append(o.parts, link.Packet{})
 		}
 		p.Head = b
-		n.parts[n.pending] = p
+		o.parts[o.pending] = p
 	}
-	n.pending++
-	if !n.queued {
-		n.queued = true
-		n.s.dirty = append(n.s.dirty, n)
+	o.pending++
+	if !o.queued {
+		o.queued = true
+		o.sh.dirty = append(o.sh.dirty, o)
 	}
-	if n.pending >= maxBatch {
-		n.write()
+	if o.pending >= maxBatch {
+		o.write()
 	}
 }
 
 // write hands the pending packets to the link. A packet the link refuses
-// (too big, link down) is counted and skipped; the rest still go.
-func (n *nic) write() {
-	if n.pw != nil {
-		n.writeParts()
+// (too big, link down) is counted and skipped; the rest still go. Links
+// take writes from several goroutines at once, so shards write without
+// a common lock.
+func (o *nicOut) write() {
+	if o.n.pw != nil {
+		o.writeParts()
 		return
 	}
-	pkts := n.bufs[:n.pending]
+	pkts := o.bufs[:o.pending]
 	for len(pkts) > 0 {
-		k, err := n.ep.WritePackets(pkts)
+		k, err := o.n.ep.WritePackets(pkts)
 		if k >= len(pkts) {
 			break
 		}
@@ -217,38 +232,38 @@ func (n *nic) write() {
 			k = 0
 		}
 		_ = err
-		n.s.ctr.IP.OutDiscards.add(1)
+		o.n.s.ctr.IP.OutDiscards.add(1)
 		pkts = pkts[k+1:]
 	}
-	n.pending = 0
+	o.pending = 0
 }
 
 // writeParts is write for a link that takes packets in pieces. The parts
 // are cleared afterwards: they must not keep send buffers alive.
-func (n *nic) writeParts() {
-	all := n.parts[:n.pending]
+func (o *nicOut) writeParts() {
+	all := o.parts[:o.pending]
 	pkts := all
 	for len(pkts) > 0 {
-		k, _ := n.pw.WritePacketParts(pkts)
+		k, _ := o.n.pw.WritePacketParts(pkts)
 		if k >= len(pkts) {
 			break
 		}
 		k = max(k, 0)
-		n.s.ctr.IP.OutDiscards.add(1)
+		o.n.s.ctr.IP.OutDiscards.add(1)
 		pkts = pkts[k+1:]
 	}
 	clear(all)
-	n.pending = 0
+	o.pending = 0
 }
 
-// flush writes every link's pending packets.
-func (s *Stack) flush() {
-	for _, n := range s.dirty {
-		if n.pending > 0 {
-			n.write()
+// flush writes the shard's pending packets on every link.
+func (sh *shard) flush() {
+	for _, o := range sh.dirty {
+		if o.pending > 0 {
+			o.write()
 		}
-		n.queued = false
+		o.queued = false
 	}
-	clear(s.dirty)
-	s.dirty = s.dirty[:0]
+	clear(sh.dirty)
+	sh.dirty = sh.dirty[:0]
 }

@@ -23,6 +23,8 @@ type fragState struct {
 // packet and p parsed from it, for deliver to go on with as if it had
 // arrived whole; otherwise nil.
 func (s *Stack) reassemble(p *wire.IPPacket, pkt []byte, now time.Time) []byte {
+	s.fragMu.Lock()
+	defer s.fragMu.Unlock()
 	f := &s.frag
 	if f.r == nil {
 		f.r = ipreasm.New(s.opts.Reassembly)
@@ -65,6 +67,8 @@ func (s *Stack) reassemble(p *wire.IPPacket, pkt []byte, now time.Time) []byte {
 // memory of a datagram whose other fragments never arrive is given back
 // on time on a silent link too.
 func (s *Stack) expireFragments(now time.Time) {
+	s.fragMu.Lock()
+	defer s.fragMu.Unlock()
 	if f := &s.frag; f.r != nil && f.r.Len() > 0 {
 		f.r.Expire(now)
 		s.syncFragCounters()
@@ -75,6 +79,8 @@ func (s *Stack) expireFragments(now time.Time) {
 // fragDeadline is when the oldest incomplete datagram expires, or the
 // zero time.
 func (s *Stack) fragDeadline() time.Time {
+	s.fragMu.Lock()
+	defer s.fragMu.Unlock()
 	if f := &s.frag; f.r != nil && f.r.Len() > 0 {
 		return f.r.Deadline()
 	}
@@ -92,4 +98,5 @@ func (s *Stack) syncFragCounters() {
 	ip.ReasmFails.add(c.ReasmFails - f.seen.ReasmFails)
 	ip.ReasmTimeout.add(c.ReasmTimeout - f.seen.ReasmTimeout)
 	f.seen = c
+	s.mem.frag.Store(int64(f.r.Mem())) // the budget's count (memory.go)
 }

@@ -7,11 +7,11 @@
 // There is no goroutine per connection, and the stack starts no goroutine
 // of its own but its loopback link's, which runs only while packets to
 // ourselves are queued (loopback.go). Work runs in the caller's goroutine
-// under the stack's lock:
+// under a lock:
 //
 //   - inbound packets in the link's delivering goroutine (link.Dispatcher),
 //   - user calls (Read, Write, Close, Dial, Accept) in the user's goroutine,
-//   - timers in the goroutine of the stack's one clock timer.
+//   - timers in the goroutine of a shard's clock timer.
 //
 // Each of them goes through one of the doors of door.go, which takes the
 // lock, calls into the tcp.Conn with the clock's current time, lets the
@@ -22,21 +22,25 @@
 // Blocking calls wait on a clock.Gate, which works with the real clock,
 // inside testing/synctest bubbles and under the virtual clock.
 //
-// All per-connection state is reached through the demux table keyed by the
-// 4-tuple, so the single lock can later become one lock per shard chosen by
-// a hash of the tuple; the code keeps to that discipline (no operation
-// touches two connections except a listener and its children, which share a
-// local address and port and so can be put in the same shard by hashing
-// the local end only).
+// The lock is a connection's shard's (shard.go): the connections are split
+// over shards by a keyed hash of their 4-tuple, each shard with its own
+// lock, demux slice, timers and output buffers, so that as many cores work
+// on connections at once. Work on the stack as a whole (listeners opening
+// and closing, UDP and ICMP, Close, introspection) holds
+// the stack lock for writing, which excludes every shard. A listener and
+// its children are in different shards; the listener's queues have their
+// own lock (s.lmu), taken after a shard's.
 package stack
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/synack/synack/clock"
@@ -149,11 +153,19 @@ type Options struct {
 	// DefaultMemoryLimit (256 MiB); negative means unlimited.
 	MemoryLimit int64
 
-	// Trace, if set, is called synchronously, under the stack's lock, for
-	// every TCP segment received and sent and for every state change, in
-	// the order they happen (see TraceEvent). It must not call into the
-	// stack and must return quickly.
+	// Trace, if set, is called synchronously, under the lock of the
+	// connection's shard and one call at a time, for every TCP segment
+	// received and sent and for every state change, in the order they
+	// happen for each connection (see TraceEvent; connections of
+	// different shards interleave). It must not call into the stack and
+	// must return quickly.
 	Trace func(TraceEvent)
+
+	// Shards is how many shards the connections are split over, each
+	// with its own lock, so that as many cores can work on connections at
+	// once (shard.go). 0 means one per core (runtime.GOMAXPROCS), at most
+	// 8; 1 is a single lock for the whole stack.
+	Shards int
 }
 
 // NICID names a link added with AddLink.
@@ -167,19 +179,10 @@ type nic struct {
 	mtu   int
 	addrs []netip.Prefix
 
-	// Packets built under the lock and written in one batch before it is
-	// released. bufs keeps its buffers from batch to batch: the link copies
-	// what it takes, so they are reused at once.
-	bufs    [][]byte
-	pending int
-	queued  bool // on s.dirty
-
-	// A link that takes packets in pieces (link.PartsWriter) gets them
-	// as parts: bufs[i] as the head, and a data segment's payload left
-	// in its connection's send buffer, so that the link's copy is the
-	// only one (issue 13 item 1).
-	pw    link.PartsWriter
-	parts []link.Packet
+	// Packets built under a shard's lock are written in one batch before
+	// it is released, from that shard's own buffers (shard.go).
+	out []*nicOut // by shard index
+	pw  link.PartsWriter
 	// tso is what the link segments and checksums for TCP
 	// (link.SegmentOffloader): connections on it send super-segments.
 	tso link.SegmentOffload
@@ -198,8 +201,13 @@ type Stack struct {
 	opts  Options
 	trace func(TraceEvent)
 
-	mu     sync.Mutex
+	// mu is the stack lock (shard.go): held for reading with a shard's
+	// lock by the shard doors, for writing by everything else.
+	mu     sync.RWMutex
 	closed bool
+
+	shards   []*shard // the connections, by a hash of their 4-tuple (shard.go)
+	shardKey [2]uint64
 
 	nics   []*nic
 	lo     *nic // the loopback link (loopback.go), not in nics
@@ -208,43 +216,34 @@ type Stack struct {
 
 	cfg     tcp.Config                // defaults written out; the template of cfgs
 	cfgErr  error                     // why opts.TCP is unusable (tcp.Config.Validate); nil if it is not
+	cfgMu   sync.Mutex                // a leaf lock for cfgs
 	cfgs    map[cfgKey]*tcp.Config    // shared by connections of the same class
 	isn     *tcp.ISNGenerator         // RFC 6528
+	isnMu   sync.Mutex                // a leaf lock for isnNext
 	isnNext map[tcp.Tuple]isnOverride // ISS for a new incarnation after TIME-WAIT
 	portKey [32]byte                  // RFC 6056 secret
+	portMu  sync.Mutex                // a leaf lock for portTab (dials run in shard doors)
 	portTab [256]uint16               // RFC 6056 Algorithm 4's table
-	conns   map[tcp.Tuple]*TCPConn    // the demux table
 	lports  map[uint16][]*Listener    // listeners by port
 	fwd     forwarder                 // the listener for any address (forward.go)
 	udpFwd  *UDPForwarder             // UDP to any address (forward_udp.go)
-	nextID  uint64
+	nextID  atomic.Uint64
+	orphans atomic.Int64 // every shard's orphans (orphans.go)
 
-	tw     twTable // connections in TIME-WAIT, as records (timewait.go)
-	twOut  twOut
-	twSend func(*tcp.Segment)
+	// lmu guards, under s.mu held for reading, the listeners' queues
+	// and the SYN defence (syndefence.go); s.mu held for writing does too.
+	lmu sync.Mutex
 
-	timers  timerHeap
-	timer   clock.Timer
-	timerAt time.Time // when timer fires; zero when not armed
-	dueBuf  []*TCPConn
-	dirty   []*nic // nics with pending packets
-	inSeg   tcp.Segment
-	hdr     tcpScratch
-	tr      tracer
+	traceMu sync.Mutex // one call of Options.Trace at a time
 	subs    []*subscriber
 	syn     synDefence
-	frag    fragState // IP reassembly (reasm.go)
-	orph    orphans   // connections closed by their owners, still finishing (orphans.go)
-	mem     memState  // the memory budget (memory.go)
-	udp     udpState  // UDP sockets (udp.go)
-	ping    pingState // ICMP echo sockets (ping.go)
+	fragMu  sync.Mutex // a leaf lock for frag
+	frag    fragState  // IP reassembly (reasm.go)
+	mem     memState   // the memory budget (memory.go)
+	udp     udpState   // UDP sockets (udp.go)
+	ping    pingState  // ICMP echo sockets (ping.go)
 
 	ctr counters
-
-	// The receive batch being processed (input.go, beginBatch): whether
-	// there is one, and the connections it reached so far.
-	batching bool
-	batched  []*TCPConn
 }
 
 type isnOverride struct{ v uint32 }
@@ -258,7 +257,6 @@ func New(opts Options) *Stack {
 		local:   make(map[netip.Addr]*nic),
 		cfgs:    make(map[cfgKey]*tcp.Config),
 		isnNext: make(map[tcp.Tuple]isnOverride),
-		conns:   make(map[tcp.Tuple]*TCPConn),
 		lports:  make(map[uint16][]*Listener),
 	}
 	if s.clock == nil {
@@ -275,7 +273,11 @@ func New(opts Options) *Stack {
 	if _, err := io.ReadFull(r, s.portKey[:]); err != nil {
 		panic("stack: reading the port secret: " + err.Error())
 	}
+	// The shard key is derived from the ISN key rather than read from
+	// Rand, so that a seeded stack draws the same numbers as before.
+	skey := sha256.Sum256(append(key[:], "synack shard key"...))
 	s.isn = tcp.NewISNGenerator(key)
+	s.initShards(shardCount(opts.Shards), [16]byte(skey[:16]))
 	if s.opts.FirstEphemeral == 0 && s.opts.LastEphemeral == 0 {
 		s.opts.FirstEphemeral, s.opts.LastEphemeral = DefaultFirstEphemeral, DefaultLastEphemeral
 	}
@@ -294,6 +296,7 @@ func New(opts Options) *Stack {
 	if s.opts.TTL == 0 {
 		s.opts.TTL = DefaultTTL
 	}
+	s.opts.Shards = len(s.shards) // Options reports the count in use
 	s.initMemory()
 	s.newLoopback()
 	// The defaults are written out only so that Options reports the knobs
@@ -305,8 +308,6 @@ func New(opts Options) *Stack {
 	if s.cfg.ISN == nil {
 		s.cfg.ISN = isnSource{s}
 	}
-	s.tr.s = s
-	s.twSend = s.sendTimeWait
 	return s
 }
 
@@ -346,11 +347,7 @@ func (s *Stack) addLink(ep link.Endpoint, addrs []netip.Prefix) (*nic, error) {
 			return nil, fmt.Errorf("stack: AddLink: address %v is already in use", a)
 		}
 	}
-	n := &nic{s: s, id: NICID(len(s.nics) + 1), ep: ep, mtu: ep.MTU()}
-	n.pw, _ = ep.(link.PartsWriter)
-	if so, ok := ep.(link.SegmentOffloader); ok {
-		n.tso = so.SegmentOffload()
-	}
+	n := s.newNIC(NICID(len(s.nics)+1), ep)
 	for _, p := range addrs {
 		a := p.Addr().Unmap()
 		p = netip.PrefixFrom(a, p.Bits())
@@ -462,20 +459,24 @@ func (s *Stack) closeLocked(now time.Time) (gates []*clock.Gate, nics []*nic) {
 	gates = append(gates, s.closeUDPLocked()...) // udp.go
 	gates = append(gates, s.closeUDPForwarderLocked())
 	gates = append(gates, s.closePingLocked()...) // ping.go
-	for _, tc := range s.conns {
-		s.callLocked(tc, now, abort)
-		tc.stackClosed = true
-		gates = append(gates, tc.gate)
+	for _, sh := range s.shards {
+		for _, tc := range sh.conns {
+			s.callLocked(tc, now, abort)
+			tc.stackClosed = true
+			gates = append(gates, tc.gate)
+		}
+		// Records in TIME-WAIT end as ABORT ends a connection there.
+		sh.tw.all(func(r *twSlot) {
+			sh.stateChanged(r.cid, r.tw.ID(), tcp.Transition{Time: now, From: tcp.TimeWait, To: tcp.Closed, Cause: tcp.UserAbort})
+		})
+		sh.tw = twTable{}
 	}
-	// Records in TIME-WAIT end as ABORT ends a connection there.
-	s.tw.all(func(r *twSlot) {
-		s.stateChanged(r.cid, r.tw.ID(), tcp.Transition{Time: now, From: tcp.TimeWait, To: tcp.Closed, Cause: tcp.UserAbort})
-	})
-	s.tw = twTable{}
 	s.closed = true // the RSTs above are still flushed, by run
-	if s.timer != nil {
-		s.timer.Stop()
-		s.timerAt = time.Time{}
+	for _, sh := range s.shards {
+		if sh.timer != nil {
+			sh.timer.Stop()
+			sh.timerAt = time.Time{}
+		}
 	}
 	for _, sub := range s.subs {
 		close(sub.ch)
@@ -484,19 +485,19 @@ func (s *Stack) closeLocked(now time.Time) (gates []*clock.Gate, nics []*nic) {
 	return gates, append(s.nics[:len(s.nics):len(s.nics)], s.lo)
 }
 
-// unlock writes what the locked operation produced and releases the lock.
+// unlock writes what the operation under s.mu (held for writing)
+// produced, in every shard, and releases the lock.
 func (s *Stack) unlock() {
 	s.pruneMemory()
-	s.flush()
-	s.armTimer()
+	for _, sh := range s.shards {
+		sh.flush()
+		sh.armTimer()
+	}
 	s.mu.Unlock()
 }
 
 // nextConnID numbers connections for events.
-func (s *Stack) nextConnID() uint64 {
-	s.nextID++
-	return s.nextID
-}
+func (s *Stack) nextConnID() uint64 { return s.nextID.Add(1) }
 
 // cfgKey names a class of connections sharing one tcp.Config.
 type cfgKey struct {
@@ -526,6 +527,8 @@ func (s *Stack) configFor(n *nic, remote netip.Addr, ka keepAliveParams) *tcp.Co
 		mss = uint16(max(minMTU, min(n.mtu, 65535)) - hdr)
 	}
 	k := cfgKey{mss: mss, ka: ka}
+	s.cfgMu.Lock()
+	defer s.cfgMu.Unlock()
 	if c := s.cfgs[k]; c != nil {
 		return c
 	}
@@ -551,11 +554,31 @@ func (s *Stack) configFor(n *nic, remote netip.Addr, ka keepAliveParams) *tcp.Co
 type isnSource struct{ s *Stack }
 
 func (i isnSource) ISN(t tcp.Tuple, now time.Time) seqnum.Value {
-	if o, ok := i.s.isnNext[t]; ok {
-		delete(i.s.isnNext, t)
+	s := i.s
+	s.isnMu.Lock()
+	o, ok := s.isnNext[t]
+	if ok {
+		delete(s.isnNext, t)
+	}
+	s.isnMu.Unlock()
+	if ok {
 		return seqnum.Value(o.v)
 	}
-	return i.s.isn.ISN(t, now)
+	return s.isn.ISN(t, now)
+}
+
+// setISNNext makes v the ISS of the next connection on t.
+func (s *Stack) setISNNext(t tcp.Tuple, v uint32) {
+	s.isnMu.Lock()
+	s.isnNext[t] = isnOverride{v}
+	s.isnMu.Unlock()
+}
+
+// dropISNNext forgets the ISS setISNNext set for t.
+func (s *Stack) dropISNNext(t tcp.Tuple) {
+	s.isnMu.Lock()
+	delete(s.isnNext, t)
+	s.isnMu.Unlock()
 }
 
 // TimestampOffset is the keyed generator's: the same for every

@@ -100,19 +100,14 @@ type synDefence struct {
 	cookies  *tcp.SynCookies
 	prefixes []prefixSlot
 	pkey     [2]uint64
-	// as, while set, names the connection (a SYN-queue entry, or the
-	// listener itself for a cookie) that the received segment being
-	// processed and the segments it causes are traced as.
-	as struct {
-		cid      uint64
-		from, to tcp.State
-	}
-	// out is the SYN,ACK being sent for a listener (a cookie's, or a
-	// SYN-queue entry's). A field rather than a local: the tracer takes
-	// a pointer to what it traces, so a local would escape, one heap
-	// allocation for every SYN of a flood. sendSegment is done with it
-	// when it returns.
-	out tcp.Segment
+}
+
+// tracedAs, while set, names the connection (a SYN-queue entry, or the
+// listener itself for a cookie) that the received segment being processed
+// in a shard and the segments it causes are traced as.
+type tracedAs struct {
+	cid      uint64
+	from, to tcp.State
 }
 
 type prefixSlot struct {
@@ -197,45 +192,45 @@ func (s *Stack) synAllowed(l *Listener, src netip.Addr, now time.Time) bool {
 // listener l: the SYN-queue entry of its 4-tuple if there is one, else
 // LISTEN's rules (RFC 9293 3.10.7.2) with the defences in front. It
 // returns the connection to hand seg to, if any, and the state seg found.
-func (s *Stack) listenerSegment(l *Listener, n *nic, id tcp.Tuple, seg *tcp.Segment, now time.Time) (*TCPConn, tcp.State) {
+func (sh *shard) listenerSegment(l *Listener, n *nic, id tcp.Tuple, seg *tcp.Segment, now time.Time) (*TCPConn, tcp.State) {
 	if h := l.half[id]; h != nil {
-		return s.halfOpenSegment(l, h, seg, now), tcp.SynReceived
+		return sh.halfOpenSegment(l, h, seg, now), tcp.SynReceived
 	}
 	// The listener's drops are named as the core names them in LISTEN
 	// (tcp/input.go), since here the core never sees the segment.
 	switch {
 	case seg.Flags&wire.RST != 0:
 		// RFC 9293 3.10.7.2: an RST to LISTEN is ignored.
-		s.segmentDropped(tcp.DropListenRST)
+		sh.segmentDropped(tcp.DropListenRST)
 		return nil, tcp.Listen
 	case seg.Flags&wire.ACK != 0:
-		if tc, took := s.synCookieACK(l, n, id, seg, now); took {
+		if tc, took := sh.synCookieACK(l, n, id, seg, now); took {
 			return tc, tcp.Listen
 		}
 		// RFC 9293 3.10.7.2: any ACK to LISTEN gets <SEQ=SEG.ACK><CTL=RST>.
-		s.segmentDropped(tcp.DropListenACK)
-		s.resetFor(n, id, seg)
+		sh.segmentDropped(tcp.DropListenACK)
+		sh.resetFor(n, id, seg)
 		return nil, tcp.Listen
 	case seg.Flags&wire.SYN != 0:
-		return s.onSYN(l, n, id, seg, now), tcp.Closed
+		return sh.onSYN(l, n, id, seg, now), tcp.Closed
 	}
 	// No SYN, ACK or RST: drop (RFC 9293 3.10.7.2 "fourth other").
-	s.segmentDropped(tcp.DropListenNoSYN)
+	sh.segmentDropped(tcp.DropListenNoSYN)
 	return nil, tcp.Listen
 }
 
 // traceAs makes the segment being received, and what it causes, be
 // traced as connection cid going from -> to (it has no TCPConn).
-func (s *Stack) traceAs(cid uint64, from, to tcp.State) {
-	if s.trace != nil {
-		s.syn.as.cid, s.syn.as.from, s.syn.as.to = cid, from, to
+func (sh *shard) traceAs(cid uint64, from, to tcp.State) {
+	if sh.s.trace != nil {
+		sh.as.cid, sh.as.from, sh.as.to = cid, from, to
 	}
 }
 
 // tracedAs returns, and forgets, what traceAs set.
-func (s *Stack) tracedAs() (cid uint64, from, to tcp.State, ok bool) {
-	a := s.syn.as
-	s.syn.as.cid = 0
+func (sh *shard) tracedAs() (cid uint64, from, to tcp.State, ok bool) {
+	a := sh.as
+	sh.as.cid = 0
 	return a.cid, a.from, a.to, a.cid != 0
 }
 
@@ -312,7 +307,8 @@ func (q *halfHeap) remove(h *halfOpen) {
 }
 
 // enqueueSYN makes a SYN-queue entry for seg and answers it.
-func (s *Stack) enqueueSYN(l *Listener, n *nic, id tcp.Tuple, seg *tcp.Segment, now time.Time) {
+func (sh *shard) enqueueSYN(l *Listener, n *nic, id tcp.Tuple, seg *tcp.Segment, now time.Time) {
+	s := sh.s
 	cfg := s.configFor(n, id.Remote.Addr(), l.cfgKA)
 	h := &halfOpen{id: id, cid: s.nextConnID(), nic: n, cfg: cfg, hs: tcp.NewHandshake(cfg, id, seg, now)}
 	if l.half == nil {
@@ -323,10 +319,10 @@ func (s *Stack) enqueueSYN(l *Listener, n *nic, id tcp.Tuple, seg *tcp.Segment, 
 	l.synQMax = max(l.synQMax, l.synQ)
 	// The transitions a TCB made for this SYN would report (RFC 9293
 	// 3.10.7.2: a new TCB copies the listener, then takes the SYN).
-	s.traceAs(h.cid, tcp.Closed, tcp.SynReceived)
-	s.stateChanged(h.cid, id, tcp.Transition{Time: now, From: tcp.Closed, To: tcp.Listen, Cause: tcp.UserListen})
-	s.stateChanged(h.cid, id, tcp.Transition{Time: now, From: tcp.Listen, To: tcp.SynReceived, Cause: tcp.RcvSYN})
-	s.sendSynAck(h, now)
+	sh.traceAs(h.cid, tcp.Closed, tcp.SynReceived)
+	sh.stateChanged(h.cid, id, tcp.Transition{Time: now, From: tcp.Closed, To: tcp.Listen, Cause: tcp.UserListen})
+	sh.stateChanged(h.cid, id, tcp.Transition{Time: now, From: tcp.Listen, To: tcp.SynReceived, Cause: tcp.RcvSYN})
+	sh.sendSynAck(h, now)
 	due, more := h.hs.RetransmitAt(cfg, now)
 	h.due, h.end = due, !more
 	l.halfQ.push(h)
@@ -334,32 +330,33 @@ func (s *Stack) enqueueSYN(l *Listener, n *nic, id tcp.Tuple, seg *tcp.Segment, 
 }
 
 // sendSynAck sends (again) the SYN,ACK of h.
-func (s *Stack) sendSynAck(h *halfOpen, now time.Time) {
-	seg := &s.syn.out
+func (sh *shard) sendSynAck(h *halfOpen, now time.Time) {
+	seg := &sh.synOut // not a local: it would escape (shard.go)
 	*seg = h.hs.SynAck(h.cfg, h.id, now)
-	s.mem.state.ClampSYN(seg) // under memory pressure (memory.go)
-	s.sendAs(h.nic, h.id, seg, h.cid, tcp.SynReceived)
+	sh.s.memState().ClampSYN(seg) // under memory pressure (memory.go)
+	sh.sendAs(h.nic, h.id, seg, h.cid, tcp.SynReceived)
 }
 
 // sendAs sends seg, which belongs to no TCPConn, traced as connection cid
 // in state st.
-func (s *Stack) sendAs(n *nic, id tcp.Tuple, seg *tcp.Segment, cid uint64, st tcp.State) {
-	saved := s.syn.as
-	s.syn.as.cid, s.syn.as.from, s.syn.as.to = cid, st, st
-	s.sendSegment(n, id, seg, nil, false)
-	s.syn.as = saved
+func (sh *shard) sendAs(n *nic, id tcp.Tuple, seg *tcp.Segment, cid uint64, st tcp.State) {
+	saved := sh.as
+	sh.as.cid, sh.as.from, sh.as.to = cid, st, st
+	sh.sendSegment(n, id, seg, nil, false)
+	sh.as = saved
 }
 
 // halfOpenSegment handles a segment for the SYN-queue entry h. A
 // retransmitted SYN is answered from h; anything else makes h a
 // connection (still in the SYN queue, in SYN-RECEIVED) that takes it.
-func (s *Stack) halfOpenSegment(l *Listener, h *halfOpen, seg *tcp.Segment, now time.Time) *TCPConn {
-	s.traceAs(h.cid, tcp.SynReceived, tcp.SynReceived)
+func (sh *shard) halfOpenSegment(l *Listener, h *halfOpen, seg *tcp.Segment, now time.Time) *TCPConn {
+	s := sh.s
+	sh.traceAs(h.cid, tcp.SynReceived, tcp.SynReceived)
 	if seg.Flags&(wire.SYN|wire.ACK|wire.RST) == wire.SYN && seg.Seq == h.hs.IRS {
 		// Our SYN,ACK was lost: send it again, as a TCB does (and
 		// names the drop so).
-		s.segmentDropped(tcp.DropSYNRetransmit)
-		s.sendSynAck(h, now)
+		sh.segmentDropped(tcp.DropSYNRetransmit)
+		sh.sendSynAck(h, now)
 		return nil
 	}
 	if len(l.acceptQ) >= l.backlog && seg.Flags&(wire.ACK|wire.RST|wire.SYN) == wire.ACK {
@@ -368,23 +365,24 @@ func (s *Stack) halfOpenSegment(l *Listener, h *halfOpen, seg *tcp.Segment, now 
 		s.overflow(l)
 		return nil
 	}
-	s.syn.as.cid = 0 // the TCPConn is traced as itself
+	sh.as.cid = 0 // the TCPConn is traced as itself
 	delete(l.half, h.id)
 	l.halfQ.remove(h)
-	tc := s.resume(l, h.nic, h.id, h.cfg, &h.hs, h.cid, h.hs.Sent, now)
+	tc := sh.resume(l, h.nic, h.id, h.cfg, &h.hs, h.cid, h.hs.Sent, now)
 	s.armSynTimer(l)
 	return tc
 }
 
 // resume makes the connection of a handshake in SYN-RECEIVED, in l's SYN
 // queue (the caller counted it in l.synQ).
-func (s *Stack) resume(l *Listener, n *nic, id tcp.Tuple, cfg *tcp.Config, hs *tcp.Handshake, cid uint64, created, now time.Time) *TCPConn {
+func (sh *shard) resume(l *Listener, n *nic, id tcp.Tuple, cfg *tcp.Config, hs *tcp.Handshake, cid uint64, created, now time.Time) *TCPConn {
+	s := sh.s
 	tc := &TCPConn{
-		s: s, id: id, cid: cid, nic: n, cfg: cfg, created: created, timerIdx: -1, linger: -1,
+		s: s, sh: sh, id: id, cid: cid, nic: n, cfg: cfg, created: created, timerIdx: -1, linger: -1,
 		listener: l, inSynQ: true, lastState: tcp.SynReceived,
 	}
 	tc.tcb = tcp.ResumeSynReceived(cfg, id, (*connSink)(tc), hs, now)
-	s.conns[id] = tc
+	sh.conns[id] = tc
 	l.children[tc] = struct{}{}
 	return tc
 }
@@ -415,6 +413,8 @@ func (s *Stack) armSynTimer(l *Listener) {
 }
 
 // onSynTimer is l's SYN-queue timer firing.
+// onSynTimer is the listener's SYN,ACK timer firing: under s.mu held for
+// writing, since the entries' tuples lie in every shard.
 func (l *Listener) onSynTimer() { l.s.run(l.synTimers) }
 
 // synTimers retransmits the SYN,ACKs that are due at now and gives up the
@@ -434,14 +434,15 @@ func (l *Listener) synTimers(now time.Time) {
 			delete(l.half, h.id)
 			l.synQ--
 			rst := tcp.Segment{Seq: h.hs.ISS + 1, Flags: wire.RST}
-			s.sendAs(h.nic, h.id, &rst, h.cid, tcp.SynReceived)
-			s.stateChanged(h.cid, h.id, tcp.Transition{Time: now, From: tcp.SynReceived, To: tcp.Listen, Cause: tcp.RetransmitTimeout})
-			s.stateChanged(h.cid, h.id, tcp.Transition{Time: now, From: tcp.Listen, To: tcp.Closed, Cause: tcp.UserClose})
+			sh := s.shardOf(h.id)
+			sh.sendAs(h.nic, h.id, &rst, h.cid, tcp.SynReceived)
+			sh.stateChanged(h.cid, h.id, tcp.Transition{Time: now, From: tcp.SynReceived, To: tcp.Listen, Cause: tcp.RetransmitTimeout})
+			sh.stateChanged(h.cid, h.id, tcp.Transition{Time: now, From: tcp.Listen, To: tcp.Closed, Cause: tcp.UserClose})
 			continue
 		}
 		h.hs.Retransmits++
 		s.ctr.TCP.RetransSegs.add(1)
-		s.sendSynAck(h, now)
+		s.shardOf(h.id).sendSynAck(h, now)
 		var more bool
 		h.due, more = h.hs.RetransmitAt(h.cfg, now)
 		h.end = !more
@@ -459,8 +460,9 @@ func (s *Stack) closeHalfOpen(l *Listener, now time.Time) {
 	}
 	for _, h := range l.halfQ {
 		rst := tcp.Segment{Seq: h.hs.ISS + 1, Flags: wire.RST}
-		s.sendAs(h.nic, h.id, &rst, h.cid, tcp.SynReceived)
-		s.stateChanged(h.cid, h.id, tcp.Transition{Time: now, From: tcp.SynReceived, To: tcp.Closed, Cause: tcp.UserAbort})
+		sh := s.shardOf(h.id)
+		sh.sendAs(h.nic, h.id, &rst, h.cid, tcp.SynReceived)
+		sh.stateChanged(h.cid, h.id, tcp.Transition{Time: now, From: tcp.SynReceived, To: tcp.Closed, Cause: tcp.UserAbort})
 	}
 	l.synQ -= len(l.halfQ)
 	clear(l.halfQ)

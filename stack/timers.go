@@ -7,7 +7,8 @@ import (
 )
 
 // The stack keeps every connection's next deadline (tcp.Conn.Deadline) in
-// one binary min-heap and points a single clock timer at the earliest.
+// one binary min-heap per shard and points the shard's clock timer at
+// the earliest.
 // A connection is in the heap at most once; re-arming it is a sift of
 // O(log n), and a connection whose deadline did not change costs nothing.
 // A million TIME-WAIT connections are a million heap slots of 8 bytes,
@@ -108,53 +109,63 @@ func (h timerHeap) earliest() time.Time {
 	return h[0].timerAt
 }
 
-// armTimer points the stack's clock timer at the earliest deadline. A
-// timer armed earlier than needed is left alone: it fires, finds nothing
-// due and re-arms.
-func (s *Stack) armTimer() {
+// armTimer points the shard's clock timer at its earliest deadline
+// (shard 0's also watches IP reassembly). A timer armed earlier than
+// needed is left alone: it fires, finds nothing due and re-arms.
+func (sh *shard) armTimer() {
+	s := sh.s
 	if s.closed {
 		return
 	}
-	at := s.timers.earliest()
-	if tw := s.tw.earliest(); !tw.IsZero() && (at.IsZero() || tw.Before(at)) {
+	at := sh.timers.earliest()
+	if tw := sh.tw.earliest(); !tw.IsZero() && (at.IsZero() || tw.Before(at)) {
 		at = tw
 	}
-	if fd := s.fragDeadline(); !fd.IsZero() && (at.IsZero() || fd.Before(at)) {
-		at = fd // reasm.go
+	if sh.idx == 0 {
+		if fd := s.fragDeadline(); !fd.IsZero() && (at.IsZero() || fd.Before(at)) {
+			at = fd // reasm.go
+		}
 	}
 	if at.IsZero() {
 		return
 	}
-	if !s.timerAt.IsZero() && !s.timerAt.After(at) {
+	if !sh.timerAt.IsZero() && !sh.timerAt.After(at) {
 		return
 	}
 	d := at.Sub(s.clock.Now())
 	if d < 0 {
 		d = 0
 	}
-	s.timerAt = at
-	if s.timer == nil {
-		s.timer = s.clock.AfterFunc(d, s.onTimer)
+	sh.timerAt = at
+	if sh.timer == nil {
+		sh.timer = s.clock.AfterFunc(d, sh.onTimer)
 		return
 	}
-	s.timer.Reset(d)
+	sh.timer.Reset(d)
 }
 
-// onTimer is the stack's clock timer firing.
-func (s *Stack) onTimer() { s.run(s.runTimers) }
+// onTimer is the shard's clock timer firing: a shard door.
+func (sh *shard) onTimer() {
+	sh.lock()
+	if !sh.s.closed {
+		sh.runTimers(sh.s.clock.Now())
+	}
+	sh.unlock()
+}
 
-// runTimers runs the timers of every connection that is due at now, ends
-// the TIME-WAIT records whose time has come and the incomplete IP
-// datagrams whose reassembly time is up.
-func (s *Stack) runTimers(now time.Time) {
-	s.timerAt = time.Time{}
+// runTimers runs the timers of every connection of the shard that is due
+// at now, ends the TIME-WAIT records whose time has come and (shard 0) the
+// incomplete IP datagrams whose reassembly time is up.
+func (sh *shard) runTimers(now time.Time) {
+	s := sh.s
+	sh.timerAt = time.Time{}
 	// Take the due connections out first, so a connection whose deadline
 	// stays in the past (which would be a core bug) runs once per firing
 	// rather than forever.
-	due := s.dueBuf[:0]
-	for len(s.timers) > 0 && !s.timers[0].timerAt.After(now) {
-		tc := s.timers[0]
-		s.timers.remove(tc)
+	due := sh.dueBuf[:0]
+	for len(sh.timers) > 0 && !sh.timers[0].timerAt.After(now) {
+		tc := sh.timers[0]
+		sh.timers.remove(tc)
 		due = append(due, tc)
 	}
 	for _, tc := range due {
@@ -167,11 +178,13 @@ func (s *Stack) runTimers(now time.Time) {
 		})
 		if tc.timerIdx >= 0 && !tc.timerAt.After(now) {
 			// The core left a deadline in the past: do not spin on it.
-			s.timers.set(tc, now.Add(time.Millisecond))
+			sh.timers.set(tc, now.Add(time.Millisecond))
 		}
 	}
 	clear(due)
-	s.dueBuf = due[:0]
-	s.expireTimeWait(now)
-	s.expireFragments(now)
+	sh.dueBuf = due[:0]
+	sh.expireTimeWait(now)
+	if sh.idx == 0 {
+		s.expireFragments(now)
+	}
 }

@@ -234,14 +234,14 @@ func (t *twTable) all(f func(s *twSlot)) {
 // compact replaces tc, in TIME-WAIT, closed by its owner and with nothing
 // left to read, by its record. tc leaves the demux table and the timers,
 // and drops its tcp.Conn; its ID goes on in the record's events.
-func (s *Stack) compact(tc *TCPConn) {
+func (sh *shard) compact(tc *TCPConn) {
 	tw := tc.tcb.TimeWaitRecord()
-	s.remove(tc)
+	sh.s.remove(tc)
 	tc.tcb = nil
-	if s.tw.index == nil {
-		s.tw.seed = maphash.MakeSeed()
+	if sh.tw.index == nil {
+		sh.tw.seed = maphash.MakeSeed()
 	}
-	s.tw.insert(tw, tc.cid)
+	sh.tw.insert(tw, tc.cid)
 }
 
 // timeWaitSegment handles a segment for the record at ring position p
@@ -249,40 +249,43 @@ func (s *Stack) compact(tc *TCPConn) {
 // reopens the 4-tuple for listener l when seg is a SYN that may (RFC 6191).
 // It returns the new connection (none: a listener keeps half-open ones
 // without) and the state seg found, as demux1 does.
-func (s *Stack) timeWaitSegment(n *nic, id tcp.Tuple, p int, seg *tcp.Segment, now time.Time) (*TCPConn, tcp.State) {
-	slot := &s.tw.ring[p]
+func (sh *shard) timeWaitSegment(n *nic, id tcp.Tuple, p int, seg *tcp.Segment, now time.Time) (*TCPConn, tcp.State) {
+	s := sh.s
+	slot := &sh.tw.ring[p]
 	cid := slot.cid
 	if seg.Flags&(wire.SYN|wire.ACK|wire.RST) == wire.SYN && slot.tw.Reopen(seg) {
 		if l := s.listenerFor(n, id.Local); l != nil {
 			// A new incarnation: the old one ends now, and the new ISS
 			// starts beyond its sequence space.
-			s.isnNext[id] = isnOverride{uint32(slot.tw.NextISS())}
-			s.tw.remove(p)
-			s.stateChanged(cid, id, tcp.Transition{Time: now, From: tcp.TimeWait, To: tcp.Closed, Cause: tcp.UserAbort})
+			s.setISNNext(id, uint32(slot.tw.NextISS()))
+			sh.tw.remove(p)
+			sh.stateChanged(cid, id, tcp.Transition{Time: now, From: tcp.TimeWait, To: tcp.Closed, Cause: tcp.UserAbort})
 			s.ctr.TCP.TCPTimeWaitReopen.add(1)
-			child := s.onSYN(l, n, id, seg, now)
+			s.lmu.Lock()
+			child := sh.onSYN(l, n, id, seg, now)
+			s.lmu.Unlock()
 			if child == nil {
-				delete(s.isnNext, id)
+				s.dropISNNext(id)
 			}
 			return child, tcp.Closed
 		}
 	}
-	s.traceAs(cid, tcp.TimeWait, tcp.TimeWait)
+	sh.traceAs(cid, tcp.TimeWait, tcp.TimeWait)
 	if m, _, ok := s.routeTo(id.Remote.Addr()); ok {
 		n = m
 	}
-	s.twOut.n, s.twOut.id, s.twOut.cid = n, id, cid
+	sh.twOut.n, sh.twOut.id, sh.twOut.cid = n, id, cid
 	before := slot.tw.Expiry()
-	closed, drop := slot.tw.HandleSegmentDrop(now, seg, s.twSend)
-	s.segmentDropped(drop)
+	closed, drop := slot.tw.HandleSegmentDrop(now, seg, sh.twSend)
+	sh.segmentDropped(drop)
 	if closed {
-		s.tw.remove(p)
-		s.traceAs(cid, tcp.TimeWait, tcp.Closed)
-		s.stateChanged(cid, id, tcp.Transition{Time: now, From: tcp.TimeWait, To: tcp.Closed, Cause: tcp.RcvSYN})
+		sh.tw.remove(p)
+		sh.traceAs(cid, tcp.TimeWait, tcp.Closed)
+		sh.stateChanged(cid, id, tcp.Transition{Time: now, From: tcp.TimeWait, To: tcp.Closed, Cause: tcp.RcvSYN})
 		return nil, tcp.TimeWait
 	}
 	if !slot.tw.Expiry().Equal(before) {
-		s.tw.moved(p)
+		sh.tw.moved(p)
 	}
 	return nil, tcp.TimeWait
 }
@@ -295,20 +298,20 @@ type twOut struct {
 	cid uint64
 }
 
-func (s *Stack) sendTimeWait(seg *tcp.Segment) {
-	o := &s.twOut
-	s.sendAs(o.n, o.id, seg, o.cid, tcp.TimeWait)
+func (sh *shard) sendTimeWait(seg *tcp.Segment) {
+	o := &sh.twOut
+	sh.sendAs(o.n, o.id, seg, o.cid, tcp.TimeWait)
 }
 
 // expireTimeWait ends the records whose 2MSL has passed: TIME-WAIT ->
 // CLOSED, "2MSL timeout" (RFC 9293 3.10.8), as their connections would.
-func (s *Stack) expireTimeWait(now time.Time) {
+func (sh *shard) expireTimeWait(now time.Time) {
 	for {
-		slot, ok := s.tw.popDue(now)
+		slot, ok := sh.tw.popDue(now)
 		if !ok {
 			return
 		}
-		s.stateChanged(slot.cid, slot.tw.ID(), tcp.Transition{Time: now, From: tcp.TimeWait, To: tcp.Closed, Cause: tcp.Timeout2MSL})
+		sh.stateChanged(slot.cid, slot.tw.ID(), tcp.Transition{Time: now, From: tcp.TimeWait, To: tcp.Closed, Cause: tcp.Timeout2MSL})
 	}
 }
 
@@ -316,15 +319,16 @@ func (s *Stack) expireTimeWait(now time.Time) {
 // TIME-WAIT (Options.TimeWaitReuse): the record ends, and the new
 // connection's ISS follows the old one's sequence space.
 func (s *Stack) reuseTimeWait(id tcp.Tuple, now time.Time) {
-	p := s.tw.lookup(id)
+	sh := s.shardOf(id)
+	p := sh.tw.lookup(id)
 	if p < 0 {
 		return
 	}
-	slot := s.tw.ring[p]
-	s.tw.remove(p)
-	s.isnNext[id] = isnOverride{uint32(slot.tw.NextISS())}
+	slot := sh.tw.ring[p]
+	sh.tw.remove(p)
+	s.setISNNext(id, uint32(slot.tw.NextISS()))
 	s.ctr.TCP.TCPTimeWaitReuse.add(1)
-	s.stateChanged(slot.cid, id, tcp.Transition{Time: now, From: tcp.TimeWait, To: tcp.Closed, Cause: tcp.ReusedByConnect})
+	sh.stateChanged(slot.cid, id, tcp.Transition{Time: now, From: tcp.TimeWait, To: tcp.Closed, Cause: tcp.ReusedByConnect})
 }
 
 // timeWaitReusable reports whether an active open may take id now.
@@ -332,7 +336,7 @@ func (s *Stack) timeWaitReusable(id tcp.Tuple, now time.Time) bool {
 	if !s.opts.TimeWaitReuse {
 		return false
 	}
-	slot := s.tw.get(id)
+	slot := s.shardOf(id).tw.get(id)
 	after := s.opts.TimeWaitReuseAfter
 	if after <= 0 {
 		after = DefaultTimeWaitReuseAfter

@@ -149,7 +149,7 @@ func TestTimeWaitRecordInStack(t *testing.T) {
 		if c.tcb != nil {
 			t.Fatal("client in TIME-WAIT after Close kept its tcp.Conn")
 		}
-		if _, in := p.a.conns[c.Tuple()]; in {
+		if _, in := p.a.shardOf(c.Tuple()).conns[c.Tuple()]; in {
 			t.Fatal("client still in the demux table")
 		}
 		if st := c.State(); st != tcp.TimeWait {
@@ -407,11 +407,15 @@ func TestTimeWaitMemory(t *testing.T) {
 		if got := p.a.StateCounts()[tcp.TimeWait]; got != n {
 			t.Fatalf("%d in TIME-WAIT, want %d", got, n)
 		}
-		if got := len(p.a.conns); got != 0 {
+		if got := p.a.numConns(); got != 0 {
 			t.Fatalf("%d connections left in the client's demux table", got)
 		}
 		per := float64(heapInUse()-base) / n
-		t.Logf("heap per TIME-WAIT record: %.0f bytes (%d records, ring %d slots, index %d)", per, n, len(p.a.tw.ring), len(p.a.tw.index))
+		ring, index := 0, 0
+		for _, sh := range p.a.shards {
+			ring, index = ring+len(sh.tw.ring), index+len(sh.tw.index)
+		}
+		t.Logf("heap per TIME-WAIT record: %.0f bytes (%d records, %d shards, rings %d slots, indexes %d)", per, n, len(p.a.shards), ring, index)
 		if per > 200 {
 			t.Errorf("heap per TIME-WAIT record %.0f bytes, want under 200", per)
 		}

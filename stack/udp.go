@@ -610,12 +610,13 @@ func (s *Stack) sendUDP(n *nic, src, dst netip.AddrPort, p []byte) error {
 // while the datagram may live; the stack's counter serves). DF is clear.
 func (s *Stack) sendFragments4(n *nic, src, dst netip.Addr, proto uint8, d []byte) {
 	s.ctr.IP.OutRequests.add(1)
-	s.hdr.id++
-	id := s.hdr.id
+	hdr := &s.shards[0].hdr // s.mu is held for writing
+	hdr.id++
+	id := hdr.id
 	per := (n.mtu - wire.IPv4MinHeaderLen) &^ 7
 	for off := 0; off < len(d); off += per {
 		end := min(off+per, len(d))
-		h := &s.hdr.v4
+		h := &hdr.v4
 		*h = wire.IPv4Header{ID: id, FragOff: uint16(off / 8), TTL: s.opts.TTL, Protocol: proto, Src: src, Dst: dst}
 		if end < len(d) {
 			h.Flags = wire.IPv4MoreFragments
