@@ -111,6 +111,10 @@ func TestPartsWriterCarriesData(t *testing.T) {
 				return
 			}
 			defer s.Close()
+			// A reader that starts late lets the sender's ring fill, so
+			// that segments straddle its end whatever the scheduling
+			// (a ring the peer drains at once restarts at its front).
+			time.Sleep(time.Second)
 			buf, _ := io.ReadAll(s)
 			got <- buf
 		}()
