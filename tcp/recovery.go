@@ -32,6 +32,7 @@ func (c *Conn) sackUpdate(now time.Time, seg *Segment) {
 	if una.GreaterThan(c.snd.una) {
 		c.checkReneging(una)
 	}
+	c.rackAckStart()
 	before := c.lr().sb.sacked
 	u := c.lr().sb.update(&seg.Options, seg.Ack, una, c.snd.max, c.mss, func(a, b seqnum.Value) {
 		c.txSACKed(now, seg, a, b)

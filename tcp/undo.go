@@ -144,8 +144,14 @@ func (c *Conn) undo(seg *Segment) {
 	if c.rackOn() {
 		// A spurious retransmission is reordering, as a D-SACK would show
 		// (RFC 8985 section 6.2 step 4 counts D-SACKs; timestamps tell
-		// the same sooner).
+		// the same sooner). It is also what step 3 looks for, an
+		// original segment delivered out of order, which step 3 cannot
+		// see once the segment has been resent ("a self-reinforcing
+		// drawback", step 4): without reordering_seen the window stays
+		// 0 in recovery however far D-SACKs widened it, and each
+		// reordered segment is resent again.
 		c.rackDSACK()
+		c.lr().rack.reordering = true
 	}
 }
 

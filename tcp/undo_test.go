@@ -147,3 +147,31 @@ func TestUndoEifelNewReno(t *testing.T) {
 		t.Fatalf("no undo: %+v", i)
 	}
 }
+
+// RFC 8985 section 6.2 steps 3 and 4 with Eifel (RFC 3522): a fast
+// retransmission proved spurious means an original segment was delivered
+// out of order, which step 3 cannot see once it has been resent. The
+// undo sets RACK.reordering_seen, so that the widened reordering window
+// applies in the next recovery instead of 0 (without it each reordered
+// segment was resent again, and undone again).
+func TestUndoSetsRACKReorderingSeen(t *testing.T) {
+	tc := tsBulk(t, 30000)
+	orig := firstTSVal(tc)
+	tc.advance(100 * time.Millisecond)
+	tc.tsAck(0, orig, 1000, 4000)
+	if w := tc.c.rackReoWnd(); w != 0 {
+		t.Fatalf("reo_wnd %v in recovery before any reordering, want 0", w)
+	}
+	tc.want("RACK: the hole lost at once (DupThresh SACKed, no reordering seen)", seg{flags: A, seq: iss + 1, ack: irs + 1, len: 1000})
+	tc.advance(5 * time.Millisecond)
+	tc.tsAck(4000, orig) // the delayed original filled the hole
+	if i := tc.c.Info(); i.Undos != 1 {
+		t.Fatalf("no undo: %+v", i.Stats)
+	}
+	if !tc.c.lr().rack.reordering {
+		t.Fatal("RACK.reordering_seen not set by a spurious retransmission")
+	}
+	if w, want := tc.c.rackReoWnd(), 2*tc.c.lr().rack.minRTT/4; w != want {
+		t.Fatalf("reo_wnd %v after the undo, want 2 * min_RTT/4 = %v", w, want)
+	}
+}
