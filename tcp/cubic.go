@@ -125,7 +125,7 @@ func (c *cubic) OnAck(now time.Time, a Ack) {
 			c.slowStart(a.Acked)
 			return
 		}
-		grow, exit := c.hs.onAck(a, c.mss)
+		grow, exit := c.hs.onAck(now, a, c.mss, c.cwnd)
 		c.cwnd += grow
 		if exit {
 			c.ssthresh = c.cwnd // RFC 9406 section 4.2: on to congestion avoidance
