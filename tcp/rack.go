@@ -234,9 +234,16 @@ func (c *Conn) rackDelivered(now time.Time, s *txSeg, seg *Segment) {
 		// which errs towards resending early.
 		r.minRTT = rtt
 	}
-	r.rtt = rtt
+	// RACK.rtt goes with RACK.xmit_ts: the RTT of the most recently sent
+	// segment delivered, which step 5's derivation takes it to be
+	// (RACK.rtt = RACK.ack_ts - RACK.xmit_ts when delivery is in order).
+	// The RFC sets it for every segment, in ascending sequence order, so
+	// that the last one an ACK delivers sets it; here an ACK's SACKed
+	// segments are taken before the cumulatively acknowledged ones below
+	// them, and an old retransmission's longer RTT would then be the
+	// last word (Linux, too, moves the RTT only with the reference).
 	if r.xmit.IsZero() || s.xmit.After(r.xmit) || s.xmit.Equal(r.xmit) && s.end.GreaterThan(r.end) {
-		r.xmit, r.end = s.xmit, s.end
+		r.xmit, r.end, r.rtt = s.xmit, s.end, rtt
 	}
 	// Step 3, against RACK.fack as it was before this ACK: the RFC takes
 	// one ACK's deliveries "in ascending order of Segment.end_seq", so
@@ -434,7 +441,7 @@ func (c *Conn) reorderTimeout(now time.Time) {
 		return
 	}
 	c.rackLossTimer(now)
-	if c.lr().txq.lostBytes > 0 && !c.snd.inRecovery && c.snd.una.Sub(1).GreaterThanEq(c.snd.recover) {
+	if c.lr().txq.lostBytes > 0 && !c.snd.inRecovery && c.mayRecover() {
 		c.enterSACKRecovery(now, 0)
 	}
 	c.output(now)

@@ -260,3 +260,38 @@ func TestRACKOneACKIsNotReordering(t *testing.T) {
 		t.Fatal("RACK.reordering_seen not set by a delivery below the fack of an earlier ACK")
 	}
 }
+
+// RFC 8985 section 6.2 after a recovery: the first segment sent after the
+// recovery began (at the old recovery point) is lost, everything above it
+// is SACKed, and the ACK that ends the recovery acknowledges exactly up to
+// it. RACK marks it lost at once, and a new recovery resends it. RFC
+// 6582 section 4's guard (no new recovery until the ACK covers more than
+// the recovery point) is for duplicate ACKs left over from the old
+// window; a segment RACK marks lost was sent after the recovery began,
+// by RACK's own rule (sent before one delivered, a reordering window
+// ago), so it is a loss in the new window. Before, the guard left the
+// marked segment to wait for the RTO (seen at 100 ms x 100 Mbit/s). It is
+// marked on this very ACK because RACK.rtt is the RTT of the most recently
+// sent segment delivered (100 ms), not of the older retransmission of
+// segment 0 the same ACK acknowledges (110 ms), which step 5 would wait
+// for; and the ACK that ends a recovery may start the next.
+func TestRACKLossAtRecoveryPointRecovered(t *testing.T) {
+	tc := sackBulk(t, 30000)
+	tc.advance(100 * time.Millisecond)
+	tc.sack(0, 1000, 4000)
+	tc.wantData("RACK: segment 0 lost", 0, 1000)
+	tc.advance(10 * time.Millisecond)
+	tc.sack(0, 1000, 10000)
+	if n := countSent(tc); n != 6 {
+		t.Fatalf("PRR sent %d new segments, want 6 ([10000, 16000))", n)
+	}
+	if r := tc.c.snd.recover; r != iss+1+10000 {
+		t.Fatalf("recovery point %d", r-(iss+1))
+	}
+	tc.advance(100 * time.Millisecond)
+	tc.sack(10000, 11000, 16000) // recovery over; 10000 lost, 11000-16000 SACKed
+	tc.wantData("RACK: segment 10000 lost, resent in a new recovery", 10000, 1000)
+	if s := tc.c.Stats(); s.SACKRecoveries != 2 || s.Timeouts != 0 {
+		t.Fatalf("stats %+v: want two recoveries and no timeout", s)
+	}
+}

@@ -177,23 +177,25 @@ func (c *Conn) sackOnAck(now time.Time, seg *Segment, acked int, dup bool) {
 			// ssthresh (bounded by the pipe, RFC 6582 option 1).
 			c.snd.inRecovery = false
 			c.cc.OnRecoveryEnd(now, c.pipe())
-			if rack {
-				c.rackRecoveryEnded()
+			if !rack {
+				return
 			}
+			c.rackRecoveryEnded()
+			// RACK may have marked a segment above the recovery point
+			// lost on this same ACK: a new recovery below, rather than
+			// waiting for another ACK that may not come (mayRecover).
+		} else {
+			c.lr().rec.prrDelivered += delivered
+			c.prr(delivered)
 			return
 		}
-		c.lr().rec.prrDelivered += delivered
-		c.prr(delivered)
-		return
-	}
-	if acked > 0 {
+	} else if acked > 0 {
 		c.congestionOnAck(now, acked)
 	}
 	// RFC 6675 section 5 steps (2) and (3): DupThresh duplicates, or
 	// IsLost(HighACK + 1); with RACK (RFC 8985 section 6.2), a segment
-	// marked lost. And RFC 6582 section 4's guard: a cumulative ACK beyond
-	// the last recovery point (old duplicates start nothing).
-	if c.snd.una == c.snd.max || !c.snd.una.Sub(1).GreaterThanEq(c.snd.recover) {
+	// marked lost. And RFC 6582 section 4's guard (mayRecover).
+	if c.snd.una == c.snd.max || !c.mayRecover() {
 		return
 	}
 	if rack {
@@ -204,6 +206,24 @@ func (c *Conn) sackOnAck(now time.Time, seg *Segment, acked int, dup bool) {
 		return
 	}
 	c.enterSACKRecovery(now, delivered)
+}
+
+// mayRecover is RFC 6582 section 4's guard on a new recovery: the
+// cumulative ACK must cover more than the last recovery point, so that
+// duplicate ACKs left over from the window the last recovery (or
+// timeout) repaired start nothing. With RACK the evidence is not a count
+// of duplicates but a segment marked lost, which RACK marks only when one
+// sent after it was delivered a reordering window ago (RFC 8985 section
+// 6.2 step 5), never for an old window's leftovers: once SND.UNA reaches
+// the recovery point, every segment below it is acknowledged, and a
+// marked one is a new loss. The segment at the recovery point itself,
+// the first sent after the last recovery began, may then start one;
+// without that it waited for the RTO, SACKed all around.
+func (c *Conn) mayRecover() bool {
+	if c.rackOn() {
+		return c.snd.una.GreaterThanEq(c.snd.recover)
+	}
+	return c.snd.una.Sub(1).GreaterThanEq(c.snd.recover)
 }
 
 // enterSACKRecovery is RFC 6675 section 5 step (4) with RFC 6937's
