@@ -42,7 +42,7 @@ func main() {
 		linux  = flag.Bool("linux", false, "also run synack cubic beside Linux cubic in real time (root: namespaces, TUN)")
 		ssRTT  = flag.Duration("ss-rtt", 100*time.Millisecond, "round-trip time of the slow-start path")
 		ssRate = flag.String("ss-rate", "1G", "rate of the slow-start path")
-		ssSize = flag.Int64("ss-size", 100<<20, "bytes of the slow-start bulk")
+		ssSize = flag.Int64("ss-size", 100<<20, "bytes of the slow-start bulk (0: the path matrix's size for the path, pathmatrix.Cell.Size)")
 		ssCCs  = flag.String("ss", "cubic,newreno,bbr", "controllers of the slow-start runs (empty: none)")
 		ssReo  = flag.Float64("ss-reorder", 0, "reordering of the slow-start path, each direction (0.01 is 1 %)")
 		ssLoss = flag.Float64("ss-loss", 0, "random loss of the slow-start path, each direction")
@@ -64,6 +64,9 @@ func main() {
 	}
 	cell := pathmatrix.Cell{RTT: *rtt, Rate: r, Loss: *loss}
 	ssCell := pathmatrix.Cell{RTT: *ssRTT, Rate: ssr, Reorder: *ssReo, Loss: *ssLoss}
+	if *ssSize <= 0 {
+		*ssSize = ssCell.Size()
+	}
 	ssSeeds := []int64{*seed}
 	if *seeds != "" {
 		ssSeeds = nil
