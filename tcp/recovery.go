@@ -318,6 +318,16 @@ func (c *Conn) recoverySend(now time.Time) bool {
 	if sent == 0 {
 		return false
 	}
+	if seq == c.snd.una {
+		// The oldest data goes out again: the retransmission timer, which
+		// guards it (RFC 6298 section 5), runs from now, as Linux re-arms
+		// it when it resends the head. When RACK finds a retransmission
+		// lost (RFC 8985 section 6.2) and resends it, finding and resending
+		// took two round trips and more, past an RTO of about one RTT
+		// plus its variation: without this a lost retransmission ended in
+		// a timeout however quickly RACK saw it.
+		c.armRTX(now)
+	}
 	switch rule {
 	case 1, 3:
 		r.highRxt = seq.Add(seqnum.Size(sent))

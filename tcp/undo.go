@@ -136,10 +136,20 @@ func (c *Conn) undo(seg *Segment) {
 		c.snd.recover = seg.Ack.Sub(1)
 		c.lr().rec = sackRecovery{}
 	}
-	if u.timeout && c.snd.nxt.LessThan(c.snd.max) {
-		// RFC 4015 section 3.2: after a spurious timeout, resume with new
-		// data instead of going back over what the peer already has.
-		c.snd.nxt = c.snd.max
+	if u.timeout {
+		if c.snd.nxt.LessThan(c.snd.max) {
+			// RFC 4015 section 3.2: after a spurious timeout, resume with
+			// new data instead of going back over what the peer already
+			// has.
+			c.snd.nxt = c.snd.max
+		}
+		// The timeout set the recovery point to SND.MAX (RFC 6582
+		// section 4) against the duplicate ACKs of the window it was to
+		// resend; nothing is resent now, so a loss found from here on
+		// may start a recovery, as after an undone fast recovery above.
+		// Without this a segment RACK marked lost waited for a second
+		// RTO, SACKed all around.
+		c.snd.recover = seg.Ack.Sub(1)
 	}
 	if c.rackOn() {
 		// A spurious retransmission is reordering, as a D-SACK would show
