@@ -15,8 +15,9 @@ const (
 	cubicAlpha = 3 * (1 - cubicBeta) / (1 + cubicBeta)
 )
 
-// cubic is CUBIC (RFC 9438), with HyStart++ (RFC 9406) in the initial slow
-// start. Windows in RFC 9438's formulas are in segments: the float64
+// cubic is CUBIC (RFC 9438), with HyStart++ (RFC 9406, and an ACK-train
+// exit beside its delay rule: hystart.train) in the initial slow start.
+// Windows in RFC 9438's formulas are in segments: the float64
 // fields below are, cwnd and ssthresh stay in bytes.
 type cubic struct {
 	window
