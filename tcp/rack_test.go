@@ -261,6 +261,24 @@ func TestRACKOneACKIsNotReordering(t *testing.T) {
 	}
 }
 
+// rackRecovering is sackBulk in a RACK recovery: segment 0 lost and
+// resent at 200 ms, [1000, 10000) SACKed at 210 ms, and the six new
+// segments [10000, 16000) PRR let go then drained; the recovery point is
+// 10000.
+func rackRecovering(t *testing.T) *tconn {
+	t.Helper()
+	tc := sackBulk(t, 30000)
+	tc.advance(100 * time.Millisecond)
+	tc.sack(0, 1000, 4000)
+	tc.wantData("RACK: segment 0 lost", 0, 1000)
+	tc.advance(10 * time.Millisecond)
+	tc.sack(0, 1000, 10000)
+	if n := countSent(tc); n != 6 {
+		t.Fatalf("PRR sent %d new segments, want 6 ([10000, 16000))", n)
+	}
+	return tc
+}
+
 // RFC 8985 section 6.2 after a recovery: the first segment sent after the
 // recovery began (at the old recovery point) is lost, everything above it
 // is SACKed, and the ACK that ends the recovery acknowledges exactly up to
@@ -276,15 +294,7 @@ func TestRACKOneACKIsNotReordering(t *testing.T) {
 // segment 0 the same ACK acknowledges (110 ms), which step 5 would wait
 // for; and the ACK that ends a recovery may start the next.
 func TestRACKLossAtRecoveryPointRecovered(t *testing.T) {
-	tc := sackBulk(t, 30000)
-	tc.advance(100 * time.Millisecond)
-	tc.sack(0, 1000, 4000)
-	tc.wantData("RACK: segment 0 lost", 0, 1000)
-	tc.advance(10 * time.Millisecond)
-	tc.sack(0, 1000, 10000)
-	if n := countSent(tc); n != 6 {
-		t.Fatalf("PRR sent %d new segments, want 6 ([10000, 16000))", n)
-	}
+	tc := rackRecovering(t)
 	if r := tc.c.snd.recover; r != iss+1+10000 {
 		t.Fatalf("recovery point %d", r-(iss+1))
 	}
@@ -304,15 +314,7 @@ func TestRACKLossAtRecoveryPointRecovered(t *testing.T) {
 // of about one RTT plus its variation, so without the restart a lost
 // retransmission always ended in a timeout (seen at 100 ms and 1 % loss).
 func TestRACKLostRetransmissionRestartsRTO(t *testing.T) {
-	tc := sackBulk(t, 30000)
-	tc.advance(100 * time.Millisecond)
-	tc.sack(0, 1000, 4000)
-	tc.wantData("RACK: segment 0 lost", 0, 1000)
-	tc.advance(10 * time.Millisecond)
-	tc.sack(0, 1000, 10000)
-	if n := countSent(tc); n != 6 {
-		t.Fatalf("PRR sent %d new segments, want 6 ([10000, 16000))", n)
-	}
+	tc := rackRecovering(t)
 	tc.advance(100 * time.Millisecond)
 	tc.sack(0, 1000, 16000) // segments sent after the retransmission arrived; it did not
 	tc.wantData("RACK: the retransmission of segment 0 lost, resent", 0, 1000)
