@@ -15,8 +15,9 @@ const (
 	cubicAlpha = 3 * (1 - cubicBeta) / (1 + cubicBeta)
 )
 
-// cubic is CUBIC (RFC 9438), with HyStart++ (RFC 9406) in the initial slow
-// start. Windows in RFC 9438's formulas are in segments: the float64
+// cubic is CUBIC (RFC 9438), with HyStart++ (RFC 9406, and an ACK-train
+// exit beside its delay rule: hystart.train) in the initial slow start.
+// Windows in RFC 9438's formulas are in segments: the float64
 // fields below are, cwnd and ssthresh stay in bytes.
 type cubic struct {
 	window
@@ -125,7 +126,7 @@ func (c *cubic) OnAck(now time.Time, a Ack) {
 			c.slowStart(a.Acked)
 			return
 		}
-		grow, exit := c.hs.onAck(a, c.mss)
+		grow, exit := c.hs.onAck(now, a, c.mss, c.cwnd)
 		c.cwnd += grow
 		if exit {
 			c.ssthresh = c.cwnd // RFC 9406 section 4.2: on to congestion avoidance

@@ -346,3 +346,68 @@ func TestAckPacedFollowsPacing(t *testing.T) {
 		}
 	}
 }
+
+// trainRun feeds a CUBIC controller in its initial slow start ACKs of two
+// segments each, the sender keeping its window full: within a round
+// (RFC 9406 section 4.2) they come spacing apart, with clumpGap more
+// before the middle one when clumpGap > 0; between rounds the path is
+// idle for minRTT. Every ACK carries an RTT sample of minRTT, so the
+// delay rule never fires. It stops when slow start ends or after max
+// ACKs.
+func trainRun(spacing, clumpGap, minRTT time.Duration, paced bool, max int) *cubic {
+	c := NewCubic(1000).(*cubic)
+	una, end, now := seqnum.Value(1), seqnum.Value(1), epoch
+	m, i := 0, 0 // the round's ACKs, and this one's place in it
+	for n := 0; n < max && c.ssthresh == initialSSThresh; n++ {
+		una = una.Add(2000)
+		if n == 0 || una.GreaterThanEq(end) {
+			now = now.Add(minRTT)
+			end, m, i = una.Add(seqnum.Size(c.cwnd)), c.cwnd/2000, 0
+		} else {
+			i++
+			now = now.Add(spacing)
+			if clumpGap > 0 && i == m/2 {
+				now = now.Add(clumpGap)
+			}
+		}
+		c.OnAck(now, Ack{Acked: 2000, Flight: c.cwnd, Una: una, Next: una.Add(seqnum.Size(c.cwnd)),
+			RTT: minRTT, SRTT: minRTT, MinRTT: minRTT, Paced: paced})
+	}
+	return c
+}
+
+// The ACK-train exit (hystart.train, an extension beside RFC 9406): ACKs
+// 100 us apart (a bottleneck of one segment per 50 us, an ACK per two),
+// a least RTT of 20 ms. Rounds of 5, 10, 20, 40 and 80 ACKs span
+// (m-1) x 100 us = 0.4 to 7.9 ms, short of RTT/2 = 10 ms; the round of
+// 160 (cwnd 10000 + 155 x 2000 = 320000 at its start) reaches 10 ms at
+// its ACK 101 (index 100), where slow start ends with ssthresh = cwnd =
+// 320000 + 100 x 2000 = 520000 (the path's BDP is 400 segments: the
+// round has delivered half of it). The same rounds in two clumps 5 ms
+// apart add up without the gap: index 101, 522000. Not applied to a paced
+// sender, to ACKs 3 ms apart (over hsTrainGap: not back to back), or on a
+// path of 2 ms (under hsMinRTTThresh).
+func TestHyStartAckTrainExit(t *testing.T) {
+	ms, us := time.Millisecond, time.Microsecond
+	for _, tc := range []struct {
+		name                      string
+		spacing, clumpGap, minRTT time.Duration
+		paced                     bool
+		wantExit                  bool
+		wantSSThresh              int
+	}{
+		{"one train per round", 100 * us, 0, 20 * ms, false, true, 520000},
+		{"two clumps per round", 100 * us, 5 * ms, 20 * ms, false, true, 522000},
+		{"paced", 100 * us, 0, 20 * ms, true, false, initialSSThresh},
+		{"ACKs 3 ms apart", 3 * ms, 0, 20 * ms, false, false, initialSSThresh},
+		{"2 ms path", 100 * us, 0, 2 * ms, false, false, initialSSThresh},
+	} {
+		c := trainRun(tc.spacing, tc.clumpGap, tc.minRTT, tc.paced, 1000)
+		if c.hs.trainExit != tc.wantExit || c.ssthresh != tc.wantSSThresh {
+			t.Errorf("%s: train exit %v ssthresh %d (cwnd %d), want %v and %d", tc.name, c.hs.trainExit, c.ssthresh, c.cwnd, tc.wantExit, tc.wantSSThresh)
+		}
+		if tc.wantExit && (c.cwnd != c.ssthresh || !c.hs.done) {
+			t.Errorf("%s: cwnd %d ssthresh %d done %v: want congestion avoidance from the window at the exit", tc.name, c.cwnd, c.ssthresh, c.hs.done)
+		}
+	}
+}

@@ -225,7 +225,7 @@ func checkRecoveryInvariants(t *testing.T, c *Conn) {
 		t.Fatalf("SACKed bytes %d, ranges hold %d", sb.sacked, sum)
 	}
 	q := &c.lr().txq
-	if q.n > maxTxSegs || q.n > len(q.s) {
+	if q.n > c.txLimit() || q.n > len(q.s) {
 		t.Fatalf("%d transmit records in %d", q.n, len(q.s))
 	}
 	lost := 0

@@ -22,6 +22,13 @@ const (
 	// infinity: the pacer spreads what the window allows.
 	hsLNonPaced = 8
 	hsNoRTT     = time.Duration(math.MaxInt64) // "infinity"
+
+	// The ACK train, an exit beside RFC 9406's (see hystart.train):
+	// ACKs at most hsTrainGap apart continue a train; the rule waits for
+	// a window of hsTrainLowWindow segments and a least RTT of
+	// hsMinRTTThresh, below which the delay rule alone decides.
+	hsTrainGap       = 2 * time.Millisecond
+	hsTrainLowWindow = 16
 )
 
 // hystart is HyStart++ (RFC 9406): slow start that watches the RTT of
@@ -41,13 +48,23 @@ type hystart struct {
 	cssBaselineMinRTT                   time.Duration
 	cssRounds                           int // rounds completed in CSS
 	cssAcc                              int // bytes acknowledged in CSS not yet turned into window
+
+	// The ACK trains of the present round: when the latest ACK came, and
+	// the time spanned by the round's ACKs that came at most hsTrainGap
+	// after the one before.
+	trainLast time.Time
+	trainBusy time.Duration
+	// trainExit: slow start ended by the ACK train, not by CSS.
+	trainExit bool
 }
 
-// onAck runs section 4.2 for one ACK in slow start and returns how much
-// cwnd grows, and whether slow start is over (CSS_ROUNDS rounds of CSS:
-// the caller sets ssthresh to cwnd and goes on in congestion avoidance).
-func (h *hystart) onAck(a Ack, mss int) (grow int, exit bool) {
-	if !h.started || a.Una.GreaterThanEq(h.windowEnd) {
+// onAck runs section 4.2 for one ACK at now in slow start with a window
+// of cwnd bytes, and returns how much cwnd grows, and whether slow start
+// is over (CSS_ROUNDS rounds of CSS, or the ACK train: the caller sets
+// ssthresh to cwnd and goes on in congestion avoidance).
+func (h *hystart) onAck(now time.Time, a Ack, mss, cwnd int) (grow int, exit bool) {
+	newRound := !h.started || a.Una.GreaterThanEq(h.windowEnd)
+	if newRound {
 		if h.started && h.css {
 			h.cssRounds++
 			if h.cssRounds >= hsCSSRounds {
@@ -65,6 +82,10 @@ func (h *hystart) onAck(a Ack, mss int) (grow int, exit bool) {
 		if h.lastRoundMinRTT == 0 {
 			h.lastRoundMinRTT = hsNoRTT
 		}
+	}
+	if h.train(now, newRound, a, mss, cwnd) {
+		h.done, h.trainExit = true, true
+		return 0, true
 	}
 	// N bounded by L*SMSS (section 4.2's min(N, L * SMSS); L from
 	// section 4.3: infinity when paced, 8 when not).
@@ -101,4 +122,54 @@ func (h *hystart) onAck(a Ack, mss int) (grow int, exit bool) {
 	grow = h.cssAcc / hsCSSGrowthDiv
 	h.cssAcc -= grow * hsCSSGrowthDiv
 	return grow, false
+}
+
+// train is the ACK-train exit, an extension beside RFC 9406 (which has
+// only the delay rule), after the ACK train of HyStart (Ha and Rhee,
+// "Taming the elephants: new TCP slow start", Computer Networks 55(9),
+// 2011), which Linux's CUBIC also runs. It reports whether slow start
+// should end on this ACK.
+//
+// Why: the delay rule cannot end slow start before a drop-tail queue of
+// one BDP overflows. Slow start sends two segments per ACK, twice the
+// bottleneck's rate, so a round's queue peaks at 2W - BDP while the next
+// round's first ACKs, whose RTT the rule compares, see only W - BDP: the
+// rise reaches RttThresh one round after the overflow (BENCHMARKS.md,
+// "HyStart++ and delivery-rate fixes"). At 1 Gbit/s x 100 ms that
+// overflow lost 17,000 segments.
+//
+// The rule: ACKs of data that queued at the bottleneck come back spaced
+// by its service time, so while they come back to back (at most
+// hsTrainGap apart) the time they span is the time the bottleneck spent
+// delivering them, and that time x its rate is the bytes they
+// acknowledged. Once the round's back-to-back ACKs span half the least
+// RTT, the round has delivered half a BDP, and cwnd (the round's start
+// plus what it acknowledged since) is at least a BDP: the pipe is full
+// and more would only queue. Slow start ends there, before the queue
+// overflows. Unlike HyStart's train, which must run unbroken from the
+// round's first ACK, the spans of all of the round's trains add up: a
+// slow start keeps the clumps its first rounds were sent in (each round
+// doubles them and narrows the gaps between), so a round's ACKs come in
+// several trains until the window is well past the BDP; on the path
+// above the first train of a round spanned half the RTT only at 2.2 BDP.
+//
+// Not applied: to a paced sender (the pacer, not the bottleneck, spaces
+// its segments and so the ACKs: a window paced over half an RTT would
+// look like a full pipe at once); on paths of under hsMinRTTThresh (a
+// microsecond RTT is spanned by any two ACKs; the delay rule serves
+// there); below hsTrainLowWindow segments; or without an RTT sample.
+func (h *hystart) train(now time.Time, newRound bool, a Ack, mss, cwnd int) bool {
+	gap := now.Sub(h.trainLast)
+	h.trainLast = now
+	if newRound {
+		h.trainBusy = 0
+		return false
+	}
+	if gap <= hsTrainGap {
+		h.trainBusy += gap
+	}
+	if a.Paced || a.MinRTT < hsMinRTTThresh || cwnd < hsTrainLowWindow*mss {
+		return false
+	}
+	return h.trainBusy >= a.MinRTT/2
 }

@@ -25,10 +25,26 @@ const (
 	LossDupThresh LossDetection = "dupthresh"
 )
 
-// maxTxSegs bounds the transmit queue. A flight longer than this in
-// segments (a send buffer of tiny segments) shares records: new segments
-// join the newest record, which then times them all as one.
+// maxTxSegs is the least bound of the transmit queue; txLimit raises it
+// to one record per full segment of the send buffer. A flight longer than
+// the bound in segments (a send buffer of tiny segments) shares records:
+// new segments join the newest record, which then times them all as one.
 const maxTxSegs = 4096
+
+// txLimit bounds the transmit queue: at least maxTxSegs records, and one
+// per full-sized segment the send buffer can hold, so that a flight of
+// full segments always has a record each. A record that holds several
+// segments is SACKed only when all of them are (a partly SACKed record
+// still has a hole), so past the bound RACK (RFC 8985 section 6.2) learns
+// of no delivery in it and marks nothing lost: after a slow-start
+// overshoot of a 1 Gbit/s x 100 ms path into a drop-tail queue (32,000
+// segments in flight, every other one lost in the last round) the sender
+// saw 24 MB SACKed, marked nothing lost and waited for the RTO. A record
+// is 80 bytes, 5.5 % of the 1448 it stands for, and the ring shrinks
+// again when the flight drains (txShrink).
+func (c *Conn) txLimit() int {
+	return max(maxTxSegs, c.snd.buf.limit/max(c.mss, 1)+1)
+}
 
 // txQueueMin is the ring size the transmit queue starts at: a short
 // connection has a segment or two in flight, and a bulk one doubles its
@@ -74,7 +90,7 @@ type txSeg struct {
 func (s *txSeg) has(f uint8) bool { return s.flags&f != 0 }
 
 // txQueue records the segments between SND.UNA and SND.MAX in sequence
-// order, in a ring that grows to the flight's size (at most maxTxSegs) and
+// order, in a ring that grows to the flight's size (at most txLimit) and
 // is reused: nothing is allocated per segment once it has grown.
 type txQueue struct {
 	s          []txSeg
@@ -102,8 +118,9 @@ func (q *txQueue) find(seq seqnum.Value) int {
 // sent records a transmission of [start, end) at now; highest is SND.MAX
 // before it. A retransmission restamps the records it covers; new data,
 // including the part of a resent segment beyond highest (go-back-N may
-// send larger segments than the first time), gets a record.
-func (q *txQueue) sent(start, end seqnum.Value, now time.Time, highest seqnum.Value) {
+// send larger segments than the first time), gets a record while the
+// queue holds fewer than limit (txLimit).
+func (q *txQueue) sent(start, end seqnum.Value, now time.Time, highest seqnum.Value, limit int) {
 	if start.LessThan(highest) {
 		q.resent(start, seqnum.Min(end, highest), now)
 		if !end.GreaterThan(highest) {
@@ -114,8 +131,8 @@ func (q *txQueue) sent(start, end seqnum.Value, now time.Time, highest seqnum.Va
 	if q.n > 0 && q.at(q.n-1).end != start {
 		return // cannot happen: new data starts where the flight ends
 	}
-	if q.n == len(q.s) && q.n < maxTxSegs {
-		q.grow()
+	if q.n == len(q.s) && q.n < limit {
+		q.grow(limit)
 	}
 	if q.n == len(q.s) {
 		last := q.at(q.n - 1) // full: the newest record takes it
@@ -144,8 +161,9 @@ func (q *txQueue) resent(start, end seqnum.Value, now time.Time) {
 	}
 }
 
-func (q *txQueue) grow() {
-	ns := make([]txSeg, max(2*len(q.s), txQueueMin))
+// grow doubles the ring, to at most limit records.
+func (q *txQueue) grow(limit int) {
+	ns := make([]txSeg, max(min(2*len(q.s), limit), txQueueMin))
 	for i := 0; i < q.n; i++ {
 		ns[i] = *q.at(i)
 	}
@@ -163,17 +181,21 @@ func (q *txQueue) clearLost() {
 
 // rack is RACK's per-connection state (RFC 8985 section 5.2).
 type rack struct {
-	xmit         time.Time     // RACK.xmit_ts
-	end          seqnum.Value  // RACK.end_seq
-	rtt          time.Duration // RACK.rtt
-	minRTT       time.Duration // RACK.min_RTT (0: no sample yet)
-	fack         seqnum.Value  // RACK.fack: highest end delivered
-	haveFack     bool
-	reordering   bool // RACK.reordering_seen
-	reoWndMult   int  // RACK.reo_wnd_mult (0 stands for its initial 1)
-	reoPersist   int  // RACK.reo_wnd_persist
-	dsackRound   seqnum.Value
-	inDSACKRound bool
+	xmit     time.Time     // RACK.xmit_ts
+	end      seqnum.Value  // RACK.end_seq
+	rtt      time.Duration // RACK.rtt
+	minRTT   time.Duration // RACK.min_RTT (0: no sample yet)
+	fack     seqnum.Value  // RACK.fack: highest end delivered
+	haveFack bool
+	// RACK.fack before the ACK being processed: a segment is reordered
+	// only if it was delivered below one an earlier ACK delivered.
+	priorFack     seqnum.Value
+	havePriorFack bool
+	reordering    bool // RACK.reordering_seen
+	reoWndMult    int  // RACK.reo_wnd_mult (0 stands for its initial 1)
+	reoPersist    int  // RACK.reo_wnd_persist
+	dsackRound    seqnum.Value
+	inDSACKRound  bool
 
 	// TLP (RFC 8985 section 7.1).
 	tlpEnd     seqnum.Value // TLP.end_seq
@@ -212,18 +234,38 @@ func (c *Conn) rackDelivered(now time.Time, s *txSeg, seg *Segment) {
 		// which errs towards resending early.
 		r.minRTT = rtt
 	}
-	r.rtt = rtt
+	// RACK.rtt goes with RACK.xmit_ts: the RTT of the most recently sent
+	// segment delivered, which step 5's derivation takes it to be
+	// (RACK.rtt = RACK.ack_ts - RACK.xmit_ts when delivery is in order).
+	// The RFC sets it for every segment, in ascending sequence order, so
+	// that the last one an ACK delivers sets it; here an ACK's SACKed
+	// segments are taken before the cumulatively acknowledged ones below
+	// them, and an old retransmission's longer RTT would then be the
+	// last word (Linux, too, moves the RTT only with the reference).
 	if r.xmit.IsZero() || s.xmit.After(r.xmit) || s.xmit.Equal(r.xmit) && s.end.GreaterThan(r.end) {
-		r.xmit, r.end = s.xmit, s.end
+		r.xmit, r.end, r.rtt = s.xmit, s.end, rtt
 	}
-	// Step 3.
+	// Step 3, against RACK.fack as it was before this ACK: the RFC takes
+	// one ACK's deliveries "in ascending order of Segment.end_seq", so
+	// none of them is below another of the same ACK. An ACK that
+	// acknowledges segments cumulatively and SACKs others above a hole
+	// (every ACK of a recovery) is taken SACKed blocks first here;
+	// comparing with a fack this same ACK moved took it for reordering,
+	// and set reordering_seen for good on the first loss.
 	if !s.has(txRetrans) {
-		if r.haveFack && s.end.LessThan(r.fack) {
+		if r.havePriorFack && s.end.LessThan(r.priorFack) {
 			r.reordering = true
-		} else {
+		}
+		if !r.haveFack || s.end.GreaterThan(r.fack) {
 			r.fack, r.haveFack = s.end, true
 		}
 	}
+}
+
+// rackAckStart notes RACK.fack before an ACK's deliveries (step 3).
+func (c *Conn) rackAckStart() {
+	r := &c.lr().rack
+	r.priorFack, r.havePriorFack = r.fack, r.haveFack
 }
 
 // txSACKed marks the records inside the newly SACKed [a, b) and feeds them
@@ -399,7 +441,7 @@ func (c *Conn) reorderTimeout(now time.Time) {
 		return
 	}
 	c.rackLossTimer(now)
-	if c.lr().txq.lostBytes > 0 && !c.snd.inRecovery && c.snd.una.Sub(1).GreaterThanEq(c.snd.recover) {
+	if c.lr().txq.lostBytes > 0 && !c.snd.inRecovery && c.mayRecover() {
 		c.enterSACKRecovery(now, 0)
 	}
 	c.output(now)

@@ -192,3 +192,133 @@ func TestRACKRecordsGoBackNBeyondMax(t *testing.T) {
 		t.Fatalf("records end short of SND.MAX %d", tc.c.snd.max)
 	}
 }
+
+// longFlight is bulk with SACK and window scaling agreed (MSS 1000, the
+// peer's window 65535 << 7, about 8 MB), cwnd opened to n segments and n
+// segments sent at once, at one instant, with an SRTT of 100 ms.
+func longFlight(t *testing.T, n int) *tconn {
+	t.Helper()
+	tc := newSynSent(t, func(c *Config) {
+		c.NoSACK, c.NoWindowScale = false, false
+		c.SendBufferSize, c.ReceiveBufferSize = 8<<20, 1<<20
+		c.NoAutoTune = true
+	})
+	tc.peerWin = 65535
+	tc.advance(100 * time.Millisecond)
+	o := mssOpt(1000)
+	o.SACKPermitted, o.HasWindowScale, o.WindowScale = true, true, 7
+	tc.in(seg{flags: S | A, seq: irs, ack: iss + 1, opts: o})
+	tc.want("ACK", seg{flags: A, seq: iss + 1, ack: irs + 1})
+	tc.sack(0) // the window of a SYN is not scaled: one that is (RFC 7323 section 2.2)
+	tc.c.cc.(*cubic).cwnd = n * 1000
+	tc.write(payload(n*1000, 0))
+	if got := countSent(tc); got != n {
+		t.Fatalf("flight of %d segments, want %d", got, n)
+	}
+	return tc
+}
+
+// RFC 8985 section 6.2 with a flight of more segments than the transmit
+// queue's least bound (maxTxSegs, 4096), as a slow start at 1 Gbit/s x
+// 100 ms has (32,000): every segment keeps a record of its own, so a
+// SACK of all but one of the last ones delivers them to RACK, and the
+// hole is marked lost and resent at once (reo_wnd 0: DupThresh segments
+// SACKed, no reordering seen). Before, segments past the 4096th shared one
+// record, which a SACK with a hole in it never delivered: nothing was
+// marked lost and the sender waited for the RTO.
+func TestRACKFlightBeyondMaxTxSegs(t *testing.T) {
+	const n = 6000
+	tc := longFlight(t, n)
+	if q := &tc.c.lr().txq; q.n != n {
+		t.Errorf("%d transmit records for %d segments", q.n, n)
+	}
+	tc.advance(100 * time.Millisecond)
+	// Everything up to segment 5000 acknowledged, 5000 lost, the rest SACKed.
+	tc.sack(5000*1000, 5001*1000, n*1000)
+	tc.wantData("RACK: segment 5000 lost, resent at once", 5000*1000, 1000)
+	if s := tc.c.Stats(); s.RACKLosses != 1 || s.SACKRecoveries != 1 || s.Timeouts != 0 {
+		t.Fatalf("stats %+v: want one RACK loss, one recovery, no timeout", s)
+	}
+}
+
+// RFC 8985 section 6.2 step 3: reordering is a segment delivered below
+// RACK.fack as earlier ACKs left it. One ACK that acknowledges segments
+// cumulatively and SACKs one above a hole (as every ACK of a recovery
+// does) is not reordering, whatever order the sender takes its
+// deliveries in; the segment that fills the hole later is.
+func TestRACKOneACKIsNotReordering(t *testing.T) {
+	tc := sackBulk(t, 30000)
+	tc.advance(100 * time.Millisecond)
+	tc.sack(2000, 3000, 4000)
+	if tc.c.lr().rack.reordering {
+		t.Fatal("RACK.reordering_seen set by a cumulative ACK and a SACK above a hole in one ACK")
+	}
+	tc.drain()
+	tc.advance(time.Millisecond)
+	tc.sack(4000) // segment 2 arrives after 3, not resent: reordering
+	if !tc.c.lr().rack.reordering {
+		t.Fatal("RACK.reordering_seen not set by a delivery below the fack of an earlier ACK")
+	}
+}
+
+// rackRecovering is sackBulk in a RACK recovery: segment 0 lost and
+// resent at 200 ms, [1000, 10000) SACKed at 210 ms, and the six new
+// segments [10000, 16000) PRR let go then drained; the recovery point is
+// 10000.
+func rackRecovering(t *testing.T) *tconn {
+	t.Helper()
+	tc := sackBulk(t, 30000)
+	tc.advance(100 * time.Millisecond)
+	tc.sack(0, 1000, 4000)
+	tc.wantData("RACK: segment 0 lost", 0, 1000)
+	tc.advance(10 * time.Millisecond)
+	tc.sack(0, 1000, 10000)
+	if n := countSent(tc); n != 6 {
+		t.Fatalf("PRR sent %d new segments, want 6 ([10000, 16000))", n)
+	}
+	return tc
+}
+
+// RFC 8985 section 6.2 after a recovery: the first segment sent after the
+// recovery began (at the old recovery point) is lost, everything above it
+// is SACKed, and the ACK that ends the recovery acknowledges exactly up to
+// it. RACK marks it lost at once, and a new recovery resends it. RFC
+// 6582 section 4's guard (no new recovery until the ACK covers more than
+// the recovery point) is for duplicate ACKs left over from the old
+// window; a segment RACK marks lost was sent after the recovery began,
+// by RACK's own rule (sent before one delivered, a reordering window
+// ago), so it is a loss in the new window. Before, the guard left the
+// marked segment to wait for the RTO (seen at 100 ms x 100 Mbit/s). It is
+// marked on this very ACK because RACK.rtt is the RTT of the most recently
+// sent segment delivered (100 ms), not of the older retransmission of
+// segment 0 the same ACK acknowledges (110 ms), which step 5 would wait
+// for; and the ACK that ends a recovery may start the next.
+func TestRACKLossAtRecoveryPointRecovered(t *testing.T) {
+	tc := rackRecovering(t)
+	if r := tc.c.snd.recover; r != iss+1+10000 {
+		t.Fatalf("recovery point %d", r-(iss+1))
+	}
+	tc.advance(100 * time.Millisecond)
+	tc.sack(10000, 11000, 16000) // recovery over; 10000 lost, 11000-16000 SACKed
+	tc.wantData("RACK: segment 10000 lost, resent in a new recovery", 10000, 1000)
+	if s := tc.c.Stats(); s.SACKRecoveries != 2 || s.Timeouts != 0 {
+		t.Fatalf("stats %+v: want two recoveries and no timeout", s)
+	}
+}
+
+// RFC 8985 section 6.2 finds a lost retransmission: a segment sent after
+// it was delivered. Resending the segment at SND.UNA again restarts the
+// retransmission timer (RFC 6298 section 5's timer guards the oldest
+// data; Linux re-arms it when it resends the head too): detecting the
+// lost copy and resending it take two round trips and more, past an RTO
+// of about one RTT plus its variation, so without the restart a lost
+// retransmission always ended in a timeout (seen at 100 ms and 1 % loss).
+func TestRACKLostRetransmissionRestartsRTO(t *testing.T) {
+	tc := rackRecovering(t)
+	tc.advance(100 * time.Millisecond)
+	tc.sack(0, 1000, 16000) // segments sent after the retransmission arrived; it did not
+	tc.wantData("RACK: the retransmission of segment 0 lost, resent", 0, 1000)
+	if got, want := tc.c.tm.rtx, tc.now.Add(tc.c.rtt.current()); !got.Equal(want) {
+		t.Fatalf("retransmission timer at %v, want one RTO (%v) from the resending, %v", got.Sub(epoch), tc.c.rtt.current(), want.Sub(epoch))
+	}
+}

@@ -103,7 +103,7 @@ func (c *Conn) txSent(start, end seqnum.Value, now time.Time, highest seqnum.Val
 	if c.snd.una == highest || q.n == 0 {
 		r.firstSendTime, r.deliveredTime = now, now
 	}
-	q.sent(start, end, now, highest)
+	q.sent(start, end, now, highest, c.txLimit())
 	inflight := max(int(c.snd.una.Size(seqnum.Max(highest, end)))-c.lr().sb.sacked-q.lostBytes, int(start.Size(end)))
 	st := txRate{
 		delivered: r.delivered, dAge: now.Sub(r.deliveredTime), fAge: now.Sub(r.firstSendTime),

@@ -32,6 +32,7 @@ func (c *Conn) sackUpdate(now time.Time, seg *Segment) {
 	if una.GreaterThan(c.snd.una) {
 		c.checkReneging(una)
 	}
+	c.rackAckStart()
 	before := c.lr().sb.sacked
 	u := c.lr().sb.update(&seg.Options, seg.Ack, una, c.snd.max, c.mss, func(a, b seqnum.Value) {
 		c.txSACKed(now, seg, a, b)
@@ -176,23 +177,25 @@ func (c *Conn) sackOnAck(now time.Time, seg *Segment, acked int, dup bool) {
 			// ssthresh (bounded by the pipe, RFC 6582 option 1).
 			c.snd.inRecovery = false
 			c.cc.OnRecoveryEnd(now, c.pipe())
-			if rack {
-				c.rackRecoveryEnded()
+			if !rack {
+				return
 			}
+			c.rackRecoveryEnded()
+			// RACK may have marked a segment above the recovery point
+			// lost on this same ACK: a new recovery below, rather than
+			// waiting for another ACK that may not come (mayRecover).
+		} else {
+			c.lr().rec.prrDelivered += delivered
+			c.prr(delivered)
 			return
 		}
-		c.lr().rec.prrDelivered += delivered
-		c.prr(delivered)
-		return
-	}
-	if acked > 0 {
+	} else if acked > 0 {
 		c.congestionOnAck(now, acked)
 	}
 	// RFC 6675 section 5 steps (2) and (3): DupThresh duplicates, or
 	// IsLost(HighACK + 1); with RACK (RFC 8985 section 6.2), a segment
-	// marked lost. And RFC 6582 section 4's guard: a cumulative ACK beyond
-	// the last recovery point (old duplicates start nothing).
-	if c.snd.una == c.snd.max || !c.snd.una.Sub(1).GreaterThanEq(c.snd.recover) {
+	// marked lost. And RFC 6582 section 4's guard (mayRecover).
+	if c.snd.una == c.snd.max || !c.mayRecover() {
 		return
 	}
 	if rack {
@@ -203,6 +206,24 @@ func (c *Conn) sackOnAck(now time.Time, seg *Segment, acked int, dup bool) {
 		return
 	}
 	c.enterSACKRecovery(now, delivered)
+}
+
+// mayRecover is RFC 6582 section 4's guard on a new recovery: the
+// cumulative ACK must cover more than the last recovery point, so that
+// duplicate ACKs left over from the window the last recovery (or
+// timeout) repaired start nothing. With RACK the evidence is not a count
+// of duplicates but a segment marked lost, which RACK marks only when one
+// sent after it was delivered a reordering window ago (RFC 8985 section
+// 6.2 step 5), never for an old window's leftovers: once SND.UNA reaches
+// the recovery point, every segment below it is acknowledged, and a
+// marked one is a new loss. The segment at the recovery point itself,
+// the first sent after the last recovery began, may then start one;
+// without that it waited for the RTO, SACKed all around.
+func (c *Conn) mayRecover() bool {
+	if c.rackOn() {
+		return c.snd.una.GreaterThanEq(c.snd.recover)
+	}
+	return c.snd.una.Sub(1).GreaterThanEq(c.snd.recover)
 }
 
 // enterSACKRecovery is RFC 6675 section 5 step (4) with RFC 6937's
@@ -296,6 +317,16 @@ func (c *Conn) recoverySend(now time.Time) bool {
 	sent := c.sendRange(now, seq, n)
 	if sent == 0 {
 		return false
+	}
+	if seq == c.snd.una {
+		// The oldest data goes out again: the retransmission timer, which
+		// guards it (RFC 6298 section 5), runs from now, as Linux re-arms
+		// it when it resends the head. When RACK finds a retransmission
+		// lost (RFC 8985 section 6.2) and resends it, finding and resending
+		// took two round trips and more, past an RTO of about one RTT
+		// plus its variation: without this a lost retransmission ended in
+		// a timeout however quickly RACK saw it.
+		c.armRTX(now)
 	}
 	switch rule {
 	case 1, 3:

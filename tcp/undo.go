@@ -136,16 +136,32 @@ func (c *Conn) undo(seg *Segment) {
 		c.snd.recover = seg.Ack.Sub(1)
 		c.lr().rec = sackRecovery{}
 	}
-	if u.timeout && c.snd.nxt.LessThan(c.snd.max) {
-		// RFC 4015 section 3.2: after a spurious timeout, resume with new
-		// data instead of going back over what the peer already has.
-		c.snd.nxt = c.snd.max
+	if u.timeout {
+		if c.snd.nxt.LessThan(c.snd.max) {
+			// RFC 4015 section 3.2: after a spurious timeout, resume with
+			// new data instead of going back over what the peer already
+			// has.
+			c.snd.nxt = c.snd.max
+		}
+		// The timeout set the recovery point to SND.MAX (RFC 6582
+		// section 4) against the duplicate ACKs of the window it was to
+		// resend; nothing is resent now, so a loss found from here on
+		// may start a recovery, as after an undone fast recovery above.
+		// Without this a segment RACK marked lost waited for a second
+		// RTO, SACKed all around.
+		c.snd.recover = seg.Ack.Sub(1)
 	}
 	if c.rackOn() {
 		// A spurious retransmission is reordering, as a D-SACK would show
 		// (RFC 8985 section 6.2 step 4 counts D-SACKs; timestamps tell
-		// the same sooner).
+		// the same sooner). It is also what step 3 looks for, an
+		// original segment delivered out of order, which step 3 cannot
+		// see once the segment has been resent ("a self-reinforcing
+		// drawback", step 4): without reordering_seen the window stays
+		// 0 in recovery however far D-SACKs widened it, and each
+		// reordered segment is resent again.
 		c.rackDSACK()
+		c.lr().rack.reordering = true
 	}
 }
 

@@ -147,3 +147,58 @@ func TestUndoEifelNewReno(t *testing.T) {
 		t.Fatalf("no undo: %+v", i)
 	}
 }
+
+// RFC 8985 section 6.2 steps 3 and 4 with Eifel (RFC 3522): a fast
+// retransmission proved spurious means an original segment was delivered
+// out of order, which step 3 cannot see once it has been resent. The
+// undo sets RACK.reordering_seen, so that the widened reordering window
+// applies in the next recovery instead of 0 (without it each reordered
+// segment was resent again, and undone again).
+func TestUndoSetsRACKReorderingSeen(t *testing.T) {
+	tc := tsBulk(t, 30000)
+	orig := firstTSVal(tc)
+	tc.advance(100 * time.Millisecond)
+	tc.tsAck(0, orig, 1000, 4000)
+	if w := tc.c.rackReoWnd(); w != 0 {
+		t.Fatalf("reo_wnd %v in recovery before any reordering, want 0", w)
+	}
+	tc.want("RACK: the hole lost at once (DupThresh SACKed, no reordering seen)", seg{flags: A, seq: iss + 1, ack: irs + 1, len: 1000})
+	tc.advance(5 * time.Millisecond)
+	tc.tsAck(4000, orig) // the delayed original filled the hole
+	if i := tc.c.Info(); i.Undos != 1 {
+		t.Fatalf("no undo: %+v", i.Stats)
+	}
+	if !tc.c.lr().rack.reordering {
+		t.Fatal("RACK.reordering_seen not set by a spurious retransmission")
+	}
+	if w, want := tc.c.rackReoWnd(), 2*tc.c.lr().rack.minRTT/4; w != want {
+		t.Fatalf("reo_wnd %v after the undo, want 2 * min_RTT/4 = %v", w, want)
+	}
+}
+
+// RFC 4015 and RFC 6582 section 4: a timeout sets the recovery point to
+// SND.MAX, so that duplicate ACKs of the window it resends start no fast
+// retransmit. Once the timeout proves spurious (Eifel) and is undone,
+// nothing was resent beyond the probe, and the guard goes with it: a
+// segment RACK then marks lost starts a recovery (RFC 8985 section 6.2)
+// instead of waiting, SACKed all around, for a second RTO.
+func TestUndoSpuriousTimeoutLiftsRecoveryGuard(t *testing.T) {
+	tc := tsBulk(t, 30000)
+	orig := firstTSVal(tc)
+	tc.advanceToDeadline() // TLP first (new data), then the RTO
+	tc.advanceToDeadline()
+	if tc.c.Stats().Timeouts != 1 {
+		t.Fatalf("timeouts %d", tc.c.Stats().Timeouts)
+	}
+	tc.drain()
+	tc.tsAck(1000, orig) // the original of segment 0 arrived: spurious
+	if i := tc.c.Info(); i.Undos != 1 {
+		t.Fatalf("no undo: %+v", i.Stats)
+	}
+	tc.drain()
+	tc.tsAck(1000, orig, 2000, 11000) // segment 1000 lost, the rest SACKed
+	tc.want("RACK: segment 1000 lost, a recovery resends it", seg{flags: A, seq: iss + 1 + 1000, ack: irs + 1, len: 1000})
+	if s := tc.c.Stats(); s.SACKRecoveries != 1 || s.Timeouts != 1 {
+		t.Fatalf("stats %+v: want a recovery and no second timeout", s)
+	}
+}

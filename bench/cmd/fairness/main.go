@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -41,10 +42,12 @@ func main() {
 		linux  = flag.Bool("linux", false, "also run synack cubic beside Linux cubic in real time (root: namespaces, TUN)")
 		ssRTT  = flag.Duration("ss-rtt", 100*time.Millisecond, "round-trip time of the slow-start path")
 		ssRate = flag.String("ss-rate", "1G", "rate of the slow-start path")
-		ssSize = flag.Int64("ss-size", 100<<20, "bytes of the slow-start bulk")
+		ssSize = flag.Int64("ss-size", 100<<20, "bytes of the slow-start bulk (0: the path matrix's size for the path, pathmatrix.Cell.Size)")
 		ssCCs  = flag.String("ss", "cubic,newreno,bbr", "controllers of the slow-start runs (empty: none)")
+		ssReo  = flag.Float64("ss-reorder", 0, "reordering of the slow-start path, each direction (0.01 is 1 %)")
 		ssLoss = flag.Float64("ss-loss", 0, "random loss of the slow-start path, each direction (0.01 is 1 %)")
 		seed   = flag.Int64("seed", 1, "seed of the link's fates")
+		seeds  = flag.String("ss-seeds", "", "comma-separated seeds of the slow-start runs (default: -seed)")
 		stag   = flag.Duration("stagger", 0, "the second flow of each synack pair starts sending this long after the first")
 		nsPfx  = flag.String("ns-prefix", pathmatrix.NSPrefix, "start of the names of the network namespaces -linux makes")
 	)
@@ -61,7 +64,21 @@ func main() {
 		fail(err)
 	}
 	cell := pathmatrix.Cell{RTT: *rtt, Rate: r, Loss: *loss}
-	ssCell := pathmatrix.Cell{RTT: *ssRTT, Rate: ssr, Loss: *ssLoss}
+	ssCell := pathmatrix.Cell{RTT: *ssRTT, Rate: ssr, Reorder: *ssReo, Loss: *ssLoss}
+	if *ssSize <= 0 {
+		*ssSize = ssCell.Size()
+	}
+	ssSeeds := []int64{*seed}
+	if *seeds != "" {
+		ssSeeds = nil
+		for _, f := range strings.Split(*seeds, ",") {
+			n, err := strconv.ParseInt(strings.TrimSpace(f), 10, 64)
+			if err != nil {
+				fail(fmt.Errorf("-ss-seeds: %w", err))
+			}
+			ssSeeds = append(ssSeeds, n)
+		}
+	}
 
 	if *linux {
 		if err := pathmatrix.RootError(); err != nil {
@@ -112,13 +129,15 @@ func main() {
 		if cc = strings.TrimSpace(cc); cc == "" {
 			continue
 		}
-		t0 := time.Now()
-		res, err := fairness.RunSlowStart(ssCell, cc, *ssSize, *seed, 60*time.Second)
-		if err != nil {
-			fail(fmt.Errorf("slow start %s: %w", cc, err))
+		for _, sd := range ssSeeds {
+			t0 := time.Now()
+			res, err := fairness.RunSlowStart(ssCell, cc, *ssSize, sd, 60*time.Second)
+			if err != nil {
+				fail(fmt.Errorf("slow start %s: %w", cc, err))
+			}
+			fmt.Fprintf(os.Stderr, "slow start %s seed %d: 80%% at %v, exit %v, retrans %d at exit (%v)\n", cc, sd, res.Reach, res.Exit, res.RetransAtExit, time.Since(t0).Round(time.Second))
+			ssr2 = append(ssr2, res)
 		}
-		fmt.Fprintf(os.Stderr, "slow start %s: 80%% at %v, exit %v, retrans %d at exit (%v)\n", cc, res.Reach, res.Exit, res.RetransAtExit, time.Since(t0).Round(time.Second))
-		ssr2 = append(ssr2, res)
 	}
 
 	if len(prs) > 0 {
@@ -128,8 +147,8 @@ func main() {
 		fmt.Println()
 	}
 	if len(ssr2) > 0 {
-		fmt.Printf("Slow start: %d MiB on %v %s loss %g, drop-tail queue of one BDP (%d packets), virtual clock, seed %d\n\n",
-			*ssSize>>20, ssCell.RTT, *ssRate, *ssLoss, ssCell.QueuePackets(), *seed)
+		fmt.Printf("Slow start: %d MiB on %s, drop-tail queue of one BDP (%d packets), virtual clock, seeds %v\n\n",
+			*ssSize>>20, ssCell, ssCell.QueuePackets(), ssSeeds)
 		fairness.SlowStartMarkdown(os.Stdout, ssr2)
 	}
 }
