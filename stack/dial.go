@@ -27,7 +27,7 @@ func (s *Stack) DialContext(ctx context.Context, network, address string) (net.C
 	if err != nil {
 		return nil, &net.OpError{Op: "dial", Net: network, Err: err}
 	}
-	c, err := s.dial(ctx, netip.AddrPort{}, raddr)
+	c, err := s.dial(ctx, netip.AddrPort{}, raddr, ConnConfig{})
 	if err != nil {
 		return nil, err
 	}
@@ -37,14 +37,23 @@ func (s *Stack) DialContext(ctx context.Context, network, address string) (net.C
 // DialTCP connects to raddr from an address the route chooses and an
 // ephemeral port.
 func (s *Stack) DialTCP(ctx context.Context, raddr netip.AddrPort) (*TCPConn, error) {
-	return s.dial(ctx, netip.AddrPort{}, raddr)
+	return s.dial(ctx, netip.AddrPort{}, raddr, ConnConfig{})
 }
 
 // DialTCPFrom connects to raddr from laddr. A zero address in laddr lets
 // the route choose; port 0 chooses an ephemeral port. Binding a port a
 // listener or an identical connection holds fails with EADDRINUSE.
 func (s *Stack) DialTCPFrom(ctx context.Context, laddr, raddr netip.AddrPort) (*TCPConn, error) {
-	return s.dial(ctx, laddr, raddr)
+	return s.dial(ctx, laddr, raddr, ConnConfig{})
+}
+
+// DialTCPWith is DialTCPFrom for a connection made with cc instead of
+// Options.TCP where cc sets a field: what must be known before the SYN
+// (the receive buffer decides the window scale it offers, RFC 7323
+// section 2.2), congestion control, keep-alive. An unknown congestion
+// control name fails the dial before any segment is sent.
+func (s *Stack) DialTCPWith(ctx context.Context, laddr, raddr netip.AddrPort, cc ConnConfig) (*TCPConn, error) {
+	return s.dial(ctx, laddr, raddr, cc)
 }
 
 func splitHostPort(address string) (string, uint16, error) {
@@ -87,13 +96,13 @@ func parseDialAddr(network, address string) (netip.AddrPort, error) {
 
 // dial is an active OPEN (RFC 9293 3.10.1): bind, send the SYN, wait
 // for the handshake to end.
-func (s *Stack) dial(ctx context.Context, laddr, raddr netip.AddrPort) (*TCPConn, error) {
+func (s *Stack) dial(ctx context.Context, laddr, raddr netip.AddrPort, cc ConnConfig) (*TCPConn, error) {
 	raddr = netip.AddrPortFrom(raddr.Addr().Unmap(), raddr.Port())
 	laddr = netip.AddrPortFrom(laddr.Addr().Unmap(), laddr.Port())
 	if err := ctx.Err(); err != nil {
 		return nil, opError("dial", "connect", laddr, raddr, err)
 	}
-	tc, err := s.connect(laddr, raddr)
+	tc, err := s.connect(laddr, raddr, cc)
 	if err != nil {
 		return nil, err
 	}
@@ -122,7 +131,7 @@ func (s *Stack) dial(ctx context.Context, laddr, raddr netip.AddrPort) (*TCPConn
 // connect makes the connection from laddr to raddr (zero parts chosen
 // here: the source address by the route, the port by pickEphemeral) and
 // sends its SYN.
-func (s *Stack) connect(laddr, raddr netip.AddrPort) (*TCPConn, error) {
+func (s *Stack) connect(laddr, raddr netip.AddrPort, cc ConnConfig) (*TCPConn, error) {
 	ra := raddr.Addr()
 	if !ra.IsValid() || ra.IsUnspecified() || ra.IsMulticast() || raddr.Port() == 0 {
 		return nil, opError("dial", "connect", laddr, raddr, syscall.EINVAL)
@@ -138,6 +147,10 @@ func (s *Stack) connect(laddr, raddr netip.AddrPort) (*TCPConn, error) {
 	if s.cfgErr != nil {
 		s.mu.RUnlock()
 		return nil, opError("dial", "connect", laddr, raddr, s.cfgErr)
+	}
+	if err := s.checkConnConfig(cc); err != nil {
+		s.mu.RUnlock()
+		return nil, opError("dial", "connect", laddr, raddr, err)
 	}
 	n, src, ok := s.routeTo(ra)
 	if !ok {
@@ -170,7 +183,7 @@ func (s *Stack) connect(laddr, raddr netip.AddrPort) (*TCPConn, error) {
 	defer sh.unlock()
 	id := tcp.Tuple{Local: netip.AddrPortFrom(src, port), Remote: raddr}
 	s.reuseTimeWait(id, now) // when the 4-tuple was in TIME-WAIT (portReusable)
-	tc := sh.newConn(n, id, s.configFor(n, ra, keepAliveParams{}), now)
+	tc := sh.newConn(n, id, s.configFor(n, ra, cc), now)
 	if err := s.callLocked(tc, now, func(now time.Time, c *tcp.Conn) error { return c.Connect(now) }); err != nil {
 		s.remove(tc)
 		return nil, tc.opErr("dial", err)

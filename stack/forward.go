@@ -65,6 +65,10 @@ type ForwarderOptions struct {
 	// Backlog bounds the connections that completed the handshake and
 	// wait for Accept. Default Options.ListenBacklog.
 	Backlog int
+	// Conn is what the forwarded connections are made with (buffer
+	// sizes, congestion control, keep-alive); the zero value keeps
+	// Options.TCP's.
+	Conn ConnConfig
 }
 
 // forwarder is the stack's installed forwarder, if any.
@@ -100,7 +104,11 @@ func (s *Stack) ListenAny(opts ForwarderOptions) (*Listener, error) {
 	if opts.Backlog <= 0 {
 		opts.Backlog = s.opts.ListenBacklog
 	}
+	if err := s.checkConnConfig(opts.Conn); err != nil {
+		return nil, fail(err)
+	}
 	l := s.newListener(netip.AddrPort{}, false, opts.Backlog)
+	l.cc = opts.Conn
 	s.fwd = forwarder{l: l, nic: opts.NIC, maxInFlight: opts.MaxInFlight}
 	return l, nil
 }

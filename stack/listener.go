@@ -24,7 +24,7 @@ type Listener struct {
 	cid     uint64
 	gate    *clock.Gate
 	created time.Time
-	cfgKA   keepAliveParams
+	cc      ConnConfig // what its connections are made with (connconfig.go)
 
 	backlog  int
 	synQ     int                     // the SYN queue's length: half plus children
@@ -69,7 +69,7 @@ func (s *Stack) Listen(ctx context.Context, network, address string) (net.Listen
 	if err != nil {
 		return nil, &net.OpError{Op: "listen", Net: network, Err: err}
 	}
-	l, err := s.listen(ap, v6only, s.opts.ListenBacklog)
+	l, err := s.listen(ap, v6only, s.opts.ListenBacklog, ConnConfig{})
 	if err != nil {
 		return nil, err
 	}
@@ -80,6 +80,14 @@ func (s *Stack) Listen(ctx context.Context, network, address string) (net.Listen
 // (<= 0: Options.ListenBacklog). An unspecified address (0.0.0.0, or :: for
 // both families, or the zero Addr for both) listens on every address.
 func (s *Stack) ListenTCP(addr netip.AddrPort, backlog int) (*Listener, error) {
+	return s.ListenTCPWith(addr, backlog, ConnConfig{})
+}
+
+// ListenTCPWith is ListenTCP whose connections are made with cc instead
+// of Options.TCP where cc sets a field: buffer sizes (and so the window
+// scale their SYN,ACK offers), congestion control, keep-alive. An unknown
+// congestion control name fails here.
+func (s *Stack) ListenTCPWith(addr netip.AddrPort, backlog int, cc ConnConfig) (*Listener, error) {
 	a := addr.Addr().Unmap()
 	if a == netip.IPv6Unspecified() {
 		a = netip.Addr{}
@@ -87,7 +95,7 @@ func (s *Stack) ListenTCP(addr netip.AddrPort, backlog int) (*Listener, error) {
 	if backlog <= 0 {
 		backlog = s.opts.ListenBacklog
 	}
-	return s.listen(netip.AddrPortFrom(a, addr.Port()), false, backlog)
+	return s.listen(netip.AddrPortFrom(a, addr.Port()), false, backlog, cc)
 }
 
 func parseListenAddr(network, address string) (netip.AddrPort, bool, error) {
@@ -127,7 +135,7 @@ func parseListenAddr(network, address string) (netip.AddrPort, bool, error) {
 	return netip.AddrPortFrom(a, port), v6only, nil
 }
 
-func (s *Stack) listen(ap netip.AddrPort, v6only bool, backlog int) (*Listener, error) {
+func (s *Stack) listen(ap netip.AddrPort, v6only bool, backlog int, cc ConnConfig) (*Listener, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	fail := func(errno syscall.Errno) error {
@@ -138,6 +146,9 @@ func (s *Stack) listen(ap netip.AddrPort, v6only bool, backlog int) (*Listener, 
 	}
 	if s.cfgErr != nil {
 		return nil, opError("listen", "bind", netip.AddrPort{}, ap, s.cfgErr)
+	}
+	if err := s.checkConnConfig(cc); err != nil {
+		return nil, opError("listen", "bind", netip.AddrPort{}, ap, err)
 	}
 	a := ap.Addr()
 	if a.IsValid() && !a.IsUnspecified() {
@@ -159,6 +170,7 @@ func (s *Stack) listen(ap netip.AddrPort, v6only bool, backlog int) (*Listener, 
 		}
 	}
 	l := s.newListener(ap, v6only, backlog)
+	l.cc = cc
 	s.lports[port] = append(s.lports[port], l)
 	return l, nil
 }
@@ -249,7 +261,7 @@ func (sh *shard) synCookieSYN(l *Listener, n *nic, id tcp.Tuple, seg *tcp.Segmen
 	if s.opts.SynCookies == SynCookiesOff {
 		return false
 	}
-	cfg := s.configFor(n, id.Remote.Addr(), l.cfgKA)
+	cfg := s.configFor(n, id.Remote.Addr(), l.cc)
 	synack := &sh.synOut // not a local: it would escape (shard.go)
 	*synack = s.synCookies().Make(cfg, id, seg, now)
 	s.memState().ClampSYN(synack) // under memory pressure (memory.go)
@@ -274,7 +286,7 @@ func (sh *shard) synCookieACK(l *Listener, n *nic, id tcp.Tuple, seg *tcp.Segmen
 	if mode == SynCookiesOff || s.syn.cookies == nil || (mode == SynCookiesAuto && !s.syn.cookies.Recent(now)) {
 		return nil, false
 	}
-	cfg := s.configFor(n, id.Remote.Addr(), l.cfgKA)
+	cfg := s.configFor(n, id.Remote.Addr(), l.cc)
 	hs, ok := s.syn.cookies.Check(cfg, id, seg, now)
 	if !ok {
 		s.ctr.TCP.SyncookiesFailed.add(1)

@@ -502,17 +502,12 @@ func (s *Stack) nextConnID() uint64 { return s.nextID.Add(1) }
 // cfgKey names a class of connections sharing one tcp.Config.
 type cfgKey struct {
 	mss uint16
-	ka  keepAliveParams
-}
-
-type keepAliveParams struct {
-	idle, interval time.Duration
-	count          int
+	cc  ConnConfig
 }
 
 // configFor returns the shared Config for connections of one MSS (derived
-// from the link MTU and the family) and keep-alive setting.
-func (s *Stack) configFor(n *nic, remote netip.Addr, ka keepAliveParams) *tcp.Config {
+// from the link MTU and the family) and one ConnConfig (connconfig.go).
+func (s *Stack) configFor(n *nic, remote netip.Addr, cc ConnConfig) *tcp.Config {
 	mss := s.opts.TCP.MSS
 	if mss == 0 && n != nil {
 		// The MSS option is what the link can bring us: its MTU less the
@@ -526,7 +521,7 @@ func (s *Stack) configFor(n *nic, remote netip.Addr, ka keepAliveParams) *tcp.Co
 		}
 		mss = uint16(max(minMTU, min(n.mtu, 65535)) - hdr)
 	}
-	k := cfgKey{mss: mss, ka: ka}
+	k := cfgKey{mss: mss, cc: cc}
 	s.cfgMu.Lock()
 	defer s.cfgMu.Unlock()
 	if c := s.cfgs[k]; c != nil {
@@ -535,15 +530,7 @@ func (s *Stack) configFor(n *nic, remote netip.Addr, ka keepAliveParams) *tcp.Co
 	c := new(tcp.Config)
 	*c = s.cfg
 	c.MSS = mss
-	if ka.idle > 0 {
-		c.KeepAliveIdle = ka.idle
-	}
-	if ka.interval > 0 {
-		c.KeepAliveInterval = ka.interval
-	}
-	if ka.count > 0 {
-		c.KeepAliveCount = ka.count
-	}
+	cc.apply(c)
 	s.cfgs[k] = c
 	return c
 }

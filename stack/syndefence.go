@@ -309,7 +309,7 @@ func (q *halfHeap) remove(h *halfOpen) {
 // enqueueSYN makes a SYN-queue entry for seg and answers it.
 func (sh *shard) enqueueSYN(l *Listener, n *nic, id tcp.Tuple, seg *tcp.Segment, now time.Time) {
 	s := sh.s
-	cfg := s.configFor(n, id.Remote.Addr(), l.cfgKA)
+	cfg := s.configFor(n, id.Remote.Addr(), l.cc)
 	h := &halfOpen{id: id, cid: s.nextConnID(), nic: n, cfg: cfg, hs: tcp.NewHandshake(cfg, id, seg, now)}
 	if l.half == nil {
 		l.half = make(map[tcp.Tuple]*halfOpen)
