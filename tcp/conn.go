@@ -123,7 +123,7 @@ type lossState struct {
 // lr returns the loss-recovery state, making it on first use.
 func (c *Conn) lr() *lossState {
 	if c.snd.loss == nil {
-		c.snd.loss = new(lossState)
+		c.snd.loss = c.spare.takeLoss()
 		// As the ACK of an empty transmit queue leaves it (txAcked).
 		c.snd.loss.txq.highRtxEnd = c.snd.una
 	}
@@ -145,7 +145,7 @@ type rateState struct {
 // once nothing is in flight): nothing has been sent to measure yet.
 func (c *Conn) rates() *rateState {
 	if c.rt == nil {
-		c.rt = &rateState{}
+		c.rt = c.spare.takeRates()
 		c.rt.rs.appLimited = 1
 	}
 	return c.rt
@@ -229,15 +229,15 @@ type Conn struct {
 	id   Tuple
 	sink Sink
 
-	state State
-	snd   sender
-	rcv   receiver
-	tm    timers
-	rtt   rttEstimator
-	cc    Congestion
-	ccNew func(mss int) Congestion // chosen by SetCongestionControl; nil: the Config's
-	ecn   ecnState                 // Explicit Congestion Notification (RFC 3168, ecn.go)
-	rt    *rateState               // delivery rate and pacing, made when data first flows (rates)
+	state  State
+	snd    sender
+	rcv    receiver
+	tm     timers
+	rtt    rttEstimator
+	cc     Congestion
+	ccName string     // chosen by SetCongestionControl; "": the Config's
+	ecn    ecnState   // Explicit Congestion Notification (RFC 3168, ecn.go)
+	rt     *rateState // delivery rate and pacing, made when data first flows (rates)
 
 	memState MemoryState // the stack's memory state (memory.go)
 	bufs     sockBufs    // SetSendBuffer, SetReceiveBuffer (sndtune.go)
@@ -285,6 +285,10 @@ type Conn struct {
 	outGathered bool
 
 	stats Stats
+
+	// spare is memory a previous connection on this Conn made and Reset
+	// kept, cleared, for the parts made on first use (reuse.go).
+	spare connSpare
 }
 
 // Stats are per-connection counters.
@@ -352,11 +356,18 @@ type Stats struct {
 // shared with other connections and is only read; its zero fields mean
 // their defaults. It emits through sink.
 func NewConn(cfg *Config, id Tuple, sink Sink) *Conn {
-	c := &Conn{cfg: cfg, id: id, sink: sink, nodelay: !cfg.Nagle, keepAlive: cfg.KeepAlive}
+	c := new(Conn)
+	c.init(cfg, id, sink)
+	return c
+}
+
+// init makes the zero (or Reset) c what NewConn returns.
+func (c *Conn) init(cfg *Config, id Tuple, sink Sink) {
+	c.cfg, c.id, c.sink = cfg, id, sink
+	c.nodelay, c.keepAlive = !cfg.Nagle, cfg.KeepAlive
 	c.rtt.init(cfg)
 	c.initSndLimit() // sndtune.go
 	c.rcv.buf.limit = cfg.receiveBufferSize()
-	return c
 }
 
 // PayloadInSendBuffer reports, during Sink.SendSegment, whether the
@@ -404,8 +415,14 @@ func (c *Conn) setState(now time.Time, to State, cause Cause) {
 		// be flushed", RFC 9293 3.10.7.4 on RST); Read releases the
 		// buffer once it is empty.
 		c.snd.buf.release()
-		if c.snd.loss != nil {
-			c.snd.loss.txq = txQueue{}
+		if l := c.snd.loss; l != nil {
+			// The smallest transmit ring stays, for a Reset to keep
+			// (reuse.go); a larger one goes.
+			keep := l.txq.s
+			if len(keep) > txQueueMin {
+				keep = nil
+			}
+			l.txq = txQueue{s: keep}
 		}
 		if c.rcv.buf.len() == 0 || c.err != nil {
 			c.rcv.buf.release()

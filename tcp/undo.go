@@ -200,7 +200,7 @@ func (c *Conn) TakeCounts() (StackCounts, bool) {
 		return StackCounts{}, false
 	}
 	if c.reported == nil {
-		c.reported = new(StackCounts)
+		c.reported = c.spare.takeCounts()
 	}
 	*c.reported = now
 	return StackCounts{

@@ -1,0 +1,110 @@
+package tcp
+
+import "time"
+
+// Reusing a Conn (issue 13 item 6). A short connection used to allocate its
+// Conn, its congestion controller, its loss-recovery and rate state and
+// the record of what TakeCounts handed out: some 4 KB a side. A runtime
+// that knows a Conn can no longer be reached (its owner closed it and it
+// has ended, or it became a TIME-WAIT record) may Reset it and start the
+// next connection on it with Reinit or ReinitSynReceived instead of
+// NewConn or ResumeSynReceived. Everything of the old connection goes:
+// state, sequence numbers, options, timers, buffers, counters, the owner's
+// settings. What stays is memory alone, in spare, cleared: the parts made
+// on first use are taken from it when the new connection first needs them,
+// just as they would otherwise be allocated, so a reused Conn behaves
+// exactly like a new one (TestReuseIsFresh).
+
+// connSpare holds the cleared parts a Reset kept.
+type connSpare struct {
+	loss     *lossState
+	rt       *rateState
+	reported *StackCounts
+	cc       reiniter // a built-in controller, remade in place by makeCongestion
+}
+
+// Reset clears c of everything its connection left, as if it were the
+// zero Conn, keeping only the memory of the parts made on first use (loss
+// recovery, rate estimation, the congestion controller, the counts record)
+// to spare the next connection's allocations. The caller must be sure
+// nothing will call into c for the old connection again: after Reset the
+// next call is Reinit or ReinitSynReceived.
+func (c *Conn) Reset() {
+	sp := c.spare
+	if l := c.snd.loss; l != nil {
+		sp.loss = l
+	}
+	if sp.loss != nil {
+		sp.loss.clear()
+	}
+	if r := c.rt; r != nil {
+		sp.rt = r
+	}
+	if sp.rt != nil {
+		*sp.rt = rateState{}
+	}
+	if r := c.reported; r != nil {
+		sp.reported = r
+	}
+	if sp.reported != nil {
+		*sp.reported = StackCounts{}
+	}
+	if r, ok := c.cc.(reiniter); ok {
+		// A custom controller (Config.NewCongestion) is the owner's,
+		// never kept; a built-in one is remade whole before use.
+		sp.cc = r
+	}
+	*c = Conn{spare: sp}
+}
+
+// Reinit resets c (Reset) and makes it what NewConn(cfg, id, sink)
+// returns: a connection in state CLOSED for id.
+func (c *Conn) Reinit(cfg *Config, id Tuple, sink Sink) {
+	c.Reset()
+	c.init(cfg, id, sink)
+}
+
+// ReinitSynReceived resets c (Reset) and makes it what
+// ResumeSynReceived(cfg, id, sink, h, now) returns.
+func (c *Conn) ReinitSynReceived(cfg *Config, id Tuple, sink Sink, h *Handshake, now time.Time) {
+	c.Reinit(cfg, id, sink)
+	c.resumeSynReceived(h, now)
+}
+
+// clear empties l as new(lossState) is, keeping the arrays of its transmit
+// queue and scoreboard (zeroed: no sequence number of the old connection
+// survives in them).
+func (l *lossState) clear() {
+	txq, sb := l.txq.s, l.sb.r[:0]
+	clear(txq)
+	clear(sb[:cap(sb)])
+	*l = lossState{}
+	l.txq.s, l.sb.r = txq, sb
+}
+
+// takeLoss returns a cleared loss state: the spare one, else a new one.
+func (sp *connSpare) takeLoss() *lossState {
+	if l := sp.loss; l != nil {
+		sp.loss = nil
+		return l
+	}
+	return new(lossState)
+}
+
+// takeRates returns a zero rate state: the spare one, else a new one.
+func (sp *connSpare) takeRates() *rateState {
+	if r := sp.rt; r != nil {
+		sp.rt = nil
+		return r
+	}
+	return new(rateState)
+}
+
+// takeCounts returns a zero counts record: the spare one, else a new one.
+func (sp *connSpare) takeCounts() *StackCounts {
+	if r := sp.reported; r != nil {
+		sp.reported = nil
+		return r
+	}
+	return new(StackCounts)
+}
