@@ -27,6 +27,10 @@ type TCPConn struct {
 	// Who waits on gate, so settle wakes only those who may care.
 	rwait, wwait, owait int
 	lastState           tcp.State
+	// memState is what the stack last told the connection of its memory
+	// state (memory.go). It sits beside lastState, in the same word, which
+	// keeps a TCPConn in the allocator's 320-byte class.
+	memState tcp.MemoryState
 
 	timerIdx int // position in s.timers, -1 when not there
 	timerAt  time.Time
@@ -48,9 +52,8 @@ type TCPConn struct {
 	rdl, wdl time.Time // read and write deadlines; zero: none
 
 	// The memory budget (memory.go): what the stack counts for this
-	// connection's buffers and the state it last told the connection.
-	mem      int64
-	memState tcp.MemoryState
+	// connection's buffers (and memState above).
+	mem int64
 }
 
 var _ net.Conn = (*TCPConn)(nil)
@@ -61,7 +64,7 @@ func (s *Stack) newConn(n *nic, id tcp.Tuple, cfg *tcp.Config, now time.Time) *T
 		s: s, id: id, cid: s.nextConnID(), nic: n, cfg: cfg,
 		created: now, timerIdx: -1, linger: -1,
 	}
-	tc.tcb = tcp.NewConn(cfg, id, (*connSink)(tc))
+	tc.tcb = s.newTCB(cfg, id, tc)
 	s.conns[id] = tc
 	return tc
 }
@@ -126,6 +129,7 @@ func (s *Stack) settle(tc *TCPConn, now time.Time) {
 	if st == tcp.TimeWait && tc.userClosed && !tc.stackClosed && tc.tcb.Readable() == 0 {
 		s.compact(tc)
 	}
+	s.settleEnded(tc, st) // connpool.go
 }
 
 // clampMSS keeps the segments we send within the link's MTU when the

@@ -211,6 +211,7 @@ type Stack struct {
 	portKey [32]byte                  // RFC 6056 secret
 	portTab [256]uint16               // RFC 6056 Algorithm 4's table
 	conns   map[tcp.Tuple]*TCPConn    // the demux table
+	pool    connPool                  // tcp.Conns of ended connections, for new ones (connpool.go)
 	lports  map[uint16][]*Listener    // listeners by port
 	fwd     forwarder                 // the listener for any address (forward.go)
 	udpFwd  *UDPForwarder             // UDP to any address (forward_udp.go)

@@ -107,6 +107,9 @@ type synDefence struct {
 		cid      uint64
 		from, to tcp.State
 	}
+	// synAck is the SYN,ACK sendSynAck is sending: a local would escape to
+	// the heap, 112 bytes a handshake (issue 13 item 6).
+	synAck tcp.Segment
 }
 
 type prefixSlot struct {
@@ -324,9 +327,10 @@ func (s *Stack) enqueueSYN(l *Listener, n *nic, id tcp.Tuple, seg *tcp.Segment, 
 
 // sendSynAck sends (again) the SYN,ACK of h.
 func (s *Stack) sendSynAck(h *halfOpen, now time.Time) {
-	seg := h.hs.SynAck(h.cfg, h.id, now)
-	s.mem.state.ClampSYN(&seg) // under memory pressure (memory.go)
-	s.sendAs(h.nic, h.id, &seg, h.cid, tcp.SynReceived)
+	seg := &s.syn.synAck
+	*seg = h.hs.SynAck(h.cfg, h.id, now)
+	s.mem.state.ClampSYN(seg) // under memory pressure (memory.go)
+	s.sendAs(h.nic, h.id, seg, h.cid, tcp.SynReceived)
 }
 
 // sendAs sends seg, which belongs to no TCPConn, traced as connection cid
@@ -369,7 +373,7 @@ func (s *Stack) resume(l *Listener, n *nic, id tcp.Tuple, cfg *tcp.Config, hs *t
 		s: s, id: id, cid: cid, nic: n, cfg: cfg, created: created, timerIdx: -1, linger: -1,
 		listener: l, inSynQ: true, lastState: tcp.SynReceived,
 	}
-	tc.tcb = tcp.ResumeSynReceived(cfg, id, (*connSink)(tc), hs, now)
+	tc.tcb = s.resumeTCB(cfg, id, tc, hs, now)
 	s.conns[id] = tc
 	l.children[tc] = struct{}{}
 	return tc

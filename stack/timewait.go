@@ -237,7 +237,7 @@ func (t *twTable) all(f func(s *twSlot)) {
 func (s *Stack) compact(tc *TCPConn) {
 	tw := tc.tcb.TimeWaitRecord()
 	s.remove(tc)
-	tc.tcb = nil
+	s.dropTCB(tc)
 	if s.tw.index == nil {
 		s.tw.seed = maphash.MakeSeed()
 	}
