@@ -102,7 +102,7 @@ func (c *Conn) makeCongestion(mss int) Congestion {
 		f, name = NewCubic, "cubic"
 	}
 	old := c.cc
-	if old == nil {
+	if old == nil && c.spare != nil {
 		old, c.spare.cc = c.spare.cc, nil
 	}
 	if r, ok := old.(reiniter); ok && old.Name() == name {

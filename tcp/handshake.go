@@ -175,12 +175,13 @@ func (c *Conn) resumeSynReceived(h *Handshake, now time.Time) {
 	c.rtt.backoff = int(h.Retransmits)
 	c.stats.SegsIn = 1
 	c.stats.SegsOut = 1 + uint64(h.Retransmits)
-	c.stats.Retransmits = uint64(h.Retransmits)
-	if c.stats.Retransmits > 0 { // counted by the listener as they went out
+	if h.Retransmits > 0 {
+		c.cold().Retransmits = uint64(h.Retransmits)
+		c.cold().Timeouts = uint64(h.Retransmits)
+		// Counted by the listener as they went out.
 		c.reported = c.spare.takeCounts()
-		c.reported.RetransSegs = c.stats.Retransmits
+		c.reported.RetransSegs = uint64(h.Retransmits)
 	}
-	c.stats.Timeouts = uint64(h.Retransmits)
 	c.lastRecv = now
 	if h.Sent.IsZero() {
 		c.snd.stalled = now

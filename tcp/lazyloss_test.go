@@ -30,13 +30,13 @@ func TestLossStateMadeOnFirstData(t *testing.T) {
 	}
 }
 
-// The Conn fits the allocator's 2048-byte size class: at 2,049 bytes it
-// would take 2,304 per connection, at 2,305 2,688 (runtime/sizeclasses.go).
-// Idle connections are mostly this struct (issue 13 item 4); a field
-// that pushes it over belongs in lossState or another part made on
-// first use.
+// The Conn fits the allocator's 1536-byte size class: at 1,537 bytes it
+// would take 1,792 per connection, at 1,793 2,048 (runtime/sizeclasses.go).
+// Idle connections are mostly this struct (issue 13 items 4 and 6); a
+// field that pushes it over belongs in lossState, the cold counters
+// (stats.go) or another part made on first use.
 func TestConnSizeClass(t *testing.T) {
-	if n := unsafe.Sizeof(Conn{}); n > 2048 {
-		t.Errorf("tcp.Conn is %d bytes, over the 2048-byte size class", n)
+	if n := unsafe.Sizeof(Conn{}); n > 1536 {
+		t.Errorf("tcp.Conn is %d bytes, over the 1536-byte size class", n)
 	}
 }

@@ -20,6 +20,7 @@ type connSpare struct {
 	loss     *lossState
 	rt       *rateState
 	reported *StackCounts
+	more     *Stats   // the cold counters (stats.go)
 	cc       reiniter // a built-in controller, remade in place by makeCongestion
 }
 
@@ -31,6 +32,10 @@ type connSpare struct {
 // next call is Reinit or ReinitSynReceived.
 func (c *Conn) Reset() {
 	sp := c.spare
+	if sp == nil {
+		// Once in the life of a Conn: the next Resets find it.
+		sp = new(connSpare)
+	}
 	if l := c.snd.loss; l != nil {
 		sp.loss = l
 	}
@@ -48,6 +53,12 @@ func (c *Conn) Reset() {
 	}
 	if sp.reported != nil {
 		*sp.reported = StackCounts{}
+	}
+	if m := c.more; m != nil {
+		sp.more = m
+	}
+	if sp.more != nil {
+		*sp.more = Stats{}
 	}
 	if r, ok := c.cc.(reiniter); ok {
 		// A custom controller (Config.NewCongestion) is the owner's,
@@ -83,7 +94,11 @@ func (l *lossState) clear() {
 }
 
 // takeLoss returns a cleared loss state: the spare one, else a new one.
+// Like the other takes it works on a nil sp (a Conn never Reset).
 func (sp *connSpare) takeLoss() *lossState {
+	if sp == nil {
+		return new(lossState)
+	}
 	if l := sp.loss; l != nil {
 		sp.loss = nil
 		return l
@@ -93,6 +108,9 @@ func (sp *connSpare) takeLoss() *lossState {
 
 // takeRates returns a zero rate state: the spare one, else a new one.
 func (sp *connSpare) takeRates() *rateState {
+	if sp == nil {
+		return new(rateState)
+	}
 	if r := sp.rt; r != nil {
 		sp.rt = nil
 		return r
@@ -102,9 +120,24 @@ func (sp *connSpare) takeRates() *rateState {
 
 // takeCounts returns a zero counts record: the spare one, else a new one.
 func (sp *connSpare) takeCounts() *StackCounts {
+	if sp == nil {
+		return new(StackCounts)
+	}
 	if r := sp.reported; r != nil {
 		sp.reported = nil
 		return r
 	}
 	return new(StackCounts)
+}
+
+// takeStats returns zero cold counters: the spare ones, else new ones.
+func (sp *connSpare) takeStats() *Stats {
+	if sp == nil {
+		return new(Stats)
+	}
+	if m := sp.more; m != nil {
+		sp.more = nil
+		return m
+	}
+	return new(Stats)
 }

@@ -173,13 +173,13 @@ func TestReuseIsFresh(t *testing.T) {
 			a.Reinit(cfg, tup(1, false), p2)
 			b.Reinit(cfg, tup(1, true), p2)
 			for _, c := range []*Conn{a, b} {
-				if c.spare.loss == nil || c.spare.rt == nil || c.spare.cc == nil {
-					t.Fatalf("Reset kept loss %v, rates %v, controller %v: the test wants all kept", c.spare.loss != nil, c.spare.rt != nil, c.spare.cc != nil)
+				if sp := c.spare; sp == nil || sp.loss == nil || sp.rt == nil || sp.cc == nil || sp.more == nil {
+					t.Fatalf("Reset kept %+v: the test wants loss and rate state, controller and cold counters kept", sp)
 				}
-				checkSpareCleared(t, &c.spare)
+				checkSpareCleared(t, c.spare)
 				fresh := NewConn(cfg, c.id, p2)
 				got := *c
-				got.spare = connSpare{}
+				got.spare = nil
 				if !reflect.DeepEqual(&got, fresh) {
 					t.Errorf("reinitialised Conn differs from a new one:\n got %+v\nwant %+v", got, *fresh)
 				}
@@ -237,6 +237,9 @@ func checkSpareCleared(t *testing.T, sp *connSpare) {
 	}
 	if sp.rt != nil && *sp.rt != (rateState{}) {
 		t.Errorf("kept rate state not cleared: %+v", *sp.rt)
+	}
+	if sp.more != nil && *sp.more != (Stats{}) {
+		t.Errorf("kept counters not cleared: %+v", *sp.more)
 	}
 	if sp.reported != nil && *sp.reported != (StackCounts{}) {
 		t.Errorf("kept counts not cleared: %+v", *sp.reported)

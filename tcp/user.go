@@ -453,7 +453,7 @@ func (c *Conn) Info() Info {
 		OutOfOrder: c.rcv.ooo.bytes(),
 		Memory:     c.BufferMemory(),
 		Recovering: c.snd.inRecovery,
-		Stats:      c.stats,
+		Stats:      c.Stats(),
 	}
 	if c.sackOK {
 		i.LossDetection = c.cfg.lossDetection()
