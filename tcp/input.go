@@ -538,7 +538,7 @@ func (c *Conn) maybeDupAck(now time.Time, seg *Segment) {
 		return
 	}
 	c.snd.dupAcks++
-	c.stats.DupAcksIn++
+	c.cold().DupAcksIn++
 	if c.snd.inRecovery {
 		c.cc.OnDupAck()
 		return

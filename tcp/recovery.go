@@ -164,7 +164,7 @@ func (c *Conn) sackOnAck(now time.Time, seg *Segment, acked int, dup bool) {
 		c.snd.dupAcks = 0 // RFC 6675 section 5: a cumulative ACK resets DupAcks
 	} else if dup {
 		c.snd.dupAcks++
-		c.stats.DupAcksIn++
+		c.cold().DupAcksIn++
 	}
 	if acked > 0 {
 		c.snd.tlpRearm = true

@@ -77,7 +77,6 @@ type hotStats struct {
 	BytesSent           uint64
 	BytesAcked          uint64
 	BytesReceived       uint64
-	DupAcksIn           uint64
 	WindowUpdates       uint64
 	DelayedACKsSent     uint64
 	BatchACKsSent       uint64
@@ -110,7 +109,7 @@ func (c *Conn) Stats() Stats {
 	h := &c.stats
 	s.SegsIn, s.SegsOut = h.SegsIn, h.SegsOut
 	s.BytesSent, s.BytesAcked, s.BytesReceived = h.BytesSent, h.BytesAcked, h.BytesReceived
-	s.DupAcksIn, s.WindowUpdates = h.DupAcksIn, h.WindowUpdates
+	s.WindowUpdates = h.WindowUpdates
 	s.DelayedACKsSent, s.BatchACKsSent = h.DelayedACKsSent, h.BatchACKsSent
 	s.TimestampRTTSamples = h.TimestampRTTSamples
 	return s
