@@ -354,7 +354,7 @@ func (c *Conn) setState(now time.Time, to State, cause Cause) {
 		// unless the connection was aborted ("all segment queues should
 		// be flushed", RFC 9293 3.10.7.4 on RST); Read releases the
 		// buffer once it is empty.
-		c.snd.buf.release()
+		c.releaseRing(&c.snd.buf)
 		if l := c.snd.loss; l != nil {
 			// The smallest transmit ring stays, for a Reset to keep
 			// (reuse.go); a larger one goes.
@@ -365,7 +365,7 @@ func (c *Conn) setState(now time.Time, to State, cause Cause) {
 			l.txq = txQueue{s: keep}
 		}
 		if c.rcv.buf.len() == 0 || c.err != nil {
-			c.rcv.buf.release()
+			c.releaseRing(&c.rcv.buf)
 		}
 		c.rcv.ooo = reassembly{}
 		c.scratch = nil

@@ -701,6 +701,7 @@ func (c *Conn) receiveData(now time.Time, seg *Segment) {
 		c.noteHeldDuplicate(0, len(data))
 	}
 	n := c.placeDirect(data)
+	c.adoptRing(&c.rcv.buf, len(data)-n) // reuse.go
 	n += c.rcv.buf.write(data[n:])
 	hadHoles := !c.rcv.ooo.empty()
 	// Out-of-order bytes now at RCV.NXT join the in-order ones.

@@ -22,6 +22,10 @@ type connSpare struct {
 	reported *StackCounts
 	more     *Stats   // the cold counters (stats.go)
 	cc       reiniter // a built-in controller, remade in place by makeCongestion
+	// snd and rcv are the smallest ring arrays (ringMin bytes) of the
+	// send and receive buffers, given back when the connection ended
+	// (releaseRing) and zeroed by Reset.
+	snd, rcv []byte
 }
 
 // Reset clears c of everything its connection left, as if it were the
@@ -60,6 +64,8 @@ func (c *Conn) Reset() {
 	if sp.more != nil {
 		*sp.more = Stats{}
 	}
+	clear(sp.snd) // no byte of the old connection stays
+	clear(sp.rcv)
 	if r, ok := c.cc.(reiniter); ok {
 		// A custom controller (Config.NewCongestion) is the owner's,
 		// never kept; a built-in one is remade whole before use.
@@ -140,4 +146,46 @@ func (sp *connSpare) takeStats() *Stats {
 		return m
 	}
 	return new(Stats)
+}
+
+// ringSlot is where c's spare keeps the array of r, one of c's two rings.
+func (c *Conn) ringSlot(r *ring) *[]byte {
+	if r == &c.snd.buf {
+		return &c.spare.snd
+	}
+	return &c.spare.rcv
+}
+
+// releaseRing frees the memory of the empty ring r (ring.release) at the
+// end of the connection. On a Conn that has been Reset (a runtime reuses
+// it) the smallest array, the one a short connection has, goes to the
+// spare for the next connection instead of to the collector.
+//
+// The send ring's array may have been lent out as the payload of a
+// segment (PayloadInSendBuffer); the loan ends when the runtime next
+// calls Write, which on the next connection comes after this one's
+// segments have gone.
+func (c *Conn) releaseRing(r *ring) {
+	if c.spare != nil && len(r.buf) == ringMin {
+		if slot := c.ringSlot(r); *slot == nil {
+			*slot = r.buf
+		}
+	}
+	r.release()
+}
+
+// adoptRing gives r, about to take need bytes, the spare array when r has
+// none and would make one just like it: need fits in ringMin bytes and r
+// may hold that many (ring.grow makes the ringMin array then). So the ring
+// ends up as it would have anyway, without allocating.
+func (c *Conn) adoptRing(r *ring, need int) {
+	if r.buf != nil || c.spare == nil || need <= 0 || need > ringMin || r.limit < ringMin {
+		return
+	}
+	slot := c.ringSlot(r)
+	if len(*slot) != ringMin {
+		return
+	}
+	r.buf, r.head = *slot, 0
+	*slot = nil
 }

@@ -61,10 +61,10 @@ var reuseTuples = [2][2]netip.AddrPort{
 
 // reuseLife runs one connection between a (the client) and b (the server),
 // both as NewConn or Reinit left them, on p: a handshake with timestamps
-// and SACK, 20 KB one way with some segments lost (SACK recovery, RACK),
-// 3 KB the other, then a close from a (TIME-WAIT) and b (CLOSED). It
+// and SACK, upN bytes one way with the segments p.drop says lost (SACK
+// recovery, RACK), downN the other, then a close from a (TIME-WAIT) and b (CLOSED). It
 // returns the final Info of each.
-func reuseLife(t *testing.T, p *logPipe, a, b *Conn, start time.Time) (Info, Info) {
+func reuseLife(t *testing.T, p *logPipe, a, b *Conn, start time.Time, upN, downN int) (Info, Info) {
 	t.Helper()
 	now := start
 	p.clock = now
@@ -84,7 +84,7 @@ func reuseLife(t *testing.T, p *logPipe, a, b *Conn, start time.Time) (Info, Inf
 	if a.State() != Established || b.State() != Established {
 		t.Fatalf("handshake: A %v B %v", a.State(), b.State())
 	}
-	up, down := payload(20000, 1), payload(3000, 7)
+	up, down := payload(upN, 1), payload(downN, 7)
 	var gotUp, gotDown []byte
 	buf := make([]byte, 4096)
 	wroteUp, wroteDown := 0, 0
@@ -159,7 +159,7 @@ func TestReuseIsFresh(t *testing.T) {
 			if err := b.SetCongestionControl("newreno"); err != nil {
 				t.Fatal(err)
 			}
-			reuseLife(t, p1, a, b, epoch)
+			reuseLife(t, p1, a, b, epoch, 20000, 3000)
 			if s := a.Stats(); s.SACKRecoveries+s.Timeouts == 0 || s.SACKBlocksIn == 0 {
 				t.Fatalf("the first life did not recover from SACKed losses: %+v", s)
 			}
@@ -186,7 +186,7 @@ func TestReuseIsFresh(t *testing.T) {
 			}
 			p2.join(a, b)
 			start := epoch.Add(time.Hour)
-			ra, rb := reuseLife(t, p2, a, b, start)
+			ra, rb := reuseLife(t, p2, a, b, start, 20000, 3000)
 
 			// The same second life on new Conns.
 			p3 := newLogPipe()
@@ -194,7 +194,7 @@ func TestReuseIsFresh(t *testing.T) {
 			fa := NewConn(cfg, tup(1, false), p3)
 			fb := NewConn(cfg, tup(1, true), p3)
 			p3.join(fa, fb)
-			wa, wb := reuseLife(t, p3, fa, fb, start)
+			wa, wb := reuseLife(t, p3, fa, fb, start, 20000, 3000)
 
 			if !reflect.DeepEqual(p2.log, p3.log) {
 				for i := range min(len(p2.log), len(p3.log)) {
@@ -241,8 +241,61 @@ func checkSpareCleared(t *testing.T, sp *connSpare) {
 	if sp.more != nil && *sp.more != (Stats{}) {
 		t.Errorf("kept counters not cleared: %+v", *sp.more)
 	}
+	for _, b := range [][]byte{sp.snd, sp.rcv} {
+		for i, x := range b {
+			if x != 0 {
+				t.Fatalf("kept ring array not cleared: byte %d is %#x", i, x)
+			}
+		}
+	}
 	if sp.reported != nil && *sp.reported != (StackCounts{}) {
 		t.Errorf("kept counts not cleared: %+v", *sp.reported)
+	}
+}
+
+// The ring arrays a short connection gives back (releaseRing) are zeroed
+// and serve the next one as new arrays would: a third short connection on
+// twice-used Conns, its ring arrays kept from the second, lives exactly as
+// on new Conns.
+func TestReuseRingsAreFresh(t *testing.T) {
+	cfg := &Config{Nagle: false}
+	tup := func(i int, server bool) Tuple {
+		l, r := reuseTuples[i][0], reuseTuples[i][1]
+		if server {
+			l, r = r, l
+		}
+		return Tuple{Local: l, Remote: r}
+	}
+	p := newLogPipe()
+	a := NewConn(cfg, tup(0, false), p)
+	b := NewConn(cfg, tup(0, true), p)
+	p.join(a, b)
+	reuseLife(t, p, a, b, epoch, 200, 100)
+	for i := 1; i <= 2; i++ {
+		p = newLogPipe()
+		a.Reinit(cfg, tup(i%2, false), p)
+		b.Reinit(cfg, tup(i%2, true), p)
+		p.join(a, b)
+		if i == 2 {
+			for _, c := range []*Conn{a, b} {
+				if len(c.spare.snd) != ringMin || len(c.spare.rcv) != ringMin {
+					t.Fatalf("kept ring arrays of %d and %d bytes, want %d each: the test exercises nothing", len(c.spare.snd), len(c.spare.rcv), ringMin)
+				}
+				checkSpareCleared(t, c.spare)
+			}
+		}
+		reuseLife(t, p, a, b, epoch.Add(time.Duration(i)*time.Hour), 200+i, 100+i)
+	}
+	q := newLogPipe()
+	fa := NewConn(cfg, tup(0, false), q)
+	fb := NewConn(cfg, tup(0, true), q)
+	q.join(fa, fb)
+	reuseLife(t, q, fa, fb, epoch.Add(2*time.Hour), 202, 102)
+	if !reflect.DeepEqual(p.log, q.log) {
+		t.Fatalf("reused and new Conns differ:\nreused %q\n   new %q", p.log, q.log)
+	}
+	if a.Stats() != fa.Stats() || b.Stats() != fb.Stats() {
+		t.Errorf("counters differ:\nreused A %+v\n   new A %+v", a.Stats(), fa.Stats())
 	}
 }
 
@@ -268,8 +321,8 @@ func TestReinitController(t *testing.T) {
 	}
 }
 
-// A reused Conn makes nothing its first connection already made: a short
-// connection on Conns that had one before allocates only its buffers.
+// A reused Conn makes nothing its previous connection already made: a
+// short connection on Conns that had one before allocates nothing.
 func TestAllocsShortConnectionReused(t *testing.T) {
 	cfg := &Config{Nagle: false}
 	one := []byte{'x'}
@@ -305,11 +358,9 @@ func TestAllocsShortConnectionReused(t *testing.T) {
 	}
 	life()
 	life()
-	// The four rings (ringMin each) are all that is new: a ring gives
-	// its array back in TIME-WAIT and CLOSED (setState).
-	n := testing.AllocsPerRun(20, life)
-	t.Logf("a short connection on reused Conns: %v allocations", n)
-	if n > 4 {
-		t.Errorf("a short connection on reused Conns: %v allocations, want at most 4 (the rings)", n)
+	// Even the four rings come from the spare: each gave its ringMin
+	// array back at the end of the previous connection (releaseRing).
+	if n := testing.AllocsPerRun(20, life); n != 0 {
+		t.Errorf("a short connection on reused Conns: %v allocations, want 0", n)
 	}
 }
