@@ -19,9 +19,11 @@ import (
 // the TCPConn alone (state, info: CLOSED; calls: net.ErrClosed), as it does
 // for a TIME-WAIT record.
 
-// connPoolMax bounds the kept tcp.Conns: enough for a burst of closes
-// ahead of the next opens; each is some 3 KB with its parts.
-const connPoolMax = 256
+// connPoolMax bounds the kept tcp.Conns: enough for the connections
+// that end between two opens of a busy stack (16 clients at once need
+// fewer than 32); each is some 3.5 KB with its parts and ring arrays, so
+// the list holds at most about 230 KB.
+const connPoolMax = 64
 
 // connPool is the stack's free list of reset tcp.Conns. Like the demux
 // table it is guarded by s.mu.
