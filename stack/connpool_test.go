@@ -84,6 +84,10 @@ func TestConnPoolReuse(t *testing.T) {
 			t.Fatalf("the new connection did not take the kept Conns: %d and %d left", poolLen(p.a), poolLen(p.b))
 		}
 		exchange(t, c2, s2, 3000, 'x')
+		// The last ACKs may still be on the way (or lost and due again).
+		for i := 0; i < 100 && (c2.Info().Stats.BytesAcked < 3000 || s2.Info().Stats.BytesAcked < 3000); i++ {
+			time.Sleep(100 * time.Millisecond)
+		}
 		for _, nc := range []*TCPConn{c2, s2} {
 			st := nc.Info().Stats
 			if st.BytesReceived != 3000 || st.BytesAcked != 3000 {
