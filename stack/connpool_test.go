@@ -52,7 +52,14 @@ func TestConnPoolReuse(t *testing.T) {
 			t.Fatal("no retransmission on the lossy link: the test exercises nothing")
 		}
 		c.Close()
-		synctest.Wait()
+		// The server closes once the client's FIN is in (which the lossy
+		// link may make wait for a retransmission): LAST-ACK, then CLOSED.
+		for i := 0; i < 100 && s.State() != tcp.CloseWait; i++ {
+			time.Sleep(100 * time.Millisecond)
+		}
+		if st := s.State(); st != tcp.CloseWait {
+			t.Fatalf("the server is in %v after the client's Close, want CLOSE-WAIT", st)
+		}
 		s.Close()
 		for i := 0; i < 100 && (poolLen(p.a) == 0 || poolLen(p.b) == 0); i++ {
 			synctest.Wait()
