@@ -26,8 +26,12 @@ type TCPConn struct {
 	created time.Time
 
 	// Who waits on gate, so settle wakes only those who may care.
-	rwait, wwait, owait int
+	rwait, wwait, owait int32
 	lastState           tcp.State
+	// memState is what the stack last told the connection of its memory
+	// state (memory.go). It sits beside lastState, in the same word, which
+	// keeps a TCPConn in the allocator's 320-byte class.
+	memState tcp.MemoryState
 
 	timerIdx int // position in s.timers, -1 when not there
 	timerAt  time.Time
@@ -49,9 +53,8 @@ type TCPConn struct {
 	rdl, wdl time.Time // read and write deadlines; zero: none
 
 	// The memory budget (memory.go): what the stack counts for this
-	// connection's buffers and the state it last told the connection.
-	mem      int64
-	memState tcp.MemoryState
+	// connection's buffers (and memState above).
+	mem int64
 }
 
 var _ net.Conn = (*TCPConn)(nil)
@@ -63,7 +66,7 @@ func (sh *shard) newConn(n *nic, id tcp.Tuple, cfg *tcp.Config, now time.Time) *
 		s: s, sh: sh, id: id, cid: s.nextConnID(), nic: n, cfg: cfg,
 		created: now, timerIdx: -1, linger: -1,
 	}
-	tc.tcb = tcp.NewConn(cfg, id, (*connSink)(tc))
+	tc.tcb = sh.newTCB(cfg, id, tc)
 	sh.conns[id] = tc
 	return tc
 }
@@ -108,6 +111,7 @@ func (s *Stack) settle(tc *TCPConn, now time.Time) {
 	if st == tcp.TimeWait && tc.userClosed && !tc.stackClosed && tc.tcb.Readable() == 0 {
 		tc.sh.compact(tc)
 	}
+	tc.sh.settleEnded(tc, st) // connpool.go
 }
 
 // settleChild moves tc, a child of a listener that has left SYN-RECEIVED

@@ -86,7 +86,10 @@ func TestPartsWriterCarriesData(t *testing.T) {
 		ea, eb := memlink.Pipe(memlink.Config{})
 		pc := &partsCounter{Endpoint: ea}
 		a := New(Options{Rand: newSeeded(1), TCP: tcp.Config{SendBufferSize: 16 << 10}})
-		b := New(Options{Rand: newSeeded(2)})
+		// A receive buffer smaller than the send buffer, so that the
+		// window, not the pace of Write, decides where in the send ring
+		// each segment starts.
+		b := New(Options{Rand: newSeeded(2), TCP: tcp.Config{ReceiveBufferSize: 6000}})
 		defer a.Close()
 		defer b.Close()
 		if _, err := a.AddLink(pc, netip.PrefixFrom(addrA, 24)); err != nil {

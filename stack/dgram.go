@@ -19,7 +19,7 @@ type dgramSock struct {
 	rcvbuf int
 	closed bool
 	gate   *clock.Gate // made by the first wait
-	rwait  int
+	rwait  int32
 	rdl    time.Time // read deadline; zero: none
 	wdl    time.Time // write deadline
 }

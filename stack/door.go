@@ -92,7 +92,7 @@ func (s *Stack) do(tc *TCPConn, f func(now time.Time, c *tcp.Conn) error) error 
 // It is block with the attempt written in rather than passed as a
 // closure: that indirection on every Read and Write cost a 1-byte
 // ping-pong (bench/, BenchmarkPingPong) 3 % of its median round trip.
-func (s *Stack) doWait(tc *TCPConn, waiters *int, deadline *time.Time, cancel <-chan struct{}, f func(now time.Time, c *tcp.Conn) error) error {
+func (s *Stack) doWait(tc *TCPConn, waiters *int32, deadline *time.Time, cancel <-chan struct{}, f func(now time.Time, c *tcp.Conn) error) error {
 	sh := tc.sh
 	sh.lock()
 	for {
@@ -143,7 +143,7 @@ var errMore = errors.New("stack: part done, waiting to do more")
 // deadline passed) in the order the API promises, and reads the clock only
 // when it needs the time (a clock read is not free: some 65 ns on a VM's
 // kvm-clock).
-func (s *Stack) block(lk locker, gate **clock.Gate, waiters *int, deadline *time.Time, cancel <-chan struct{}, try func() error) error {
+func (s *Stack) block(lk locker, gate **clock.Gate, waiters *int32, deadline *time.Time, cancel <-chan struct{}, try func() error) error {
 	lk.lock()
 	for {
 		err := try()
@@ -170,7 +170,7 @@ func (s *Stack) block(lk locker, gate **clock.Gate, waiters *int, deadline *time
 // made under it). Taking it only when about to wait keeps the fast path
 // free of channel allocation. What the check produced (a Write that
 // filled the buffer part-way sends segments) is flushed before sleeping.
-func (s *Stack) wait(lk locker, gate **clock.Gate, waiters *int, cancel <-chan struct{}, deadline *time.Time) error {
+func (s *Stack) wait(lk locker, gate **clock.Gate, waiters *int32, cancel <-chan struct{}, deadline *time.Time) error {
 	if *gate == nil {
 		*gate = s.clock.NewGate()
 	}

@@ -32,7 +32,7 @@ type Listener struct {
 	halfQ    halfHeap                // the same, by SYN,ACK retransmission time
 	children map[*TCPConn]struct{}   // the SYN queue: TCBs in SYN-RECEIVED
 	acceptQ  []*TCPConn
-	waiters  int
+	waiters  int32
 	closed   bool
 	deadline time.Time
 

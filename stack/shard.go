@@ -86,6 +86,7 @@ type shard struct {
 	idx int
 
 	conns map[tcp.Tuple]*TCPConn // the demux table's slice
+	pool  connPool               // tcp.Conns of ended connections, for new ones (connpool.go)
 
 	tw     twTable // connections in TIME-WAIT, as records (timewait.go)
 	twOut  twOut

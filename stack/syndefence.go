@@ -381,7 +381,7 @@ func (sh *shard) resume(l *Listener, n *nic, id tcp.Tuple, cfg *tcp.Config, hs *
 		s: s, sh: sh, id: id, cid: cid, nic: n, cfg: cfg, created: created, timerIdx: -1, linger: -1,
 		listener: l, inSynQ: true, lastState: tcp.SynReceived,
 	}
-	tc.tcb = tcp.ResumeSynReceived(cfg, id, (*connSink)(tc), hs, now)
+	tc.tcb = sh.resumeTCB(cfg, id, tc, hs, now)
 	sh.conns[id] = tc
 	l.children[tc] = struct{}{}
 	return tc

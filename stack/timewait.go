@@ -237,7 +237,7 @@ func (t *twTable) all(f func(s *twSlot)) {
 func (sh *shard) compact(tc *TCPConn) {
 	tw := tc.tcb.TimeWaitRecord()
 	sh.s.remove(tc)
-	tc.tcb = nil
+	sh.dropTCB(tc)
 	if sh.tw.index == nil {
 		sh.tw.seed = maphash.MakeSeed()
 	}

@@ -163,12 +163,17 @@ var (
 
 // NewBBR returns a BBR controller for segments of mss bytes.
 func NewBBR(mss int) Congestion {
-	b := &bbr{mss: mss, rng: 0x9e3779b9}
+	b := new(bbr)
+	b.reinit(mss)
+	return b
+}
+
+func (b *bbr) reinit(mss int) {
+	*b = bbr{mss: mss, rng: 0x9e3779b9}
 	b.cwnd = initialWindow(mss)
 	b.bwLo, b.inflightHi, b.inflightLo = math.Inf(1), math.Inf(1), math.Inf(1)
 	b.probeUpCnt = math.MaxInt
 	b.enterStartup()
-	return b
 }
 
 func (b *bbr) Name() string { return "bbr" }

@@ -160,8 +160,12 @@ type newReno struct {
 
 // NewNewReno returns a NewReno controller for segments of mss bytes.
 func NewNewReno(mss int) Congestion {
-	return &newReno{window: newWindow(mss)}
+	c := new(newReno)
+	c.reinit(mss)
+	return c
 }
+
+func (c *newReno) reinit(mss int) { *c = newReno{window: newWindow(mss)} }
 
 func (c *newReno) Name() string { return "newreno" }
 

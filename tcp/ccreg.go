@@ -79,12 +79,44 @@ func (c *Config) newCongestion(mss int) Congestion {
 }
 
 // makeCongestion makes the controller of c: the one SetCongestionControl
-// chose, else the Config's.
+// chose, else the Config's. A built-in controller c already has (the one
+// made for an earlier MSS of the handshake) or kept from a previous
+// connection (Reset) is made anew in place, without allocating: reinit
+// leaves it exactly as its constructor makes it, and nothing else refers
+// to it.
 func (c *Conn) makeCongestion(mss int) Congestion {
-	if c.ccNew != nil {
-		return c.ccNew(mss)
+	name := c.ccName
+	if name == "" {
+		if c.cfg.NewCongestion != nil {
+			return c.cfg.NewCongestion(mss)
+		}
+		name = c.cfg.CongestionControl
 	}
-	return c.cfg.newCongestion(mss)
+	if name == "" {
+		name = DefaultCongestionControl
+	}
+	f, err := lookupCongestion(name)
+	if err != nil {
+		// As Config.newCongestion: a name Validate rejects never gets
+		// here through Connect or Listen.
+		f, name = NewCubic, "cubic"
+	}
+	old := c.cc
+	if old == nil && c.spare != nil {
+		old, c.spare.cc = c.spare.cc, nil
+	}
+	if r, ok := old.(reiniter); ok && old.Name() == name {
+		r.reinit(mss)
+		return old
+	}
+	return f(mss)
+}
+
+// reiniter is a built-in controller that can be made anew in place.
+type reiniter interface {
+	Congestion
+	// reinit leaves the controller as its constructor makes it for mss.
+	reinit(mss int)
 }
 
 // windowSetter is a controller that can take over the window of another.
@@ -99,7 +131,10 @@ func (c *Conn) SetCongestionControl(name string) error {
 	if err != nil {
 		return err
 	}
-	c.ccNew = f
+	c.ccName = name
+	if name == "" {
+		c.ccName = DefaultCongestionControl
+	}
 	if c.cc == nil {
 		return nil
 	}

@@ -123,7 +123,7 @@ type lossState struct {
 // lr returns the loss-recovery state, making it on first use.
 func (c *Conn) lr() *lossState {
 	if c.snd.loss == nil {
-		c.snd.loss = new(lossState)
+		c.snd.loss = c.spare.takeLoss()
 		// As the ACK of an empty transmit queue leaves it (txAcked).
 		c.snd.loss.txq.highRtxEnd = c.snd.una
 	}
@@ -145,7 +145,7 @@ type rateState struct {
 // once nothing is in flight): nothing has been sent to measure yet.
 func (c *Conn) rates() *rateState {
 	if c.rt == nil {
-		c.rt = &rateState{}
+		c.rt = c.spare.takeRates()
 		c.rt.rs.appLimited = 1
 	}
 	return c.rt
@@ -229,15 +229,15 @@ type Conn struct {
 	id   Tuple
 	sink Sink
 
-	state State
-	snd   sender
-	rcv   receiver
-	tm    timers
-	rtt   rttEstimator
-	cc    Congestion
-	ccNew func(mss int) Congestion // chosen by SetCongestionControl; nil: the Config's
-	ecn   ecnState                 // Explicit Congestion Notification (RFC 3168, ecn.go)
-	rt    *rateState               // delivery rate and pacing, made when data first flows (rates)
+	state  State
+	snd    sender
+	rcv    receiver
+	tm     timers
+	rtt    rttEstimator
+	cc     Congestion
+	ccName string     // chosen by SetCongestionControl; "": the Config's
+	ecn    ecnState   // Explicit Congestion Notification (RFC 3168, ecn.go)
+	rt     *rateState // delivery rate and pacing, made when data first flows (rates)
 
 	memState MemoryState // the stack's memory state (memory.go)
 	bufs     sockBufs    // SetSendBuffer, SetReceiveBuffer (sndtune.go)
@@ -287,79 +287,33 @@ type Conn struct {
 	// (SetSegmentOffload, gso.go); 0: every segment is at most one MSS.
 	gsoMax int32
 
-	stats Stats
-}
+	// The counters (stats.go): those every connection moves, and the
+	// rest, made when one of them first moves.
+	stats hotStats
+	more  *Stats
 
-// Stats are per-connection counters.
-type Stats struct {
-	SegsIn, SegsOut       uint64
-	BytesSent             uint64 // payload bytes put on the wire, retransmissions included
-	BytesRetrans          uint64
-	BytesAcked            uint64
-	BytesReceived         uint64 // in-order payload bytes taken into the receive buffer
-	Retransmits           uint64 // segments retransmitted, by timeout or fast retransmit
-	Timeouts              uint64
-	FastRetransmits       uint64
-	DupAcksIn             uint64
-	OutOfOrderSegs        uint64
-	OutOfOrderDropped     uint64 // out-of-order segments dropped: over OutOfOrderLimit, or too many islands
-	OutOfOrderPruned      uint64 // out-of-order bytes given back: by Prune, or to make room nearer RCV.NXT
-	MemoryDropped         uint64 // segments whose text was not taken: the stack was over its memory limit (memory.go)
-	OrphanResets          uint64 // resets after Config.OrphanRetries (Linux: TCPAbortOnTimeout of an orphan)
-	ChallengeACKs         uint64
-	ChallengeACKsLimited  uint64
-	InvalidACKsLimited    uint64 // ACKs not sent to unacceptable segments, Config.InvalidACKInterval (Linux: TCPACKSkippedSeq, ...PAWS)
-	ZeroWindowProbes      uint64
-	KeepAliveProbes       uint64
-	PAWSRejected          uint64
-	UnacceptableSegs      uint64
-	RstsOut               uint64
-	DataAfterCloseResets  uint64
-	WindowUpdates         uint64
-	ResetsReceived        uint64
-	DelayedACKsSent       uint64
-	BatchACKsSent         uint64 // ACKs sent by EndBatch for the in-order data of a receive batch (batch.go)
-	SACKBlocksSent        uint64
-	DSACKsSent            uint64 // ACKs whose first SACK block reported a duplicate (RFC 2883)
-	SegmentsDroppedNoACK  uint64
-	TimestampRTTSamples   uint64
-	RetransmissionStalled uint64
-	// Drops counts the segments this connection discarded, by reason
-	// (drop.go). PAWSRejected and UnacceptableSegs above are
-	// Drops[DropPAWS] and Drops[DropOutOfWindow] under their older names.
-	Drops DropCounts
-
-	// Sender-side loss recovery (scoreboard.go, recovery.go, rack.go,
-	// undo.go).
-	SACKBlocksIn    uint64 // SACK blocks received, D-SACKs and bogus ones aside (RFC 2018)
-	SACKBlocksBogus uint64 // SACK blocks ignored: outside SND.UNA..SND.MAX
-	DSACKsIn        uint64 // D-SACK blocks received (RFC 2883)
-	SACKRecoveries  uint64 // RFC 6675 loss recovery episodes entered
-	LimitedTransmit uint64 // new segments sent by Limited Transmit (RFC 3042)
-	RescueRetrans   uint64 // RFC 6675 rescue retransmissions (NextSeg rule 4)
-	SACKReneging    uint64 // ACKs showing the peer dropped data it had SACKed (RFC 2018 section 8; Linux: TCPSACKReneging)
-	RACKLosses      uint64 // segments RACK marked lost (RFC 8985 section 6.2)
-	TLPProbes       uint64 // Tail Loss Probes sent (RFC 8985 section 7.3)
-	TLPRecoveries   uint64 // probes that repaired a lost tail (section 7.4)
-	SpuriousRetrans uint64 // recoveries and timeouts found spurious (RFC 3522, 4015, 3708)
-	Undos           uint64 // of those, the ones whose window reduction was undone
-
-	// ECN (RFC 3168, ecn.go).
-	CEReceived    uint64 // segments that arrived marked CE (Congestion Experienced)
-	ECEReceived   uint64 // ACKs that arrived with ECE
-	ECNReductions uint64 // window reductions in answer to them (at most one per window)
-	CWRSent       uint64 // segments sent with CWR
+	// spare is memory a previous connection on this Conn made and Reset
+	// kept, cleared, for the parts made on first use (reuse.go); nil until
+	// the first Reset.
+	spare *connSpare
 }
 
 // NewConn makes a connection in state CLOSED for the 4-tuple id. cfg may be
 // shared with other connections and is only read; its zero fields mean
 // their defaults. It emits through sink.
 func NewConn(cfg *Config, id Tuple, sink Sink) *Conn {
-	c := &Conn{cfg: cfg, id: id, sink: sink, nodelay: !cfg.Nagle, keepAlive: cfg.KeepAlive}
+	c := new(Conn)
+	c.init(cfg, id, sink)
+	return c
+}
+
+// init makes the zero (or Reset) c what NewConn returns.
+func (c *Conn) init(cfg *Config, id Tuple, sink Sink) {
+	c.cfg, c.id, c.sink = cfg, id, sink
+	c.nodelay, c.keepAlive = !cfg.Nagle, cfg.KeepAlive
 	c.rtt.init(cfg)
 	c.initSndLimit() // sndtune.go
 	c.rcv.buf.limit = cfg.receiveBufferSize()
-	return c
 }
 
 // PayloadInSendBuffer reports, during Sink.SendSegment, whether the
@@ -384,9 +338,6 @@ func (c *Conn) State() State { return c.state }
 // ETIMEDOUT), or nil.
 func (c *Conn) Err() error { return c.err }
 
-// Stats returns the connection's counters.
-func (c *Conn) Stats() Stats { return c.stats }
-
 // setState is the only place the state changes. It checks the transition
 // against RFC 9293 Figure 5 and reports it.
 func (c *Conn) setState(now time.Time, to State, cause Cause) {
@@ -406,12 +357,18 @@ func (c *Conn) setState(now time.Time, to State, cause Cause) {
 		// unless the connection was aborted ("all segment queues should
 		// be flushed", RFC 9293 3.10.7.4 on RST); Read releases the
 		// buffer once it is empty.
-		c.snd.buf.release()
-		if c.snd.loss != nil {
-			c.snd.loss.txq = txQueue{}
+		c.releaseRing(&c.snd.buf)
+		if l := c.snd.loss; l != nil {
+			// The smallest transmit ring stays, for a Reset to keep
+			// (reuse.go); a larger one goes.
+			keep := l.txq.s
+			if len(keep) > txQueueMin {
+				keep = nil
+			}
+			l.txq = txQueue{s: keep}
 		}
 		if c.rcv.buf.len() == 0 || c.err != nil {
-			c.rcv.buf.release()
+			c.releaseRing(&c.rcv.buf)
 		}
 		c.rcv.ooo = reassembly{}
 		c.scratch = nil
@@ -436,7 +393,8 @@ func (c *Conn) returnToListen(now time.Time, cause Cause) {
 		passive: true, released: c.released,
 		nodelay: c.nodelay, keepAlive: c.keepAlive,
 		kaIdle: c.kaIdle, kaInterval: c.kaInterval, kaCount: c.kaCount,
-		stats: c.stats, reported: c.reported, gsoMax: c.gsoMax,
+		stats: c.stats, more: c.more, reported: c.reported, gsoMax: c.gsoMax,
+		spare: c.spare,
 	}
 	fresh.rtt.init(c.cfg)
 	fresh.bufs = c.bufs // the owner's setsockopt outlives a failed handshake

@@ -52,8 +52,12 @@ type cubicSaved struct {
 
 // NewCubic returns a CUBIC controller for segments of mss bytes.
 func NewCubic(mss int) Congestion {
-	return &cubic{window: newWindow(mss)}
+	c := new(cubic)
+	c.reinit(mss)
+	return c
 }
+
+func (c *cubic) reinit(mss int) { *c = cubic{window: newWindow(mss)} }
 
 func (c *cubic) Name() string { return "cubic" }
 

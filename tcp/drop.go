@@ -221,7 +221,7 @@ type DropSink interface {
 // reason and reports it to the sink. What the RFC answers the segment
 // with, if anything, is the caller's to send.
 func (c *Conn) drop(seg *Segment, reason DropReason) {
-	c.stats.Drops[reason]++
+	c.cold().Drops[reason]++
 	if ds, ok := c.sink.(DropSink); ok {
 		ds.SegmentDropped(c, seg, reason)
 	}

@@ -149,7 +149,7 @@ func (c *Conn) ecnOutgoing(s *Segment, retransmit bool) {
 	if c.ecn.cwr {
 		c.ecn.cwr = false
 		s.Flags |= wire.CWR
-		c.stats.CWRSent++
+		c.cold().CWRSent++
 	}
 }
 
@@ -175,7 +175,7 @@ func (c *Conn) ecnIncoming(seg *Segment) {
 		c.ecn.echo = false
 	}
 	if seg.ECN == wire.CE && seg.Len() > 0 {
-		c.stats.CEReceived++
+		c.cold().CEReceived++
 		c.ecn.echo = true
 		if len(seg.Payload) > 0 {
 			c.rcv.ackPending, c.rcv.ackNow = true, true
@@ -201,7 +201,7 @@ func (c *Conn) ecnOnACK(now time.Time, seg *Segment) {
 		return
 	}
 	c.ecn.eceACK = true
-	c.stats.ECEReceived++
+	c.cold().ECEReceived++
 	if c.snd.inRecovery || c.ecn.reduced && !seg.Ack.GreaterThan(c.ecn.recover) {
 		return
 	}
@@ -214,7 +214,7 @@ func (c *Conn) ecnOnACK(now time.Time, seg *Segment) {
 		c.snd.loss.undo = undoEpisode{}
 	}
 	c.cc.OnECE(now, int(c.snd.una.Size(c.snd.max)))
-	c.stats.ECNReductions++
+	c.cold().ECNReductions++
 	c.ecnWindowReduced()
 }
 

@@ -132,6 +132,13 @@ func (h *Handshake) RetransmitAt(cfg *Config, last time.Time) (time.Time, bool) 
 // h.Sent is zero and the RTT is not timed.
 func ResumeSynReceived(cfg *Config, id Tuple, sink Sink, h *Handshake, now time.Time) *Conn {
 	c := NewConn(cfg, id, sink)
+	c.resumeSynReceived(h, now)
+	return c
+}
+
+// resumeSynReceived is ResumeSynReceived on c as NewConn returned it.
+func (c *Conn) resumeSynReceived(h *Handshake, now time.Time) {
+	cfg := c.cfg
 	c.state = SynReceived
 	c.passive = true
 	c.haveSYN = true
@@ -168,11 +175,13 @@ func ResumeSynReceived(cfg *Config, id Tuple, sink Sink, h *Handshake, now time.
 	c.rtt.backoff = int(h.Retransmits)
 	c.stats.SegsIn = 1
 	c.stats.SegsOut = 1 + uint64(h.Retransmits)
-	c.stats.Retransmits = uint64(h.Retransmits)
-	if c.stats.Retransmits > 0 { // counted by the listener as they went out
-		c.reported = &StackCounts{RetransSegs: c.stats.Retransmits}
+	if h.Retransmits > 0 {
+		c.cold().Retransmits = uint64(h.Retransmits)
+		c.cold().Timeouts = uint64(h.Retransmits)
+		// Counted by the listener as they went out.
+		c.reported = c.spare.takeCounts()
+		c.reported.RetransSegs = uint64(h.Retransmits)
 	}
-	c.stats.Timeouts = uint64(h.Retransmits)
 	c.lastRecv = now
 	if h.Sent.IsZero() {
 		c.snd.stalled = now
@@ -191,7 +200,6 @@ func ResumeSynReceived(cfg *Config, id Tuple, sink Sink, h *Handshake, now time.
 		}
 	}
 	c.armRTX(now)
-	return c
 }
 
 // Info is STATUS for a handshake without a TCB: what a TCB in

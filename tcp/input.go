@@ -29,7 +29,7 @@ func (c *Conn) segmentClosed(now time.Time, seg *Segment) {
 	c.drop(seg, DropClosed)
 	if r, ok := ResetFor(seg); ok {
 		c.out = r
-		c.stats.RstsOut++
+		c.cold().RstsOut++
 		c.emit(&c.out)
 	}
 }
@@ -146,7 +146,7 @@ func (c *Conn) segmentSynSent(now time.Time, seg *Segment) {
 			c.drop(seg, DropSynSentRSTNoACK)
 			return
 		}
-		c.stats.ResetsReceived++
+		c.cold().ResetsReceived++
 		c.abort(now, ErrRefused, RcvRST)
 		return
 	}
@@ -251,9 +251,9 @@ func (c *Conn) segmentSynchronized(now time.Time, seg *Segment) {
 	switch v.drop {
 	case DropNone:
 	case DropPAWS:
-		c.stats.PAWSRejected++
+		c.cold().PAWSRejected++
 	case DropOutOfWindow:
-		c.stats.UnacceptableSegs++
+		c.cold().UnacceptableSegs++
 		if c.state == TimeWait && seg.has(wire.FIN) {
 			c.startTimeWait(now) // a retransmitted FIN restarts 2MSL
 		}
@@ -327,7 +327,7 @@ func (c *Conn) segmentSynchronized(now time.Time, seg *Segment) {
 // synchronized state or SYN-RECEIVED (checkSequence has sent the others a
 // challenge ACK, RFC 5961 3.2).
 func (c *Conn) segmentReset(now time.Time) {
-	c.stats.ResetsReceived++
+	c.cold().ResetsReceived++
 	switch c.state {
 	case SynReceived:
 		if c.passive {
@@ -538,7 +538,7 @@ func (c *Conn) maybeDupAck(now time.Time, seg *Segment) {
 		return
 	}
 	c.snd.dupAcks++
-	c.stats.DupAcksIn++
+	c.cold().DupAcksIn++
 	if c.snd.inRecovery {
 		c.cc.OnDupAck()
 		return
@@ -551,7 +551,7 @@ func (c *Conn) maybeDupAck(now time.Time, seg *Segment) {
 		c.snd.recover = c.snd.max
 		c.startEpisode(false)
 		c.cc.OnFastRetransmit(now, int(c.snd.una.Size(c.snd.max)))
-		c.stats.FastRetransmits++
+		c.cold().FastRetransmits++
 		c.retransmitFirst(now)
 	}
 }
@@ -586,7 +586,7 @@ func (c *Conn) processText(now time.Time, seg *Segment) {
 				// (SHLD-3) via RFC 2525 2.17 and every major stack do.
 				// A retransmission of data already received is no new
 				// data: it is acknowledged like any duplicate.
-				c.stats.DataAfterCloseResets++
+				c.cold().DataAfterCloseResets++
 				c.sendRSTACK(now, c.acceptableSeq(), seg.Seq.Add(seqnum.Size(len(seg.Payload))))
 				c.abort(now, ErrReset, DataAfterClose)
 				return
@@ -621,7 +621,7 @@ func (c *Conn) takeSYNText(now time.Time) {
 	if n > 0 {
 		if c.released {
 			// As for any data after close (processText).
-			c.stats.DataAfterCloseResets++
+			c.cold().DataAfterCloseResets++
 			c.sendRSTACK(now, c.acceptableSeq(), c.rcv.nxt.Add(seqnum.Size(n)))
 			c.abort(now, ErrReset, DataAfterClose)
 			return
@@ -701,6 +701,7 @@ func (c *Conn) receiveData(now time.Time, seg *Segment) {
 		c.noteHeldDuplicate(0, len(data))
 	}
 	n := c.placeDirect(data)
+	c.adoptRing(&c.rcv.buf, len(data)-n) // reuse.go
 	n += c.rcv.buf.write(data[n:])
 	hadHoles := !c.rcv.ooo.empty()
 	// Out-of-order bytes now at RCV.NXT join the in-order ones.

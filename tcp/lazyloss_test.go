@@ -30,13 +30,16 @@ func TestLossStateMadeOnFirstData(t *testing.T) {
 	}
 }
 
-// The Conn fits the allocator's 2048-byte size class: at 2,049 bytes it
-// would take 2,304 per connection, at 2,305 2,688 (runtime/sizeclasses.go).
-// Idle connections are mostly this struct (issue 13 item 4); a field
-// that pushes it over belongs in lossState or another part made on
-// first use.
+// The Conn fits the allocator's 1536-byte size class: one byte more and
+// it takes 1,792 per connection (runtime/sizeclasses.go). The allocator
+// puts an 8-byte header before an object over 512 bytes that holds
+// pointers (Go 1.22's allocation headers), so the struct itself may have
+// 1,528. Idle connections are mostly this struct (issue 13 items 4 and
+// 6); a field that pushes it over belongs in lossState, the cold counters
+// (stats.go) or another part made on first use.
 func TestConnSizeClass(t *testing.T) {
-	if n := unsafe.Sizeof(Conn{}); n > 2048 {
-		t.Errorf("tcp.Conn is %d bytes, over the 2048-byte size class", n)
+	const mallocHeader = 8
+	if n := unsafe.Sizeof(Conn{}) + mallocHeader; n > 1536 {
+		t.Errorf("tcp.Conn takes %d bytes with its allocation header, over the 1536-byte size class", n)
 	}
 }

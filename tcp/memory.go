@@ -73,7 +73,7 @@ func (c *Conn) memoryRefuses(off, n int) bool {
 	if off == 0 && c.rcv.buf.len()+n <= c.rcv.buf.size() {
 		return false
 	}
-	c.stats.MemoryDropped++
+	c.cold().MemoryDropped++
 	return true
 }
 

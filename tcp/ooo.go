@@ -354,15 +354,17 @@ func (q *reassembly) empty() bool { return q.chunks.len() == 0 }
 func (c *Conn) receiveOutOfOrder(off int, data []byte) {
 	c.noteHeldDuplicate(off, len(data))
 	res, pruned := c.rcv.ooo.add(off, data, c.oooLimit())
-	c.stats.OutOfOrderPruned += uint64(pruned)
+	if pruned > 0 {
+		c.cold().OutOfOrderPruned += uint64(pruned)
+	}
 	if res == oooStored {
-		c.stats.OutOfOrderSegs++
+		c.cold().OutOfOrderSegs++
 		c.rcv.ooo.touch(c.rcv.ooo.base + off)
 		return
 	}
 	// Dropped unacknowledged: the peer sends it again. (Linux counts
 	// this as TCPOFODrop.)
-	c.stats.OutOfOrderDropped++
+	c.cold().OutOfOrderDropped++
 }
 
 // oooLimit is the out-of-order memory the connection may hold now
@@ -411,7 +413,9 @@ func (c *Conn) noteHeldDuplicate(off, n int) {
 func (c *Conn) Prune() int {
 	c.reclaimBuffers() // and rings that are empty need not wait for the timer
 	n := c.rcv.ooo.clear()
-	c.stats.OutOfOrderPruned += uint64(n)
+	if n > 0 {
+		c.cold().OutOfOrderPruned += uint64(n)
+	}
 	return n
 }
 

@@ -199,7 +199,7 @@ func (c *Conn) sendOneSegment(now time.Time) bool {
 	if retrans {
 		c.noteRetransmission(s, n)
 	} else if c.snd.dupAcks > 0 && !c.snd.inRecovery && c.sackRecovering() {
-		c.stats.LimitedTransmit++ // sent on a duplicate ACK (RFC 3042)
+		c.cold().LimitedTransmit++ // sent on a duplicate ACK (RFC 3042)
 	}
 	if !retrans && !c.snd.rttTiming && c.snd.retransmits == 0 {
 		// Time this segment (RFC 6298 section 3); Karn's rule keeps
@@ -356,11 +356,11 @@ func (c *Conn) challengeACK(now time.Time) {
 		c.challengeCount = 0
 	}
 	if c.challengeCount >= c.cfg.challengeACKLimit() {
-		c.stats.ChallengeACKsLimited++
+		c.cold().ChallengeACKsLimited++
 		return
 	}
 	c.challengeCount++
-	c.stats.ChallengeACKs++
+	c.cold().ChallengeACKs++
 	c.sendACK(now)
 }
 
@@ -374,7 +374,7 @@ func (c *Conn) invalidACK(now time.Time, seg *Segment) {
 	if seg.Len() == 0 {
 		iv := c.cfg.invalidACKInterval()
 		if iv > 0 && !c.lastInvalidACK.IsZero() && now.Sub(c.lastInvalidACK) < iv {
-			c.stats.InvalidACKsLimited++
+			c.cold().InvalidACKsLimited++
 			return
 		}
 		c.lastInvalidACK = now
@@ -386,7 +386,7 @@ func (c *Conn) invalidACK(now time.Time, seg *Segment) {
 func (c *Conn) sendRST(now time.Time, seq seqnum.Value) {
 	s := &c.out
 	*s = Segment{Seq: seq, Flags: wire.RST}
-	c.stats.RstsOut++
+	c.cold().RstsOut++
 	c.emit(s)
 }
 
@@ -394,7 +394,7 @@ func (c *Conn) sendRST(now time.Time, seq seqnum.Value) {
 func (c *Conn) sendRSTACK(now time.Time, seq, ack seqnum.Value) {
 	s := &c.out
 	*s = Segment{Seq: seq, Ack: ack, Flags: wire.RST | wire.ACK}
-	c.stats.RstsOut++
+	c.cold().RstsOut++
 	c.emit(s)
 }
 

@@ -400,7 +400,7 @@ func (c *Conn) rackDetectLoss(now time.Time) time.Duration {
 			s.flags |= txLost
 			q.lostBytes += int(s.start.Size(s.end))
 			c.rateLost(now, s, int(s.start.Size(s.end)))
-			c.stats.RACKLosses++
+			c.cold().RACKLosses++
 		} else {
 			timeout = max(timeout, remaining)
 		}
@@ -503,7 +503,7 @@ func (c *Conn) tlpTimeout(now time.Time) {
 		r.tlpTSVal, r.tlpTSSet = c.out.Options.TSVal, c.out.Options.HasTimestamps
 	}
 	r.tlpActive, r.tlpEnd = true, c.snd.max
-	c.stats.TLPProbes++
+	c.cold().TLPProbes++
 	c.armRTX(now) // section 7.3: the RTO runs from the probe
 }
 
@@ -530,7 +530,7 @@ func (c *Conn) tlpOnAck(now time.Time, seg *Segment) {
 		return
 	}
 	if r.tlpRetrans && !c.snd.inRecovery {
-		c.stats.TLPRecoveries++
+		c.cold().TLPRecoveries++
 		flight := int(c.snd.una.Size(c.snd.max)) + c.mss
 		c.cc.OnFastRetransmit(now, flight)
 		c.cc.OnRecoveryEnd(now, c.pipe())

@@ -24,7 +24,7 @@ func (c *Conn) fillSACK(s *Segment) {
 		// it, if any, comes next (touch made it the most recent).
 		o.SACKBlocks[o.NumSACK] = c.rcv.dsack
 		o.NumSACK++
-		c.stats.DSACKsSent++
+		c.cold().DSACKsSent++
 	}
 	var blocks [wire.MaxSACKBlocks]span
 	n := c.rcv.ooo.sackBlocks(blocks[:], limit-o.NumSACK)
@@ -36,7 +36,9 @@ func (c *Conn) fillSACK(s *Segment) {
 		}
 		o.NumSACK++
 	}
-	c.stats.SACKBlocksSent += uint64(o.NumSACK)
+	if o.NumSACK > 0 {
+		c.cold().SACKBlocksSent += uint64(o.NumSACK)
+	}
 }
 
 // noteDuplicate records that [start, end) arrived again, for a D-SACK

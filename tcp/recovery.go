@@ -41,11 +41,15 @@ func (c *Conn) sackUpdate(now time.Time, seg *Segment) {
 	c.rateGenerate()
 	u.sackedBefore = before
 	c.lr().su = u
-	c.stats.SACKBlocksIn += uint64(int(seg.Options.NumSACK) - u.bogus)
-	c.stats.SACKBlocksBogus += uint64(u.bogus)
+	if n := int(seg.Options.NumSACK) - u.bogus; n > 0 {
+		c.cold().SACKBlocksIn += uint64(n)
+	}
+	if u.bogus > 0 {
+		c.cold().SACKBlocksBogus += uint64(u.bogus)
+	}
 	if u.dsack {
-		c.stats.DSACKsIn++
-		c.stats.SACKBlocksIn--
+		c.cold().DSACKsIn++
+		c.cold().SACKBlocksIn--
 	}
 }
 
@@ -69,7 +73,7 @@ func (c *Conn) checkReneging(una seqnum.Value) {
 	if len(sb.r) == 0 || !sb.r[0].start.LessThanEq(una) || !una.LessThan(sb.r[0].end) {
 		return
 	}
-	c.stats.SACKReneging++
+	c.cold().SACKReneging++
 	sb.reset()
 	q := &l.txq
 	for i := 0; i < q.n; i++ {
@@ -161,7 +165,7 @@ func (c *Conn) sackOnAck(now time.Time, seg *Segment, acked int, dup bool) {
 		c.snd.dupAcks = 0 // RFC 6675 section 5: a cumulative ACK resets DupAcks
 	} else if dup {
 		c.snd.dupAcks++
-		c.stats.DupAcksIn++
+		c.cold().DupAcksIn++
 	}
 	if acked > 0 {
 		c.snd.tlpRearm = true
@@ -242,8 +246,8 @@ func (c *Conn) enterSACKRecovery(now time.Time, delivered int) {
 		recoverFS:    max(c.pipeAtEntry(), 1),
 		prrDelivered: delivered,
 	}
-	c.stats.SACKRecoveries++
-	c.stats.FastRetransmits++
+	c.cold().SACKRecoveries++
+	c.cold().FastRetransmits++
 	c.lr().rack.tlpActive = false
 	c.tm.tlp = time.Time{}
 	c.prr(delivered)
@@ -333,7 +337,7 @@ func (c *Conn) recoverySend(now time.Time) bool {
 		r.highRxt = seq.Add(seqnum.Size(sent))
 	case 4:
 		r.rescueRxt, r.rescued = c.snd.recover, true
-		c.stats.RescueRetrans++
+		c.cold().RescueRetrans++
 	}
 	r.prrOut += sent
 	r.sndcnt -= sent
@@ -442,8 +446,10 @@ func (c *Conn) noteRetransmission(s *Segment, n int) {
 	// which transmission it answers, so the timed segment gives no
 	// sample.
 	c.snd.rttTiming = false
-	c.stats.Retransmits++
-	c.stats.BytesRetrans += uint64(n)
+	c.cold().Retransmits++
+	if n > 0 {
+		c.cold().BytesRetrans += uint64(n)
+	}
 	c.stampRetransmission(s)
 	c.episodeRetransmit(s)
 }

@@ -201,10 +201,10 @@ func (c *Conn) retransmissionTimeout(now time.Time) {
 	c.snd.retransmits++
 	c.spendOrphanRetry()
 	c.rtt.backoff++ // RFC 6298 5.5
-	c.stats.Timeouts++
+	c.cold().Timeouts++
 	c.snd.rttTiming = false // Karn: no sample from what we resend
 	if !c.synAcked() {
-		c.stats.Retransmits++
+		c.cold().Retransmits++
 		c.armRTX(now)
 		c.sendSYN(now)
 		return
@@ -261,7 +261,7 @@ func (c *Conn) orphanExhausted(now time.Time) bool {
 	if !c.released || c.snd.orphanRetries < c.cfg.orphanRetries() || !c.state.Synchronized() {
 		return false
 	}
-	c.stats.OrphanResets++
+	c.cold().OrphanResets++
 	c.sendRST(now, c.acceptableSeq())
 	c.abort(now, ErrTimedOut, OrphanRetries)
 	return true
@@ -339,7 +339,7 @@ func (c *Conn) persistTimeout(now time.Time) {
 		c.abort(now, ErrTimedOut, RetransmitTimeout)
 		return
 	}
-	c.stats.ZeroWindowProbes++
+	c.cold().ZeroWindowProbes++
 	c.snd.unansweredProbes++
 	c.spendOrphanRetry()
 	c.sendProbe(now)
@@ -437,7 +437,7 @@ func (c *Conn) keepAliveTimeout(now time.Time) {
 		return
 	}
 	c.keepAliveProbes++
-	c.stats.KeepAliveProbes++
+	c.cold().KeepAliveProbes++
 	s := &c.out
 	*s = Segment{Seq: c.snd.una.Sub(1), Ack: c.rcv.nxt, Flags: wire.ACK}
 	c.fillACKFields(now, s, false)

@@ -125,10 +125,10 @@ func (c *Conn) checkSpurious(now time.Time, seg *Segment) {
 func (c *Conn) undo(seg *Segment) {
 	u := &c.lr().undo
 	u.active = false
-	c.stats.SpuriousRetrans++
+	c.cold().SpuriousRetrans++
 	if un, ok := c.cc.(Undoer); ok {
 		un.Undo(u.cwnd, u.ssthresh)
-		c.stats.Undos++
+		c.cold().Undos++
 	}
 	if c.snd.inRecovery {
 		// Leave the recovery; a real loss found later may start another.
@@ -191,7 +191,7 @@ type StackCounts struct {
 }
 
 func (c *Conn) stackCounts() StackCounts {
-	s := &c.stats
+	s := c.coldOrZero()
 	return StackCounts{
 		RetransSegs: s.Retransmits, TCPRcvQDrop: s.MemoryDropped,
 		TCPSackRecovery: s.SACKRecoveries, TCPLossProbes: s.TLPProbes, TCPLossProbeRecovery: s.TLPRecoveries,
@@ -200,7 +200,7 @@ func (c *Conn) stackCounts() StackCounts {
 		ECNNegotiated:   c.ecnNegotiatedCount(),
 		CEReceived:      s.CEReceived, ECEReceived: s.ECEReceived, CWRSent: s.CWRSent,
 
-		BytesAcked: s.BytesAcked, BytesReceived: s.BytesReceived,
+		BytesAcked: c.stats.BytesAcked, BytesReceived: c.stats.BytesReceived,
 	}
 }
 
@@ -216,7 +216,7 @@ func (c *Conn) TakeCounts() (StackCounts, bool) {
 		return StackCounts{}, false
 	}
 	if c.reported == nil {
-		c.reported = new(StackCounts)
+		c.reported = c.spare.takeCounts()
 	}
 	*c.reported = now
 	return StackCounts{

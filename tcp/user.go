@@ -109,7 +109,9 @@ func (c *Conn) Write(now time.Time, p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	n := c.snd.buf.write(p[:min(len(p), c.sndRoom())])
+	k := min(len(p), c.sndRoom())
+	c.adoptRing(&c.snd.buf, k) // reuse.go
+	n := c.snd.buf.write(p[:k])
 	if n == 0 {
 		return 0, ErrWouldBlock
 	}
@@ -124,7 +126,7 @@ func (c *Conn) Read(now time.Time, p []byte) (int, error) {
 	if c.rcv.buf.len() > 0 {
 		n := c.rcv.buf.read(p)
 		if c.rcv.buf.len() == 0 && (c.state == TimeWait || c.state == Closed) {
-			c.rcv.buf.release() // kept only for this read (see setState)
+			c.releaseRing(&c.rcv.buf) // kept only for this read (see setState)
 		}
 		c.armReclaim(now)
 		c.rcvSpaceAdjust(now, n)
@@ -311,7 +313,7 @@ func (c *Conn) Release(now time.Time, abort bool) {
 	if c.state == Closed {
 		// Received data nobody will read now: its memory goes (setState
 		// kept it for the owner to read).
-		c.rcv.buf.release()
+		c.releaseRing(&c.rcv.buf)
 		return
 	}
 	if abort || c.rcv.buf.len() > 0 || (c.state == Listen) {
@@ -453,7 +455,7 @@ func (c *Conn) Info() Info {
 		OutOfOrder: c.rcv.ooo.bytes(),
 		Memory:     c.BufferMemory(),
 		Recovering: c.snd.inRecovery,
-		Stats:      c.stats,
+		Stats:      c.Stats(),
 	}
 	if c.sackOK {
 		i.LossDetection = c.cfg.lossDetection()

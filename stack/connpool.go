@@ -1,0 +1,90 @@
+package stack
+
+import (
+	"time"
+
+	"github.com/synack/synack/tcp"
+)
+
+// A short connection used to allocate a tcp.Conn a side (2 KB) and the
+// parts of it made on first use (congestion controller, loss and rate
+// state: another 1.5 KB or so), which lived a few milliseconds and were
+// garbage (issue 13 item 6). The stack keeps the tcp.Conns of connections
+// that have ended and that nothing can call into any more, and starts new
+// connections on them (tcp.Conn.Reinit, which keeps only cleared memory).
+//
+// A tcp.Conn is unreachable once its TCPConn has dropped it: when the
+// connection became a TIME-WAIT record (compact), or ended in CLOSED after
+// its owner closed it (settle). The owner's handle keeps answering from
+// the TCPConn alone (state, info: CLOSED; calls: net.ErrClosed), as it does
+// for a TIME-WAIT record.
+
+// connPoolMax bounds the kept tcp.Conns: enough for the connections
+// that end between two opens of a busy stack (16 clients at once need
+// fewer than 32); each is some 3.5 KB with its parts and ring arrays, so
+// the list holds at most about 230 KB.
+const connPoolMax = 64
+
+// connPool is a shard's free list of reset tcp.Conns. Like the shard's
+// slice of the demux table it is guarded by the shard's lock: a tcp.Conn
+// goes back to the list of the shard it served and is taken again there.
+type connPool struct {
+	free []*tcp.Conn
+}
+
+func (p *connPool) take() *tcp.Conn {
+	n := len(p.free)
+	if n == 0 {
+		return nil
+	}
+	c := p.free[n-1]
+	p.free[n-1] = nil
+	p.free = p.free[:n-1]
+	return c
+}
+
+// newTCB returns a tcp.Conn for tc in state CLOSED, as tcp.NewConn.
+func (sh *shard) newTCB(cfg *tcp.Config, id tcp.Tuple, tc *TCPConn) *tcp.Conn {
+	if c := sh.pool.take(); c != nil {
+		c.Reinit(cfg, id, (*connSink)(tc))
+		return c
+	}
+	return tcp.NewConn(cfg, id, (*connSink)(tc))
+}
+
+// resumeTCB returns a tcp.Conn for tc in SYN-RECEIVED, as
+// tcp.ResumeSynReceived.
+func (sh *shard) resumeTCB(cfg *tcp.Config, id tcp.Tuple, tc *TCPConn, hs *tcp.Handshake, now time.Time) *tcp.Conn {
+	if c := sh.pool.take(); c != nil {
+		c.ReinitSynReceived(cfg, id, (*connSink)(tc), hs, now)
+		return c
+	}
+	return tcp.ResumeSynReceived(cfg, id, (*connSink)(tc), hs, now)
+}
+
+// dropTCB takes tc's tcp.Conn from it for good and keeps it for a later
+// connection, reset, unless enough are kept. The caller has made sure
+// nothing will call into it again: tc is out of the demux table and the
+// timers, and its owner can no longer reach it.
+func (sh *shard) dropTCB(tc *TCPConn) {
+	c := tc.tcb
+	tc.tcb = nil
+	if c == nil || len(sh.pool.free) >= connPoolMax {
+		return
+	}
+	c.Reset()
+	sh.pool.free = append(sh.pool.free, c)
+}
+
+// settleEnded drops the tcp.Conn of a connection that ended in CLOSED
+// after its owner closed it, at the end of settle. Not while a call of
+// the owner's is still inside the door (a blocked Read or Write wakes to
+// net.ErrClosed, and a posted Read buffer is taken back first), nor while
+// the owner has unread data counted against the memory budget.
+func (sh *shard) settleEnded(tc *TCPConn, st tcp.State) {
+	if st != tcp.Closed || !tc.userClosed || !tc.removed || tc.stackClosed ||
+		tc.posted || tc.rwait+tc.wwait+tc.owait > 0 || tc.mem != 0 {
+		return
+	}
+	sh.dropTCB(tc)
+}
