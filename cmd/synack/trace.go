@@ -36,6 +36,9 @@ type traceOpts struct {
 	width    int // the ladder's width; 0 for its default
 	absolute bool
 	ladder   bool // --host: the live ladder instead of one line an event
+	// ready, if not nil, is closed once the kernel's tracepoints are
+	// attached (--host): what happens after that is seen.
+	ready chan struct{}
 }
 
 func runTrace(args []string) int {

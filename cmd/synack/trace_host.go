@@ -117,6 +117,9 @@ func followHost(ctx context.Context, o traceOpts, w, errw io.Writer) error {
 		return fmt.Errorf("%w (tracing the kernel needs root)", err)
 	}
 	defer tr.Close()
+	if o.ready != nil {
+		close(o.ready)
+	}
 	enc := json.NewEncoder(w)
 	var ll *ladder.Ladder
 	var ids *connIDs

@@ -44,8 +44,15 @@ func TestTraceHostJSON(t *testing.T) {
 	defer cancel()
 	done := make(chan error, 1)
 	// 12 records: 2 for the listener, 5 for each end.
-	go func() { done <- followHost(ctx, traceOpts{filter: f, json: true, count: 12}, &out, &errOut) }()
-	time.Sleep(300 * time.Millisecond) // the tracer is open
+	ready := make(chan struct{})
+	go func() {
+		done <- followHost(ctx, traceOpts{filter: f, json: true, count: 12, ready: ready}, &out, &errOut)
+	}()
+	select {
+	case <-ready: // the tracepoints are attached: the connection below is seen whole
+	case err := <-done:
+		t.Fatalf("the tracer did not start: %v", err)
+	}
 	srv := srvIP + ":" + strconv.Itoa(port)
 	l, err := ns.Listen("tcp4", srv)
 	if err != nil {

@@ -549,10 +549,20 @@ type Source interface {
 }
 
 // Run feeds the model from src and refreshes it every interval (and once
-// at the start) until ctx ends; then it returns nil. A failed snapshot is
-// counted (Totals.SnapshotErrors) and retried at the next interval.
+// at the start, unless the caller has already taken a look) until ctx
+// ends; then it returns nil. A failed snapshot is counted
+// (Totals.SnapshotErrors) and retried at the next interval.
 func (m *Model) Run(ctx context.Context, src Source, interval time.Duration) error {
-	m.Refresh(src.Lost)
+	// A caller that looked before starting Run (so that what follows is
+	// measured from that look) must not get a second first look at some
+	// moment of Run's goroutine's choosing: the byte totals would count
+	// the sockets that look happened to catch.
+	m.mu.Lock()
+	looked := m.prev != nil
+	m.mu.Unlock()
+	if !looked {
+		m.Refresh(src.Lost)
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	defer func() { cancel(); <-done }()
