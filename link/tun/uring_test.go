@@ -30,7 +30,7 @@ func TestBatchedReadsAndWrites(t *testing.T) {
 					var dev *tun.Device
 					var err error
 					ns.Do(func() {
-						dev, err = tun.OpenOptions("fl%d", tun.Options{Offload: offload, Queues: 1, NoUring: !uring})
+						dev, err = tun.OpenOptions("fl%d", tun.Options{Offload: offload, Queues: 1, Uring: uring})
 					})
 					if err != nil {
 						t.Fatalf("OpenOptions: %v", err)
@@ -228,7 +228,7 @@ func benchDevice(b *testing.B, tc udpCase, uring bool) (*tun.Device, net.PacketC
 	ns := nstest.NewPrefixed(b, "fl-")
 	var dev *tun.Device
 	var err error
-	ns.Do(func() { dev, err = tun.OpenOptions("fl%d", tun.Options{Offload: true, NoUring: !uring}) })
+	ns.Do(func() { dev, err = tun.OpenOptions("fl%d", tun.Options{Offload: true, Uring: uring}) })
 	if err != nil {
 		b.Fatalf("OpenOptions: %v", err)
 	}
