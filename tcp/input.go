@@ -381,6 +381,9 @@ func (c *Conn) segmentACK(now time.Time, seg *Segment) bool {
 	}
 	if c.cc != nil {
 		c.congestionObserve(now, una) // BBR sees every ACK (cc.go's AckObserver)
+		// The send buffer follows cwnd and what a hole holds
+		// (sndtune.go), on every ACK, once the controller has set cwnd.
+		c.sndExpand()
 	}
 	// The window update rule: only from a segment newer than the last
 	// one that updated it.
@@ -505,7 +508,6 @@ func (c *Conn) ackAdvance(now time.Time, seg *Segment) {
 		}
 		c.snd.dupAcks = 0
 	}
-	c.sndExpand() // the send buffer follows cwnd (sndtune.go)
 
 	// RFC 6298 5.2 and 5.3.
 	if c.snd.una == c.snd.max {

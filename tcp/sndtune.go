@@ -77,12 +77,32 @@ func (c *Conn) initSndLimit() {
 }
 
 // sndExpand moves the send buffer's limit to twice cwnd (see the top of
-// this file), after an ACK that moved SND.UNA.
+// this file), or to the unacknowledged bytes and a cwnd beyond them when
+// that is more, after every ACK.
+//
+// Twice cwnd is a window in flight and one queued only while every byte
+// sent is delivered in order. In SACK recovery (RFC 6675) the bytes
+// SACKed above a hole stay in the buffer until the hole is repaired, a
+// round trip or two, and a controller that does not cut its window for a
+// random loss (BBR, draft-ietf-ccwg-bbr section 5.6.4.4) keeps sending
+// a window a round meanwhile: SND.UNA to SND.MAX grows to two windows
+// and more, and a buffer of two leaves nothing to send. At 1 Gbit/s x
+// 20 ms with 1 % loss, where every round has a hole, BBR found the
+// buffer full and nothing unsent in most rounds; what it delivered then
+// fell short of its pacing rate and bw_lo and inflight_lo learned the
+// shortfall (issue 11; BENCHMARKS.md, "BBR at 1 Gbit/s with 1 % loss").
+// Linux has the same need and gives BBR three windows
+// (bbr_sndbuf_expand), counted in buffer truesize, well over twice the
+// payload. The unacknowledged bytes are bounded by the peer's window, and
+// the whole by SendBufferSize. So the limit moves on ACKs that only SACK
+// too: those are the ones that find the hole.
 func (c *Conn) sndExpand() {
 	if !c.sndAutoTuned() || c.cc == nil {
 		return
 	}
-	want := min(max(2*c.cc.Window(), InitialSendBuffer), c.cfg.sendBufferSize())
+	cwnd := c.cc.Window()
+	unacked := c.snd.buf.len() - c.unsent()
+	want := min(max(2*cwnd, unacked+cwnd, InitialSendBuffer), c.cfg.sendBufferSize())
 	if c.memState != MemoryNormal {
 		want = min(want, c.snd.buf.limit) // no growth under pressure
 	}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/synack/synack/seqnum"
 	"github.com/synack/synack/wire"
 )
 
@@ -183,5 +184,56 @@ func TestSetReceiveBufferLocksWindow(t *testing.T) {
 	}
 	if got := int(tc.c.windowField()); got != 0xFFFF {
 		t.Fatalf("window field %d, want 65535: unscaled, it names no more", got)
+	}
+}
+
+// In SACK recovery the bytes between SND.UNA and SND.MAX are more than
+// what is in flight: the SACKed data above a hole stays in the send
+// buffer until the hole is repaired, a round trip and more. A limit of
+// twice cwnd then leaves no room for the window the controller may send
+// next, and the sender goes application-limited every time a segment is
+// lost (issue 11: BBR at 1 Gbit/s x 20 ms with 1 % loss found its
+// buffer full with nothing unsent in most rounds, its delivery rate fell
+// short of its pacing rate, and bw_lo and inflight_lo learned the
+// shortfall round after round). The buffer holds the unacknowledged
+// bytes and a congestion window beyond them, on ACKs that SACK too.
+func TestSendBufferHoldsAWindowBeyondTheSACKedFlight(t *testing.T) {
+	for _, cc := range []string{"cubic", "bbr"} {
+		t.Run(cc, func(t *testing.T) {
+			tc := newEstablishedSACK(t, withNoDelay, func(c *Config) {
+				c.SendBufferSize = 4 << 20
+				c.CongestionControl = cc
+			})
+			tc.peerWin = 0xFFFF // scale 7: 8 MiB
+			tc.fill()
+			for range 6 {
+				tc.ackAll()
+				tc.fill()
+			}
+			out := tc.drain()
+			if len(out) < 20 {
+				t.Fatalf("%d segments in flight, want a window of 20 or more", len(out))
+			}
+			// The first segment of the flight is lost; the peer SACKs
+			// the rest, one ACK per segment as it arrives.
+			tc.advance(10 * time.Millisecond)
+			una := tc.c.snd.una
+			var sndMax seqnum.Value
+			for _, s := range out[1:] {
+				sndMax = tc.c.snd.max
+				var o wire.TCPOptions
+				o.SACKBlocks[0] = wire.SACKBlock{Start: out[1].Seq, End: s.Seq.Add(s.Len())}
+				o.NumSACK = 1
+				tc.in(seg{flags: A, seq: irs + 1, ack: una, opts: o})
+			}
+			// What was unacknowledged when the last ACK came (the sender
+			// then sent new data from the queue, which moves no limit).
+			unacked := tc.c.snd.buf.len() - tc.c.unsent() - int(sndMax.Size(tc.c.snd.max))
+			cwnd := tc.c.Info().CWnd
+			if got := tc.c.SendBufferSize(); got < unacked+cwnd {
+				t.Fatalf("in recovery: send buffer %d bytes, %d of them sent and unacknowledged, cwnd %d: want room for a window beyond them, %d",
+					got, unacked, cwnd, unacked+cwnd)
+			}
+		})
 	}
 }

@@ -8,13 +8,13 @@ import (
 
 // Issue 11: at 1 % random loss on a 200 Mbit/s path of 20 ms RTT BBR,
 // whose model does not shrink the rate for every loss as CUBIC does
-// (draft-ietf-ccwg-bbr), moves at least twice what CUBIC moves and 40 %
-// of the link, and on the clean path it fills most of the link. The
-// issue's target is half the link at 1 % loss: this run gives 101.9
-// Mbit/s (43.9 before fast recovery stopped cutting cwnd to the pipe;
-// BENCHMARKS.md, "BBR follow-up"); the bound leaves room for the other
-// seeds' and paths' spread there. Virtual time: the figures are the
-// protocol's, not the machine's.
+// (draft-ietf-ccwg-bbr), moves at least twice what CUBIC moves and half
+// the link (the issue's target), and on the clean path it fills most of
+// the link. This run gives 141.9 Mbit/s at 1 % loss: 43.9 before fast
+// recovery stopped cutting cwnd to the pipe (BENCHMARKS.md, "BBR
+// follow-up"), 125.9 before the send buffer made room beyond the SACKed
+// flight ("BBR at 1 Gbit/s with 1 % loss"). Virtual time: the figures
+// are the protocol's, not the machine's.
 func TestBBRGoodput(t *testing.T) {
 	if testing.Short() {
 		t.Skip("moves 80 MiB")
@@ -35,8 +35,8 @@ func TestBBRGoodput(t *testing.T) {
 			t.Errorf("clean path: %.1f Mbit/s, below 80 %% of the 200 Mbit/s link", mbit)
 		case loss > 0 && mbit < 2*cubic:
 			t.Errorf("loss %.0f%%: %.1f Mbit/s, not twice cubic's %.1f", loss*100, mbit, cubic)
-		case loss > 0 && mbit < 80:
-			t.Errorf("loss %.0f%%: %.1f Mbit/s, below 40 %% of the 200 Mbit/s link", loss*100, mbit)
+		case loss > 0 && mbit < 100:
+			t.Errorf("loss %.0f%%: %.1f Mbit/s, below half the 200 Mbit/s link", loss*100, mbit)
 		}
 	}
 }
