@@ -530,6 +530,10 @@ func (c *Conn) maybeDupAck(now time.Time, seg *Segment) {
 		return
 	}
 	if c.sackRecovering() {
+		// An ACK that moves nothing gives no RTT sample: the controller,
+		// which sackOnAck may call for the bytes it SACKs, must not
+		// take the last ACK's sample again.
+		c.rtt.fresh = false
 		// RFC 6675 section 2: with SACK, a duplicate is an ACK that
 		// brings SACK information not known before (so the ACKs of
 		// duplicated segments, which bring none, do not count).

@@ -271,9 +271,6 @@ func (c *Conn) sendWindow() (wnd, inflight int64) {
 		return rwnd, flight // RFC 8985 7.3: one new segment, whatever cwnd says
 	case !c.sackRecovering():
 		return min(rwnd, cwnd), flight
-	case c.snd.dupAcks > 0 && !c.snd.inRecovery && c.snd.nxt == c.snd.max:
-		// RFC 3042 counts the whole flight (FlightSize), SACKed or not.
-		return min(rwnd, cwnd+int64(min(c.snd.dupAcks, 2)*c.mss)), flight
 	}
 	// The receive window holds the SACKed bytes too: it is checked
 	// against the whole flight, cwnd against what is in the network.
@@ -281,7 +278,21 @@ func (c *Conn) sendWindow() (wnd, inflight int64) {
 	if c.snd.inRecovery {
 		return rwnd - flight + inflight, inflight
 	}
-	return min(rwnd-flight+inflight, cwnd), inflight
+	wnd = min(rwnd-flight+inflight, cwnd)
+	if c.snd.dupAcks > 0 && c.snd.nxt == c.snd.max {
+		// RFC 3042 counts the whole flight (FlightSize), SACKed or not,
+		// and lets two segments beyond cwnd go. It gives leave to send
+		// more, never less: once more than two segments are SACKed
+		// above a hole, cwnd against the pipe lets more go, one segment
+		// per segment that left the network, as in order. Held to
+		// FlightSize, a segment held back by reordering stalled the
+		// sender until it arrived, and the ACK that filled the hole
+		// let the whole SACKed run go at once.
+		if lt := min(rwnd, cwnd+int64(min(c.snd.dupAcks, 2)*c.mss)); lt-flight > wnd-inflight {
+			return lt, flight
+		}
+	}
+	return wnd, inflight
 }
 
 // skipSACKed moves SND.NXT, when it is behind SND.MAX after a timeout,

@@ -193,8 +193,8 @@ func (c *Conn) sackOnAck(now time.Time, seg *Segment, acked int, dup bool) {
 			c.prr(delivered)
 			return
 		}
-	} else if acked > 0 {
-		c.congestionOnAck(now, acked)
+	} else if grow := c.growthOnAck(acked, delivered); grow > 0 {
+		c.congestionOnAck(now, grow)
 	}
 	// RFC 6675 section 5 steps (2) and (3): DupThresh duplicates, or
 	// IsLost(HighACK + 1); with RACK (RFC 8985 section 6.2), a segment
@@ -210,6 +210,28 @@ func (c *Conn) sackOnAck(now time.Time, seg *Segment, acked int, dup bool) {
 		return
 	}
 	c.enterSACKRecovery(now, delivered)
+}
+
+// growthOnAck is how many bytes of an ACK outside recovery grow cwnd.
+// RFC 5681 section 3.1 grows it on ACKs that acknowledge new data
+// cumulatively, by the bytes acknowledged (RFC 3465 section 2), at most
+// L*SMSS per ACK (section 2.3). Once RACK has seen the path reorder (RFC
+// 8985 section 6.2 step 3), it grows by the bytes each ACK delivered,
+// SACKed ones included (RFC 6937's DeliveredData), as the pipe counts
+// them out of the network (RFC 6675 section 4): a SACK acknowledges them
+// (RFC 2018), one or two segments per ACK as in order. Counted only
+// cumulatively, a segment held back by reordering kept the bytes SACKed
+// above it from growing the window, and the ACK that filled the hole,
+// covering them all, grew it by L*SMSS at most: slow start with 5 %
+// reordering grew about 1.3x per round trip instead of 2x, and 1 MiB took
+// 0.92 s at 100 ms against 0.66 s on the clean path (virtual clock). Until
+// reordering is seen, SACKs above a hole are the first sign of a loss,
+// and the window waits (as RFC 5681 has it) rather than grow on them.
+func (c *Conn) growthOnAck(acked, delivered int) int {
+	if l := c.snd.loss; l != nil && l.rack.reordering && c.rackOn() {
+		return delivered
+	}
+	return max(acked, 0)
 }
 
 // mayRecover is RFC 6582 section 4's guard on a new recovery: the

@@ -162,6 +162,14 @@ func (c *Conn) undo(seg *Segment) {
 		// reordered segment is resent again.
 		c.rackDSACK()
 		c.lr().rack.reordering = true
+		// The window that marked the resent segment lost may have marked
+		// others in the same ACK that PRR had not let go yet. They were
+		// the episode's too: undone with it (RFC 3522 section 3.2 goes
+		// back to the state before the episode), they are judged again
+		// by RACK on this ACK with the widened window (RFC 8985 section
+		// 6.2 step 5). Kept, each started a new recovery at once, a
+		// reduction and a retransmission undone again an instant later.
+		c.lr().txq.clearLost()
 	}
 }
 

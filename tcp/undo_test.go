@@ -202,3 +202,39 @@ func TestUndoSpuriousTimeoutLiftsRecoveryGuard(t *testing.T) {
 		t.Fatalf("stats %+v: want a recovery and no second timeout", s)
 	}
 }
+
+// RFC 3522 section 3.2 and RFC 8985 section 6.2 step 5: the reordering
+// window that made a spurious fast retransmission (0, before reordering
+// was seen) may have marked more segments lost in the same ACK than PRR
+// let go at once. Once the episode is proven spurious and undone, those
+// marks go with it, and RACK judges the segments again with the widened
+// window: a segment merely held back is not resent, and no new recovery
+// (a second reduction, undone again) starts for it.
+func TestUndoForgetsLostMarksOfTheEpisode(t *testing.T) {
+	tc := tsBulk(t, 30000)
+	orig := firstTSVal(tc)
+	tc.advance(100 * time.Millisecond)
+	tc.tsAck(0, orig, 5000, 8000) // 0..4999 held back, 5000..7999 SACKed
+	var resent []uint32
+	for _, s := range tc.drain() {
+		if s.Seq.LessThan(iss + 1 + 5000) {
+			resent = append(resent, uint32(s.Seq-(iss+1)))
+		}
+	}
+	if len(resent) == 0 || len(resent) >= 5 {
+		t.Fatalf("PRR let %v go; the test wants some, not all, of the five marked segments resent", resent)
+	}
+	tc.advance(time.Millisecond)
+	tc.tsAck(1000, orig, 5000, 8000) // the first original arrives: spurious (Eifel)
+	if i := tc.c.Info(); i.Undos != 1 {
+		t.Fatalf("no undo: %+v", i.Stats)
+	}
+	for _, s := range tc.drain() {
+		if s.Seq.LessThan(iss + 1 + 10000) {
+			t.Fatalf("after the undo, %s resent: a mark of the spurious episode outlived it", s.String())
+		}
+	}
+	if s := tc.c.Stats(); s.SACKRecoveries != 1 {
+		t.Fatalf("%d recoveries, want the one undone", s.SACKRecoveries)
+	}
+}
