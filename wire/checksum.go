@@ -67,8 +67,12 @@ func fold(s uint64) uint64 {
 // once at the end: the ones' complement sum is independent of byte order up
 // to that final swap (RFC 1071 section 2(B)), and little-endian loads are
 // plain moves on the machines this runs on.
+//
+// Where the CPU has a vector unit the long prefix of b is added by
+// sumWide first (checksum_amd64.s); its folded sum starts the chain.
 func sum(b []byte) uint16 {
-	var acc, c uint64
+	acc, b := sumWide(b)
+	var c uint64
 	for len(b) >= 64 {
 		// One carry chain of eight, so the carry is kept in a register
 		// across twice as many words per pass as below.
