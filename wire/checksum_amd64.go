@@ -23,14 +23,11 @@ const avx2Min = 256
 //go:noescape
 func sumAVX2(b []byte) uint64
 
-// sumWide takes the longest prefix of b that the vector loop can add, if
-// the CPU has AVX2 and b is long enough, and returns its sum (see
-// sumAVX2) and the rest of b for the scalar loop. The prefix is a
-// multiple of 32 bytes long, so the rest starts on a 16-bit word.
-func sumWide(b []byte) (uint64, []byte) {
-	if !useAVX2 || len(b) < avx2Min {
-		return 0, b
-	}
+// sumVector adds the longest prefix of b that the vector loop can take
+// (a multiple of 32 bytes, so the rest starts on a 16-bit word) and
+// returns its sum (see sumAVX2) and the rest of b for the scalar loop.
+// sum calls it only when useAVX2 and len(b) >= avx2Min.
+func sumVector(b []byte) (uint64, []byte) {
 	var acc uint64
 	for len(b) >= 32 {
 		// At most 1 GiB a call: each of the sixteen 64-bit lanes then

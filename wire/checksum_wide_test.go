@@ -10,7 +10,7 @@ import (
 // 4096 and at every start offset 0..3 (so the vector loads meet every
 // misalignment), on random bytes and on all-ones bytes (every add
 // carries). Lengths from 256 take the vector path where the CPU has one
-// (sumWide), the rest the scalar one: both are checked.
+// (sumVector), the rest the scalar one: both are checked.
 func TestChecksumAllLengthsAndAlignments(t *testing.T) {
 	rnd := make([]byte, 4096+3)
 	r := rand.New(rand.NewPCG(1, 2))
