@@ -32,6 +32,30 @@ import "time"
 // default of 128 KiB, half of it advertised).
 const initialRcvWindow = 64 << 10
 
+// initialRcvLimit is the window a connection starts out advertising at
+// its MSS: initialRcvWindow, or twice the sender's initial window (RFC
+// 6928's IW, in segments of this MSS; RFC 5681 section 3.1) where that is
+// more. At a large MSS (65,483 bytes on a 65,535-byte link) 64 KiB is one
+// segment: a sender that may send two full segments (IW) could send only
+// one, and a receiver ACKs every second full-sized segment (RFC 9293
+// 3.8.6.3), so each segment waited for the delayed-ACK timer, and a window
+// reopened by less than an MSS for a persist probe (issue 13: a 240 ms
+// start stall). Twice IW lets the first flight and its successor be in
+// flight at once, as 64 KiB does at an ordinary MSS.
+func (c *Conn) initialRcvLimit() int {
+	return max(initialRcvWindow, 2*initialWindow(c.mss))
+}
+
+// raiseInitialRcvLimit takes the MSS the handshake settled into account:
+// an active open offered its first window before the SYN,ACK told it the
+// MSS. The limit only grows (the right edge is never moved back, RFC 9293
+// 3.8.6), and only up to the buffer.
+func (c *Conn) raiseInitialRcvLimit() {
+	if s := &c.rcv.space; s.limit != 0 {
+		s.limit = max(s.limit, min(c.initialRcvLimit(), c.rcvBufSize()))
+	}
+}
+
 // rcvSpace is the state of dynamic right-sizing (Linux's rcvq_space and
 // rcv_rtt_est).
 type rcvSpace struct {
@@ -54,7 +78,7 @@ func (c *Conn) rcvLimit() int {
 		return max
 	}
 	if c.rcv.space.limit == 0 {
-		c.rcv.space.limit = min(initialRcvWindow, max)
+		c.rcv.space.limit = min(c.initialRcvLimit(), max)
 	}
 	return c.rcv.space.limit
 }

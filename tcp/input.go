@@ -94,6 +94,7 @@ func (c *Conn) negotiate(seg *Segment) {
 	c.sackOK = o.SACKPermitted && !c.cfg.NoSACK
 	c.ecnNegotiate(seg)
 	c.setMSS(min(c.peerMSS, int(c.ourMSS())))
+	c.raiseInitialRcvLimit()
 }
 
 // setMSS sets the payload size of our segments from an MSS value: the

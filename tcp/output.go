@@ -21,7 +21,11 @@ func (c *Conn) rcvWindow() uint32 {
 
 // windowField is the window to put in a non-SYN segment, scaled. Receiver
 // side silly window avoidance (RFC 9293 section 3.8.6.2.2): the right edge
-// only moves forward by at least min(half the buffer, one MSS); and it
+// only moves forward by at least min(half the buffer, one MSS), the buffer
+// being the auto-tuned limit the window is offered from (rcvLimit): a
+// limit of about one segment, as at a large MSS, drained, gains less than
+// an MSS, and against the whole buffer's half it would never reopen but
+// by the peer's persist probe (issue 13); and it
 // never moves back (RFC 9293 3.8.6, "shrinking the window" is strongly
 // discouraged). Under the stack's memory pressure it opens no further
 // than clampWindow allows (memory.go).
@@ -33,7 +37,7 @@ func (c *Conn) windowField() uint16 {
 	// it lies within the buffer's reach from RCV.NXT (before our first ACK
 	// it holds nothing meaningful).
 	if adv.GreaterThanEq(c.rcv.nxt) && c.rcv.nxt.Size(adv) <= seqnum.Size(max(c.rcvBufSize(), c.cfg.receiveBufferSize())) {
-		step := seqnum.Size(min(c.rcvBufSize()/2, c.mss))
+		step := seqnum.Size(min(c.rcvLimit()/2, c.mss))
 		if edge.LessThan(adv.Add(step)) {
 			edge = seqnum.Max(adv, c.rcv.nxt)
 		}

@@ -67,8 +67,15 @@ func fold(s uint64) uint64 {
 // once at the end: the ones' complement sum is independent of byte order up
 // to that final swap (RFC 1071 section 2(B)), and little-endian loads are
 // plain moves on the machines this runs on.
+//
+// Where the CPU has AVX2 the long prefix of b is added by sumVector first
+// (checksum_amd64.s); its folded sum starts the chain. Short inputs (ACKs,
+// headers) skip it for the cost of one test.
 func sum(b []byte) uint16 {
 	var acc, c uint64
+	if useAVX2 && len(b) >= avx2Min {
+		acc, b = sumVector(b)
+	}
 	for len(b) >= 64 {
 		// One carry chain of eight, so the carry is kept in a register
 		// across twice as many words per pass as below.

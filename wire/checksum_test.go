@@ -91,7 +91,7 @@ func TestPseudoHeaderChecksum(t *testing.T) {
 }
 
 func BenchmarkChecksum(b *testing.B) {
-	for _, n := range []int{20, 64, 1500, 9000, 65535} {
+	for _, n := range []int{20, 64, 128, 256, 1500, 9000, 65535} {
 		buf := make([]byte, n)
 		for i := range buf {
 			buf[i] = byte(i * 7)
