@@ -162,11 +162,12 @@ type Options struct {
 	NoTSOOut bool
 	// Uring batches reads and writes through io_uring (uring.go) where
 	// the kernel has it; otherwise every packet is one read(2) or
-	// write(2). Off by default: with the ring's reads on, interop's
-	// TestShortConnections loses a kernel TIME-WAIT in about one run of
-	// three (something the ring reads is reordered or repeated, and the
-	// RST answering it ends the kernel's TIME-WAIT); the cause is not
-	// found yet. Its writes alone showed no fault.
+	// write(2). Off by default. Its reads used to wait in the ring and
+	// be cancelled at the end of a batch, and one could escape the
+	// cancel and hold the batch, with a packet already read, until the
+	// kernel sent another (interop's TestShortConnections lost a kernel
+	// TIME-WAIT in about one run of three); they no longer wait
+	// (RWF_NOWAIT, uring.go).
 	Uring bool
 }
 
