@@ -109,9 +109,10 @@ func withLink(w func(link.Endpoint) link.Endpoint) envOption {
 	return func(c *envConfig) { c.wrap = w }
 }
 
-// interopUring runs every test's device with its reads and writes batched
-// through io_uring (tun.Options.Uring), which is off by default.
-var interopUring = flag.Bool("interop.uring", false, "batch the TUN's reads and writes through io_uring (tun.Options.Uring) in every test")
+// interopUring, when false, runs every test's device with a read(2) or
+// write(2) per packet (tun.Options.NoUring) instead of batches through
+// io_uring.
+var interopUring = flag.Bool("interop.uring", true, "batch the TUN's reads and writes through io_uring in every test (false: tun.Options.NoUring)")
 
 // interopNSPrefix names every test's namespace with a prefix of its own
 // (a helper's runs, told apart from the others' on a shared machine).
@@ -142,7 +143,7 @@ func newEnv(t testing.TB, fam family, opts ...envOption) *env {
 		Addrs:   []tunstack.Pair{{Host: fam.host, Stack: fam.stack}},
 		Link:    cfg.wrap,
 		Options: cfg.opts,
-		Uring:   *interopUring,
+		NoUring: !*interopUring,
 	}
 	if cfg.tun != nil {
 		cfg.tun(&tc)

@@ -33,7 +33,7 @@ func TestBatchedReadsAndWrites(t *testing.T) {
 					var dev *tun.Device
 					var err error
 					ns.Do(func() {
-						dev, err = tun.OpenOptions("fl%d", tun.Options{Offload: offload, Queues: 1, Uring: uring})
+						dev, err = tun.OpenOptions("fl%d", tun.Options{Offload: offload, Queues: 1, NoUring: !uring})
 					})
 					if err != nil {
 						t.Fatalf("OpenOptions: %v", err)
@@ -231,7 +231,7 @@ func benchDevice(b *testing.B, tc udpCase, uring bool) (*tun.Device, net.PacketC
 	ns := nstest.NewPrefixed(b, "fl-")
 	var dev *tun.Device
 	var err error
-	ns.Do(func() { dev, err = tun.OpenOptions("fl%d", tun.Options{Offload: true, Uring: uring}) })
+	ns.Do(func() { dev, err = tun.OpenOptions("fl%d", tun.Options{Offload: true, NoUring: !uring}) })
 	if err != nil {
 		b.Fatalf("OpenOptions: %v", err)
 	}
@@ -269,7 +269,7 @@ func TestRingReadsQuietDevice(t *testing.T) {
 			ns := nstest.NewPrefixed(t, "ur-")
 			var dev *tun.Device
 			var err error
-			ns.Do(func() { dev, err = tun.OpenOptions("ur%d", tun.Options{Queues: 1, Uring: true}) })
+			ns.Do(func() { dev, err = tun.OpenOptions("ur%d", tun.Options{Queues: 1}) })
 			if err != nil {
 				t.Fatalf("OpenOptions: %v", err)
 			}
