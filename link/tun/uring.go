@@ -226,8 +226,12 @@ func (r *ring) linkLast() {
 func (r *ring) queueRead(fd int, buf []byte, user uint64) {
 	r.queue(uringOpRead, fd, unsafe.Pointer(&buf[0]), len(buf), user)
 	i := (r.tail - 1) & *r.sqMask
-	(*uringSQE)(unsafe.Add(r.sqes, uintptr(i)*unsafe.Sizeof(uringSQE{}))).rwFlags = unix.RWF_NOWAIT
+	(*uringSQE)(unsafe.Add(r.sqes, uintptr(i)*unsafe.Sizeof(uringSQE{}))).rwFlags = readFlags
 }
+
+// readFlags are the ring reads' flags; a test sets ones the kernel
+// refuses, to take the fallback to read(2).
+var readFlags uint32 = unix.RWF_NOWAIT
 
 // submit hands the queued requests to the kernel and waits until all of
 // them have completed, then calls done with each one's user data and

@@ -263,74 +263,82 @@ func benchDevice(b *testing.B, tc udpCase, uring bool) (*tun.Device, net.PacketC
 // answered that second ACK with a RST, which ended the kernel's
 // TIME-WAIT.
 func TestRingReadsQuietDevice(t *testing.T) {
-	const rounds = 1500
 	for _, tc := range udpCases {
-		t.Run(tc.name, func(t *testing.T) {
-			ns := nstest.NewPrefixed(t, "ur-")
-			var dev *tun.Device
-			var err error
-			ns.Do(func() { dev, err = tun.OpenOptions("ur%d", tun.Options{Queues: 1}) })
-			if err != nil {
-				t.Fatalf("OpenOptions: %v", err)
+		t.Run(tc.name, func(t *testing.T) { ringReadsQuiet(t, tc, 1500) })
+	}
+}
+
+// A kernel that refuses the ring's reads (no RWF_NOWAIT for the file):
+// the reader goes on with read(2), and nothing is lost on the way.
+func TestRingReadsRefused(t *testing.T) {
+	tun.RefuseRingReads(t)
+	ringReadsQuiet(t, udpCases[0], 50)
+}
+
+func ringReadsQuiet(t *testing.T, tc udpCase, rounds int) {
+	ns := nstest.NewPrefixed(t, "ur-")
+	var dev *tun.Device
+	var err error
+	ns.Do(func() { dev, err = tun.OpenOptions("ur%d", tun.Options{Queues: 1}) })
+	if err != nil {
+		t.Fatalf("OpenOptions: %v", err)
+	}
+	t.Cleanup(func() { dev.Close() })
+	if !dev.Features().Uring {
+		t.Skipf("no io_uring here: %v", dev.Features())
+	}
+	if err := dev.Configure(tc.host); err != nil {
+		t.Fatalf("Configure: %v", err)
+	}
+	got := make(chan int, 4096)
+	dev.Attach(link.DispatcherFunc(func(p []byte) {
+		ip, err := wire.ParseIP(p)
+		if err != nil || ip.Protocol != wire.ProtocolUDP || len(ip.Payload) < 12 {
+			return
+		}
+		got <- int(binary.BigEndian.Uint32(ip.Payload[8:]))
+	}))
+	c, err := ns.ListenPacket(tc.udp, tc.listen)
+	if err != nil {
+		t.Fatalf("ListenPacket: %v", err)
+	}
+	defer c.Close()
+	to := net.UDPAddrFromAddrPort(netip.AddrPortFrom(tc.stack, 9999))
+	next, want := 0, 0
+	send := func(k int) {
+		for range k {
+			if _, err := c.WriteTo(seqPayload(next), to); err != nil {
+				t.Fatalf("kernel WriteTo: %v", err)
 			}
-			t.Cleanup(func() { dev.Close() })
-			if !dev.Features().Uring {
-				t.Skipf("no io_uring here: %v", dev.Features())
-			}
-			if err := dev.Configure(tc.host); err != nil {
-				t.Fatalf("Configure: %v", err)
-			}
-			got := make(chan int, 4096)
-			dev.Attach(link.DispatcherFunc(func(p []byte) {
-				ip, err := wire.ParseIP(p)
-				if err != nil || ip.Protocol != wire.ProtocolUDP || len(ip.Payload) < 12 {
-					return
-				}
-				got <- int(binary.BigEndian.Uint32(ip.Payload[8:]))
-			}))
-			c, err := ns.ListenPacket(tc.udp, tc.listen)
-			if err != nil {
-				t.Fatalf("ListenPacket: %v", err)
-			}
-			defer c.Close()
-			to := net.UDPAddrFromAddrPort(netip.AddrPortFrom(tc.stack, 9999))
-			next, want := 0, 0
-			send := func(k int) {
-				for range k {
-					if _, err := c.WriteTo(seqPayload(next), to); err != nil {
-						t.Fatalf("kernel WriteTo: %v", err)
-					}
-					next++
-				}
-			}
-			// wait takes every datagram sent so far, in order.
-			wait := func(what string) {
-				for want < next {
-					select {
-					case k := <-got:
-						if k != want {
-							t.Fatalf("%s: datagram %d arrived where %d was due (repeated, lost or reordered)", what, k, want)
-						}
-						want++
-					case <-time.After(5 * time.Second):
-						t.Fatalf("%s: datagram %d of %d still not delivered after 5 s with the device idle (stuck); %+v", what, want, next, dev.Stats())
-					}
-				}
-			}
-			for r := range rounds {
-				send(64)
-				wait("a burst")
-				for spin := time.Now().Add(time.Duration(r%64) * time.Microsecond); time.Now().Before(spin); {
-				}
-				send(1)
-				wait("a lone datagram after a burst")
-			}
+			next++
+		}
+	}
+	// wait takes every datagram sent so far, in order.
+	wait := func(what string) {
+		for want < next {
 			select {
 			case k := <-got:
-				t.Fatalf("datagram %d delivered again after all %d", k, next)
-			case <-time.After(50 * time.Millisecond):
+				if k != want {
+					t.Fatalf("%s: datagram %d arrived where %d was due (repeated, lost or reordered)", what, k, want)
+				}
+				want++
+			case <-time.After(5 * time.Second):
+				t.Fatalf("%s: datagram %d of %d still not delivered after 5 s with the device idle (stuck); %+v", what, want, next, dev.Stats())
 			}
-		})
+		}
+	}
+	for r := range rounds {
+		send(64)
+		wait("a burst")
+		for spin := time.Now().Add(time.Duration(r%64) * time.Microsecond); time.Now().Before(spin); {
+		}
+		send(1)
+		wait("a lone datagram after a burst")
+	}
+	select {
+	case k := <-got:
+		t.Fatalf("datagram %d delivered again after all %d", k, next)
+	case <-time.After(50 * time.Millisecond):
 	}
 }
 
