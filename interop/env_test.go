@@ -5,6 +5,7 @@ package interop
 import (
 	"context"
 	"crypto/sha256"
+	"flag"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -108,13 +109,29 @@ func withLink(w func(link.Endpoint) link.Endpoint) envOption {
 	return func(c *envConfig) { c.wrap = w }
 }
 
+// interopUring, when false, runs every test's device with a read(2) or
+// write(2) per packet (tun.Options.NoUring) instead of batches through
+// io_uring.
+var interopUring = flag.Bool("interop.uring", true, "batch the TUN's reads and writes through io_uring in every test (false: tun.Options.NoUring)")
+
+// interopNSPrefix names every test's namespace with a prefix of its own
+// (a helper's runs, told apart from the others' on a shared machine).
+var interopNSPrefix = flag.String("interop.nsprefix", "", "the prefix of every test's network namespace (default: nstest.Prefix)")
+
+// interopPcap records every test's link (kept when the test fails).
+var interopPcap = flag.Bool("interop.pcap", false, "record every test's link in a pcap file, kept when the test fails")
+
 func newEnv(t testing.TB, fam family, opts ...envOption) *env {
 	t.Helper()
 	var cfg envConfig
+	cfg.pcap = *interopPcap
 	for _, o := range opts {
 		o(&cfg)
 	}
 	e := &env{t: t, fam: fam}
+	if cfg.prefix == "" {
+		cfg.prefix = *interopNSPrefix
+	}
 	if cfg.prefix != "" {
 		e.ns = nstest.NewPrefixed(t, cfg.prefix)
 	} else {
@@ -126,6 +143,7 @@ func newEnv(t testing.TB, fam family, opts ...envOption) *env {
 		Addrs:   []tunstack.Pair{{Host: fam.host, Stack: fam.stack}},
 		Link:    cfg.wrap,
 		Options: cfg.opts,
+		NoUring: !*interopUring,
 	}
 	if cfg.tun != nil {
 		cfg.tun(&tc)

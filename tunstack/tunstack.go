@@ -62,6 +62,9 @@ type Config struct {
 	// NoTSOOut is tun.Options.NoTSOOut: the stack sends segments of at
 	// most one MSS even where the device takes super-segments.
 	NoTSOOut bool
+	// NoUring is tun.Options.NoUring: every packet one read(2) or
+	// write(2), not batched through io_uring.
+	NoUring bool
 	// Addrs holds one Pair per address, typically one IPv4 and one IPv6
 	// pair to run both families side by side.
 	Addrs []Pair
@@ -162,7 +165,7 @@ func New(cfg Config) (*Net, error) {
 	if err != nil {
 		return nil, err
 	}
-	dev, err := tun.OpenOptions(cfg.Name, tun.Options{MTU: cfg.MTU, Offload: cfg.Offload, SplitGSO: cfg.SplitGSO, Queues: cfg.Queues, TxQueueLen: cfg.TxQueueLen, NoTSOOut: cfg.NoTSOOut})
+	dev, err := tun.OpenOptions(cfg.Name, tun.Options{MTU: cfg.MTU, Offload: cfg.Offload, SplitGSO: cfg.SplitGSO, Queues: cfg.Queues, TxQueueLen: cfg.TxQueueLen, NoTSOOut: cfg.NoTSOOut, NoUring: cfg.NoUring})
 	if err != nil {
 		return nil, err
 	}

@@ -59,7 +59,7 @@ var (
 	tunQueues   = flag.Int("tun-queues", runtime.NumCPU(), "part 2: TUN queues (IFF_MULTI_QUEUE), one reader each")
 	tunOffload  = flag.Bool("tun-offload", true, "part 2: open the TUN device with the kernel's offloads (virtio-net header)")
 	tunQLen     = flag.Int("tun-txqueuelen", 0, "part 2: the TUN interface's txqueuelen (0: link/tun's default, -1: the kernel's 500)")
-	tunUring    = flag.Bool("tun-uring", false, "part 2: batch the TUN's reads and writes through io_uring (tun.Options.Uring; off by default, see its comment)")
+	tunUring    = flag.Bool("tun-uring", true, "part 2: batch the TUN's reads and writes through io_uring (false: tun.Options.NoUring)")
 	tunPrefix   = flag.String("tun-prefix", "synflood-", "part 2: the network namespace's name prefix (the process id follows); the TUN device is named after it (prefix without a trailing '-', then '0')")
 	tunKernel   = flag.Bool("tun-kernel", true, "part 2: also flood the Linux kernel's listener (the comparison row)")
 	cpuProfile  = flag.String("cpuprofile", "", "write a CPU profile of part 1's floods to `FILE`, and of part 2's synack flood to FILE.tun")

@@ -51,7 +51,7 @@ func runTUN() error {
 	defer ns.Close()
 	var dev *tun.Device
 	ns.Do(func() {
-		if dev, err = tun.OpenOptions(strings.TrimSuffix(*tunPrefix, "-")+"0", tun.Options{MTU: 1500, Offload: *tunOffload, Queues: *tunQueues, TxQueueLen: *tunQLen, Uring: *tunUring}); err == nil {
+		if dev, err = tun.OpenOptions(strings.TrimSuffix(*tunPrefix, "-")+"0", tun.Options{MTU: 1500, Offload: *tunOffload, Queues: *tunQueues, TxQueueLen: *tunQLen, NoUring: !*tunUring}); err == nil {
 			err = dev.Configure(netip.MustParsePrefix("198.18.0.1/24"))
 		}
 	})

@@ -13,3 +13,12 @@ func RefuseOffloads(t *testing.T) {
 	setOffload = func(int, int) error { return unix.EINVAL }
 	t.Cleanup(func() { setOffload = old })
 }
+
+// RefuseRingReads makes every io_uring read carry a flag the kernel
+// refuses (as a kernel whose TUN file cannot be read without waiting
+// would), until the test ends.
+func RefuseRingReads(t *testing.T) {
+	old := readFlags
+	readFlags = 1 << 31
+	t.Cleanup(func() { readFlags = old })
+}

@@ -7,7 +7,6 @@ import (
 	"os"
 	"runtime"
 	"syscall"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -66,15 +65,12 @@ func (d *Device) read(f *os.File, disp link.Dispatcher) {
 		return
 	}
 	if d.uring {
-		// A buffer's read each, and the cancel.
-		if r.ring, err = newRing(uint32(nbuf) + 1); err == nil {
+		// A buffer's read each.
+		if r.ring, err = newRing(uint32(nbuf)); err == nil {
 			defer r.ring.close()
 			r.want = 2
 			r.order = make([]int, 0, nbuf)
 			r.spare, r.spareLens = make([][]byte, 0, nbuf), make([]int, 0, nbuf)
-			if !r.ring.cancels(rc) {
-				r.ring = nil
-			}
 		}
 	}
 	for {
@@ -150,29 +146,33 @@ func (r *reader) readBatch(rc syscall.RawConn) (int, error) {
 // call per batch where readBatch pays one per packet and one more for the
 // read that finds none. The reader uses it while batches hold more than
 // one packet; a quiet device is read with read(2), which costs less for a
-// single packet (BenchmarkRoundTrip). The reads run in order, so the packets are
-// in the order the kernel queued them. A read that finds no packet waits
-// in the ring, so the batch ends with a cancel of every read of the file
-// still waiting (cancelFD).
+// single packet (BenchmarkRoundTrip). No read waits in the ring
+// (RWF_NOWAIT: one that finds the queue empty says EAGAIN), so the batch
+// ends when the kernel has run all of them, and the reads run in order,
+// so the packets are in the order the kernel queued them.
 func (r *reader) readRing(rc syscall.RawConn) (int, error) {
 	n := 0
 	var rerr error
 	err := rc.Read(func(fd uintptr) bool {
-		k := min(r.want, len(r.bufs), r.ring.room()-1)
+		k := min(r.want, len(r.bufs), r.ring.room())
 		for i := range k {
 			r.lens[i] = 0
-			r.ring.queue(uringOpRead, int(fd), unsafe.Pointer(&r.bufs[i][0]), len(r.bufs[i]), uint64(i))
+			r.ring.queueRead(int(fd), r.bufs[i], uint64(i))
 		}
-		r.ring.cancelFD(int(fd), uint64(k))
 		var failed error
+		unsupported := false
 		r.order = r.order[:0]
 		if err := r.ring.submit(func(i uint64, res int32) {
 			switch {
-			case i == uint64(k): // the cancel: how many it cancelled
 			case res > 0:
 				r.lens[i] = int(res)
 				r.order = append(r.order, int(i))
-			case res == 0, res == -int32(unix.ECANCELED), res == -int32(unix.EAGAIN), res == -int32(unix.EINTR):
+			case res == 0, res == -int32(unix.EAGAIN), res == -int32(unix.EINTR):
+			case res == -int32(unix.EOPNOTSUPP), res == -int32(unix.EINVAL):
+				// A kernel whose TUN file reads cannot be asked not
+				// to wait (no FMODE_NOWAIT), or whose ring takes no
+				// read flags: the read took nothing.
+				unsupported = true
 			case failed == nil:
 				failed = unix.Errno(-res)
 			}
@@ -185,11 +185,16 @@ func (r *reader) readRing(rc syscall.RawConn) (int, error) {
 			}
 			return true // n == 0: the next batch is read(2)'s
 		}
+		if unsupported && len(r.order) == 0 {
+			r.ring.close()
+			r.ring = nil
+			return true // n == 0: the next batch is read(2)'s
+		}
 		runtime.KeepAlive(r.bufs)
-		// The packets in the order the reads completed, which is the
-		// order they left the device's queue: not always the order of
-		// the reads, since reads that found the queue empty wait, and a
-		// packet arriving before the cancel wakes them latest first.
+		// The packets in the order the reads completed (the order of
+		// the reads, since none waits), which is the order they left
+		// the device's queue; the buffers of reads that found none go
+		// after them.
 		n = len(r.order)
 		bufs, lens := r.spare[:0], r.spareLens[:0]
 		for _, i := range r.order {

@@ -160,14 +160,17 @@ type Options struct {
 	// out): the fallback, for comparison. The device still joins the
 	// stack's consecutive segments (GSOOut).
 	NoTSOOut bool
-	// Uring batches reads and writes through io_uring (uring.go) where
-	// the kernel has it; otherwise every packet is one read(2) or
-	// write(2). Off by default: with the ring's reads on, interop's
-	// TestShortConnections loses a kernel TIME-WAIT in about one run of
-	// three (something the ring reads is reordered or repeated, and the
-	// RST answering it ends the kernel's TIME-WAIT); the cause is not
-	// found yet. Its writes alone showed no fault.
-	Uring bool
+	// NoUring turns off the batching of reads and writes through
+	// io_uring (uring.go): every packet is then one read(2) or
+	// write(2), as without io_uring in the kernel. The batching costs
+	// less CPU per packet when packets come in bursts (BENCHMARKS.md,
+	// "io_uring on TUN: the lost TIME-WAIT"). It was off by default for
+	// a while: its reads used to wait in the ring and be cancelled at
+	// the end of a batch, and one could escape the cancel and hold the
+	// batch, with a packet already read, until the kernel sent another
+	// (interop's TestShortConnections lost a kernel TIME-WAIT in about
+	// one run of three); they no longer wait (RWF_NOWAIT).
+	NoUring bool
 }
 
 // DefaultTxQueueLen is the transmit queue length OpenOptions sets when
@@ -194,7 +197,7 @@ type Features struct {
 	WholeIn    bool
 	Queues     int
 	TxQueueLen int    // 0: not set by this package
-	Uring      bool   // reads and writes batched through io_uring (Options.Uring set, the kernel has it)
+	Uring      bool   // reads and writes batched through io_uring (Options.NoUring unset, the kernel has it)
 	Fallback   string // why a requested feature is off ("" when all are on)
 }
 
@@ -402,7 +405,7 @@ func OpenOptions(name string, o Options) (*Device, error) {
 		}
 		d.feat.TxQueueLen = qlen
 	}
-	if o.Uring {
+	if !o.NoUring {
 		d.startUring()
 	}
 	return d, nil

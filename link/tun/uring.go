@@ -25,24 +25,33 @@ import (
 // The use is deliberately narrow: every call submits a batch and waits
 // for all of it, so no request outlives the call and no buffer is in the
 // kernel's hands between calls. A write to a TUN device never waits (its
-// socket has no send limit); a read that finds no packet does (io_uring
-// parks it on the file's poll, O_NONBLOCK or not), so a batch of reads
-// ends with a cancel of whatever still waits. Waiting for packets stays
-// with Go's poller (the reader parks in RawConn.Read when a batch read
+// socket has no send limit), and neither does a read: each is asked with
+// RWF_NOWAIT, so one that finds the queue empty completes at once with
+// EAGAIN instead of waiting in the ring. Waiting for packets stays with
+// Go's poller (the reader parks in RawConn.Read when a batch read
 // nothing), and each batch runs inside the file's RawConn callback, so
 // Close cannot close the descriptor under a batch in flight.
+//
+// Reads used to wait in the ring (io_uring parks a read that finds
+// nothing on the file's poll) and the batch ended with a cancel of every
+// read of the file still waiting. That cancel is a single sweep over the
+// reads parked at that moment, and it missed one: a read that found the
+// queue empty, then found it ready when it came to park (a packet had
+// just arrived) is queued to be tried again rather than parked; the next
+// read takes the packet, the sweep runs, and the retried read finds the
+// queue empty and parks, after the sweep, with nothing left to cancel
+// it. The batch then waited for the next packet the kernel sent, holding
+// the packet it had read: in interop's TestShortConnections the kernel's
+// last ACK came 200 ms late, with its answer to synack's retransmitted
+// FIN, and synack, CLOSED by the first, answered the second with a RST
+// that ended the kernel's TIME-WAIT (TestRingReadsQuietDevice).
 
 // The ABI of io_uring (include/uapi/linux/io_uring.h), the parts used.
 const (
-	uringOpReadv       = 1
-	uringOpWritev      = 2
-	uringOpAsyncCancel = 14
-	uringOpRead        = 22
+	uringOpWritev = 2
+	uringOpRead   = 22
 
 	uringSQELink = 1 << 2 // IOSQE_IO_LINK
-
-	uringCancelAll = 1 << 0
-	uringCancelFD  = 1 << 1
 
 	uringOffSQRing = 0
 	uringOffCQRing = 0x8000000
@@ -211,28 +220,18 @@ func (r *ring) linkLast() {
 	(*uringSQE)(unsafe.Add(r.sqes, uintptr(i)*unsafe.Sizeof(uringSQE{}))).flags |= uringSQELink
 }
 
-// cancelFD queues a cancel of every request on fd still in the ring when
-// it runs (IORING_ASYNC_CANCEL_FD | IORING_ASYNC_CANCEL_ALL, Linux 5.19).
-func (r *ring) cancelFD(fd int, user uint64) {
-	r.queue(uringOpAsyncCancel, fd, nil, 0, user)
+// queueRead queues a read of one packet into buf that does not wait
+// (RWF_NOWAIT): with the device's queue empty it completes with EAGAIN
+// at once; never parked in the ring, it needs no cancel.
+func (r *ring) queueRead(fd int, buf []byte, user uint64) {
+	r.queue(uringOpRead, fd, unsafe.Pointer(&buf[0]), len(buf), user)
 	i := (r.tail - 1) & *r.sqMask
-	sqe := (*uringSQE)(unsafe.Add(r.sqes, uintptr(i)*unsafe.Sizeof(uringSQE{})))
-	sqe.rwFlags = uringCancelAll | uringCancelFD
+	(*uringSQE)(unsafe.Add(r.sqes, uintptr(i)*unsafe.Sizeof(uringSQE{}))).rwFlags = readFlags
 }
 
-// cancels reports whether the kernel cancels by file (Linux 5.19), which
-// a batch of reads needs: asked to cancel on a file with nothing waiting,
-// it says ENOENT; an older kernel refuses the flags (EINVAL).
-func (r *ring) cancels(rc syscall.RawConn) bool {
-	ok := false
-	rc.Control(func(fd uintptr) {
-		r.cancelFD(int(fd), 0)
-		if r.submit(func(_ uint64, res int32) { ok = res == -int32(unix.ENOENT) || res >= 0 }) != nil {
-			ok = false
-		}
-	})
-	return ok
-}
+// readFlags are the ring reads' flags; a test sets ones the kernel
+// refuses, to take the fallback to read(2).
+var readFlags uint32 = unix.RWF_NOWAIT
 
 // submit hands the queued requests to the kernel and waits until all of
 // them have completed, then calls done with each one's user data and
