@@ -475,7 +475,13 @@ func (c *Conn) reorderTimeout(now time.Time) {
 
 // armTLP schedules a Tail Loss Probe (RFC 8985 section 7.2): PTO = 2*SRTT
 // (plus the worst-case delayed ACK when one segment is in flight; 1 s
-// before any RTT sample), no later than the retransmission timer.
+// before any RTT sample), no later than the retransmission timer: when the
+// RTO would come first, the probe is scheduled at the RTO's time
+// (TLP_calc_PTO) and HandleTimers sends it instead of the timeout. With
+// MinRTO 200 ms that is every path of 100 ms RTT or more (RTTVAR shrinks
+// on a steady path, so RTO = 200 ms = 2*SRTT): dropping the probe there,
+// as before, left every lost tail to a timeout and a window of one
+// segment.
 func (c *Conn) armTLP(now time.Time) {
 	r := &c.lr().rack
 	if !c.rackOn() || c.snd.inRecovery || r.tlpActive || c.snd.una == c.snd.max ||
@@ -491,9 +497,8 @@ func (c *Conn) armTLP(now time.Time) {
 		}
 	}
 	at := now.Add(pto)
-	if !c.tm.rtx.IsZero() && !at.Before(c.tm.rtx) {
-		c.tm.tlp = time.Time{} // the RTO comes first
-		return
+	if !c.tm.rtx.IsZero() && at.After(c.tm.rtx) {
+		at = c.tm.rtx // "PTO = TCP_RTO_expiration() - Now()"
 	}
 	c.tm.tlp = at
 }

@@ -366,3 +366,35 @@ func TestRACKRetransmissionAfterNewDataAtSameInstant(t *testing.T) {
 		t.Fatalf("RACK losses %d, want 1", s.RACKLosses)
 	}
 }
+
+// RFC 8985 section 7.2 (TLP_calc_PTO): when the RTO would fire before the
+// PTO, the probe is scheduled at the RTO's time, and it goes out instead
+// of the timeout. On a steady 100 ms path RTTVAR shrinks, the RTO floors
+// at MinRTO = 200 ms = 2*SRTT, and a lone segment's PTO adds the delayed
+// ACK on top: before, the PTO was then dropped ("the RTO comes first"),
+// so a path of 100 ms or more never sent a probe, and every lost tail
+// cost a timeout and a window of one segment.
+func TestTLPAtRTOWhenRTOComesFirst(t *testing.T) {
+	tc := sackBulk(t, 10000, func(c *Config) { c.MinRTO = DefaultMinRTO })
+	tc.c.rtt.rttvar = time.Millisecond // many steady samples
+	tc.c.rtt.rto = tc.c.rtt.srtt + 4*tc.c.rtt.rttvar
+	tc.advance(100 * time.Millisecond)
+	tc.sack(9000) // the last segment is lost
+	tc.drain()
+	if rto := tc.c.rtt.current(); rto != 200*time.Millisecond {
+		t.Fatalf("RTO %v, want the 200 ms floor", rto)
+	}
+	if tc.c.tm.tlp.IsZero() || tc.c.tm.tlp.After(tc.c.tm.rtx) {
+		t.Fatalf("PTO at %v, RTO at %v: want the probe scheduled at the RTO's time", tc.c.tm.tlp, tc.c.tm.rtx)
+	}
+	tc.advanceToDeadline()
+	tc.wantData("TLP: the last segment again", 9000, 1000)
+	if s := tc.c.Stats(); s.TLPProbes != 1 || s.Timeouts != 0 {
+		t.Fatalf("probes %d, timeouts %d: want the probe, not the timeout", s.TLPProbes, s.Timeouts)
+	}
+	tc.advance(100 * time.Millisecond)
+	tc.sack(10000)
+	if s := tc.c.Stats(); s.TLPRecoveries != 1 || s.Timeouts != 0 {
+		t.Fatalf("TLP recoveries %d, timeouts %d", s.TLPRecoveries, s.Timeouts)
+	}
+}
