@@ -84,6 +84,7 @@ type txSeg struct {
 	start, end seqnum.Value
 	xmit       time.Time
 	flags      uint8
+	order      uint32 // when it was (last) sent, in transmissions: see txQueue.stamp
 	rate       txRate // delivery-rate state at the (last) transmission (rate.go)
 }
 
@@ -97,7 +98,30 @@ type txQueue struct {
 	head, n    int
 	lostBytes  int          // bytes marked lost and not yet resent
 	highRtxEnd seqnum.Value // end of the highest record ever resent (while any is queued)
+	sends      uint32       // transmissions recorded: the last one's txSeg.order
 }
+
+// stamp gives the next transmission its order. RFC 8985 section 6.2 asks
+// which of two segments was sent later, and breaks a tie of xmit_ts by
+// end_seq, as if segments sent at one instant left in sequence order. They
+// need not: the runtime reads the clock once for a whole receive batch,
+// and within it one ACK may send new data and a later one resend a hole
+// below it. Taken by end_seq, the retransmission counts as sent before the
+// new data, and is marked lost (and resent again, to come back as a
+// D-SACK) as soon as the new data is SACKed, though it left after it and
+// arrives after it. Linux avoids the tie with a microsecond stamp read for
+// each transmission; the order of transmissions is exact whatever the
+// clock's resolution.
+func (q *txQueue) stamp() uint32 {
+	q.sends++
+	return q.sends
+}
+
+// sentAfter reports whether a was sent after b (RFC 8985's
+// RACK_sent_after): by transmission order, which follows xmit_ts and
+// breaks its ties as the segments really left. The counter wraps; a flight
+// holds far fewer than 2^31 transmissions.
+func sentAfter(a, b uint32) bool { return int32(a-b) > 0 }
 
 func (q *txQueue) at(i int) *txSeg { return &q.s[(q.head+i)%len(q.s)] }
 
@@ -136,10 +160,10 @@ func (q *txQueue) sent(start, end seqnum.Value, now time.Time, highest seqnum.Va
 	}
 	if q.n == len(q.s) {
 		last := q.at(q.n - 1) // full: the newest record takes it
-		last.end, last.xmit = end, now
+		last.end, last.xmit, last.order = end, now, q.stamp()
 		return
 	}
-	*q.at(q.n) = txSeg{start: start, end: end, xmit: now}
+	*q.at(q.n) = txSeg{start: start, end: end, xmit: now, order: q.stamp()}
 	q.n++
 }
 
@@ -155,6 +179,7 @@ func (q *txQueue) resent(start, end seqnum.Value, now time.Time) {
 		}
 		s.flags = s.flags&^txLost | txRetrans
 		s.xmit = now
+		s.order = q.stamp()
 		if q.highRtxEnd.LessThan(s.end) {
 			q.highRtxEnd = s.end
 		}
@@ -183,6 +208,7 @@ func (q *txQueue) clearLost() {
 type rack struct {
 	xmit     time.Time     // RACK.xmit_ts
 	end      seqnum.Value  // RACK.end_seq
+	order    uint32        // the reference segment's txSeg.order
 	rtt      time.Duration // RACK.rtt
 	minRTT   time.Duration // RACK.min_RTT (0: no sample yet)
 	fack     seqnum.Value  // RACK.fack: highest end delivered
@@ -242,8 +268,8 @@ func (c *Conn) rackDelivered(now time.Time, s *txSeg, seg *Segment) {
 	// segments are taken before the cumulatively acknowledged ones below
 	// them, and an old retransmission's longer RTT would then be the
 	// last word (Linux, too, moves the RTT only with the reference).
-	if r.xmit.IsZero() || s.xmit.After(r.xmit) || s.xmit.Equal(r.xmit) && s.end.GreaterThan(r.end) {
-		r.xmit, r.end, r.rtt = s.xmit, s.end, rtt
+	if r.xmit.IsZero() || sentAfter(s.order, r.order) {
+		r.xmit, r.end, r.order, r.rtt = s.xmit, s.end, s.order, rtt
 	}
 	// Step 3, against RACK.fack as it was before this ACK: the RFC takes
 	// one ACK's deliveries "in ascending order of Segment.end_seq", so
@@ -385,7 +411,7 @@ func (c *Conn) rackDetectLoss(now time.Time) time.Duration {
 		if s.has(txSACKed) || s.has(txLost) {
 			continue
 		}
-		after := s.xmit.After(r.xmit) || s.xmit.Equal(r.xmit) && !s.end.LessThan(r.end)
+		after := !sentAfter(r.order, s.order) // the reference itself, or sent after it (txQueue.stamp)
 		if after {
 			if !s.has(txRetrans) && !s.start.LessThan(r.end) && !s.start.LessThan(q.highRtxEnd) {
 				// Records never resent are in time order: the rest
@@ -449,7 +475,13 @@ func (c *Conn) reorderTimeout(now time.Time) {
 
 // armTLP schedules a Tail Loss Probe (RFC 8985 section 7.2): PTO = 2*SRTT
 // (plus the worst-case delayed ACK when one segment is in flight; 1 s
-// before any RTT sample), no later than the retransmission timer.
+// before any RTT sample), no later than the retransmission timer: when the
+// RTO would come first, the probe is scheduled at the RTO's time
+// (TLP_calc_PTO) and HandleTimers sends it instead of the timeout. With
+// MinRTO 200 ms that is every path of 100 ms RTT or more (RTTVAR shrinks
+// on a steady path, so RTO = 200 ms = 2*SRTT): dropping the probe there,
+// as before, left every lost tail to a timeout and a window of one
+// segment.
 func (c *Conn) armTLP(now time.Time) {
 	r := &c.lr().rack
 	if !c.rackOn() || c.snd.inRecovery || r.tlpActive || c.snd.una == c.snd.max ||
@@ -465,9 +497,8 @@ func (c *Conn) armTLP(now time.Time) {
 		}
 	}
 	at := now.Add(pto)
-	if !c.tm.rtx.IsZero() && !at.Before(c.tm.rtx) {
-		c.tm.tlp = time.Time{} // the RTO comes first
-		return
+	if !c.tm.rtx.IsZero() && at.After(c.tm.rtx) {
+		at = c.tm.rtx // "PTO = TCP_RTO_expiration() - Now()"
 	}
 	c.tm.tlp = at
 }

@@ -322,3 +322,79 @@ func TestRACKLostRetransmissionRestartsRTO(t *testing.T) {
 		t.Fatalf("retransmission timer at %v, want one RTO (%v) from the resending, %v", got.Sub(epoch), tc.c.rtt.current(), want.Sub(epoch))
 	}
 }
+
+// RFC 8985 section 6.2 step 2 and 5 order segments by when they were sent,
+// and break a tie of RACK.xmit_ts by end_seq, which assumes segments sent
+// at one instant went out in sequence order. A retransmission sent after
+// new data at the same instant (the runtime reads the clock once for a
+// whole receive batch: one ACK of the batch opens the window for new data,
+// a later one marks a hole lost) is below that data yet sent after it.
+// When the new data is SACKed first, as it arrives first, the
+// retransmission must not count as sent before it and be resent again
+// (in real time this was a third of the retransmissions at 1 % loss,
+// each answered by a D-SACK).
+func TestRACKRetransmissionAfterNewDataAtSameInstant(t *testing.T) {
+	tc := sackBulk(t, 60000)
+	tc.advance(100 * time.Millisecond)
+	// One receive batch, one clock reading: the first ACK acknowledges
+	// two segments and opens the window for new data...
+	tc.sack(2000)
+	var newData int
+	for _, s := range tc.drain() {
+		if !s.Seq.LessThan(iss + 1 + 10000) {
+			newData++
+		}
+	}
+	if newData == 0 {
+		t.Fatal("no new data sent on the cumulative ACK")
+	}
+	// ...the next one SACKs three segments above the third: it is lost
+	// (DupThresh SACKed, reo_wnd 0) and resent, after the new data.
+	tc.sack(2000, 3000, 6000)
+	tc.wantData("RACK: the hole resent", 2000, 1000)
+	tc.drain()
+	// A round trip later the new data is SACKed, the retransmission not
+	// yet: it was sent after the new data, so it is not late.
+	tc.advance(100 * time.Millisecond)
+	tc.sack(2000, 3000, 10000+uint32(newData)*1000)
+	for _, s := range tc.drain() {
+		if s.Seq == iss+1+2000 {
+			t.Fatalf("retransmission resent again although sent after the SACKed data: %s", s.String())
+		}
+	}
+	if s := tc.c.Stats(); s.RACKLosses != 1 {
+		t.Fatalf("RACK losses %d, want 1", s.RACKLosses)
+	}
+}
+
+// RFC 8985 section 7.2 (TLP_calc_PTO): when the RTO would fire before the
+// PTO, the probe is scheduled at the RTO's time, and it goes out instead
+// of the timeout. On a steady 100 ms path RTTVAR shrinks, the RTO floors
+// at MinRTO = 200 ms = 2*SRTT, and a lone segment's PTO adds the delayed
+// ACK on top: before, the PTO was then dropped ("the RTO comes first"),
+// so a path of 100 ms or more never sent a probe, and every lost tail
+// cost a timeout and a window of one segment.
+func TestTLPAtRTOWhenRTOComesFirst(t *testing.T) {
+	tc := sackBulk(t, 10000, func(c *Config) { c.MinRTO = DefaultMinRTO })
+	tc.c.rtt.rttvar = time.Millisecond // many steady samples
+	tc.c.rtt.rto = tc.c.rtt.srtt + 4*tc.c.rtt.rttvar
+	tc.advance(100 * time.Millisecond)
+	tc.sack(9000) // the last segment is lost
+	tc.drain()
+	if rto := tc.c.rtt.current(); rto != 200*time.Millisecond {
+		t.Fatalf("RTO %v, want the 200 ms floor", rto)
+	}
+	if tc.c.tm.tlp.IsZero() || tc.c.tm.tlp.After(tc.c.tm.rtx) {
+		t.Fatalf("PTO at %v, RTO at %v: want the probe scheduled at the RTO's time", tc.c.tm.tlp, tc.c.tm.rtx)
+	}
+	tc.advanceToDeadline()
+	tc.wantData("TLP: the last segment again", 9000, 1000)
+	if s := tc.c.Stats(); s.TLPProbes != 1 || s.Timeouts != 0 {
+		t.Fatalf("probes %d, timeouts %d: want the probe, not the timeout", s.TLPProbes, s.Timeouts)
+	}
+	tc.advance(100 * time.Millisecond)
+	tc.sack(10000)
+	if s := tc.c.Stats(); s.TLPRecoveries != 1 || s.Timeouts != 0 {
+		t.Fatalf("TLP recoveries %d, timeouts %d", s.TLPRecoveries, s.Timeouts)
+	}
+}

@@ -38,6 +38,14 @@ func (c *Conn) HandleTimers(now time.Time) {
 			return
 		}
 	}
+	if due(c.tm.rtx, now) && due(c.tm.tlp, now) && !c.tm.tlp.After(c.tm.rtx) {
+		// RFC 8985 section 7.2: a probe scheduled at the RTO's time (the
+		// RTO would have come before the PTO) goes instead of the
+		// timeout; sending it restarts the RTO (section 7.3). When no
+		// probe can be sent the RTO below still fires.
+		c.tm.tlp = time.Time{}
+		c.tlpTimeout(now)
+	}
 	if due(c.tm.rtx, now) {
 		c.tm.rtx = time.Time{}
 		c.retransmissionTimeout(now)
