@@ -102,3 +102,47 @@ func TestBatchQuickACKStaysPerSegment(t *testing.T) {
 	tc.c.EndBatch(tc.now)
 	tc.wantImmediateACK("the end of the batch", 5000)
 }
+
+// At a large MSS (a 64 KiB-MTU link: MSS 65,483) a batch of N full-sized
+// segments still gets one ACK, at its end, up to batchACKSegments: the
+// cap is counted in segments, not in the bytes one GRO super-packet
+// holds, which at this MSS is a single segment (and which made every
+// second segment take its own ACK, as without a batch).
+func TestBatchOneACKAtLargeMSS(t *testing.T) {
+	const mss = 65483
+	tc := newEstablishedSACK(t, func(c *Config) {
+		c.NoAutoTune = true
+		c.ReceiveBufferSize = 32 << 20
+	})
+	tc.c.mss = mss // the fixture's peer said MSS 1000; a 64 KiB-MTU peer says this
+	in := func(i int) {
+		t.Helper()
+		tc.in(seg{flags: A, seq: irs + 1 + seqValue(i*mss), ack: iss + 1, data: payload(mss, byte(i))})
+	}
+	for n := 2; n < batchACKSegments; n++ {
+		base := int(irs.Size(tc.c.rcv.nxt)) - 1
+		if base%mss != 0 {
+			t.Fatalf("RCV.NXT off the segment grid: %d", base)
+		}
+		tc.c.BeginBatch()
+		for i := range n {
+			in(base/mss + i)
+		}
+		tc.wantNothing("full-sized segments within a batch, under the 16-segment cap: the ACK waits for its end")
+		tc.c.EndBatch(tc.now)
+		tc.wantImmediateACK("the end of the batch: one ACK for all of it", base+n*mss)
+		tc.wantNothing("only one")
+		tc.c.Read(tc.now, make([]byte, n*mss)) // keep the window open
+		tc.drain()
+	}
+	// The cap still holds: the 16th full-sized segment is acknowledged
+	// within the batch.
+	base := int(irs.Size(tc.c.rcv.nxt)) - 1
+	tc.c.BeginBatch()
+	for i := range batchACKSegments {
+		in(base/mss + i)
+	}
+	tc.wantImmediateACK("batchACKSegments full-sized segments: an ACK even within the batch", base+batchACKSegments*mss)
+	tc.c.EndBatch(tc.now)
+	tc.wantNothing("nothing left owed")
+}
