@@ -64,8 +64,10 @@ func seqPayload(i int) []byte {
 	return append(p, strings.Repeat("x", 96)...)
 }
 
-func batchedBothWays(t *testing.T, ns *nstest.NS, dev *tun.Device, tc udpCase, n int) {
-	got := make(chan int, n+16)
+// attachSeqNumbers makes dev deliver the number of each UDP datagram
+// seqPayload built, in the order the device hands them over.
+func attachSeqNumbers(dev *tun.Device, size int) chan int {
+	got := make(chan int, size)
 	dev.Attach(link.DispatcherFunc(func(p []byte) {
 		ip, err := wire.ParseIP(p)
 		if err != nil || ip.Protocol != wire.ProtocolUDP || len(ip.Payload) < 12 {
@@ -73,6 +75,11 @@ func batchedBothWays(t *testing.T, ns *nstest.NS, dev *tun.Device, tc udpCase, n
 		}
 		got <- int(binary.BigEndian.Uint32(ip.Payload[8:]))
 	}))
+	return got
+}
+
+func batchedBothWays(t *testing.T, ns *nstest.NS, dev *tun.Device, tc udpCase, n int) {
+	got := attachSeqNumbers(dev, n+16)
 	c, err := ns.ListenPacket(tc.udp, tc.listen)
 	if err != nil {
 		t.Fatalf("ListenPacket: %v", err)
@@ -290,14 +297,7 @@ func ringReadsQuiet(t *testing.T, tc udpCase, rounds int) {
 	if err := dev.Configure(tc.host); err != nil {
 		t.Fatalf("Configure: %v", err)
 	}
-	got := make(chan int, 4096)
-	dev.Attach(link.DispatcherFunc(func(p []byte) {
-		ip, err := wire.ParseIP(p)
-		if err != nil || ip.Protocol != wire.ProtocolUDP || len(ip.Payload) < 12 {
-			return
-		}
-		got <- int(binary.BigEndian.Uint32(ip.Payload[8:]))
-	}))
+	got := attachSeqNumbers(dev, 4096)
 	c, err := ns.ListenPacket(tc.udp, tc.listen)
 	if err != nil {
 		t.Fatalf("ListenPacket: %v", err)
