@@ -470,9 +470,14 @@ func (b *bbr) enterProbeBW(now time.Time, rs *RateSample) {
 
 func (b *bbr) startRound(rs *RateSample) { b.nextRoundDelivered = rs.TotalDelivered }
 
+// startProbeBWDown is StartProbeBW_DOWN (section 5.3.3.9). Its
+// ResetCongestionSignals leaves is_bw_probe_sample alone: the probe's
+// losses are mostly marked after it ends (RACK waits a round trip and a
+// reordering window), and until DOWN's first round is over
+// (ACKS_PROBE_STOPPING, adaptUpperBounds) they still set inflight_hi,
+// once (handleInflightTooHigh). Linux's BBRv3 does the same.
 func (b *bbr) startProbeBWDown(now time.Time, rs *RateSample) {
-	b.bwProbeSamples = false // BBRResetCongestionSignals
-	b.lossInRound, b.bwLatest, b.inflightLat = false, 0, 0
+	b.lossInRound, b.bwLatest, b.inflightLat = false, 0, 0 // ResetCongestionSignals
 	b.probeUpCnt = math.MaxInt
 	b.pickProbeWait()
 	b.cycleStamp = now

@@ -349,3 +349,50 @@ func TestBBRDrainEndsAfterThreeRounds(t *testing.T) {
 		t.Fatal("still in DRAIN after four rounds, want PROBE_BW")
 	}
 }
+
+// draft-ietf-ccwg-bbr-06 section 5.3.3.9: StartProbeBW_DOWN resets the
+// congestion signals (loss_in_round, bw_latest, inflight_latest), not
+// is_bw_probe_sample, which AdaptLongTermModel clears only when DOWN's
+// first round ends (ACKS_PROBE_STOPPING): the losses of a probe's
+// segments are mostly marked after the probe has ended (RACK waits a
+// round trip and a reordering window), and they still bound inflight_hi
+// (HandleLostPacket, section 5.5.10.2) — once per probe. After that
+// round, a loss is no probe's.
+func TestBBRProbeLossFoundInDownSetsInflightHi(t *testing.T) {
+	probeDown := func() *bbrPath {
+		p := &bbrPath{b: NewBBR(1000).(*bbr), now: epoch, bw: 100e6 / 8, base: 20 * time.Millisecond, acks: 20}
+		p.until(t, "PROBE_BW_UP", 10*time.Second)
+		p.until(t, "PROBE_BW_DOWN", time.Second)
+		if !math.IsInf(p.b.inflightHi, 1) {
+			t.Fatalf("inflight_hi %.0f after a probe without loss, want unset", p.b.inflightHi)
+		}
+		return p
+	}
+	lose := func(p *bbrPath) {
+		p.b.onPacketLost(p.now, lostPacket{Size: 1000, TxInFlight: 300000, Lost: 9000,
+			PriorDelivered: p.delivered - 300000, TotalDelivered: p.delivered})
+	}
+
+	p := probeDown()
+	lose(p) // 3 % of a probe segment's flight, found in DOWN's first round
+	if math.IsInf(p.b.inflightHi, 1) || !p.b.prevProbeTooHigh {
+		t.Fatalf("a probe's 3 %% loss found in PROBE_BW_DOWN's first round: inflight_hi %.0f, prev_probe_too_high %v; want set, true",
+			p.b.inflightHi, p.b.prevProbeTooHigh)
+	}
+	if p.b.State() != "PROBE_BW_DOWN" {
+		t.Fatalf("state %s, want PROBE_BW_DOWN (already going down)", p.b.State())
+	}
+	hi := p.b.inflightHi
+	p.b.onPacketLost(p.now, lostPacket{Size: 1000, TxInFlight: 200000, Lost: 9000,
+		PriorDelivered: p.delivered - 200000, TotalDelivered: p.delivered})
+	if p.b.inflightHi != hi {
+		t.Fatalf("a second loss of the same probe moved inflight_hi from %.0f to %.0f, want one reaction a probe", hi, p.b.inflightHi)
+	}
+
+	p = probeDown()
+	p.round() // DOWN's first round ends: the probe's samples are all in
+	lose(p)
+	if !math.IsInf(p.b.inflightHi, 1) {
+		t.Fatalf("a loss after PROBE_BW_DOWN's first round set inflight_hi %.0f, want unset", p.b.inflightHi)
+	}
+}
