@@ -351,10 +351,8 @@ func (b *bbr) updateCongestionSignals(rs *RateSample) {
 		b.maxBw[0] = max(b.maxBw[0], float64(rs.DeliveryRate))
 	}
 	if rs.NewlyLost > 0 {
-		// Any loss marks the round (section 5.5.10.3), not only a loss
-		// rate above BBRLossThresh: outside bandwidth probes the lower
-		// bounds follow what the round delivered.
-		b.lossInRound = true
+		// An ACK that marked losses: one loss event of STARTUP's
+		// high-loss exit. The loss itself marked the round (noteLoss).
 		b.lossEvents++
 	}
 	if !b.lossRoundStart {
@@ -470,9 +468,14 @@ func (b *bbr) enterProbeBW(now time.Time, rs *RateSample) {
 
 func (b *bbr) startRound(rs *RateSample) { b.nextRoundDelivered = rs.TotalDelivered }
 
+// startProbeBWDown is StartProbeBW_DOWN (section 5.3.3.9). Its
+// ResetCongestionSignals leaves is_bw_probe_sample alone: the probe's
+// losses are mostly marked after it ends (RACK waits a round trip and a
+// reordering window), and until DOWN's first round is over
+// (ACKS_PROBE_STOPPING, adaptUpperBounds) they still set inflight_hi,
+// once (handleInflightTooHigh). Linux's BBRv3 does the same.
 func (b *bbr) startProbeBWDown(now time.Time, rs *RateSample) {
-	b.bwProbeSamples = false // BBRResetCongestionSignals
-	b.lossInRound, b.bwLatest, b.inflightLat = false, 0, 0
+	b.lossInRound, b.bwLatest, b.inflightLat = false, 0, 0 // ResetCongestionSignals
 	b.probeUpCnt = math.MaxInt
 	b.pickProbeWait()
 	b.cycleStamp = now
@@ -695,6 +698,7 @@ func (b *bbr) adaptUpperBounds(now time.Time, rs *RateSample) bool {
 // set against the 44 segments in flight when a REFILL segment left
 // (issue 11, 1 Gbit/s x 20 ms; BENCHMARKS.md, "BBR follow-up").
 func (b *bbr) onPacketLost(now time.Time, p lostPacket) {
+	b.noteLoss(p.TotalDelivered)
 	if !b.bwProbeSamples {
 		return // not a segment sent while probing
 	}
@@ -707,6 +711,22 @@ func (b *bbr) onPacketLost(now time.Time, p lostPacket) {
 	}
 	rs.TxInFlight = inflightAtLoss(p)
 	b.handleInflightTooHigh(now, &rs)
+}
+
+// noteLoss is NoteLoss (section 5.5.10.2): any loss marks the round
+// (section 5.5.10.3), not only a loss rate above BBRLossThresh, and the
+// first loss of a round restarts the loss round at what is delivered
+// now. Outside bandwidth probes the lower bounds are then cut when a
+// segment sent after the loss is acknowledged, with bw_latest and
+// inflight_latest the maxima since the last cut: a round trip of delivery
+// after the loss, not what remained of the round under way when it was
+// found (at 1 % random loss, often a few ACKs, whose maxima can
+// understate what the path delivers).
+func (b *bbr) noteLoss(delivered uint64) {
+	if !b.lossInRound {
+		b.lossRoundDelivered = delivered
+	}
+	b.lossInRound = true
 }
 
 // inflightAtLoss is InflightAtLoss: the flight at which the loss rate

@@ -349,3 +349,95 @@ func TestBBRDrainEndsAfterThreeRounds(t *testing.T) {
 		t.Fatal("still in DRAIN after four rounds, want PROBE_BW")
 	}
 }
+
+// draft-ietf-ccwg-bbr-06 section 5.3.3.9: StartProbeBW_DOWN resets the
+// congestion signals (loss_in_round, bw_latest, inflight_latest), not
+// is_bw_probe_sample, which AdaptLongTermModel clears only when DOWN's
+// first round ends (ACKS_PROBE_STOPPING): the losses of a probe's
+// segments are mostly marked after the probe has ended (RACK waits a
+// round trip and a reordering window), and they still bound inflight_hi
+// (HandleLostPacket, section 5.5.10.2) — once per probe. After that
+// round, a loss is no probe's.
+func TestBBRProbeLossFoundInDownSetsInflightHi(t *testing.T) {
+	probeDown := func() *bbrPath {
+		p := &bbrPath{b: NewBBR(1000).(*bbr), now: epoch, bw: 100e6 / 8, base: 20 * time.Millisecond, acks: 20}
+		p.until(t, "PROBE_BW_UP", 10*time.Second)
+		p.until(t, "PROBE_BW_DOWN", time.Second)
+		if !math.IsInf(p.b.inflightHi, 1) {
+			t.Fatalf("inflight_hi %.0f after a probe without loss, want unset", p.b.inflightHi)
+		}
+		return p
+	}
+	lose := func(p *bbrPath) {
+		p.b.onPacketLost(p.now, lostPacket{Size: 1000, TxInFlight: 300000, Lost: 9000,
+			PriorDelivered: p.delivered - 300000, TotalDelivered: p.delivered})
+	}
+
+	p := probeDown()
+	lose(p) // 3 % of a probe segment's flight, found in DOWN's first round
+	if math.IsInf(p.b.inflightHi, 1) || !p.b.prevProbeTooHigh {
+		t.Fatalf("a probe's 3 %% loss found in PROBE_BW_DOWN's first round: inflight_hi %.0f, prev_probe_too_high %v; want set, true",
+			p.b.inflightHi, p.b.prevProbeTooHigh)
+	}
+	if p.b.State() != "PROBE_BW_DOWN" {
+		t.Fatalf("state %s, want PROBE_BW_DOWN (already going down)", p.b.State())
+	}
+	hi := p.b.inflightHi
+	p.b.onPacketLost(p.now, lostPacket{Size: 1000, TxInFlight: 200000, Lost: 9000,
+		PriorDelivered: p.delivered - 200000, TotalDelivered: p.delivered})
+	if p.b.inflightHi != hi {
+		t.Fatalf("a second loss of the same probe moved inflight_hi from %.0f to %.0f, want one reaction a probe", hi, p.b.inflightHi)
+	}
+
+	p = probeDown()
+	p.round() // DOWN's first round ends: the probe's samples are all in
+	lose(p)
+	if !math.IsInf(p.b.inflightHi, 1) {
+		t.Fatalf("a loss after PROBE_BW_DOWN's first round set inflight_hi %.0f, want unset", p.b.inflightHi)
+	}
+}
+
+// draft-ietf-ccwg-bbr-06 section 5.5.10.3: the first loss of a round
+// (NoteLoss) restarts the loss round at the connection's delivered count,
+// so the lower bounds are cut once a round trip of delivery signals after
+// that loss has been seen (bw_latest and inflight_latest cover it), not at
+// the end of the round already under way when the loss was found.
+func TestBBRLossRoundStartsAtFirstLoss(t *testing.T) {
+	p := &bbrPath{b: NewBBR(1000).(*bbr), now: epoch, bw: 100e6 / 8, base: 20 * time.Millisecond, acks: 20}
+	p.until(t, "PROBE_BW_CRUISE", 3*time.Second)
+	p.round()
+	b := p.b
+	if !math.IsInf(b.bwLo, 1) {
+		t.Fatalf("bw_lo %.0f in CRUISE without loss, want unset", b.bwLo)
+	}
+	ack := func(prior uint64, lost int) {
+		p.now = p.now.Add(time.Millisecond)
+		p.delivered += 1000
+		b.OnEveryAck(p.now, Ack{SRTT: p.base, Rate: RateSample{
+			DeliveryRate: int64(p.bw), Delivered: int64(p.bw * p.base.Seconds()), Interval: p.base,
+			PriorDelivered: prior, TotalDelivered: p.delivered, NewlyAcked: 1000, NewlyLost: lost,
+			TxInFlight: 250000, InFlight: 249000, RTT: p.base,
+		}})
+	}
+	// A loss round starts at this ACK (its segment left after the last
+	// boundary); the next boundary is what is delivered now.
+	ack(p.delivered, 0)
+	boundary := p.delivered
+	// Later in that round a segment is marked lost, with the ACK that
+	// revealed it (rate.go tells the controller first).
+	p.b.onPacketLost(p.now, lostPacket{Size: 1000, TxInFlight: 250000, Lost: 1000,
+		PriorDelivered: boundary - 250000, TotalDelivered: p.delivered + 1000})
+	ack(boundary-1000, 1000)
+	atLoss := p.delivered
+	// A segment sent at the old boundary is acknowledged: the round under
+	// way when the loss was found ends, the loss round does not.
+	ack(boundary, 0)
+	if !math.IsInf(b.bwLo, 1) {
+		t.Fatalf("bw_lo %.0f cut at the end of the round the loss was found in, want unset until a round after it", b.bwLo)
+	}
+	// A segment sent after the loss was found: now the cut.
+	ack(atLoss, 0)
+	if math.IsInf(b.bwLo, 1) || math.IsInf(b.inflightLo, 1) {
+		t.Fatalf("bw_lo %.0f, inflight_lo %.0f a round after the loss, want both set", b.bwLo, b.inflightLo)
+	}
+}

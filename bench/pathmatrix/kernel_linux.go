@@ -264,3 +264,14 @@ func mixedWorld(c Cell, seed int64, synackSends bool) (*world, error) {
 	}
 	return w, nil
 }
+
+// Listen makes a kernel listener in B on the path's port with congestion
+// control cc (its accepted sockets inherit cc); its file descriptors work
+// from any goroutine of this process.
+func (r *Relay) Listen(cc string) (net.Listener, error) { return r.b.listen(receiverAddr, cc)() }
+
+// Dial connects a kernel socket in A with congestion control cc to B's
+// listener.
+func (r *Relay) Dial(ctx context.Context, cc string) (net.Conn, error) {
+	return r.a.dial(receiverAddr, cc)(ctx)
+}

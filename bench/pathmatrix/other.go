@@ -3,7 +3,9 @@
 package pathmatrix
 
 import (
+	"context"
 	"errors"
+	"net"
 	"net/netip"
 
 	"github.com/synack/synack/link/memlink"
@@ -41,3 +43,9 @@ func (*Relay) Close() {}
 
 // NewRelay needs Linux.
 func NewRelay(Cell, int64) (*Relay, error) { return nil, errNotLinux }
+
+// Listen needs Linux.
+func (*Relay) Listen(string) (net.Listener, error) { return nil, errNotLinux }
+
+// Dial needs Linux.
+func (*Relay) Dial(context.Context, string) (net.Conn, error) { return nil, errNotLinux }

@@ -15,6 +15,11 @@
 //     go run ./cmd/fairness             # both, 30 s pairs
 //     go run ./cmd/fairness -quick      # 10 s pairs, a 32 MiB bulk
 //     go run ./cmd/fairness -linux -ns-prefix fa-
+//     go run ./cmd/fairness -pairs "" -ss "" -kernel bbr -rtt 100ms -stagger 5s -ns-prefix fa-
+//
+// -kernel runs two flows of the kernel's controller (Linux to Linux across
+// the relay, real time) with the same stagger, and prints each flow's
+// throughput, cwnd and bbr's model every -kernel-every.
 package main
 
 import (
@@ -50,6 +55,8 @@ func main() {
 		seeds  = flag.String("ss-seeds", "", "comma-separated seeds of the slow-start runs (default: -seed)")
 		stag   = flag.Duration("stagger", 0, "the second flow of each synack pair starts sending this long after the first")
 		nsPfx  = flag.String("ns-prefix", pathmatrix.NSPrefix, "start of the names of the network namespaces -linux makes")
+		kernel = flag.String("kernel", "", "also run two Linux flows of this controller (e.g. bbr) in real time, with -stagger (root)")
+		kEvery = flag.Duration("kernel-every", 5*time.Second, "interval of the -kernel flows' printed series")
 	)
 	flag.Parse()
 	if *quick {
@@ -80,7 +87,7 @@ func main() {
 		}
 	}
 
-	if *linux {
+	if *linux || *kernel != "" {
 		if err := pathmatrix.RootError(); err != nil {
 			fail(fmt.Errorf("-linux %w", err))
 		}
@@ -124,6 +131,17 @@ func main() {
 		}
 	}
 
+	if *kernel != "" {
+		res, series, err := fairness.RunKernelPair(cell, *kernel, *dur, *stag, *seed)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "fairness: Linux pair:", err)
+		} else {
+			fmt.Fprintf(os.Stderr, "linux %s pair: %.1f / %.1f Mbit/s, Jain %.3f / %.3f\n", *kernel, res.Mbit(0), res.Mbit(1), res.Jain(), res.LateJain())
+			printKernelSeries(series, *kEvery)
+			prs = append(prs, res)
+		}
+	}
+
 	var ssr2 []fairness.SlowStartResult
 	for _, cc := range strings.Split(*ssCCs, ",") {
 		if cc = strings.TrimSpace(cc); cc == "" {
@@ -151,6 +169,31 @@ func main() {
 			*ssSize>>20, ssCell, ssCell.QueuePackets(), ssSeeds)
 		fairness.SlowStartMarkdown(os.Stdout, ssr2)
 	}
+}
+
+// printKernelSeries writes, every interval, each kernel flow's rate over
+// the interval, cwnd, smoothed RTT and bbr's bandwidth and min RTT.
+func printKernelSeries(series [2][]fairness.KernelSample, every time.Duration) {
+	n := int(every / time.Second)
+	if n < 1 {
+		n = 1
+	}
+	fmt.Println("| t | flow 1 Mbit/s | cwnd | srtt | bbr bw, min_rtt | flow 2 Mbit/s | cwnd | srtt | bbr bw, min_rtt |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|")
+	for t := n - 1; t < len(series[0]); t += n {
+		fmt.Printf("| %ds |", t+1)
+		for i := range series {
+			s := series[i][t]
+			var prev int64
+			if t >= n {
+				prev = series[i][t-n].Bytes
+			}
+			rate := float64(s.Bytes-prev) * 8 / float64(n) / 1e6
+			fmt.Printf(" %.1f | %d | %v | %.1f Mbit/s, %v |", rate, s.Cwnd, s.RTT.Round(time.Millisecond), s.BW/1e6, s.MinRTT.Round(time.Millisecond))
+		}
+		fmt.Println()
+	}
+	fmt.Println()
 }
 
 func fail(err error) {
