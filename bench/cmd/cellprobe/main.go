@@ -48,8 +48,9 @@ func main() {
 	sizeF := flag.Int64("size", 0, "bulk bytes (0: the cell's)")
 	defBufs := flag.Bool("defbufs", false, "the stack's default buffers, not the cell's")
 	rxb := flag.Duration("rxbatch", 0, "the receiver takes its packets in batches: those that arrive within this long of a batch's first (0: as the link delivers them)")
+	txb := flag.Duration("ackbatch", 0, "the sender takes its ACKs in batches, as -rxbatch the receiver its data")
 	flag.Parse()
-	unbatchSender, noQueueLimit, bulkSize, defaultBuffers, rxBatch = *unb, *noQueue, *sizeF, *defBufs, *rxb
+	unbatchSender, noQueueLimit, bulkSize, defaultBuffers, rxBatch, ackBatch = *unb, *noQueue, *sizeF, *defBufs, *rxb, *txb
 	var rs []time.Duration
 	for _, s := range split(*rtts) {
 		d, err := time.ParseDuration(s)
@@ -144,6 +145,13 @@ func run(c pathmatrix.Cell, seed int64, cc string, limit, trace time.Duration, r
 	}
 	if unbatchSender {
 		sep = unbatched{a}
+	}
+	if ackBatch > 0 {
+		var ck clock.Clock = clock.Real()
+		if vc, ok := v.(*clock.Virtual); ok {
+			ck = vc
+		}
+		sep = &coalesced{Endpoint: a, clk: ck, wait: ackBatch}
 	}
 	if _, err := snd.AddLink(sep, sndAddr); err != nil {
 		fail(err)
@@ -273,7 +281,7 @@ func mib(n int64) string { return fmt.Sprintf("%d MiB", n>>20) }
 var (
 	unbatchSender, noQueueLimit, defaultBuffers bool
 	bulkSize                                    int64
-	rxBatch                                     time.Duration
+	rxBatch, ackBatch                           time.Duration
 )
 
 // coalesced is the memlink endpoint whose dispatcher gets the packets
