@@ -68,9 +68,8 @@ type Ack struct {
 	// connection has called OnECE first if the echo called for a
 	// reduction.
 	ECE bool
-	// Paced: the connection paces what it sends (pacing.go). HyStart++
-	// bounds slow start's growth per ACK only when it does not (RFC 9406
-	// section 4.3's L).
+	// Paced: the connection paces what it sends (pacing.go). HyStart++'s
+	// ACK-train exit does not apply to a paced sender (hystart.train).
 	Paced bool
 
 	// Rate is the delivery-rate sample of this ACK (rate.go); without
@@ -121,9 +120,46 @@ func (w *window) setWindow(cwnd, ssthresh int) {
 	w.cwnd, w.ssthresh = max(cwnd, w.mss), max(ssthresh, 2*w.mss)
 }
 
-// slowStart is RFC 5681 section 3.1 with RFC 3465's L = 2*SMSS cap on
-// the increase per ACK.
-func (w *window) slowStart(acked int) { w.cwnd += min(acked, 2*w.mss) }
+// slowStart is slow start (RFC 5681 section 3.1) for an ACK of acked
+// bytes: cwnd grows by the bytes acknowledged (byte counting, RFC 3465
+// section 2 and RFC 5681's N in eq. 2), with no limit per ACK
+// (slowStartGrowth). "Slow start ends when cwnd exceeds ssthresh" (RFC
+// 5681 section 3.1): the ACK that ends it may take cwnd past ssthresh by
+// as much as an ACK of two segments could (RFC 3465's L = 2*SMSS, the
+// bound this code had per ACK), never by all of a stretch ACK. For an
+// ACK of at most two segments this is exactly the growth of before.
+func (w *window) slowStart(acked int) {
+	w.cwnd += min(slowStartGrowth(acked), max(w.ssthresh-w.cwnd, 0)+2*w.mss)
+}
+
+// slowStartGrowth is how much one ACK of acked bytes grows cwnd in slow
+// start: all of it, L = infinity. Every slow start of every controller
+// counts this way (newreno; CUBIC's, and HyStart++'s standard and
+// conservative slow start, hystart.go; BBR's STARTUP grows by the bytes
+// delivered on its own).
+//
+// The rule and why it is not RFC 5681 eq. 2's min(N, SMSS), RFC 3465
+// section 2.3's min(N, 2*SMSS) or RFC 9406 section 4.3's L = 8 for a
+// sender that does not pace (L = infinity is RFC 9406's value for one that
+// paces): a per-ACK limit L bounds the burst a stretch ACK releases, and
+// it bounds slow start's growth with it. An ACK that covers k segments
+// lets k leave to replace them plus what cwnd grew; with L < k a round
+// trip grows cwnd by 1 + L/k instead of 2. Stretch ACKs are the normal
+// case, not a misbehaving receiver's: synack's receiver acknowledges a
+// receive batch with one ACK for up to 16 segments (batch.go), and Linux's
+// one per GRO packet, up to 44. Traced with bench/cmd/cellprobe
+// (BENCHMARKS.md, "Slow start and stretch ACKs (2026-12-04 evening)"): at
+// 1 Gbit/s x 20 ms in real time the sender's ACKs covered 8 to 15
+// segments each, and with the same receive batches on the virtual clock
+// (cellprobe -rxbatch 200us) slow start grew 1.5x per round trip under L
+// = 8 and ended at 235 ms instead of 170 ms (later slow starts, under L =
+// 2, grew 1 + 2/k). The burst without L is the one the ACK pattern
+// makes, 2k segments, bounded by the peer's stretch (16 from synack); it
+// is what Linux's CUBIC sends (its slow start adds all the bytes
+// acknowledged), and what a pacing sender spreads. RFC 5681's concern for
+// eq. 2, ACK division, is met by counting bytes: an ACK never grows cwnd
+// by more than it acknowledged.
+func slowStartGrowth(acked int) int { return max(acked, 0) }
 
 func (w *window) OnDupAck() { w.cwnd += w.mss } // RFC 6582 section 3.2 step 3
 

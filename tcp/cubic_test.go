@@ -235,15 +235,16 @@ func TestHyStartBackToSlowStartRFC9406(t *testing.T) {
 }
 
 // RFC 9406 sections 4.2 and 4.3: slow start grows by min(N, L*SMSS) per
-// ACK, L = 8 for a sender that does not pace and infinity for one that
-// does; CSS grows by a quarter of that. An ACK of 20 segments (MSS 1000)
-// unpaced: +8000 in slow start, +2000 in CSS; paced: +20000 and +5000.
+// ACK, CSS by a quarter of that. L is infinity for a sender that paces
+// (section 4.3) and, here, for one that does not (slowStartGrowth: RFC
+// 9406's L = 8 made stretch ACKs slow slow start down). An ACK of 20
+// segments (MSS 1000): +20000 in slow start, +5000 in CSS, paced or not.
 func TestHyStartLRFC9406(t *testing.T) {
 	for _, tc := range []struct {
 		paced         bool
 		wantSS, wantC int
 	}{
-		{false, 8000, 2000},
+		{false, 20000, 5000},
 		{true, 20000, 5000},
 	} {
 		c := NewCubic(1000).(*cubic)

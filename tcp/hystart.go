@@ -15,13 +15,8 @@ const (
 	hsNRTTSample    = 8
 	hsCSSGrowthDiv  = 4
 	hsCSSRounds     = 5
-	// hsLNonPaced is L for a sender that does not pace: slow start grows
-	// by at most L segments per ACK, so that an ACK covering many
-	// segments (a stretch ACK, or one after a lost ACK) does not let a
-	// burst of twice as many leave at line rate. A paced sender uses L =
-	// infinity: the pacer spreads what the window allows.
-	hsLNonPaced = 8
-	hsNoRTT     = time.Duration(math.MaxInt64) // "infinity"
+	// L is infinity, paced or not: slowStartGrowth (cc.go) says why.
+	hsNoRTT = time.Duration(math.MaxInt64) // "infinity"
 
 	// The ACK train, an exit beside RFC 9406's (see hystart.train):
 	// ACKs at most hsTrainGap apart continue a train; the rule waits for
@@ -87,12 +82,10 @@ func (h *hystart) onAck(now time.Time, a Ack, mss, cwnd int) (grow int, exit boo
 		h.done, h.trainExit = true, true
 		return 0, true
 	}
-	// N bounded by L*SMSS (section 4.2's min(N, L * SMSS); L from
-	// section 4.3: infinity when paced, 8 when not).
-	n := a.Acked
-	if !a.Paced {
-		n = min(n, hsLNonPaced*mss)
-	}
+	// Section 4.2's min(N, L * SMSS), with L = infinity (section 4.3's
+	// value for a paced sender; slowStartGrowth says why without pacing
+	// too).
+	n := slowStartGrowth(a.Acked)
 	if a.RTT > 0 {
 		h.currentRoundMinRTT = min(h.currentRoundMinRTT, a.RTT)
 		h.rttSampleCount++

@@ -214,15 +214,17 @@ func (c *Conn) sackOnAck(now time.Time, seg *Segment, acked int, dup bool) {
 
 // growthOnAck is how many bytes of an ACK outside recovery grow cwnd.
 // RFC 5681 section 3.1 grows it on ACKs that acknowledge new data
-// cumulatively, by the bytes acknowledged (RFC 3465 section 2), at most
-// L*SMSS per ACK (section 2.3). Once RACK has seen the path reorder (RFC
+// cumulatively, by the bytes acknowledged (RFC 3465 section 2; the
+// controller's slow start takes them all, slowStartGrowth in cc.go, with
+// no per-ACK limit L). Once RACK has seen the path reorder (RFC
 // 8985 section 6.2 step 3), it grows by the bytes each ACK delivered,
 // SACKed ones included (RFC 6937's DeliveredData), as the pipe counts
 // them out of the network (RFC 6675 section 4): a SACK acknowledges them
 // (RFC 2018), one or two segments per ACK as in order. Counted only
 // cumulatively, a segment held back by reordering kept the bytes SACKed
-// above it from growing the window, and the ACK that filled the hole,
-// covering them all, grew it by L*SMSS at most: slow start with 5 %
+// above it from growing the window until the ACK that filled the hole,
+// and that one, covering them all, grew it by L*SMSS at most while slow
+// start had that limit per ACK: slow start with 5 %
 // reordering grew about 1.3x per round trip instead of 2x, and 1 MiB took
 // 0.92 s at 100 ms against 0.66 s on the clean path (virtual clock). Until
 // reordering is seen, SACKs above a hole are the first sign of a loss,

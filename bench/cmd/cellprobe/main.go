@@ -14,6 +14,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/synack/synack/bench/pathmatrix"
@@ -46,8 +47,10 @@ func main() {
 	noQueue := flag.Bool("noqueue", false, "no drop-tail queue limit")
 	sizeF := flag.Int64("size", 0, "bulk bytes (0: the cell's)")
 	defBufs := flag.Bool("defbufs", false, "the stack's default buffers, not the cell's")
+	rxb := flag.Duration("rxbatch", 0, "the receiver takes its packets in batches: those that arrive within this long of a batch's first (0: as the link delivers them)")
+	txb := flag.Duration("ackbatch", 0, "the sender takes its ACKs in batches, as -rxbatch the receiver its data")
 	flag.Parse()
-	unbatchSender, noQueueLimit, bulkSize, defaultBuffers = *unb, *noQueue, *sizeF, *defBufs
+	unbatchSender, noQueueLimit, bulkSize, defaultBuffers, rxBatch, ackBatch = *unb, *noQueue, *sizeF, *defBufs, *rxb, *txb
 	var rs []time.Duration
 	for _, s := range split(*rtts) {
 		d, err := time.ParseDuration(s)
@@ -143,10 +146,25 @@ func run(c pathmatrix.Cell, seed int64, cc string, limit, trace time.Duration, r
 	if unbatchSender {
 		sep = unbatched{a}
 	}
+	if ackBatch > 0 {
+		var ck clock.Clock = clock.Real()
+		if vc, ok := v.(*clock.Virtual); ok {
+			ck = vc
+		}
+		sep = &coalesced{Endpoint: a, clk: ck, wait: ackBatch}
+	}
 	if _, err := snd.AddLink(sep, sndAddr); err != nil {
 		fail(err)
 	}
-	if _, err := rcv.AddLink(b, rcvAddr); err != nil {
+	var rep link.Endpoint = b
+	if rxBatch > 0 {
+		var ck clock.Clock = clock.Real()
+		if vc, ok := v.(*clock.Virtual); ok {
+			ck = vc
+		}
+		rep = &coalesced{Endpoint: b, clk: ck, wait: rxBatch}
+	}
+	if _, err := rcv.AddLink(rep, rcvAddr); err != nil {
 		fail(err)
 	}
 	size := c.Size()
@@ -200,6 +218,7 @@ func run(c pathmatrix.Cell, seed int64, cc string, limit, trace time.Duration, r
 		var ssCwnd int
 		var ssLoss bool
 		var cwSum int64
+		var lastSegsIn, lastAcked uint64
 		const period = 5 * time.Millisecond
 		for got < size && v.Now().Sub(start) < limit {
 			v.Sleep(period)
@@ -235,8 +254,12 @@ func run(c pathmatrix.Cell, seed int64, cc string, limit, trace time.Duration, r
 				sbl++
 			}
 			if trace > 0 && n%int(trace/period) == 0 {
-				fmt.Printf("  %6.2fs got %6.1f MiB cwnd %5d ssth %6d unacked %6d unsent %7d sndq %7d wnd %7d srtt %v rto %v rec %v sacked %d lost %d to %d rtx %d\n",
-					v.Now().Sub(start).Seconds(), float64(got)/(1<<20), i.CWnd/i.MSS, min(i.SSThresh/i.MSS, 999999), i.Unacked/i.MSS, unsent, i.SendQueue, i.SndWnd/i.MSS, i.RTT.Round(time.Millisecond), i.RTO.Round(time.Millisecond), i.Recovering, i.SACKedBytes/i.MSS, i.LostBytes/i.MSS, i.Timeouts, i.Retransmits)
+				// acks: segments the sender took in since the last line
+				// (nearly all pure ACKs), and the segments each covered.
+				acks, acked := i.SegsIn-lastSegsIn, i.BytesAcked-lastAcked
+				lastSegsIn, lastAcked = i.SegsIn, i.BytesAcked
+				fmt.Printf("  %6.2fs got %6.1f MiB cwnd %5d ssth %6d unacked %6d unsent %7d sndq %7d wnd %7d srtt %v rto %v rec %v sacked %d lost %d to %d rtx %d acks %d seg/ack %.1f\n",
+					v.Now().Sub(start).Seconds(), float64(got)/(1<<20), i.CWnd/i.MSS, min(i.SSThresh/i.MSS, 999999), i.Unacked/i.MSS, unsent, i.SendQueue, i.SndWnd/i.MSS, i.RTT.Round(time.Millisecond), i.RTO.Round(time.Millisecond), i.Recovering, i.SACKedBytes/i.MSS, i.LostBytes/i.MSS, i.Timeouts, i.Retransmits, acks, float64(acked)/float64(max(acks, 1))/float64(i.MSS))
 			}
 		}
 		el := v.Now().Sub(start)
@@ -258,7 +281,58 @@ func mib(n int64) string { return fmt.Sprintf("%d MiB", n>>20) }
 var (
 	unbatchSender, noQueueLimit, defaultBuffers bool
 	bulkSize                                    int64
+	rxBatch, ackBatch                           time.Duration
 )
+
+// coalesced is the memlink endpoint whose dispatcher gets the packets
+// that arrive within wait of the first of a batch in one DeliverPackets
+// call, as a receiver whose NIC moderates its interrupts (or whose
+// reader is busy elsewhere) takes them. On the virtual clock it gives
+// the receive batches a loaded machine gives in real time.
+type coalesced struct {
+	*memlink.Endpoint
+	clk  clock.Clock
+	wait time.Duration
+
+	mu      sync.Mutex
+	pending [][]byte
+	armed   bool
+}
+
+func (c *coalesced) Attach(d link.Dispatcher) {
+	bd, ok := d.(link.BatchDispatcher)
+	if !ok {
+		c.Endpoint.Attach(d)
+		return
+	}
+	flush := func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		c.armed = false
+		if len(c.pending) > 0 {
+			bd.DeliverPackets(c.pending)
+		}
+		c.pending = c.pending[:0]
+	}
+	take := func(pkts ...[]byte) {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		for _, p := range pkts {
+			c.pending = append(c.pending, append([]byte(nil), p...))
+		}
+		if !c.armed {
+			c.armed = true
+			c.clk.AfterFunc(c.wait, flush)
+		}
+	}
+	c.Endpoint.Attach(batchFunc(take))
+}
+
+// batchFunc is a link.BatchDispatcher made of one function.
+type batchFunc func(pkts ...[]byte)
+
+func (f batchFunc) DeliverPacket(pkt []byte)     { f(pkt) }
+func (f batchFunc) DeliverPackets(pkts [][]byte) { f(pkts...) }
 
 // unbatched is the memlink endpoint with every method but Attach, whose
 // dispatcher gets one packet at a time.
