@@ -88,6 +88,18 @@ func (c *Conn) offered() Loan {
 	return c.rcv.lent.offer
 }
 
+// push appends e. The entries already read are dropped first when the
+// array is full, so a queue that never quite empties (a reader always a
+// segment behind) reuses its array instead of growing without end.
+func (l *lentQueue) push(e lentChunk) {
+	if len(l.q) == cap(l.q) && l.head > 0 {
+		n := copy(l.q, l.q[l.head:])
+		clear(l.q[n:])
+		l.q, l.head = l.q[:n], 0
+	}
+	l.q = append(l.q, e)
+}
+
 // pop drops the first entry.
 func (l *lentQueue) pop() {
 	l.q[l.head] = lentChunk{}
@@ -133,7 +145,7 @@ func (c *Conn) takeLoan(data []byte) {
 	if l.empty() {
 		l.before = c.rcv.buf.len()
 	}
-	l.q = append(l.q, lentChunk{data: data, loan: loan})
+	l.push(lentChunk{data: data, loan: loan})
 	l.bytes += len(data)
 	l.mem += loan.Size()
 }
@@ -149,7 +161,7 @@ func (c *Conn) ringAppended(k int) {
 		last.ring += k
 		return
 	}
-	l.q = append(l.q, lentChunk{ring: k})
+	l.push(lentChunk{ring: k})
 }
 
 // readBuffered copies the first buffered in-order bytes into p and

@@ -139,3 +139,31 @@ func TestLentSegmentsDropped(t *testing.T) {
 		t.Fatal("a loan came back twice")
 	}
 }
+
+// A reader that stays a segment behind never lets the queue of lent
+// segments empty: the queue's array must still stay the size of what it
+// holds, not grow with every segment ever received.
+func TestLentQueueDoesNotGrow(t *testing.T) {
+	tc := newEstablished(t)
+	c := tc.c
+	seq := 0
+	in := func() {
+		if !tc.inLent(seq, payload(5000, byte(seq)), &testLoan{size: 5000}) {
+			t.Fatal("loan not taken")
+		}
+		seq += 5000
+	}
+	in()
+	p := make([]byte, 5000)
+	for range 1000 {
+		in()
+		if n, err := c.Read(tc.now, p); n != 5000 || err != nil {
+			t.Fatalf("Read = %d, %v", n, err)
+		}
+		tc.returned()
+		tc.drain()
+	}
+	if n := cap(c.rcv.lent.q); n > 8 {
+		t.Fatalf("the queue's array holds %d entries after 1000 segments with never more than 2 queued", n)
+	}
+}
