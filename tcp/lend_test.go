@@ -3,6 +3,7 @@ package tcp
 import (
 	"bytes"
 	"testing"
+	"time"
 
 	"github.com/synack/synack/seqnum"
 )
@@ -165,5 +166,45 @@ func TestLentQueueDoesNotGrow(t *testing.T) {
 	}
 	if n := cap(c.rcv.lent.q); n > 8 {
 		t.Fatalf("the queue's array holds %d entries after 1000 segments with never more than 2 queued", n)
+	}
+}
+
+// Receiving a lent segment, reading it and handing its loan back
+// allocates nothing once the queue has its array, with the reader caught
+// up or a segment behind.
+func TestAllocsLentSegment(t *testing.T) {
+	tc := newEstablished(t, withOptions)
+	tc.c.sink = nullSink{}
+	c := tc.c
+	data := payload(5000, 0)
+	readBuf := make([]byte, 5000)
+	loan := &testLoan{size: 5000}
+	seq := irs + 1
+	in := &Segment{Flags: A, Ack: iss + 1, Window: 65535}
+	warm := func() {
+		in.Seq, in.Payload = seq, data
+		if !c.HandleLentSegment(tc.now, in, loan) {
+			t.Fatal("loan not taken")
+		}
+		seq += 5000
+		c.Read(tc.now, readBuf)
+		c.TakeReturned()
+		tc.now = tc.now.Add(time.Millisecond)
+		c.HandleTimers(tc.now)
+	}
+	for range 50 {
+		warm()
+	}
+	if n := testing.AllocsPerRun(200, warm); n != 0 {
+		t.Errorf("a lent segment in, read and returned (reader caught up): %v allocations, want 0", n)
+	}
+	in.Seq, in.Payload = seq, data
+	c.HandleLentSegment(tc.now, in, loan) // one segment ahead of the reader from now on
+	seq += 5000
+	for range 50 {
+		warm()
+	}
+	if n := testing.AllocsPerRun(200, warm); n != 0 {
+		t.Errorf("a lent segment in, read and returned (reader a segment behind): %v allocations, want 0", n)
 	}
 }
