@@ -48,6 +48,30 @@ type ChecksumVouching interface {
 	DeliverVouchedPackets(pkts [][]byte)
 }
 
+// Loan is the memory of a delivered packet, lent to a receiver that keeps
+// the packet's bytes past the delivery (LoanDispatcher). The receiver calls
+// Release once, after its last use of them; until then the link does not
+// reuse the memory.
+type Loan interface {
+	Release()
+	// Size is the memory the loan holds, in bytes (the whole buffer, not
+	// only the packet), for the receiver's memory accounting.
+	Size() int
+}
+
+// LoanDispatcher is a BatchDispatcher that may keep the bytes of some
+// packets instead of copying them (issue 13: one copy of every received
+// byte fewer). DeliverLoanedPackets is DeliverPackets, or
+// DeliverVouchedPackets when vouched is set (ChecksumVouching), for
+// packets that each come with a Loan of their memory (loans[i] is
+// pkts[i]'s): to keep a packet's bytes the receiver sets loans[i] to nil
+// and owes that loan one Release; the link takes the others back when
+// the call returns.
+type LoanDispatcher interface {
+	BatchDispatcher
+	DeliverLoanedPackets(pkts [][]byte, loans []Loan, vouched bool)
+}
+
 // Packet is one IP packet in two pieces, sent as if concatenated: Head
 // (the IP and transport headers) and Payload (maybe empty), which a
 // sender can leave where it is, in its send buffer, instead of copying it

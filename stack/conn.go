@@ -108,6 +108,11 @@ func (s *Stack) settle(tc *TCPConn, now time.Time) {
 	if wake && tc.rwait+tc.wwait+tc.owait > 0 {
 		tc.gate.Broadcast()
 	}
+	// Lent memory read or dropped goes back to its link (tcp/lend.go),
+	// before the Conn may be compacted or reused below.
+	for _, l := range tc.tcb.TakeReturned() {
+		l.Release()
+	}
 	if st == tcp.TimeWait && tc.userClosed && !tc.stackClosed && tc.tcb.Readable() == 0 {
 		tc.sh.compact(tc)
 	}

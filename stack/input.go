@@ -7,6 +7,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/synack/synack/link"
 	"github.com/synack/synack/tcp"
 	"github.com/synack/synack/wire"
 )
@@ -19,12 +20,12 @@ func (n *nic) DeliverPacket(pkt []byte) {
 		sh := s.shardOf(id)
 		sh.lock()
 		if !s.closed {
-			s.deliver(sh, n, pkt, sh.s.clock.Now(), false)
+			s.deliver(sh, n, pkt, nil, sh.s.clock.Now(), false)
 		}
 		sh.unlock()
 		return
 	}
-	s.run(func(now time.Time) { s.deliver(nil, n, pkt, now, false) })
+	s.run(func(now time.Time) { s.deliver(nil, n, pkt, nil, now, false) })
 }
 
 // DeliverPackets makes the nic a link.BatchDispatcher: a batch that
@@ -33,7 +34,7 @@ func (n *nic) DeliverPacket(pkt []byte) {
 // segment was 7 % of a bulk transfer's CPU. Each connection the batch
 // reaches sends one ACK for the batch's in-order data rather than one for
 // every second segment (beginBatch).
-func (n *nic) DeliverPackets(pkts [][]byte) { n.deliverBatch(pkts, false) }
+func (n *nic) DeliverPackets(pkts [][]byte) { n.deliverBatch(pkts, nil, false) }
 
 // DeliverVouchedPackets makes the nic a link.ChecksumVouching: the link
 // vouches for these packets (the local kernel made them and left the
@@ -42,17 +43,28 @@ func (n *nic) DeliverPackets(pkts [][]byte) { n.deliverBatch(pkts, false) }
 // 9293 3.1 and RFC 768 make the checksum the receiver's check of integrity; a link that guarantees it, like a NIC
 // with receive checksum offload, has done that check). Verifying was a
 // fifth of a bulk transfer's CPU at MTU 1500 (issue 13).
-func (n *nic) DeliverVouchedPackets(pkts [][]byte) { n.deliverBatch(pkts, true) }
+func (n *nic) DeliverVouchedPackets(pkts [][]byte) { n.deliverBatch(pkts, nil, true) }
+
+// DeliverLoanedPackets makes the nic a link.LoanDispatcher: a connection
+// may keep a large in-order segment's payload where the link put it
+// instead of copying it into its receive buffer (tcp/lend.go), one copy of
+// each of those bytes fewer; the stack releases the loan once the bytes
+// have been read (settle). vouched is DeliverVouchedPackets's.
+func (n *nic) DeliverLoanedPackets(pkts [][]byte, loans []link.Loan, vouched bool) {
+	n.deliverBatch(pkts, loans, vouched)
+}
 
 // otherShard marks, in deliverBatch, a packet for s.mu held for writing.
 const otherShard = 0xff
 
-func (n *nic) deliverBatch(pkts [][]byte, valid bool) {
+// deliverBatch delivers pkts; loans, when not nil, are their link.Loans,
+// and a packet whose bytes a connection keeps has its loan set to nil.
+func (n *nic) deliverBatch(pkts [][]byte, loans []link.Loan, valid bool) {
 	s := n.s
 	if len(s.shards) == 1 {
 		// One shard: the batch in order, under s.mu held for writing,
 		// as before there were shards.
-		s.run(func(now time.Time) { s.deliverPart(nil, n, pkts, nil, 0, now, valid) })
+		s.run(func(now time.Time) { s.deliverPart(nil, n, pkts, loans, nil, 0, now, valid) })
 		return
 	}
 	// Split the batch by shard (shard.go): plain TCP segments go to the
@@ -80,19 +92,20 @@ func (n *nic) deliverBatch(pkts [][]byte, valid bool) {
 		}
 		sh.lock()
 		if !s.closed {
-			s.deliverPart(sh, n, pkts, which, uint8(sh.idx), s.clock.Now(), valid)
+			s.deliverPart(sh, n, pkts, loans, which, uint8(sh.idx), s.clock.Now(), valid)
 		}
 		sh.unlock()
 	}
 	if busy&(1<<63) != 0 {
-		s.run(func(now time.Time) { s.deliverPart(nil, n, pkts, which, otherShard, now, valid) })
+		s.run(func(now time.Time) { s.deliverPart(nil, n, pkts, nil, which, otherShard, now, valid) })
 	}
 }
 
 // deliverPart processes the packets of pkts whose which is k (all of them
 // when which is nil) as one receive batch: in shard sh, or under s.mu
-// held for writing when sh is nil.
-func (s *Stack) deliverPart(sh *shard, n *nic, pkts [][]byte, which []uint8, k uint8, now time.Time, valid bool) {
+// held for writing when sh is nil. loans, when not nil, are the packets'
+// (deliverBatch).
+func (s *Stack) deliverPart(sh *shard, n *nic, pkts [][]byte, loans []link.Loan, which []uint8, k uint8, now time.Time, valid bool) {
 	count := len(pkts)
 	if which != nil {
 		count = 0
@@ -114,7 +127,11 @@ func (s *Stack) deliverPart(sh *shard, n *nic, pkts [][]byte, which []uint8, k u
 			break
 		}
 		if which == nil || which[i] == k {
-			s.deliver(sh, n, pkt, now, valid)
+			var loan *link.Loan
+			if loans != nil {
+				loan = &loans[i]
+			}
+			s.deliver(sh, n, pkt, loan, now, valid)
 		}
 	}
 	bsh.endBatch(now)
@@ -192,8 +209,9 @@ func endBatch(now time.Time, c *tcp.Conn) error {
 // deliver processes one packet that arrived at now; valid says the link
 // vouched for it (DeliverVouchedPackets). sh is the shard whose door is
 // held (the packet is a plain TCP segment of it: tcpTupleOf), or nil under
-// s.mu held for writing.
-func (s *Stack) deliver(sh *shard, n *nic, pkt []byte, now time.Time, valid bool) {
+// s.mu held for writing. loan, when not nil, points at the link.Loan of
+// pkt's memory, set to nil when a connection keeps it.
+func (s *Stack) deliver(sh *shard, n *nic, pkt []byte, loan *link.Loan, now time.Time, valid bool) {
 	ip := &s.ctr.IP
 	ip.InReceives.add(1)
 	if sh == nil {
@@ -214,11 +232,12 @@ func (s *Stack) deliver(sh *shard, n *nic, pkt []byte, now time.Time, valid bool
 		if pkt = s.reassemble(&p, pkt, now); pkt == nil { // reasm.go
 			return
 		}
+		loan = nil // the reassembled packet is not in the link's memory
 	}
 	switch {
 	case p.Protocol == wire.ProtocolTCP:
 		ip.InDelivers.add(1)
-		s.deliverTCP(sh, n, &p, now, !valid)
+		s.deliverTCP(sh, n, &p, loan, now, !valid)
 	case p.Protocol == wire.ProtocolUDP:
 		ip.InDelivers.add(1)
 		s.deliverUDP(n, &p, pkt, now, !valid) // udp.go
@@ -234,8 +253,8 @@ func (s *Stack) deliver(sh *shard, n *nic, pkt []byte, now time.Time, valid bool
 }
 
 // deliverTCP handles a TCP segment in shard sh, or (nil) in the shard of
-// its tuple under s.mu held for writing.
-func (s *Stack) deliverTCP(sh *shard, n *nic, p *wire.IPPacket, now time.Time, verify bool) {
+// its tuple under s.mu held for writing. loan is deliver's.
+func (s *Stack) deliverTCP(sh *shard, n *nic, p *wire.IPPacket, loan *link.Loan, now time.Time, verify bool) {
 	c := &s.ctr.TCP
 	c.InSegs.add(1)
 	h, payload, err := wire.ParseTCP(p.Payload, p.Src, p.Dst, verify)
@@ -276,6 +295,12 @@ func (s *Stack) deliverTCP(sh *shard, n *nic, p *wire.IPPacket, now time.Time, v
 		s.callLocked(tc, now, func(now time.Time, c *tcp.Conn) error {
 			if batch {
 				c.BeginBatch()
+			}
+			if loan != nil && *loan != nil {
+				if c.HandleLentSegment(now, seg, *loan) {
+					*loan = nil // kept (tcp/lend.go): released once read
+				}
+				return nil
 			}
 			c.HandleSegment(now, seg)
 			return nil

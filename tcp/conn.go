@@ -186,6 +186,10 @@ type receiver struct {
 	post   []byte
 	placed int
 
+	// lent is the in-order text kept in memory a link lent (lend.go),
+	// queued behind buf's bytes; made with the first loan offered.
+	lent *lentQueue
+
 	advEdge seqnum.Value // right edge of the window last advertised: RCV.NXT + RCV.WND then
 	space   rcvSpace     // receive-window auto-tuning (autotune.go)
 	wscale  uint8        // Rcv.Wind.Shift of RFC 7323
@@ -239,8 +243,7 @@ type Conn struct {
 	ecn    ecnState   // Explicit Congestion Notification (RFC 3168, ecn.go)
 	rt     *rateState // delivery rate and pacing, made when data first flows (rates)
 
-	memState MemoryState // the stack's memory state (memory.go)
-	bufs     sockBufs    // SetSendBuffer, SetReceiveBuffer (sndtune.go)
+	bufs sockBufs // SetSendBuffer, SetReceiveBuffer (sndtune.go)
 
 	err      error // why the connection ended, for the user's next call
 	passive  bool  // opened by a passive OPEN: RST in SYN-RECEIVED returns to LISTEN
@@ -248,6 +251,9 @@ type Conn struct {
 	haveSYN  bool  // the peer's SYN has been received: IRS and RCV.NXT are set
 	haveFIN  bool  // the peer's FIN has been received in order: RECEIVE gives EOF, even once CLOSED
 	readShut bool  // the owner will not read any more (shutdown SHUT_RD)
+	// memState is the stack's memory state (memory.go), beside the
+	// flags: a word of its own would take the Conn out of its size class.
+	memState MemoryState
 
 	nodelay bool // Nagle's algorithm off: !Config.Nagle, then SetNoDelay
 
@@ -367,7 +373,10 @@ func (c *Conn) setState(now time.Time, to State, cause Cause) {
 			}
 			l.txq = txQueue{s: keep}
 		}
-		if c.rcv.buf.len() == 0 || c.err != nil {
+		if c.err != nil {
+			c.discardBuffered() // lend.go
+		}
+		if c.rcvBuffered() == 0 {
 			c.releaseRing(&c.rcv.buf)
 		}
 		c.rcv.ooo = reassembly{}

@@ -638,7 +638,7 @@ func (c *Conn) takeSYNText(now time.Time) {
 		c.stats.BytesReceived += uint64(n)
 		c.rcv.ackPending = true // delayed, as for any in-order data
 		if c.readShut {
-			c.rcv.buf.discard(c.rcv.buf.len())
+			c.discardBuffered()
 		}
 	}
 	if c.rcv.fin && c.rcv.fseq == c.rcv.nxt {
@@ -708,15 +708,25 @@ func (c *Conn) receiveData(now time.Time, seg *Segment) {
 		c.noteHeldDuplicate(0, len(data))
 	}
 	n := c.placeDirect(data)
-	c.adoptRing(&c.rcv.buf, len(data)-n) // reuse.go
-	n += c.rcv.buf.write(data[n:])
+	if rest := data[n:]; c.lendable(c.offered(), len(rest)) {
+		// Kept where the link put it (lend.go): read out from there.
+		c.takeLoan(rest)
+		n = len(data)
+	} else {
+		c.adoptRing(&c.rcv.buf, len(rest)) // reuse.go
+		k := c.rcv.buf.write(rest)
+		c.ringAppended(k)
+		n += k
+	}
 	hadHoles := !c.rcv.ooo.empty()
 	// Out-of-order bytes now at RCV.NXT join the in-order ones.
-	k := n + c.rcv.ooo.deliver(n, &c.rcv.buf)
+	j := c.rcv.ooo.deliver(n, &c.rcv.buf)
+	c.ringAppended(j)
+	k := n + j
 	c.rcv.nxt = c.rcv.nxt.Add(seqnum.Size(k))
 	c.stats.BytesReceived += uint64(k)
 	if c.readShut {
-		c.rcv.buf.discard(c.rcv.buf.len())
+		c.discardBuffered()
 		c.armReclaim(now)
 	}
 	c.ackPolicy(n, hadHoles)

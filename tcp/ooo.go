@@ -421,7 +421,7 @@ func (c *Conn) Prune() int {
 
 // BufferMemory reports the memory the connection's buffers hold now: the
 // backing arrays of both rings plus the out-of-order chunks (with their
-// bookkeeping), in bytes.
+// bookkeeping) and the memory lent to it (lend.go), in bytes.
 func (c *Conn) BufferMemory() int {
-	return c.snd.buf.size() + c.rcv.buf.size() + c.rcv.ooo.cost
+	return c.snd.buf.size() + c.rcv.buf.size() + c.rcv.ooo.cost + c.lentMem()
 }

@@ -16,7 +16,8 @@ import (
 // (autotune.go) and which is the whole receive buffer with NoAutoTune.
 // The limit never exceeds the ring's, so this never exceeds its free room.
 func (c *Conn) rcvWindow() uint32 {
-	return uint32(max(min(c.rcvLimit()-c.rcv.buf.len(), c.rcv.buf.free()), 0))
+	held := c.rcvBuffered() // the ring's bytes and the lent ones (lend.go)
+	return uint32(max(min(c.rcvLimit(), c.rcv.buf.limit)-held, 0))
 }
 
 // windowField is the window to put in a non-SYN segment, scaled. Receiver

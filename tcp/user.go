@@ -123,9 +123,9 @@ func (c *Conn) Write(now time.Time, p []byte) (int, error) {
 // It returns io.EOF once the peer's FIN has been reached, ErrWouldBlock
 // when nothing is there yet, and the connection's error after a reset.
 func (c *Conn) Read(now time.Time, p []byte) (int, error) {
-	if c.rcv.buf.len() > 0 {
-		n := c.rcv.buf.read(p)
-		if c.rcv.buf.len() == 0 && (c.state == TimeWait || c.state == Closed) {
+	if c.rcvBuffered() > 0 {
+		n := c.readBuffered(p, false) // lend.go
+		if c.rcvBuffered() == 0 && (c.state == TimeWait || c.state == Closed) {
 			c.releaseRing(&c.rcv.buf) // kept only for this read (see setState)
 		}
 		c.armReclaim(now)
@@ -167,7 +167,7 @@ func (c *Conn) Placed() int { return c.rcv.placed }
 // of it, no out-of-order data to join behind it, reading not shut down.
 // It returns how much it took.
 func (c *Conn) placeDirect(data []byte) int {
-	if c.rcv.post == nil || c.rcv.buf.len() > 0 || !c.rcv.ooo.empty() || c.readShut {
+	if c.rcv.post == nil || c.rcvBuffered() > 0 || !c.rcv.ooo.empty() || c.readShut {
 		return 0
 	}
 	k := copy(c.rcv.post[c.rcv.placed:], data)
@@ -184,12 +184,8 @@ func (c *Conn) placeDirect(data []byte) int {
 // FIN, the connection's error after a reset, ErrWouldBlock while data may
 // still come.
 func (c *Conn) Peek(now time.Time, p []byte) (int, error) {
-	if c.rcv.buf.len() > 0 {
-		k := min(len(p), c.rcv.buf.len())
-		// peek returns a slice of the ring when the bytes are contiguous,
-		// else copies them into p; copy handles both (a no-op on itself).
-		copy(p, c.rcv.buf.peek(0, k, p))
-		return k, nil
+	if c.rcvBuffered() > 0 {
+		return c.readBuffered(p, true), nil // lend.go
 	}
 	return 0, c.readEmpty(len(p))
 }
@@ -235,7 +231,7 @@ func (c *Conn) afterRead(now time.Time) {
 }
 
 // Readable returns how many bytes Read can return now.
-func (c *Conn) Readable() int { return c.rcv.buf.len() }
+func (c *Conn) Readable() int { return c.rcvBuffered() }
 
 // Writable returns how many bytes Write can take now.
 func (c *Conn) Writable() int { return c.sndRoom() }
@@ -313,10 +309,11 @@ func (c *Conn) Release(now time.Time, abort bool) {
 	if c.state == Closed {
 		// Received data nobody will read now: its memory goes (setState
 		// kept it for the owner to read).
+		c.discardBuffered()
 		c.releaseRing(&c.rcv.buf)
 		return
 	}
-	if abort || c.rcv.buf.len() > 0 || (c.state == Listen) {
+	if abort || c.rcvBuffered() > 0 || (c.state == Listen) {
 		if c.state == Listen {
 			c.setState(now, Closed, UserClose)
 			return
@@ -340,8 +337,8 @@ func (c *Conn) Release(now time.Time, abort bool) {
 // window the peer has is still right (Linux sends nothing either).
 func (c *Conn) CloseRead(now time.Time) {
 	c.readShut = true
-	n := c.rcv.buf.len()
-	c.rcv.buf.discard(n)
+	n := c.rcvBuffered()
+	c.discardBuffered()
 	c.armReclaim(now)
 	if n > 0 {
 		c.afterRead(now)
@@ -445,7 +442,7 @@ func (c *Conn) Info() Info {
 		ECN:        c.ecn.ok,
 		Unacked:    int(c.snd.una.Size(c.snd.max)),
 		SendQueue:  c.snd.buf.len(),
-		RecvQueue:  c.rcv.buf.len(),
+		RecvQueue:  c.rcvBuffered(),
 		ISS:        c.snd.iss,
 		IRS:        c.rcv.irs,
 		SndUna:     c.snd.una,

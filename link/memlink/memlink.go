@@ -8,7 +8,10 @@
 // WritePackets: with the real clock by one goroutine per direction, with a
 // [clock.Virtual] clock by virtual timers (even with zero delay), so the
 // receiver always runs in a goroutine of the link's or the clock's, never in
-// the sender's.
+// the sender's. At an MTU of 8 KiB or more, a receiver that is a
+// link.LoanDispatcher may keep a delivered packet's buffer (a loan) instead
+// of copying what it holds; the buffer comes back to the link when the
+// receiver releases it.
 package memlink
 
 import (
@@ -41,6 +44,14 @@ const maxInFlight = 1 << 16
 
 // maxBatch is how many packets a delivery pass takes under one lock.
 const maxBatch = 64
+
+// lendMTU is the least MTU at which the link lends its packet buffers to
+// a receiver that takes loans (link.LoanDispatcher): the receiver keeps
+// large segments where they are instead of copying them (bulk at MTU
+// 65535: 0.16 -> 0.14 CPU s/GiB). Below it no segment is large enough for
+// a loan to pay (synack's connections take none under 4 KiB of text), and
+// the loan path measured 5-7 % more CPU per GiB at MTU 1500.
+const lendMTU = 8192
 
 // ErrTooBig is returned by WritePackets for a packet longer than the MTU.
 var ErrTooBig = errors.New("memlink: packet larger than MTU")
@@ -167,7 +178,8 @@ func Pipe(cfg Config) (a, b *Endpoint) {
 	if mtu <= 0 {
 		mtu = DefaultMTU
 	}
-	pool := &sync.Pool{New: func() any { return &pbuf{b: make([]byte, mtu)} }}
+	pool := &sync.Pool{}
+	pool.New = func() any { return &pbuf{b: make([]byte, mtu), pool: pool} }
 	ab := newDirection(AtoB, clk, mtu, cfg.Seed, cfg.AB, cfg.Tap, pool)
 	ba := newDirection(BtoA, clk, mtu, cfg.Seed, cfg.BA, cfg.Tap, pool)
 	ab.vouch = cfg.ChecksumOffload && ab.imp.Corrupt == 0
@@ -256,8 +268,9 @@ type direction struct {
 	armed   bool
 	armedAt int64
 
-	batch []packet // scratch for one delivery pass; one pass at a time
-	pkts  [][]byte // the same pass's packets for a BatchDispatcher
+	batch []packet    // scratch for one delivery pass; one pass at a time
+	pkts  [][]byte    // the same pass's packets for a BatchDispatcher
+	loans []link.Loan // and their buffers for a LoanDispatcher
 }
 
 func newDirection(dir Dir, clk clock.Clock, mtu int, seed int64, imp Impairments, tap func(Dir, []byte), pool *sync.Pool) *direction {
@@ -287,6 +300,7 @@ func newDirection(dir Dir, clk clock.Clock, mtu int, seed int64, imp Impairments
 		done:  make(chan struct{}),
 		batch: make([]packet, 0, maxBatch),
 		pkts:  make([][]byte, 0, maxBatch),
+		loans: make([]link.Loan, 0, maxBatch),
 	}
 	d.virt, _ = clk.(*clock.Virtual)
 	d.timed = imp.Delay > 0 || imp.Jitter > 0 || imp.Reorder > 0 || imp.Rate > 0
@@ -554,6 +568,10 @@ func (d *direction) popDue(now int64, batch []packet) []packet {
 // deliver hands a batch to the receiver, without the lock, and recycles the
 // buffers. It stops at Close.
 func (d *direction) deliver(disp link.Dispatcher, batch []packet) {
+	if ld, ok := disp.(link.LoanDispatcher); ok && d.mtu >= lendMTU {
+		d.deliverLoaned(ld, batch)
+		return
+	}
 	if vd, ok := disp.(link.ChecksumVouching); ok && d.vouch {
 		d.deliverBatch(vd.DeliverVouchedPackets, batch)
 		return
@@ -598,6 +616,40 @@ func (d *direction) deliverBatch(deliver func([][]byte), batch []packet) {
 	for i := range batch {
 		d.pool.Put(batch[i].buf)
 		batch[i].buf = nil
+	}
+}
+
+// deliverLoaned hands the whole batch over with the packets' buffers as
+// loans: the receiver keeps those it wants (and releases them later), the
+// rest come back to the pool here.
+func (d *direction) deliverLoaned(ld link.LoanDispatcher, batch []packet) {
+	pkts, loans := d.pkts[:0], d.loans[:0]
+	if !d.closed.Load() {
+		for i := range batch {
+			p := &batch[i]
+			pkt := p.buf.b[:p.n]
+			if d.tap != nil {
+				d.tap(d.dir, pkt)
+			}
+			pkts = append(pkts, pkt)
+			loans = append(loans, p.buf)
+		}
+		ld.DeliverLoanedPackets(pkts, loans, d.vouch)
+		d.delivered.Add(uint64(len(pkts)))
+		for i, l := range loans {
+			if l == nil {
+				batch[i].buf = nil // kept: the receiver releases it
+			}
+		}
+	}
+	clear(pkts)
+	clear(loans)
+	d.pkts, d.loans = pkts[:0], loans[:0]
+	for i := range batch {
+		if batch[i].buf != nil {
+			d.pool.Put(batch[i].buf)
+			batch[i].buf = nil
+		}
 	}
 }
 

@@ -1,5 +1,7 @@
 package memlink
 
+import "sync"
+
 // packet is a copy in flight. at is its delivery time in nanoseconds since
 // the direction's origin (a monotonic offset, so wall-clock jumps of the
 // real clock cannot reorder anything); seq breaks ties in send order.
@@ -15,7 +17,17 @@ func (p *packet) before(q *packet) bool {
 }
 
 // pbuf is a pooled buffer; the pool holds pointers so Put does not allocate.
-type pbuf struct{ b []byte }
+// It is also the link.Loan of a packet a receiver keeps (deliverLoaned).
+type pbuf struct {
+	b    []byte
+	pool *sync.Pool
+}
+
+// Release returns the buffer to its pool (link.Loan).
+func (b *pbuf) Release() { b.pool.Put(b) }
+
+// Size is the buffer's memory (link.Loan).
+func (b *pbuf) Size() int { return cap(b.b) }
 
 // ring is a FIFO that reuses its array: after warm-up, a steady flow of
 // packets allocates nothing.
