@@ -3,6 +3,7 @@ package stack
 import (
 	"time"
 
+	"github.com/synack/synack/clock"
 	"github.com/synack/synack/tcp"
 )
 
@@ -30,6 +31,11 @@ const connPoolMax = 64
 // goes back to the list of the shard it served and is taken again there.
 type connPool struct {
 	free []*tcp.Conn
+	// gates are the clock.Gates of ended connections that no call
+	// waited on any more, each with the waiter and channel it keeps for
+	// its next wait: a connection that blocks (Dial, Read) takes one
+	// instead of making a Gate and a channel (issue 13 item 6).
+	gates []*clock.Gate
 }
 
 func (p *connPool) take() *tcp.Conn {
@@ -67,6 +73,7 @@ func (sh *shard) resumeTCB(cfg *tcp.Config, id tcp.Tuple, tc *TCPConn, hs *tcp.H
 // nothing will call into it again: tc is out of the demux table and the
 // timers, and its owner can no longer reach it.
 func (sh *shard) dropTCB(tc *TCPConn) {
+	sh.dropGate(tc)
 	c := tc.tcb
 	tc.tcb = nil
 	if c == nil || len(sh.pool.free) >= connPoolMax {
@@ -87,4 +94,37 @@ func (sh *shard) settleEnded(tc *TCPConn, st tcp.State) {
 		return
 	}
 	sh.dropTCB(tc)
+}
+
+// gate returns tc's Gate, from the free list when tc has none yet.
+func (sh *shard) gate(tc *TCPConn) *clock.Gate {
+	if tc.gate != nil {
+		return tc.gate
+	}
+	if n := len(sh.pool.gates); n > 0 {
+		tc.gate = sh.pool.gates[n-1]
+		sh.pool.gates[n-1] = nil
+		sh.pool.gates = sh.pool.gates[:n-1]
+	} else {
+		tc.gate = sh.s.clock.NewGate()
+	}
+	return tc.gate
+}
+
+// dropGate takes tc's Gate for a later connection when no call waits on
+// it: a call counts itself in rwait, wwait or owait under the shard's
+// lock from before it takes its ticket until after its wait returned, so
+// with the three at zero nobody holds a ticket of the Gate or sleeps on
+// it, and a Broadcast on it could wake nobody of tc's. A call of the owner
+// that comes later (net.ErrClosed, as tc is closed: it never waits) would
+// find no Gate and take a new one.
+func (sh *shard) dropGate(tc *TCPConn) {
+	g := tc.gate
+	if g == nil || tc.rwait+tc.wwait+tc.owait > 0 {
+		return
+	}
+	tc.gate = nil
+	if len(sh.pool.gates) < connPoolMax {
+		sh.pool.gates = append(sh.pool.gates, g)
+	}
 }

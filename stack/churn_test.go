@@ -1,0 +1,104 @@
+package stack
+
+import (
+	"context"
+	"io"
+	"net/netip"
+	"runtime"
+	"testing"
+	"testing/synctest"
+)
+
+// churnOnce is the short connection of bench/'s BenchmarkConnect: dial,
+// one byte each way, the client closes first (and keeps the TIME-WAIT),
+// the server reads the EOF and closes.
+func churnOnce(t *testing.T, p *pair, l *Listener, port uint16) {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() {
+		s, err := l.AcceptTCP()
+		if err != nil {
+			done <- err
+			return
+		}
+		defer s.Close()
+		var b [1]byte
+		if _, err := io.ReadFull(s, b[:]); err != nil {
+			done <- err
+			return
+		}
+		if _, err := s.Write(b[:]); err != nil {
+			done <- err
+			return
+		}
+		s.Read(b[:]) // EOF
+		done <- nil
+	}()
+	c, err := p.a.DialTCP(context.Background(), netip.AddrPortFrom(addrB, port))
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	b := [1]byte{'x'}
+	if _, err := c.Write(b[:]); err != nil {
+		t.Fatalf("write: %v", err)
+	}
+	if _, err := io.ReadFull(c, b[:]); err != nil {
+		t.Fatalf("read: %v", err)
+	}
+	c.Close()
+	if err := <-done; err != nil {
+		t.Fatalf("server: %v", err)
+	}
+}
+
+// Issue 13 item 6: a short connection allocates at most 2 KB, both ends
+// together, also while the TIME-WAIT records pile up (the default 60 s
+// TIME-WAIT, so none expires during the test and the record table keeps
+// growing). What used to cost most: a new channel for every blocking wait
+// after a wake-up (clock.Gate.Chan, some 540 B a connection), the
+// TIME-WAIT table copying itself as it grew by a quarter (some 620 B) and
+// a Gate a connection (128 B). The figure is bytes counted by the runtime
+// (runtime.MemStats.TotalAlloc), not time, inside a synctest bubble.
+func TestShortConnectionAllocBytes(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates on its own account")
+	}
+	synctest.Test(t, func(t *testing.T) {
+		p := newPair(t, pairOpts{})
+		const port = 80
+		l, err := p.b.ListenTCP(netip.AddrPortFrom(addrB, port), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		// Warm up: the free lists of Conns and gates, the listener's
+		// queues, the first layouts of the TIME-WAIT table.
+		for range 300 {
+			churnOnce(t, p, l, port)
+		}
+		const n = 3000
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		for range n {
+			churnOnce(t, p, l, port)
+		}
+		runtime.ReadMemStats(&after)
+		perConn := float64(after.TotalAlloc-before.TotalAlloc) / n
+		allocs := float64(after.Mallocs-before.Mallocs) / n
+		t.Logf("%.0f B, %.1f allocations per short connection (%d connections, %d TIME-WAIT records)", perConn, allocs, n, timeWaitRecords(p.a))
+		if perConn > 2048 {
+			t.Errorf("%.0f B allocated per short connection, want at most 2048 (issue 13 item 6)", perConn)
+		}
+	})
+}
+
+// timeWaitRecords counts the records of s's TIME-WAIT tables.
+func timeWaitRecords(s *Stack) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, sh := range s.shards {
+		n += sh.tw.live
+	}
+	return n
+}
