@@ -13,6 +13,7 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+	"unsafe"
 
 	"github.com/synack/synack/tcp"
 	"github.com/synack/synack/wire"
@@ -37,9 +38,18 @@ func twRecordFor(t testing.TB, cfg *tcp.Config, id tcp.Tuple, entered time.Time)
 // The table of records against a map, through random inserts (mostly in
 // order of expiry, some late), removals, restarts and expiries.
 func TestTimeWaitTable(t *testing.T) {
+	t.Run("from 0", func(t *testing.T) { testTimeWaitTable(t, 0) })
+	// Positions near the renumbering (twRebase), which the table crosses
+	// several times over.
+	t.Run("across the rebase", func(t *testing.T) { testTimeWaitTable(t, uint32(twRebase-3*twChunkSlots-5)) })
+}
+
+func testTimeWaitTable(t *testing.T, start uint32) {
 	cfg := &tcp.Config{ISN: tcp.FixedISN(1000), MSL: time.Second}
 	var tab twTable
 	tab.seed = maphash.MakeSeed()
+	tab.base, tab.head = start, start
+	rebased := false
 	model := map[tcp.Tuple]time.Time{} // expiry
 	cids := map[tcp.Tuple]uint64{}
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -81,7 +91,7 @@ func TestTimeWaitTable(t *testing.T) {
 			if p < 0 {
 				continue
 			}
-			r := &tab.ring[p]
+			r := tab.at(p)
 			before := r.tw.Expiry()
 			r.tw.HandleSegment(now, &tcp.Segment{Seq: 5001, Ack: 1002, Flags: wire.FIN | wire.ACK}, func(*tcp.Segment) {})
 			if !r.tw.Expiry().After(before) && !now.Add(2*time.Second).Equal(before) {
@@ -111,6 +121,12 @@ func TestTimeWaitTable(t *testing.T) {
 		if tab.live != len(model) {
 			t.Fatalf("step %d: %d live, model %d", step, tab.live, len(model))
 		}
+		if max := tab.n/twChunkSlots + 2; len(tab.chunks) > max {
+			t.Fatalf("step %d: %d chunks for %d slots in use", step, len(tab.chunks), tab.n)
+		}
+		if tab.base < start {
+			rebased = true
+		}
 		if step%997 == 0 {
 			for id := range model {
 				if s := tab.get(id); s == nil || s.cid != cids[id] {
@@ -123,6 +139,9 @@ func TestTimeWaitTable(t *testing.T) {
 				t.Fatalf("step %d: ring out of order", step)
 			}
 		}
+	}
+	if start >= twRebase/2 && !rebased {
+		t.Fatal("the positions were never renumbered: the test did not cross twRebase")
 	}
 }
 
@@ -413,9 +432,9 @@ func TestTimeWaitMemory(t *testing.T) {
 		per := float64(heapInUse()-base) / n
 		ring, index := 0, 0
 		for _, sh := range p.a.shards {
-			ring, index = ring+len(sh.tw.ring), index+len(sh.tw.index)
+			ring, index = ring+len(sh.tw.chunks)*twChunkSlots, index+len(sh.tw.index)
 		}
-		t.Logf("heap per TIME-WAIT record: %.0f bytes (%d records, %d shards, rings %d slots, indexes %d)", per, n, len(p.a.shards), ring, index)
+		t.Logf("heap per TIME-WAIT record: %.0f bytes (%d records, %d shards, chunks %d slots, indexes %d)", per, n, len(p.a.shards), ring, index)
 		if per > 200 {
 			t.Errorf("heap per TIME-WAIT record %.0f bytes, want under 200", per)
 		}
@@ -436,4 +455,44 @@ func heapInUse() uint64 {
 	runtime.GC()
 	runtime.ReadMemStats(&ms)
 	return ms.HeapAlloc
+}
+
+// A table that grows allocates about a record's slot and its share of the
+// index per record, not a copy of itself each time it grows: it was one
+// ring that grew by a quarter, some 620 bytes of allocation per record
+// while the records piled up (the default 60 s TIME-WAIT under a steady
+// connection rate), five times what the record holds (issue 13 item 6).
+func TestTimeWaitTableGrowthAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates on its own account")
+	}
+	cfg := &tcp.Config{ISN: tcp.FixedISN(1000), MSL: time.Minute}
+	const n = 20000
+	recs := make([]tcp.TimeWaitRecord, n)
+	now := time.Unix(1e9, 0)
+	for i := range recs {
+		id := tcp.Tuple{
+			Local:  netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 1, byte(i >> 8), byte(i)}), 40000),
+			Remote: netip.AddrPortFrom(netip.MustParseAddr("198.18.0.2"), 80),
+		}
+		recs[i] = twRecordFor(t, cfg, id, now.Add(time.Duration(i)*time.Microsecond))
+	}
+	var tab twTable
+	tab.seed = maphash.MakeSeed()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for i := range recs {
+		tab.insert(recs[i], uint64(i+1))
+	}
+	runtime.ReadMemStats(&after)
+	per := float64(after.TotalAlloc-before.TotalAlloc) / n
+	t.Logf("%.0f bytes allocated per record as the table grew to %d", per, n)
+	if slot := float64(unsafe.Sizeof(twSlot{})); per > slot+48 {
+		t.Errorf("%.0f bytes allocated per record, want at most %.0f (the %.0f-byte slot and its share of the index)", per, slot+48, slot)
+	}
+	for i := range recs {
+		if s := tab.get(recs[i].ID()); s == nil || s.cid != uint64(i+1) {
+			t.Fatalf("record %d not found", i)
+		}
+	}
 }
