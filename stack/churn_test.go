@@ -7,6 +7,9 @@ import (
 	"runtime"
 	"testing"
 	"testing/synctest"
+	"time"
+
+	"github.com/synack/synack/clock"
 )
 
 // churnOnce is the short connection of bench/'s BenchmarkConnect: dial,
@@ -132,6 +135,37 @@ func TestSynQueueEntryReused(t *testing.T) {
 		churnOnce(t, p, l, port)
 		if again := free(); len(again) != 1 || again[0] != first[0] {
 			t.Fatalf("the second handshake did not take the kept entry (kept %d, same %v)", len(again), len(again) == 1 && again[0] == first[0])
+		}
+	})
+}
+
+// A connection holds a Gate only while a call of its owner waits: an idle
+// connection that blocked before (Dial, Read) keeps none, and the next
+// connection's waits take the one it gave back (some 250 bytes a
+// connection that blocked, kept for its life: the Gate, its waiter and
+// the waiter's channel).
+func TestGateOnlyWhileWaiting(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := newPair(t, pairOpts{a: Options{Shards: 1}, b: Options{Shards: 1}})
+		c, s := p.connect(t, 80) // the Dial waited for the SYN,ACK
+		go func() {
+			time.Sleep(time.Second)
+			s.Write([]byte{1})
+		}()
+		if _, err := c.Read(make([]byte, 1)); err != nil { // waits a second
+			t.Fatal(err)
+		}
+		gates := func(st *Stack, tc *TCPConn) (*clock.Gate, int) {
+			st.mu.Lock()
+			defer st.mu.Unlock()
+			return tc.gate, len(st.shards[0].pool.gates)
+		}
+		if g, kept := gates(p.a, c); g != nil || kept != 1 {
+			t.Fatalf("after its waits the client holds a Gate (%v), its shard keeps %d, want none and 1", g != nil, kept)
+		}
+		c2, _ := p.connect(t, 81)
+		if g, kept := gates(p.a, c2); g != nil || kept != 1 {
+			t.Fatalf("the second Dial: the client holds a Gate (%v), its shard keeps %d, want none and 1 (the same)", g != nil, kept)
 		}
 	})
 }

@@ -109,7 +109,9 @@ func (s *Stack) doWait(tc *TCPConn, waiters *int32, deadline *time.Time, cancel 
 			return err
 		}
 		sh.gate(tc) // a kept one, if the shard has one (connpool.go)
-		if err := s.wait(sh, &tc.gate, waiters, cancel, deadline); err == os.ErrDeadlineExceeded {
+		err = s.wait(sh, &tc.gate, waiters, cancel, deadline)
+		sh.dropGate(tc) // back to the shard, unless another call waits on it
+		if err == os.ErrDeadlineExceeded {
 			sh.unlock()
 			return err
 		}
