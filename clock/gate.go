@@ -165,22 +165,31 @@ func (g *Gate) WaitTicket(ticket Ticket, cancel <-chan struct{}, deadline time.T
 		}
 	} else {
 		// A runtime timer, kept with the waiter and stopped on the way
-		// out (since Go 1.23 a stopped or reset timer delivers no stale
-		// tick); inside a synctest bubble it is one of the bubble's fake
+		// out; inside a synctest bubble it is one of the bubble's fake
 		// timers.
 		if w.rt == nil {
 			w.rt = time.NewTimer(d)
 		} else {
 			w.rt.Reset(d)
 		}
+		fired := false
 		select {
 		case <-w.wake:
 		case <-cancel:
 			err = ErrCanceled
 		case <-w.rt.C:
-			err = os.ErrDeadlineExceeded
+			err, fired = os.ErrDeadlineExceeded, true
 		}
-		w.rt.Stop()
+		if !w.rt.Stop() && !fired {
+			// Since Go 1.23 a stopped timer delivers no stale tick; a
+			// program built with asynctimerchan=1 (a main module older
+			// than go 1.23) may have one buffered: take it, or the next
+			// wait would time out at once.
+			select {
+			case <-w.rt.C:
+			default:
+			}
+		}
 	}
 
 	g.mu.Lock()
