@@ -36,6 +36,8 @@ import (
 // With the index (4 bytes a slot at a load of at most one half, doubled
 // and rebuilt as the table grows), a record costs about 120 to 130 bytes
 // of heap, and a growing table allocates about that much per record.
+// Records taken out of the middle leave dead slots there; when they
+// outnumber the live ones the queue is compacted in place (compact).
 
 // twSlot is one record and the number of its connection; cid 0 marks a
 // dead slot.
@@ -155,6 +157,9 @@ func (t *twTable) insert(tw tcp.TimeWaitRecord, cid uint64) {
 	if 2*(t.live+1) > len(t.index) {
 		t.reindex(max(16, 2*len(t.index)))
 	}
+	if dead := t.n - t.live; dead > t.live && dead >= twChunkSlots {
+		t.compact()
+	}
 	if t.pos(t.n) == int(t.base)+len(t.chunks)*twChunkSlots {
 		c := t.spare
 		if c == nil {
@@ -186,6 +191,52 @@ func (t *twTable) insert(tw tcp.TimeWaitRecord, cid uint64) {
 	t.n++
 	t.live++
 	t.indexAdd(p)
+}
+
+// compact moves the live records to the front of the queue, in order,
+// and gives back the chunks left empty behind them. Records taken out of
+// the middle (an active open reusing a 4-tuple in TIME-WAIT, a FIN
+// restarting 2MSL) leave dead slots that the head reaches only when the
+// records before them expire: at a high connection rate with reuse, all
+// but a few of the slots of 2MSL's worth of connections. insert compacts
+// when the dead outnumber the live (and fill a chunk), so the queue holds
+// at most about twice the live records, and the moves cost O(1) a record
+// over time. It moves records, so positions taken before it are void: as
+// for insert, which calls it.
+func (t *twTable) compact() {
+	k := 0
+	for i := range t.n {
+		f := t.at(t.pos(i))
+		if f.cid == 0 {
+			continue
+		}
+		if k != i {
+			*t.at(t.pos(k)) = *f
+			f.cid = 0
+		}
+		k++
+	}
+	for i := k; i < t.n; i++ {
+		*t.at(t.pos(i)) = twSlot{}
+	}
+	t.n = k
+	// The index points at the old positions: fill it again, in place.
+	clear(t.index)
+	for i := range k {
+		t.indexAdd(t.pos(i))
+	}
+	// Chunks past the one holding the tail (one kept as the spare).
+	need := (int(t.head-t.base) + t.n + twChunkSlots - 1) / twChunkSlots
+	need = max(need, 1)
+	for j := need; j < len(t.chunks); j++ {
+		if t.spare == nil {
+			t.spare = t.chunks[j]
+		}
+		t.chunks[j] = nil
+	}
+	if need < len(t.chunks) {
+		t.chunks = t.chunks[:need]
+	}
 }
 
 // repoint points the index entry of the record moved from position from to

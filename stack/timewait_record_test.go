@@ -77,7 +77,10 @@ func testTimeWaitTable(t *testing.T, start uint32) {
 			nextCID++
 			tab.insert(rec, nextCID)
 			model[id], cids[id] = rec.Expiry(), nextCID
-		case op < 7: // remove
+			if dead := tab.n - tab.live; dead > max(tab.live, twChunkSlots) {
+				t.Fatalf("step %d: %d dead slots kept beside %d live records", step, dead, tab.live)
+			}
+		case op < 7: // remove (an active open reusing the 4-tuple, a SYN reopening it, RST)
 			p := tab.lookup(id)
 			if _, ok := model[id]; ok != (p >= 0) {
 				t.Fatalf("step %d: lookup %v = %d, model has it: %v", step, id, p, ok)
@@ -493,6 +496,54 @@ func TestTimeWaitTableGrowthAllocs(t *testing.T) {
 	for i := range recs {
 		if s := tab.get(recs[i].ID()); s == nil || s.cid != uint64(i+1) {
 			t.Fatalf("record %d not found", i)
+		}
+	}
+}
+
+// Records taken out of the middle of the queue (TIME-WAIT reuse by active
+// opens, at a high connection rate: each port's record is taken over long
+// before it expires) leave dead slots the head reaches only after 2MSL;
+// the queue must not hold 2MSL's worth of them, only about as many as
+// there are live records.
+func TestTimeWaitTableReuseChurn(t *testing.T) {
+	cfg := &tcp.Config{ISN: tcp.FixedISN(1000), MSL: time.Minute}
+	const ports = 500
+	now := time.Unix(1e9, 0)
+	tuple := func(i int) tcp.Tuple {
+		return tcp.Tuple{
+			Local:  netip.AddrPortFrom(netip.MustParseAddr("198.18.0.1"), uint16(32768+i)),
+			Remote: netip.AddrPortFrom(netip.MustParseAddr("198.18.0.2"), 80),
+		}
+	}
+	recs := make([]tcp.TimeWaitRecord, ports)
+	for i := range recs {
+		recs[i] = twRecordFor(t, cfg, tuple(i), now)
+	}
+	var tab twTable
+	tab.seed = maphash.MakeSeed()
+	for i := range ports {
+		tab.insert(recs[i], uint64(i+1))
+	}
+	// 100,000 connections over the 500 ports, none expiring: each takes
+	// its port's record over and leaves a new one.
+	for k := range 100000 {
+		i := k % ports
+		p := tab.lookup(recs[i].ID())
+		if p < 0 {
+			t.Fatalf("connection %d: the record of port %d is gone", k, i)
+		}
+		tab.remove(p)
+		tab.insert(recs[i], uint64(ports+k+1))
+	}
+	if tab.live != ports {
+		t.Fatalf("%d live records, want %d", tab.live, ports)
+	}
+	if max := 2*ports/twChunkSlots + 3; len(tab.chunks) > max {
+		t.Fatalf("%d chunks (%d slots, %d live records), want at most %d", len(tab.chunks), tab.n, tab.live, max)
+	}
+	for i := range ports {
+		if s := tab.get(recs[i].ID()); s == nil || s.cid != uint64(ports+100000-ports+i+1) {
+			t.Fatalf("record of port %d: %+v", i, s)
 		}
 	}
 }
