@@ -21,8 +21,9 @@
 //
 // [Gate] is the one way the stack blocks. Every blocking call of the stack
 // (Read, Peek, Write, Accept, Dial) waits on a Gate: take a ticket with
-// [Gate.Chan], check the condition under the stack's lock, unlock, then
-// [Gate.Wait] on the ticket. See [Gate] for why this order loses no wake-up
+// [Gate.Ticket], check the condition under the stack's lock, unlock, then
+// [Gate.WaitTicket] on the ticket (or the older [Gate.Chan] and
+// [Gate.Wait]). See [Gate] for why this order loses no wake-up
 // under either clock; under a Virtual clock a Gate wait is also how the clock
 // learns that a goroutine is idle, so code of your own that runs as a
 // participant ([Virtual.Go]) must block on Gates of that clock too.

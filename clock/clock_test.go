@@ -510,3 +510,210 @@ func TestGateIdleBroadcastAllocs(t *testing.T) {
 		t.Fatalf("Broadcast allocates %v per call", a)
 	}
 }
+
+// gateTicketPinger runs a waiter on g that acknowledges every change of
+// *n (made under mu, then Broadcast) on ack, waiting with WaitTicket and
+// deadline(), until *n is negative.
+func gateTicketPinger(g *Gate, mu *sync.Mutex, n *int, ack chan<- struct{}, deadline func() time.Time) {
+	seen := 0
+	for {
+		mu.Lock()
+		ticket := g.Ticket()
+		cur := *n
+		mu.Unlock()
+		if cur < 0 {
+			close(ack)
+			return
+		}
+		if cur != seen {
+			seen = cur
+			ack <- struct{}{}
+			continue
+		}
+		g.WaitTicket(ticket, nil, deadline())
+	}
+}
+
+// A wait woken by a Broadcast, again and again, allocates nothing once the
+// Gate has served one: the waiter's channel (and its deadline timer) is
+// kept for the next wait. Chan made a channel per Broadcast; a short
+// connection waits some five times (issue 13 item 6).
+func TestGateTicketWaitAllocs(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		deadline func() time.Time
+	}{
+		{"no deadline", func() time.Time { return time.Time{} }},
+		{"deadline", func() time.Time { return time.Now().Add(time.Hour) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := NewGate()
+			var mu sync.Mutex
+			n := 0
+			ack := make(chan struct{})
+			go gateTicketPinger(g, &mu, &n, ack, tc.deadline)
+			ping := func() {
+				mu.Lock()
+				n++
+				mu.Unlock()
+				g.Broadcast()
+				<-ack
+			}
+			ping()
+			if a := testing.AllocsPerRun(200, ping); a != 0 {
+				t.Errorf("a wake-up by Broadcast allocates %v times", a)
+			}
+			mu.Lock()
+			n = -1
+			mu.Unlock()
+			g.Broadcast()
+			<-ack
+		})
+	}
+}
+
+// Stress for WaitTicket on a real Gate: waiters with and without
+// deadlines and cancels, all of which must see the final count (no lost
+// wake-up), and whose kept waiter must come back clean whichever of
+// Broadcast, deadline and cancel woke it (run with -race).
+func TestRealGateTicketNoLostWakeups(t *testing.T) {
+	g := NewGate()
+	var mu sync.Mutex
+	n := 0
+	const target = 20000
+	cancel := make(chan struct{})
+	var canceled atomic.Int64
+	var timedOut atomic.Int64
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := 0; ; k++ {
+				mu.Lock()
+				ticket := g.Ticket()
+				if n >= target {
+					mu.Unlock()
+					return
+				}
+				mu.Unlock()
+				var dl time.Time
+				var c <-chan struct{}
+				switch (i + k) % 4 {
+				case 1:
+					dl = time.Now().Add(time.Duration(k%50) * time.Microsecond)
+				case 2:
+					c = cancel
+				case 3:
+					dl = time.Now().Add(time.Hour)
+					c = cancel
+				}
+				switch err := g.WaitTicket(ticket, c, dl); err {
+				case nil:
+				case ErrCanceled:
+					canceled.Add(1)
+				case os.ErrDeadlineExceeded:
+					timedOut.Add(1)
+				default:
+					panic(err)
+				}
+			}
+		}()
+	}
+	for i := range target {
+		mu.Lock()
+		n++
+		mu.Unlock()
+		g.Broadcast()
+		if i == target/2 {
+			close(cancel)
+		}
+	}
+	wg.Wait()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if len(g.waiters) != 0 {
+		t.Fatalf("%d waiters left on the Gate", len(g.waiters))
+	}
+	if w := g.spare; w != nil && len(w.wake) != 0 {
+		t.Fatal("the kept waiter has a stale wake-up in its channel")
+	}
+	t.Logf("%d waits canceled, %d timed out", canceled.Load(), timedOut.Load())
+}
+
+// WaitTicket on a Virtual clock: deadline, Broadcast before the deadline
+// (its timer goes), cancel, and a Broadcast between Ticket and the wait;
+// the kept waiter serves each wait in turn.
+func TestVirtualGateTicket(t *testing.T) {
+	v := NewVirtual(t0)
+	var errs []error
+	var at []time.Duration
+	runErr := v.Run(func() {
+		g := v.NewGate()
+		note := func(err error) {
+			errs = append(errs, err)
+			at = append(at, v.Now().Sub(t0))
+		}
+		note(g.WaitTicket(g.Ticket(), nil, t0.Add(3*time.Second)))
+		v.AfterFunc(time.Second, g.Broadcast)
+		note(g.WaitTicket(g.Ticket(), nil, v.Now().Add(time.Hour)))
+		if v.Pending() != 0 {
+			panic("the deadline timer of a wait woken by Broadcast is still pending")
+		}
+		cancel := make(chan struct{})
+		v.Go(func() { v.Sleep(time.Second); close(cancel) })
+		note(g.WaitTicket(g.Ticket(), cancel, v.Now().Add(time.Hour)))
+		ticket := g.Ticket()
+		g.Broadcast()
+		note(g.WaitTicket(ticket, nil, time.Time{}))
+		// The accounting survived all of it: time still moves.
+		v.Sleep(time.Second)
+		note(nil)
+	})
+	if runErr != nil {
+		t.Fatal(runErr)
+	}
+	want := fmt.Sprint([]error{os.ErrDeadlineExceeded, nil, ErrCanceled, nil, nil})
+	if got := fmt.Sprint(errs); got != want {
+		t.Fatalf("waits returned %s, want %s", got, want)
+	}
+	if got := fmt.Sprint(at); got != "[3s 4s 5s 5s 6s]" {
+		t.Fatalf("woke at %s, want [3s 4s 5s 5s 6s]", got)
+	}
+	if v.Pending() != 0 {
+		t.Fatalf("%d timers left", v.Pending())
+	}
+}
+
+// WaitTicket with the real clock inside a synctest bubble: the bubble sees
+// the waiter durably blocked on its kept channel and timer.
+func TestRealGateTicketInSynctest(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		clk := Real()
+		g := clk.NewGate()
+		start := clk.Now()
+		if err := g.WaitTicket(g.Ticket(), nil, start.Add(2*time.Minute)); !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("WaitTicket = %v, want os.ErrDeadlineExceeded", err)
+		}
+		clk.AfterFunc(time.Second, g.Broadcast)
+		if err := g.WaitTicket(g.Ticket(), nil, start.Add(time.Hour)); err != nil {
+			t.Fatalf("WaitTicket = %v, want nil", err)
+		}
+		if d := clk.Now().Sub(start); d != 2*time.Minute+time.Second {
+			t.Fatalf("Broadcast woke at +%v, want 2m1s", d)
+		}
+		cancel := make(chan struct{})
+		clk.Go(func() { time.Sleep(time.Second); close(cancel) })
+		if err := g.WaitTicket(g.Ticket(), cancel, time.Time{}); !errors.Is(err, ErrCanceled) {
+			t.Fatalf("WaitTicket = %v, want ErrCanceled", err)
+		}
+		if err := g.WaitTicket(g.Ticket(), nil, start); !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("WaitTicket with a past deadline = %v", err)
+		}
+		ticket := g.Ticket()
+		g.Broadcast()
+		if err := g.WaitTicket(ticket, nil, start); err != nil {
+			t.Fatalf("WaitTicket after a Broadcast, past deadline = %v, want nil", err)
+		}
+	})
+}

@@ -264,10 +264,11 @@ func (v *Virtual) scheduleLocked(when time.Time, f func()) *vtimer {
 	return t
 }
 
-// wait is Gate.Wait for a Gate of this clock.
-func (v *Virtual) wait(g *Gate, ticket, cancel <-chan struct{}, deadline time.Time) error {
+// wait is Gate.Wait (byChan, the ticket is ch) and Gate.WaitTicket (the
+// ticket is gen) for a Gate of this clock.
+func (v *Virtual) wait(g *Gate, byChan bool, ch <-chan struct{}, gen uint64, cancel <-chan struct{}, deadline time.Time) error {
 	v.mu.Lock()
-	if g.ch == nil || ticket != (<-chan struct{})(g.ch) {
+	if byChan && (g.ch == nil || ch != (<-chan struct{})(g.ch)) || !byChan && g.gen != gen {
 		// A Broadcast came after the ticket was taken.
 		v.mu.Unlock()
 		return nil
@@ -276,14 +277,16 @@ func (v *Virtual) wait(g *Gate, ticket, cancel <-chan struct{}, deadline time.Ti
 		v.mu.Unlock()
 		return os.ErrDeadlineExceeded
 	}
-	w := &waiter{gate: g, cancel: cancel}
+	w := g.takeWaiterLocked()
+	w.gate, w.cancel = g, cancel
+	w.seq++
 	g.waiters = append(g.waiters, w)
 	if cancel != nil {
 		v.cancelable = append(v.cancelable, w)
 	}
 	if !deadline.IsZero() {
-		w.timeout = make(chan struct{})
-		w.timer = v.scheduleLocked(deadline, func() { v.expire(g, w) })
+		seq := w.seq
+		w.timer = v.scheduleLocked(deadline, func() { v.expire(g, w, seq) })
 	}
 	v.runnable--
 	v.blocked++
@@ -297,8 +300,7 @@ func (v *Virtual) wait(g *Gate, ticket, cancel <-chan struct{}, deadline time.Ti
 	v.mu.Unlock()
 
 	select {
-	case <-ticket:
-	case <-w.timeout:
+	case <-w.wake:
 	case <-cancel:
 	}
 
@@ -309,7 +311,14 @@ func (v *Virtual) wait(g *Gate, ticket, cancel <-chan struct{}, deadline time.Ti
 		g.removeWaiter(w)
 		v.wakeLocked(w, ErrCanceled)
 	}
-	return w.err
+	// The one signal of this wait is in w.wake unless the select took it.
+	select {
+	case <-w.wake:
+	default:
+	}
+	err := w.err
+	g.putWaiterLocked(w)
+	return err
 }
 
 // pollCancelsLocked wakes every blocked waiter whose cancel channel is
@@ -334,8 +343,7 @@ func (v *Virtual) pollCancelsLocked() bool {
 
 // wakeLocked marks w runnable, once. The caller has removed it from its Gate.
 func (v *Virtual) wakeLocked(w *waiter, err error) {
-	w.woken = true
-	w.err = err
+	w.wakeLocked(err)
 	if w.cancel != nil {
 		removeWaiter(&v.cancelable, w)
 	}
@@ -355,16 +363,18 @@ func (v *Virtual) wakeAllLocked(g *Gate) {
 	g.waiters = g.waiters[:0]
 }
 
-// expire is the deadline timer of a Gate wait.
-func (v *Virtual) expire(g *Gate, w *waiter) {
+// expire is the deadline timer of wait number seq of w. A waiter is kept
+// for the Gate's next wait, so a timer that fired as a Broadcast woke w
+// (popped, and run after the lock was let go) may find w in a later wait:
+// seq tells it that wait is not its own.
+func (v *Virtual) expire(g *Gate, w *waiter, seq uint64) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if w.woken {
+	if w.woken || w.seq != seq {
 		return
 	}
 	g.removeWaiter(w)
 	v.wakeLocked(w, os.ErrDeadlineExceeded)
-	close(w.timeout)
 }
 
 // vtimer is a Timer of a Virtual clock.

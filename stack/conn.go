@@ -22,7 +22,7 @@ type TCPConn struct {
 	cid     uint64
 	nic     *nic
 	cfg     *tcp.Config
-	gate    *clock.Gate // made by the first wait: most connections never block
+	gate    *clock.Gate // held while a call waits, from the shard's free list (connpool.go)
 	created time.Time
 
 	// Who waits on gate, so settle wakes only those who may care.

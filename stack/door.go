@@ -108,7 +108,10 @@ func (s *Stack) doWait(tc *TCPConn, waiters *int32, deadline *time.Time, cancel 
 			sh.unlock()
 			return err
 		}
-		if err := s.wait(sh, &tc.gate, waiters, cancel, deadline); err == os.ErrDeadlineExceeded {
+		sh.gate(tc) // a kept one, if the shard has one (connpool.go)
+		err = s.wait(sh, &tc.gate, waiters, cancel, deadline)
+		sh.dropGate(tc) // back to the shard, unless another call waits on it
+		if err == os.ErrDeadlineExceeded {
 			sh.unlock()
 			return err
 		}
@@ -167,8 +170,9 @@ func (s *Stack) block(lk locker, gate **clock.Gate, waiters *int32, deadline *ti
 // lock has been held since the check and every change to a condition is
 // made under the lock (the Broadcasts made after unlocking, by
 // Listener.SetDeadline, Listener.Close and Stack.Close, follow a change
-// made under it). Taking it only when about to wait keeps the fast path
-// free of channel allocation. What the check produced (a Write that
+// made under it). A ticket is a count, and the gate keeps its waiter's
+// channel for the next wait, so waiting allocates nothing once a gate has
+// served one wait (clock.Gate.WaitTicket). What the check produced (a Write that
 // filled the buffer part-way sends segments) is flushed before sleeping.
 func (s *Stack) wait(lk locker, gate **clock.Gate, waiters *int32, cancel <-chan struct{}, deadline *time.Time) error {
 	if *gate == nil {
@@ -179,10 +183,10 @@ func (s *Stack) wait(lk locker, gate **clock.Gate, waiters *int32, cancel <-chan
 		dl = *deadline
 	}
 	g := *gate
-	ticket := g.Chan()
+	ticket := g.Ticket()
 	*waiters++
 	lk.unlock()
-	err := g.Wait(ticket, cancel, dl)
+	err := g.WaitTicket(ticket, cancel, dl)
 	lk.lock()
 	*waiters--
 	return err

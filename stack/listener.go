@@ -30,6 +30,7 @@ type Listener struct {
 	synQ     int                     // the SYN queue's length: half plus children
 	half     map[tcp.Tuple]*halfOpen // the SYN queue: entries without a TCB
 	halfQ    halfHeap                // the same, by SYN,ACK retransmission time
+	halfFree []*halfOpen             // entries of ended handshakes, for the next SYNs (syndefence.go)
 	children map[*TCPConn]struct{}   // the SYN queue: TCBs in SYN-RECEIVED
 	acceptQ  []*TCPConn
 	waiters  int32

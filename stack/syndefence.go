@@ -310,7 +310,8 @@ func (q *halfHeap) remove(h *halfOpen) {
 func (sh *shard) enqueueSYN(l *Listener, n *nic, id tcp.Tuple, seg *tcp.Segment, now time.Time) {
 	s := sh.s
 	cfg := s.configFor(n, id.Remote.Addr(), l.cc)
-	h := &halfOpen{id: id, cid: s.nextConnID(), nic: n, cfg: cfg, hs: tcp.NewHandshake(cfg, id, seg, now)}
+	h := l.newHalf()
+	*h = halfOpen{id: id, cid: s.nextConnID(), nic: n, cfg: cfg, hs: tcp.NewHandshake(cfg, id, seg, now)}
 	if l.half == nil {
 		l.half = make(map[tcp.Tuple]*halfOpen)
 	}
@@ -369,8 +370,37 @@ func (sh *shard) halfOpenSegment(l *Listener, h *halfOpen, seg *tcp.Segment, now
 	delete(l.half, h.id)
 	l.halfQ.remove(h)
 	tc := sh.resume(l, h.nic, h.id, h.cfg, &h.hs, h.cid, h.hs.Sent, now)
+	l.freeHalf(h) // resume copied what it needs of h.hs
 	s.armSynTimer(l)
 	return tc
+}
+
+// halfFreeMax bounds a listener's free list of SYN-queue entries: enough
+// for the handshakes that complete between two SYNs of a busy listener
+// (16 clients at once need 16), some 13 KB at most.
+const halfFreeMax = 64
+
+// newHalf returns a SYN-queue entry to fill in, one of an ended handshake
+// if l keeps one. An entry is some 200 bytes; a short connection used to
+// allocate one (issue 13 item 6).
+func (l *Listener) newHalf() *halfOpen {
+	n := len(l.halfFree)
+	if n == 0 {
+		return new(halfOpen)
+	}
+	h := l.halfFree[n-1]
+	l.halfFree[n-1] = nil
+	l.halfFree = l.halfFree[:n-1]
+	return h
+}
+
+// freeHalf keeps h, out of the SYN queue and referenced from nowhere, for
+// a later SYN.
+func (l *Listener) freeHalf(h *halfOpen) {
+	if len(l.halfFree) < halfFreeMax {
+		*h = halfOpen{}
+		l.halfFree = append(l.halfFree, h)
+	}
 }
 
 // resume makes the connection of a handshake in SYN-RECEIVED, in l's SYN
@@ -438,6 +468,7 @@ func (l *Listener) synTimers(now time.Time) {
 			sh.sendAs(h.nic, h.id, &rst, h.cid, tcp.SynReceived)
 			sh.stateChanged(h.cid, h.id, tcp.Transition{Time: now, From: tcp.SynReceived, To: tcp.Listen, Cause: tcp.RetransmitTimeout})
 			sh.stateChanged(h.cid, h.id, tcp.Transition{Time: now, From: tcp.Listen, To: tcp.Closed, Cause: tcp.UserClose})
+			l.freeHalf(h)
 			continue
 		}
 		h.hs.Retransmits++

@@ -3,6 +3,7 @@ package stack
 import (
 	"hash/maphash"
 	"time"
+	"unsafe"
 
 	"github.com/synack/synack/tcp"
 	"github.com/synack/synack/wire"
@@ -15,7 +16,7 @@ import (
 // so its events go on under the same ID (DESIGN: "a million TIME-WAIT
 // entries must be cheap").
 //
-// The records live in twTable: a ring of slots in order of expiry, which
+// The records live in twTable: a queue of slots in order of expiry, which
 // is also their storage, and an open-addressing index from 4-tuple to
 // slot. 2MSL is the same for every connection of a stack, so records are
 // appended in order of expiry and expire from the head, which the stack's
@@ -24,10 +25,19 @@ import (
 // latest expiry there can be), leaving a dead slot behind. A connection
 // compacted late (its owner closed it after it entered TIME-WAIT) is put
 // in its place by moving the later ones back. Dead slots are skipped at
-// the head and dropped when the ring is laid out again to grow or shrink.
-// A slot is 112 bytes; with the ring's slack (at most a quarter) and the
-// index (4 bytes a slot at a load of at most one half), a record costs
-// about 130 to 170 bytes of heap.
+// the head.
+//
+// The queue is a list of chunks of 73 slots (a slot is 112 bytes, a chunk
+// 8,176 in the allocator's 8 KiB class): it grows by a chunk at the tail
+// and gives one back when the head leaves it, keeping one spare, so a
+// record is never copied to make room. (It was one ring that grew by a
+// quarter and was copied each time: some 620 bytes of allocation per
+// record while the table grew, five times the record; issue 13 item 6.)
+// With the index (4 bytes a slot at a load of at most one half, doubled
+// and rebuilt as the table grows), a record costs about 120 to 130 bytes
+// of heap, and a growing table allocates about that much per record.
+// Records taken out of the middle leave dead slots there; when they
+// outnumber the live ones the queue is compacted in place (compact).
 
 // twSlot is one record and the number of its connection; cid 0 marks a
 // dead slot.
@@ -36,22 +46,43 @@ type twSlot struct {
 	cid uint64
 }
 
+// twChunkSlots is how many slots make a chunk: as many as fit in 8 KiB.
+const twChunkSlots = 8192 / int(unsafe.Sizeof(twSlot{}))
+
+type twChunk [twChunkSlots]twSlot
+
+// A position names a slot for as long as the record stays in it:
+// positions grow by one a slot from the head to the tail, chunks[0][0] is
+// position base, and the index holds position + 1.
 type twTable struct {
-	ring  []twSlot // ring[(head+i)%len(ring)] for i < n, in order of expiry
-	head  int
-	n     int // slots in use, dead ones included
-	live  int
-	index []uint32 // by hash of the tuple, linear probing: 0 empty, else ring position + 1
-	seed  maphash.Seed
+	chunks []*twChunk
+	base   uint32 // position of chunks[0][0]
+	head   uint32 // position of the first slot in use
+	n      int    // slots in use from head, dead ones included
+	live   int
+	index  []uint32 // by hash of the tuple, linear probing: 0 empty, else position + 1
+	spare  *twChunk // the last chunk given back, for the next one needed
+	seed   maphash.Seed
 }
+
+// twRebase is how far base may grow before the positions are renumbered
+// from 0, so that a position + 1 never wraps.
+const twRebase = 1 << 31
 
 func (t *twTable) hash(id tcp.Tuple) int {
 	return int(maphash.Comparable(t.seed, id) & uint64(len(t.index)-1))
 }
 
-func (t *twTable) pos(i int) int { return (t.head + i) % len(t.ring) }
+// pos is the position of the i-th slot in use.
+func (t *twTable) pos(i int) int { return int(t.head) + i }
 
-// lookup returns the ring position of id's record, or -1.
+// at returns the slot at position p.
+func (t *twTable) at(p int) *twSlot {
+	k := p - int(t.base)
+	return &t.chunks[k/twChunkSlots][k%twChunkSlots]
+}
+
+// lookup returns the position of id's record, or -1.
 func (t *twTable) lookup(id tcp.Tuple) int {
 	if t.live == 0 {
 		return -1
@@ -62,7 +93,7 @@ func (t *twTable) lookup(id tcp.Tuple) int {
 		if v == 0 {
 			return -1
 		}
-		if p := int(v - 1); t.ring[p].tw.ID() == id {
+		if p := int(v - 1); t.at(p).tw.ID() == id {
 			return p
 		}
 	}
@@ -71,15 +102,15 @@ func (t *twTable) lookup(id tcp.Tuple) int {
 // get returns id's record, or nil.
 func (t *twTable) get(id tcp.Tuple) *twSlot {
 	if p := t.lookup(id); p >= 0 {
-		return &t.ring[p]
+		return t.at(p)
 	}
 	return nil
 }
 
-// indexSlot finds the index entry pointing at ring position p.
+// indexSlot finds the index entry pointing at position p.
 func (t *twTable) indexSlot(p int) int {
 	mask := len(t.index) - 1
-	for i := t.hash(t.ring[p].tw.ID()); ; i = (i + 1) & mask {
+	for i := t.hash(t.at(p).tw.ID()); ; i = (i + 1) & mask {
 		if int(t.index[i]) == p+1 {
 			return i
 		}
@@ -88,7 +119,7 @@ func (t *twTable) indexSlot(p int) int {
 
 func (t *twTable) indexAdd(p int) {
 	mask := len(t.index) - 1
-	i := t.hash(t.ring[p].tw.ID())
+	i := t.hash(t.at(p).tw.ID())
 	for t.index[i] != 0 {
 		i = (i + 1) & mask
 	}
@@ -101,7 +132,7 @@ func (t *twTable) indexDelete(i int) {
 	mask := len(t.index) - 1
 	t.index[i] = 0
 	for j := (i + 1) & mask; t.index[j] != 0; j = (j + 1) & mask {
-		k := t.hash(t.ring[t.index[j]-1].tw.ID())
+		k := t.hash(t.at(int(t.index[j]) - 1).tw.ID())
 		// Move j to i unless its home k lies cyclically in (i, j].
 		if (i < j && (k <= i || k > j)) || (i > j && k <= i && k > j) {
 			t.index[i], t.index[j] = t.index[j], 0
@@ -110,41 +141,109 @@ func (t *twTable) indexDelete(i int) {
 	}
 }
 
+// reindex makes an index of size entries (a power of two) for the live
+// records.
+func (t *twTable) reindex(size int) {
+	t.index = make([]uint32, size)
+	for i := range t.n {
+		if p := t.pos(i); t.at(p).cid != 0 {
+			t.indexAdd(p)
+		}
+	}
+}
+
 // insert adds a record, in order of expiry.
 func (t *twTable) insert(tw tcp.TimeWaitRecord, cid uint64) {
-	if t.n == len(t.ring) {
-		t.relayout(max(16, (t.live+1)*5/4))
+	if 2*(t.live+1) > len(t.index) {
+		t.reindex(max(16, 2*len(t.index)))
+	}
+	if dead := t.n - t.live; dead > t.live && dead >= twChunkSlots {
+		t.compact()
+	}
+	if t.pos(t.n) == int(t.base)+len(t.chunks)*twChunkSlots {
+		c := t.spare
+		if c == nil {
+			c = new(twChunk)
+		}
+		t.spare = nil
+		t.chunks = append(t.chunks, c)
 	}
 	// Usually the latest: append. Otherwise move the later ones back.
 	i := t.n
 	exp := tw.Expiry()
 	for i > 0 {
-		prev := t.pos(i - 1)
-		if s := &t.ring[prev]; s.cid != 0 && !s.tw.Expiry().After(exp) {
+		if s := t.at(t.pos(i - 1)); s.cid != 0 && !s.tw.Expiry().After(exp) {
 			break
 		}
 		i--
 	}
 	for k := t.n; k > i; k-- {
 		from, to := t.pos(k-1), t.pos(k)
-		t.ring[to] = t.ring[from]
-		t.ring[from].cid = 0
-		if t.ring[to].cid != 0 {
-			t.reindex(from, to)
+		f, d := t.at(from), t.at(to)
+		*d = *f
+		f.cid = 0
+		if d.cid != 0 {
+			t.repoint(from, to)
 		}
 	}
 	p := t.pos(i)
-	t.ring[p] = twSlot{tw: tw, cid: cid}
+	*t.at(p) = twSlot{tw: tw, cid: cid}
 	t.n++
 	t.live++
 	t.indexAdd(p)
 }
 
-// reindex points the index entry of the record moved from ring position
-// from to to.
-func (t *twTable) reindex(from, to int) {
+// compact moves the live records to the front of the queue, in order,
+// and gives back the chunks left empty behind them. Records taken out of
+// the middle (an active open reusing a 4-tuple in TIME-WAIT, a FIN
+// restarting 2MSL) leave dead slots that the head reaches only when the
+// records before them expire: at a high connection rate with reuse, all
+// but a few of the slots of 2MSL's worth of connections. insert compacts
+// when the dead outnumber the live (and fill a chunk), so the queue holds
+// at most about twice the live records, and the moves cost O(1) a record
+// over time. It moves records, so positions taken before it are void: as
+// for insert, which calls it.
+func (t *twTable) compact() {
+	k := 0
+	for i := range t.n {
+		f := t.at(t.pos(i))
+		if f.cid == 0 {
+			continue
+		}
+		if k != i {
+			*t.at(t.pos(k)) = *f
+			f.cid = 0
+		}
+		k++
+	}
+	for i := k; i < t.n; i++ {
+		*t.at(t.pos(i)) = twSlot{}
+	}
+	t.n = k
+	// The index points at the old positions: fill it again, in place.
+	clear(t.index)
+	for i := range k {
+		t.indexAdd(t.pos(i))
+	}
+	// Chunks past the one holding the tail (one kept as the spare).
+	need := (int(t.head-t.base) + t.n + twChunkSlots - 1) / twChunkSlots
+	need = max(need, 1)
+	for j := need; j < len(t.chunks); j++ {
+		if t.spare == nil {
+			t.spare = t.chunks[j]
+		}
+		t.chunks[j] = nil
+	}
+	if need < len(t.chunks) {
+		t.chunks = t.chunks[:need]
+	}
+}
+
+// repoint points the index entry of the record moved from position from to
+// to.
+func (t *twTable) repoint(from, to int) {
 	mask := len(t.index) - 1
-	for i := t.hash(t.ring[to].tw.ID()); ; i = (i + 1) & mask {
+	for i := t.hash(t.at(to).tw.ID()); ; i = (i + 1) & mask {
 		if int(t.index[i]) == from+1 {
 			t.index[i] = uint32(to + 1)
 			return
@@ -152,17 +251,17 @@ func (t *twTable) reindex(from, to int) {
 	}
 }
 
-// remove drops the record at ring position p.
+// remove drops the record at position p.
 func (t *twTable) remove(p int) {
 	t.indexDelete(t.indexSlot(p))
-	t.ring[p].cid = 0
+	t.at(p).cid = 0
 	t.live--
 }
 
 // moved re-files the record at p after its expiry moved later (a
 // retransmitted FIN restarted 2MSL).
 func (t *twTable) moved(p int) {
-	s := t.ring[p]
+	s := *t.at(p)
 	t.remove(p)
 	t.insert(s.tw, s.cid)
 }
@@ -173,59 +272,71 @@ func (t *twTable) earliest() time.Time {
 	if t.live == 0 {
 		return time.Time{}
 	}
-	return t.ring[t.head].tw.Expiry()
+	return t.at(int(t.head)).tw.Expiry()
 }
 
+// skipDead drops the dead slots at the head, and the chunks the head
+// leaves behind (keeping one spare).
 func (t *twTable) skipDead() {
-	for t.n > 0 && t.ring[t.head].cid == 0 {
-		t.ring[t.head] = twSlot{}
-		t.head = (t.head + 1) % len(t.ring)
+	for t.n > 0 {
+		s := t.at(int(t.head))
+		if s.cid != 0 {
+			return
+		}
+		*s = twSlot{}
+		t.head++
 		t.n--
+		if int(t.head-t.base) == twChunkSlots {
+			if t.spare == nil {
+				t.spare = t.chunks[0]
+			}
+			t.chunks[0] = nil
+			t.chunks = t.chunks[1:]
+			t.base += uint32(twChunkSlots)
+			if t.base >= twRebase {
+				t.rebase()
+			}
+		}
 	}
+}
+
+// rebase numbers the positions from 0 again.
+func (t *twTable) rebase() {
+	for i, v := range t.index {
+		if v != 0 {
+			t.index[i] = v - t.base
+		}
+	}
+	t.head -= t.base
+	t.base = 0
 }
 
 // popDue takes out the first record if it has expired at now.
 func (t *twTable) popDue(now time.Time) (twSlot, bool) {
 	t.skipDead()
-	if t.live == 0 || t.ring[t.head].tw.Expiry().After(now) {
-		if t.live == 0 && len(t.ring) > 64 {
-			*t = twTable{seed: t.seed}
-		} else if len(t.ring) > 1024 && t.live < len(t.ring)/4 {
-			t.relayout(t.live * 2)
+	if t.live == 0 || t.at(int(t.head)).tw.Expiry().After(now) {
+		if t.live == 0 {
+			// Keep the chunk in use (a stack with a few connections at a
+			// time keeps a few records); let the spare and a large index
+			// go.
+			t.spare = nil
+			if len(t.index) > 64 {
+				t.index = nil
+			}
+		} else if len(t.index) > 1024 && 8*t.live < len(t.index) {
+			t.reindex(len(t.index) / 4)
 		}
 		return twSlot{}, false
 	}
-	s := t.ring[t.head]
-	t.remove(t.head)
+	s := *t.at(int(t.head))
+	t.remove(int(t.head))
 	return s, true
-}
-
-// relayout moves the live records, in order, to a ring of size slots
-// from position 0, and rebuilds the index.
-func (t *twTable) relayout(size int) {
-	ring := make([]twSlot, size)
-	k := 0
-	for i := range t.n {
-		if s := &t.ring[t.pos(i)]; s.cid != 0 {
-			ring[k] = *s
-			k++
-		}
-	}
-	t.ring, t.head, t.n = ring, 0, k
-	isz := 16
-	for isz < 2*size {
-		isz *= 2
-	}
-	t.index = make([]uint32, isz)
-	for p := range k {
-		t.indexAdd(p)
-	}
 }
 
 // all calls f for every live record.
 func (t *twTable) all(f func(s *twSlot)) {
 	for i := range t.n {
-		if s := &t.ring[t.pos(i)]; s.cid != 0 {
+		if s := t.at(t.pos(i)); s.cid != 0 {
 			f(s)
 		}
 	}
@@ -251,7 +362,7 @@ func (sh *shard) compact(tc *TCPConn) {
 // without) and the state seg found, as demux1 does.
 func (sh *shard) timeWaitSegment(n *nic, id tcp.Tuple, p int, seg *tcp.Segment, now time.Time) (*TCPConn, tcp.State) {
 	s := sh.s
-	slot := &sh.tw.ring[p]
+	slot := sh.tw.at(p)
 	cid := slot.cid
 	if seg.Flags&(wire.SYN|wire.ACK|wire.RST) == wire.SYN && slot.tw.Reopen(seg) {
 		if l := s.listenerFor(n, id.Local); l != nil {
@@ -324,7 +435,7 @@ func (s *Stack) reuseTimeWait(id tcp.Tuple, now time.Time) {
 	if p < 0 {
 		return
 	}
-	slot := sh.tw.ring[p]
+	slot := *sh.tw.at(p)
 	sh.tw.remove(p)
 	s.setISNNext(id, uint32(slot.tw.NextISS()))
 	s.ctr.TCP.TCPTimeWaitReuse.add(1)

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+	"unsafe"
 
 	"github.com/synack/synack/tcp"
 	"github.com/synack/synack/wire"
@@ -37,9 +38,18 @@ func twRecordFor(t testing.TB, cfg *tcp.Config, id tcp.Tuple, entered time.Time)
 // The table of records against a map, through random inserts (mostly in
 // order of expiry, some late), removals, restarts and expiries.
 func TestTimeWaitTable(t *testing.T) {
+	t.Run("from 0", func(t *testing.T) { testTimeWaitTable(t, 0) })
+	// Positions near the renumbering (twRebase), which the table crosses
+	// several times over.
+	t.Run("across the rebase", func(t *testing.T) { testTimeWaitTable(t, uint32(twRebase-3*twChunkSlots-5)) })
+}
+
+func testTimeWaitTable(t *testing.T, start uint32) {
 	cfg := &tcp.Config{ISN: tcp.FixedISN(1000), MSL: time.Second}
 	var tab twTable
 	tab.seed = maphash.MakeSeed()
+	tab.base, tab.head = start, start
+	rebased := false
 	model := map[tcp.Tuple]time.Time{} // expiry
 	cids := map[tcp.Tuple]uint64{}
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -67,7 +77,10 @@ func TestTimeWaitTable(t *testing.T) {
 			nextCID++
 			tab.insert(rec, nextCID)
 			model[id], cids[id] = rec.Expiry(), nextCID
-		case op < 7: // remove
+			if dead := tab.n - tab.live; dead > max(tab.live, twChunkSlots) {
+				t.Fatalf("step %d: %d dead slots kept beside %d live records", step, dead, tab.live)
+			}
+		case op < 7: // remove (an active open reusing the 4-tuple, a SYN reopening it, RST)
 			p := tab.lookup(id)
 			if _, ok := model[id]; ok != (p >= 0) {
 				t.Fatalf("step %d: lookup %v = %d, model has it: %v", step, id, p, ok)
@@ -81,7 +94,7 @@ func TestTimeWaitTable(t *testing.T) {
 			if p < 0 {
 				continue
 			}
-			r := &tab.ring[p]
+			r := tab.at(p)
 			before := r.tw.Expiry()
 			r.tw.HandleSegment(now, &tcp.Segment{Seq: 5001, Ack: 1002, Flags: wire.FIN | wire.ACK}, func(*tcp.Segment) {})
 			if !r.tw.Expiry().After(before) && !now.Add(2*time.Second).Equal(before) {
@@ -111,6 +124,12 @@ func TestTimeWaitTable(t *testing.T) {
 		if tab.live != len(model) {
 			t.Fatalf("step %d: %d live, model %d", step, tab.live, len(model))
 		}
+		if max := tab.n/twChunkSlots + 2; len(tab.chunks) > max {
+			t.Fatalf("step %d: %d chunks for %d slots in use", step, len(tab.chunks), tab.n)
+		}
+		if tab.base < start {
+			rebased = true
+		}
 		if step%997 == 0 {
 			for id := range model {
 				if s := tab.get(id); s == nil || s.cid != cids[id] {
@@ -123,6 +142,9 @@ func TestTimeWaitTable(t *testing.T) {
 				t.Fatalf("step %d: ring out of order", step)
 			}
 		}
+	}
+	if start >= twRebase/2 && !rebased {
+		t.Fatal("the positions were never renumbered: the test did not cross twRebase")
 	}
 }
 
@@ -413,9 +435,9 @@ func TestTimeWaitMemory(t *testing.T) {
 		per := float64(heapInUse()-base) / n
 		ring, index := 0, 0
 		for _, sh := range p.a.shards {
-			ring, index = ring+len(sh.tw.ring), index+len(sh.tw.index)
+			ring, index = ring+len(sh.tw.chunks)*twChunkSlots, index+len(sh.tw.index)
 		}
-		t.Logf("heap per TIME-WAIT record: %.0f bytes (%d records, %d shards, rings %d slots, indexes %d)", per, n, len(p.a.shards), ring, index)
+		t.Logf("heap per TIME-WAIT record: %.0f bytes (%d records, %d shards, chunks %d slots, indexes %d)", per, n, len(p.a.shards), ring, index)
 		if per > 200 {
 			t.Errorf("heap per TIME-WAIT record %.0f bytes, want under 200", per)
 		}
@@ -436,4 +458,92 @@ func heapInUse() uint64 {
 	runtime.GC()
 	runtime.ReadMemStats(&ms)
 	return ms.HeapAlloc
+}
+
+// A table that grows allocates about a record's slot and its share of the
+// index per record, not a copy of itself each time it grows: it was one
+// ring that grew by a quarter, some 620 bytes of allocation per record
+// while the records piled up (the default 60 s TIME-WAIT under a steady
+// connection rate), five times what the record holds (issue 13 item 6).
+func TestTimeWaitTableGrowthAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates on its own account")
+	}
+	cfg := &tcp.Config{ISN: tcp.FixedISN(1000), MSL: time.Minute}
+	const n = 20000
+	recs := make([]tcp.TimeWaitRecord, n)
+	now := time.Unix(1e9, 0)
+	for i := range recs {
+		id := tcp.Tuple{
+			Local:  netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 1, byte(i >> 8), byte(i)}), 40000),
+			Remote: netip.AddrPortFrom(netip.MustParseAddr("198.18.0.2"), 80),
+		}
+		recs[i] = twRecordFor(t, cfg, id, now.Add(time.Duration(i)*time.Microsecond))
+	}
+	var tab twTable
+	tab.seed = maphash.MakeSeed()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for i := range recs {
+		tab.insert(recs[i], uint64(i+1))
+	}
+	runtime.ReadMemStats(&after)
+	per := float64(after.TotalAlloc-before.TotalAlloc) / n
+	t.Logf("%.0f bytes allocated per record as the table grew to %d", per, n)
+	if slot := float64(unsafe.Sizeof(twSlot{})); per > slot+48 {
+		t.Errorf("%.0f bytes allocated per record, want at most %.0f (the %.0f-byte slot and its share of the index)", per, slot+48, slot)
+	}
+	for i := range recs {
+		if s := tab.get(recs[i].ID()); s == nil || s.cid != uint64(i+1) {
+			t.Fatalf("record %d not found", i)
+		}
+	}
+}
+
+// Records taken out of the middle of the queue (TIME-WAIT reuse by active
+// opens, at a high connection rate: each port's record is taken over long
+// before it expires) leave dead slots the head reaches only after 2MSL;
+// the queue must not hold 2MSL's worth of them, only about as many as
+// there are live records.
+func TestTimeWaitTableReuseChurn(t *testing.T) {
+	cfg := &tcp.Config{ISN: tcp.FixedISN(1000), MSL: time.Minute}
+	const ports = 500
+	now := time.Unix(1e9, 0)
+	tuple := func(i int) tcp.Tuple {
+		return tcp.Tuple{
+			Local:  netip.AddrPortFrom(netip.MustParseAddr("198.18.0.1"), uint16(32768+i)),
+			Remote: netip.AddrPortFrom(netip.MustParseAddr("198.18.0.2"), 80),
+		}
+	}
+	recs := make([]tcp.TimeWaitRecord, ports)
+	for i := range recs {
+		recs[i] = twRecordFor(t, cfg, tuple(i), now)
+	}
+	var tab twTable
+	tab.seed = maphash.MakeSeed()
+	for i := range ports {
+		tab.insert(recs[i], uint64(i+1))
+	}
+	// 100,000 connections over the 500 ports, none expiring: each takes
+	// its port's record over and leaves a new one.
+	for k := range 100000 {
+		i := k % ports
+		p := tab.lookup(recs[i].ID())
+		if p < 0 {
+			t.Fatalf("connection %d: the record of port %d is gone", k, i)
+		}
+		tab.remove(p)
+		tab.insert(recs[i], uint64(ports+k+1))
+	}
+	if tab.live != ports {
+		t.Fatalf("%d live records, want %d", tab.live, ports)
+	}
+	if max := 2*ports/twChunkSlots + 3; len(tab.chunks) > max {
+		t.Fatalf("%d chunks (%d slots, %d live records), want at most %d", len(tab.chunks), tab.n, tab.live, max)
+	}
+	for i := range ports {
+		if s := tab.get(recs[i].ID()); s == nil || s.cid != uint64(ports+100000-ports+i+1) {
+			t.Fatalf("record of port %d: %+v", i, s)
+		}
+	}
 }
