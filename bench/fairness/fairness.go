@@ -20,7 +20,10 @@ package fairness
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
+	"io"
+	"math/rand/v2"
 	"net/netip"
 	"sync/atomic"
 	"time"
@@ -77,7 +80,9 @@ func newSim(c pathmatrix.Cell, seed int64, cc string) (*sim, error) {
 	cfg.Clock = v
 	a, b := memlink.Pipe(cfg)
 	tc := tcp.Config{SendBufferSize: c.BufferSize(), ReceiveBufferSize: c.BufferSize(), CongestionControl: cc}
-	s := &sim{v: v, a: a, b: b, snd: stack.New(stack.Options{Clock: v, TCP: tc}), rcv: stack.New(stack.Options{Clock: v, TCP: tc})}
+	s := &sim{v: v, a: a, b: b,
+		snd: stack.New(stack.Options{Clock: v, TCP: tc, Rand: seededRand(seed, 1)}),
+		rcv: stack.New(stack.Options{Clock: v, TCP: tc, Rand: seededRand(seed, 2)})}
 	if _, err := s.snd.AddLink(a, senderAddr); err != nil {
 		s.close()
 		return nil, fmt.Errorf("sender AddLink: %w", err)
@@ -87,6 +92,17 @@ func newSim(c pathmatrix.Cell, seed int64, cc string) (*sim, error) {
 		return nil, fmt.Errorf("receiver AddLink: %w", err)
 	}
 	return s, nil
+}
+
+// seededRand is a stack's Rand drawn from the run's seed, so that the ISN
+// key and the ephemeral ports, and with them the ISSs (which also seed
+// BBR's probe-wait jitter), follow -seed: runs with one seed repeat, and
+// runs with different seeds differ.
+func seededRand(seed int64, which byte) io.Reader {
+	var k [32]byte
+	binary.LittleEndian.PutUint64(k[:], uint64(seed))
+	k[8] = which
+	return rand.NewChaCha8(k)
 }
 
 // close takes the stacks down, which wakes every participant still blocked

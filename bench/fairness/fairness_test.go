@@ -78,3 +78,28 @@ func TestUnknownController(t *testing.T) {
 		t.Error("RunSlowStart with controller \"vegas\": no error")
 	}
 }
+
+// TestRunPairSeeded: a run is fixed by its seed, the stacks' ISN keys
+// included (the ISS also seeds BBR's probe-wait jitter), so a figure can be
+// repeated and runs of different seeds are different runs.
+func TestRunPairSeeded(t *testing.T) {
+	c := pathmatrix.Cell{RTT: 20 * time.Millisecond, Rate: 100e6}
+	run := func(seed int64) PairResult {
+		r, err := RunPairStaggered(c, "bbr", "bbr", 8*time.Second, seed, 2*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	a, b := run(7), run(7)
+	if a.Bytes != b.Bytes || a.Retrans != b.Retrans {
+		t.Errorf("seed 7 twice: bytes %v and %v, retransmissions %v and %v", a.Bytes, b.Bytes, a.Retrans, b.Retrans)
+	}
+	distinct := map[[2]int64]bool{a.Bytes: true}
+	for _, s := range []int64{1, 3, 4} {
+		distinct[run(s).Bytes] = true
+	}
+	if len(distinct) < 2 {
+		t.Errorf("seeds 7, 1, 3 and 4 gave the same bytes %v: the seed does not reach the run", a.Bytes)
+	}
+}

@@ -51,7 +51,7 @@ func main() {
 		ssCCs  = flag.String("ss", "cubic,newreno,bbr", "controllers of the slow-start runs (empty: none)")
 		ssReo  = flag.Float64("ss-reorder", 0, "reordering of the slow-start path, each direction (0.01 is 1 %)")
 		ssLoss = flag.Float64("ss-loss", 0, "random loss of the slow-start path, each direction (0.01 is 1 %)")
-		seed   = flag.Int64("seed", 1, "seed of the link's fates")
+		seed   = flag.Int64("seed", 1, "seed of the link's fates and of the stacks' ISN keys (a run repeats with its seed)")
 		seeds  = flag.String("ss-seeds", "", "comma-separated seeds of the slow-start runs (default: -seed)")
 		stag   = flag.Duration("stagger", 0, "the second flow of each synack pair starts sending this long after the first")
 		nsPfx  = flag.String("ns-prefix", pathmatrix.NSPrefix, "start of the names of the network namespaces -linux makes")
