@@ -21,6 +21,10 @@
 // takes vouched packets (link.ChecksumVouching) whole, or are split into
 // MTU-sized segments for anything else; and the stack's consecutive
 // segments of a flow leave as one GSO super-packet that the kernel cuts up.
+// A large packet (a whole super-segment, or any packet at MTU 65535) is
+// lent to a dispatcher that takes loans (link.LoanDispatcher, lend.go): the
+// stack keeps its bytes in the buffer they were read into, instead of
+// copying them, and the reader reads on into buffers from a pool.
 // IFF_MULTI_QUEUE gives each queue its own reader, and the transmit queue
 // is lengthened so a burst (a SYN flood) queues instead of dropping the
 // legitimate SYNs in it.
