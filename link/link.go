@@ -66,7 +66,9 @@ type Loan interface {
 // packets that each come with a Loan of their memory (loans[i] is
 // pkts[i]'s): to keep a packet's bytes the receiver sets loans[i] to nil
 // and owes that loan one Release; the link takes the others back when
-// the call returns.
+// the call returns. A loans[i] that is nil already is no offer: pkts[i]
+// is valid only during the call, as with DeliverPackets (link/tun lends
+// only large packets read whole into a buffer of their own).
 type LoanDispatcher interface {
 	BatchDispatcher
 	DeliverLoanedPackets(pkts [][]byte, loans []Loan, vouched bool)

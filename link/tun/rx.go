@@ -26,17 +26,20 @@ type reader struct {
 	disp   link.Dispatcher
 	batch  link.BatchDispatcher  // disp, if it takes batches
 	vouch  link.ChecksumVouching // disp, if the link may vouch for checksums to it
-	bufs   [][]byte              // one per read
+	lend   link.LoanDispatcher   // disp, if the reader lends it its buffers (lend.go)
+	bufs   []*rxBuf              // one per read; nil: lent, to be replaced before the next read
 	lens   []int
-	arena  []byte   // the segments split from super-packets
-	pkts   [][]byte // the batch
-	vouchd []bool   // per packet of the batch: the link vouches for its checksum
-	ring   *ring    // the batch's reads in one system call (uring.go); nil: read(2) each
-	want   int      // reads to ask the ring for next
-	order  []int    // the ring's reads that brought a packet, in the order they completed
+	loans  []link.Loan // per packet of the batch: its buffer, offered as a loan, or nil
+	src    []int       // per packet of the batch: the index in bufs of the buffer offered, or -1
+	arena  []byte      // the segments split from super-packets
+	pkts   [][]byte    // the batch
+	vouchd []bool      // per packet of the batch: the link vouches for its checksum
+	ring   *ring       // the batch's reads in one system call (uring.go); nil: read(2) each
+	want   int         // reads to ask the ring for next
+	order  []int       // the ring's reads that brought a packet, in the order they completed
 	// The other set of buffer and length slices, that readRing
 	// reorders into.
-	spare     [][]byte
+	spare     []*rxBuf
 	spareLens []int
 }
 
@@ -45,18 +48,16 @@ func (d *Device) read(f *os.File, disp link.Dispatcher) {
 	r := &reader{d: d, disp: disp}
 	r.batch, _ = disp.(link.BatchDispatcher)
 	r.vouch, _ = disp.(link.ChecksumVouching)
-	size := d.mtu
-	nbuf := maxBatch
+	_, nbuf := d.readBufs()
 	if d.vnet > 0 {
-		// A super-packet is up to 64 KiB; fewer reads per batch keep a
-		// queue's buffers near 1 MiB.
-		size = d.vnet + maxPacket
-		nbuf = 16
 		r.arena = make([]byte, 0, 256<<10)
 	}
-	r.bufs = make([][]byte, nbuf)
+	if d.lends(disp) {
+		r.lend = disp.(link.LoanDispatcher)
+	}
+	r.bufs = make([]*rxBuf, nbuf)
 	for i := range r.bufs {
-		r.bufs[i] = make([]byte, size)
+		r.bufs[i] = d.pool.get()
 	}
 	r.lens = make([]int, nbuf)
 	rc, err := f.SyscallConn()
@@ -70,7 +71,7 @@ func (d *Device) read(f *os.File, disp link.Dispatcher) {
 			defer r.ring.close()
 			r.want = 2
 			r.order = make([]int, 0, nbuf)
-			r.spare, r.spareLens = make([][]byte, 0, nbuf), make([]int, 0, nbuf)
+			r.spare, r.spareLens = make([]*rxBuf, 0, nbuf), make([]int, 0, nbuf)
 		}
 	}
 	for {
@@ -93,14 +94,32 @@ func (d *Device) read(f *os.File, disp link.Dispatcher) {
 		}
 		d.rxReads.Add(uint64(n))
 		for i := 0; i < n; i++ {
-			if !r.take(r.bufs[i][:r.lens[i]]) {
+			if !r.take(i, r.bufs[i].b[:r.lens[i]]) {
 				return // closed
 			}
 		}
 		if !r.flush() {
 			return
 		}
+		// The buffers the dispatcher kept are its until it releases
+		// them: the next reads go into others.
+		for i, b := range r.bufs[:n] {
+			if b == nil {
+				r.bufs[i] = d.pool.get()
+			}
+		}
 	}
+}
+
+// readBufs is the size of a read's buffer and how many each queue's
+// reader has.
+func (d *Device) readBufs() (size, n int) {
+	if d.vnet > 0 {
+		// A super-packet is up to 64 KiB; fewer reads per batch keep a
+		// queue's buffers near 1 MiB.
+		return d.vnet + maxPacket, 16
+	}
+	return d.mtu, maxBatch
 }
 
 func (d *Device) setReadErr(err error) {
@@ -115,7 +134,7 @@ func (r *reader) readBatch(rc syscall.RawConn) (int, error) {
 	var rerr error
 	err := rc.Read(func(fd uintptr) bool {
 		for n < len(r.bufs) {
-			m, err := unix.Read(int(fd), r.bufs[n])
+			m, err := unix.Read(int(fd), r.bufs[n].b)
 			switch {
 			case err == unix.EINTR:
 				continue
@@ -157,7 +176,7 @@ func (r *reader) readRing(rc syscall.RawConn) (int, error) {
 		k := min(r.want, len(r.bufs), r.ring.room())
 		for i := range k {
 			r.lens[i] = 0
-			r.ring.queueRead(int(fd), r.bufs[i], uint64(i))
+			r.ring.queueRead(int(fd), r.bufs[i].b, uint64(i))
 		}
 		var failed error
 		unsupported := false
@@ -178,10 +197,12 @@ func (r *reader) readRing(rc syscall.RawConn) (int, error) {
 			}
 		}); err != nil {
 			// The ring broke: requests may still land in the
-			// buffers, so give them up with it and go on with read(2).
+			// buffers, so give them up with it (to no one: they go
+			// neither back to the pool nor out as loans) and go on
+			// with read(2).
 			r.ring = nil
 			for i := range r.bufs {
-				r.bufs[i] = make([]byte, len(r.bufs[i]))
+				r.bufs[i] = r.d.pool.fresh()
 			}
 			return true // n == 0: the next batch is read(2)'s
 		}
@@ -226,13 +247,13 @@ func (r *reader) readRing(rc syscall.RawConn) (int, error) {
 	return n, nil
 }
 
-// take adds one read's packet(s) to the batch, delivering first if the
-// arena cannot hold a super-packet's segments. It reports false once the
-// device is closed.
-func (r *reader) take(b []byte) bool {
+// take adds one read's packet(s), read into r.bufs[i], to the batch,
+// delivering first if the arena cannot hold a super-packet's segments. It
+// reports false once the device is closed.
+func (r *reader) take(i int, b []byte) bool {
 	d := r.d
 	if d.vnet == 0 {
-		r.add(b, false)
+		r.add(b, false, r.lendable(i, b))
 		return len(r.pkts) < maxBatch || r.flush()
 	}
 	if len(b) <= d.vnet {
@@ -247,7 +268,7 @@ func (r *reader) take(b []byte) bool {
 		d.rxGSO.Add(1)
 		d.rxGSOSegs.Add(1)
 		d.rxVouched.Add(1)
-		r.add(pkt, true)
+		r.add(pkt, true, r.lendable(i, pkt))
 	case h.GSOType != gsoNone:
 		// The segments of up to 64 KiB with their headers repeated:
 		// make room for all of them.
@@ -270,8 +291,12 @@ func (r *reader) take(b []byte) bool {
 		}
 		d.rxGSO.Add(1)
 		d.rxGSOSegs.Add(uint64(len(r.pkts) - before))
+		// The segments lie in the arena, which the next batch reuses:
+		// never lent.
 		for range len(r.pkts) - before {
 			r.vouchd = append(r.vouchd, vouch)
+			r.loans = append(r.loans, nil)
+			r.src = append(r.src, -1)
 		}
 		if vouch {
 			d.rxVouched.Add(uint64(len(r.pkts) - before))
@@ -288,21 +313,29 @@ func (r *reader) take(b []byte) bool {
 		} else {
 			d.rxVouched.Add(1)
 		}
-		r.add(pkt, vouch)
+		r.add(pkt, vouch, r.lendable(i, pkt))
 	case h.Flags&vnetDataValid != 0:
 		if vouch {
 			d.rxVouched.Add(1)
 		}
-		r.add(pkt, vouch)
+		r.add(pkt, vouch, r.lendable(i, pkt))
 	default:
-		r.add(pkt, false)
+		r.add(pkt, false, r.lendable(i, pkt))
 	}
 	return len(r.pkts) < maxBatch || r.flush()
 }
 
-func (r *reader) add(p []byte, vouched bool) {
+// add appends p to the batch; buf is the index in r.bufs of the buffer p
+// lies in, to offer as a loan, or -1.
+func (r *reader) add(p []byte, vouched bool, buf int) {
 	r.pkts = append(r.pkts, p)
 	r.vouchd = append(r.vouchd, vouched)
+	var loan link.Loan
+	if buf >= 0 {
+		loan = r.bufs[buf]
+	}
+	r.loans = append(r.loans, loan)
+	r.src = append(r.src, buf)
 }
 
 // flush delivers the batch and empties it; false once the device is
@@ -329,24 +362,32 @@ func (r *reader) flush() bool {
 		for _, p := range r.pkts {
 			r.disp.DeliverPacket(p)
 		}
-	case r.vouch == nil:
+	case r.vouch == nil && r.lend == nil:
 		r.batch.DeliverPackets(r.pkts)
 	default:
 		// Runs of vouched and not-vouched packets, in order.
 		for i := 0; i < len(r.pkts); {
 			j := i + 1
+			lent := r.src[i] >= 0
 			for j < len(r.pkts) && r.vouchd[j] == r.vouchd[i] {
+				lent = lent || r.src[j] >= 0
 				j++
 			}
-			if r.vouchd[i] {
+			switch {
+			case lent:
+				r.lend.DeliverLoanedPackets(r.pkts[i:j], r.loans[i:j], r.vouchd[i])
+			case r.vouchd[i]:
 				r.vouch.DeliverVouchedPackets(r.pkts[i:j])
-			} else {
+			default:
 				r.batch.DeliverPackets(r.pkts[i:j])
 			}
 			i = j
 		}
+		r.kept()
 	}
 	clear(r.pkts)
+	clear(r.loans)
 	r.pkts, r.vouchd, r.arena = r.pkts[:0], r.vouchd[:0], r.arena[:0]
+	r.loans, r.src = r.loans[:0], r.src[:0]
 	return d.state.CompareAndSwap(stateDelivering, stateIdle) // false: closed during the delivery
 }

@@ -21,6 +21,10 @@
 // takes vouched packets (link.ChecksumVouching) whole, or are split into
 // MTU-sized segments for anything else; and the stack's consecutive
 // segments of a flow leave as one GSO super-packet that the kernel cuts up.
+// A large packet (a whole super-segment, or any packet at MTU 65535) is
+// lent to a dispatcher that takes loans (link.LoanDispatcher, lend.go): the
+// stack keeps its bytes in the buffer they were read into, instead of
+// copying them, and the reader reads on into buffers from a pool.
 // IFF_MULTI_QUEUE gives each queue its own reader, and the transmit queue
 // is lengthened so a burst (a SYN flood) queues instead of dropping the
 // legitimate SYNs in it.
@@ -122,6 +126,13 @@ type Stats struct {
 	TxGSOSegs uint64
 	TxTSO     uint64 // of TxGSO, the stack's own super-segments (Features.TSOOut), not segments joined here
 	TxWrites  uint64 // write(2) calls
+
+	// RxLent counts packets whose read buffer the dispatcher kept (a
+	// link.Loan, lend.go: the stack holds a large segment's bytes where
+	// they were read instead of copying them); RxBufsMade the read
+	// buffers allocated: each reader's first ones, and those made
+	// because none lent had come back.
+	RxLent, RxBufsMade uint64
 }
 
 // Options configures OpenOptions. The zero value is what Open does: one
@@ -256,6 +267,7 @@ type Device struct {
 	deliverMu  sync.Mutex    // one delivery at a time across queues (the Dispatcher contract)
 	state      atomic.Int32  // stateIdle, stateDelivering or stateClosed
 	readErr    atomic.Pointer[error]
+	pool       *rxPool // the readers' buffers (lend.go); made by Attach
 
 	txMu  sync.Mutex // guards txBuf and txRing's batch
 	txBuf []byte     // a packet or super-packet with its virtio-net header
@@ -275,6 +287,7 @@ type Device struct {
 	rxGSO, rxGSOSegs   atomic.Uint64
 	rxCsum, rxVouched  atomic.Uint64
 	rxDropped          atomic.Uint64
+	rxLent             atomic.Uint64
 	txGSO, txGSOSegs   atomic.Uint64
 	txTSO              atomic.Uint64
 	txWrites           atomic.Uint64
@@ -587,11 +600,15 @@ func prefixToIPNet(p netip.Prefix) *net.IPNet {
 // splits GSO super-packets, completes partial checksums, and hands the
 // batch to disp in one DeliverPackets call when disp is a
 // link.BatchDispatcher (one DeliverPacket call per packet otherwise). The
-// packets live in the reader's buffers (disp copies what it keeps).
+// packets live in the reader's buffers: disp copies what it keeps, or,
+// when it is a link.LoanDispatcher, may keep a large packet's buffer (a
+// loan) until it releases it, and the reader reads into another (lend.go).
 // Deliveries from different queues never overlap. Only the first call has
 // an effect.
 func (d *Device) Attach(disp link.Dispatcher) {
 	d.attachOnce.Do(func() {
+		size, n := d.readBufs()
+		d.pool = newRxPool(size, 2*n*len(d.files))
 		d.readers.Add(len(d.files))
 		for _, f := range d.files {
 			go d.read(f, disp)
@@ -660,5 +677,6 @@ func (d *Device) Stats() Stats {
 		RxDropped: d.rxDropped.Load(),
 		TxGSO:     d.txGSO.Load(), TxGSOSegs: d.txGSOSegs.Load(), TxTSO: d.txTSO.Load(),
 		TxWrites: d.txWrites.Load(),
+		RxLent:   d.rxLent.Load(), RxBufsMade: d.pool.madeCount(),
 	}
 }
