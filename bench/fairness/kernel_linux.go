@@ -44,23 +44,13 @@ func RunKernelPair(c pathmatrix.Cell, cc string, d, stagger time.Duration, seed 
 		return res, series, err
 	}
 	var (
-		got     [2]atomic.Int64
-		wg      sync.WaitGroup
-		mu      sync.Mutex
-		closers []io.Closer
+		got  [2]atomic.Int64
+		wg   sync.WaitGroup
+		open closers
 	)
-	closeLater := func(c io.Closer) {
-		mu.Lock()
-		closers = append(closers, c)
-		mu.Unlock()
-	}
 	defer func() {
 		ln.Close()
-		mu.Lock()
-		for _, c := range closers {
-			c.Close()
-		}
-		mu.Unlock()
+		open.closeAll()
 		wg.Wait()
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -70,14 +60,14 @@ func RunKernelPair(c pathmatrix.Cell, cc string, d, stagger time.Duration, seed 
 		if snd[i], err = r.Dial(ctx, cc); err != nil {
 			return res, series, fmt.Errorf("dial %d: %w", i+1, err)
 		}
-		closeLater(snd[i])
+		open.add(snd[i])
 		// The accepted sockets come in dial order: the handshake of
 		// the second starts after the first is established.
 		a, err := ln.Accept()
 		if err != nil {
 			return res, series, fmt.Errorf("accept %d: %w", i+1, err)
 		}
-		closeLater(a)
+		open.add(a)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -65,25 +65,15 @@ func RunMixedPair(c pathmatrix.Cell, d time.Duration, seed int64) (res PairResul
 
 	// The receiver tells the flows apart by their source address.
 	var (
-		got     [2]atomic.Int64
-		wg      sync.WaitGroup
-		mu      sync.Mutex
-		closers []io.Closer
+		got  [2]atomic.Int64
+		wg   sync.WaitGroup
+		open closers
 	)
-	closeLater := func(c io.Closer) {
-		mu.Lock()
-		closers = append(closers, c)
-		mu.Unlock()
-	}
 	// Closing everything ends every goroutine: the writers fail, the
 	// readers see EOF or an error, Accept fails.
 	defer func() {
 		ln.Close()
-		mu.Lock()
-		for _, c := range closers {
-			c.Close()
-		}
-		mu.Unlock()
+		open.closeAll()
 		wg.Wait()
 	}()
 	wg.Add(1)
@@ -94,7 +84,7 @@ func RunMixedPair(c pathmatrix.Cell, d time.Duration, seed int64) (res PairResul
 			if err != nil {
 				return
 			}
-			closeLater(a)
+			open.add(a)
 			i := 0
 			if a.RemoteAddr().(*net.TCPAddr).IP.Equal(kernelAddr.Addr().AsSlice()) {
 				i = 1
@@ -113,12 +103,12 @@ func RunMixedPair(c pathmatrix.Cell, d time.Duration, seed int64) (res PairResul
 	if err != nil {
 		return res, fmt.Errorf("synack dial: %w", err)
 	}
-	closeLater(sc)
+	open.add(sc)
 	kc, err := kh.Dial(ctx, receiverAddr.Addr(), "cubic")
 	if err != nil {
 		return res, fmt.Errorf("kernel dial: %w", err)
 	}
-	closeLater(kc)
+	open.add(kc)
 	for _, c := range []net.Conn{sc, kc} {
 		wg.Add(1)
 		go func() {
