@@ -352,24 +352,32 @@ func TestAckPacedFollowsPacing(t *testing.T) {
 // segments each, the sender keeping its window full: within a round
 // (RFC 9406 section 4.2) they come spacing apart, with clumpGap more
 // before the middle one when clumpGap > 0; between rounds the path is
-// idle for minRTT. Every ACK carries an RTT sample of minRTT, so the
-// delay rule never fires. It stops when slow start ends or after max
-// ACKs.
-func trainRun(spacing, clumpGap, minRTT time.Duration, paced bool, max int) *cubic {
+// idle for minRTT. When batch > 0 the sender takes them in batches: an
+// ACK that arrives at t is taken at the end of the batch interval t falls
+// in (the next multiple of batch after the first ACK's arrival), all of a
+// batch at the same instant. Every ACK carries an RTT sample of minRTT,
+// so the delay rule never fires. It stops when slow start ends or after
+// max ACKs.
+func trainRun(spacing, clumpGap, minRTT, batch time.Duration, paced bool, max int) *cubic {
 	c := NewCubic(1000).(*cubic)
-	una, end, now := seqnum.Value(1), seqnum.Value(1), epoch
+	una, end, arr := seqnum.Value(1), seqnum.Value(1), epoch
 	m, i := 0, 0 // the round's ACKs, and this one's place in it
 	for n := 0; n < max && c.ssthresh == initialSSThresh; n++ {
 		una = una.Add(2000)
 		if n == 0 || una.GreaterThanEq(end) {
-			now = now.Add(minRTT)
+			arr = arr.Add(minRTT)
 			end, m, i = una.Add(seqnum.Size(c.cwnd)), c.cwnd/2000, 0
 		} else {
 			i++
-			now = now.Add(spacing)
+			arr = arr.Add(spacing)
 			if clumpGap > 0 && i == m/2 {
-				now = now.Add(clumpGap)
+				arr = arr.Add(clumpGap)
 			}
+		}
+		now := arr
+		if batch > 0 {
+			k := arr.Sub(epoch) / batch
+			now = epoch.Add((k + 1) * batch)
 		}
 		c.OnAck(now, Ack{Acked: 2000, Flight: c.cwnd, Una: una, Next: una.Add(seqnum.Size(c.cwnd)),
 			RTT: minRTT, SRTT: minRTT, MinRTT: minRTT, Paced: paced})
@@ -385,27 +393,50 @@ func trainRun(spacing, clumpGap, minRTT time.Duration, paced bool, max int) *cub
 // its ACK 101 (index 100), where slow start ends with ssthresh = cwnd =
 // 320000 + 100 x 2000 = 520000 (the path's BDP is 400 segments: the
 // round has delivered half of it). The same rounds in two clumps 5 ms
-// apart add up without the gap: index 101, 522000. Not applied to a paced
-// sender, to ACKs 3 ms apart (over hsTrainGap: not back to back), or on a
-// path of 2 ms (under hsMinRTTThresh).
+// apart add up without the gap: index 101, 522000. Not applied to a
+// paced sender or on a path of 2 ms (under hsMinRTTThresh).
+//
+// Batched ACKs (issue 11): the sender takes its ACKs in batches (all the
+// ACKs of a batch at one instant, as a starved runtime takes them). On a
+// path of 100 ms, ACKs 100 us apart (BDP 2000 segments), unbatched, the
+// round of 640 ACKs (cwnd 1280000 at its start) spans 50 ms at its ACK
+// 501: exit at 1280000 + 500 x 2000 = 2280000. Batches of 3, 5 and 10 ms:
+// before, no gap between batches counted (each is over hsTrainGap) and
+// slow start never ended by the train; now each batch is credited with
+// the bottleneck time of what it acknowledged, and the exit comes within
+// about a batch of the unbatched one (a batch is 30000 bytes a ms). With
+// the round in two clumps 5 ms apart it does not come early. Batches of
+// 3 ms on the 20 ms path are longer than minRTT/8: not credited, as before
+// (they can hold a clump's idle end: credited, the rounds in two clumps
+// ended slow start at 288000, 0.72 BDP; creditBatch).
+// ACKs 3 ms apart, unbatched, 20 ms: a slow bottleneck (2000 bytes per
+// 3 ms, a BDP of 13.3 segments) or batches of one ACK; over minRTT/8,
+// not credited: no exit.
 func TestHyStartAckTrainExit(t *testing.T) {
 	ms, us := time.Millisecond, time.Microsecond
 	for _, tc := range []struct {
-		name                      string
-		spacing, clumpGap, minRTT time.Duration
-		paced                     bool
-		wantExit                  bool
-		wantSSThresh              int
+		name                             string
+		spacing, clumpGap, minRTT, batch time.Duration
+		paced                            bool
+		wantExit                         bool
+		wantLo, wantHi                   int // ssthresh
 	}{
-		{"one train per round", 100 * us, 0, 20 * ms, false, true, 520000},
-		{"two clumps per round", 100 * us, 5 * ms, 20 * ms, false, true, 522000},
-		{"paced", 100 * us, 0, 20 * ms, true, false, initialSSThresh},
-		{"ACKs 3 ms apart", 3 * ms, 0, 20 * ms, false, false, initialSSThresh},
-		{"2 ms path", 100 * us, 0, 2 * ms, false, false, initialSSThresh},
+		{"one train per round", 100 * us, 0, 20 * ms, 0, false, true, 520000, 520000},
+		{"two clumps per round", 100 * us, 5 * ms, 20 * ms, 0, false, true, 522000, 522000},
+		{"100 ms path", 100 * us, 0, 100 * ms, 0, false, true, 2280000, 2280000},
+		{"100 ms path, batches of 3 ms", 100 * us, 0, 100 * ms, 3 * ms, false, true, 2280000, 2280000 + 2*90000},
+		{"100 ms path, batches of 5 ms", 100 * us, 0, 100 * ms, 5 * ms, false, true, 2280000, 2280000 + 2*150000},
+		{"100 ms path, batches of 10 ms", 100 * us, 0, 100 * ms, 10 * ms, false, true, 2280000, 2280000 + 2*300000},
+		{"100 ms path, two clumps, batches of 3 ms", 100 * us, 5 * ms, 100 * ms, 3 * ms, false, true, 2280000, 2280000 + 2*90000},
+		{"20 ms path, batches of 3 ms", 100 * us, 0, 20 * ms, 3 * ms, false, false, initialSSThresh, initialSSThresh},
+		{"20 ms path, two clumps, batches of 3 ms", 100 * us, 5 * ms, 20 * ms, 3 * ms, false, false, initialSSThresh, initialSSThresh},
+		{"paced", 100 * us, 0, 20 * ms, 0, true, false, initialSSThresh, initialSSThresh},
+		{"ACKs 3 ms apart", 3 * ms, 0, 20 * ms, 0, false, false, initialSSThresh, initialSSThresh},
+		{"2 ms path", 100 * us, 0, 2 * ms, 0, false, false, initialSSThresh, initialSSThresh},
 	} {
-		c := trainRun(tc.spacing, tc.clumpGap, tc.minRTT, tc.paced, 1000)
-		if c.hs.trainExit != tc.wantExit || c.ssthresh != tc.wantSSThresh {
-			t.Errorf("%s: train exit %v ssthresh %d (cwnd %d), want %v and %d", tc.name, c.hs.trainExit, c.ssthresh, c.cwnd, tc.wantExit, tc.wantSSThresh)
+		c := trainRun(tc.spacing, tc.clumpGap, tc.minRTT, tc.batch, tc.paced, 4000)
+		if c.hs.trainExit != tc.wantExit || c.ssthresh < tc.wantLo || c.ssthresh > tc.wantHi {
+			t.Errorf("%s: train exit %v ssthresh %d (cwnd %d), want %v and %d..%d", tc.name, c.hs.trainExit, c.ssthresh, c.cwnd, tc.wantExit, tc.wantLo, tc.wantHi)
 		}
 		if tc.wantExit && (c.cwnd != c.ssthresh || !c.hs.done) {
 			t.Errorf("%s: cwnd %d ssthresh %d done %v: want congestion avoidance from the window at the exit", tc.name, c.cwnd, c.ssthresh, c.hs.done)
