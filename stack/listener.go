@@ -359,9 +359,14 @@ func (l *Listener) AcceptTCP() (*TCPConn, error) {
 		}
 		tc = l.acceptQ[0]
 		l.acceptQ[0] = nil
-		l.acceptQ = l.acceptQ[1:]
-		if len(l.acceptQ) == 0 {
-			l.acceptQ = l.acceptQ[:0:0]
+		if len(l.acceptQ) == 1 {
+			// Emptied in place, keeping the array for the next
+			// connection: taking one at a time (the usual accept loop)
+			// allocates nothing. Only a queue that held several moves
+			// its start, and reallocates when it reaches the end.
+			l.acceptQ = l.acceptQ[:0]
+		} else {
+			l.acceptQ = l.acceptQ[1:]
 		}
 		tc.listener = nil
 		tc.inAcceptQ = false
