@@ -156,6 +156,7 @@ func selectShapes(only string) ([]bench.Shape, error) {
 		return all, nil
 	}
 	var out []bench.Shape
+	taken := map[string]bool{} // a shape two names select runs once ("mem,timewait")
 	for _, name := range strings.Split(only, ",") {
 		name = strings.TrimSpace(name)
 		found := false
@@ -164,8 +165,11 @@ func selectShapes(only string) ([]bench.Shape, error) {
 			// shapes (idle pairs and TIME-WAIT).
 			if s.Name == name || (name == "bulk" && strings.HasPrefix(s.Name, "bulk")) || (name == "conn" && strings.HasPrefix(s.Name, "conn")) ||
 				(name == "mem" && s.Name == "timewait") {
-				out = append(out, s)
 				found = true
+				if !taken[s.Name] {
+					taken[s.Name] = true
+					out = append(out, s)
+				}
 			}
 		}
 		if !found {
