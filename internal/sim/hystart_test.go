@@ -4,59 +4,16 @@ import (
 	"context"
 	"io"
 	"net/netip"
-	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
 
+	"github.com/synack/synack/clock"
 	"github.com/synack/synack/link"
 	"github.com/synack/synack/link/memlink"
 	"github.com/synack/synack/stack"
 	"github.com/synack/synack/tcp"
 )
-
-// batched is a memlink endpoint whose dispatcher gets, in one
-// DeliverPackets call, the packets that arrive within wait of a batch's
-// first: a runtime that takes its packets in batches, one reading of the
-// clock each, as a starved process does in real time (bench/cellprobe's
-// -rxbatch and -ackbatch).
-type batched struct {
-	*memlink.Endpoint
-	wait time.Duration
-
-	mu      sync.Mutex
-	pending [][]byte
-	armed   bool
-}
-
-func (c *batched) Attach(d link.Dispatcher) {
-	bd := d.(link.BatchDispatcher)
-	flush := func() {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		c.armed = false
-		if len(c.pending) > 0 {
-			bd.DeliverPackets(c.pending)
-		}
-		c.pending = c.pending[:0]
-	}
-	c.Endpoint.Attach(batchFunc(func(pkts ...[]byte) {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		for _, p := range pkts {
-			c.pending = append(c.pending, append([]byte(nil), p...))
-		}
-		if !c.armed {
-			c.armed = true
-			time.AfterFunc(c.wait, flush)
-		}
-	}))
-}
-
-type batchFunc func(pkts ...[]byte)
-
-func (f batchFunc) DeliverPacket(pkt []byte)     { f(pkt) }
-func (f batchFunc) DeliverPackets(pkts [][]byte) { f(pkts...) }
 
 // slowStartExit moves size bytes with CUBIC over 1 Gbit/s x 100 ms with a
 // drop-tail queue of one BDP each way, the receiver taking its packets in
@@ -80,13 +37,13 @@ func slowStartExit(t *testing.T, size int, ackBatch time.Duration) (info tcp.Inf
 		defer func() { snd.Close(); rcv.Close(); a.Close() }()
 		var sep link.Endpoint = a
 		if ackBatch > 0 {
-			sep = &batched{Endpoint: a, wait: ackBatch}
+			sep = memlink.Coalesce(a, clock.Real(), ackBatch) // the sender takes its ACKs in batches
 		}
 		sndAddr, rcvAddr := netip.MustParsePrefix("198.18.0.1/24"), netip.MustParsePrefix("198.18.0.2/24")
 		if _, err := snd.AddLink(sep, sndAddr); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := rcv.AddLink(&batched{Endpoint: b, wait: 200 * time.Microsecond}, rcvAddr); err != nil {
+		if _, err := rcv.AddLink(memlink.Coalesce(b, clock.Real(), 200*time.Microsecond), rcvAddr); err != nil {
 			t.Fatal(err)
 		}
 		ln, err := rcv.ListenTCP(netip.AddrPortFrom(rcvAddr.Addr(), 9), 0)

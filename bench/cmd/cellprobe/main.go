@@ -14,7 +14,6 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/synack/synack/bench/pathmatrix"
@@ -151,7 +150,7 @@ func run(c pathmatrix.Cell, seed int64, cc string, limit, trace time.Duration, r
 		if vc, ok := v.(*clock.Virtual); ok {
 			ck = vc
 		}
-		sep = &coalesced{Endpoint: a, clk: ck, wait: ackBatch}
+		sep = memlink.Coalesce(a, ck, ackBatch)
 	}
 	if _, err := snd.AddLink(sep, sndAddr); err != nil {
 		fail(err)
@@ -162,7 +161,7 @@ func run(c pathmatrix.Cell, seed int64, cc string, limit, trace time.Duration, r
 		if vc, ok := v.(*clock.Virtual); ok {
 			ck = vc
 		}
-		rep = &coalesced{Endpoint: b, clk: ck, wait: rxBatch}
+		rep = memlink.Coalesce(b, ck, rxBatch)
 	}
 	if _, err := rcv.AddLink(rep, rcvAddr); err != nil {
 		fail(err)
@@ -283,56 +282,6 @@ var (
 	bulkSize                                    int64
 	rxBatch, ackBatch                           time.Duration
 )
-
-// coalesced is the memlink endpoint whose dispatcher gets the packets
-// that arrive within wait of the first of a batch in one DeliverPackets
-// call, as a receiver whose NIC moderates its interrupts (or whose
-// reader is busy elsewhere) takes them. On the virtual clock it gives
-// the receive batches a loaded machine gives in real time.
-type coalesced struct {
-	*memlink.Endpoint
-	clk  clock.Clock
-	wait time.Duration
-
-	mu      sync.Mutex
-	pending [][]byte
-	armed   bool
-}
-
-func (c *coalesced) Attach(d link.Dispatcher) {
-	bd, ok := d.(link.BatchDispatcher)
-	if !ok {
-		c.Endpoint.Attach(d)
-		return
-	}
-	flush := func() {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		c.armed = false
-		if len(c.pending) > 0 {
-			bd.DeliverPackets(c.pending)
-		}
-		c.pending = c.pending[:0]
-	}
-	take := func(pkts ...[]byte) {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		for _, p := range pkts {
-			c.pending = append(c.pending, append([]byte(nil), p...))
-		}
-		if !c.armed {
-			c.armed = true
-			c.clk.AfterFunc(c.wait, flush)
-		}
-	}
-	c.Endpoint.Attach(batchFunc(take))
-}
-
-// batchFunc is a link.BatchDispatcher made of one function.
-type batchFunc func(pkts ...[]byte)
-
-func (f batchFunc) DeliverPacket(pkt []byte)     { f(pkt) }
-func (f batchFunc) DeliverPackets(pkts [][]byte) { f(pkts...) }
 
 // unbatched is the memlink endpoint with every method but Attach, whose
 // dispatcher gets one packet at a time.
