@@ -14,6 +14,23 @@ import (
 
 // churnOnce is the short connection of bench/'s BenchmarkConnect: dial,
 // one byte each way, the client closes first (and keeps the TIME-WAIT),
+
+// churnPort is the port churnPair's listener listens on.
+const churnPort = 80
+
+// churnPair is a pair of stacks with a listener of the second on
+// churnPort, closed when the test ends.
+func churnPair(t *testing.T) (*pair, *Listener) {
+	t.Helper()
+	p := newPair(t, pairOpts{})
+	l, err := p.b.ListenTCP(netip.AddrPortFrom(addrB, churnPort), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return p, l
+}
+
 // the server reads the EOF and closes.
 func churnOnce(t *testing.T, p *pair, l *Listener, port uint16) {
 	t.Helper()
@@ -67,13 +84,8 @@ func TestShortConnectionAllocBytes(t *testing.T) {
 		t.Skip("the race detector allocates on its own account")
 	}
 	synctest.Test(t, func(t *testing.T) {
-		p := newPair(t, pairOpts{})
-		const port = 80
-		l, err := p.b.ListenTCP(netip.AddrPortFrom(addrB, port), 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.Close()
+		p, l := churnPair(t)
+		const port = churnPort
 		// Warm up: the free lists of Conns and gates, the listener's
 		// queues, the first layouts of the TIME-WAIT table.
 		for range 300 {
@@ -112,13 +124,8 @@ func timeWaitRecords(s *Stack) int {
 // old handshake into the new connection.
 func TestSynQueueEntryReused(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		p := newPair(t, pairOpts{})
-		const port = 80
-		l, err := p.b.ListenTCP(netip.AddrPortFrom(addrB, port), 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.Close()
+		p, l := churnPair(t)
+		const port = churnPort
 		free := func() []*halfOpen {
 			p.b.mu.Lock()
 			defer p.b.mu.Unlock()
@@ -175,13 +182,8 @@ func TestGateOnlyWhileWaiting(t *testing.T) {
 // at the next connection (8 bytes a short connection, issue 13 item 6).
 func TestAcceptQueueKeepsItsArray(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		p := newPair(t, pairOpts{})
-		const port = 80
-		l, err := p.b.ListenTCP(netip.AddrPortFrom(addrB, port), 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.Close()
+		p, l := churnPair(t)
+		const port = churnPort
 		capacity := func() int {
 			p.b.mu.Lock()
 			defer p.b.mu.Unlock()
