@@ -600,14 +600,7 @@ func (d *direction) deliver(disp link.Dispatcher, batch []packet) {
 func (d *direction) deliverBatch(deliver func([][]byte), batch []packet) {
 	pkts := d.pkts[:0]
 	if !d.closed.Load() {
-		for i := range batch {
-			p := &batch[i]
-			pkt := p.buf.b[:p.n]
-			if d.tap != nil {
-				d.tap(d.dir, pkt)
-			}
-			pkts = append(pkts, pkt)
-		}
+		pkts = d.gather(pkts, batch)
 		deliver(pkts)
 		d.delivered.Add(uint64(len(pkts)))
 	}
@@ -619,20 +612,28 @@ func (d *direction) deliverBatch(deliver func([][]byte), batch []packet) {
 	}
 }
 
+// gather appends the packets of batch to pkts, showing each to the tap.
+func (d *direction) gather(pkts [][]byte, batch []packet) [][]byte {
+	for i := range batch {
+		p := &batch[i]
+		pkt := p.buf.b[:p.n]
+		if d.tap != nil {
+			d.tap(d.dir, pkt)
+		}
+		pkts = append(pkts, pkt)
+	}
+	return pkts
+}
+
 // deliverLoaned hands the whole batch over with the packets' buffers as
 // loans: the receiver keeps those it wants (and releases them later), the
 // rest come back to the pool here.
 func (d *direction) deliverLoaned(ld link.LoanDispatcher, batch []packet) {
 	pkts, loans := d.pkts[:0], d.loans[:0]
 	if !d.closed.Load() {
+		pkts = d.gather(pkts, batch)
 		for i := range batch {
-			p := &batch[i]
-			pkt := p.buf.b[:p.n]
-			if d.tap != nil {
-				d.tap(d.dir, pkt)
-			}
-			pkts = append(pkts, pkt)
-			loans = append(loans, p.buf)
+			loans = append(loans, batch[i].buf)
 		}
 		ld.DeliverLoanedPackets(pkts, loans, d.vouch)
 		d.delivered.Add(uint64(len(pkts)))
